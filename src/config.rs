@@ -1,0 +1,151 @@
+//! Settings: one value, read once from flags and `VISAGE_*` environment variables, validated
+//! against PhotoPrism's ranges, and passed down to every stage. Nothing here is global state.
+
+use clap::{Args, ValueEnum};
+
+/// Where compute kernels run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DeviceChoice {
+    /// A GPU adapter when wgpu finds one (hardware first, then software), else the CPU.
+    #[default]
+    Auto,
+    /// A GPU adapter; fail if there is none.
+    Gpu,
+    /// The CPU twins only.
+    Cpu,
+}
+
+/// The face settings of PhotoPrism, with its defaults and ranges, plus visage's own.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct Settings {
+    /// Minimum face size in pixels of the detection image (longest side 1280)
+    #[arg(long, env = "VISAGE_FACE_SIZE", default_value_t = 50, value_name = "PX",
+          value_parser = in_range::<u32>(20.0, 10000.0))]
+    pub face_size: u32,
+
+    /// Minimum face quality score
+    #[arg(long, env = "VISAGE_FACE_SCORE", default_value_t = 9.0, value_name = "SCORE",
+          value_parser = in_range::<f32>(1.0, 100.0))]
+    pub face_score: f32,
+
+    /// Face area overlap threshold in percent
+    #[arg(long, env = "VISAGE_FACE_OVERLAP", default_value_t = 42, value_name = "PERCENT",
+          value_parser = in_range::<u32>(1.0, 100.0))]
+    pub face_overlap: u32,
+
+    /// Minimum face size to be clustered automatically
+    #[arg(long, env = "VISAGE_FACE_CLUSTER_SIZE", default_value_t = 80, value_name = "PX",
+          value_parser = in_range::<u32>(20.0, 10000.0))]
+    pub face_cluster_size: u32,
+
+    /// Minimum quality score to be clustered automatically
+    #[arg(long, env = "VISAGE_FACE_CLUSTER_SCORE", default_value_t = 15, value_name = "SCORE",
+          value_parser = in_range::<u32>(1.0, 100.0))]
+    pub face_cluster_score: u32,
+
+    /// Number of faces forming a cluster core
+    #[arg(long, env = "VISAGE_FACE_CLUSTER_CORE", default_value_t = 4, value_name = "N",
+          value_parser = in_range::<u32>(1.0, 100.0))]
+    pub face_cluster_core: u32,
+
+    /// Similarity distance of faces forming a cluster core
+    #[arg(long, env = "VISAGE_FACE_CLUSTER_DIST", default_value_t = 0.64, value_name = "DIST",
+          value_parser = in_range::<f32>(0.1, 1.5))]
+    pub face_cluster_dist: f32,
+
+    /// Similarity offset for matching faces with existing clusters
+    #[arg(long, env = "VISAGE_FACE_MATCH_DIST", default_value_t = 0.46, value_name = "DIST",
+          value_parser = in_range::<f32>(0.1, 1.5))]
+    pub face_match_dist: f32,
+
+    /// Head tilts scanned, in degrees, comma-separated (each -45 to 45); 0 alone is upright only
+    #[arg(long, env = "VISAGE_FACE_ANGLES", value_delimiter = ',', value_name = "DEG,...",
+          default_values_t = DEFAULT_ANGLES, allow_negative_numbers = true,
+          value_parser = in_range::<f32>(-45.0, 45.0))]
+    pub face_angles: Vec<f32>,
+
+    /// Where to run compute kernels
+    #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+}
+
+/// Tilts scanned by default (see BENCHMARKS.md for what each set finds and costs).
+pub const DEFAULT_ANGLES: [f32; 3] = [0.0, -20.0, 20.0];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            face_size: 50,
+            face_score: 9.0,
+            face_overlap: 42,
+            face_cluster_size: 80,
+            face_cluster_score: 15,
+            face_cluster_core: 4,
+            face_cluster_dist: 0.64,
+            face_match_dist: 0.46,
+            face_angles: DEFAULT_ANGLES.to_vec(),
+            device: DeviceChoice::Auto,
+        }
+    }
+}
+
+/// A clap value parser that accepts numbers in `[lo, hi]` and names the range otherwise.
+fn in_range<T>(lo: f64, hi: f64) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+where
+    T: std::str::FromStr + Into<f64> + Copy,
+{
+    move |s: &str| {
+        let v: T = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("not a number (allowed: {lo} to {hi})"))?;
+        let f: f64 = v.into();
+        if f.is_finite() && f >= lo && f <= hi {
+            Ok(v)
+        } else {
+            Err(format!("out of range (allowed: {lo} to {hi})"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn defaults_are_photoprisms() {
+        let cli = Cli::try_parse_from(["visage"]).unwrap();
+        assert_eq!(cli.settings, Settings::default());
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_setting_and_range() {
+        let err = Cli::try_parse_from(["visage", "--face-size", "5"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("--face-size") && err.contains("20 to 10000"),
+            "{err}"
+        );
+        let err = Cli::try_parse_from(["visage", "--face-cluster-dist", "2"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("0.1 to 1.5"), "{err}");
+        let err = Cli::try_parse_from(["visage", "--face-angles", "0,60"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("--face-angles"), "{err}");
+        let ok = Cli::try_parse_from(["visage", "--face-angles", "0,-15,15", "--face-score", "20"])
+            .unwrap();
+        assert_eq!(ok.settings.face_angles, vec![0.0, -15.0, 15.0]);
+        assert_eq!(ok.settings.face_score, 20.0);
+    }
+}

@@ -1,0 +1,223 @@
+//! Face detection: the PICO cascade ([`cascade`]) evaluated over a window plan ([`windows`]) by the
+//! GPU shader or its CPU twin ([`scan`]), then merged into one box per face ([`merge`]).
+//!
+//! Input is a decoded [`Photo`]; output is boxes in the original image's pixels. Detection does not
+//! read files, verify faces or embed them; those are later stages.
+
+pub mod cascade;
+pub mod merge;
+pub mod scan;
+pub mod windows;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::{DeviceChoice, Settings};
+use crate::gpu::{Gpu, GpuError};
+use crate::photo::Photo;
+use cascade::{Cascade, CascadeError};
+use merge::Candidate;
+use scan::gpu::GpuScanner;
+use scan::{Hit, ScanInput};
+use windows::ScanPlan;
+
+/// A detected face, in the original (EXIF-oriented) image's pixels, top-left origin.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Face {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+    /// Quality: the summed cascade confidence of the windows that make up the face.
+    pub score: f32,
+}
+
+/// The detection settings, taken from [`Settings`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectParams {
+    pub min_size: u32,
+    pub face_score: f32,
+    /// Overlap above which two boxes are one face, as a fraction.
+    pub overlap: f32,
+    pub angles: Vec<f32>,
+}
+
+impl From<&Settings> for DetectParams {
+    fn from(s: &Settings) -> Self {
+        DetectParams {
+            min_size: s.face_size,
+            face_score: s.face_score,
+            overlap: s.face_overlap as f32 / 100.0,
+            angles: s.face_angles.clone(),
+        }
+    }
+}
+
+impl DetectParams {
+    /// Windows whose IoU exceeds this are merged into one candidate (PhotoPrism: overlap - 1 %).
+    pub fn merge_iou(&self) -> f32 {
+        (self.overlap - 0.01).max(0.0)
+    }
+
+    pub fn plan(&self, width: u32, height: u32) -> ScanPlan {
+        ScanPlan::new(width, height, self.min_size, &self.angles)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("face cascade: {0}")]
+    Cascade(#[from] CascadeError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+/// Where the cascade runs.
+pub enum Backend {
+    Cpu,
+    Gpu(GpuScanner),
+}
+
+/// A face detector with its cascade loaded on its device.
+pub struct Detector {
+    cascade: Cascade,
+    params: DetectParams,
+    backend: Backend,
+}
+
+impl Detector {
+    /// Load the built-in cascade and open the device the settings ask for. With `auto`, a missing
+    /// GPU falls back to the CPU with one log line.
+    pub fn new(settings: &Settings) -> Result<Self, DetectError> {
+        let cascade = Cascade::facefinder()?;
+        let backend = match settings.device {
+            DeviceChoice::Cpu => Backend::Cpu,
+            DeviceChoice::Gpu => Backend::Gpu(GpuScanner::new(Arc::new(Gpu::open()?), &cascade)),
+            DeviceChoice::Auto => match Gpu::open() {
+                Ok(gpu) => Backend::Gpu(GpuScanner::new(Arc::new(gpu), &cascade)),
+                Err(e) => {
+                    log::info!("no GPU, detecting on the CPU ({e})");
+                    Backend::Cpu
+                }
+            },
+        };
+        if let Backend::Gpu(s) = &backend {
+            log::info!("detecting on {}", s.gpu().describe());
+        }
+        Ok(Detector {
+            cascade,
+            params: DetectParams::from(settings),
+            backend,
+        })
+    }
+
+    /// A detector on an already opened backend (used by tests and benchmarks to compare them).
+    pub fn with_backend(cascade: Cascade, params: DetectParams, backend: Backend) -> Self {
+        Detector {
+            cascade,
+            params,
+            backend,
+        }
+    }
+
+    pub fn params(&self) -> &DetectParams {
+        &self.params
+    }
+
+    pub fn cascade(&self) -> &Cascade {
+        &self.cascade
+    }
+
+    /// "cpu" or the GPU adapter's description.
+    pub fn device(&self) -> String {
+        match &self.backend {
+            Backend::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
+            Backend::Gpu(s) => s.gpu().describe(),
+        }
+    }
+
+    /// Detect faces in several photos (one GPU submission for all of them).
+    pub fn detect_batch(&self, photos: &[&Photo]) -> Result<Vec<Vec<Face>>, DetectError> {
+        let plans: Vec<ScanPlan> = photos
+            .iter()
+            .map(|p| self.params.plan(p.width, p.height))
+            .collect();
+        let hits = self.scan(photos, &plans)?;
+        Ok(photos
+            .iter()
+            .zip(&plans)
+            .zip(hits)
+            .map(|((photo, plan), hits)| self.faces(photo, plan, &hits))
+            .collect())
+    }
+
+    /// Detect faces in one photo.
+    pub fn detect(&self, photo: &Photo) -> Result<Vec<Face>, DetectError> {
+        Ok(self.detect_batch(&[photo])?.pop().unwrap_or_default())
+    }
+
+    /// The raw surviving windows of each photo (what the GPU/CPU parity tests compare).
+    pub fn scan(
+        &self,
+        photos: &[&Photo],
+        plans: &[ScanPlan],
+    ) -> Result<Vec<Vec<Hit>>, DetectError> {
+        let inputs: Vec<ScanInput> = photos
+            .iter()
+            .zip(plans)
+            .map(|(p, plan)| ScanInput {
+                pixels: &p.gray,
+                width: p.width,
+                height: p.height,
+                plan,
+            })
+            .collect();
+        Ok(match &self.backend {
+            Backend::Cpu => inputs
+                .iter()
+                .map(|i| scan::cpu::scan(&self.cascade, i))
+                .collect(),
+            Backend::Gpu(s) => s.scan_batch(&inputs)?,
+        })
+    }
+
+    fn faces(&self, photo: &Photo, plan: &ScanPlan, hits: &[Hit]) -> Vec<Face> {
+        let windows = hits
+            .iter()
+            .map(|h| Candidate {
+                row: h.row as f32,
+                col: h.col as f32,
+                size: plan.levels[h.level as usize].size as f32,
+                score: h.score,
+            })
+            .collect();
+        let candidates = merge::cluster(windows, self.params.merge_iou());
+        let faces = merge::select(candidates, self.params.face_score, self.params.overlap);
+        let (sx, sy) = photo.scale();
+        faces
+            .iter()
+            .map(|c| to_original(c, sx, sy, photo))
+            .collect()
+    }
+}
+
+/// Map a square candidate in detection pixels to a box in original pixels, clipped to the image.
+fn to_original(c: &Candidate, sx: f32, sy: f32, photo: &Photo) -> Face {
+    let half = c.size / 2.0;
+    let x0 = ((c.col - half) * sx).round().max(0.0);
+    let y0 = ((c.row - half) * sy).round().max(0.0);
+    let x1 = ((c.col + half) * sx)
+        .round()
+        .min(photo.original_width as f32);
+    let y1 = ((c.row + half) * sy)
+        .round()
+        .min(photo.original_height as f32);
+    Face {
+        x: x0 as u32,
+        y: y0 as u32,
+        w: (x1 - x0).max(1.0) as u32,
+        h: (y1 - y0).max(1.0) as u32,
+        score: c.score,
+    }
+}

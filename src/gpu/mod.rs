@@ -1,0 +1,141 @@
+//! GPU plumbing: finding a wgpu adapter, opening a device, and the small helpers every compute
+//! kernel's host code shares (buffers, readback). It holds no kernel and no algorithm.
+
+use std::sync::mpsc;
+
+use thiserror::Error;
+use wgpu::util::DeviceExt;
+
+#[derive(Debug, Error)]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter found (wgpu saw none; on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers)"
+    )]
+    NoAdapter,
+    #[error("could not open the GPU device {adapter}: {source}")]
+    Device {
+        adapter: String,
+        source: wgpu::RequestDeviceError,
+    },
+    #[error("GPU work failed: {0}")]
+    Poll(#[from] wgpu::PollError),
+    #[error("reading GPU results failed: {0}")]
+    Map(#[from] wgpu::BufferAsyncError),
+    #[error("reading GPU results failed: {0}")]
+    MapRange(#[from] wgpu::MapRangeError),
+    #[error("GPU input too large: {0}")]
+    TooLarge(String),
+}
+
+/// An open GPU device and its queue.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+}
+
+impl Gpu {
+    /// Open the best adapter wgpu finds: a discrete GPU, then an integrated or virtual one, then a
+    /// software rasteriser such as Mesa's lavapipe.
+    pub fn open() -> Result<Self, GpuError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        adapters.retain(|a| {
+            a.get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        });
+        adapters.sort_by_key(|a| rank(a.get_info().device_type));
+        let adapter = adapters.into_iter().next().ok_or(GpuError::NoAdapter)?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("visage"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|source| GpuError::Device {
+            adapter: info.name.clone(),
+            source,
+        })?;
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+        })
+    }
+
+    /// True for a CPU-emulated adapter (lavapipe, SwiftShader, WARP).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// "name (backend, kind)" for log lines.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// A read-only storage buffer holding `data` (at least 4 bytes, as bindings need).
+    pub fn storage(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
+        let padded;
+        let contents = if data.len() < 4 {
+            padded = [data, &[0u8; 4][data.len()..]].concat();
+            &padded[..]
+        } else {
+            data
+        };
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// Copy the first `bytes` of `buffer` back to the host (waits for the queue).
+    pub fn read(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device.poll(wgpu::PollType::wait_indefinitely())?;
+        rx.recv().expect("map callback ran")?;
+        let out = staging.get_mapped_range(..)?.to_vec();
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+fn rank(kind: wgpu::DeviceType) -> u8 {
+    match kind {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// Workgroup counts (x, y) covering `groups` workgroups within the per-dimension limit.
+pub fn dispatch_grid(groups: u32, max_per_dim: u32) -> (u32, u32) {
+    let x = groups.clamp(1, max_per_dim);
+    (x, groups.div_ceil(x).max(1))
+}

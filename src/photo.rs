@@ -1,0 +1,184 @@
+//! Reading a photo file into what detection needs: the EXIF-oriented luminance image, downscaled to
+//! fit [`DETECT_SIDE`], and the scale back to the original (oriented) pixels.
+//!
+//! Decoding is bounded (dimensions and allocation limits) so a decompression bomb fails cleanly.
+//! It must not detect anything or touch any device.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use fast_image_resize as fir;
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageReader};
+use thiserror::Error;
+
+/// Faces are looked for on an image whose longest side is at most this (PhotoPrism's largest
+/// detection thumbnail).
+pub const DETECT_SIDE: u32 = 1280;
+/// Refuse images wider or taller than this.
+pub const MAX_SIDE: u32 = 50_000;
+/// Refuse images whose decoded pixels would need more memory than this.
+pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, Error)]
+pub enum PhotoError {
+    #[error("cannot open: {0}")]
+    Open(#[from] std::io::Error),
+    #[error("not a supported image: {0}")]
+    Decode(#[from] image::ImageError),
+    #[error("image is empty (0 pixels)")]
+    Empty,
+    #[error("resizing failed: {0}")]
+    Resize(String),
+}
+
+/// A photo ready for detection.
+#[derive(Debug, Clone)]
+pub struct Photo {
+    /// Luminance, row-major, `width x height`, at most [`DETECT_SIDE`] on the longest side.
+    pub gray: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    /// Size of the original image after EXIF orientation.
+    pub original_width: u32,
+    pub original_height: u32,
+}
+
+impl Photo {
+    /// Decode, orient, convert to luminance and downscale a photo file.
+    pub fn open(path: &Path) -> Result<Self, PhotoError> {
+        let file = BufReader::new(File::open(path)?);
+        let mut reader = ImageReader::new(file).with_guessed_format()?;
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(MAX_SIDE);
+        limits.max_image_height = Some(MAX_SIDE);
+        limits.max_alloc = Some(MAX_DECODE_BYTES);
+        reader.limits(limits);
+        let mut decoder = reader.into_decoder()?;
+        let orientation = decoder
+            .orientation()
+            .unwrap_or(image::metadata::Orientation::NoTransforms);
+        let image = DynamicImage::from_decoder(decoder)?;
+        Self::from_image(image, orientation)
+    }
+
+    /// Same as [`Photo::open`] for an image already in memory (orientation already applied).
+    pub fn from_dynamic(image: DynamicImage) -> Result<Self, PhotoError> {
+        Self::from_image(image, image::metadata::Orientation::NoTransforms)
+    }
+
+    fn from_image(
+        image: DynamicImage,
+        orientation: image::metadata::Orientation,
+    ) -> Result<Self, PhotoError> {
+        let (w, h) = (image.width(), image.height());
+        if w == 0 || h == 0 {
+            return Err(PhotoError::Empty);
+        }
+        // Luminance and downscaling first, orientation last: both are cheaper on the small image.
+        let gray = luminance(image);
+        let (sw, sh) = fit(w, h, DETECT_SIDE);
+        let small = if (sw, sh) == (w, h) {
+            gray
+        } else {
+            downscale(&gray, sw, sh)?
+        };
+        let mut oriented = DynamicImage::ImageLuma8(small);
+        oriented.apply_orientation(orientation);
+        let oriented = oriented.into_luma8();
+        let swapped = oriented.width() != sw;
+        let (ow, oh) = if swapped { (h, w) } else { (w, h) };
+        Ok(Photo {
+            width: oriented.width(),
+            height: oriented.height(),
+            gray: oriented.into_raw(),
+            original_width: ow,
+            original_height: oh,
+        })
+    }
+
+    /// Original pixels per detection-image pixel, horizontally and vertically.
+    pub fn scale(&self) -> (f32, f32) {
+        (
+            self.original_width as f32 / self.width as f32,
+            self.original_height as f32 / self.height as f32,
+        )
+    }
+}
+
+/// Size that fits `max_side` keeping the aspect ratio; never upscales.
+pub fn fit(w: u32, h: u32, max_side: u32) -> (u32, u32) {
+    let long = w.max(h);
+    if long <= max_side {
+        return (w, h);
+    }
+    let k = max_side as f64 / long as f64;
+    (
+        ((w as f64 * k).round() as u32).max(1),
+        ((h as f64 * k).round() as u32).max(1),
+    )
+}
+
+/// 8-bit luminance with Rec. 601 weights, as Pigo's grayscale conversion.
+fn luminance(image: DynamicImage) -> GrayImage {
+    let rgb = match image {
+        DynamicImage::ImageLuma8(g) => return g,
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.into_rgb8(),
+    };
+    let (w, h) = rgb.dimensions();
+    let gray: Vec<u8> = rgb
+        .as_raw()
+        .chunks_exact(3)
+        .map(|p| {
+            ((19595 * p[0] as u32 + 38470 * p[1] as u32 + 7471 * p[2] as u32 + 32768) >> 16) as u8
+        })
+        .collect();
+    GrayImage::from_raw(w, h, gray).expect("buffer matches dimensions")
+}
+
+fn downscale(gray: &GrayImage, w: u32, h: u32) -> Result<GrayImage, PhotoError> {
+    let src = fir::images::ImageRef::new(
+        gray.width(),
+        gray.height(),
+        gray.as_raw(),
+        fir::PixelType::U8,
+    )
+    .map_err(|e| PhotoError::Resize(e.to_string()))?;
+    let mut dst = fir::images::Image::new(w, h, fir::PixelType::U8);
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| PhotoError::Resize(e.to_string()))?;
+    Ok(GrayImage::from_raw(w, h, dst.into_vec()).expect("buffer matches dimensions"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_only_downscales() {
+        assert_eq!(fit(640, 480, 1280), (640, 480));
+        assert_eq!(fit(4000, 3000, 1280), (1280, 960));
+        assert_eq!(fit(3000, 4000, 1280), (960, 1280));
+        assert_eq!(fit(100_000, 10, 1280), (1280, 1));
+    }
+
+    #[test]
+    fn luminance_uses_rec601() {
+        let img = image::RgbImage::from_raw(3, 1, vec![255, 0, 0, 0, 255, 0, 0, 0, 255]).unwrap();
+        let g = luminance(DynamicImage::ImageRgb8(img));
+        assert_eq!(g.as_raw(), &vec![76, 150, 29]);
+    }
+
+    #[test]
+    fn orientation_swaps_sides_and_scale_maps_back() {
+        let img = DynamicImage::ImageLuma8(GrayImage::new(2560, 1000));
+        let p = Photo::from_image(img, image::metadata::Orientation::Rotate90).unwrap();
+        assert_eq!((p.width, p.height), (500, 1280));
+        assert_eq!((p.original_width, p.original_height), (1000, 2560));
+        assert_eq!(p.scale(), (2.0, 2.0));
+    }
+}
