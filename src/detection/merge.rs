@@ -39,14 +39,15 @@ impl Candidate {
     }
 }
 
-/// Group windows whose IoU exceeds `iou` into one candidate each: averaged centre and size,
-/// summed score (PICO's and Pigo's quality measure). Unlike Pigo, a window joins exactly one
-/// group, seeded by the strongest window left, so one face does not yield several overlapping
-/// groups.
+/// Pigo's clustering of windows: in order of increasing score, each window not yet in a group
+/// seeds one with every window whose IoU with it exceeds `iou` (a window may count towards more
+/// than one group, as in Pigo, so the summed scores match the ones PhotoPrism's quality gate was
+/// tuned on). Each group has the averaged centre and size and the summed score. Groups that
+/// describe the same face are removed afterwards by [`select`].
 pub fn cluster(mut windows: Vec<Candidate>, iou: f32) -> Vec<Candidate> {
     windows.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
+        a.score
+            .total_cmp(&b.score)
             .then(a.size.total_cmp(&b.size))
             .then(a.row.total_cmp(&b.row))
             .then(a.col.total_cmp(&b.col))
@@ -59,10 +60,9 @@ pub fn cluster(mut windows: Vec<Candidate>, iou: f32) -> Vec<Candidate> {
         }
         let seed = windows[i];
         let (mut r, mut c, mut s, mut q, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f32, 0u32);
-        for j in i..windows.len() {
-            if !taken[j] && seed.iou(&windows[j]) > iou {
+        for (j, w) in windows.iter().enumerate() {
+            if seed.iou(w) > iou {
                 taken[j] = true;
-                let w = windows[j];
                 r += w.row as f64;
                 c += w.col as f64;
                 s += w.size as f64;

@@ -202,15 +202,24 @@ impl Detector {
     }
 }
 
-/// Map a square candidate in detection pixels to a box in original pixels, clipped to the image.
+/// The facefinder's windows are about 1.2x the face and centred a little above it (they include
+/// the forehead). Reported boxes are the window scaled by this factor...
+pub const BOX_SCALE: f32 = 0.83;
+/// ...and moved down by this fraction of the window size, so that they cover brows to chin.
+/// Both measured against independent (MediaPipe) boxes on the test photos: see BENCHMARKS.md.
+pub const BOX_SHIFT: f32 = 0.115;
+
+/// Map a square candidate in detection pixels to a tight box in original pixels, clipped to the
+/// image.
 fn to_original(c: &Candidate, sx: f32, sy: f32, photo: &Photo) -> Face {
-    let half = c.size / 2.0;
+    let half = c.size * BOX_SCALE / 2.0;
+    let row = c.row + BOX_SHIFT * c.size;
     let x0 = ((c.col - half) * sx).round().max(0.0);
-    let y0 = ((c.row - half) * sy).round().max(0.0);
+    let y0 = ((row - half) * sy).round().max(0.0);
     let x1 = ((c.col + half) * sx)
         .round()
         .min(photo.original_width as f32);
-    let y1 = ((c.row + half) * sy)
+    let y1 = ((row + half) * sy)
         .round()
         .min(photo.original_height as f32);
     Face {

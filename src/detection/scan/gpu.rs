@@ -13,7 +13,7 @@ use crate::gpu::{Gpu, GpuError, dispatch_grid};
 const SHADER: &str = include_str!("../../../shaders/pico_scan.wgsl");
 const WORKGROUP: u32 = 64;
 /// Hits room reserved before the first try; a batch with more is rerun with exactly enough room.
-const MIN_CAPACITY: u32 = 1 << 14;
+const MIN_CAPACITY: u32 = 1 << 16;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -67,6 +67,7 @@ pub struct GpuScanner {
     thresholds: wgpu::Buffer,
     tree_count: u32,
     depth: u32,
+    initial_capacity: u32,
 }
 
 impl GpuScanner {
@@ -96,9 +97,15 @@ impl GpuScanner {
             ),
             tree_count: cascade.tree_count() as u32,
             depth: cascade.depth,
+            initial_capacity: MIN_CAPACITY,
             pipeline,
             gpu,
         }
+    }
+
+    /// Room for hits reserved before the first try (a larger count is rerun with enough room).
+    pub fn set_initial_capacity(&mut self, hits: u32) {
+        self.initial_capacity = hits.max(1);
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -149,7 +156,7 @@ impl GpuScanner {
             return Err(GpuError::TooLarge(format!("{total} windows in one batch")));
         }
         let pixel_bytes = pixels.len() as u64 * 4;
-        if pixel_bytes > self.gpu.limits.max_storage_buffer_binding_size as u64 {
+        if pixel_bytes > self.gpu.limits.max_storage_buffer_binding_size {
             return Err(GpuError::TooLarge(format!(
                 "{pixel_bytes} bytes of pixels in one batch"
             )));
@@ -159,7 +166,7 @@ impl GpuScanner {
         let levels_buf = self.gpu.storage("levels", bytemuck::cast_slice(&levels));
         let images_buf = self.gpu.storage("images", bytemuck::cast_slice(&images));
 
-        let mut capacity = MIN_CAPACITY.max(total / 64);
+        let mut capacity = self.initial_capacity;
         let hits = loop {
             let (count, raw) = self.dispatch(
                 total,
