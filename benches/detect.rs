@@ -1,1 +1,93 @@
-fn main() {}
+//! Face detection throughput (images/s) on real photos, CPU twin and GPU path, detection only
+//! (photos decoded beforehand, as the OpenCV peer in `benches/peers/haar_detect.py` is timed).
+//!
+//! `cargo bench --bench detect`; photos come from `scripts/fetch-testdata`. The GPU group runs on
+//! whatever adapter wgpu finds (lavapipe's figures are not GPU performance).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use visage::config::{DeviceChoice, Settings};
+use visage::detection::cascade::Cascade;
+use visage::detection::scan::gpu::GpuScanner;
+use visage::detection::{Backend, DetectParams, Detector};
+use visage::gpu::Gpu;
+use visage::photo::Photo;
+
+fn testdata() -> PathBuf {
+    let root = std::env::var_os("VISAGE_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/visage/testdata")
+        });
+    assert!(
+        root.join(".complete-v1").exists(),
+        "run scripts/fetch-testdata first"
+    );
+    root
+}
+
+fn load(paths: &[PathBuf]) -> Vec<Photo> {
+    paths.iter().map(|p| Photo::open(p).unwrap()).collect()
+}
+
+fn all_photos() -> Vec<PathBuf> {
+    let root = testdata();
+    let mut v: Vec<PathBuf> = visage::walk::photos(&[root.join("celebrity"), root.join("group")])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    v.sort();
+    v
+}
+
+fn bench(c: &mut Criterion) {
+    let settings = Settings {
+        device: DeviceChoice::Cpu,
+        ..Settings::default()
+    };
+    let params = DetectParams::from(&settings);
+    let cpu = Detector::new(&settings).unwrap();
+    let gpu = Gpu::open().ok().map(|g| {
+        let cascade = Cascade::facefinder().unwrap();
+        let scanner = GpuScanner::new(Arc::new(g), &cascade);
+        Detector::with_backend(cascade, params.clone(), Backend::Gpu(scanner))
+    });
+    let upright = Detector::new(&Settings {
+        face_angles: vec![0.0],
+        ..settings.clone()
+    })
+    .unwrap();
+
+    let t1 = load(&[testdata().join("group/t1.jpg")]);
+    let set = load(&all_photos());
+    let set_refs: Vec<&Photo> = set.iter().collect();
+
+    let mut g = c.benchmark_group("detect_1280px");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20).measurement_time(Duration::from_secs(10));
+    g.bench_function("cpu", |b| b.iter(|| cpu.detect(&t1[0]).unwrap()));
+    g.bench_function("cpu_upright_only", |b| {
+        b.iter(|| upright.detect(&t1[0]).unwrap())
+    });
+    if let Some(gpu) = &gpu {
+        g.sample_size(10);
+        let batch: Vec<&Photo> = std::iter::repeat_n(&t1[0], 8).collect();
+        g.throughput(Throughput::Elements(batch.len() as u64));
+        g.bench_function(format!("gpu_batch8 [{}]", gpu.device()), |b| {
+            b.iter(|| gpu.detect_batch(&batch).unwrap())
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("detect_reference_set");
+    g.throughput(Throughput::Elements(set.len() as u64));
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_function("cpu", |b| b.iter(|| cpu.detect_batch(&set_refs).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -4,8 +4,7 @@
 //! Decoding is bounded (dimensions and allocation limits) so a decompression bomb fails cleanly.
 //! It must not detect anything or touch any device.
 
-use std::fs::File;
-use std::io::BufReader;
+use std::io::Cursor;
 use std::path::Path;
 
 use fast_image_resize as fir;
@@ -28,6 +27,10 @@ pub enum PhotoError {
     Decode(#[from] image::ImageError),
     #[error("image is empty (0 pixels)")]
     Empty,
+    #[error("file is empty (0 bytes)")]
+    EmptyFile,
+    #[error("truncated: the JPEG data ends before its end-of-image marker")]
+    TruncatedJpeg,
     #[error("resizing failed: {0}")]
     Resize(String),
 }
@@ -47,8 +50,15 @@ pub struct Photo {
 impl Photo {
     /// Decode, orient, convert to luminance and downscale a photo file.
     pub fn open(path: &Path) -> Result<Self, PhotoError> {
-        let file = BufReader::new(File::open(path)?);
-        let mut reader = ImageReader::new(file).with_guessed_format()?;
+        let bytes = std::fs::read(path)?;
+        if bytes.is_empty() {
+            return Err(PhotoError::EmptyFile);
+        }
+        let mut reader = ImageReader::new(Cursor::new(&bytes)).with_guessed_format()?;
+        if reader.format() == Some(image::ImageFormat::Jpeg) && !ends_with_eoi(&bytes) {
+            // The decoder would fill the missing part with grey and say nothing.
+            return Err(PhotoError::TruncatedJpeg);
+        }
         let mut limits = image::Limits::default();
         limits.max_image_width = Some(MAX_SIDE);
         limits.max_image_height = Some(MAX_SIDE);
@@ -104,6 +114,12 @@ impl Photo {
             self.original_height as f32 / self.height as f32,
         )
     }
+}
+
+/// True if a JPEG ends with its end-of-image marker (some writers pad a few bytes after it).
+fn ends_with_eoi(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(64)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Size that fits `max_side` keeping the aspect ratio; never upscales.

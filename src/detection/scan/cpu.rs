@@ -9,6 +9,16 @@ use crate::detection::windows::Level;
 
 /// Scan every window of the plan and return the survivors in canonical order.
 pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
+    let w = input.width as i32;
+    // Per level, every comparison's two sample positions relative to the window centre, as
+    // offsets into the pixel array: (row << 16) + k >> 16 == row + (k >> 16), so the shader's
+    // per-sample arithmetic factors out exactly.
+    let tables: Vec<Offsets> = input
+        .plan
+        .levels
+        .par_iter()
+        .map(|level| Offsets::new(cascade, level, w))
+        .collect();
     // One task per (level, row): enough parallel slack, and each task walks a row of windows.
     let tasks: Vec<(u32, u32)> = input
         .plan
@@ -22,9 +32,20 @@ pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
         .with_min_len(8)
         .flat_map_iter(|&(l, i)| {
             let level = &input.plan.levels[l as usize];
+            let table = &tables[l as usize];
             (0..level.cols).filter_map(move |j| {
                 let (row, col) = level.centre(i, j);
-                classify(cascade, input, level, row, col).map(|score| Hit {
+                let score = if table.inside(row, col, input.width, input.height) {
+                    classify_inside(
+                        cascade,
+                        table,
+                        input.pixels,
+                        (row * input.width + col) as usize,
+                    )
+                } else {
+                    classify(cascade, input, level, row, col)
+                };
+                score.map(|score| Hit {
                     level: l,
                     row,
                     col,
@@ -37,7 +58,105 @@ pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
     hits
 }
 
-/// Run the cascade on one window; `Some(confidence)` if it passes every tree.
+/// Trees whose offsets are tabulated per level: nearly every window is rejected within them, and
+/// tabulating all 468 would cost more than it saves on small photos.
+const TABLE_TREES: usize = 64;
+
+/// A level's sample offsets for its first [`TABLE_TREES`] trees, and how far all of them reach.
+struct Offsets {
+    /// Per inner node: (first sample, second sample) as offsets from the centre pixel's index.
+    pairs: Vec<(isize, isize)>,
+    width: i32,
+    kc: i32,
+    ks: i32,
+    rows: (i32, i32),
+    cols: (i32, i32),
+}
+
+impl Offsets {
+    fn new(cascade: &Cascade, level: &Level, width: i32) -> Self {
+        let s = level.size as i32;
+        let (kc, ks) = (s * level.qcos, s * level.qsin);
+        // Every code is within [-128, 127]^2, so the reach of the whole cascade is that of the
+        // square's corners (rotation is linear); only the table is limited to the first trees.
+        let (mut rows, mut cols) = ((0, 0), (0, 0));
+        for (dr, dc) in [(-128, -128), (-128, 127), (127, -128), (127, 127)] {
+            let (r, c) = ((kc * dr - ks * dc) >> 16, (ks * dr + kc * dc) >> 16);
+            rows = (rows.0.min(r), rows.1.max(r));
+            cols = (cols.0.min(c), cols.1.max(c));
+        }
+        let mut table = Offsets {
+            pairs: Vec::new(),
+            width,
+            kc,
+            ks,
+            rows,
+            cols,
+        };
+        let tabulated = TABLE_TREES.min(cascade.tree_count()) * cascade.nodes_per_tree();
+        table.pairs = cascade.codes[..tabulated]
+            .iter()
+            .map(|&code| {
+                let [r1, c1, r2, c2] = unpack_code(code);
+                (table.at(r1, c1), table.at(r2, c2))
+            })
+            .collect();
+        table
+    }
+
+    /// Offset of the sample at code offsets (dr, dc) from the centre pixel's index.
+    #[inline(always)]
+    fn at(&self, dr: i32, dc: i32) -> isize {
+        let r = (self.kc * dr - self.ks * dc) >> 16;
+        let c = (self.ks * dr + self.kc * dc) >> 16;
+        (r * self.width + c) as isize
+    }
+
+    /// True if every sample of the window centred at (row, col) lies inside the image, so no
+    /// clamping is needed.
+    fn inside(&self, row: u32, col: u32, width: u32, height: u32) -> bool {
+        let (r, c) = (row as i32, col as i32);
+        r + self.rows.0 >= 0
+            && r + self.rows.1 < height as i32
+            && c + self.cols.0 >= 0
+            && c + self.cols.1 < width as i32
+    }
+}
+
+/// [`classify`] for a window whose samples all lie inside the image, with precomputed offsets.
+#[inline]
+fn classify_inside(cascade: &Cascade, table: &Offsets, px: &[u8], centre: usize) -> Option<f32> {
+    let nodes = cascade.nodes_per_tree();
+    let nleaves = cascade.leaves_per_tree();
+    let mut sum = 0.0f32;
+    for (t, &threshold) in cascade.thresholds.iter().enumerate() {
+        let mut idx = 0usize;
+        if let Some(pairs) = table.pairs.get(t * nodes..(t + 1) * nodes) {
+            for _ in 0..cascade.depth {
+                let (a, b) = pairs[idx];
+                let p1 = px[centre.wrapping_add_signed(a)];
+                let p2 = px[centre.wrapping_add_signed(b)];
+                idx = 2 * idx + 1 + (p1 <= p2) as usize;
+            }
+        } else {
+            let codes = &cascade.codes[t * nodes..(t + 1) * nodes];
+            for _ in 0..cascade.depth {
+                let [r1, c1, r2, c2] = unpack_code(codes[idx]);
+                let p1 = px[centre.wrapping_add_signed(table.at(r1, c1))];
+                let p2 = px[centre.wrapping_add_signed(table.at(r2, c2))];
+                idx = 2 * idx + 1 + (p1 <= p2) as usize;
+            }
+        }
+        sum += cascade.leaves[t * nleaves + idx - nodes];
+        if sum <= threshold {
+            return None;
+        }
+    }
+    Some(sum - cascade.thresholds[cascade.thresholds.len() - 1])
+}
+
+/// Run the cascade on one window; `Some(confidence)` if it passes every tree. Samples outside the
+/// image are clamped to its border (only rotated windows near the border have such samples).
 #[inline]
 pub fn classify(
     cascade: &Cascade,

@@ -1,0 +1,221 @@
+//! The `visage detect` command end to end: JSON output, bad files, exit codes, settings checks and
+//! EXIF orientation, with the real binary on real photos.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn visage(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_visage"));
+    cmd.args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env("RUST_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn bad_files_are_named_and_the_run_goes_on() {
+    let dir = tempdir("bad-files");
+    let good = common::testdata().join("group/t1.jpg");
+    std::fs::copy(&good, dir.join("a_good.jpg")).unwrap();
+    std::fs::write(dir.join("b_empty.jpg"), b"").unwrap();
+    std::fs::write(dir.join("c_text.png"), b"this is not an image").unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(dir.join("d_truncated.jpg"), &bytes[..bytes.len() / 3]).unwrap();
+    // A PNG header announcing 60000 x 60000 pixels: must be refused, not allocated.
+    std::fs::write(dir.join("e_bomb.png"), png_header(60_000, 60_000)).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"ignored: not a photo extension").unwrap();
+
+    let out = visage(
+        &["detect", "--json", "--device", "cpu", dir.to_str().unwrap()],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "some files failed: {stderr}");
+    for bad in ["b_empty.jpg", "c_text.png", "d_truncated.jpg", "e_bomb.png"] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(bad))
+            .unwrap_or_else(|| panic!("{bad}: {stderr}"));
+        assert!(line.len() > bad.len() + 20, "no reason given: {line}");
+    }
+    assert!(!stderr.contains("notes.txt"));
+    let json = lines(&out);
+    // The truncated JPEG may still decode partially; the good photo must be there with its faces.
+    let good = json
+        .iter()
+        .find(|j| j["path"].as_str().unwrap().ends_with("a_good.jpg"))
+        .unwrap();
+    assert_eq!(
+        (good["width"].as_u64(), good["height"].as_u64()),
+        (Some(1280), Some(886))
+    );
+    let faces = good["faces"].as_array().unwrap();
+    assert!(faces.len() >= 5, "{good}");
+    for f in faces {
+        for k in ["x", "y", "w", "h", "score"] {
+            assert!(f[k].is_number(), "{f}");
+        }
+    }
+}
+
+#[test]
+fn missing_paths_fail_with_their_name() {
+    let out = visage(&["detect", "--device", "cpu", "/no/such/photo.jpg"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/photo.jpg"));
+}
+
+#[test]
+fn out_of_range_settings_are_refused_by_flag_and_by_env() {
+    let t1 = common::testdata().join("group/t1.jpg");
+    let t1 = t1.to_str().unwrap();
+    let out = visage(&["detect", "--face-overlap", "0", t1], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--face-overlap") && err.contains("1 to 100"),
+        "{err}"
+    );
+
+    let out = visage(&["detect", t1], &[("VISAGE_FACE_SIZE", "5")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--face-size") && err.contains("20 to 10000"),
+        "{err}"
+    );
+
+    // In range from the environment: taken.
+    let out = visage(
+        &["detect", "--json", "--device", "cpu", t1],
+        &[("VISAGE_FACE_SIZE", "400")],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        lines(&out)[0]["faces"].as_array().unwrap().len(),
+        0,
+        "no face is 400 px wide"
+    );
+}
+
+#[test]
+fn exif_orientation_is_applied_and_boxes_are_in_oriented_pixels() {
+    // Store t1.jpg turned 90 degrees counter-clockwise with EXIF orientation 6 ("rotate 90 CW to
+    // view"): visage must see the upright photo and report boxes in its pixels.
+    let dir = tempdir("exif");
+    let src = common::testdata().join("group/t1.jpg");
+    let upright = image::open(&src).unwrap();
+    let stored = upright.rotate270();
+    let mut jpeg = Vec::new();
+    stored
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let rotated = dir.join("t1_exif6.jpg");
+    std::fs::write(&rotated, with_exif_orientation(&jpeg, 6)).unwrap();
+    let plain = dir.join("t1_plain.jpg");
+    std::fs::write(&plain, &jpeg).unwrap();
+
+    let run = |p: &Path| {
+        let out = visage(
+            &["detect", "--json", "--device", "cpu", p.to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0));
+        lines(&out).remove(0)
+    };
+    let reference = run(&src);
+    let oriented = run(&rotated);
+    assert_eq!(
+        (oriented["width"].as_u64(), oriented["height"].as_u64()),
+        (Some(1280), Some(886))
+    );
+    let faces = |j: &serde_json::Value| -> Vec<[f32; 4]> {
+        j["faces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| ["x", "y", "w", "h"].map(|k| f[k].as_f64().unwrap() as f32))
+            .collect()
+    };
+    let (want, got) = (faces(&reference), faces(&oriented));
+    assert!(want.len() >= 5);
+    let matched = want
+        .iter()
+        .filter(|w| got.iter().any(|g| common::iou(**w, *g) > 0.7))
+        .count();
+    assert!(matched + 1 >= want.len(), "{want:?} vs {got:?}");
+    // Without the tag the same pixels are a sideways photo: the upright faces are not found.
+    let sideways = run(&plain);
+    assert_eq!(sideways["width"].as_u64(), Some(886));
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("visage-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A valid PNG signature and IHDR chunk for an 8-bit RGB image of the given size, no pixel data.
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(13u32.to_be_bytes());
+    out.extend(&ihdr);
+    out.extend(crc32(&ihdr).to_be_bytes());
+    out
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Insert an APP1 Exif segment holding only the orientation tag right after the JPEG's SOI.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"II*\0".to_vec();
+    tiff.extend(8u32.to_le_bytes()); // IFD0 offset
+    tiff.extend(1u16.to_le_bytes()); // one entry
+    tiff.extend(0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend(3u16.to_le_bytes()); // SHORT
+    tiff.extend(1u32.to_le_bytes());
+    tiff.extend(orientation.to_le_bytes());
+    tiff.extend([0, 0]);
+    tiff.extend(0u32.to_le_bytes()); // no next IFD
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend(&jpeg[2..]);
+    out
+}
