@@ -1,6 +1,8 @@
 //! The CPU twin of `shaders/pico_scan.wgsl`: the same integer sample positions, the same tree walk,
 //! the same early rejection, on all cores with rayon. It is the reference the GPU is tested against.
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
 use super::{Hit, ScanInput, sort_hits};
@@ -58,14 +60,15 @@ pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
     hits
 }
 
-/// Trees whose offsets are tabulated per level: nearly every window is rejected within them, and
-/// tabulating all 468 would cost more than it saves on small photos.
-const TABLE_TREES: usize = 64;
+/// Sample offsets are tabulated per level in blocks of this many trees, each block on first use:
+/// nearly every window dies in the first block, while the few that look like faces walk hundreds
+/// of trees, so small photos do not pay for tables they never read.
+const BLOCK_TREES: usize = 16;
 
-/// A level's sample offsets for its first [`TABLE_TREES`] trees, and how far all of them reach.
+/// A level's sample offsets, and how far they reach from the window centre.
 struct Offsets {
-    /// Per inner node: (first sample, second sample) as offsets from the centre pixel's index.
-    pairs: Vec<(isize, isize)>,
+    /// Per block of trees, per inner node: the two samples as offsets from the centre's index.
+    blocks: Vec<OnceLock<Box<[[i32; 2]]>>>,
     width: i32,
     kc: i32,
     ks: i32,
@@ -78,38 +81,50 @@ impl Offsets {
         let s = level.size as i32;
         let (kc, ks) = (s * level.qcos, s * level.qsin);
         // Every code is within [-128, 127]^2, so the reach of the whole cascade is that of the
-        // square's corners (rotation is linear); only the table is limited to the first trees.
+        // square's corners (rotation is linear and the shift is monotonic).
         let (mut rows, mut cols) = ((0, 0), (0, 0));
         for (dr, dc) in [(-128, -128), (-128, 127), (127, -128), (127, 127)] {
             let (r, c) = ((kc * dr - ks * dc) >> 16, (ks * dr + kc * dc) >> 16);
             rows = (rows.0.min(r), rows.1.max(r));
             cols = (cols.0.min(c), cols.1.max(c));
         }
-        let mut table = Offsets {
-            pairs: Vec::new(),
+        let blocks = (0..cascade.tree_count().div_ceil(BLOCK_TREES))
+            .map(|_| OnceLock::new())
+            .collect();
+        Offsets {
+            blocks,
             width,
             kc,
             ks,
             rows,
             cols,
-        };
-        let tabulated = TABLE_TREES.min(cascade.tree_count()) * cascade.nodes_per_tree();
-        table.pairs = cascade.codes[..tabulated]
-            .iter()
-            .map(|&code| {
-                let [r1, c1, r2, c2] = unpack_code(code);
-                (table.at(r1, c1), table.at(r2, c2))
-            })
-            .collect();
-        table
+        }
     }
 
     /// Offset of the sample at code offsets (dr, dc) from the centre pixel's index.
-    #[inline(always)]
-    fn at(&self, dr: i32, dc: i32) -> isize {
+    fn at(&self, dr: i32, dc: i32) -> i32 {
         let r = (self.kc * dr - self.ks * dc) >> 16;
         let c = (self.ks * dr + self.kc * dc) >> 16;
-        (r * self.width + c) as isize
+        r * self.width + c
+    }
+
+    /// The offsets of tree `t`'s inner nodes.
+    #[inline(always)]
+    fn tree(&self, cascade: &Cascade, t: usize) -> &[[i32; 2]] {
+        let nodes = cascade.nodes_per_tree();
+        let block = self.blocks[t / BLOCK_TREES].get_or_init(|| {
+            let first = (t / BLOCK_TREES) * BLOCK_TREES;
+            let last = (first + BLOCK_TREES).min(cascade.tree_count());
+            cascade.codes[first * nodes..last * nodes]
+                .iter()
+                .map(|&code| {
+                    let [r1, c1, r2, c2] = unpack_code(code);
+                    [self.at(r1, c1), self.at(r2, c2)]
+                })
+                .collect()
+        });
+        let start = (t % BLOCK_TREES) * nodes;
+        &block[start..start + nodes]
     }
 
     /// True if every sample of the window centred at (row, col) lies inside the image, so no
@@ -123,29 +138,24 @@ impl Offsets {
     }
 }
 
-/// [`classify`] for a window whose samples all lie inside the image, with precomputed offsets.
+/// [`classify`] for a window whose samples all lie inside the image, with tabulated offsets.
 #[inline]
 fn classify_inside(cascade: &Cascade, table: &Offsets, px: &[u8], centre: usize) -> Option<f32> {
     let nodes = cascade.nodes_per_tree();
     let nleaves = cascade.leaves_per_tree();
     let mut sum = 0.0f32;
     for (t, &threshold) in cascade.thresholds.iter().enumerate() {
+        let pairs = table.tree(cascade, t);
         let mut idx = 0usize;
-        if let Some(pairs) = table.pairs.get(t * nodes..(t + 1) * nodes) {
-            for _ in 0..cascade.depth {
-                let (a, b) = pairs[idx];
-                let p1 = px[centre.wrapping_add_signed(a)];
-                let p2 = px[centre.wrapping_add_signed(b)];
-                idx = 2 * idx + 1 + (p1 <= p2) as usize;
-            }
-        } else {
-            let codes = &cascade.codes[t * nodes..(t + 1) * nodes];
-            for _ in 0..cascade.depth {
-                let [r1, c1, r2, c2] = unpack_code(codes[idx]);
-                let p1 = px[centre.wrapping_add_signed(table.at(r1, c1))];
-                let p2 = px[centre.wrapping_add_signed(table.at(r2, c2))];
-                idx = 2 * idx + 1 + (p1 <= p2) as usize;
-            }
+        for _ in 0..cascade.depth {
+            let [a, b] = pairs[idx];
+            let i1 = centre.wrapping_add_signed(a as isize);
+            let i2 = centre.wrapping_add_signed(b as isize);
+            debug_assert!(i1 < px.len() && i2 < px.len());
+            // SAFETY: `Offsets::inside` checked that every sample of this window, at any code in
+            // [-128, 127]^2, lies inside the image, so both indices are in bounds.
+            let (p1, p2) = unsafe { (*px.get_unchecked(i1), *px.get_unchecked(i2)) };
+            idx = 2 * idx + 1 + (p1 <= p2) as usize;
         }
         sum += cascade.leaves[t * nleaves + idx - nodes];
         if sum <= threshold {
