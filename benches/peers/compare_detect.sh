@@ -29,7 +29,18 @@ for threads in 1 2; do
   "$py" benches/peers/haar_detect.py --threads $threads --min-size 50 --repeat 3 "$data/celebrity" "$data/group" | sed -n 2p | sed "s/^/haar set     threads=$threads min-size 50: /"
 done
 for threads in 1 2; do
-  echo "visage threads=$threads (criterion):"
-  RAYON_NUM_THREADS=$threads cargo bench --quiet --bench detect -- cpu 2>/dev/null | grep -E '^detect|thrpt' | paste - - | awk '{print "  " $1 ": " $(NF-3), $(NF-2) " (median)"}'
+  RAYON_NUM_THREADS=$threads cargo bench --quiet --bench detect -- cpu > /dev/null 2>&1
+  "$py" - "$threads" <<'PY'
+import json, pathlib, sys
+root = pathlib.Path("target/criterion")
+for est in sorted(root.glob("detect_*/*/new/estimates.json")):
+    bench = json.loads((est.parent / "benchmark.json").read_text())
+    if "gpu" in bench["function_id"]:
+        continue
+    n = bench["throughput"]["Elements"]
+    median_s = json.loads(est.read_text())["median"]["point_estimate"] * 1e-9
+    print(f"visage {bench['group_id']}/{bench['function_id']:<17} threads={sys.argv[1]}: "
+          f"{n / median_s:.1f} images/s ({median_s / n * 1e3:.1f} ms/image)")
+PY
 done
 rm -rf "$out"
