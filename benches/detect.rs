@@ -55,11 +55,25 @@ fn bench(c: &mut Criterion) {
         let scanner = GpuScanner::new(Arc::new(g), &cascade);
         Detector::with_backend(cascade, params.clone(), Backend::Gpu(scanner))
     });
-    let upright = Detector::new(&Settings {
-        face_angles: vec![0.0],
-        ..settings.clone()
-    })
-    .unwrap();
+    // What --face-angles costs: upright only, and five and seven angles.
+    let angle_sets: [(&str, Vec<f32>); 3] = [
+        ("cpu_angles_0", vec![0.0]),
+        ("cpu_angles_5", vec![0.0, -15.0, 15.0, -30.0, 30.0]),
+        (
+            "cpu_angles_7",
+            vec![0.0, -10.0, 10.0, -20.0, 20.0, -30.0, 30.0],
+        ),
+    ];
+    let angled: Vec<(&str, Detector)> = angle_sets
+        .into_iter()
+        .map(|(name, face_angles)| {
+            let s = Settings {
+                face_angles,
+                ..settings.clone()
+            };
+            (name, Detector::new(&s).unwrap())
+        })
+        .collect();
 
     let t1 = load(&[testdata().join("group/t1.jpg")]);
     let set = load(&all_photos());
@@ -69,9 +83,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.sample_size(20).measurement_time(Duration::from_secs(10));
     g.bench_function("cpu", |b| b.iter(|| cpu.detect(&t1[0]).unwrap()));
-    g.bench_function("cpu_upright_only", |b| {
-        b.iter(|| upright.detect(&t1[0]).unwrap())
-    });
+    for (name, detector) in &angled {
+        g.bench_function(*name, |b| b.iter(|| detector.detect(&t1[0]).unwrap()));
+    }
     if let Some(gpu) = &gpu {
         g.sample_size(10);
         let batch: Vec<&Photo> = std::iter::repeat_n(&t1[0], 8).collect();

@@ -3,6 +3,11 @@
 use clap::Parser;
 
 fn main() {
+    // Mesa's Vulkan loader prints an alarming "XDG_RUNTIME_DIR is invalid" on headless machines
+    // although compute needs no display; give it a directory. Sound: no other thread exists yet.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp(None)
         .init();

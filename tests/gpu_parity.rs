@@ -52,12 +52,7 @@ fn compare(names: &[String], min_size: u32, angles: &[f32]) -> usize {
     let inputs: Vec<ScanInput> = photos
         .iter()
         .zip(&plans)
-        .map(|(p, plan)| ScanInput {
-            pixels: &p.gray,
-            width: p.width,
-            height: p.height,
-            plan,
-        })
+        .map(|(p, plan)| ScanInput::new(p, plan))
         .collect();
     // All photos in one submission, as the detector batches them.
     let gpu_hits = scanner.scan_batch(&inputs).unwrap();
@@ -97,12 +92,7 @@ fn more_hits_than_the_first_buffer_holds_are_all_returned() {
     scanner.set_initial_capacity(8);
     let photo = &photos(&["group/t1.jpg".into()])[0];
     let plan = ScanPlan::new(photo.width, photo.height, 20, &[0.0]);
-    let input = ScanInput {
-        pixels: &photo.gray,
-        width: photo.width,
-        height: photo.height,
-        plan: &plan,
-    };
+    let input = ScanInput::new(photo, &plan);
     let gpu_hits = scanner.scan_batch(std::slice::from_ref(&input)).unwrap();
     let cpu_hits = cpu::scan(&cascade, &input);
     assert!(cpu_hits.len() > 8);

@@ -104,6 +104,9 @@ impl Detector {
         };
         if let Backend::Gpu(s) = &backend {
             log::info!("detecting on {}", s.gpu().describe());
+            if s.gpu().is_software() {
+                log::info!("that adapter emulates a GPU on the CPU: --device cpu is faster here");
+            }
         }
         Ok(Detector {
             cascade,
@@ -166,12 +169,7 @@ impl Detector {
         let inputs: Vec<ScanInput> = photos
             .iter()
             .zip(plans)
-            .map(|(p, plan)| ScanInput {
-                pixels: &p.gray,
-                width: p.width,
-                height: p.height,
-                plan,
-            })
+            .map(|(p, plan)| ScanInput::new(p, plan))
             .collect();
         Ok(match &self.backend {
             Backend::Cpu => inputs

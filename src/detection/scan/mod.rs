@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod gpu;
 
 use super::windows::ScanPlan;
+use crate::photo::Photo;
 
 /// A window that passed every tree of the cascade.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,6 +28,18 @@ pub struct ScanInput<'a> {
     pub width: u32,
     pub height: u32,
     pub plan: &'a ScanPlan,
+}
+
+impl<'a> ScanInput<'a> {
+    /// The luminance image of a decoded photo, with its plan.
+    pub fn new(photo: &'a Photo, plan: &'a ScanPlan) -> Self {
+        ScanInput {
+            pixels: &photo.gray,
+            width: photo.width,
+            height: photo.height,
+            plan,
+        }
+    }
 }
 
 /// Hits in the canonical order both scanners return: level, then row, then column.
