@@ -34,30 +34,102 @@ pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
         .with_min_len(8)
         .flat_map_iter(|&(l, i)| {
             let level = &input.plan.levels[l as usize];
-            let table = &tables[l as usize];
-            (0..level.cols).filter_map(move |j| {
-                let (row, col) = level.centre(i, j);
-                let score = if table.inside(row, col, input.width, input.height) {
-                    classify_inside(
-                        cascade,
-                        table,
-                        input.pixels,
-                        (row * input.width + col) as usize,
-                    )
-                } else {
-                    classify(cascade, input, level, row, col)
-                };
-                score.map(|score| Hit {
+            scan_row(cascade, input, level, &tables[l as usize], i)
+                .into_iter()
+                .map(move |(row, col, score)| Hit {
                     level: l,
                     row,
                     col,
                     score,
                 })
-            })
         })
         .collect();
     sort_hits(&mut hits);
     hits
+}
+
+/// Windows walked side by side: their tree walks are independent chains of loads, so the CPU
+/// overlaps their latencies instead of waiting on one window at a time.
+const LANES: usize = 4;
+
+/// All windows of row `i` of a level: `(row, col, score)` of those that pass. Windows whose samples
+/// all lie inside the image go through [`LANES`] interleaved walks, the others through [`classify`].
+fn scan_row(
+    cascade: &Cascade,
+    input: &ScanInput,
+    level: &Level,
+    table: &Offsets,
+    i: u32,
+) -> Vec<(u32, u32, f32)> {
+    let mut out = Vec::new();
+    let mut inside = Vec::with_capacity(level.cols as usize);
+    for j in 0..level.cols {
+        let (row, col) = level.centre(i, j);
+        if table.inside(row, col, input.width, input.height) {
+            inside.push((row, col));
+        } else if let Some(score) = classify(cascade, input, level, row, col) {
+            out.push((row, col, score));
+        }
+    }
+    let (nodes, nleaves) = (cascade.nodes_per_tree(), cascade.leaves_per_tree());
+    let ntrees = cascade.tree_count();
+    let last_threshold = cascade.thresholds[ntrees - 1];
+    let px = input.pixels;
+    // Per lane: window index into `inside` (None when idle), its tree, its running sum.
+    let mut window: [Option<usize>; LANES] = [None; LANES];
+    let mut tree = [0usize; LANES];
+    let mut sum = [0.0f32; LANES];
+    // Idle lanes keep the centre of a window that passed `inside` (the first one until they get
+    // their own), so their harmless walks stay in bounds too.
+    let Some(&(row0, col0)) = inside.first() else {
+        return out;
+    };
+    let mut centre = [(row0 * input.width + col0) as usize; LANES];
+    let mut next = 0;
+    loop {
+        for k in 0..LANES {
+            if window[k].is_none() && next < inside.len() {
+                let (row, col) = inside[next];
+                (window[k], tree[k], sum[k]) = (Some(next), 0, 0.0);
+                centre[k] = (row * input.width + col) as usize;
+                next += 1;
+            }
+        }
+        if window.iter().all(Option::is_none) {
+            break;
+        }
+        // One tree for every lane, the lanes' steps interleaved. Idle lanes walk their last tree
+        // at their last centre, harmlessly, so the loop has no lane-dependent branch.
+        let pairs: [&[[i32; 2]]; LANES] = std::array::from_fn(|k| table.tree(cascade, tree[k]));
+        let mut idx = [0usize; LANES];
+        for _ in 0..cascade.depth {
+            for k in 0..LANES {
+                let [a, b] = pairs[k][idx[k]];
+                let i1 = centre[k].wrapping_add_signed(a as isize);
+                let i2 = centre[k].wrapping_add_signed(b as isize);
+                debug_assert!(i1 < px.len() && i2 < px.len());
+                // SAFETY: every lane's centre passed `Offsets::inside`, which checked that every
+                // sample of that window, at any code in [-128, 127]^2, lies inside the image.
+                let (p1, p2) = unsafe { (*px.get_unchecked(i1), *px.get_unchecked(i2)) };
+                idx[k] = 2 * idx[k] + 1 + (p1 <= p2) as usize;
+            }
+        }
+        for k in 0..LANES {
+            let Some(w) = window[k] else { continue };
+            let t = tree[k];
+            sum[k] += cascade.leaves[t * nleaves + idx[k] - nodes];
+            if sum[k] <= cascade.thresholds[t] {
+                window[k] = None;
+            } else if t + 1 == ntrees {
+                let (row, col) = inside[w];
+                out.push((row, col, sum[k] - last_threshold));
+                window[k] = None;
+            } else {
+                tree[k] = t + 1;
+            }
+        }
+    }
+    out
 }
 
 /// Sample offsets are tabulated per level in blocks of this many trees, each block on first use:
@@ -136,33 +208,6 @@ impl Offsets {
             && c + self.cols.0 >= 0
             && c + self.cols.1 < width as i32
     }
-}
-
-/// [`classify`] for a window whose samples all lie inside the image, with tabulated offsets.
-#[inline]
-fn classify_inside(cascade: &Cascade, table: &Offsets, px: &[u8], centre: usize) -> Option<f32> {
-    let nodes = cascade.nodes_per_tree();
-    let nleaves = cascade.leaves_per_tree();
-    let mut sum = 0.0f32;
-    for (t, &threshold) in cascade.thresholds.iter().enumerate() {
-        let pairs = table.tree(cascade, t);
-        let mut idx = 0usize;
-        for _ in 0..cascade.depth {
-            let [a, b] = pairs[idx];
-            let i1 = centre.wrapping_add_signed(a as isize);
-            let i2 = centre.wrapping_add_signed(b as isize);
-            debug_assert!(i1 < px.len() && i2 < px.len());
-            // SAFETY: `Offsets::inside` checked that every sample of this window, at any code in
-            // [-128, 127]^2, lies inside the image, so both indices are in bounds.
-            let (p1, p2) = unsafe { (*px.get_unchecked(i1), *px.get_unchecked(i2)) };
-            idx = 2 * idx + 1 + (p1 <= p2) as usize;
-        }
-        sum += cascade.leaves[t * nleaves + idx - nodes];
-        if sum <= threshold {
-            return None;
-        }
-    }
-    Some(sum - cascade.thresholds[cascade.thresholds.len() - 1])
 }
 
 /// Run the cascade on one window; `Some(confidence)` if it passes every tree. Samples outside the
