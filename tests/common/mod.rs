@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use visage::gpu::Gpu;
 
@@ -61,20 +61,18 @@ pub fn celebrity_photos() -> Vec<String> {
 /// The GPU, shared by the tests of one binary. `None` (test skipped, with a note) only outside CI:
 /// with `CI=true` a missing adapter fails the test.
 pub fn gpu() -> Option<Arc<Gpu>> {
-    static GPU: OnceLock<Mutex<Option<Arc<Gpu>>>> = OnceLock::new();
-    let cell = GPU.get_or_init(|| {
-        Mutex::new(match Gpu::open() {
-            Ok(g) => Some(Arc::new(g)),
-            Err(e) => {
-                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                    panic!("CI=true but no GPU adapter: {e} (install mesa-vulkan-drivers)");
-                }
-                eprintln!("SKIPPED: no GPU adapter ({e})");
-                None
+    static GPU: OnceLock<Option<Arc<Gpu>>> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::open() {
+        Ok(g) => Some(Arc::new(g)),
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                panic!("CI=true but no GPU adapter: {e} (install mesa-vulkan-drivers)");
             }
-        })
-    });
-    cell.lock().unwrap().clone()
+            eprintln!("SKIPPED: no GPU adapter ({e})");
+            None
+        }
+    })
+    .clone()
 }
 
 /// Reference face boxes (see `scripts/reference_faces.py`): path relative to [`testdata`] ->
