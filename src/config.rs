@@ -64,10 +64,36 @@ pub struct Settings {
           value_parser = in_range::<f32>(-45.0, 45.0))]
     pub face_angles: Vec<f32>,
 
+    /// Minimum O-Net face probability for a detection to count as a face (0 keeps all)
+    #[arg(long, env = "VISAGE_FACE_VERIFY", default_value_t = DEFAULT_VERIFY, value_name = "P",
+          value_parser = in_range::<f32>(0.0, 1.0))]
+    pub face_verify: f32,
+
+    /// How a face is cut for FaceNet: its O-Net box with a margin, or aligned on its landmarks
+    #[arg(long, env = "VISAGE_FACE_CROP", value_enum, default_value_t = CropMethod::default())]
+    pub face_crop: CropMethod,
+
     /// Where to run compute kernels
     #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+
+    /// Folder for model files [default: $XDG_CACHE_HOME/visage/models]
+    #[arg(long, env = "VISAGE_MODELS", value_name = "DIR")]
+    pub models: Option<std::path::PathBuf>,
 }
+
+/// How faces are cut for the embedding network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
+pub enum CropMethod {
+    /// The O-Net box grown by 20%, resized to 160x160 (as this FaceNet was trained)
+    #[default]
+    Box,
+    /// A similarity transform that puts the 5 landmarks on a template
+    Landmarks,
+}
+
+/// Default minimum O-Net probability (see BENCHMARKS.md for how it was chosen).
+pub const DEFAULT_VERIFY: f32 = 0.8;
 
 /// Tilts scanned by default (see BENCHMARKS.md for what each set finds and costs).
 pub const DEFAULT_ANGLES: [f32; 3] = [0.0, -20.0, 20.0];
@@ -84,7 +110,10 @@ impl Default for Settings {
             face_cluster_dist: 0.64,
             face_match_dist: 0.46,
             face_angles: DEFAULT_ANGLES.to_vec(),
+            face_verify: DEFAULT_VERIFY,
+            face_crop: CropMethod::default(),
             device: DeviceChoice::Auto,
+            models: None,
         }
     }
 }

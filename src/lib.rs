@@ -1,13 +1,22 @@
 //! visage: find, embed, cluster and name the faces in a photo library.
 //!
 //! The pipeline, one module per stage (see ARCHITECTURE.md):
-//! [`photo`] decodes a file into a luminance image, [`detection`] finds faces with the PICO cascade
-//! on the GPU ([`gpu`]) or the CPU; later stages (alignment, embedding, distance graph,
-//! clustering, people, store) follow. [`config`] holds the settings every stage receives.
+//! [`photo`] decodes a file, [`detection`] finds face candidates with the PICO cascade on the GPU
+//! ([`gpu`]) or the CPU, [`verification`] checks them with O-Net and finds landmarks,
+//! [`alignment`] cuts each face out, [`embedding`] turns it into a FaceNet vector on the device
+//! [`inference`] picks; [`pipeline`] chains those stages. [`evaluation`] measures the result,
+//! [`models`] fetches the weights, [`config`] holds the settings every stage receives.
 
+pub mod alignment;
 pub mod cli;
 pub mod config;
 pub mod detection;
+pub mod embedding;
+pub mod evaluation;
 pub mod gpu;
+pub mod inference;
+pub mod models;
 pub mod photo;
+pub mod pipeline;
+pub mod verification;
 pub mod walk;

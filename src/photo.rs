@@ -1,5 +1,6 @@
-//! Reading a photo file into what detection needs: the EXIF-oriented luminance image, downscaled to
-//! fit [`DETECT_SIDE`], and the scale back to the original (oriented) pixels.
+//! Reading a photo file into what the pipeline needs: the EXIF-oriented colour image downscaled to
+//! fit [`DETECT_SIDE`], its luminance for detection, and the scale back to the original (oriented)
+//! pixels.
 //!
 //! Decoding is bounded (dimensions and allocation limits) so a decompression bomb fails cleanly.
 //! It must not detect anything or touch any device.
@@ -8,7 +9,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use fast_image_resize as fir;
-use image::{DynamicImage, GrayImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use thiserror::Error;
 
 /// Faces are looked for on an image whose longest side is at most this (PhotoPrism's largest
@@ -35,11 +36,13 @@ pub enum PhotoError {
     Resize(String),
 }
 
-/// A photo ready for detection.
+/// A photo ready for detection and face cropping.
 #[derive(Debug, Clone)]
 pub struct Photo {
     /// Luminance, row-major, `width x height`, at most [`DETECT_SIDE`] on the longest side.
     pub gray: Vec<u8>,
+    /// The same pixels in colour (faces are cut from these).
+    pub rgb: RgbImage,
     pub width: u32,
     pub height: u32,
     /// Size of the original image after EXIF orientation.
@@ -85,23 +88,24 @@ impl Photo {
         if w == 0 || h == 0 {
             return Err(PhotoError::Empty);
         }
-        // Luminance and downscaling first, orientation last: both are cheaper on the small image.
-        let gray = luminance(image);
+        // Downscaling first, orientation last: both are cheaper on the small image.
         let (sw, sh) = fit(w, h, DETECT_SIDE);
+        let rgb = image.into_rgb8();
         let small = if (sw, sh) == (w, h) {
-            gray
+            rgb
         } else {
-            downscale(&gray, sw, sh)?
+            downscale(&rgb, sw, sh)?
         };
-        let mut oriented = DynamicImage::ImageLuma8(small);
+        let mut oriented = DynamicImage::ImageRgb8(small);
         oriented.apply_orientation(orientation);
-        let oriented = oriented.into_luma8();
-        let swapped = oriented.width() != sw;
+        let rgb = oriented.into_rgb8();
+        let swapped = rgb.width() != sw;
         let (ow, oh) = if swapped { (h, w) } else { (w, h) };
         Ok(Photo {
-            width: oriented.width(),
-            height: oriented.height(),
-            gray: oriented.into_raw(),
+            width: rgb.width(),
+            height: rgb.height(),
+            gray: luminance(&rgb),
+            rgb,
             original_width: ow,
             original_height: oh,
         })
@@ -136,38 +140,30 @@ pub fn fit(w: u32, h: u32, max_side: u32) -> (u32, u32) {
 }
 
 /// 8-bit luminance with Rec. 601 weights, as Pigo's grayscale conversion.
-fn luminance(image: DynamicImage) -> GrayImage {
-    let rgb = match image {
-        DynamicImage::ImageLuma8(g) => return g,
-        DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.into_rgb8(),
-    };
-    let (w, h) = rgb.dimensions();
-    let gray: Vec<u8> = rgb
-        .as_raw()
+fn luminance(rgb: &RgbImage) -> Vec<u8> {
+    rgb.as_raw()
         .chunks_exact(3)
         .map(|p| {
             ((19595 * p[0] as u32 + 38470 * p[1] as u32 + 7471 * p[2] as u32 + 32768) >> 16) as u8
         })
-        .collect();
-    GrayImage::from_raw(w, h, gray).expect("buffer matches dimensions")
+        .collect()
 }
 
-fn downscale(gray: &GrayImage, w: u32, h: u32) -> Result<GrayImage, PhotoError> {
+fn downscale(rgb: &RgbImage, w: u32, h: u32) -> Result<RgbImage, PhotoError> {
     let src = fir::images::ImageRef::new(
-        gray.width(),
-        gray.height(),
-        gray.as_raw(),
-        fir::PixelType::U8,
+        rgb.width(),
+        rgb.height(),
+        rgb.as_raw(),
+        fir::PixelType::U8x3,
     )
     .map_err(|e| PhotoError::Resize(e.to_string()))?;
-    let mut dst = fir::images::Image::new(w, h, fir::PixelType::U8);
+    let mut dst = fir::images::Image::new(w, h, fir::PixelType::U8x3);
     let options = fir::ResizeOptions::new()
         .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
     fir::Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| PhotoError::Resize(e.to_string()))?;
-    Ok(GrayImage::from_raw(w, h, dst.into_vec()).expect("buffer matches dimensions"))
+    Ok(RgbImage::from_raw(w, h, dst.into_vec()).expect("buffer matches dimensions"))
 }
 
 #[cfg(test)]
@@ -184,14 +180,13 @@ mod tests {
 
     #[test]
     fn luminance_uses_rec601() {
-        let img = image::RgbImage::from_raw(3, 1, vec![255, 0, 0, 0, 255, 0, 0, 0, 255]).unwrap();
-        let g = luminance(DynamicImage::ImageRgb8(img));
-        assert_eq!(g.as_raw(), &vec![76, 150, 29]);
+        let img = RgbImage::from_raw(3, 1, vec![255, 0, 0, 0, 255, 0, 0, 0, 255]).unwrap();
+        assert_eq!(luminance(&img), vec![76, 150, 29]);
     }
 
     #[test]
     fn orientation_swaps_sides_and_scale_maps_back() {
-        let img = DynamicImage::ImageLuma8(GrayImage::new(2560, 1000));
+        let img = DynamicImage::ImageLuma8(image::GrayImage::new(2560, 1000));
         let p = Photo::from_image(img, image::metadata::Orientation::Rotate90).unwrap();
         assert_eq!((p.width, p.height), (500, 1280));
         assert_eq!((p.original_width, p.original_height), (1000, 2560));

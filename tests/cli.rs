@@ -3,26 +3,9 @@
 
 mod common;
 
+use common::{lines, tempdir, visage};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn visage(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_visage"));
-    cmd.args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .env("RUST_LOG", "warn");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn lines(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn bad_files_are_named_and_the_run_goes_on() {
@@ -162,13 +145,6 @@ fn exif_orientation_is_applied_and_boxes_are_in_oriented_pixels() {
     // Without the tag the same pixels are a sideways photo: the upright faces are not found.
     let sideways = run(&plain);
     assert_eq!(sideways["width"].as_u64(), Some(886));
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("visage-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A valid PNG signature and IHDR chunk for an 8-bit RGB image of the given size, no pixel data.

@@ -7,13 +7,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::Settings;
 use crate::detection::{Detector, Face};
 use crate::photo::Photo;
-use crate::walk;
 
 /// Photos decoded and detected together (one GPU submission).
 const BATCH: usize = 16;
@@ -45,29 +43,12 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     let (mut photos, mut faces) = (0usize, 0usize);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut files = Vec::new();
-    for entry in walk::photos(&args.paths) {
-        match entry {
-            Ok(p) => files.push(p),
-            Err((path, why)) => {
-                eprintln!("visage: {}: {why}", path.display());
-                failed += 1;
-            }
-        }
-    }
+    let (files, walk_failed) = super::photo_files(&args.paths);
+    failed += walk_failed;
     for chunk in files.chunks(BATCH) {
-        let decoded: Vec<_> = chunk.par_iter().map(|p| Photo::open(p)).collect();
-        let mut ok = Vec::new();
-        for (path, photo) in chunk.iter().zip(&decoded) {
-            match photo {
-                Ok(photo) => ok.push((path, photo)),
-                Err(e) => {
-                    eprintln!("visage: {}: {e}", path.display());
-                    failed += 1;
-                }
-            }
-        }
-        let refs: Vec<&Photo> = ok.iter().map(|(_, p)| *p).collect();
+        let (ok, decode_failed) = super::decode(chunk);
+        failed += decode_failed;
+        let refs: Vec<&Photo> = ok.iter().map(|(_, p)| p).collect();
         let found = detector
             .detect_batch(&refs)
             .context("face detection failed")?;
@@ -101,9 +82,5 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             detector.device()
         )?;
     }
-    Ok(if failed > 0 {
-        super::EXIT_SOME_FAILED
-    } else {
-        0
-    })
+    Ok(super::exit_code(failed))
 }

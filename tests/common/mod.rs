@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
 use visage::gpu::Gpu;
@@ -103,4 +103,56 @@ pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     let iy = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
     let i = ix.max(0.0) * iy.max(0.0);
     i / (a[2] * a[3] + b[2] * b[3] - i)
+}
+
+/// The model cache (`$VISAGE_MODELS` or the default), with a model fetched if missing (once per
+/// test binary; concurrent fetches by several binaries are safe too).
+pub fn model(file: &visage::models::ModelFile) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let models = visage::models::Models::new(std::env::var_os("VISAGE_MODELS").map(PathBuf::from));
+    models
+        .get(file)
+        .unwrap_or_else(|e| panic!("the tests need model {}: {e}", file.name))
+}
+
+/// Burn's wgpu device on the adapter visage picks, under the same rule as [`gpu`].
+pub fn burn_gpu() -> Option<visage::inference::InferenceDevice> {
+    gpu()?;
+    Some(visage::inference::InferenceDevice::gpu().expect("an adapter was found just before"))
+}
+
+/// An RGB image file as 160x160 HWC bytes (the FaceNet fixture crops are exactly that size).
+pub fn crop_png(path: &Path) -> Vec<u8> {
+    let img = image::open(path).unwrap().into_rgb8();
+    assert_eq!(img.dimensions(), (160, 160), "{}", path.display());
+    img.into_raw()
+}
+
+/// Run the visage binary with these arguments and extra environment variables.
+pub fn visage(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_visage"));
+    cmd.args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env("RUST_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Each stdout line parsed as JSON.
+pub fn lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A fresh, empty folder for one test.
+pub fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("visage-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -1,0 +1,141 @@
+//! `visage eval DIR`: embed the largest face of every photo in a folder with one subfolder per
+//! person (the photo's parent folder names its person) and report how well the embeddings separate
+//! the people: ROC AUC, true-accept rate at 0.1% false accepts, and the best distance threshold.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use crate::config::{CropMethod, Settings};
+use crate::embedding::Standardisation;
+use crate::evaluation::{self, Separation};
+use crate::pipeline::Pipeline;
+
+const BATCH: usize = 16;
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+    /// Skip O-Net: cut the detection box as it is
+    #[arg(long)]
+    pub no_onet: bool,
+    /// How crop pixels are scaled for FaceNet
+    #[arg(long, value_enum, default_value_t = Standardisation::Fixed)]
+    pub standardisation: Standardisation,
+    #[command(flatten)]
+    pub settings: Settings,
+    /// Folder with one subfolder of photos per person
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    dir: String,
+    people: usize,
+    photos: usize,
+    embedded: usize,
+    without_face: usize,
+    failed: usize,
+    onet: bool,
+    crop: CropMethod,
+    standardisation: Standardisation,
+    face_verify: f32,
+    device: &'a str,
+    seconds: f64,
+    #[serde(flatten)]
+    separation: Option<Separation>,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let mut pipeline =
+        Pipeline::new(&args.settings, !args.no_onet).context("cannot load the face pipeline")?;
+    pipeline.embedder.standardisation = args.standardisation;
+    let (files, mut failed) = super::photo_files(std::slice::from_ref(&args.dir));
+    let mut people: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut labels, mut embeddings) = (Vec::new(), Vec::new());
+    let mut without_face = 0;
+    for chunk in files.chunks(BATCH) {
+        let (ok, decode_failed) = super::decode(chunk);
+        failed += decode_failed;
+        let photos: Vec<_> = ok.iter().map(|(_, p)| p).collect();
+        let found = pipeline.run(&photos).context("face pipeline failed")?;
+        for ((path, _), faces) in ok.iter().zip(found) {
+            let person = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let next = people.len();
+            let label = *people.entry(person).or_insert(next);
+            match faces
+                .into_iter()
+                .max_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)))
+            {
+                Some(face) => {
+                    labels.push(label);
+                    embeddings.push(face.embedding);
+                }
+                None => {
+                    log::info!("{}: no face", path.display());
+                    without_face += 1;
+                }
+            }
+        }
+    }
+    let (same, different) = evaluation::pair_distances(&labels, &embeddings);
+    let report = Report {
+        dir: args.dir.display().to_string(),
+        people: people.len(),
+        photos: files.len(),
+        embedded: embeddings.len(),
+        without_face,
+        failed,
+        onet: !args.no_onet,
+        crop: args.settings.face_crop,
+        standardisation: args.standardisation,
+        face_verify: args.settings.face_verify,
+        device: &pipeline.embedder.device().description,
+        seconds: started.elapsed().as_secs_f64(),
+        separation: evaluation::separation(&same, &different),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} people, {} photos, {} embedded, {} without a face, {} failed ({:.1} s on {})",
+            report.people,
+            report.photos,
+            report.embedded,
+            report.without_face,
+            report.failed,
+            report.seconds,
+            report.device
+        )?;
+        match &report.separation {
+            Some(s) => writeln!(
+                out,
+                "ROC AUC {:.4}  TAR@FAR=0.1% {:.3}  best threshold {:.3} (balanced accuracy {:.3})  mean distance same {:.3} / different {:.3}",
+                s.roc_auc,
+                s.tar_at_far_0_1_percent,
+                s.best_threshold,
+                s.best_balanced_accuracy,
+                s.same_mean_distance,
+                s.different_mean_distance
+            )?,
+            None => writeln!(out, "not enough faces for same- and different-person pairs")?,
+        }
+    }
+    Ok(super::exit_code(failed))
+}

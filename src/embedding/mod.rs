@@ -1,0 +1,153 @@
+//! Embedding: a 160x160 face crop becomes a 512-d unit vector, computed by FaceNet
+//! ([`facenet`]) with weights imported from the pretrained TensorFlow graph ([`weights`],
+//! [`graphdef`]) on the chosen Burn device, in batches.
+//!
+//! Input is already cut faces (see `alignment`); this module does not detect, verify or crop.
+
+pub mod facenet;
+pub mod graphdef;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::inference::InferenceDevice;
+use crate::verification::to_chw;
+use facenet::FaceNet;
+pub use facenet::{EMBEDDING_DIM, INPUT_SIDE};
+pub use weights::WeightsError;
+
+/// A face's embedding: 512 floats of unit length.
+pub type Embedding = Vec<f32>;
+
+/// Faces embedded in one forward pass.
+pub const BATCH: usize = 32;
+
+/// Version of the cached Burn record's layout; bump it when [`FaceNet`]'s modules change.
+const RECORD_VERSION: u32 = 1;
+
+/// How crop pixels are scaled before the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+pub enum Standardisation {
+    /// `(x - 127.5) / 128`, the same for every face.
+    #[default]
+    Fixed,
+    /// Per face: subtract its mean, divide by its standard deviation (davidsandberg's prewhiten).
+    Prewhiten,
+}
+
+impl Standardisation {
+    /// HWC RGB bytes to CHW floats.
+    pub fn apply(self, pixels: &[u8], dst: &mut [f32]) {
+        match self {
+            Standardisation::Fixed => to_chw(pixels, dst, |v| (v - 127.5) / 128.0),
+            Standardisation::Prewhiten => {
+                let n = pixels.len() as f64;
+                let mean = pixels.iter().map(|&v| v as f64).sum::<f64>() / n;
+                let var = pixels
+                    .iter()
+                    .map(|&v| (v as f64 - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                let std = var.sqrt().max(1.0 / n.sqrt());
+                let (mean, std) = (mean as f32, std as f32);
+                to_chw(pixels, dst, |v| (v - mean) / std)
+            }
+        }
+    }
+}
+
+pub struct Embedder {
+    net: FaceNet,
+    device: InferenceDevice,
+    pub standardisation: Standardisation,
+}
+
+impl Embedder {
+    /// Load FaceNet from the cached Burn record next to `graph`, or import the graph and write
+    /// that record for next time.
+    pub fn load(graph: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
+        let record = record_path(graph);
+        let net = match weights::load_record(&record, &device.device) {
+            Ok(net) => net,
+            Err(e) => {
+                if record.exists() {
+                    log::warn!("{e}; importing the graph again");
+                }
+                let net = weights::import_graph(graph, &device.device)?;
+                // Written aside, then renamed: a concurrent reader never sees half a record.
+                let partial = record.with_extension(format!("{}.bpk", std::process::id()));
+                let saved = weights::save_record(&net, &partial).and_then(|()| {
+                    std::fs::rename(&partial, &record).map_err(|e| WeightsError::Record {
+                        path: record.display().to_string(),
+                        why: e.to_string(),
+                    })
+                });
+                if let Err(e) = saved {
+                    let _ = std::fs::remove_file(&partial);
+                    log::warn!("cannot cache the imported FaceNet: {e}");
+                }
+                net
+            }
+        };
+        Ok(Embedder {
+            net,
+            device: device.clone(),
+            standardisation: Standardisation::Fixed,
+        })
+    }
+
+    /// Import straight from the graph, bypassing the cached record (for tests).
+    pub fn import(graph: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
+        Ok(Embedder {
+            net: weights::import_graph(graph, &device.device)?,
+            device: device.clone(),
+            standardisation: Standardisation::Fixed,
+        })
+    }
+
+    pub fn device(&self) -> &InferenceDevice {
+        &self.device
+    }
+
+    /// Embed 160x160 RGB crops (HWC bytes), [`BATCH`] at a time.
+    pub fn embed(&self, crops: &[Vec<u8>]) -> Vec<Embedding> {
+        let side = INPUT_SIDE;
+        let plane = 3 * side * side;
+        let mut out = Vec::with_capacity(crops.len());
+        for chunk in crops.chunks(BATCH) {
+            let mut input = vec![0f32; chunk.len() * plane];
+            for (crop, dst) in chunk.iter().zip(input.chunks_exact_mut(plane)) {
+                assert_eq!(crop.len(), plane, "FaceNet crops are 160x160 RGB");
+                self.standardisation.apply(crop, dst);
+            }
+            let x = Tensor::<4>::from_data(
+                TensorData::new(input, [chunk.len(), 3, side, side]),
+                &self.device.device,
+            );
+            let y = self
+                .net
+                .forward(x)
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("FaceNet computes in f32");
+            out.extend(y.chunks_exact(EMBEDDING_DIM).map(|e| e.to_vec()));
+        }
+        out
+    }
+}
+
+/// Where the imported network is cached: next to the graph.
+pub fn record_path(graph: &Path) -> PathBuf {
+    graph.with_file_name(format!("facenet-burn-v{RECORD_VERSION}.bpk"))
+}
+
+/// Euclidean distance between two embeddings.
+pub fn distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
+}

@@ -1,0 +1,200 @@
+//! From decoded photos to embedded faces: detection candidates are verified by O-Net (probability,
+//! refined box, landmarks), cut out (box with margin, or landmark alignment) and embedded by
+//! FaceNet, all in batches across photos.
+//!
+//! This is the composition of the stages and nothing more: each stage's algorithm lives in its own
+//! module, and nothing here reads files or stores results.
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::alignment::{self, FaceBox, Landmarks};
+use crate::config::{CropMethod, Settings};
+use crate::detection::{DetectError, Detector};
+use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
+use crate::inference::InferenceDevice;
+use crate::models::{self, ModelError, Models};
+use crate::photo::Photo;
+use crate::verification::Verifier;
+
+/// Total margin added around the O-Net box before cutting (0.2: 10% each side).
+pub const BOX_MARGIN: f32 = 0.2;
+/// Two verified faces overlapping more than this (IoU) are one face.
+const DUPLICATE_IOU: f32 = 0.5;
+
+/// Where the landmarks sit in a 160x160 [`CropMethod::Landmarks`] crop: the mean positions they
+/// take in [`CropMethod::Box`] crops of the 5-celebrity set and the group photo (109 faces),
+/// mirrored to be symmetric, so both crops frame a face alike.
+pub const LANDMARK_TEMPLATE: Landmarks = [
+    [50.3, 65.0],
+    [109.7, 65.0],
+    [80.0, 93.0],
+    [53.2, 113.2],
+    [106.8, 113.2],
+];
+
+/// One face found, verified and embedded. Coordinates are the original (oriented) image's pixels.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoundFace {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+    /// Detection quality score (PICO).
+    pub score: f32,
+    /// O-Net face probability (1 when O-Net is off).
+    pub probability: f32,
+    /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` (empty without O-Net).
+    pub landmarks: Vec<[f32; 2]>,
+    pub embedding: Embedding,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Models(#[from] ModelError),
+    #[error("face detector: {0}")]
+    Detect(#[from] DetectError),
+    #[error("O-Net: {0}")]
+    Verify(#[from] crate::verification::WeightsError),
+    #[error("FaceNet: {0}")]
+    Embed(#[from] crate::embedding::WeightsError),
+    #[error("GPU: {0}")]
+    Gpu(#[from] crate::gpu::GpuError),
+}
+
+pub struct Pipeline {
+    pub detector: Detector,
+    /// `None` runs without O-Net: the detection box is cut as it is.
+    pub verifier: Option<Verifier>,
+    pub embedder: Embedder,
+    pub min_probability: f32,
+    pub crop: CropMethod,
+}
+
+/// A face on its way through the stages, in detection-image pixels.
+struct Candidate {
+    photo: usize,
+    region: FaceBox,
+    score: f32,
+    probability: f32,
+    landmarks: Option<Landmarks>,
+}
+
+impl Pipeline {
+    /// Load every stage for these settings, fetching model files that are missing.
+    pub fn new(settings: &Settings, use_onet: bool) -> Result<Self, PipelineError> {
+        let models = Models::new(settings.models.clone());
+        let device = InferenceDevice::choose(settings.device)?;
+        log::info!("networks run on {}", device.description);
+        let verifier = if use_onet {
+            Some(Verifier::load(&models.get(&models::ONET)?, &device)?)
+        } else {
+            None
+        };
+        let embedder = Embedder::load(&models.get(&models::FACENET)?, &device)?;
+        Ok(Pipeline {
+            detector: Detector::new(settings)?,
+            verifier,
+            embedder,
+            min_probability: settings.face_verify,
+            crop: settings.face_crop,
+        })
+    }
+
+    /// Find, verify and embed the faces of each photo.
+    pub fn run(&self, photos: &[&Photo]) -> Result<Vec<Vec<FoundFace>>, PipelineError> {
+        let detected = self.detector.detect_batch(photos)?;
+        let mut candidates = Vec::new();
+        for (i, (photo, faces)) in photos.iter().zip(&detected).enumerate() {
+            let (sx, sy) = photo.scale();
+            for f in faces {
+                let region = FaceBox {
+                    x: f.x as f32,
+                    y: f.y as f32,
+                    w: f.w as f32,
+                    h: f.h as f32,
+                }
+                .scaled(1.0 / sx, 1.0 / sy);
+                candidates.push(Candidate {
+                    photo: i,
+                    region,
+                    score: f.score,
+                    probability: 1.0,
+                    landmarks: None,
+                });
+            }
+        }
+        if let Some(verifier) = &self.verifier {
+            let inputs: Vec<(&RgbImage, FaceBox)> = candidates
+                .iter()
+                .map(|c| (&photos[c.photo].rgb, c.region))
+                .collect();
+            let verdicts = verifier.verify(&inputs);
+            for (c, v) in candidates.iter_mut().zip(verdicts) {
+                c.region = v.refined;
+                c.probability = v.probability;
+                c.landmarks = Some(v.landmarks);
+            }
+            candidates.retain(|c| c.probability >= self.min_probability);
+            candidates = remove_duplicates(candidates);
+        }
+        let crops: Vec<Vec<u8>> = candidates
+            .iter()
+            .map(|c| self.cut(&photos[c.photo].rgb, c))
+            .collect();
+        let embeddings = self.embedder.embed(&crops);
+        let mut out: Vec<Vec<FoundFace>> = vec![Vec::new(); photos.len()];
+        for (c, embedding) in candidates.into_iter().zip(embeddings) {
+            let (sx, sy) = photos[c.photo].scale();
+            let b = c.region.scaled(sx, sy);
+            out[c.photo].push(FoundFace {
+                x: b.x,
+                y: b.y,
+                w: b.w,
+                h: b.h,
+                score: c.score,
+                probability: c.probability,
+                landmarks: c
+                    .landmarks
+                    .map(|l| l.iter().map(|p| [p[0] * sx, p[1] * sy]).collect())
+                    .unwrap_or_default(),
+                embedding,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The FaceNet input for one face.
+    fn cut(&self, image: &RgbImage, c: &Candidate) -> Vec<u8> {
+        let side = INPUT_SIDE as u32;
+        match (self.crop, &c.landmarks) {
+            (CropMethod::Landmarks, Some(l)) => {
+                alignment::aligned_crop(image, l, &LANDMARK_TEMPLATE, side)
+            }
+            _ => alignment::crop(
+                image,
+                c.region
+                    .grown(BOX_MARGIN)
+                    .clamped(image.width(), image.height()),
+                side,
+            ),
+        }
+    }
+}
+
+/// Keep the most probable of verified faces that O-Net moved onto the same face.
+fn remove_duplicates(mut faces: Vec<Candidate>) -> Vec<Candidate> {
+    faces.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    let mut kept: Vec<Candidate> = Vec::with_capacity(faces.len());
+    for f in faces {
+        if !kept
+            .iter()
+            .any(|k| k.photo == f.photo && k.region.iou(&f.region) > DUPLICATE_IOU)
+        {
+            kept.push(f);
+        }
+    }
+    kept.sort_by_key(|c| c.photo);
+    kept
+}

@@ -1,0 +1,109 @@
+//! Face verification: MTCNN's O-Net looks at each detection candidate and gives the probability
+//! that it is a face, a refined box and 5 landmarks (eyes, nose, mouth corners).
+//!
+//! Input is candidate boxes on a decoded photo; output is one [`Verified`] per candidate, in the
+//! same order. Dropping candidates below a threshold is the caller's choice; this module neither
+//! detects nor embeds.
+
+pub mod onet;
+pub mod weights;
+
+use std::path::Path;
+
+use burn::tensor::{Tensor, TensorData};
+use image::RgbImage;
+
+use crate::alignment::{self, FaceBox, Landmarks};
+use crate::inference::InferenceDevice;
+use onet::{INPUT_SIDE, ONet};
+pub use weights::WeightsError;
+
+/// O-Net's verdict on one candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verified {
+    /// Probability that the candidate is a face, 0 to 1.
+    pub probability: f32,
+    /// The box after O-Net's correction, in the photo's pixels.
+    pub refined: FaceBox,
+    pub landmarks: Landmarks,
+}
+
+/// Candidates verified in one forward pass.
+const BATCH: usize = 64;
+
+pub struct Verifier {
+    net: ONet,
+    device: InferenceDevice,
+}
+
+impl Verifier {
+    pub fn load(path: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
+        Ok(Verifier {
+            net: weights::load(path, &device.device)?,
+            device: device.clone(),
+        })
+    }
+
+    /// Verify candidate boxes, each on its own image.
+    pub fn verify(&self, candidates: &[(&RgbImage, FaceBox)]) -> Vec<Verified> {
+        let mut out = Vec::with_capacity(candidates.len());
+        for chunk in candidates.chunks(BATCH) {
+            let squares: Vec<FaceBox> = chunk.iter().map(|(_, b)| b.square()).collect();
+            let side = INPUT_SIDE;
+            let mut input = vec![0f32; chunk.len() * 3 * side * side];
+            for (((image, _), square), dst) in chunk
+                .iter()
+                .zip(&squares)
+                .zip(input.chunks_exact_mut(3 * side * side))
+            {
+                let pixels = alignment::crop(image, *square, side as u32);
+                to_chw(&pixels, dst, |v| (v - 127.5) / 128.0);
+            }
+            let x = Tensor::<4>::from_data(
+                TensorData::new(input, [chunk.len(), 3, side, side]),
+                &self.device.device,
+            );
+            let y = self.net.forward(x);
+            let prob = floats(y.probability);
+            let reg = floats(y.regression);
+            let marks = floats(y.landmarks);
+            for (i, b) in squares.iter().enumerate() {
+                let r = &reg[i * 4..i * 4 + 4];
+                let (x1, y1) = (b.x + r[0] * b.w, b.y + r[1] * b.h);
+                let (x2, y2) = (b.x + b.w + r[2] * b.w, b.y + b.h + r[3] * b.h);
+                let m = &marks[i * 10..i * 10 + 10];
+                let mut landmarks = [[0f32; 2]; 5];
+                for (k, p) in landmarks.iter_mut().enumerate() {
+                    *p = [b.x + m[k] * b.w, b.y + m[k + 5] * b.h];
+                }
+                out.push(Verified {
+                    probability: prob[i * 2 + 1],
+                    refined: FaceBox {
+                        x: x1,
+                        y: y1,
+                        w: x2 - x1,
+                        h: y2 - y1,
+                    },
+                    landmarks,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// HWC bytes to CHW floats through `f`.
+pub(crate) fn to_chw(pixels: &[u8], dst: &mut [f32], f: impl Fn(f32) -> f32) {
+    let plane = pixels.len() / 3;
+    for (i, p) in pixels.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            dst[c * plane + i] = f(p[c] as f32);
+        }
+    }
+}
+
+fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .expect("networks compute in f32")
+}

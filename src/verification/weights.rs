@@ -1,0 +1,41 @@
+//! Where O-Net's weights come from: facenet-pytorch's `onet.pt` (a PyTorch state dict, MIT),
+//! read by burn-store's PyTorch reader. Every tensor must land: a missing, unused or misshapen one
+//! is an error that names it. This module does not fetch files (see `models`).
+
+use std::path::Path;
+
+use burn::store::{ModuleSnapshot, PytorchStore};
+use burn::tensor::Device;
+
+use super::onet::ONet;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {why}")]
+pub struct WeightsError {
+    pub path: String,
+    pub why: String,
+}
+
+/// Load O-Net from facenet-pytorch's state dict.
+pub fn load(path: &Path, device: &Device) -> Result<ONet, WeightsError> {
+    let err = |why: String| WeightsError {
+        path: path.display().to_string(),
+        why,
+    };
+    let mut net = ONet::new(device);
+    // PyTorch calls a PReLU's slopes `weight`; Burn calls them `alpha`.
+    let mut store = PytorchStore::from_file(path)
+        .with_key_remapping(r"^(prelu\d)\.weight$", "$1.alpha")
+        .allow_partial(true);
+    let result = net.load_from(&mut store).map_err(|e| err(e.to_string()))?;
+    if let Some(e) = result.errors.first() {
+        return Err(err(format!("{e:?}")));
+    }
+    if let Some((name, _)) = result.missing.first() {
+        return Err(err(format!("no tensor for `{name}`")));
+    }
+    if let Some(name) = result.unused.first() {
+        return Err(err(format!("tensor `{name}` is not used by O-Net")));
+    }
+    Ok(net)
+}

@@ -1,0 +1,137 @@
+//! FaceNet in Burn against an independent runtime (OpenCV's DNN module on the same graph_final.pb,
+//! vectors made by scripts/facenet_reference.py), on the CPU and on the GPU path, and the
+//! importer's checks on a damaged graph.
+
+mod common;
+
+use std::path::Path;
+
+use prost::Message;
+use visage::embedding::graphdef::GraphDef;
+use visage::embedding::{Embedder, Standardisation, distance};
+use visage::inference::InferenceDevice;
+use visage::models::FACENET;
+
+struct Reference {
+    crops: Vec<Vec<u8>>,
+    fixed: Vec<Vec<f32>>,
+    prewhitened: Vec<Vec<f32>>,
+}
+
+fn reference() -> Reference {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/facenet");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["model_sha256"], FACENET.sha256);
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let faces = json["faces"].as_array().unwrap();
+    Reference {
+        crops: faces
+            .iter()
+            .map(|f| common::crop_png(&dir.join(f["file"].as_str().unwrap())))
+            .collect(),
+        fixed: faces.iter().map(|f| floats(&f["embedding"])).collect(),
+        prewhitened: faces
+            .iter()
+            .map(|f| floats(&f["embedding_prewhitened"]))
+            .collect(),
+    }
+}
+
+fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len());
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn facenet_on_the_cpu_matches_opencv_dnn() {
+    let r = reference();
+    let graph = common::model(&FACENET);
+    let mut embedder = Embedder::load(&graph, &InferenceDevice::cpu()).unwrap();
+    let got = embedder.embed(&r.crops);
+    let diff = max_abs_diff(&got, &r.fixed);
+    eprintln!("max |burn - opencv| = {diff:e} (fixed standardisation)");
+    assert!(diff <= 1e-4, "max abs difference {diff}");
+    for e in &got {
+        let norm = e.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    // Different people are far apart, and a face is closest to itself.
+    for i in 0..got.len() {
+        for j in 0..got.len() {
+            if i != j {
+                assert!(distance(&got[i], &got[j]) > 0.7, "faces {i} and {j}");
+            }
+        }
+    }
+    embedder.standardisation = Standardisation::Prewhiten;
+    let diff = max_abs_diff(&embedder.embed(&r.crops), &r.prewhitened);
+    assert!(diff <= 1e-4, "prewhitened: max abs difference {diff}");
+}
+
+#[test]
+fn facenet_on_the_gpu_matches_opencv_dnn() {
+    let Some(device) = common::burn_gpu() else {
+        return;
+    };
+    let r = reference();
+    let embedder = Embedder::load(&common::model(&FACENET), &device).unwrap();
+    // Two faces keep this affordable on a software adapter.
+    let got = embedder.embed(&r.crops[..2]);
+    let diff = max_abs_diff(&got, &r.fixed[..2]);
+    eprintln!(
+        "max |burn - opencv| = {diff:e} on {}",
+        embedder.device().description
+    );
+    assert!(diff <= 1e-4, "max abs difference {diff}");
+}
+
+/// Import must fail, naming the tensor, when the graph does not fit the network.
+#[test]
+fn importer_names_the_tensor_that_does_not_fit() {
+    let bytes = std::fs::read(common::model(&FACENET)).unwrap();
+    let mut graph = GraphDef::decode(bytes.as_slice()).unwrap();
+    let target = "InceptionResnetV1/Repeat_1/block17_4/Branch_1/Conv2d_0b_1x7/weights";
+    let node = graph.node.iter_mut().find(|n| n.name == target).unwrap();
+    let tensor = node.attr.get_mut("value").unwrap().tensor.as_mut().unwrap();
+    // Pretend the kernel is 7x1 instead of 1x7 (same number of values).
+    let dims = &mut tensor.tensor_shape.as_mut().unwrap().dim;
+    dims.swap(0, 1);
+    let dir = common::tempdir("importer");
+    let damaged = dir.join("graph_final.pb");
+    std::fs::write(&damaged, graph.encode_to_vec()).unwrap();
+    let err = Embedder::import(&damaged, &InferenceDevice::cpu())
+        .err()
+        .expect("a misshapen kernel must not import")
+        .to_string();
+    assert!(err.contains(target) && err.contains("shape"), "{err}");
+
+    // A graph without the network at all.
+    std::fs::write(&damaged, GraphDef::default().encode_to_vec()).unwrap();
+    let err = Embedder::import(&damaged, &InferenceDevice::cpu())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("Conv2d_1a_3x3/weights"), "{err}");
+    // Not a protobuf at all.
+    std::fs::write(&damaged, b"\xff\xff\xff\xff").unwrap();
+    let err = Embedder::import(&damaged, &InferenceDevice::cpu())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("graph_final.pb"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
