@@ -183,6 +183,13 @@ impl Pipeline {
     }
 }
 
+/// The largest face of a photo (by box area), if any.
+pub fn largest(faces: Vec<FoundFace>) -> Option<FoundFace> {
+    faces
+        .into_iter()
+        .max_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)))
+}
+
 /// Keep the most probable of verified faces that O-Net moved onto the same face.
 fn remove_duplicates(mut faces: Vec<Candidate>) -> Vec<Candidate> {
     faces.sort_by(|a, b| b.probability.total_cmp(&a.probability));

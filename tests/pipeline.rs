@@ -39,10 +39,7 @@ fn celebrity_faces_are_separated_by_person() {
             let person = rel.split('/').nth(2).unwrap().to_string();
             let next = people.len();
             let label = *people.entry(person).or_insert(next);
-            match faces
-                .into_iter()
-                .max_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)))
-            {
+            match visage::pipeline::largest(faces) {
                 Some(f) => {
                     assert_eq!(f.embedding.len(), 512);
                     assert_eq!(f.landmarks.len(), 5);

@@ -154,6 +154,18 @@ fn resize(pixels: &[u8], w: u32, h: u32, region: FaceBox, out: (u32, u32)) -> Ve
     dst.into_vec()
 }
 
+/// The whole image resampled to `side x side` (for images that already are a cut face).
+pub fn whole(image: &RgbImage, side: u32) -> Vec<u8> {
+    let (w, h) = image.dimensions();
+    let all = FaceBox {
+        x: 0.0,
+        y: 0.0,
+        w: w as f32,
+        h: h as f32,
+    };
+    crop(image, all, side)
+}
+
 /// A 2x3 affine matrix mapping output pixel `(u, v)` to image pixel
 /// `(m[0] u + m[1] v + m[2], m[3] u + m[4] v + m[5])`.
 pub type Affine = [f32; 6];

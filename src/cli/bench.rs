@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::alignment::{self, FaceBox};
+use crate::alignment;
 use crate::config::DeviceChoice;
 use crate::embedding::{Embedder, INPUT_SIDE};
 use crate::inference::InferenceDevice;
@@ -68,15 +68,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let side = INPUT_SIDE as u32;
     let crops: Vec<Vec<u8>> = decoded
         .iter()
-        .map(|(_, p)| {
-            let whole = FaceBox {
-                x: 0.0,
-                y: 0.0,
-                w: p.width as f32,
-                h: p.height as f32,
-            };
-            alignment::crop(&p.rgb, whole, side)
-        })
+        .map(|(_, p)| alignment::whole(&p.rgb, side))
         .collect();
     let input: Vec<Vec<u8>> = crops.iter().cycle().take(batch).cloned().collect();
     let device = InferenceDevice::choose(device)?;

@@ -9,9 +9,9 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use crate::alignment::{self, FaceBox};
+use crate::alignment;
 use crate::config::Settings;
-use crate::embedding::{Embedder, Embedding, INPUT_SIDE, Standardisation};
+use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
 use crate::inference::InferenceDevice;
 use crate::models::{self, Models};
 use crate::pipeline::{FoundFace, Pipeline};
@@ -27,12 +27,8 @@ pub struct EmbedArgs {
     /// Each image is one face, already cut: resize it to 160x160 and embed it
     #[arg(long)]
     pub aligned: bool,
-    /// Skip O-Net: cut the detection box as it is (no landmarks, no verification)
-    #[arg(long)]
-    pub no_onet: bool,
-    /// How crop pixels are scaled for FaceNet
-    #[arg(long, value_enum, default_value_t = Standardisation::Fixed)]
-    pub standardisation: Standardisation,
+    #[command(flatten)]
+    pub networks: super::NetworkArgs,
     #[command(flatten)]
     pub settings: Settings,
     /// Photo files or folders (searched recursively)
@@ -58,9 +54,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
     if args.aligned {
         return run_aligned(args);
     }
-    let mut pipeline =
-        Pipeline::new(&args.settings, !args.no_onet).context("cannot load the face pipeline")?;
-    pipeline.embedder.standardisation = args.standardisation;
+    let mut pipeline = Pipeline::new(&args.settings, !args.networks.no_onet)
+        .context("cannot load the face pipeline")?;
+    pipeline.embedder.standardisation = args.networks.standardisation;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let (files, mut failed) = super::photo_files(&args.paths);
@@ -101,7 +97,7 @@ fn run_aligned(args: EmbedArgs) -> anyhow::Result<i32> {
     let device = InferenceDevice::choose(args.settings.device)?;
     let mut embedder =
         Embedder::load(&models.get(&models::FACENET)?, &device).context("cannot load FaceNet")?;
-    embedder.standardisation = args.standardisation;
+    embedder.standardisation = args.networks.standardisation;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let (files, mut failed) = super::photo_files(&args.paths);
@@ -111,15 +107,7 @@ fn run_aligned(args: EmbedArgs) -> anyhow::Result<i32> {
         let side = INPUT_SIDE as u32;
         let crops: Vec<Vec<u8>> = ok
             .iter()
-            .map(|(_, p)| {
-                let whole = FaceBox {
-                    x: 0.0,
-                    y: 0.0,
-                    w: p.width as f32,
-                    h: p.height as f32,
-                };
-                alignment::crop(&p.rgb, whole, side)
-            })
+            .map(|(_, p)| alignment::whole(&p.rgb, side))
             .collect();
         let embeddings = embedder.embed(&crops);
         for ((path, _), embedding) in ok.iter().zip(&embeddings) {

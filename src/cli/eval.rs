@@ -23,12 +23,8 @@ pub struct EvalArgs {
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
-    /// Skip O-Net: cut the detection box as it is
-    #[arg(long)]
-    pub no_onet: bool,
-    /// How crop pixels are scaled for FaceNet
-    #[arg(long, value_enum, default_value_t = Standardisation::Fixed)]
-    pub standardisation: Standardisation,
+    #[command(flatten)]
+    pub networks: super::NetworkArgs,
     #[command(flatten)]
     pub settings: Settings,
     /// Folder with one subfolder of photos per person
@@ -56,9 +52,9 @@ struct Report<'a> {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
-    let mut pipeline =
-        Pipeline::new(&args.settings, !args.no_onet).context("cannot load the face pipeline")?;
-    pipeline.embedder.standardisation = args.standardisation;
+    let mut pipeline = Pipeline::new(&args.settings, !args.networks.no_onet)
+        .context("cannot load the face pipeline")?;
+    pipeline.embedder.standardisation = args.networks.standardisation;
     let (files, mut failed) = super::photo_files(std::slice::from_ref(&args.dir));
     let mut people: BTreeMap<String, usize> = BTreeMap::new();
     let (mut labels, mut embeddings) = (Vec::new(), Vec::new());
@@ -76,10 +72,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                 .unwrap_or_default();
             let next = people.len();
             let label = *people.entry(person).or_insert(next);
-            match faces
-                .into_iter()
-                .max_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)))
-            {
+            match crate::pipeline::largest(faces) {
                 Some(face) => {
                     labels.push(label);
                     embeddings.push(face.embedding);
@@ -99,9 +92,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         embedded: embeddings.len(),
         without_face,
         failed,
-        onet: !args.no_onet,
+        onet: !args.networks.no_onet,
         crop: args.settings.face_crop,
-        standardisation: args.standardisation,
+        standardisation: args.networks.standardisation,
         face_verify: args.settings.face_verify,
         device: &pipeline.embedder.device().description,
         seconds: started.elapsed().as_secs_f64(),

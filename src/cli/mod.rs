@@ -40,6 +40,17 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Choices about the networks that are measured rather than settings (see BENCHMARKS.md).
+#[derive(Debug, clap::Args)]
+pub struct NetworkArgs {
+    /// Skip O-Net: cut the detection box as it is (no landmarks, no verification)
+    #[arg(long)]
+    pub no_onet: bool,
+    /// How crop pixels are scaled for FaceNet
+    #[arg(long, value_enum, default_value_t = crate::embedding::Standardisation::Fixed)]
+    pub standardisation: crate::embedding::Standardisation,
+}
+
 /// Exit code when some inputs failed but the run went on.
 pub const EXIT_SOME_FAILED: i32 = 1;
 /// Exit code when the command could not run at all.
@@ -81,7 +92,7 @@ pub(crate) fn photo_files(paths: &[PathBuf]) -> (Vec<PathBuf>, usize) {
 
 /// Decode photos in parallel; each that fails is reported on stderr (file and reason) and
 /// counted in the second value.
-pub(crate) fn decode<'a>(paths: &'a [PathBuf]) -> (Vec<(&'a Path, Photo)>, usize) {
+pub(crate) fn decode(paths: &[PathBuf]) -> (Vec<(&Path, Photo)>, usize) {
     let decoded: Vec<_> = paths.par_iter().map(|p| Photo::open(p)).collect();
     let (mut ok, mut failed) = (Vec::new(), 0);
     for (path, photo) in paths.iter().zip(decoded) {

@@ -81,7 +81,7 @@ pub fn import_graph(path: &Path, device: &Device) -> Result<FaceNet, WeightsErro
 /// Save the imported network as a Burn record (burnpack, `.bpk`).
 pub fn save_record(net: &FaceNet, path: &Path) -> Result<(), WeightsError> {
     net.clone()
-        .save_file(path.to_path_buf())
+        .save_file(path)
         .map_err(|e| WeightsError::Record {
             path: path.display().to_string(),
             why: e.to_string(),
@@ -91,7 +91,7 @@ pub fn save_record(net: &FaceNet, path: &Path) -> Result<(), WeightsError> {
 /// Load a network saved by [`save_record`].
 pub fn load_record(path: &Path, device: &Device) -> Result<FaceNet, WeightsError> {
     FaceNet::new(device)
-        .try_load_file(path.to_path_buf())
+        .try_load_file(path)
         .map_err(|e| WeightsError::Record {
             path: path.display().to_string(),
             why: e.to_string(),
