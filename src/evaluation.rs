@@ -1,6 +1,7 @@
 //! Measuring how well embeddings separate people: pairwise distances between faces of labelled
 //! people, the same-person vs different-person ROC AUC, the true-accept rate at a fixed false-accept
-//! rate, and the threshold that best splits the two.
+//! rate, and the threshold that best splits the two; and how well clusters match the people
+//! (adjusted Rand index, pairwise and BCubed precision / recall / F).
 //!
 //! Pure arithmetic on labelled vectors; it runs no network and reads no files.
 
@@ -110,9 +111,134 @@ pub fn separation(same: &[f32], different: &[f32]) -> Option<Separation> {
     })
 }
 
+/// Agreement between clusters and the true people. Unclustered faces (noise) count as clusters
+/// of one.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClusterScores {
+    pub faces: usize,
+    pub clusters: usize,
+    pub noise: usize,
+    pub adjusted_rand_index: f64,
+    pub pairwise_precision: f64,
+    pub pairwise_recall: f64,
+    pub pairwise_f: f64,
+    pub bcubed_precision: f64,
+    pub bcubed_recall: f64,
+    pub bcubed_f: f64,
+}
+
+fn pairs(k: usize) -> f64 {
+    (k * k.saturating_sub(1)) as f64 / 2.0
+}
+
+fn harmonic(p: f64, r: f64) -> f64 {
+    if p + r > 0.0 {
+        2.0 * p * r / (p + r)
+    } else {
+        0.0
+    }
+}
+
+/// Score predicted clusters (`None` = noise) against true labels.
+pub fn cluster_scores(truth: &[usize], predicted: &[Option<u32>]) -> ClusterScores {
+    assert_eq!(truth.len(), predicted.len());
+    let n = truth.len();
+    let clusters = predicted
+        .iter()
+        .flatten()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    // Noise points become clusters of their own, numbered after the real ones.
+    let pred: Vec<usize> = predicted
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.map_or(clusters + i, |c| c as usize))
+        .collect();
+    let mut cells: std::collections::HashMap<(usize, usize), usize> = Default::default();
+    let mut rows: std::collections::HashMap<usize, usize> = Default::default();
+    let mut cols: std::collections::HashMap<usize, usize> = Default::default();
+    for (&t, &p) in truth.iter().zip(&pred) {
+        *cells.entry((t, p)).or_default() += 1;
+        *rows.entry(t).or_default() += 1;
+        *cols.entry(p).or_default() += 1;
+    }
+    let index: f64 = cells.values().map(|&c| pairs(c)).sum();
+    let sum_rows: f64 = rows.values().map(|&c| pairs(c)).sum();
+    let sum_cols: f64 = cols.values().map(|&c| pairs(c)).sum();
+    let expected = if n > 1 {
+        sum_rows * sum_cols / pairs(n)
+    } else {
+        0.0
+    };
+    let max = (sum_rows + sum_cols) / 2.0;
+    let ari = if max - expected == 0.0 {
+        1.0
+    } else {
+        (index - expected) / (max - expected)
+    };
+    let precision = if sum_cols > 0.0 {
+        index / sum_cols
+    } else {
+        1.0
+    };
+    let recall = if sum_rows > 0.0 {
+        index / sum_rows
+    } else {
+        1.0
+    };
+    let (mut bp, mut br) = (0.0, 0.0);
+    for (&t, &p) in truth.iter().zip(&pred) {
+        let both = cells[&(t, p)] as f64;
+        bp += both / cols[&p] as f64;
+        br += both / rows[&t] as f64;
+    }
+    let (bp, br) = (bp / n.max(1) as f64, br / n.max(1) as f64);
+    ClusterScores {
+        faces: n,
+        clusters,
+        noise: predicted.iter().filter(|p| p.is_none()).count(),
+        adjusted_rand_index: ari,
+        pairwise_precision: precision,
+        pairwise_recall: recall,
+        pairwise_f: harmonic(precision, recall),
+        bcubed_precision: bp,
+        bcubed_recall: br,
+        bcubed_f: harmonic(bp, br),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_scores_of_perfect_split_and_known_cases() {
+        let perfect = cluster_scores(&[0, 0, 1, 1], &[Some(5), Some(5), Some(2), Some(2)]);
+        assert_eq!(perfect.adjusted_rand_index, 1.0);
+        assert_eq!(perfect.pairwise_f, 1.0);
+        assert_eq!(perfect.bcubed_f, 1.0);
+        // Everything in one cluster: recall 1, precision = same pairs / all pairs = 2/6.
+        let one = cluster_scores(&[0, 0, 1, 1], &[Some(0); 4]);
+        assert!((one.pairwise_precision - 2.0 / 6.0).abs() < 1e-12);
+        assert_eq!(one.pairwise_recall, 1.0);
+        assert!(one.adjusted_rand_index.abs() < 1e-12);
+        // All noise: each face alone, no same-cluster pairs.
+        let noise = cluster_scores(&[0, 0, 1], &[None, None, None]);
+        assert_eq!((noise.clusters, noise.noise), (0, 3));
+        assert_eq!(noise.pairwise_recall, 0.0);
+        assert_eq!(noise.bcubed_precision, 1.0);
+        assert!((noise.bcubed_recall - (0.5 + 0.5 + 1.0) / 3.0).abs() < 1e-12);
+        // A textbook ARI: truth [0,0,0,1,1,1], clusters [0,0,1,1,2,2] -> 0.2424...
+        let t = cluster_scores(
+            &[0, 0, 0, 1, 1, 1],
+            &[Some(0), Some(0), Some(1), Some(1), Some(2), Some(2)],
+        );
+        assert!(
+            (t.adjusted_rand_index - 0.242_424_242).abs() < 1e-6,
+            "{}",
+            t.adjusted_rand_index
+        );
+    }
 
     #[test]
     fn perfectly_separated_sets_score_one() {

@@ -4,16 +4,20 @@
 //! [`photo`] decodes a file, [`detection`] finds face candidates with the PICO cascade on the GPU
 //! ([`gpu`]) or the CPU, [`verification`] checks them with O-Net and finds landmarks,
 //! [`alignment`] cuts each face out, [`embedding`] turns it into a FaceNet vector on the device
-//! [`inference`] picks; [`pipeline`] chains those stages. [`evaluation`] measures the result,
+//! [`inference`] picks; [`pipeline`] chains those stages. [`graph`] finds the close pairs of
+//! embeddings (WGSL or CPU) and [`clustering`] groups them with DBSCAN. [`evaluation`] measures the
+//! result,
 //! [`models`] fetches the weights, [`config`] holds the settings every stage receives.
 
 pub mod alignment;
 pub mod cli;
+pub mod clustering;
 pub mod config;
 pub mod detection;
 pub mod embedding;
 pub mod evaluation;
 pub mod gpu;
+pub mod graph;
 pub mod inference;
 pub mod models;
 pub mod photo;

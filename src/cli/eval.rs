@@ -1,6 +1,8 @@
 //! `visage eval DIR`: embed the largest face of every photo in a folder with one subfolder per
 //! person (the photo's parent folder names its person) and report how well the embeddings separate
-//! the people: ROC AUC, true-accept rate at 0.1% false accepts, and the best distance threshold.
+//! the people (ROC AUC, true-accept rate at 0.1% false accepts, best distance threshold) and how
+//! well DBSCAN at the cluster settings groups them (adjusted Rand index, pairwise and BCubed F),
+//! once over the faces eligible for automatic clustering and once over all of them.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,9 +13,11 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use crate::clustering;
 use crate::config::{CropMethod, Settings};
 use crate::embedding::Standardisation;
-use crate::evaluation::{self, Separation};
+use crate::evaluation::{self, ClusterScores, Separation};
+use crate::graph::GraphBackend;
 use crate::pipeline::Pipeline;
 
 const BATCH: usize = 16;
@@ -48,6 +52,11 @@ struct Report<'a> {
     seconds: f64,
     #[serde(flatten)]
     separation: Option<Separation>,
+    cluster_dist: f32,
+    cluster_core: u32,
+    /// Faces at least `--face-cluster-size` px with quality at least `--face-cluster-score`.
+    clustering_eligible: ClusterScores,
+    clustering_all: ClusterScores,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
@@ -57,7 +66,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     pipeline.embedder.standardisation = args.networks.standardisation;
     let (files, mut failed) = super::photo_files(std::slice::from_ref(&args.dir));
     let mut people: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut labels, mut embeddings) = (Vec::new(), Vec::new());
+    let (mut labels, mut embeddings, mut eligible) = (Vec::new(), Vec::new(), Vec::new());
     let mut without_face = 0;
     for chunk in files.chunks(BATCH) {
         let (ok, decode_failed) = super::decode(chunk);
@@ -75,6 +84,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
             match crate::pipeline::largest(faces) {
                 Some(face) => {
                     labels.push(label);
+                    eligible.push(
+                        face.size >= args.settings.face_cluster_size
+                            && face.score >= args.settings.face_cluster_score as f32,
+                    );
                     embeddings.push(face.embedding);
                 }
                 None => {
@@ -85,6 +98,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         }
     }
     let (same, different) = evaluation::pair_distances(&labels, &embeddings);
+    let backend = GraphBackend::choose(args.settings.device)?;
+    let cluster = |keep: &dyn Fn(usize) -> bool| -> anyhow::Result<ClusterScores> {
+        let idx: Vec<usize> = (0..labels.len()).filter(|&i| keep(i)).collect();
+        let subset: Vec<Vec<f32>> = idx.iter().map(|&i| embeddings[i].clone()).collect();
+        let truth: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
+        let graph = backend.graph(&subset, args.settings.face_cluster_dist)?;
+        let found = clustering::dbscan(&graph, args.settings.face_cluster_core as usize);
+        Ok(evaluation::cluster_scores(&truth, &found))
+    };
+    let clustering_eligible = cluster(&|i| eligible[i])?;
+    let clustering_all = cluster(&|_| true)?;
     let report = Report {
         dir: args.dir.display().to_string(),
         people: people.len(),
@@ -99,6 +123,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         device: &pipeline.embedder.device().description,
         seconds: started.elapsed().as_secs_f64(),
         separation: evaluation::separation(&same, &different),
+        cluster_dist: args.settings.face_cluster_dist,
+        cluster_core: args.settings.face_cluster_core,
+        clustering_eligible,
+        clustering_all,
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -128,6 +156,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                 s.different_mean_distance
             )?,
             None => writeln!(out, "not enough faces for same- and different-person pairs")?,
+        }
+        for (what, c) in [
+            ("eligible faces", &report.clustering_eligible),
+            ("all faces", &report.clustering_all),
+        ] {
+            writeln!(
+                out,
+                "DBSCAN (distance {}, core {}) on {what}: {} faces, {} clusters, {} noise; ARI {:.3}  pairwise P/R/F {:.3}/{:.3}/{:.3}  BCubed F {:.3}",
+                report.cluster_dist,
+                report.cluster_core,
+                c.faces,
+                c.clusters,
+                c.noise,
+                c.adjusted_rand_index,
+                c.pairwise_precision,
+                c.pairwise_recall,
+                c.pairwise_f,
+                c.bcubed_f
+            )?;
         }
     }
     Ok(super::exit_code(failed))

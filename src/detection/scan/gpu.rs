@@ -273,6 +273,6 @@ impl GpuScanner {
         let count = u32::from_le_bytes(gpu.read(&counter, 4)?.try_into().expect("4 bytes"));
         let kept = count.min(capacity) as u64;
         let raw = gpu.read(&hits, kept * size_of::<GpuHit>() as u64)?;
-        Ok((count, bytemuck::cast_slice(&raw).to_vec()))
+        Ok((count, bytemuck::pod_collect_to_vec(&raw)))
     }
 }

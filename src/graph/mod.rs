@@ -1,0 +1,201 @@
+//! The distance graph: which faces lie closer than the cluster distance to each other. A WGSL
+//! kernel (`shaders/distance_graph.wgsl`, host code in [`gpu`]) or its CPU twin ([`cpu`]) computes
+//! squared distances between all pairs in tiles and keeps only the close pairs as edges; the edges
+//! become a symmetric CSR neighbour list ([`NeighbourGraph`]). Memory grows with the edges, never
+//! with N x N.
+//!
+//! Input is embeddings and a distance; output is edges. This module does not cluster (see
+//! `clustering`) and knows nothing of photos or people.
+
+pub mod cpu;
+pub mod gpu;
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::config::DeviceChoice;
+use crate::gpu::{Gpu, GpuError};
+
+/// Dimensions are summed in this many interleaved partial sums, combined pairwise; the shader
+/// and the CPU twin add in the same order.
+pub const LANES: usize = 8;
+
+/// A pair of rows closer than the threshold: `i < j`, `d2` the squared Euclidean distance.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct Edge {
+    pub i: u32,
+    pub j: u32,
+    pub d2: f32,
+}
+
+/// Where the pairwise distances are computed.
+pub enum GraphBackend {
+    Cpu,
+    Gpu(gpu::GpuGraph),
+}
+
+impl GraphBackend {
+    /// `cpu`, `gpu`, or `auto`: a hardware GPU if there is one, else the CPU (a software adapter
+    /// is far slower than the CPU twin at this arithmetic; `gpu` still uses one).
+    pub fn choose(choice: DeviceChoice) -> Result<Self, GpuError> {
+        Ok(match choice {
+            DeviceChoice::Cpu => GraphBackend::Cpu,
+            DeviceChoice::Gpu => GraphBackend::Gpu(gpu::GpuGraph::new(Arc::new(Gpu::open()?))),
+            DeviceChoice::Auto => match Gpu::open() {
+                Ok(g) if !g.is_software() => GraphBackend::Gpu(gpu::GpuGraph::new(Arc::new(g))),
+                _ => GraphBackend::Cpu,
+            },
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            GraphBackend::Cpu => format!("CPU ({} threads)", rayon::current_num_threads()),
+            GraphBackend::Gpu(g) => g.gpu().describe(),
+        }
+    }
+
+    /// All pairs `i < j` of the `dim`-float rows closer than `max_distance`, in canonical order.
+    pub fn edges(
+        &self,
+        rows: &[f32],
+        dim: usize,
+        max_distance: f32,
+    ) -> Result<Vec<Edge>, GpuError> {
+        let max_d2 = max_distance * max_distance;
+        match self {
+            GraphBackend::Cpu => Ok(cpu::edges(rows, dim, max_d2)),
+            GraphBackend::Gpu(g) => g.edges(rows, dim, max_d2),
+        }
+    }
+
+    /// The neighbour graph of these embeddings at `max_distance`.
+    pub fn graph(
+        &self,
+        embeddings: &[Vec<f32>],
+        max_distance: f32,
+    ) -> Result<NeighbourGraph, GpuError> {
+        let dim = embeddings.first().map_or(LANES, Vec::len);
+        let rows: Vec<f32> = embeddings.iter().flatten().copied().collect();
+        let edges = self.edges(&rows, dim, max_distance)?;
+        Ok(NeighbourGraph::from_edges(embeddings.len(), &edges))
+    }
+}
+
+/// Edges in canonical order (by `i`, then `j`).
+pub fn sort_edges(edges: &mut [Edge]) {
+    edges.sort_unstable_by_key(|e| (e.i, e.j));
+}
+
+/// Neighbour lists in compressed sparse row form: the neighbours of `i` are
+/// `neighbours[offsets[i]..offsets[i + 1]]`, ascending, each with its distance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeighbourGraph {
+    pub offsets: Vec<usize>,
+    pub neighbours: Vec<u32>,
+    pub distances: Vec<f32>,
+}
+
+impl NeighbourGraph {
+    /// The symmetric graph of `n` nodes holding each edge in both directions.
+    pub fn from_edges(n: usize, edges: &[Edge]) -> Self {
+        let mut degree = vec![0usize; n];
+        for e in edges {
+            degree[e.i as usize] += 1;
+            degree[e.j as usize] += 1;
+        }
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        for d in &degree {
+            offsets.push(offsets.last().unwrap() + d);
+        }
+        let mut fill = offsets[..n].to_vec();
+        let mut neighbours = vec![0u32; offsets[n]];
+        let mut distances = vec![0f32; offsets[n]];
+        for e in edges {
+            let d = e.d2.max(0.0).sqrt();
+            for (from, to) in [(e.i, e.j), (e.j, e.i)] {
+                let slot = &mut fill[from as usize];
+                neighbours[*slot] = to;
+                distances[*slot] = d;
+                *slot += 1;
+            }
+        }
+        // Each list ascending by neighbour, so the graph does not depend on edge order.
+        for i in 0..n {
+            let range = offsets[i]..offsets[i + 1];
+            let mut pairs: Vec<(u32, f32)> = neighbours[range.clone()]
+                .iter()
+                .copied()
+                .zip(distances[range.clone()].iter().copied())
+                .collect();
+            pairs.sort_unstable_by_key(|p| p.0);
+            for (k, (nb, d)) in range.zip(pairs) {
+                neighbours[k] = nb;
+                distances[k] = d;
+            }
+        }
+        NeighbourGraph {
+            offsets,
+            neighbours,
+            distances,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn neighbours(&self, i: usize) -> &[u32] {
+        &self.neighbours[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    pub fn distances(&self, i: usize) -> &[f32] {
+        &self.distances[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// Undirected edges.
+    pub fn edge_count(&self) -> usize {
+        self.neighbours.len() / 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csr_holds_each_edge_both_ways_in_order() {
+        let edges = [
+            Edge {
+                i: 2,
+                j: 3,
+                d2: 4.0,
+            },
+            Edge {
+                i: 0,
+                j: 2,
+                d2: 1.0,
+            },
+            Edge {
+                i: 0,
+                j: 1,
+                d2: 0.25,
+            },
+        ];
+        let g = NeighbourGraph::from_edges(5, &edges);
+        assert_eq!(g.len(), 5);
+        assert_eq!(g.edge_count(), 3);
+        assert_eq!(g.neighbours(0), &[1, 2]);
+        assert_eq!(g.distances(0), &[0.5, 1.0]);
+        assert_eq!(g.neighbours(2), &[0, 3]);
+        assert_eq!(g.distances(3), &[2.0]);
+        assert!(g.neighbours(4).is_empty());
+    }
+}

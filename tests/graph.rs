@@ -1,0 +1,111 @@
+//! The distance-graph kernel against its CPU twin on random and real embeddings: the same edges
+//! (up to pairs within rounding of the threshold) with the same distances, across several blocks
+//! and after an edge-buffer overflow. Runs on lavapipe in CI.
+
+mod common;
+
+use visage::graph::gpu::GpuGraph;
+use visage::graph::{Edge, cpu};
+
+/// Deterministic pseudo-random unit vectors: `clusters` centres, each with `per` members spread by
+/// `spread`, plus `loose` vectors anywhere.
+fn vectors(dim: usize, clusters: usize, per: usize, spread: f32, loose: usize) -> Vec<f32> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    let unit = |v: Vec<f32>| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    let mut out = Vec::new();
+    for _ in 0..clusters {
+        let centre: Vec<f32> = (0..dim).map(|_| next()).collect();
+        for _ in 0..per {
+            let v: Vec<f32> = centre.iter().map(|c| c + spread * next()).collect();
+            out.extend(unit(v));
+        }
+    }
+    for _ in 0..loose {
+        let v: Vec<f32> = (0..dim).map(|_| next()).collect();
+        out.extend(unit(v));
+    }
+    out
+}
+
+/// Same edges and distances, except pairs whose distance is within rounding of the threshold.
+fn assert_same(gpu: &[Edge], cpu: &[Edge], max_d2: f32) {
+    let near = |e: &Edge| (e.d2 - max_d2).abs() < 1e-5;
+    let g: Vec<&Edge> = gpu.iter().filter(|e| !near(e)).collect();
+    let c: Vec<&Edge> = cpu.iter().filter(|e| !near(e)).collect();
+    assert_eq!(g.len(), c.len(), "edge counts differ");
+    for (a, b) in g.iter().zip(&c) {
+        assert_eq!((a.i, a.j), (b.i, b.j));
+        assert!((a.d2 - b.d2).abs() <= 1e-5, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn random_embeddings_give_the_same_edges_across_blocks_and_overflow() {
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    let dim = 512;
+    // 6 clusters of 30 (members about 0.7 apart) plus 60 loose vectors (about 1.41 apart).
+    let rows = vectors(dim, 6, 30, 0.55, 60);
+    let mut graph = GpuGraph::new(gpu);
+    graph.block_rows = 64; // four blocks of rows: every pair of blocks is dispatched
+    graph.set_initial_capacity(16); // far too small: each block pair reruns
+    for max_distance in [0.7f32, 1.0] {
+        let max_d2 = max_distance * max_distance;
+        let want = cpu::edges(&rows, dim, max_d2);
+        let got = graph.edges(&rows, dim, max_d2).unwrap();
+        eprintln!("distance {max_distance}: {} edges", want.len());
+        assert!(
+            want.len() > 1000,
+            "{} edges: the clusters must be dense",
+            want.len()
+        );
+        assert!(want.iter().all(|e| e.i < e.j && e.d2 < max_d2));
+        assert_same(&got, &want, max_d2);
+    }
+}
+
+#[test]
+fn real_embeddings_give_the_same_edges() {
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    // The six real FaceNet vectors of the parity fixture and each nudged a little: same-person
+    // pairs near, different people far.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/facenet/reference.json"),
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut rows = Vec::new();
+    for face in json["faces"].as_array().unwrap() {
+        for key in ["embedding", "embedding_prewhitened"] {
+            rows.extend(
+                face[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap() as f32),
+            );
+        }
+    }
+    let graph = GpuGraph::new(gpu);
+    let max_d2 = 1.0f32;
+    let want = cpu::edges(&rows, 512, max_d2);
+    let got = graph.edges(&rows, 512, max_d2).unwrap();
+    // Each face's two standardisations are within 1.0 of each other; different people are not.
+    assert!(want.len() >= 6, "{want:?}");
+    for e in &want {
+        assert_eq!(e.i / 2, e.j / 2, "different people joined: {e:?}");
+    }
+    assert_same(&got, &want, max_d2);
+}
