@@ -5,36 +5,7 @@
 mod common;
 
 use visage::graph::gpu::GpuGraph;
-use visage::graph::{Edge, cpu};
-
-/// Deterministic pseudo-random unit vectors: `clusters` centres, each with `per` members spread by
-/// `spread`, plus `loose` vectors anywhere.
-fn vectors(dim: usize, clusters: usize, per: usize, spread: f32, loose: usize) -> Vec<f32> {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    };
-    let unit = |v: Vec<f32>| {
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
-    };
-    let mut out = Vec::new();
-    for _ in 0..clusters {
-        let centre: Vec<f32> = (0..dim).map(|_| next()).collect();
-        for _ in 0..per {
-            let v: Vec<f32> = centre.iter().map(|c| c + spread * next()).collect();
-            out.extend(unit(v));
-        }
-    }
-    for _ in 0..loose {
-        let v: Vec<f32> = (0..dim).map(|_| next()).collect();
-        out.extend(unit(v));
-    }
-    out
-}
+use visage::graph::{Edge, cpu, synthetic};
 
 /// Same edges and distances, except pairs whose distance is within rounding of the threshold.
 fn assert_same(gpu: &[Edge], cpu: &[Edge], max_d2: f32) {
@@ -55,7 +26,7 @@ fn random_embeddings_give_the_same_edges_across_blocks_and_overflow() {
     };
     let dim = 512;
     // 6 clusters of 30 (members about 0.7 apart) plus 60 loose vectors (about 1.41 apart).
-    let rows = vectors(dim, 6, 30, 0.55, 60);
+    let rows = synthetic::embeddings(dim, 6, 30, 0.55, 60);
     let mut graph = GpuGraph::new(gpu);
     graph.block_rows = 64; // four blocks of rows: every pair of blocks is dispatched
     graph.set_initial_capacity(16); // far too small: each block pair reruns

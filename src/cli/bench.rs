@@ -1,6 +1,8 @@
 //! `visage bench embed`: FaceNet throughput on the chosen device, on a folder of 160x160 face
 //! crops, as one JSON line (the same fields as `benches/peers/facenet_opencv.py`, so the two can be
-//! compared side by side). Threads: `RAYON_NUM_THREADS`.
+//! compared side by side). `visage bench graph`: the neighbour graph and DBSCAN on N synthetic
+//! 512-d embeddings, with peak memory (compare `benches/peers/pairwise_numpy.py`). Threads:
+//! `RAYON_NUM_THREADS`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -39,6 +41,87 @@ pub enum BenchWhat {
         #[arg(long, value_name = "DIR")]
         faces: PathBuf,
     },
+    /// Neighbour graph (all pairwise distances, close pairs kept) and DBSCAN on synthetic embeddings
+    Graph {
+        /// Embeddings: clusters of 20 (members about 0.7 apart) and 10% loose ones
+        #[arg(long, default_value_t = 20_000)]
+        n: usize,
+        /// Keep pairs closer than this
+        #[arg(long, default_value_t = 1.0)]
+        distance: f32,
+        /// DBSCAN core size
+        #[arg(long, default_value_t = 4)]
+        core: usize,
+        #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t = DeviceChoice::Cpu)]
+        device: DeviceChoice,
+    },
+}
+
+#[derive(Serialize)]
+struct GraphLine {
+    tool: &'static str,
+    device: String,
+    threads: usize,
+    n: usize,
+    dim: usize,
+    edges: usize,
+    clusters: usize,
+    graph_seconds: f64,
+    dbscan_seconds: f64,
+    /// Distinct pairs (i < j) measured per second.
+    pairs_per_s: f64,
+    /// The same work counted as a matrix product would be (2 * n * n * dim flops).
+    sgemm_equivalent_gflops: f64,
+    peak_rss_mib: f64,
+}
+
+/// Peak resident memory of this process (Linux), in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn run_graph(n: usize, distance: f32, core: usize, device: DeviceChoice) -> anyhow::Result<i32> {
+    let dim = crate::embedding::EMBEDDING_DIM;
+    let loose = n / 10;
+    let clusters = (n - loose) / 20;
+    let rows = crate::graph::synthetic::embeddings(dim, clusters, 20, 0.55, n - clusters * 20);
+    let backend = crate::graph::GraphBackend::choose(device)?;
+    let started = Instant::now();
+    let edges = backend.edges(&rows, dim, distance)?;
+    let graph = crate::graph::NeighbourGraph::from_edges(n, &edges);
+    let graph_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let labels = crate::clustering::dbscan(&graph, core);
+    let dbscan_seconds = started.elapsed().as_secs_f64();
+    let pairs = n as f64 * (n as f64 - 1.0) / 2.0;
+    let line = GraphLine {
+        tool: "visage",
+        device: backend.describe(),
+        threads: rayon::current_num_threads(),
+        n,
+        dim,
+        edges: edges.len(),
+        clusters: labels
+            .iter()
+            .flatten()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(0),
+        graph_seconds,
+        dbscan_seconds,
+        pairs_per_s: pairs / graph_seconds,
+        sgemm_equivalent_gflops: 2.0 * (n * n * dim) as f64 / graph_seconds / 1e9,
+        peak_rss_mib: peak_rss_mib(),
+    };
+    println!("{}", serde_json::to_string(&line)?);
+    Ok(0)
 }
 
 #[derive(Serialize)]
@@ -53,13 +136,21 @@ struct Line {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
-    let BenchWhat::Embed {
-        batch,
-        seconds,
-        device,
-        models: dir,
-        faces,
-    } = args.what;
+    let (batch, seconds, device, dir, faces) = match args.what {
+        BenchWhat::Graph {
+            n,
+            distance,
+            core,
+            device,
+        } => return run_graph(n, distance, core, device),
+        BenchWhat::Embed {
+            batch,
+            seconds,
+            device,
+            models,
+            faces,
+        } => (batch, seconds, device, models, faces),
+    };
     let (files, _) = super::photo_files(std::slice::from_ref(&faces));
     let (decoded, _) = super::decode(&files);
     if decoded.is_empty() || batch == 0 {

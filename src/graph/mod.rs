@@ -9,6 +9,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod synthetic;
 
 use std::sync::Arc;
 
