@@ -78,7 +78,7 @@ impl GpuGraph {
     /// All pairs `i < j` of the `dim`-float rows with squared distance below `max_d2`, in
     /// canonical order.
     pub fn edges(&self, rows: &[f32], dim: usize, max_d2: f32) -> Result<Vec<Edge>, GpuError> {
-        assert!(dim % TILE == 0 && dim > 0 && rows.len() % dim == 0);
+        assert!(dim.is_multiple_of(TILE) && dim > 0 && rows.len().is_multiple_of(dim));
         let n = rows.len() / dim;
         if n > u32::MAX as usize / 2 {
             return Err(GpuError::TooLarge(format!("{n} embeddings")));
