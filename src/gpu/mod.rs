@@ -98,6 +98,71 @@ impl Gpu {
             })
     }
 
+    /// Bind `buffers` in order as bindings 0, 1, ... of group 0 and dispatch `groups` (x, y)
+    /// workgroups of `pipeline`.
+    pub fn dispatch(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32),
+    ) {
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &entries,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups.0, groups.1, 1);
+        }
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// A zeroed `u32` counter and room for `capacity` items of `T`, for a kernel that appends its
+    /// results through an atomic counter.
+    pub fn append_buffers<T: bytemuck::Pod>(&self, capacity: u32) -> (wgpu::Buffer, wgpu::Buffer) {
+        let counter = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("append count"),
+                contents: &[0u8; 4],
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            });
+        let items = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("appended items"),
+            size: (capacity.max(1) as u64) * size_of::<T>() as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        (counter, items)
+    }
+
+    /// What a kernel appended: the count it reached (which may exceed `capacity`: then rerun with
+    /// more room) and the items that fitted.
+    pub fn read_appended<T: bytemuck::Pod>(
+        &self,
+        counter: &wgpu::Buffer,
+        items: &wgpu::Buffer,
+        capacity: u32,
+    ) -> Result<(u32, Vec<T>), GpuError> {
+        let count = u32::from_le_bytes(self.read(counter, 4)?.try_into().expect("4 bytes"));
+        let kept = count.min(capacity) as u64;
+        let raw = self.read(items, kept * size_of::<T>() as u64)?;
+        Ok((count, bytemuck::pod_collect_to_vec(&raw)))
+    }
+
     /// Copy the first `bytes` of `buffer` back to the host (waits for the queue).
     pub fn read(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
         if bytes == 0 {

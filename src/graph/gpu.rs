@@ -139,48 +139,15 @@ impl GpuGraph {
                 contents: bytemuck::bytes_of(&params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-        let counter = gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("edge count"),
-                contents: &[0u8; 4],
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            });
-        let edges = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("edges"),
-            size: params.capacity as u64 * size_of::<Edge>() as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let layout = self.pipeline.get_bind_group_layout(0);
-        let entries: Vec<wgpu::BindGroupEntry> = [&params_buf, a, b, &counter, &edges]
-            .iter()
-            .enumerate()
-            .map(|(i, buf)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: buf.as_entire_binding(),
-            })
-            .collect();
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("distance_graph"),
-            layout: &layout,
-            entries: &entries,
-        });
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(
+        let (counter, edges) = gpu.append_buffers::<Edge>(params.capacity);
+        gpu.dispatch(
+            &self.pipeline,
+            &[&params_buf, a, b, &counter, &edges],
+            (
                 (params.rows_b as usize).div_ceil(TILE) as u32,
                 (params.rows_a as usize).div_ceil(TILE) as u32,
-                1,
-            );
-        }
-        gpu.queue.submit([encoder.finish()]);
-        let count = u32::from_le_bytes(gpu.read(&counter, 4)?.try_into().expect("4 bytes"));
-        let kept = count.min(params.capacity) as u64;
-        let raw = gpu.read(&edges, kept * size_of::<Edge>() as u64)?;
-        Ok((count, bytemuck::pod_collect_to_vec(&raw)))
+            ),
+        );
+        gpu.read_appended(&counter, &edges, params.capacity)
     }
 }

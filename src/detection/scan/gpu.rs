@@ -225,54 +225,22 @@ impl GpuScanner {
                 usage: wgpu::BufferUsages::UNIFORM,
             },
         );
-        let counter = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("hit count"),
-            size: 4,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let hits = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("hits"),
-            size: capacity as u64 * size_of::<GpuHit>() as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let layout = self.pipeline.get_bind_group_layout(0);
-        let buffers = [
-            &params_buf,
-            &self.codes,
-            &self.leaves,
-            &self.thresholds,
-            pixels,
-            levels,
-            images,
-            &counter,
-            &hits,
-        ];
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("pico_scan"),
-            layout: &layout,
-            entries: &entries,
-        });
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(gx, gy, 1);
-        }
-        gpu.queue.submit([encoder.finish()]);
-        let count = u32::from_le_bytes(gpu.read(&counter, 4)?.try_into().expect("4 bytes"));
-        let kept = count.min(capacity) as u64;
-        let raw = gpu.read(&hits, kept * size_of::<GpuHit>() as u64)?;
-        Ok((count, bytemuck::pod_collect_to_vec(&raw)))
+        let (counter, hits) = gpu.append_buffers::<GpuHit>(capacity);
+        gpu.dispatch(
+            &self.pipeline,
+            &[
+                &params_buf,
+                &self.codes,
+                &self.leaves,
+                &self.thresholds,
+                pixels,
+                levels,
+                images,
+                &counter,
+                &hits,
+            ],
+            (gx, gy),
+        );
+        gpu.read_appended(&counter, &hits, capacity)
     }
 }
