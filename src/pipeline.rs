@@ -24,7 +24,8 @@ const DUPLICATE_IOU: f32 = 0.5;
 
 /// Where the landmarks sit in a 160x160 [`CropMethod::Landmarks`] crop: the mean positions they
 /// take in [`CropMethod::Box`] crops of the 5-celebrity set and the group photo (109 faces),
-/// mirrored to be symmetric, so both crops frame a face alike.
+/// mirrored to be symmetric, so both crops frame a face alike (`benches/peers/verify_threshold.py
+/// template`).
 pub const LANDMARK_TEMPLATE: Landmarks = [
     [50.3, 65.0],
     [109.7, 65.0],

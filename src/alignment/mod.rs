@@ -166,6 +166,16 @@ pub fn whole(image: &RgbImage, side: u32) -> Vec<u8> {
     crop(image, all, side)
 }
 
+/// A crop's HWC bytes as the CHW floats a network takes, each value mapped through `f`.
+pub fn to_chw(pixels: &[u8], dst: &mut [f32], f: impl Fn(f32) -> f32) {
+    let plane = pixels.len() / 3;
+    for (i, p) in pixels.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            dst[c * plane + i] = f(p[c] as f32);
+        }
+    }
+}
+
 /// A 2x3 affine matrix mapping output pixel `(u, v)` to image pixel
 /// `(m[0] u + m[1] v + m[2], m[3] u + m[4] v + m[5])`.
 pub type Affine = [f32; 6];

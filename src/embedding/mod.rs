@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
 
+use crate::alignment::to_chw;
 use crate::inference::InferenceDevice;
-use crate::verification::to_chw;
 use facenet::FaceNet;
 pub use facenet::{EMBEDDING_DIM, INPUT_SIDE};
 pub use weights::WeightsError;

@@ -132,7 +132,7 @@ impl Importer<'_> {
                 ],
             )?;
         }
-        self.reduction(
+        self.branches(
             &mut net.mixed_6a.branches,
             &format!("{SCOPE}/Mixed_6a"),
             &[
@@ -152,7 +152,7 @@ impl Importer<'_> {
                 ],
             )?;
         }
-        self.reduction(
+        self.branches(
             &mut net.mixed_7a.branches,
             &format!("{SCOPE}/Mixed_7a"),
             &[
@@ -191,15 +191,6 @@ impl Importer<'_> {
             ));
         }
         Ok(())
-    }
-
-    fn reduction(
-        &mut self,
-        chains: &mut [Vec<Unit>],
-        prefix: &str,
-        names: &[&[&str]],
-    ) -> Result<(), WeightsError> {
-        self.branches(chains, prefix, names)
     }
 
     fn branches(

@@ -57,7 +57,7 @@ impl Verifier {
                 .zip(input.chunks_exact_mut(3 * side * side))
             {
                 let pixels = alignment::crop(image, *square, side as u32);
-                to_chw(&pixels, dst, |v| (v - 127.5) / 128.0);
+                alignment::to_chw(&pixels, dst, |v| (v - 127.5) / 128.0);
             }
             let x = Tensor::<4>::from_data(
                 TensorData::new(input, [chunk.len(), 3, side, side]),
@@ -89,16 +89,6 @@ impl Verifier {
             }
         }
         out
-    }
-}
-
-/// HWC bytes to CHW floats through `f`.
-pub(crate) fn to_chw(pixels: &[u8], dst: &mut [f32], f: impl Fn(f32) -> f32) {
-    let plane = pixels.len() / 3;
-    for (i, p) in pixels.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            dst[c * plane + i] = f(p[c] as f32);
-        }
     }
 }
 
