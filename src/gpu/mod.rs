@@ -98,6 +98,25 @@ impl Gpu {
             })
     }
 
+    /// Compile a WGSL compute shader whose entry point is `main`.
+    pub fn pipeline(&self, label: &str, wgsl: &str) -> wgpu::ComputePipeline {
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            });
+        self.device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+    }
+
     /// Bind `buffers` in order as bindings 0, 1, ... of group 0 and dispatch `groups` (x, y)
     /// workgroups of `pipeline`.
     pub fn dispatch(

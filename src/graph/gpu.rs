@@ -41,22 +41,7 @@ pub struct GpuGraph {
 
 impl GpuGraph {
     pub fn new(gpu: Arc<Gpu>) -> Self {
-        let module = gpu
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("distance_graph.wgsl"),
-                source: wgpu::ShaderSource::Wgsl(SHADER.into()),
-            });
-        let pipeline = gpu
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("distance_graph"),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+        let pipeline = gpu.pipeline("distance_graph.wgsl", SHADER);
         let per_dim = gpu.limits.max_compute_workgroups_per_dimension as usize * TILE;
         GpuGraph {
             block_rows: per_dim.min(1 << 20),

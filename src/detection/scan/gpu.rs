@@ -72,22 +72,7 @@ pub struct GpuScanner {
 
 impl GpuScanner {
     pub fn new(gpu: Arc<Gpu>, cascade: &Cascade) -> Self {
-        let module = gpu
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("pico_scan.wgsl"),
-                source: wgpu::ShaderSource::Wgsl(SHADER.into()),
-            });
-        let pipeline = gpu
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("pico_scan"),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+        let pipeline = gpu.pipeline("pico_scan.wgsl", SHADER);
         GpuScanner {
             codes: gpu.storage("cascade codes", bytemuck::cast_slice(&cascade.codes)),
             leaves: gpu.storage("cascade leaves", bytemuck::cast_slice(&cascade.leaves)),
