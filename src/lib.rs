@@ -5,9 +5,11 @@
 //! ([`gpu`]) or the CPU, [`verification`] checks them with O-Net and finds landmarks,
 //! [`alignment`] cuts each face out, [`embedding`] turns it into a FaceNet vector on the device
 //! [`inference`] picks; [`pipeline`] chains those stages. [`graph`] finds the close pairs of
-//! embeddings (WGSL or CPU) and [`clustering`] groups them with DBSCAN. [`evaluation`] measures the
-//! result,
-//! [`models`] fetches the weights, [`config`] holds the settings every stage receives.
+//! embeddings (WGSL or CPU) and [`clustering`] groups them with DBSCAN and matches faces to
+//! clusters. [`index`] walks folders into the [`store`] (SQLite); [`people`] clusters the stored
+//! faces and applies the names, merges, splits and rejections people make. [`evaluation`]
+//! measures the result, [`models`] fetches the weights, [`config`] holds the settings every stage
+//! receives.
 
 pub mod alignment;
 pub mod cli;
@@ -18,9 +20,12 @@ pub mod embedding;
 pub mod evaluation;
 pub mod gpu;
 pub mod graph;
+pub mod index;
 pub mod inference;
 pub mod models;
+pub mod people;
 pub mod photo;
 pub mod pipeline;
+pub mod store;
 pub mod verification;
 pub mod walk;

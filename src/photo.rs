@@ -48,17 +48,23 @@ pub struct Photo {
     /// Size of the original image after EXIF orientation.
     pub original_width: u32,
     pub original_height: u32,
+    /// The EXIF orientation that was applied (1-8; 1 is upright).
+    pub orientation: u8,
 }
 
 impl Photo {
     /// Decode, orient, convert to luminance and downscale a photo file.
     pub fn open(path: &Path) -> Result<Self, PhotoError> {
-        let bytes = std::fs::read(path)?;
+        Self::from_bytes(&std::fs::read(path)?)
+    }
+
+    /// Same as [`Photo::open`] for a file's bytes already read.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PhotoError> {
         if bytes.is_empty() {
             return Err(PhotoError::EmptyFile);
         }
-        let mut reader = ImageReader::new(Cursor::new(&bytes)).with_guessed_format()?;
-        if reader.format() == Some(image::ImageFormat::Jpeg) && !ends_with_eoi(&bytes) {
+        let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+        if reader.format() == Some(image::ImageFormat::Jpeg) && !ends_with_eoi(bytes) {
             // The decoder would fill the missing part with grey and say nothing.
             return Err(PhotoError::TruncatedJpeg);
         }
@@ -108,6 +114,7 @@ impl Photo {
             rgb,
             original_width: ow,
             original_height: oh,
+            orientation: orientation.to_exif(),
         })
     }
 

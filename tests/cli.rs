@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{lines, tempdir, visage};
+use common::{lines, png_header, tempdir, visage};
 
 use std::path::Path;
 
@@ -145,34 +145,6 @@ fn exif_orientation_is_applied_and_boxes_are_in_oriented_pixels() {
     // Without the tag the same pixels are a sideways photo: the upright faces are not found.
     let sideways = run(&plain);
     assert_eq!(sideways["width"].as_u64(), Some(886));
-}
-
-/// A valid PNG signature and IHDR chunk for an 8-bit RGB image of the given size, no pixel data.
-fn png_header(w: u32, h: u32) -> Vec<u8> {
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend(w.to_be_bytes());
-    ihdr.extend(h.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend(13u32.to_be_bytes());
-    out.extend(&ihdr);
-    out.extend(crc32(&ihdr).to_be_bytes());
-    out
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// Insert an APP1 Exif segment holding only the orientation tag right after the JPEG's SOI.

@@ -1,11 +1,12 @@
 //! The distance-graph kernel against its CPU twin on random and real embeddings: the same edges
 //! (up to pairs within rounding of the threshold) with the same distances, across several blocks
-//! and after an edge-buffer overflow. Runs on lavapipe in CI.
+//! and after an edge-buffer overflow. Runs on lavapipe in CI. Also: the CPU's matrix-product path
+//! finds exactly the twin's edges.
 
 mod common;
 
 use visage::graph::gpu::GpuGraph;
-use visage::graph::{Edge, cpu, synthetic};
+use visage::graph::{Edge, cpu, product, synthetic};
 
 /// Same edges and distances, except pairs whose distance is within rounding of the threshold.
 fn assert_same(gpu: &[Edge], cpu: &[Edge], max_d2: f32) {
@@ -50,8 +51,22 @@ fn real_embeddings_give_the_same_edges() {
     let Some(gpu) = common::gpu() else {
         return;
     };
-    // The six real FaceNet vectors of the parity fixture and each nudged a little: same-person
-    // pairs near, different people far.
+    let rows = reference_rows();
+    let graph = GpuGraph::new(gpu);
+    let max_d2 = 1.0f32;
+    let want = cpu::edges(&rows, 512, max_d2);
+    let got = graph.edges(&rows, 512, max_d2).unwrap();
+    // Each face's two standardisations are within 1.0 of each other; different people are not.
+    assert!(want.len() >= 6, "{want:?}");
+    for e in &want {
+        assert_eq!(e.i / 2, e.j / 2, "different people joined: {e:?}");
+    }
+    assert_same(&got, &want, max_d2);
+}
+
+/// The six real FaceNet vectors of the parity fixture, each also standardised the other way (a
+/// little nudged): same-person pairs near, different people far.
+fn reference_rows() -> Vec<f32> {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/facenet/reference.json"),
     )
@@ -69,14 +84,29 @@ fn real_embeddings_give_the_same_edges() {
             );
         }
     }
-    let graph = GpuGraph::new(gpu);
-    let max_d2 = 1.0f32;
-    let want = cpu::edges(&rows, 512, max_d2);
-    let got = graph.edges(&rows, 512, max_d2).unwrap();
-    // Each face's two standardisations are within 1.0 of each other; different people are not.
-    assert!(want.len() >= 6, "{want:?}");
-    for e in &want {
-        assert_eq!(e.i / 2, e.j / 2, "different people joined: {e:?}");
+    rows
+}
+
+#[test]
+fn the_matrix_product_path_finds_exactly_the_twins_edges() {
+    // Real vectors, and 1500 synthetic 512-d ones (three tiles) at thresholds that cut through
+    // their clusters.
+    let real = reference_rows();
+    for max_d2 in [0.5f32, 1.0, 1.5] {
+        assert_eq!(
+            product::edges(&real, 512, max_d2),
+            cpu::edges(&real, 512, max_d2)
+        );
     }
-    assert_same(&got, &want, max_d2);
+    let rows = synthetic::embeddings(512, 50, 20, 0.55, 500);
+    for max_distance in [0.7f32, 0.75, 0.8, 1.0] {
+        let max_d2 = max_distance * max_distance;
+        let want = cpu::edges(&rows, 512, max_d2);
+        assert!(!want.is_empty());
+        assert_eq!(
+            product::edges(&rows, 512, max_d2),
+            want,
+            "distance {max_distance}"
+        );
+    }
 }

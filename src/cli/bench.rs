@@ -4,6 +4,7 @@
 //! 512-d embeddings, with peak memory (compare `benches/peers/pairwise_numpy.py`). Threads:
 //! `RAYON_NUM_THREADS`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,13 @@ pub enum BenchWhat {
         core: usize,
         #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t = DeviceChoice::Cpu)]
         device: DeviceChoice,
+        /// On the CPU, time the exact twin of the shader instead of the matrix-product path
+        #[arg(long)]
+        twin: bool,
+        /// Write the embeddings to PREFIX.f32 and DBSCAN's labels to PREFIX.labels.i32 (-1 is
+        /// noise), for `benches/peers/dbscan_sklearn.py`
+        #[arg(long, value_name = "PREFIX")]
+        save: Option<PathBuf>,
     },
 }
 
@@ -87,23 +95,77 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-fn run_graph(n: usize, distance: f32, core: usize, device: DeviceChoice) -> anyhow::Result<i32> {
+struct GraphBench {
+    n: usize,
+    distance: f32,
+    core: usize,
+    device: DeviceChoice,
+    twin: bool,
+    save: Option<PathBuf>,
+}
+
+fn run_graph(b: GraphBench) -> anyhow::Result<i32> {
+    let GraphBench {
+        n,
+        distance,
+        core,
+        device,
+        twin,
+        save,
+    } = b;
     let dim = crate::embedding::EMBEDDING_DIM;
     let loose = n / 10;
     let clusters = (n - loose) / 20;
     let rows = crate::graph::synthetic::embeddings(dim, clusters, 20, 0.55, n - clusters * 20);
     let backend = crate::graph::GraphBackend::choose(device)?;
     let started = Instant::now();
-    let edges = backend.edges(&rows, dim, distance)?;
+    let edges = match &backend {
+        crate::graph::GraphBackend::Cpu if twin => {
+            crate::graph::cpu::edges(&rows, dim, distance * distance)
+        }
+        _ => backend.edges(&rows, dim, distance)?,
+    };
     let graph = crate::graph::NeighbourGraph::from_edges(n, &edges);
     let graph_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let labels = crate::clustering::dbscan(&graph, core);
     let dbscan_seconds = started.elapsed().as_secs_f64();
+    if let Some(prefix) = save {
+        let with = |ext: &str| {
+            let mut p = prefix.clone().into_os_string();
+            p.push(ext);
+            PathBuf::from(p)
+        };
+        // Streamed, so saving does not add a second copy of the embeddings to the peak.
+        let write = |ext: &str, values: &mut dyn Iterator<Item = [u8; 4]>| -> anyhow::Result<()> {
+            let path = with(ext);
+            let mut out = std::io::BufWriter::new(
+                std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
+            );
+            for v in values {
+                out.write_all(&v)?;
+            }
+            out.flush()?;
+            Ok(())
+        };
+        write(".f32", &mut rows.iter().map(|x| x.to_le_bytes()))?;
+        write(
+            ".labels.i32",
+            &mut labels
+                .iter()
+                .map(|l| l.map_or(-1, |l| l as i32).to_le_bytes()),
+        )?;
+    }
     let pairs = n as f64 * (n as f64 - 1.0) / 2.0;
     let line = GraphLine {
         tool: "visage",
-        device: backend.describe(),
+        device: match &backend {
+            crate::graph::GraphBackend::Cpu if twin => {
+                format!("{} (exact twin)", backend.describe())
+            }
+            crate::graph::GraphBackend::Cpu => format!("{} (matrix products)", backend.describe()),
+            _ => backend.describe(),
+        },
         threads: rayon::current_num_threads(),
         n,
         dim,
@@ -142,7 +204,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             distance,
             core,
             device,
-        } => return run_graph(n, distance, core, device),
+            twin,
+            save,
+        } => {
+            return run_graph(GraphBench {
+                n,
+                distance,
+                core,
+                device,
+                twin,
+                save,
+            });
+        }
         BenchWhat::Embed {
             batch,
             seconds,

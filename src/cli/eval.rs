@@ -2,7 +2,8 @@
 //! person (the photo's parent folder names its person) and report how well the embeddings separate
 //! the people (ROC AUC, true-accept rate at 0.1% false accepts, best distance threshold) and how
 //! well DBSCAN at the cluster settings groups them (adjusted Rand index, pairwise and BCubed F),
-//! once over the faces eligible for automatic clustering and once over all of them.
+//! once over the faces eligible for automatic clustering and once over all of them. With `--db`,
+//! it scores what `visage index` stored instead: the people and clusters of those photos.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -34,6 +35,88 @@ pub struct EvalArgs {
     /// Folder with one subfolder of photos per person
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// Score the people and clusters already stored in this database for the photos under DIR
+    /// (after `visage index DIR`) instead of embedding afresh
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+/// `eval --db`: how well the stored clusters and people match the folders.
+#[derive(Serialize)]
+struct DbReport {
+    db: String,
+    dir: String,
+    people: usize,
+    photos_with_face: usize,
+    /// The largest face of each photo is scored: its person if it has one, else its cluster,
+    /// else it is noise.
+    clustering: ClusterScores,
+}
+
+fn run_db(args: &EvalArgs, db: &std::path::Path) -> anyhow::Result<i32> {
+    let store = crate::store::Store::open(db)?;
+    let root =
+        std::fs::canonicalize(&args.dir).with_context(|| format!("{}", args.dir.display()))?;
+    let prefix = format!("{}/", root.to_string_lossy().trim_end_matches('/'));
+    let mut largest: BTreeMap<String, crate::store::faces::FaceRow> = BTreeMap::new();
+    for f in store.read(crate::store::faces::all)? {
+        if !f.path.starts_with(&prefix) {
+            continue;
+        }
+        match largest.get(&f.path) {
+            Some(old) if old.w * old.h >= f.w * f.h => {}
+            _ => {
+                largest.insert(f.path.clone(), f);
+            }
+        }
+    }
+    let mut people: BTreeMap<String, usize> = BTreeMap::new();
+    let mut groups: BTreeMap<String, u32> = BTreeMap::new();
+    let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+    for (path, f) in &largest {
+        let person = std::path::Path::new(path)
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let next = people.len();
+        truth.push(*people.entry(person).or_insert(next));
+        let group = match (&f.person, f.cluster) {
+            (Some(p), _) => Some(format!("person {p}")),
+            (None, Some(c)) => Some(format!("cluster {c}")),
+            _ => None,
+        };
+        predicted.push(group.map(|g| {
+            let next = groups.len() as u32;
+            *groups.entry(g).or_insert(next)
+        }));
+    }
+    let report = DbReport {
+        db: db.display().to_string(),
+        dir: args.dir.display().to_string(),
+        people: people.len(),
+        photos_with_face: largest.len(),
+        clustering: evaluation::cluster_scores(&truth, &predicted),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let c = &report.clustering;
+        println!(
+            "{} people, {} photos with a face; stored clusters: {} clusters, {} unassigned, \
+             ARI {:.3}, pairwise P/R/F {:.3}/{:.3}/{:.3}, BCubed F {:.3}",
+            report.people,
+            report.photos_with_face,
+            c.clusters,
+            c.noise,
+            c.adjusted_rand_index,
+            c.pairwise_precision,
+            c.pairwise_recall,
+            c.pairwise_f,
+            c.bcubed_f
+        );
+    }
+    Ok(0)
 }
 
 #[derive(Serialize)]
@@ -60,6 +143,9 @@ struct Report<'a> {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
+    if let Some(db) = &args.db {
+        return run_db(&args, db);
+    }
     let started = Instant::now();
     let mut pipeline = Pipeline::new(&args.settings, !args.networks.no_onet)
         .context("cannot load the face pipeline")?;

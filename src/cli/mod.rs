@@ -5,7 +5,9 @@ pub mod bench;
 pub mod detect;
 pub mod embed;
 pub mod eval;
+pub mod index;
 pub mod models;
+pub mod people;
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +40,58 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// Measure throughput (one JSON line, comparable with benches/peers)
     Bench(bench::BenchArgs),
+    /// Index folders of photos into the database, then cluster and match the faces
+    Index(index::IndexArgs),
+    /// Cluster unassigned faces and match them to known clusters
+    Cluster(index::ClusterArgs),
+    /// List people with their face and photo counts
+    People(people::PeopleArgs),
+    /// List a person's photos
+    Person(people::PersonArgs),
+    /// List faces, one per line: box in original pixels, score, cluster, person
+    Faces(people::FacesArgs),
+    /// List clusters (automatic, named, ignored)
+    Clusters(people::ReadArgs),
+    /// Name a cluster (c12) or a face (f345)
+    Name(people::NameArgs),
+    /// Rename a person
+    Rename(people::RenameArgs),
+    /// Merge one person into another
+    Merge(people::MergeArgs),
+    /// Move chosen faces to another or a new person
+    Split(people::SplitArgs),
+    /// Say a face is not a person; it is never matched to them again
+    Reject(people::RejectArgs),
+    /// Mark a cluster as not a person of interest
+    Ignore(people::IgnoreArgs),
+    /// Hide a person from `visage people`
+    Hide(people::HideArgs),
+    /// Show a hidden person again
+    Unhide(people::HideArgs),
+    /// Counts and distance statistics
+    Stats(people::ReadArgs),
+    /// Find (and with --fix repair) inconsistencies in the database
+    Audit(people::AuditArgs),
+    /// Drop automatic clusters and matches (--all --force: every cluster, person and decision)
+    Reset(people::ResetArgs),
+}
+
+/// Where the database is.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// Database file [default: $XDG_DATA_HOME/visage/visage.db]
+    #[arg(long, env = "VISAGE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    pub fn open(&self) -> anyhow::Result<crate::store::Store> {
+        let path = self
+            .db
+            .clone()
+            .unwrap_or_else(crate::store::Store::default_path);
+        Ok(crate::store::Store::open(&path)?)
+    }
 }
 
 /// Choices about the networks that are measured rather than settings (see BENCHMARKS.md).
@@ -64,6 +118,23 @@ pub fn run(cli: Cli) -> i32 {
         Command::Eval(args) => eval::run(args),
         Command::Models(args) => models::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Index(args) => index::run_index(args),
+        Command::Cluster(args) => index::run_cluster(args),
+        Command::People(args) => people::people(args),
+        Command::Person(args) => people::person(args),
+        Command::Faces(args) => people::faces(args),
+        Command::Clusters(args) => people::clusters(args),
+        Command::Name(args) => people::name(args),
+        Command::Rename(args) => people::rename(args),
+        Command::Merge(args) => people::merge(args),
+        Command::Split(args) => people::split(args),
+        Command::Reject(args) => people::reject(args),
+        Command::Ignore(args) => people::ignore(args),
+        Command::Hide(args) => people::hide(args, true),
+        Command::Unhide(args) => people::hide(args, false),
+        Command::Stats(args) => people::stats(args),
+        Command::Audit(args) => people::audit(args),
+        Command::Reset(args) => people::reset(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,52 @@
+//! The neighbour graph and DBSCAN on synthetic 512-d embeddings (clusters of 20 and 10% loose
+//! vectors, distance 1.0): the CPU's matrix-product path, the exact twin of the shader, the GPU
+//! path where wgpu finds an adapter, and DBSCAN over the graph.
+//!
+//! `cargo bench --bench graph`. Larger N and the peers: `visage bench graph --n 100000` and
+//! `benches/peers/{pairwise_numpy,dbscan_sklearn}.py` (BENCHMARKS.md).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use visage::graph::gpu::GpuGraph;
+use visage::graph::{NeighbourGraph, cpu, product, synthetic};
+
+const N: usize = 4000;
+const DIM: usize = 512;
+const MAX_D2: f32 = 1.0;
+
+fn graph(c: &mut Criterion) {
+    let rows = synthetic::embeddings(DIM, N * 9 / 200, 20, 0.55, N / 10);
+    let n = rows.len() / DIM;
+    let mut group = c.benchmark_group("graph");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Elements((n * (n - 1) / 2) as u64));
+    group.bench_function("cpu matrix products", |b| {
+        b.iter(|| product::edges(&rows, DIM, MAX_D2))
+    });
+    group.bench_function("cpu exact twin", |b| {
+        b.iter(|| cpu::edges(&rows, DIM, MAX_D2))
+    });
+    match visage::gpu::Gpu::open() {
+        Ok(gpu) => {
+            let g = GpuGraph::new(Arc::new(gpu));
+            group.bench_function(format!("gpu ({})", g.gpu().describe()), |b| {
+                b.iter(|| g.edges(&rows, DIM, MAX_D2).unwrap())
+            });
+        }
+        Err(e) => eprintln!("no GPU adapter, GPU path not measured: {e}"),
+    }
+    group.finish();
+
+    let edges = product::edges(&rows, DIM, MAX_D2);
+    let g = NeighbourGraph::from_edges(n, &edges);
+    c.bench_function("dbscan over the graph", |b| {
+        b.iter(|| visage::clustering::dbscan(&g, 4))
+    });
+}
+
+criterion_group!(benches, graph);
+criterion_main!(benches);

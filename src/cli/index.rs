@@ -1,0 +1,114 @@
+//! `visage index` (folders into the database, then clustering) and `visage cluster`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{StoreArgs, exit_code};
+use crate::config::Settings;
+use crate::graph::GraphBackend;
+use crate::index;
+use crate::people::assign::{self, ClusterReport};
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Folders (or files) of photos
+    #[arg(required = true, value_name = "DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Only index; do not cluster and match afterwards
+    #[arg(long)]
+    pub no_cluster: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Drop automatic clusters and matches first and rebuild them (manual ones stay)
+    #[arg(long)]
+    pub recluster: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
+    let mut store = args.store.open()?;
+    let pipeline = Pipeline::new(&args.settings, true).context("loading the face pipeline")?;
+    let report = index::index(&mut store, &pipeline, &args.paths, |path, why| {
+        eprintln!("visage: {}: {why}", path.display())
+    })
+    .with_context(|| format!("indexing into {}", store.path().display()))?;
+    let clustered = if args.no_cluster {
+        None
+    } else {
+        Some(cluster(&mut store, &args.settings, false)?)
+    };
+    if args.json {
+        let out = serde_json::json!({ "index": report, "cluster": clustered });
+        println!("{out}");
+    } else {
+        println!(
+            "{} files: {} indexed, {} unchanged, {} failed, {} gone; {} faces found in {:.1} s",
+            report.files,
+            report.indexed,
+            report.unchanged,
+            report.failed,
+            report.gone,
+            report.faces,
+            report.seconds
+        );
+        if let Some(c) = &clustered {
+            print_cluster(c);
+        }
+    }
+    Ok(exit_code(report.failed))
+}
+
+pub fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
+    let mut store = args.store.open()?;
+    let report = cluster(&mut store, &args.settings, args.recluster)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_cluster(&report);
+    }
+    Ok(0)
+}
+
+fn cluster(
+    store: &mut Store,
+    settings: &Settings,
+    recluster: bool,
+) -> anyhow::Result<ClusterReport> {
+    let backend = GraphBackend::choose(settings.device)?;
+    log::info!("neighbour graph on {}", backend.describe());
+    assign::run(store, settings, &backend, recluster)
+        .with_context(|| format!("clustering the faces in {}", store.path().display()))
+}
+
+fn print_cluster(c: &ClusterReport) {
+    println!(
+        "clustering: {} matched to known clusters, {} new clusters from {} eligible faces ({} placed), \
+         {} ambiguous, {} left unassigned, in {:.1} s",
+        c.matched,
+        c.new_clusters,
+        c.eligible,
+        c.clustered,
+        c.ambiguous,
+        c.unassigned_after,
+        c.seconds
+    );
+}

@@ -1,0 +1,268 @@
+//! `visage index`: brings the store up to date with folders of photos. Walks them, skips files
+//! whose size and time (or, if those moved, content hash) are unchanged, reads and decodes the
+//! rest in parallel while the previous batch runs through the pipeline, and stores each batch in
+//! one transaction. Files that fail are recorded with the reason and the run goes on; files no
+//! longer on disk are marked gone.
+//!
+//! It does not cluster (see `people::assign`) and holds no algorithm of a pipeline stage.
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::photo::Photo;
+use crate::pipeline::{FoundFace, Pipeline, PipelineError};
+use crate::store::photos::{self, FileInfo, NewFace, PhotoInfo, PhotoState};
+use crate::store::{Store, StoreError};
+use crate::walk;
+
+/// Photos decoded and stored per batch (and per transaction).
+pub const BATCH: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// What one run did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IndexReport {
+    /// Photo files found.
+    pub files: usize,
+    /// Unchanged since the last run (size and time, or content).
+    pub unchanged: usize,
+    pub indexed: usize,
+    pub failed: usize,
+    pub faces: usize,
+    /// Files in the store that are no longer under the folders walked.
+    pub gone: usize,
+    pub seconds: f64,
+}
+
+/// One file's way through a batch.
+enum Outcome {
+    /// Same content as stored: only size and time move.
+    Unchanged(FileInfo),
+    Failed(FileInfo, String),
+    Decoded(FileInfo, Photo),
+}
+
+/// Index the photos under `roots`. Each file that fails is passed to `on_error` (path and
+/// reason); the run goes on. A pipeline or database error stops it, with every batch before it
+/// stored.
+pub fn index(
+    store: &mut Store,
+    pipeline: &Pipeline,
+    roots: &[PathBuf],
+    mut on_error: impl FnMut(&Path, &str),
+) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
+    let mut report = IndexReport::default();
+    let known = store.read(photos::states)?;
+
+    // Walk, and keep what changed.
+    let mut seen = HashSet::new();
+    let mut todo: Vec<(FileInfo, Option<&PhotoState>)> = Vec::new();
+    for entry in walk::photos(roots) {
+        let path = match entry {
+            Ok(p) => p,
+            Err((p, why)) => {
+                on_error(&p, &why);
+                report.failed += 1;
+                continue;
+            }
+        };
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let key = path.to_string_lossy().into_owned();
+        if !seen.insert(key.clone()) {
+            continue; // the same file reached twice (a symlink, or two overlapping roots)
+        }
+        report.files += 1;
+        let (size, mtime_ns) = match std::fs::metadata(&path) {
+            Ok(m) => (m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()),
+            Err(e) => {
+                on_error(&path, &format!("cannot read: {e}"));
+                report.failed += 1;
+                continue;
+            }
+        };
+        let file = FileInfo {
+            path: key,
+            size,
+            mtime_ns,
+            hash: None,
+        };
+        let state = known.get(&file.path);
+        match state {
+            Some(s) if !s.failed && !s.gone && s.size == size && s.mtime_ns == mtime_ns => {
+                report.unchanged += 1
+            }
+            _ => todo.push((file, state)),
+        }
+    }
+
+    let bar = progress_bar(todo.len() as u64);
+    let mut last_log = Instant::now();
+    let batches: Vec<_> = todo.chunks(BATCH).collect();
+    let mut next = batches.first().map(|b| read_batch(b));
+    for k in 0..batches.len() {
+        let outcomes = next.take().unwrap_or_default();
+        // Decode the next batch while this one runs through the networks.
+        let (found, following) = rayon::join(
+            || {
+                let decoded: Vec<&Photo> = outcomes
+                    .iter()
+                    .filter_map(|o| match o {
+                        Outcome::Decoded(_, p) => Some(p),
+                        _ => None,
+                    })
+                    .collect();
+                pipeline.run(&decoded)
+            },
+            || batches.get(k + 1).map(|b| read_batch(b)),
+        );
+        next = following;
+        let mut found = found?.into_iter();
+        store.write(|tx| -> Result<(), StoreError> {
+            for outcome in &outcomes {
+                match outcome {
+                    Outcome::Unchanged(file) => {
+                        photos::touch(tx, file)?;
+                        report.unchanged += 1;
+                    }
+                    Outcome::Failed(file, why) => {
+                        photos::record_failure(tx, file, why)?;
+                        report.failed += 1;
+                    }
+                    Outcome::Decoded(file, photo) => {
+                        let faces: Vec<NewFace> = found
+                            .next()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(to_new)
+                            .collect();
+                        let info = PhotoInfo {
+                            width: photo.original_width,
+                            height: photo.original_height,
+                            orientation: photo.orientation,
+                        };
+                        photos::store_indexed(tx, file, info, &faces)?;
+                        report.indexed += 1;
+                        report.faces += faces.len();
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        for outcome in &outcomes {
+            if let Outcome::Failed(file, why) = outcome {
+                bar.suspend(|| on_error(Path::new(&file.path), why));
+            }
+        }
+        bar.inc(outcomes.len() as u64);
+        bar.set_message(format!("{} faces", report.faces));
+        if bar.is_hidden()
+            && (last_log.elapsed() > Duration::from_secs(10) || k + 1 == batches.len())
+        {
+            last_log = Instant::now();
+            let done = bar.position();
+            let rate = done as f64 / started.elapsed().as_secs_f64();
+            log::info!(
+                "indexed {done}/{} files, {} faces, {rate:.1} files/s, about {:.0} s left",
+                todo.len(),
+                report.faces,
+                (todo.len() as u64 - done) as f64 / rate.max(1e-9)
+            );
+        }
+    }
+    bar.finish_and_clear();
+
+    // Files under a walked folder that were not found are gone. A folder that is missing
+    // altogether (an unmounted disk) marks nothing.
+    let gone: Vec<i64> = roots
+        .iter()
+        .filter(|r| r.is_dir())
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .flat_map(|root| {
+            let prefix = format!("{}/", root.to_string_lossy().trim_end_matches('/'));
+            known
+                .iter()
+                .filter(move |(path, s)| !s.gone && path.starts_with(&prefix))
+                .filter(|(path, _)| !seen.contains(*path))
+                .map(|(_, s)| s.id)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if !gone.is_empty() {
+        store.write(|tx| -> Result<(), StoreError> { Ok(photos::mark_gone(tx, &gone)?) })?;
+    }
+    report.gone = gone.len();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Read, hash and decode a batch in parallel.
+fn read_batch(batch: &[(FileInfo, Option<&PhotoState>)]) -> Vec<Outcome> {
+    batch
+        .par_iter()
+        .map(|(file, state)| {
+            let mut file = file.clone();
+            let bytes = match std::fs::read(&file.path) {
+                Ok(b) => b,
+                Err(e) => return Outcome::Failed(file, format!("cannot read: {e}")),
+            };
+            let hash: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let same =
+                state.is_some_and(|s| !s.failed && !s.gone && s.hash.as_ref() == Some(&hash));
+            file.hash = Some(hash);
+            if same {
+                return Outcome::Unchanged(file);
+            }
+            match Photo::from_bytes(&bytes) {
+                Ok(photo) => Outcome::Decoded(file, photo),
+                Err(e) => Outcome::Failed(file, e.to_string()),
+            }
+        })
+        .collect()
+}
+
+fn to_new(f: FoundFace) -> NewFace {
+    NewFace {
+        x: f.x,
+        y: f.y,
+        w: f.w,
+        h: f.h,
+        size: f.size,
+        score: f.score,
+        probability: f.probability,
+        landmarks: f.landmarks,
+        embedding: f.embedding,
+    }
+}
+
+/// A bar (files, faces, rate, ETA) on a terminal; hidden otherwise (log lines instead).
+fn progress_bar(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {pos}/{len} files, {msg}, {per_sec}, ETA {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

@@ -1,0 +1,302 @@
+//! Views of the people and clusters in the store: the people with their counts, one person's
+//! photos, statistics, and the audit that finds (and with `fix`, repairs) inconsistencies.
+//! Reading only, except [`audit`] with `fix`, which writes in one transaction.
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::assign;
+use crate::embedding::distance;
+use crate::store::clusters::{self, ClusterKind};
+use crate::store::faces::{self, Assigned};
+use crate::store::{SqlResult, Store, StoreError};
+
+/// A person with their counts (photos still present only).
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonSummary {
+    pub name: String,
+    pub faces: i64,
+    pub photos: i64,
+    pub manual: i64,
+    pub auto: i64,
+    pub clusters: i64,
+    pub hidden: bool,
+}
+
+pub fn people(conn: &Connection, include_hidden: bool) -> SqlResult<Vec<PersonSummary>> {
+    let mut stmt = conn.prepare(
+        "SELECT pe.name, pe.hidden,
+            count(f.id), count(DISTINCT f.photo),
+            count(CASE WHEN f.assigned = 'manual' THEN 1 END),
+            count(CASE WHEN f.assigned = 'auto' THEN 1 END),
+            (SELECT count(*) FROM clusters c WHERE c.person = pe.id)
+         FROM people pe
+         LEFT JOIN faces f ON f.person = pe.id
+             AND f.photo IN (SELECT id FROM photos WHERE gone = 0)
+         WHERE ?1 OR pe.hidden = 0
+         GROUP BY pe.id ORDER BY count(f.id) DESC, pe.name",
+    )?;
+    stmt.query_map([include_hidden], |r| {
+        Ok(PersonSummary {
+            name: r.get(0)?,
+            hidden: r.get(1)?,
+            faces: r.get(2)?,
+            photos: r.get(3)?,
+            manual: r.get(4)?,
+            auto: r.get(5)?,
+            clusters: r.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+/// One photo of a person.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonPhoto {
+    pub path: String,
+    /// The person's faces in it (f-ids).
+    pub faces: Vec<i64>,
+}
+
+/// The photos of `name`, by path. `None` if there is no such person.
+pub fn person_photos(conn: &Connection, name: &str) -> SqlResult<Option<Vec<PersonPhoto>>> {
+    let Some(p) = super::person_id(conn, name)? else {
+        return Ok(None);
+    };
+    let mut out: Vec<PersonPhoto> = Vec::new();
+    for f in faces::all(conn)?
+        .into_iter()
+        .filter(|f| f.person_id == Some(p))
+    {
+        match out.last_mut() {
+            Some(last) if last.path == f.path => last.faces.push(f.id),
+            _ => out.push(PersonPhoto {
+                path: f.path,
+                faces: vec![f.id],
+            }),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Counts and distance statistics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub photos: i64,
+    pub photos_failed: i64,
+    pub photos_gone: i64,
+    pub faces: i64,
+    pub faces_clustered: i64,
+    pub faces_manual: i64,
+    pub faces_auto: i64,
+    pub faces_ambiguous: i64,
+    pub faces_unassigned: i64,
+    pub clusters_auto: i64,
+    pub clusters_manual: i64,
+    pub clusters_ignored: i64,
+    pub people: i64,
+    pub rejections: i64,
+    /// Distance from each clustered face to its cluster's centroid.
+    pub member_distance: Quantiles,
+    /// Clusters' sample radii.
+    pub cluster_radius: Quantiles,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Quantiles {
+    pub count: usize,
+    pub mean: f32,
+    pub median: f32,
+    pub p95: f32,
+    pub max: f32,
+}
+
+impl Quantiles {
+    pub fn of(mut v: Vec<f32>) -> Self {
+        if v.is_empty() {
+            return Quantiles::default();
+        }
+        v.sort_by(f32::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Quantiles {
+            count: v.len(),
+            mean: v.iter().sum::<f32>() / v.len() as f32,
+            median: at(0.5),
+            p95: at(0.95),
+            max: v[v.len() - 1],
+        }
+    }
+}
+
+pub fn stats(conn: &Connection) -> SqlResult<Stats> {
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+    let faces = faces::all(conn)?;
+    let all_clusters = clusters::all(conn)?;
+    let by_id: std::collections::HashMap<i64, &clusters::ClusterRow> =
+        all_clusters.iter().map(|c| (c.id, c)).collect();
+    let member_distance = faces
+        .iter()
+        .filter_map(|f| {
+            let c = by_id.get(&f.cluster?)?;
+            (!c.centroid.is_empty()).then(|| distance(&f.embedding, &c.centroid))
+        })
+        .collect();
+    let kind = |k: ClusterKind| all_clusters.iter().filter(|c| c.kind == k).count() as i64;
+    Ok(Stats {
+        photos: count("SELECT count(*) FROM photos WHERE gone = 0")?,
+        photos_failed: count("SELECT count(*) FROM photos WHERE gone = 0 AND error IS NOT NULL")?,
+        photos_gone: count("SELECT count(*) FROM photos WHERE gone = 1")?,
+        faces: faces.len() as i64,
+        faces_clustered: faces.iter().filter(|f| f.cluster.is_some()).count() as i64,
+        faces_manual: faces
+            .iter()
+            .filter(|f| f.assigned == Some(Assigned::Manual))
+            .count() as i64,
+        faces_auto: faces
+            .iter()
+            .filter(|f| f.assigned == Some(Assigned::Auto))
+            .count() as i64,
+        faces_ambiguous: faces.iter().filter(|f| f.ambiguous).count() as i64,
+        faces_unassigned: faces
+            .iter()
+            .filter(|f| f.cluster.is_none() && f.person_id.is_none())
+            .count() as i64,
+        clusters_auto: kind(ClusterKind::Auto),
+        clusters_manual: kind(ClusterKind::Manual),
+        clusters_ignored: kind(ClusterKind::Ignored),
+        people: count("SELECT count(*) FROM people")?,
+        rejections: count("SELECT count(*) FROM rejections")?,
+        member_distance: Quantiles::of(member_distance),
+        cluster_radius: Quantiles::of(all_clusters.iter().map(|c| c.radius).collect()),
+    })
+}
+
+/// One kind of inconsistency and how many rows show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub problem: &'static str,
+    pub count: i64,
+    pub fixed: bool,
+}
+
+/// Each check: what it finds, the query counting it, and the statements that repair it.
+const CHECKS: &[(&str, &str, &[&str])] = &[
+    (
+        "faces of removed photos still in a cluster",
+        "SELECT count(*) FROM faces WHERE cluster IS NOT NULL
+             AND photo IN (SELECT id FROM photos WHERE gone = 1)",
+        &["UPDATE faces SET cluster = NULL,
+               person = CASE WHEN assigned = 'manual' THEN person END,
+               assigned = CASE WHEN assigned = 'manual' THEN 'manual' END
+           WHERE cluster IS NOT NULL AND photo IN (SELECT id FROM photos WHERE gone = 1)"],
+    ),
+    (
+        "faces matched automatically to a person they were rejected for",
+        "SELECT count(*) FROM faces f JOIN rejections r ON r.face = f.id AND r.person = f.person
+             WHERE f.assigned IS NOT 'manual'",
+        &["UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL
+           WHERE assigned IS NOT 'manual'
+             AND EXISTS (SELECT 1 FROM rejections r WHERE r.face = faces.id
+                         AND r.person = faces.person)"],
+    ),
+    (
+        "faces named by hand as a person they were also rejected for (the name is kept)",
+        "SELECT count(*) FROM faces f JOIN rejections r ON r.face = f.id AND r.person = f.person
+             WHERE f.assigned = 'manual'",
+        &["DELETE FROM rejections WHERE EXISTS (SELECT 1 FROM faces f
+               WHERE f.id = rejections.face AND f.person = rejections.person
+                 AND f.assigned = 'manual')"],
+    ),
+    (
+        "faces whose person differs from their named cluster's person",
+        "SELECT count(*) FROM faces f JOIN clusters c ON c.id = f.cluster
+             WHERE c.kind = 'manual' AND f.person IS NOT c.person",
+        &["UPDATE faces SET person = (SELECT c.person FROM clusters c WHERE c.id = faces.cluster)
+           WHERE cluster IN (SELECT id FROM clusters WHERE kind = 'manual')
+             AND person IS NOT (SELECT c.person FROM clusters c WHERE c.id = faces.cluster)"],
+    ),
+    (
+        "faces with a person in an automatic or ignored cluster",
+        "SELECT count(*) FROM faces f JOIN clusters c ON c.id = f.cluster
+             WHERE c.kind != 'manual' AND f.person IS NOT NULL",
+        &["UPDATE faces SET person = NULL WHERE person IS NOT NULL
+             AND cluster IN (SELECT id FROM clusters WHERE kind != 'manual')"],
+    ),
+    (
+        "faces with a person but no record of how it was assigned",
+        "SELECT count(*) FROM faces WHERE person IS NOT NULL AND assigned IS NULL",
+        &["UPDATE faces SET assigned = 'manual' WHERE person IS NOT NULL AND assigned IS NULL"],
+    ),
+    (
+        "automatic clusters without faces",
+        "SELECT count(*) FROM clusters c WHERE kind = 'auto'
+             AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.cluster = c.id)",
+        &["DELETE FROM clusters WHERE kind = 'auto'
+             AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.cluster = clusters.id)"],
+    ),
+    (
+        "named clusters without a person",
+        "SELECT count(*) FROM clusters WHERE kind = 'manual' AND person IS NULL",
+        &[
+            "UPDATE faces SET person = NULL, assigned = NULL, cluster = NULL
+             WHERE cluster IN (SELECT id FROM clusters WHERE kind = 'manual' AND person IS NULL)",
+            "DELETE FROM clusters WHERE kind = 'manual' AND person IS NULL",
+        ],
+    ),
+    (
+        "people without faces or clusters",
+        "SELECT count(*) FROM people pe WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.person = pe.id)
+             AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.person = pe.id)",
+        &["DELETE FROM people WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.person = people.id)
+             AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.person = people.id)"],
+    ),
+];
+
+/// Find inconsistencies; with `fix`, repair them all in one transaction (named clusters are
+/// re-summarised from their faces as part of the repair).
+pub fn audit(store: &mut Store, fix: bool) -> Result<Vec<Finding>, StoreError> {
+    let mut findings: Vec<Finding> = store.read(|c| {
+        CHECKS
+            .iter()
+            .map(|(problem, query, _)| {
+                Ok(Finding {
+                    problem,
+                    count: c.query_row(query, [], |r| r.get(0))?,
+                    fixed: false,
+                })
+            })
+            .collect()
+    })?;
+    let stale = store.read(stale_summaries)?;
+    findings.push(Finding {
+        problem: "named clusters whose summary does not match their faces",
+        count: stale,
+        fixed: false,
+    });
+    if fix && findings.iter().any(|f| f.count > 0) {
+        store.write(|tx| -> Result<(), StoreError> {
+            for (_, _, repairs) in CHECKS {
+                for sql in *repairs {
+                    tx.execute(sql, [])?;
+                }
+            }
+            assign::refresh_manual(tx)?;
+            Ok(())
+        })?;
+        for f in findings.iter_mut().filter(|f| f.count > 0) {
+            f.fixed = true;
+        }
+    }
+    Ok(findings)
+}
+
+/// Named clusters whose sample count differs from their manual faces.
+fn stale_summaries(conn: &Connection) -> SqlResult<i64> {
+    conn.query_row(
+        "SELECT count(*) FROM clusters c WHERE kind = 'manual' AND samples !=
+             (SELECT count(*) FROM faces f JOIN photos p ON p.id = f.photo
+              WHERE f.cluster = c.id AND f.assigned = 'manual' AND p.gone = 0)",
+        [],
+        |r| r.get(0),
+    )
+}

@@ -1,0 +1,113 @@
+//! Cluster rows: a centroid, a sample radius and a sample count per cluster, with its kind
+//! (found automatically, confirmed or named by hand, or ignored) and its person.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::{SqlResult, blob_embedding, embedding_blob};
+use crate::clustering::ClusterSummary;
+
+/// Where a cluster came from and what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterKind {
+    /// Found by DBSCAN; dropped by `cluster --recluster` and `reset`.
+    Auto,
+    /// Named or built by hand; never dropped automatically.
+    Manual,
+    /// Not a person of interest: its faces are never matched to a person.
+    Ignored,
+}
+
+impl ClusterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterKind::Auto => "auto",
+            ClusterKind::Manual => "manual",
+            ClusterKind::Ignored => "ignored",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "manual" => ClusterKind::Manual,
+            "ignored" => ClusterKind::Ignored,
+            _ => ClusterKind::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterRow {
+    pub id: i64,
+    pub kind: ClusterKind,
+    #[serde(skip)]
+    pub person_id: Option<i64>,
+    pub person: Option<String>,
+    #[serde(skip)]
+    pub centroid: Vec<f32>,
+    pub radius: f32,
+    pub samples: u32,
+}
+
+fn from_row(r: &Row) -> SqlResult<ClusterRow> {
+    Ok(ClusterRow {
+        id: r.get(0)?,
+        kind: ClusterKind::parse(&r.get::<_, String>(1)?),
+        person_id: r.get(2)?,
+        person: r.get(3)?,
+        centroid: r
+            .get::<_, Option<Vec<u8>>>(4)?
+            .map(|b| blob_embedding(&b))
+            .unwrap_or_default(),
+        radius: r.get(5)?,
+        samples: r.get(6)?,
+    })
+}
+
+const SELECT: &str = "SELECT c.id, c.kind, c.person, pe.name, c.centroid, c.radius, c.samples
+    FROM clusters c LEFT JOIN people pe ON pe.id = c.person";
+
+pub fn all(conn: &Connection) -> SqlResult<Vec<ClusterRow>> {
+    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY c.id"))?;
+    stmt.query_map([], from_row)?.collect()
+}
+
+pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<ClusterRow>> {
+    conn.query_row(&format!("{SELECT} WHERE c.id = ?1"), [id], from_row)
+        .optional()
+}
+
+/// A new cluster with this summary; returns its id.
+pub fn insert(
+    conn: &Connection,
+    kind: ClusterKind,
+    person: Option<i64>,
+    summary: &ClusterSummary,
+) -> SqlResult<i64> {
+    conn.query_row(
+        "INSERT INTO clusters (kind, person, centroid, radius, samples)
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        params![
+            kind.as_str(),
+            person,
+            embedding_blob(&summary.centroid),
+            summary.radius,
+            summary.size as i64
+        ],
+        |r| r.get(0),
+    )
+}
+
+pub fn set_summary(conn: &Connection, id: i64, summary: &ClusterSummary) -> SqlResult<()> {
+    conn.execute(
+        "UPDATE clusters SET centroid = ?2, radius = ?3, samples = ?4 WHERE id = ?1",
+        params![
+            id,
+            embedding_blob(&summary.centroid),
+            summary.radius,
+            summary.size as i64
+        ],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! Photo rows and the faces found in them: what `index` needs to skip unchanged files, record
+//! failures, mark removed files gone and replace a photo's faces.
+//!
+//! Replacing the faces of a changed photo keeps the manual decisions (person named by hand,
+//! ignored cluster, rejections) of every new face that overlaps an old one (IoU), so editing a
+//! photo loses nothing a person decided. Which person a face is, is decided elsewhere.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{SqlResult, embedding_blob, now};
+use crate::alignment::FaceBox;
+
+/// A new face box overlapping an old one at least this much (IoU) is the same face.
+pub const SAME_FACE_IOU: f32 = 0.5;
+
+/// What the store knows of a file, to decide whether to index it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhotoState {
+    pub id: i64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub hash: Option<String>,
+    pub failed: bool,
+    pub gone: bool,
+}
+
+/// A file as found on disk.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub hash: Option<String>,
+}
+
+/// A decoded photo's facts.
+#[derive(Debug, Clone, Copy)]
+pub struct PhotoInfo {
+    pub width: u32,
+    pub height: u32,
+    /// EXIF orientation, 1-8.
+    pub orientation: u8,
+}
+
+/// A face to store, in original (oriented) pixels.
+#[derive(Debug, Clone)]
+pub struct NewFace {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+    pub size: u32,
+    pub score: f32,
+    pub probability: f32,
+    pub landmarks: Vec<[f32; 2]>,
+    pub embedding: Vec<f32>,
+}
+
+/// Every photo row by path.
+pub fn states(tx: &rusqlite::Connection) -> SqlResult<HashMap<String, PhotoState>> {
+    let mut stmt =
+        tx.prepare("SELECT id, path, size, mtime_ns, hash, error IS NOT NULL, gone FROM photos")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(1)?,
+            PhotoState {
+                id: r.get(0)?,
+                size: r.get::<_, i64>(2)? as u64,
+                mtime_ns: r.get(3)?,
+                hash: r.get(4)?,
+                failed: r.get(5)?,
+                gone: r.get(6)?,
+            },
+        ))
+    })?;
+    rows.collect()
+}
+
+/// Insert or update the row for `file` (clearing `gone`), returning its id.
+fn upsert(tx: &Transaction, file: &FileInfo, error: Option<&str>) -> SqlResult<i64> {
+    tx.query_row(
+        "INSERT INTO photos (path, size, mtime_ns, hash, indexed_at, error, gone)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
+         ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+             hash = COALESCE(excluded.hash, hash), indexed_at = excluded.indexed_at,
+             error = excluded.error, gone = 0
+         RETURNING id",
+        params![
+            file.path,
+            file.size as i64,
+            file.mtime_ns,
+            file.hash,
+            now(),
+            error
+        ],
+        |r| r.get(0),
+    )
+}
+
+/// The file could not be read or decoded: record why. Faces stored before stay.
+pub fn record_failure(tx: &Transaction, file: &FileInfo, error: &str) -> SqlResult<i64> {
+    upsert(tx, file, Some(error))
+}
+
+/// The file's content is unchanged (same hash) though its size or time moved: note the new ones.
+pub fn touch(tx: &Transaction, file: &FileInfo) -> SqlResult<i64> {
+    upsert(tx, file, None)
+}
+
+/// Store a freshly indexed photo and its faces, replacing its old faces but carrying their
+/// manual decisions over to the new faces that overlap them. Returns the photo id.
+pub fn store_indexed(
+    tx: &Transaction,
+    file: &FileInfo,
+    info: PhotoInfo,
+    faces: &[NewFace],
+) -> SqlResult<i64> {
+    let id = upsert(tx, file, None)?;
+    tx.execute(
+        "UPDATE photos SET width = ?2, height = ?3, orientation = ?4 WHERE id = ?1",
+        params![id, info.width, info.height, info.orientation],
+    )?;
+    let old = old_decisions(tx, id)?;
+    tx.execute("DELETE FROM faces WHERE photo = ?1", [id])?;
+    let (pw, ph) = (info.width.max(1) as f32, info.height.max(1) as f32);
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO faces (photo, rel_x, rel_y, rel_w, rel_h, x, y, w, h, size, score,
+                            probability, landmarks, embedding, cluster, person, assigned)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         RETURNING id",
+    )?;
+    let mut reject = tx.prepare_cached("INSERT OR IGNORE INTO rejections VALUES (?1, ?2)")?;
+    for f in faces {
+        let rel = FaceBox {
+            x: f.x / pw,
+            y: f.y / ph,
+            w: f.w / pw,
+            h: f.h / ph,
+        };
+        let carried = old
+            .iter()
+            .map(|o| (o, o.rel.iou(&rel)))
+            .filter(|(_, iou)| *iou >= SAME_FACE_IOU)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(o, _)| o);
+        let landmarks = serde_json::to_string(&f.landmarks).unwrap_or_else(|_| "[]".into());
+        let (cluster, person, assigned) = match carried {
+            Some(o) if o.manual => (o.cluster, o.person, Some("manual")),
+            _ => (None, None, None),
+        };
+        let face: i64 = insert.query_row(
+            params![
+                id,
+                rel.x,
+                rel.y,
+                rel.w,
+                rel.h,
+                f.x,
+                f.y,
+                f.w,
+                f.h,
+                f.size,
+                f.score,
+                f.probability,
+                landmarks,
+                embedding_blob(&f.embedding),
+                cluster,
+                person,
+                assigned
+            ],
+            |r| r.get(0),
+        )?;
+        for p in carried.map(|o| o.rejected.as_slice()).unwrap_or_default() {
+            reject.execute([face, *p])?;
+        }
+    }
+    Ok(id)
+}
+
+/// An old face's box and the decisions a person made about it.
+struct OldFace {
+    rel: FaceBox,
+    manual: bool,
+    cluster: Option<i64>,
+    person: Option<i64>,
+    rejected: Vec<i64>,
+}
+
+fn old_decisions(tx: &Transaction, photo: i64) -> SqlResult<Vec<OldFace>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, rel_x, rel_y, rel_w, rel_h, assigned = 'manual', cluster, person
+         FROM faces WHERE photo = ?1",
+    )?;
+    let mut rejections = tx.prepare_cached("SELECT person FROM rejections WHERE face = ?1")?;
+    let rows: Vec<(i64, OldFace)> = stmt
+        .query_map([photo], |r| {
+            Ok((
+                r.get(0)?,
+                OldFace {
+                    rel: FaceBox {
+                        x: r.get(1)?,
+                        y: r.get(2)?,
+                        w: r.get(3)?,
+                        h: r.get(4)?,
+                    },
+                    manual: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+                    cluster: r.get(6)?,
+                    person: r.get(7)?,
+                    rejected: Vec::new(),
+                },
+            ))
+        })?
+        .collect::<SqlResult<_>>()?;
+    rows.into_iter()
+        .map(|(id, mut face)| {
+            face.rejected = rejections
+                .query_map([id], |r| r.get(0))?
+                .collect::<SqlResult<_>>()?;
+            Ok(face)
+        })
+        .collect()
+}
+
+/// Mark photos gone (their files were removed): their faces leave their clusters and lose
+/// automatic matches; manual names stay, in case the file comes back.
+pub fn mark_gone(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
+    let mut photo = tx.prepare_cached("UPDATE photos SET gone = 1 WHERE id = ?1")?;
+    let mut faces = tx.prepare_cached(
+        "UPDATE faces SET cluster = NULL, ambiguous = 0,
+             person = CASE WHEN assigned = 'manual' THEN person END,
+             assigned = CASE WHEN assigned = 'manual' THEN 'manual' END
+         WHERE photo = ?1",
+    )?;
+    for id in ids {
+        photo.execute([id])?;
+        faces.execute([id])?;
+    }
+    Ok(())
+}
+
+/// The photo id of a stored path, if any.
+pub fn id_of(tx: &rusqlite::Connection, path: &str) -> SqlResult<Option<i64>> {
+    tx.query_row("SELECT id FROM photos WHERE path = ?1", [path], |r| {
+        r.get(0)
+    })
+    .optional()
+}
