@@ -127,6 +127,20 @@ pub struct ClusterScores {
     pub bcubed_f: f64,
 }
 
+impl ClusterScores {
+    /// One line: ARI, pairwise P/R/F and BCubed F.
+    pub fn describe(&self) -> String {
+        format!(
+            "ARI {:.3}  pairwise P/R/F {:.3}/{:.3}/{:.3}  BCubed F {:.3}",
+            self.adjusted_rand_index,
+            self.pairwise_precision,
+            self.pairwise_recall,
+            self.pairwise_f,
+            self.bcubed_f
+        )
+    }
+}
+
 fn pairs(k: usize) -> f64 {
     (k * k.saturating_sub(1)) as f64 / 2.0
 }

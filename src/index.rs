@@ -18,8 +18,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::photo::Photo;
-use crate::pipeline::{FoundFace, Pipeline, PipelineError};
-use crate::store::photos::{self, FileInfo, NewFace, PhotoInfo, PhotoState};
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
 use crate::store::{Store, StoreError};
 use crate::walk;
 
@@ -145,12 +145,7 @@ pub fn index(
                         report.failed += 1;
                     }
                     Outcome::Decoded(file, photo) => {
-                        let faces: Vec<NewFace> = found
-                            .next()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(to_new)
-                            .collect();
+                        let faces = found.next().unwrap_or_default();
                         let info = PhotoInfo {
                             width: photo.original_width,
                             height: photo.original_height,
@@ -237,20 +232,6 @@ fn read_batch(batch: &[(FileInfo, Option<&PhotoState>)]) -> Vec<Outcome> {
             }
         })
         .collect()
-}
-
-fn to_new(f: FoundFace) -> NewFace {
-    NewFace {
-        x: f.x,
-        y: f.y,
-        w: f.w,
-        h: f.h,
-        size: f.size,
-        score: f.score,
-        probability: f.probability,
-        landmarks: f.landmarks,
-        embedding: f.embedding,
-    }
 }
 
 /// A bar (files, faces, rate, ETA) on a terminal; hidden otherwise (log lines instead).

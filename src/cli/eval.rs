@@ -103,17 +103,12 @@ fn run_db(args: &EvalArgs, db: &std::path::Path) -> anyhow::Result<i32> {
     } else {
         let c = &report.clustering;
         println!(
-            "{} people, {} photos with a face; stored clusters: {} clusters, {} unassigned, \
-             ARI {:.3}, pairwise P/R/F {:.3}/{:.3}/{:.3}, BCubed F {:.3}",
+            "{} people, {} photos with a face; stored clusters: {} clusters, {} unassigned; {}",
             report.people,
             report.photos_with_face,
             c.clusters,
             c.noise,
-            c.adjusted_rand_index,
-            c.pairwise_precision,
-            c.pairwise_recall,
-            c.pairwise_f,
-            c.bcubed_f
+            c.describe()
         );
     }
     Ok(0)
@@ -249,17 +244,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         ] {
             writeln!(
                 out,
-                "DBSCAN (distance {}, core {}) on {what}: {} faces, {} clusters, {} noise; ARI {:.3}  pairwise P/R/F {:.3}/{:.3}/{:.3}  BCubed F {:.3}",
+                "DBSCAN (distance {}, core {}) on {what}: {} faces, {} clusters, {} noise; {}",
                 report.cluster_dist,
                 report.cluster_core,
                 c.faces,
                 c.clusters,
                 c.noise,
-                c.adjusted_rand_index,
-                c.pairwise_precision,
-                c.pairwise_recall,
-                c.pairwise_f,
-                c.bcubed_f
+                c.describe()
             )?;
         }
     }

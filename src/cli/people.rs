@@ -201,24 +201,6 @@ pub fn person(args: PersonArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `visage faces`: the fields of the JSON line, and how each was assigned.
-#[derive(Serialize)]
-struct FaceLine<'a> {
-    id: i64,
-    path: &'a str,
-    x: f32,
-    y: f32,
-    w: f32,
-    h: f32,
-    size: u32,
-    score: f32,
-    probability: f32,
-    cluster: Option<i64>,
-    person: Option<&'a str>,
-    assigned: Option<faces::Assigned>,
-    ambiguous: bool,
-}
-
 pub fn faces(args: FacesArgs) -> anyhow::Result<i32> {
     let store = args.read.store.open()?;
     let rows = store.read(faces::all)?;
@@ -230,22 +212,7 @@ pub fn faces(args: FacesArgs) -> anyhow::Result<i32> {
     };
     for f in rows.iter().filter(wanted) {
         if args.read.json {
-            let line = FaceLine {
-                id: f.id,
-                path: &f.path,
-                x: f.x,
-                y: f.y,
-                w: f.w,
-                h: f.h,
-                size: f.size,
-                score: f.score,
-                probability: f.probability,
-                cluster: f.cluster,
-                person: f.person.as_deref(),
-                assigned: f.assigned,
-                ambiguous: f.ambiguous,
-            };
-            println!("{}", serde_json::to_string(&line)?);
+            println!("{}", serde_json::to_string(f)?);
         } else {
             println!(
                 "f{}\t{}\t{:.0},{:.0} {:.0}x{:.0}\tscore {:.1}\t{}\t{}{}",

@@ -16,7 +16,8 @@ pub enum Assigned {
     Manual,
 }
 
-/// A stored face. Boxes are in original (oriented) image pixels.
+/// A stored face. Boxes are in original (oriented) image pixels. Serialised, it is the line
+/// `visage faces --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaceRow {
     pub id: i64,

@@ -11,6 +11,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{SqlResult, embedding_blob, now};
 use crate::alignment::FaceBox;
+use crate::pipeline::FoundFace;
 
 /// A new face box overlapping an old one at least this much (IoU) is the same face.
 pub const SAME_FACE_IOU: f32 = 0.5;
@@ -42,20 +43,6 @@ pub struct PhotoInfo {
     pub height: u32,
     /// EXIF orientation, 1-8.
     pub orientation: u8,
-}
-
-/// A face to store, in original (oriented) pixels.
-#[derive(Debug, Clone)]
-pub struct NewFace {
-    pub x: f32,
-    pub y: f32,
-    pub w: f32,
-    pub h: f32,
-    pub size: u32,
-    pub score: f32,
-    pub probability: f32,
-    pub landmarks: Vec<[f32; 2]>,
-    pub embedding: Vec<f32>,
 }
 
 /// Every photo row by path.
@@ -115,7 +102,7 @@ pub fn store_indexed(
     tx: &Transaction,
     file: &FileInfo,
     info: PhotoInfo,
-    faces: &[NewFace],
+    faces: &[FoundFace],
 ) -> SqlResult<i64> {
     let id = upsert(tx, file, None)?;
     tx.execute(
