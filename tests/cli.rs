@@ -3,21 +3,15 @@
 
 mod common;
 
-use common::{lines, png_header, tempdir, visage};
+use common::{lines, tempdir, visage};
 
 use std::path::Path;
 
 #[test]
 fn bad_files_are_named_and_the_run_goes_on() {
     let dir = tempdir("bad-files");
-    let good = common::testdata().join("group/t1.jpg");
-    std::fs::copy(&good, dir.join("a_good.jpg")).unwrap();
-    std::fs::write(dir.join("b_empty.jpg"), b"").unwrap();
-    std::fs::write(dir.join("c_text.png"), b"this is not an image").unwrap();
-    let bytes = std::fs::read(&good).unwrap();
-    std::fs::write(dir.join("d_truncated.jpg"), &bytes[..bytes.len() / 3]).unwrap();
-    // A PNG header announcing 60000 x 60000 pixels: must be refused, not allocated.
-    std::fs::write(dir.join("e_bomb.png"), png_header(60_000, 60_000)).unwrap();
+    // The bomb (a PNG header announcing 60000 x 60000 pixels) must be refused, not allocated.
+    let bad = common::bad_files(&dir);
     std::fs::write(dir.join("notes.txt"), b"ignored: not a photo extension").unwrap();
 
     let out = visage(
@@ -26,7 +20,7 @@ fn bad_files_are_named_and_the_run_goes_on() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "some files failed: {stderr}");
-    for bad in ["b_empty.jpg", "c_text.png", "d_truncated.jpg", "e_bomb.png"] {
+    for bad in bad {
         let line = stderr
             .lines()
             .find(|l| l.contains(bad))

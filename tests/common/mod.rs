@@ -184,3 +184,17 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// The bad files every command must survive, written into `dir` next to a good photo
+/// (`a_good.jpg`, the group photo): empty, not an image, a truncated JPEG, and a decompression
+/// bomb (a PNG header announcing 60000 x 60000 pixels). Returns the bad files' names.
+pub fn bad_files(dir: &Path) -> [&'static str; 4] {
+    let good = testdata().join("group/t1.jpg");
+    std::fs::copy(&good, dir.join("a_good.jpg")).unwrap();
+    std::fs::write(dir.join("b_empty.jpg"), b"").unwrap();
+    std::fs::write(dir.join("c_text.png"), b"this is not an image").unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(dir.join("d_truncated.jpg"), &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::write(dir.join("e_bomb.png"), png_header(60_000, 60_000)).unwrap();
+    ["b_empty.jpg", "c_text.png", "d_truncated.jpg", "e_bomb.png"]
+}
