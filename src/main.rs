@@ -8,6 +8,9 @@ fn main() {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
+    // `visage faces | head` should end quietly when `head` has had enough, as Unix tools do,
+    // rather than panic on a broken pipe. Sound: restoring the default disposition of one signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp(None)
         .init();

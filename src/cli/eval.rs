@@ -59,7 +59,7 @@ fn run_db(args: &EvalArgs, db: &std::path::Path) -> anyhow::Result<i32> {
         std::fs::canonicalize(&args.dir).with_context(|| format!("{}", args.dir.display()))?;
     let prefix = format!("{}/", root.to_string_lossy().trim_end_matches('/'));
     let mut largest: BTreeMap<String, crate::store::faces::FaceRow> = BTreeMap::new();
-    for f in store.read(crate::store::faces::all)? {
+    for f in store.read(|c| crate::store::faces::list(c, Default::default()))? {
         if !f.path.starts_with(&prefix) {
             continue;
         }

@@ -203,16 +203,21 @@ pub fn person(args: PersonArgs) -> anyhow::Result<i32> {
 
 pub fn faces(args: FacesArgs) -> anyhow::Result<i32> {
     let store = args.read.store.open()?;
-    let rows = store.read(faces::all)?;
-    let wanted = |f: &&faces::FaceRow| {
-        args.person
-            .as_ref()
-            .is_none_or(|p| f.person.as_ref().is_some_and(|n| n.eq_ignore_ascii_case(p)))
-            && args.cluster.is_none_or(|c| f.cluster == Some(c))
+    let person = match &args.person {
+        Some(name) => match store.read(|c| people::person_id(c, name))? {
+            Some(p) => Some(p),
+            None => bail!("no person named {name:?} (see `visage people`)"),
+        },
+        None => None,
     };
-    for f in rows.iter().filter(wanted) {
+    let filter = faces::Filter {
+        person,
+        cluster: args.cluster,
+        embeddings: false,
+    };
+    for f in store.read(|c| faces::list(c, filter))? {
         if args.read.json {
-            println!("{}", serde_json::to_string(f)?);
+            println!("{}", serde_json::to_string(&f)?);
         } else {
             println!(
                 "f{}\t{}\t{:.0},{:.0} {:.0}x{:.0}\tscore {:.1}\t{}\t{}{}",
@@ -242,14 +247,12 @@ struct ClusterLine {
 
 pub fn clusters(args: ReadArgs) -> anyhow::Result<i32> {
     let store = args.store.open()?;
-    let all = store.read(faces::all)?;
-    let rows = store.read(clusters::all)?;
-    for row in rows {
-        let members: Vec<&faces::FaceRow> =
-            all.iter().filter(|f| f.cluster == Some(row.id)).collect();
+    let members = store.read(clusters::members)?;
+    for row in store.read(clusters::all)? {
+        let (faces, example) = members.get(&row.id).cloned().unzip();
         let line = ClusterLine {
-            faces: members.len(),
-            example: members.first().map(|f| f.path.clone()),
+            faces: faces.unwrap_or(0) as usize,
+            example,
             row,
         };
         if args.json {

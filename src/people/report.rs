@@ -64,7 +64,11 @@ pub fn person_photos(conn: &Connection, name: &str) -> SqlResult<Option<Vec<Pers
         return Ok(None);
     };
     let mut out: Vec<PersonPhoto> = Vec::new();
-    for f in faces::all(conn)?
+    let filter = faces::Filter {
+        person: Some(p),
+        ..faces::Filter::default()
+    };
+    for f in faces::list(conn, filter)?
         .into_iter()
         .filter(|f| f.person_id == Some(p))
     {

@@ -111,3 +111,13 @@ pub fn set_summary(conn: &Connection, id: i64, summary: &ClusterSummary) -> SqlR
     )?;
     Ok(())
 }
+
+/// Per cluster: how many faces (of photos still present) it holds, and the first photo's path.
+pub fn members(conn: &Connection) -> SqlResult<std::collections::HashMap<i64, (i64, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT f.cluster, count(*), min(p.path) FROM faces f JOIN photos p ON p.id = f.photo
+         WHERE p.gone = 0 AND f.cluster IS NOT NULL GROUP BY f.cluster",
+    )?;
+    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+        .collect()
+}

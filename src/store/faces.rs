@@ -45,6 +45,31 @@ const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, 
         f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.embedding
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person";
 
+/// Which faces to list, and whether to load their embeddings (2 KiB each; listings need none).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    pub person: Option<i64>,
+    pub cluster: Option<i64>,
+    pub embeddings: bool,
+}
+
+/// The faces of photos still present that pass `filter`, in photo path then face id order.
+/// Without embeddings, `FaceRow::embedding` is empty.
+pub fn list(conn: &Connection, filter: Filter) -> SqlResult<Vec<FaceRow>> {
+    let select = if filter.embeddings {
+        SELECT.to_string()
+    } else {
+        SELECT.replace("f.embedding", "NULL")
+    };
+    let mut stmt = conn.prepare(&format!(
+        "{select} WHERE p.gone = 0 AND (?1 IS NULL OR f.person = ?1)
+             AND (?2 IS NULL OR f.cluster = ?2)
+         ORDER BY p.path, f.id"
+    ))?;
+    stmt.query_map(rusqlite::params![filter.person, filter.cluster], from_row)?
+        .collect()
+}
+
 fn from_row(r: &Row) -> SqlResult<FaceRow> {
     let assigned: Option<String> = r.get(12)?;
     Ok(FaceRow {
@@ -67,14 +92,22 @@ fn from_row(r: &Row) -> SqlResult<FaceRow> {
         },
         ambiguous: r.get(13)?,
         person: r.get(14)?,
-        embedding: blob_embedding(&r.get::<_, Vec<u8>>(15)?),
+        embedding: r
+            .get::<_, Option<Vec<u8>>>(15)?
+            .map(|b| blob_embedding(&b))
+            .unwrap_or_default(),
     })
 }
 
-/// Every face of every photo still present, in photo path then face id order.
+/// Every face of every photo still present, with embeddings.
 pub fn all(conn: &Connection) -> SqlResult<Vec<FaceRow>> {
-    let mut stmt = conn.prepare(&format!("{SELECT} WHERE p.gone = 0 ORDER BY p.path, f.id"))?;
-    stmt.query_map([], from_row)?.collect()
+    list(
+        conn,
+        Filter {
+            embeddings: true,
+            ..Filter::default()
+        },
+    )
 }
 
 /// One face by id (gone or not).
