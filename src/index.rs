@@ -57,12 +57,13 @@ enum Outcome {
     Decoded(FileInfo, Photo),
 }
 
-/// Index the photos under `roots`. Each file that fails is passed to `on_error` (path and
-/// reason); the run goes on. A pipeline or database error stops it, with every batch before it
-/// stored.
+/// Index the photos under `roots`. The pipeline is loaded by `load` only when a photo needs it
+/// (re-indexing an unchanged library loads no network). Each file that fails is passed to
+/// `on_error` (path and reason); the run goes on. A pipeline or database error stops it, with
+/// every batch before it stored.
 pub fn index(
     store: &mut Store,
-    pipeline: &Pipeline,
+    load: impl FnOnce() -> Result<Pipeline, PipelineError>,
     roots: &[PathBuf],
     mut on_error: impl FnMut(&Path, &str),
 ) -> Result<IndexReport, IndexError> {
@@ -115,19 +116,27 @@ pub fn index(
     let mut last_log = Instant::now();
     let batches: Vec<_> = todo.chunks(BATCH).collect();
     let mut next = batches.first().map(|b| read_batch(b));
+    let mut load = Some(load);
+    let mut pipeline: Option<Pipeline> = None;
     for k in 0..batches.len() {
         let outcomes = next.take().unwrap_or_default();
+        let decoded: Vec<&Photo> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Decoded(_, p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        if !decoded.is_empty()
+            && let Some(load) = load.take()
+        {
+            pipeline = Some(bar.suspend(load)?);
+        }
         // Decode the next batch while this one runs through the networks.
         let (found, following) = rayon::join(
-            || {
-                let decoded: Vec<&Photo> = outcomes
-                    .iter()
-                    .filter_map(|o| match o {
-                        Outcome::Decoded(_, p) => Some(p),
-                        _ => None,
-                    })
-                    .collect();
-                pipeline.run(&decoded)
+            || match &pipeline {
+                Some(p) if !decoded.is_empty() => p.run(&decoded),
+                _ => Ok(Vec::new()),
             },
             || batches.get(k + 1).map(|b| read_batch(b)),
         );

@@ -46,8 +46,8 @@ pub struct ClusterArgs {
 
 pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let pipeline = Pipeline::new(&args.settings, true).context("loading the face pipeline")?;
-    let report = index::index(&mut store, &pipeline, &args.paths, |path, why| {
+    let load = || Pipeline::new(&args.settings, true);
+    let report = index::index(&mut store, load, &args.paths, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     })
     .with_context(|| format!("indexing into {}", store.path().display()))?;
