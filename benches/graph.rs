@@ -1,14 +1,16 @@
 //! The neighbour graph and DBSCAN on synthetic 512-d embeddings (clusters of 20 and 10% loose
 //! vectors, distance 1.0): the CPU's matrix-product path, the exact twin of the shader, the GPU
-//! path where wgpu finds an adapter, and DBSCAN over the graph.
+//! path where wgpu finds an adapter, DBSCAN over the graph, and matching faces to clusters.
 //!
-//! `cargo bench --bench graph`. Larger N and the peers: `visage bench graph --n 100000` and
-//! `benches/peers/{pairwise_numpy,dbscan_sklearn}.py` (BENCHMARKS.md).
+//! `cargo bench --profile dev --bench graph` (the project's one profile). Larger N and the peers:
+//! `visage bench graph --n 100000` and `benches/peers/{pairwise_numpy,dbscan_sklearn}.py`
+//! (BENCHMARKS.md).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use visage::clustering::matching::{Identity, Target, best_match};
 use visage::graph::gpu::GpuGraph;
 use visage::graph::{NeighbourGraph, cpu, product, synthetic};
 
@@ -40,6 +42,29 @@ fn graph(c: &mut Criterion) {
         Err(e) => eprintln!("no GPU adapter, GPU path not measured: {e}"),
     }
     group.finish();
+
+    // Matching: 1000 faces against 1000 cluster centroids.
+    let faces: Vec<&[f32]> = rows.chunks_exact(DIM).take(1000).collect();
+    let targets: Vec<Target> = rows
+        .chunks_exact(DIM)
+        .skip(1000)
+        .take(1000)
+        .enumerate()
+        .map(|(k, centroid)| Target {
+            centroid,
+            radius: 0.3,
+            manual: false,
+            identity: Identity::Cluster(k as i64),
+        })
+        .collect();
+    c.bench_function("match 1000 faces to 1000 clusters", |b| {
+        b.iter(|| {
+            faces
+                .iter()
+                .map(|f| best_match(f, &targets, &[], 0.46))
+                .collect::<Vec<_>>()
+        })
+    });
 
     let edges = product::edges(&rows, DIM, MAX_D2);
     let g = NeighbourGraph::from_edges(n, &edges);

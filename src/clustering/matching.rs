@@ -7,6 +7,19 @@
 //! Pure decision over vectors: it reads and writes nothing.
 
 use crate::embedding::distance;
+use crate::graph::LANES;
+use crate::graph::cpu::squared_distance;
+
+/// Distance in eight interleaved sums, which the compiler vectorises (2.5x the plain sum:
+/// `cargo bench --profile dev --bench graph -- match`, 629 -> 255 ms for 1000 x 1000); the plain
+/// sum for dimensions it does not cover.
+fn fast_distance(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() == b.len() && a.len().is_multiple_of(LANES) {
+        squared_distance(a, b).sqrt()
+    } else {
+        distance(a, b)
+    }
+}
 
 /// Two candidates whose distances differ by less than this are "equally close".
 pub const AMBIGUITY_MARGIN: f32 = 0.02;
@@ -48,7 +61,7 @@ pub fn best_match(
         .iter()
         .enumerate()
         .filter(|(_, t)| !matches!(t.identity, Identity::Person(p) if rejected.contains(&p)))
-        .map(|(k, t)| (k, distance(embedding, t.centroid)))
+        .map(|(k, t)| (k, fast_distance(embedding, t.centroid)))
         .filter(|&(k, d)| d <= targets[k].radius + match_distance)
         .collect();
     if candidates.iter().any(|&(k, _)| targets[k].manual) {
