@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::photo::Photo;
 use crate::pipeline::{Pipeline, PipelineError};
@@ -193,7 +192,7 @@ pub fn index(
 
     // Files under a walked folder that were not found are gone. A folder that is missing
     // altogether (an unmounted disk) marks nothing.
-    let gone: Vec<i64> = roots
+    let mut gone: Vec<i64> = roots
         .iter()
         .filter(|r| r.is_dir())
         .filter_map(|r| std::fs::canonicalize(r).ok())
@@ -207,6 +206,9 @@ pub fn index(
                 .collect::<Vec<_>>()
         })
         .collect();
+    // Overlapping roots (a folder and one inside it) find the same file twice.
+    gone.sort_unstable();
+    gone.dedup();
     if !gone.is_empty() {
         store.write(|tx| -> Result<(), StoreError> { Ok(photos::mark_gone(tx, &gone)?) })?;
     }
@@ -225,10 +227,7 @@ fn read_batch(batch: &[(FileInfo, Option<&PhotoState>)]) -> Vec<Outcome> {
                 Ok(b) => b,
                 Err(e) => return Outcome::Failed(file, format!("cannot read: {e}")),
             };
-            let hash: String = Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hash = crate::models::sha256_hex(&bytes);
             let same =
                 state.is_some_and(|s| !s.failed && !s.gone && s.hash.as_ref() == Some(&hash));
             file.hash = Some(hash);

@@ -20,13 +20,7 @@ fn bad_files_are_named_and_the_run_goes_on() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "some files failed: {stderr}");
-    for bad in bad {
-        let line = stderr
-            .lines()
-            .find(|l| l.contains(bad))
-            .unwrap_or_else(|| panic!("{bad}: {stderr}"));
-        assert!(line.len() > bad.len() + 20, "no reason given: {line}");
-    }
+    common::assert_each_named(&stderr, &bad);
     assert!(!stderr.contains("notes.txt"));
     let json = lines(&out);
     // The truncated JPEG may still decode partially; the good photo must be there with its faces.

@@ -278,13 +278,7 @@ fn bad_files_are_named_recorded_and_the_run_goes_on() {
 
     let out = run(&db, &["index", "--json", p], 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for bad in bad {
-        let line = stderr
-            .lines()
-            .find(|l| l.contains(bad))
-            .unwrap_or_else(|| panic!("{bad}: {stderr}"));
-        assert!(line.len() > bad.len() + 20, "no reason given: {line}");
-    }
+    common::assert_each_named(&stderr, &bad);
     let summary = &lines(&out)[0];
     assert_eq!(summary["index"]["failed"], 4, "{summary}");
     assert_eq!(summary["index"]["indexed"], 1, "{summary}");

@@ -74,13 +74,7 @@ fn run_db(args: &EvalArgs, db: &std::path::Path) -> anyhow::Result<i32> {
     let mut groups: BTreeMap<String, u32> = BTreeMap::new();
     let (mut truth, mut predicted) = (Vec::new(), Vec::new());
     for (path, f) in &largest {
-        let person = std::path::Path::new(path)
-            .parent()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let next = people.len();
-        truth.push(*people.entry(person).or_insert(next));
+        truth.push(label_of(&mut people, std::path::Path::new(path)));
         let group = match (&f.person, f.cluster) {
             (Some(p), _) => Some(format!("person {p}")),
             (None, Some(c)) => Some(format!("cluster {c}")),
@@ -137,6 +131,18 @@ struct Report<'a> {
     clustering_all: ClusterScores,
 }
 
+/// The label of the person a photo shows: its parent folder's name, numbered in order of first
+/// appearance.
+fn label_of(people: &mut BTreeMap<String, usize>, path: &std::path::Path) -> usize {
+    let person = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let next = people.len();
+    *people.entry(person).or_insert(next)
+}
+
 pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     if let Some(db) = &args.db {
         return run_db(&args, db);
@@ -155,13 +161,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         let photos: Vec<_> = ok.iter().map(|(_, p)| p).collect();
         let found = pipeline.run(&photos).context("face pipeline failed")?;
         for ((path, _), faces) in ok.iter().zip(found) {
-            let person = path
-                .parent()
-                .and_then(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let next = people.len();
-            let label = *people.entry(person).or_insert(next);
+            let label = label_of(&mut people, path);
             match crate::pipeline::largest(faces) {
                 Some(face) => {
                     labels.push(label);

@@ -4,7 +4,6 @@
 //! scanner and the WGSL shader index the same way. It only holds and validates the model; it must not
 //! know about images, windows or devices.
 
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// The face cascade shipped with visage (see `models/README.md` for where it comes from).
@@ -59,7 +58,7 @@ impl Cascade {
 
     /// Parse and require the bytes to have the given sha256 (lower-case hex).
     pub fn from_bytes_checked(bytes: &[u8], sha256: &str) -> Result<Self, CascadeError> {
-        let actual = hex(&Sha256::digest(bytes));
+        let actual = crate::models::sha256_hex(bytes);
         if actual != sha256 {
             return Err(CascadeError::Checksum {
                 actual,
@@ -146,10 +145,6 @@ pub fn unpack_code(code: u32) -> [i32; 4] {
         b[2] as i8 as i32,
         b[3] as i8 as i32,
     ]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct Reader<'a> {

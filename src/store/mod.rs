@@ -151,12 +151,7 @@ impl Store {
 
     /// Run a read-only query.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> SqlResult<T>) -> Result<T, StoreError> {
-        f(&self.conn).map_err(|source| self.error(source))
-    }
-
-    /// Attach this database's path to an SQL error.
-    pub fn error(&self, source: rusqlite::Error) -> StoreError {
-        self_error(&self.path, source)
+        f(&self.conn).map_err(|source| self_error(&self.path, source))
     }
 
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.

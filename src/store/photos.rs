@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 
 use super::{SqlResult, embedding_blob, now};
 use crate::alignment::FaceBox;
@@ -225,12 +225,4 @@ pub fn mark_gone(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
         faces.execute([id])?;
     }
     Ok(())
-}
-
-/// The photo id of a stored path, if any.
-pub fn id_of(tx: &rusqlite::Connection, path: &str) -> SqlResult<Option<i64>> {
-    tx.query_row("SELECT id FROM photos WHERE path = ?1", [path], |r| {
-        r.get(0)
-    })
-    .optional()
 }

@@ -198,3 +198,14 @@ pub fn bad_files(dir: &Path) -> [&'static str; 4] {
     std::fs::write(dir.join("e_bomb.png"), png_header(60_000, 60_000)).unwrap();
     ["b_empty.jpg", "c_text.png", "d_truncated.jpg", "e_bomb.png"]
 }
+
+/// Each of `files` has its own stderr line that names it and gives a reason.
+pub fn assert_each_named(stderr: &str, files: &[&str]) {
+    for bad in files {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(bad))
+            .unwrap_or_else(|| panic!("{bad}: {stderr}"));
+        assert!(line.len() > bad.len() + 20, "no reason given: {line}");
+    }
+}
