@@ -149,24 +149,41 @@ impl Pipeline {
         let embeddings = self.embedder.embed(&crops);
         let mut out: Vec<Vec<FoundFace>> = vec![Vec::new(); photos.len()];
         for (c, embedding) in candidates.into_iter().zip(embeddings) {
-            let (sx, sy) = photos[c.photo].scale();
-            let b = c.region.scaled(sx, sy);
-            out[c.photo].push(FoundFace {
-                x: b.x,
-                y: b.y,
-                w: b.w,
-                h: b.h,
-                size: c.region.w.max(c.region.h).round() as u32,
-                score: c.score,
-                probability: c.probability,
-                landmarks: c
-                    .landmarks
-                    .map(|l| l.iter().map(|p| [p[0] * sx, p[1] * sy]).collect())
-                    .unwrap_or_default(),
-                embedding,
-            });
+            let i = c.photo;
+            out[i].push(found(c, embedding, photos[i].scale()));
         }
         Ok(out)
+    }
+
+    /// Embed faces a person marked by hand (boxes in original pixels): O-Net gives their
+    /// probability and landmarks, but the box is kept as marked and nothing is dropped.
+    pub fn embed_boxes(&self, photo: &Photo, boxes: &[FaceBox]) -> Vec<FoundFace> {
+        let (sx, sy) = photo.scale();
+        let mut candidates: Vec<Candidate> = boxes
+            .iter()
+            .map(|b| Candidate {
+                photo: 0,
+                region: b.scaled(1.0 / sx, 1.0 / sy),
+                score: 0.0,
+                probability: 1.0,
+                landmarks: None,
+            })
+            .collect();
+        if let Some(verifier) = &self.verifier {
+            let inputs: Vec<(&RgbImage, FaceBox)> =
+                candidates.iter().map(|c| (&photo.rgb, c.region)).collect();
+            for (c, v) in candidates.iter_mut().zip(verifier.verify(&inputs)) {
+                c.probability = v.probability;
+                c.landmarks = Some(v.landmarks);
+            }
+        }
+        let crops: Vec<Vec<u8>> = candidates.iter().map(|c| self.cut(&photo.rgb, c)).collect();
+        let embeddings = self.embedder.embed(&crops);
+        candidates
+            .into_iter()
+            .zip(embeddings)
+            .map(|(c, embedding)| found(c, embedding, (sx, sy)))
+            .collect()
     }
 
     /// The FaceNet input for one face.
@@ -184,6 +201,25 @@ impl Pipeline {
                 side,
             ),
         }
+    }
+}
+
+/// A candidate's result in original pixels (`scale`: original pixels per detection pixel).
+fn found(c: Candidate, embedding: Embedding, (sx, sy): (f32, f32)) -> FoundFace {
+    let b = c.region.scaled(sx, sy);
+    FoundFace {
+        x: b.x,
+        y: b.y,
+        w: b.w,
+        h: b.h,
+        size: c.region.w.max(c.region.h).round() as u32,
+        score: c.score,
+        probability: c.probability,
+        landmarks: c
+            .landmarks
+            .map(|l| l.iter().map(|p| [p[0] * sx, p[1] * sy]).collect())
+            .unwrap_or_default(),
+        embedding,
     }
 }
 

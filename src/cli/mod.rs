@@ -8,6 +8,7 @@ pub mod eval;
 pub mod index;
 pub mod models;
 pub mod people;
+pub mod xmp;
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,10 @@ pub enum Command {
     Audit(people::AuditArgs),
     /// Drop automatic clusters and matches (--all --force: every cluster, person and decision)
     Reset(people::ResetArgs),
+    /// Write the names given in visage into photo metadata (XMP sidecars)
+    Export(xmp::ExportArgs),
+    /// Read names other programs wrote into photo metadata (XMP) onto visage's faces
+    Import(xmp::ImportArgs),
 }
 
 /// Where the database is.
@@ -135,6 +140,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Stats(args) => people::stats(args),
         Command::Audit(args) => people::audit(args),
         Command::Reset(args) => people::reset(args),
+        Command::Export(args) => xmp::run_export(args),
+        Command::Import(args) => xmp::run_import(args),
     };
     match result {
         Ok(code) => code,
