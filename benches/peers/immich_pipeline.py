@@ -51,6 +51,9 @@ def session(path, threads):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # Two sessions and OpenCV share the cores: spinning threads would steal them from each other
+    # (measured here: SCRFD 24.8 -> 14.5 ms, MobileFaceNet 24.3 -> 13.6 ms per face).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 

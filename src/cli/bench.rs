@@ -42,6 +42,9 @@ pub enum BenchWhat {
         /// Folder of face crops (each resized to 160x160), used in turn to fill the batches
         #[arg(long, value_name = "DIR")]
         faces: PathBuf,
+        /// Random weights instead of the real ones (speed only, where the weights cannot be had)
+        #[arg(long)]
+        untrained: bool,
     },
     /// Index folders into a new, temporary database: photos/s, faces/s and seconds per stage
     Index {
@@ -212,6 +215,8 @@ fn run_graph(b: GraphBench) -> anyhow::Result<i32> {
 #[derive(Serialize)]
 struct Line {
     tool: &'static str,
+    /// `real`, or `untrained` (random weights: the speed is the same, the vectors mean nothing).
+    weights: &'static str,
     device: String,
     threads: usize,
     batch: usize,
@@ -253,7 +258,7 @@ fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::R
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
-    let (batch, seconds, device, dir, faces) = match args.what {
+    let (batch, seconds, device, dir, faces, untrained) = match args.what {
         BenchWhat::Graph {
             n,
             distance,
@@ -278,7 +283,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             device,
             models,
             faces,
-        } => (batch, seconds, device, models, faces),
+            untrained,
+        } => (batch, seconds, device, models, faces, untrained),
     };
     let (files, _) = super::photo_files(std::slice::from_ref(&faces));
     let (decoded, _) = super::decode(&files);
@@ -292,20 +298,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         .collect();
     let input: Vec<Vec<u8>> = crops.iter().cycle().take(batch).cloned().collect();
     let device = InferenceDevice::choose(device)?;
-    let embedder = Embedder::load(&Models::new(dir).get(&models::FACENET)?, &device)
-        .context("cannot load FaceNet")?;
+    let embedder = if untrained {
+        Embedder::untrained(&device)
+    } else {
+        Embedder::load(&Models::new(dir).get(&models::FACENET)?, &device)
+            .context("cannot load FaceNet")?
+    };
     for _ in 0..2 {
-        embedder.embed(&input);
+        embedder.embed_in_batches(&input, batch);
     }
     let started = Instant::now();
     let mut batches = 0;
     while started.elapsed() < Duration::from_secs_f64(seconds) || batches == 0 {
-        embedder.embed(&input);
+        embedder.embed_in_batches(&input, batch);
         batches += 1;
     }
     let secs = started.elapsed().as_secs_f64();
     let line = Line {
         tool: "visage",
+        weights: if untrained { "untrained" } else { "real" },
         device: device.description.clone(),
         threads: rayon::current_num_threads(),
         batch,

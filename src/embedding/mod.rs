@@ -111,12 +111,27 @@ impl Embedder {
         &self.device
     }
 
+    /// FaceNet with Burn's random initial weights: for measuring speed where the real weights
+    /// cannot be had (a lent GPU machine reaches no package registry); its vectors mean nothing.
+    pub fn untrained(device: &InferenceDevice) -> Self {
+        Embedder {
+            net: FaceNet::new(&device.device),
+            device: device.clone(),
+            standardisation: Standardisation::Fixed,
+        }
+    }
+
     /// Embed 160x160 RGB crops (HWC bytes), [`BATCH`] at a time.
     pub fn embed(&self, crops: &[Vec<u8>]) -> Vec<Embedding> {
+        self.embed_in_batches(crops, BATCH)
+    }
+
+    /// [`Embedder::embed`] with `batch` crops per forward pass.
+    pub fn embed_in_batches(&self, crops: &[Vec<u8>], batch: usize) -> Vec<Embedding> {
         let side = INPUT_SIDE;
         let plane = 3 * side * side;
         let mut out = Vec::with_capacity(crops.len());
-        for chunk in crops.chunks(BATCH) {
+        for chunk in crops.chunks(batch.max(1)) {
             let mut input = vec![0f32; chunk.len() * plane];
             for (crop, dst) in chunk.iter().zip(input.chunks_exact_mut(plane)) {
                 assert_eq!(crop.len(), plane, "FaceNet crops are 160x160 RGB");
