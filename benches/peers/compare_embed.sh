@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 py="${PYTHON:-python3}"
 secs="${1:-10}"
 cargo build --quiet
-visage=target/debug/visage
+visage="${CARGO_TARGET_DIR:-target}/debug/visage"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" RUST_LOG=warn
 pb="$($visage models list | awk '$1 == "facenet" { print $3 }')"
 [ -f "$pb" ] || { $visage models fetch > /dev/null; pb="$($visage models list | awk '$1 == "facenet" { print $3 }')"; }
