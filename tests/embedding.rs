@@ -57,6 +57,24 @@ fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 }
 
 #[test]
+fn the_prepared_cpu_forward_matches_burns_own_on_every_value() {
+    // Odd batches too (the batch is split per thread): 1, 5 and 13 faces.
+    let r = reference();
+    let graph = common::model(&FACENET);
+    let embedder = Embedder::load(&graph, &InferenceDevice::cpu()).unwrap();
+    for n in [1, 5, 13] {
+        let crops: Vec<Vec<u8>> = r.crops.iter().cycle().take(n).cloned().collect();
+        let prepared = embedder.embed(&crops);
+        let burn = embedder.embed_with_burn(&crops);
+        let diff = max_abs_diff(&prepared, &burn);
+        eprintln!("{n} faces: max |prepared - burn| = {diff:e}");
+        assert!(diff <= 1e-5, "{n} faces: max abs difference {diff}");
+        let opencv: Vec<Vec<f32>> = r.fixed.iter().cycle().take(n).cloned().collect();
+        assert!(max_abs_diff(&prepared, &opencv) <= 1e-4);
+    }
+}
+
+#[test]
 fn facenet_on_the_cpu_matches_opencv_dnn() {
     let r = reference();
     let graph = common::model(&FACENET);

@@ -2,8 +2,11 @@
 //! ([`facenet`]) with weights imported from the pretrained TensorFlow graph ([`weights`],
 //! [`graphdef`]) on the chosen Burn device, in batches.
 //!
-//! Input is already cut faces (see `alignment`); this module does not detect, verify or crop.
+//! On the CPU the forward pass runs through [`cpu`], the same network prepared once for fast
+//! matrix products; elsewhere through Burn. Input is already cut faces (see `alignment`); this
+//! module does not detect, verify or crop.
 
+pub mod cpu;
 pub mod facenet;
 pub mod graphdef;
 pub mod weights;
@@ -61,6 +64,8 @@ impl Standardisation {
 
 pub struct Embedder {
     net: FaceNet,
+    /// The prepared CPU forward pass, on the CPU device.
+    cpu: Option<cpu::CpuFaceNet>,
     device: InferenceDevice,
     pub standardisation: Standardisation,
 }
@@ -92,20 +97,24 @@ impl Embedder {
                 net
             }
         };
-        Ok(Embedder {
-            net,
-            device: device.clone(),
-            standardisation: Standardisation::Fixed,
-        })
+        Ok(Self::with_net(net, device))
     }
 
     /// Import straight from the graph, bypassing the cached record (for tests).
     pub fn import(graph: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
-        Ok(Embedder {
-            net: weights::import_graph(graph, &device.device)?,
+        Ok(Self::with_net(
+            weights::import_graph(graph, &device.device)?,
+            device,
+        ))
+    }
+
+    fn with_net(net: FaceNet, device: &InferenceDevice) -> Self {
+        Embedder {
+            cpu: (!device.is_gpu).then(|| cpu::CpuFaceNet::new(&net)),
+            net,
             device: device.clone(),
             standardisation: Standardisation::Fixed,
-        })
+        }
     }
 
     pub fn device(&self) -> &InferenceDevice {
@@ -115,11 +124,7 @@ impl Embedder {
     /// FaceNet with Burn's random initial weights: for measuring speed where the real weights
     /// cannot be had (a lent GPU machine reaches no package registry); its vectors mean nothing.
     pub fn untrained(device: &InferenceDevice) -> Self {
-        Embedder {
-            net: FaceNet::new(&device.device),
-            device: device.clone(),
-            standardisation: Standardisation::Fixed,
-        }
+        Self::with_net(FaceNet::new(&device.device), device)
     }
 
     /// Embed 160x160 RGB crops (HWC bytes), [`BATCH`] at a time.
@@ -148,14 +153,30 @@ impl Embedder {
         out
     }
 
+    /// Burn's own forward pass on this device, even on the CPU: the reference the prepared CPU
+    /// path is tested against.
+    pub fn embed_with_burn(&self, crops: &[Vec<u8>]) -> Vec<Embedding> {
+        crops
+            .chunks(BATCH)
+            .flat_map(|c| self.forward_with(c, false))
+            .collect()
+    }
+
     /// One forward pass over `chunk`.
     fn forward(&self, chunk: &[Vec<u8>]) -> Vec<Embedding> {
+        self.forward_with(chunk, true)
+    }
+
+    fn forward_with(&self, chunk: &[Vec<u8>], prepared: bool) -> Vec<Embedding> {
         let side = INPUT_SIDE;
         let plane = 3 * side * side;
         let mut input = vec![0f32; chunk.len() * plane];
         for (crop, dst) in chunk.iter().zip(input.chunks_exact_mut(plane)) {
             assert_eq!(crop.len(), plane, "FaceNet crops are 160x160 RGB");
             self.standardisation.apply(crop, dst);
+        }
+        if let (Some(cpu), true) = (&self.cpu, prepared) {
+            return cpu.forward(&input, chunk.len());
         }
         let x = Tensor::<4>::from_data(
             TensorData::new(input, [chunk.len(), 3, side, side]),
