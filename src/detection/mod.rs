@@ -11,6 +11,8 @@ pub mod windows;
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use serde::Serialize;
 
 use crate::config::{DeviceChoice, Settings};
@@ -166,8 +168,10 @@ impl Detector {
             .map(|(p, plan)| ScanInput::new(p, plan))
             .collect();
         Ok(match &self.backend {
+            // Photos side by side as well as rows within each: small photos leave cores idle
+            // otherwise.
             Backend::Cpu => inputs
-                .iter()
+                .par_iter()
                 .map(|i| scan::cpu::scan(&self.cascade, i))
                 .collect(),
             Backend::Gpu(s) => s.scan_batch(&inputs)?,
