@@ -8,6 +8,7 @@ pub mod eval;
 pub mod index;
 pub mod models;
 pub mod people;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,8 @@ pub enum Command {
     Audit(people::AuditArgs),
     /// Drop automatic clusters and matches (--all --force: every cluster, person and decision)
     Reset(people::ResetArgs),
+    /// Start the review page: see faces and name people in the browser (prints the URL to open)
+    Serve(serve::ServeArgs),
 }
 
 /// Where the database is.
@@ -135,6 +138,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Stats(args) => people::stats(args),
         Command::Audit(args) => people::audit(args),
         Command::Reset(args) => people::reset(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,
