@@ -878,3 +878,48 @@ fn index_may_run_while_the_page_is_open() {
     assert_eq!(audit.last().unwrap()["integrity_check"], "ok");
     s.stop();
 }
+
+/// Not a test of behaviour: BENCHMARKS.md's cost of thumbnails from a 12-megapixel photo (the
+/// group photo upscaled to 4256 x 2946 and indexed), cold and from the cache, over HTTP.
+#[test]
+#[ignore = "a benchmark: run by scripts/bench-serve"]
+fn large_photo_thumbnail_timings() {
+    let dir = common::tempdir("bench-large");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let t1 = image::open(common::testdata().join("group/t1.jpg")).unwrap();
+    let big = t1.resize_exact(4256, 2946, image::imageops::FilterType::Triangle);
+    big.to_rgb8().save(photos.join("big.jpg")).unwrap();
+    let lib = Library {
+        db: dir.join("visage.db"),
+        cache: dir.join("cache"),
+        photos,
+        dir,
+    };
+    lib.visage_json(&["index", "--json", lib.photos.to_str().unwrap()]);
+    let faces = lib.faces();
+    let s = Server::start(&lib, &[]);
+    let time = |target: &str| {
+        let started = std::time::Instant::now();
+        let r = s.get(target);
+        assert_eq!(r.status, 200);
+        assert!(r.header("x-visage-placeholder").is_none());
+        started.elapsed().as_secs_f64() * 1000.0
+    };
+    let first = time(&format!("/faces/{}.jpg", faces[0]["id"].as_str().unwrap()));
+    let rest: Vec<f64> = faces[1..]
+        .iter()
+        .map(|f| time(&format!("/faces/{}.jpg", f["id"].as_str().unwrap())))
+        .collect();
+    let cached = time(&format!("/faces/{}.jpg", faces[0]["id"].as_str().unwrap()));
+    let pid = faces[0]["photo"].as_str().unwrap();
+    let view_cold = time(&format!("/photos/{pid}.jpg"));
+    let view_cached = time(&format!("/photos/{pid}.jpg"));
+    println!(
+        "{}",
+        json!({ "photo": "4256x2946", "faces": faces.len(), "first_thumbnail_ms": first,
+                "other_thumbnails_ms": rest, "cached_thumbnail_ms": cached,
+                "photo_view_cold_ms": view_cold, "photo_view_cached_ms": view_cached })
+    );
+    s.stop();
+}

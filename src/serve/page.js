@@ -57,8 +57,10 @@ async function act(what, path, body) {
 
 function plural(n, one, many) { return n + ' ' + (n === 1 ? one : (many || one + 's')); }
 
-function faceImage(id) {
-  return el('img', { class: 'face', src: '/faces/' + id + '.jpg', alt: id, loading: 'lazy', width: 256, height: 256, 'data-face': id });
+// Grids that page through many faces load images as they scroll into view; the review list (at
+// most 10 clusters x 12 faces a page) loads its images at once.
+function faceImage(id, lazy = true) {
+  return el('img', { class: 'face', src: '/faces/' + id + '.jpg', alt: id, loading: lazy ? 'lazy' : 'eager', width: 256, height: 256, 'data-face': id });
 }
 
 function nameInput(placeholder) {
@@ -144,7 +146,7 @@ function clusterRow(c) {
   let shown = 0;
   const addFaces = (list) => {
     for (const f of list) {
-      const tile = el('button', { type: 'button', class: 'tile', title: 'Click if this is not the same person' }, faceImage(f.id));
+      const tile = el('button', { type: 'button', class: 'tile', title: 'Click if this is not the same person' }, faceImage(f.id, false));
       tile.addEventListener('click', () => {
         if (excluded.has(f.id)) excluded.delete(f.id); else excluded.add(f.id);
         tile.classList.toggle('out', excluded.has(f.id));
