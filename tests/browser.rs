@@ -228,7 +228,36 @@ fn name_people_in_the_browser() {
     );
     assert_eq!(person_faces(&lib, &who), ada - 3);
 
+    // The three are unknown faces now: name one of them there, with its own name box.
+    page.eval("location.hash = '#/unknown'");
+    page.wait_for(
+        "the unknown faces",
+        &thumbnails_loaded(".unknown .card img.face"),
+        WAIT,
+    );
+    let unknown = page.eval("document.querySelector('.unknown .card').dataset.face");
+    page.eval("document.querySelector('.unknown .card input').focus()");
+    page.type_text("Somebody Else");
+    page.press("Enter");
+    page.wait_for(
+        "the unknown face to be named",
+        "(() => { const c = document.querySelector('.unknown .card.done'); \
+         return !!c && c.textContent.includes('Somebody Else'); })()",
+        WAIT,
+    );
+    let faces = lib.faces();
+    let named = faces.iter().find(|f| f["id"] == unknown).unwrap();
+    assert_eq!(named["person"], "Somebody Else");
+
     // A face opens its photo with every box drawn and named.
+    page.eval(&format!(
+        "location.hash = '#/person/' + encodeURIComponent({who:?})"
+    ));
+    page.wait_for(
+        "the person's faces again",
+        &thumbnails_loaded(".grid .tile img.face"),
+        WAIT,
+    );
     page.eval("document.querySelector('.grid .tile img').click()");
     page.wait_for(
         "the photo",

@@ -361,13 +361,18 @@ fn every_action_changes_what_visage_people_says() {
     s.act("/api/hide", json!({"name": "Dave", "hidden": false}));
     assert!(Library::person(&lib.visage_json(&["people", "--json"]), "Dave").is_some());
 
-    // Naming one unknown face (if any is left) makes a person of it.
-    let unknown = s.get("/api/faces?unassigned=1&limit=1").json();
-    if let Some(f) = unknown["faces"].as_array().unwrap().first() {
-        let e = s.act("/api/name", json!({"target": f["id"], "name": "Erin"}));
-        assert_eq!(e["named"], 1);
-        assert!(count_of(&lib, "Erin").unwrap() >= 1);
-    }
+    // The face rejected above is in no cluster now: it is listed as unknown, and naming it
+    // makes a person of it.
+    let unknown = s.get("/api/faces?unassigned=1&limit=1000").json();
+    assert!(ids(&unknown["faces"]).contains(&rejected), "{unknown}");
+    let e = s.act("/api/name", json!({"target": rejected, "name": "Erin"}));
+    assert_eq!(e["named"], 1);
+    assert!(count_of(&lib, "Erin").unwrap() >= 1);
+    let faces = lib.faces();
+    assert_eq!(
+        faces.iter().find(|f| f["id"] == rejected.as_str()).unwrap()["person"],
+        "Erin"
+    );
 
     // Each person's cover face is one of their faces; the largest.
     let faces = lib.faces();
