@@ -6,7 +6,8 @@ use clap::{Args, ValueEnum};
 /// Where compute kernels run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum DeviceChoice {
-    /// A GPU adapter when wgpu finds one (hardware first, then software), else the CPU.
+    /// A hardware GPU when wgpu finds one, else the CPU (a software adapter such as lavapipe is
+    /// slower than the CPU paths, so it is never chosen here).
     #[default]
     Auto,
     /// A GPU adapter; fail if there is none.

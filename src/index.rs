@@ -46,6 +46,24 @@ pub struct IndexReport {
     /// Files in the store that are no longer under the folders walked.
     pub gone: usize,
     pub seconds: f64,
+    /// Where the time went.
+    pub stages: Stages,
+}
+
+/// Seconds per stage of an index run. Reading and decoding run on all cores beside the networks
+/// (the next batch is decoded while this one is embedded), so they are summed per photo across
+/// threads (CPU seconds); the network stages and the store are wall time.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Stages {
+    /// Reading the file and its SHA-256, CPU seconds.
+    pub read_cpu: f64,
+    /// Decoding, orienting and downscaling, CPU seconds.
+    pub decode_cpu: f64,
+    pub detect: f64,
+    pub onet: f64,
+    pub facenet: f64,
+    /// Writing the batches (one transaction each).
+    pub store: f64,
 }
 
 /// One file's way through a batch.
@@ -54,6 +72,13 @@ enum Outcome {
     Unchanged(FileInfo),
     Failed(FileInfo, String),
     Decoded(FileInfo, Photo),
+}
+
+/// A batch read and decoded, with the CPU seconds that took (read + hash, decode).
+struct ReadBatch {
+    outcomes: Vec<Outcome>,
+    read_cpu: f64,
+    decode_cpu: f64,
 }
 
 /// Index the photos under `roots`. The pipeline is loaded by `load` only when a photo needs it
@@ -118,7 +143,10 @@ pub fn index(
     let mut load = Some(load);
     let mut pipeline: Option<Pipeline> = None;
     for k in 0..batches.len() {
-        let outcomes = next.take().unwrap_or_default();
+        let batch = next.take().expect("a batch read for every k");
+        report.stages.read_cpu += batch.read_cpu;
+        report.stages.decode_cpu += batch.decode_cpu;
+        let outcomes = batch.outcomes;
         let decoded: Vec<&Photo> = outcomes
             .iter()
             .filter_map(|o| match o {
@@ -134,13 +162,18 @@ pub fn index(
         // Decode the next batch while this one runs through the networks.
         let (found, following) = rayon::join(
             || match &pipeline {
-                Some(p) if !decoded.is_empty() => p.run(&decoded),
-                _ => Ok(Vec::new()),
+                Some(p) if !decoded.is_empty() => p.run_timed(&decoded),
+                _ => Ok((Vec::new(), Default::default())),
             },
             || batches.get(k + 1).map(|b| read_batch(b)),
         );
         next = following;
-        let mut found = found?.into_iter();
+        let (found, times) = found?;
+        report.stages.detect += times.detect;
+        report.stages.onet += times.onet;
+        report.stages.facenet += times.facenet;
+        let mut found = found.into_iter();
+        let clock = Instant::now();
         store.write(|tx| -> Result<(), StoreError> {
             for outcome in &outcomes {
                 match outcome {
@@ -167,6 +200,7 @@ pub fn index(
             }
             Ok(())
         })?;
+        report.stages.store += clock.elapsed().as_secs_f64();
         for outcome in &outcomes {
             if let Outcome::Failed(file, why) = outcome {
                 bar.suspend(|| on_error(Path::new(&file.path), why));
@@ -218,28 +252,38 @@ pub fn index(
 }
 
 /// Read, hash and decode a batch in parallel.
-fn read_batch(batch: &[(FileInfo, Option<&PhotoState>)]) -> Vec<Outcome> {
-    batch
+fn read_batch(batch: &[(FileInfo, Option<&PhotoState>)]) -> ReadBatch {
+    let timed: Vec<(Outcome, f64, f64)> = batch
         .par_iter()
         .map(|(file, state)| {
+            let clock = Instant::now();
             let mut file = file.clone();
             let bytes = match std::fs::read(&file.path) {
                 Ok(b) => b,
-                Err(e) => return Outcome::Failed(file, format!("cannot read: {e}")),
+                Err(e) => return (Outcome::Failed(file, format!("cannot read: {e}")), 0.0, 0.0),
             };
             let hash = crate::models::sha256_hex(&bytes);
+            let read = clock.elapsed().as_secs_f64();
             let same =
                 state.is_some_and(|s| !s.failed && !s.gone && s.hash.as_ref() == Some(&hash));
             file.hash = Some(hash);
             if same {
-                return Outcome::Unchanged(file);
+                return (Outcome::Unchanged(file), read, 0.0);
             }
-            match Photo::from_bytes(&bytes) {
+            let clock = Instant::now();
+            let outcome = match Photo::from_bytes(&bytes) {
                 Ok(photo) => Outcome::Decoded(file, photo),
                 Err(e) => Outcome::Failed(file, e.to_string()),
-            }
+            };
+            (outcome, read, clock.elapsed().as_secs_f64())
         })
-        .collect()
+        .collect();
+    let (read_cpu, decode_cpu) = timed.iter().fold((0.0, 0.0), |a, t| (a.0 + t.1, a.1 + t.2));
+    ReadBatch {
+        outcomes: timed.into_iter().map(|t| t.0).collect(),
+        read_cpu,
+        decode_cpu,
+    }
 }
 
 /// A bar (files, faces, rate, ETA) on a terminal; hidden otherwise (log lines instead).

@@ -53,10 +53,9 @@ impl InferenceDevice {
         match choice {
             DeviceChoice::Cpu => Ok(Self::cpu()),
             DeviceChoice::Gpu => Self::gpu(),
-            DeviceChoice::Auto => match Gpu::open() {
-                Ok(gpu) if !gpu.is_software() => Ok(Self::on(&gpu)),
-                _ => Ok(Self::cpu()),
-            },
+            DeviceChoice::Auto => Ok(Gpu::open_hardware()
+                .map(|gpu| Self::on(&gpu))
+                .unwrap_or_else(Self::cpu)),
         }
     }
 }

@@ -8,7 +8,8 @@
 //! embeddings (WGSL or CPU) and [`clustering`] groups them with DBSCAN and matches faces to
 //! clusters. [`index`] walks folders into the [`store`] (SQLite); [`people`] clusters the stored
 //! faces and applies the names, merges, splits and rejections people make. [`evaluation`]
-//! measures the result, [`models`] fetches the weights, [`config`] holds the settings every stage
+//! measures the result, [`exchange`] writes names into and reads them from photo metadata
+//! ([`xmp`]), [`models`] fetches the weights, [`config`] holds the settings every stage
 //! receives.
 
 pub mod alignment;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod detection;
 pub mod embedding;
 pub mod evaluation;
+pub mod exchange;
 pub mod gpu;
 pub mod graph;
 pub mod index;
@@ -30,3 +32,4 @@ pub mod serve;
 pub mod store;
 pub mod verification;
 pub mod walk;
+pub mod xmp;

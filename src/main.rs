@@ -11,9 +11,14 @@ fn main() {
     // `visage faces | head` should end quietly when `head` has had enough, as Unix tools do,
     // rather than panic on a broken pipe. Sound: restoring the default disposition of one signal.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp(None)
-        .init();
+    // Libraries' own log lines (driver probing, shader compilation) mean nothing a user can act
+    // on; their errors still show. RUST_LOG replaces this filter.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
+        "info,wgpu_hal=off,wgpu_core=error,wgpu=error,naga=error,cubecl=error,cubecl_wgpu=error,\
+         cubecl_runtime=error,burn=error",
+    ))
+    .format_timestamp(None)
+    .init();
     let cli = visage::cli::Cli::parse();
     std::process::exit(visage::cli::run(cli));
 }

@@ -5,6 +5,8 @@
 //! This is the composition of the stages and nothing more: each stage's algorithm lives in its own
 //! module, and nothing here reads files or stores results.
 
+use std::time::Instant;
+
 use image::RgbImage;
 use serde::Serialize;
 
@@ -66,6 +68,17 @@ pub enum PipelineError {
     Gpu(#[from] crate::gpu::GpuError),
 }
 
+/// Seconds a batch spent in each stage (wall time; each stage uses every core).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageTimes {
+    /// PICO scan and merge.
+    pub detect: f64,
+    /// O-Net verification, landmarks and box refinement.
+    pub onet: f64,
+    /// Cutting the crops and FaceNet.
+    pub facenet: f64,
+}
+
 pub struct Pipeline {
     pub detector: Detector,
     /// `None` runs without O-Net: the detection box is cut as it is.
@@ -107,7 +120,18 @@ impl Pipeline {
 
     /// Find, verify and embed the faces of each photo.
     pub fn run(&self, photos: &[&Photo]) -> Result<Vec<Vec<FoundFace>>, PipelineError> {
+        Ok(self.run_timed(photos)?.0)
+    }
+
+    /// [`Pipeline::run`], with the time each stage took.
+    pub fn run_timed(
+        &self,
+        photos: &[&Photo],
+    ) -> Result<(Vec<Vec<FoundFace>>, StageTimes), PipelineError> {
+        let mut times = StageTimes::default();
+        let clock = Instant::now();
         let detected = self.detector.detect_batch(photos)?;
+        times.detect = clock.elapsed().as_secs_f64();
         let mut candidates = Vec::new();
         for (i, (photo, faces)) in photos.iter().zip(&detected).enumerate() {
             let (sx, sy) = photo.scale();
@@ -128,6 +152,7 @@ impl Pipeline {
                 });
             }
         }
+        let clock = Instant::now();
         if let Some(verifier) = &self.verifier {
             let inputs: Vec<(&RgbImage, FaceBox)> = candidates
                 .iter()
@@ -142,6 +167,8 @@ impl Pipeline {
             candidates.retain(|c| c.probability >= self.min_probability);
             candidates = remove_duplicates(candidates);
         }
+        times.onet = clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
         let crops: Vec<Vec<u8>> = candidates
             .iter()
             .map(|c| self.cut(&photos[c.photo].rgb, c))
@@ -149,24 +176,42 @@ impl Pipeline {
         let embeddings = self.embedder.embed(&crops);
         let mut out: Vec<Vec<FoundFace>> = vec![Vec::new(); photos.len()];
         for (c, embedding) in candidates.into_iter().zip(embeddings) {
-            let (sx, sy) = photos[c.photo].scale();
-            let b = c.region.scaled(sx, sy);
-            out[c.photo].push(FoundFace {
-                x: b.x,
-                y: b.y,
-                w: b.w,
-                h: b.h,
-                size: c.region.w.max(c.region.h).round() as u32,
-                score: c.score,
-                probability: c.probability,
-                landmarks: c
-                    .landmarks
-                    .map(|l| l.iter().map(|p| [p[0] * sx, p[1] * sy]).collect())
-                    .unwrap_or_default(),
-                embedding,
-            });
+            let i = c.photo;
+            out[i].push(found(c, embedding, photos[i].scale()));
         }
-        Ok(out)
+        times.facenet = clock.elapsed().as_secs_f64();
+        Ok((out, times))
+    }
+
+    /// Embed faces a person marked by hand (boxes in original pixels): O-Net gives their
+    /// probability and landmarks, but the box is kept as marked and nothing is dropped.
+    pub fn embed_boxes(&self, photo: &Photo, boxes: &[FaceBox]) -> Vec<FoundFace> {
+        let (sx, sy) = photo.scale();
+        let mut candidates: Vec<Candidate> = boxes
+            .iter()
+            .map(|b| Candidate {
+                photo: 0,
+                region: b.scaled(1.0 / sx, 1.0 / sy),
+                score: 0.0,
+                probability: 1.0,
+                landmarks: None,
+            })
+            .collect();
+        if let Some(verifier) = &self.verifier {
+            let inputs: Vec<(&RgbImage, FaceBox)> =
+                candidates.iter().map(|c| (&photo.rgb, c.region)).collect();
+            for (c, v) in candidates.iter_mut().zip(verifier.verify(&inputs)) {
+                c.probability = v.probability;
+                c.landmarks = Some(v.landmarks);
+            }
+        }
+        let crops: Vec<Vec<u8>> = candidates.iter().map(|c| self.cut(&photo.rgb, c)).collect();
+        let embeddings = self.embedder.embed(&crops);
+        candidates
+            .into_iter()
+            .zip(embeddings)
+            .map(|(c, embedding)| found(c, embedding, (sx, sy)))
+            .collect()
     }
 
     /// The FaceNet input for one face.
@@ -184,6 +229,25 @@ impl Pipeline {
                 side,
             ),
         }
+    }
+}
+
+/// A candidate's result in original pixels (`scale`: original pixels per detection pixel).
+fn found(c: Candidate, embedding: Embedding, (sx, sy): (f32, f32)) -> FoundFace {
+    let b = c.region.scaled(sx, sy);
+    FoundFace {
+        x: b.x,
+        y: b.y,
+        w: b.w,
+        h: b.h,
+        size: c.region.w.max(c.region.h).round() as u32,
+        score: c.score,
+        probability: c.probability,
+        landmarks: c
+            .landmarks
+            .map(|l| l.iter().map(|p| [p[0] * sx, p[1] * sy]).collect())
+            .unwrap_or_default(),
+        embedding,
     }
 }
 

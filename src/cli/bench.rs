@@ -1,4 +1,5 @@
-//! `visage bench embed`: FaceNet throughput on the chosen device, on a folder of 160x160 face
+//! `visage bench index`: a whole index of folders into a temporary database, photos/s, faces/s and
+//! the seconds per stage, as one JSON line. `visage bench embed`: FaceNet throughput on the chosen device, on a folder of 160x160 face
 //! crops, as one JSON line (the same fields as `benches/peers/facenet_opencv.py`, so the two can be
 //! compared side by side). `visage bench graph`: the neighbour graph and DBSCAN on N synthetic
 //! 512-d embeddings, with peak memory (compare `benches/peers/pairwise_numpy.py`). Threads:
@@ -42,6 +43,14 @@ pub enum BenchWhat {
         #[arg(long, value_name = "DIR")]
         faces: PathBuf,
     },
+    /// Index folders into a new, temporary database: photos/s, faces/s and seconds per stage
+    Index {
+        /// Folders (or files) of photos
+        #[arg(required = true, value_name = "DIR")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        settings: crate::config::Settings,
+    },
     /// Neighbour graph (all pairwise distances, close pairs kept) and DBSCAN on synthetic embeddings
     Graph {
         /// Embeddings: clusters of 20 (members about 0.7 apart) and 10% loose ones
@@ -63,6 +72,20 @@ pub enum BenchWhat {
         #[arg(long, value_name = "PREFIX")]
         save: Option<PathBuf>,
     },
+}
+
+#[derive(Serialize)]
+struct IndexLine {
+    tool: &'static str,
+    threads: usize,
+    photos: usize,
+    failed: usize,
+    faces: usize,
+    /// The whole run, the networks' loading included.
+    seconds: f64,
+    photos_per_s: f64,
+    faces_per_s: f64,
+    stages: crate::index::Stages,
 }
 
 #[derive(Serialize)]
@@ -197,6 +220,38 @@ struct Line {
     batches: usize,
 }
 
+/// `visage index --no-cluster` into a temporary database, reported as one JSON line.
+fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::Result<i32> {
+    let db = std::env::temp_dir().join(format!("visage-bench-index-{}.db", std::process::id()));
+    let remove = || {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+    };
+    remove();
+    let mut store = crate::store::Store::open(&db)?;
+    let load = || crate::pipeline::Pipeline::new(settings, true);
+    let report = crate::index::index(&mut store, load, paths, |path, why| {
+        eprintln!("visage: {}: {why}", path.display())
+    });
+    drop(store);
+    remove();
+    let report = report?;
+    let line = IndexLine {
+        tool: "visage",
+        threads: rayon::current_num_threads(),
+        photos: report.indexed,
+        failed: report.failed,
+        faces: report.faces,
+        seconds: report.seconds,
+        photos_per_s: report.indexed as f64 / report.seconds,
+        faces_per_s: report.faces as f64 / report.seconds,
+        stages: report.stages,
+    };
+    println!("{}", serde_json::to_string(&line)?);
+    Ok(super::exit_code(report.failed))
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let (batch, seconds, device, dir, faces) = match args.what {
         BenchWhat::Graph {
@@ -216,6 +271,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
                 save,
             });
         }
+        BenchWhat::Index { paths, settings } => return run_index(&paths, &settings),
         BenchWhat::Embed {
             batch,
             seconds,

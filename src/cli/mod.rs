@@ -9,6 +9,7 @@ pub mod index;
 pub mod models;
 pub mod people;
 pub mod serve;
+pub mod xmp;
 
 use std::path::{Path, PathBuf};
 
@@ -77,6 +78,10 @@ pub enum Command {
     Reset(people::ResetArgs),
     /// Start the review page: see faces and name people in the browser (prints the URL to open)
     Serve(serve::ServeArgs),
+    /// Write the names given in visage into photo metadata (XMP sidecars)
+    Export(xmp::ExportArgs),
+    /// Read names other programs wrote into photo metadata (XMP) onto visage's faces
+    Import(xmp::ImportArgs),
 }
 
 /// Where the database is.
@@ -139,6 +144,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Audit(args) => people::audit(args),
         Command::Reset(args) => people::reset(args),
         Command::Serve(args) => serve::run(args),
+        Command::Export(args) => xmp::run_export(args),
+        Command::Import(args) => xmp::run_import(args),
     };
     match result {
         Ok(code) => code,

@@ -87,26 +87,20 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// Load the built-in cascade and open the device the settings ask for. With `auto`, a missing
-    /// GPU falls back to the CPU with one log line.
+    /// Load the built-in cascade and open the device the settings ask for. With `auto`, only a
+    /// hardware GPU is used; otherwise the CPU twin (with one log line).
     pub fn new(settings: &Settings) -> Result<Self, DetectError> {
         let cascade = Cascade::facefinder()?;
         let backend = match settings.device {
             DeviceChoice::Cpu => Backend::Cpu,
             DeviceChoice::Gpu => Backend::Gpu(GpuScanner::new(Arc::new(Gpu::open()?), &cascade)),
-            DeviceChoice::Auto => match Gpu::open() {
-                Ok(gpu) => Backend::Gpu(GpuScanner::new(Arc::new(gpu), &cascade)),
-                Err(e) => {
-                    log::info!("no GPU, detecting on the CPU ({e})");
-                    Backend::Cpu
-                }
+            DeviceChoice::Auto => match Gpu::open_hardware() {
+                Some(gpu) => Backend::Gpu(GpuScanner::new(Arc::new(gpu), &cascade)),
+                None => Backend::Cpu,
             },
         };
         if let Backend::Gpu(s) = &backend {
             log::info!("detecting on {}", s.gpu().describe());
-            if s.gpu().is_software() {
-                log::info!("that adapter emulates a GPU on the CPU: --device cpu is faster here");
-            }
         }
         Ok(Detector {
             cascade,

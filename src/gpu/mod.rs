@@ -37,10 +37,15 @@ pub struct Gpu {
 
 impl Gpu {
     /// Open the best adapter wgpu finds: a discrete GPU, then an integrated or virtual one, then a
-    /// software rasteriser such as Mesa's lavapipe.
+    /// software rasteriser such as Mesa's lavapipe. Vulkan, Metal and DX12 are asked (not OpenGL,
+    /// whose probing prints driver errors on machines without a display); `WGPU_BACKEND` chooses
+    /// others.
     pub fn open() -> Result<Self, GpuError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
         adapters.retain(|a| {
             a.get_downlevel_capabilities()
                 .flags
@@ -66,6 +71,29 @@ impl Gpu {
             info,
             limits,
         })
+    }
+
+    /// What `--device auto` runs on: a hardware adapter, or `None` when there is only a software
+    /// one (lavapipe, SwiftShader, WARP; far slower than the CPU paths) or none. Says which, once
+    /// per process.
+    pub fn open_hardware() -> Option<Self> {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        match Self::open() {
+            Ok(gpu) if !gpu.is_software() => Some(gpu),
+            Ok(gpu) => {
+                SAID.call_once(|| {
+                    log::info!(
+                        "only a software GPU adapter ({}): running on the CPU (--device gpu uses it anyway)",
+                        gpu.info.name
+                    )
+                });
+                None
+            }
+            Err(e) => {
+                SAID.call_once(|| log::info!("no GPU: running on the CPU ({e})"));
+                None
+            }
+        }
     }
 
     /// True for a CPU-emulated adapter (lavapipe, SwiftShader, WARP).

@@ -46,9 +46,9 @@ impl GraphBackend {
         Ok(match choice {
             DeviceChoice::Cpu => GraphBackend::Cpu,
             DeviceChoice::Gpu => GraphBackend::Gpu(gpu::GpuGraph::new(Arc::new(Gpu::open()?))),
-            DeviceChoice::Auto => match Gpu::open() {
-                Ok(g) if !g.is_software() => GraphBackend::Gpu(gpu::GpuGraph::new(Arc::new(g))),
-                _ => GraphBackend::Cpu,
+            DeviceChoice::Auto => match Gpu::open_hardware() {
+                Some(g) => GraphBackend::Gpu(gpu::GpuGraph::new(Arc::new(g))),
+                None => GraphBackend::Cpu,
             },
         })
     }

@@ -115,7 +115,8 @@ fn name_cluster(tx: &Transaction, c: i64, p: i64) -> Result<usize, StoreError> {
         params![c, p],
     )?;
     let n = tx.execute(
-        "UPDATE faces SET person = ?2, assigned = 'manual', ambiguous = 0 WHERE cluster = ?1",
+        "UPDATE faces SET person = ?2, assigned = 'manual', ambiguous = 0, name_source = NULL
+         WHERE cluster = ?1",
         params![c, p],
     )?;
     tx.execute(
@@ -150,7 +151,8 @@ fn name_face(tx: &Transaction, f: i64, p: i64, settings: &Settings) -> Result<()
         )?,
     };
     tx.execute(
-        "UPDATE faces SET person = ?2, cluster = ?3, assigned = 'manual', ambiguous = 0
+        "UPDATE faces SET person = ?2, cluster = ?3, assigned = 'manual', ambiguous = 0,
+             name_source = NULL
          WHERE id = ?1",
         params![f, p, cluster],
     )?;
@@ -172,6 +174,32 @@ pub fn split(
         assign::refresh_manual(tx)?;
         Ok(face_ids.len())
     })
+}
+
+/// Name many faces by hand in one transaction, each as [`name`] names one face, recording where
+/// each name came from (`source`, e.g. `xmp:/photos/a.jpg.xmp`). Returns how many were named.
+pub fn name_faces(
+    store: &mut Store,
+    named: &[(i64, String, String)],
+    settings: &Settings,
+) -> Result<usize, StoreError> {
+    store.write(|tx| name_faces_in(tx, named, settings))
+}
+
+/// [`name_faces`] inside a transaction the caller holds (to add faces in the same one).
+pub fn name_faces_in(
+    tx: &Transaction,
+    named: &[(i64, String, String)],
+    settings: &Settings,
+) -> Result<usize, StoreError> {
+    let mut source = tx.prepare_cached("UPDATE faces SET name_source = ?2 WHERE id = ?1")?;
+    for (f, name, from) in named {
+        let p = ensure_person(tx, name)?;
+        name_face(tx, *f, p, settings)?;
+        source.execute(params![f, from])?;
+    }
+    assign::refresh_manual(tx)?;
+    Ok(named.len())
 }
 
 /// Rename a person; the new name must not belong to someone else (merge them instead).

@@ -159,59 +159,84 @@ pub fn store_indexed(
     )?;
     let old = old_decisions(tx, id)?;
     tx.execute("DELETE FROM faces WHERE photo = ?1", [id])?;
-    let (pw, ph) = (info.width.max(1) as f32, info.height.max(1) as f32);
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO faces (photo, rel_x, rel_y, rel_w, rel_h, x, y, w, h, size, score,
-                            probability, landmarks, embedding, cluster, person, assigned)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-         RETURNING id",
-    )?;
     let mut reject = tx.prepare_cached("INSERT OR IGNORE INTO rejections VALUES (?1, ?2)")?;
     for f in faces {
-        let rel = FaceBox {
-            x: f.x / pw,
-            y: f.y / ph,
-            w: f.w / pw,
-            h: f.h / ph,
-        };
+        let rel = relative(info, f);
         let carried = old
             .iter()
             .map(|o| (o, o.rel.iou(&rel)))
             .filter(|(_, iou)| *iou >= SAME_FACE_IOU)
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(o, _)| o);
-        let landmarks = serde_json::to_string(&f.landmarks).unwrap_or_else(|_| "[]".into());
         let (cluster, person, assigned) = match carried {
             Some(o) if o.manual => (o.cluster, o.person, Some("manual")),
             _ => (None, None, None),
         };
-        let face: i64 = insert.query_row(
-            params![
-                id,
-                rel.x,
-                rel.y,
-                rel.w,
-                rel.h,
-                f.x,
-                f.y,
-                f.w,
-                f.h,
-                f.size,
-                f.score,
-                f.probability,
-                landmarks,
-                embedding_blob(&f.embedding),
-                cluster,
-                person,
-                assigned
-            ],
-            |r| r.get(0),
-        )?;
+        let face = insert_face(tx, id, info, f, cluster, person, assigned)?;
         for p in carried.map(|o| o.rejected.as_slice()).unwrap_or_default() {
             reject.execute([face, *p])?;
         }
     }
     Ok(id)
+}
+
+/// A face box relative to the photo's size (0-1).
+fn relative(info: PhotoInfo, f: &FoundFace) -> FaceBox {
+    let (pw, ph) = (info.width.max(1) as f32, info.height.max(1) as f32);
+    FaceBox {
+        x: f.x / pw,
+        y: f.y / ph,
+        w: f.w / pw,
+        h: f.h / ph,
+    }
+}
+
+/// Insert one face of photo `photo`; returns its id.
+fn insert_face(
+    tx: &Transaction,
+    photo: i64,
+    info: PhotoInfo,
+    f: &FoundFace,
+    cluster: Option<i64>,
+    person: Option<i64>,
+    assigned: Option<&str>,
+) -> SqlResult<i64> {
+    let rel = relative(info, f);
+    let landmarks = serde_json::to_string(&f.landmarks).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(
+        "INSERT INTO faces (photo, rel_x, rel_y, rel_w, rel_h, x, y, w, h, size, score,
+                            probability, landmarks, embedding, cluster, person, assigned)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         RETURNING id",
+    )?
+    .query_row(
+        params![
+            photo,
+            rel.x,
+            rel.y,
+            rel.w,
+            rel.h,
+            f.x,
+            f.y,
+            f.w,
+            f.h,
+            f.size,
+            f.score,
+            f.probability,
+            landmarks,
+            embedding_blob(&f.embedding),
+            cluster,
+            person,
+            assigned
+        ],
+        |r| r.get(0),
+    )
+}
+
+/// Add a face to a photo already indexed (one a person marked that detection missed); it has
+/// no cluster or person yet. Returns its id.
+pub fn add_face(tx: &Transaction, photo: i64, info: PhotoInfo, f: &FoundFace) -> SqlResult<i64> {
+    insert_face(tx, photo, info, f, None, None, None)
 }
 
 /// An old face's box and the decisions a person made about it.

@@ -62,4 +62,9 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (face, person)
     );
     "#,
+    // 2: where a manual name came from when it was not typed into visage (`xmp:PATH` for a
+    // name imported from a photo's metadata).
+    r#"
+    ALTER TABLE faces ADD COLUMN name_source TEXT;
+    "#,
 ];
