@@ -332,5 +332,41 @@ fn review_page_timings() {
         "{}",
         json!({ "action": "name", "cluster_faces": cluster["faces"], "answer": answer, "seconds": started.elapsed().as_secs_f64() })
     );
+
+    // The person page of that person: the first screen, then scrolling through every face.
+    let mut browser = Browser::start(&chromium, &dir.join("chromium-person"));
+    let mut page = browser.new_page(1280, 900);
+    page.navigate(&s.url);
+    page.wait_for(
+        "the review page",
+        "document.querySelector('.cluster') !== null",
+        WAIT,
+    );
+    let started = Instant::now();
+    page.eval("location.hash = '#/person/' + encodeURIComponent('Bench Person')");
+    page.wait_for(
+        "the first screen of faces",
+        "(() => { const imgs = [...document.querySelectorAll('.grid img.face')] \
+         .filter(i => i.getBoundingClientRect().top < innerHeight); \
+         return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); })()",
+        Duration::from_secs(120),
+    );
+    let first_screen = started.elapsed().as_secs_f64();
+    let total = answer["faces"].as_u64().unwrap();
+    let started = Instant::now();
+    page.wait_for(
+        "every face on the page",
+        &format!(
+            "(() => {{ window.scrollTo(0, document.body.scrollHeight); \
+             return document.querySelectorAll('.grid .tile').length >= {total}; }})()"
+        ),
+        Duration::from_secs(300),
+    );
+    let all = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({ "page": "person", "faces": total, "first_screen_s": first_screen, "scrolled_to_the_end_s": all })
+    );
+    drop(browser);
     drop(s);
 }

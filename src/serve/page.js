@@ -89,19 +89,38 @@ function joinedText(answer) {
   return answer.joined > 0 ? '; matching found ' + plural(answer.joined, 'more face') : '';
 }
 
-// A sentinel that calls `load` whenever it scrolls into view (paging without a "more" click).
+// A sentinel after `container` that calls `load` (which returns whether there is more) while it
+// is near the screen: paging without a "more" click, and without loading what nobody scrolls to.
+// Both the observer and scrolling wake it (an observer alone misses a sentinel that stays in view
+// while a page arrives).
 function pager(container, load) {
   const sentinel = el('div', { class: 'sentinel' });
   container.after(sentinel);
-  let busy = false;
-  const observer = new IntersectionObserver(async (entries) => {
-    if (busy || !entries.some((e) => e.isIntersecting)) return;
+  let busy = false, done = false;
+  const near = () => sentinel.getBoundingClientRect().top < innerHeight + 800;
+  const stop = () => {
+    done = true;
+    observer.disconnect();
+    window.removeEventListener('scroll', pump);
+    sentinel.remove();
+  };
+  const pump = async () => {
+    if (!sentinel.isConnected) { stop(); return; }
+    if (busy || done) return;
     busy = true;
-    const more = await load();
+    try {
+      while (!done && sentinel.isConnected && near()) if (!(await load())) stop();
+    } catch (e) {
+      say(e.message, true);
+      stop();
+    }
     busy = false;
-    if (!more) { observer.disconnect(); sentinel.remove(); }
+  };
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) pump();
   }, { rootMargin: '800px' });
   observer.observe(sentinel);
+  window.addEventListener('scroll', pump, { passive: true });
   return observer;
 }
 
