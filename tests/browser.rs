@@ -168,6 +168,17 @@ fn name_people_in_the_browser() {
         page.eval("document.activeElement.classList.contains('cluster') && !document.activeElement.classList.contains('done')"),
         json!(true)
     );
+    // "i" ignores it, from the keyboard too.
+    let next = page.eval("document.activeElement.dataset.cluster");
+    page.press("i");
+    page.wait_for(
+        "the next cluster to be ignored",
+        "document.querySelectorAll('.cluster.done').length === 2",
+        WAIT,
+    );
+    let all = lib.visage_json(&["clusters", "--json"]);
+    let ignored = all.iter().find(|c| c["id"] == next).unwrap();
+    assert_eq!(ignored["kind"], "ignored", "{ignored}");
 
     // People: names as text, never markup.
     page.eval("location.hash = '#/people'");
