@@ -28,6 +28,7 @@ pub mod models;
 pub mod people;
 pub mod photo;
 pub mod pipeline;
+pub mod serve;
 pub mod store;
 pub mod verification;
 pub mod walk;

@@ -73,6 +73,16 @@ pub enum ModelError {
     },
 }
 
+/// visage's cache folder: `$XDG_CACHE_HOME/visage` (`~/.cache/visage`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("visage")
+}
+
 /// The cache folder and what it holds.
 #[derive(Debug, Clone)]
 pub struct Models {
@@ -82,14 +92,7 @@ pub struct Models {
 impl Models {
     /// `dir`, or `$XDG_CACHE_HOME/visage/models` (`~/.cache/visage/models`) when `None`.
     pub fn new(dir: Option<PathBuf>) -> Self {
-        let dir = dir.unwrap_or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .unwrap_or_else(std::env::temp_dir);
-            cache.join("visage").join("models")
-        });
+        let dir = dir.unwrap_or_else(|| cache_dir().join("models"));
         Models { dir }
     }
 

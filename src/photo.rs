@@ -2,6 +2,8 @@
 //! fit [`DETECT_SIDE`], its luminance for detection, and the scale back to the original (oriented)
 //! pixels.
 //!
+//! [`open_full`] gives the same photo at full size (oriented) for cutting thumbnails.
+//!
 //! Decoding is bounded (dimensions and allocation limits) so a decompression bomb fails cleanly.
 //! It must not detect anything or touch any device.
 
@@ -60,24 +62,7 @@ impl Photo {
 
     /// Same as [`Photo::open`] for a file's bytes already read.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PhotoError> {
-        if bytes.is_empty() {
-            return Err(PhotoError::EmptyFile);
-        }
-        let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
-        if reader.format() == Some(image::ImageFormat::Jpeg) && !ends_with_eoi(bytes) {
-            // The decoder would fill the missing part with grey and say nothing.
-            return Err(PhotoError::TruncatedJpeg);
-        }
-        let mut limits = image::Limits::default();
-        limits.max_image_width = Some(MAX_SIDE);
-        limits.max_image_height = Some(MAX_SIDE);
-        limits.max_alloc = Some(MAX_DECODE_BYTES);
-        reader.limits(limits);
-        let mut decoder = reader.into_decoder()?;
-        let orientation = decoder
-            .orientation()
-            .unwrap_or(image::metadata::Orientation::NoTransforms);
-        let image = DynamicImage::from_decoder(decoder)?;
+        let (image, orientation) = decode(bytes)?;
         Self::from_image(image, orientation)
     }
 
@@ -127,6 +112,49 @@ impl Photo {
     }
 }
 
+/// Decode a file's bytes with the bounds above; returns the pixels as stored and the EXIF
+/// orientation still to apply.
+fn decode(bytes: &[u8]) -> Result<(DynamicImage, image::metadata::Orientation), PhotoError> {
+    if bytes.is_empty() {
+        return Err(PhotoError::EmptyFile);
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !ends_with_eoi(bytes) {
+        // The decoder would fill the missing part with grey and say nothing.
+        return Err(PhotoError::TruncatedJpeg);
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder)?;
+    if image.width() == 0 || image.height() == 0 {
+        return Err(PhotoError::Empty);
+    }
+    Ok((image, orientation))
+}
+
+/// A photo file at full size, EXIF orientation applied: the pixels face boxes are measured in
+/// (thumbnails are cut from these, never from the detection image). Same bounds as
+/// [`Photo::open`].
+pub fn open_full(path: &Path) -> Result<RgbImage, PhotoError> {
+    let (image, orientation) = decode(&std::fs::read(path)?)?;
+    let mut image = DynamicImage::ImageRgb8(image.into_rgb8());
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}
+
+/// `rgb` resampled to exactly `w x h` with a sharp filter (Catmull-Rom), for images people look
+/// at (detection keeps its own bilinear downscale).
+pub fn resize_for_display(rgb: &RgbImage, w: u32, h: u32) -> Result<RgbImage, PhotoError> {
+    resize(rgb, w, h, fir::FilterType::CatmullRom)
+}
+
 /// True if a JPEG ends with its end-of-image marker (some writers pad a few bytes after it).
 fn ends_with_eoi(bytes: &[u8]) -> bool {
     let tail = &bytes[bytes.len().saturating_sub(64)..];
@@ -157,6 +185,10 @@ fn luminance(rgb: &RgbImage) -> Vec<u8> {
 }
 
 fn downscale(rgb: &RgbImage, w: u32, h: u32) -> Result<RgbImage, PhotoError> {
+    resize(rgb, w, h, fir::FilterType::Bilinear)
+}
+
+fn resize(rgb: &RgbImage, w: u32, h: u32, filter: fir::FilterType) -> Result<RgbImage, PhotoError> {
     let src = fir::images::ImageRef::new(
         rgb.width(),
         rgb.height(),
@@ -165,8 +197,7 @@ fn downscale(rgb: &RgbImage, w: u32, h: u32) -> Result<RgbImage, PhotoError> {
     )
     .map_err(|e| PhotoError::Resize(e.to_string()))?;
     let mut dst = fir::images::Image::new(w, h, fir::PixelType::U8x3);
-    let options = fir::ResizeOptions::new()
-        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    let options = fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(filter));
     fir::Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| PhotoError::Resize(e.to_string()))?;

@@ -89,7 +89,7 @@ fn ari(list: &[Value]) -> (f64, usize) {
         truth.push(*folders.entry(folder).or_insert(next));
         let group = match (&f["person"], &f["cluster"]) {
             (Value::String(p), _) => Some(format!("p{p}")),
-            (_, Value::Number(c)) => Some(format!("c{c}")),
+            (_, Value::String(c)) => Some(c.clone()),
             _ => None,
         };
         predicted.push(group.map(|g| {
@@ -158,7 +158,7 @@ fn index_clusters_people_and_manual_decisions_survive() {
     let mut clusters = lines(&run(&db, &["clusters", "--json"], 0));
     clusters.sort_by_key(|c| std::cmp::Reverse(c["faces"].as_u64().unwrap()));
     assert!(clusters.len() >= 4, "{clusters:?}");
-    let cid = |k: usize| format!("c{}", clusters[k]["id"]);
+    let cid = |k: usize| clusters[k]["id"].as_str().unwrap().to_string();
     run(&db, &["name", &cid(0), "Alice"], 0);
     run(&db, &["name", &cid(1), "Bob"], 0);
     run(&db, &["name", &cid(2), "Robert"], 0);
@@ -169,10 +169,10 @@ fn index_clusters_people_and_manual_decisions_survive() {
     assert!(alice.len() >= 4);
     let rejected = alice[0].clone();
     let moved = alice[1].clone();
-    run(&db, &["reject", &format!("f{}", rejected["id"])], 0);
+    run(&db, &["reject", rejected["id"].as_str().unwrap()], 0);
     run(
         &db,
-        &["split", &format!("f{}", moved["id"]), "--to", "Carol"],
+        &["split", moved["id"].as_str().unwrap(), "--to", "Carol"],
         0,
     );
     run(&db, &["rename", "Alice", "Alicia"], 0);

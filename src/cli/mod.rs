@@ -8,6 +8,7 @@ pub mod eval;
 pub mod index;
 pub mod models;
 pub mod people;
+pub mod serve;
 pub mod xmp;
 
 use std::path::{Path, PathBuf};
@@ -75,6 +76,8 @@ pub enum Command {
     Audit(people::AuditArgs),
     /// Drop automatic clusters and matches (--all --force: every cluster, person and decision)
     Reset(people::ResetArgs),
+    /// Start the review page: see faces and name people in the browser (prints the URL to open)
+    Serve(serve::ServeArgs),
     /// Write the names given in visage into photo metadata (XMP sidecars)
     Export(xmp::ExportArgs),
     /// Read names other programs wrote into photo metadata (XMP) onto visage's faces
@@ -140,6 +143,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Stats(args) => people::stats(args),
         Command::Audit(args) => people::audit(args),
         Command::Reset(args) => people::reset(args),
+        Command::Serve(args) => serve::run(args),
         Command::Export(args) => xmp::run_export(args),
         Command::Import(args) => xmp::run_import(args),
     };

@@ -50,12 +50,73 @@ pub fn people(conn: &Connection, include_hidden: bool) -> SqlResult<Vec<PersonSu
     .collect()
 }
 
+/// Each person's clearest face (the largest, then the most probable), by the person's name: the
+/// face that stands for them in a list of people.
+pub fn covers(conn: &Connection) -> SqlResult<std::collections::HashMap<String, i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT name, face FROM (
+             SELECT pe.name, f.id AS face, row_number() OVER (
+                 PARTITION BY f.person ORDER BY f.w * f.h DESC, f.probability DESC, f.id) AS k
+             FROM faces f JOIN photos p ON p.id = f.photo JOIN people pe ON pe.id = f.person
+             WHERE p.gone = 0)
+         WHERE k = 1",
+    )?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// An automatic cluster nobody has named or ignored yet.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewCluster {
+    #[serde(serialize_with = "cluster_ref")]
+    pub id: i64,
+    /// Its faces (of photos still present).
+    pub faces: i64,
+}
+
+fn cluster_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("c{id}"))
+}
+
+/// The automatic clusters still to be named, largest first: how many there are, and those from
+/// `offset` on, at most `limit`.
+pub fn review_clusters(
+    conn: &Connection,
+    offset: usize,
+    limit: usize,
+) -> SqlResult<(usize, Vec<ReviewCluster>)> {
+    const OPEN: &str = "FROM clusters c JOIN faces f ON f.cluster = c.id
+        JOIN photos p ON p.id = f.photo
+        WHERE c.kind = 'auto' AND c.person IS NULL AND p.gone = 0";
+    let total: i64 = conn.query_row(&format!("SELECT count(DISTINCT c.id) {OPEN}"), [], |r| {
+        r.get(0)
+    })?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT c.id, count(*) {OPEN} GROUP BY c.id ORDER BY count(*) DESC, c.id
+         LIMIT ?1 OFFSET ?2"
+    ))?;
+    let rows = stmt
+        .query_map([limit as i64, offset as i64], |r| {
+            Ok(ReviewCluster {
+                id: r.get(0)?,
+                faces: r.get(1)?,
+            })
+        })?
+        .collect::<SqlResult<_>>()?;
+    Ok((total as usize, rows))
+}
+
 /// One photo of a person.
 #[derive(Debug, Clone, Serialize)]
 pub struct PersonPhoto {
     pub path: String,
-    /// The person's faces in it (f-ids).
+    /// The person's faces in it (serialised as f-ids: `"f345"`).
+    #[serde(serialize_with = "face_refs")]
     pub faces: Vec<i64>,
+}
+
+fn face_refs<S: serde::Serializer>(ids: &[i64], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(ids.iter().map(|f| format!("f{f}")))
 }
 
 /// The photos of `name`, by path. `None` if there is no such person.

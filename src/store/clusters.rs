@@ -37,8 +37,10 @@ impl ClusterKind {
     }
 }
 
+/// Serialised (`visage clusters --json`), the id is the one commands take: `"id": "c3"`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterRow {
+    #[serde(serialize_with = "cluster_ref")]
     pub id: i64,
     pub kind: ClusterKind,
     #[serde(skip)]
@@ -48,6 +50,10 @@ pub struct ClusterRow {
     pub centroid: Vec<f32>,
     pub radius: f32,
     pub samples: u32,
+}
+
+fn cluster_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("c{id}"))
 }
 
 fn from_row(r: &Row) -> SqlResult<ClusterRow> {

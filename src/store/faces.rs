@@ -17,11 +17,13 @@ pub enum Assigned {
 }
 
 /// A stored face. Boxes are in original (oriented) image pixels. Serialised, it is the line
-/// `visage faces --json` prints.
+/// `visage faces --json` prints (and `visage serve`'s API), with the ids every command takes:
+/// `"id": "f1"`, `"photo": "p2"`, `"cluster": "c3"`.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaceRow {
+    #[serde(serialize_with = "face_ref")]
     pub id: i64,
-    #[serde(skip)]
+    #[serde(serialize_with = "photo_ref")]
     pub photo: i64,
     pub path: String,
     pub x: f32,
@@ -31,6 +33,7 @@ pub struct FaceRow {
     pub size: u32,
     pub score: f32,
     pub probability: f32,
+    #[serde(serialize_with = "cluster_ref")]
     pub cluster: Option<i64>,
     pub person: Option<String>,
     #[serde(skip)]
@@ -39,6 +42,21 @@ pub struct FaceRow {
     pub ambiguous: bool,
     #[serde(skip)]
     pub embedding: Vec<f32>,
+}
+
+fn face_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("f{id}"))
+}
+
+fn photo_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("p{id}"))
+}
+
+fn cluster_ref<S: serde::Serializer>(id: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(c) => s.collect_str(&format_args!("c{c}")),
+        None => s.serialize_none(),
+    }
 }
 
 const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
@@ -97,6 +115,61 @@ fn from_row(r: &Row) -> SqlResult<FaceRow> {
             .map(|b| blob_embedding(&b))
             .unwrap_or_default(),
     })
+}
+
+/// Which faces to page through, in the order people review them.
+#[derive(Debug, Clone, Copy)]
+pub enum Selection {
+    /// A person's faces, newest photos first (file modification time), then by face id.
+    Person(i64),
+    /// A cluster's faces, largest first.
+    Cluster(i64),
+    /// Faces in no cluster and of no person, largest first.
+    Unassigned,
+    /// The faces of one photo, in id order.
+    Photo(i64),
+}
+
+/// One page of the faces (of photos still present) in `selection`: how many there are in all,
+/// and those from `offset` on, at most `limit`, without embeddings.
+pub fn page(
+    conn: &Connection,
+    selection: Selection,
+    offset: usize,
+    limit: usize,
+) -> SqlResult<(usize, Vec<FaceRow>)> {
+    let (filter, order, key) = match selection {
+        Selection::Person(p) => ("f.person = ?1", "p.mtime_ns DESC, p.path, f.id", p),
+        Selection::Cluster(c) => ("f.cluster = ?1", "f.size DESC, f.id", c),
+        Selection::Unassigned => (
+            "f.cluster IS NULL AND f.person IS NULL AND ?1 = 0",
+            "f.size DESC, f.id",
+            0,
+        ),
+        Selection::Photo(p) => ("f.photo = ?1", "f.id", p),
+    };
+    let gone = match selection {
+        Selection::Photo(_) => "1",
+        _ => "p.gone = 0",
+    };
+    let total: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM faces f JOIN photos p ON p.id = f.photo WHERE {gone} AND {filter}"
+        ),
+        [key],
+        |r| r.get(0),
+    )?;
+    let select = SELECT.replace("f.embedding", "NULL");
+    let mut stmt = conn.prepare(&format!(
+        "{select} WHERE {gone} AND {filter} ORDER BY {order} LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt
+        .query_map(
+            rusqlite::params![key, limit.min(i64::MAX as usize) as i64, offset as i64],
+            from_row,
+        )?
+        .collect::<SqlResult<_>>()?;
+    Ok((total as usize, rows))
 }
 
 /// Every face of every photo still present, with embeddings.

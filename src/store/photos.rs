@@ -45,6 +45,54 @@ pub struct PhotoInfo {
     pub orientation: u8,
 }
 
+/// One photo row as the review page shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PhotoRow {
+    #[serde(serialize_with = "photo_ref")]
+    pub id: i64,
+    pub path: String,
+    /// Original size after EXIF orientation (the pixels face boxes are in); `None` if it never
+    /// decoded.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    #[serde(skip)]
+    pub size: u64,
+    #[serde(skip)]
+    pub mtime_ns: i64,
+    #[serde(skip)]
+    pub hash: Option<String>,
+    pub error: Option<String>,
+    pub gone: bool,
+}
+
+fn photo_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("p{id}"))
+}
+
+/// One photo by id (gone or not).
+pub fn get(conn: &rusqlite::Connection, id: i64) -> SqlResult<Option<PhotoRow>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        "SELECT id, path, width, height, size, mtime_ns, hash, error, gone FROM photos
+         WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(PhotoRow {
+                id: r.get(0)?,
+                path: r.get(1)?,
+                width: r.get(2)?,
+                height: r.get(3)?,
+                size: r.get::<_, i64>(4)? as u64,
+                mtime_ns: r.get(5)?,
+                hash: r.get(6)?,
+                error: r.get(7)?,
+                gone: r.get(8)?,
+            })
+        },
+    )
+    .optional()
+}
+
 /// Every photo row by path.
 pub fn states(tx: &rusqlite::Connection) -> SqlResult<HashMap<String, PhotoState>> {
     let mut stmt =

@@ -1,0 +1,518 @@
+//! The JSON API: reads (`/api/people`, `/api/clusters`, `/api/faces`, `/api/photos/pN`) through
+//! `people::report` and `store`, and actions (`/api/name`, `rename`, `merge`, `split`, `reject`,
+//! `ignore`, `hide`), each the very `people` operation the CLI command runs. Naming and moving
+//! faces run matching again (`people::assign`, as `visage cluster` does) and say how many more
+//! faces joined.
+//!
+//! Ids are the CLI's: `cN`, `fN`, `pN`. Every refusal is a 4xx with `{"error": "..."}`. No
+//! decision about faces is made here, and nothing here touches a file.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{ApiError, App};
+use crate::people::{self, Ref, assign, report};
+use crate::store::faces::{self, FaceRow, Selection};
+use crate::store::{Store, clusters, photos};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+/// Longest name accepted, in characters.
+pub const MAX_NAME: usize = 200;
+/// Faces shown per cluster in the review list before "more".
+pub const PREVIEW: usize = 12;
+/// Page sizes: default and largest.
+const FACES_PAGE: (usize, usize) = (100, 1000);
+const CLUSTERS_PAGE: (usize, usize) = (20, 200);
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
+    q.map(|Query(m)| m)
+        .map_err(|e| ApiError::bad(format!("bad query: {e}")))
+}
+
+/// `offset` and `limit` from the query, within bounds.
+fn paging(
+    q: &HashMap<String, String>,
+    (default, max): (usize, usize),
+) -> Result<(usize, usize), ApiError> {
+    let number = |k: &str, d: usize| -> Result<usize, ApiError> {
+        match q.get(k) {
+            None => Ok(d),
+            Some(v) => v
+                .parse::<u32>()
+                .map(|n| n as usize)
+                .map_err(|_| ApiError::bad(format!("{k} must be a whole number, not {v:?}"))),
+        }
+    };
+    let (offset, limit) = (number("offset", 0)?, number("limit", default)?);
+    if limit > max {
+        return Err(ApiError::bad(format!("limit is at most {max}")));
+    }
+    Ok((offset, limit))
+}
+
+/// `f345` → 345 (the letter says which kind of id it must be).
+fn id_of(prefix: char, s: &str) -> Result<i64, ApiError> {
+    let what = match prefix {
+        'f' => "a face like f345",
+        'c' => "a cluster like c12",
+        _ => "a photo like p7",
+    };
+    s.strip_prefix(prefix)
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::bad(format!("{s:?} is not {what}")))
+}
+
+fn face_ids(list: &[String]) -> Result<Vec<i64>, ApiError> {
+    list.iter().map(|s| id_of('f', s)).collect()
+}
+
+/// A name as given: trimmed, not empty, not too long.
+fn checked_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::bad("a person's name cannot be empty"));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(ApiError::bad(format!(
+            "a name is at most {MAX_NAME} characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// The JSON body of an action: `Content-Type: application/json` (which a cross-site form cannot
+/// send), at most [`MAX_BODY`] bytes, with exactly the fields `T` has.
+async fn body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == "application/json");
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request as Content-Type: application/json",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {MAX_BODY} bytes"),
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("bad JSON: {e}")))
+}
+
+fn ok<T: Serialize>(v: T) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response()
+}
+
+/// One page of a longer list: how many there are in all, where this page starts, and the page
+/// (under `faces` or `clusters`).
+#[derive(Serialize)]
+struct Paged<T: Serialize> {
+    total: usize,
+    offset: usize,
+    #[serde(flatten)]
+    items: T,
+}
+
+#[derive(Serialize)]
+struct Faces {
+    faces: Vec<FaceRow>,
+}
+
+#[derive(Serialize)]
+struct Clusters {
+    clusters: Vec<ClusterOut>,
+}
+
+#[derive(Serialize)]
+struct PhotoOut {
+    #[serde(flatten)]
+    photo: photos::PhotoRow,
+    faces: Vec<FaceRow>,
+}
+
+fn person_id(store: &Store, name: &str) -> Result<i64, ApiError> {
+    store
+        .read(|c| people::person_id(c, name))?
+        .ok_or_else(|| ApiError::not_found(format!("no person named {name:?}")))
+}
+
+/// How many faces (of photos still present) the person has; 0 if there is no such person.
+fn face_count(store: &Store, name: &str) -> Result<i64, ApiError> {
+    let all = store.read(|c| report::people(c, true))?;
+    Ok(all
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case(name))
+        .map_or(0, |p| p.faces))
+}
+
+/// Matching (and clustering the rest) again after a decision, as `visage cluster` does.
+fn rematch(app: &App, store: &mut Store) -> Result<assign::ClusterReport, ApiError> {
+    let backend = app.backend.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(assign::run(store, &app.settings, &backend, false)?)
+}
+
+#[derive(Serialize)]
+struct PersonOut {
+    #[serde(flatten)]
+    person: report::PersonSummary,
+    /// The clearest face, standing for the person.
+    face: Option<String>,
+}
+
+/// `GET /api/people[?hidden=1]`: the people, most faces first, each with their clearest face.
+pub async fn people(State(app): State<Arc<App>>, q: Params) -> Result<Response, ApiError> {
+    let q = params(q)?;
+    let hidden = q.get("hidden").is_some_and(|v| v == "1" || v == "true");
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let rows = store.read(|c| report::people(c, hidden))?;
+            let covers = store.read(report::covers)?;
+            let out: Vec<PersonOut> = rows
+                .into_iter()
+                .map(|p| PersonOut {
+                    face: covers.get(&p.name).map(|f| format!("f{f}")),
+                    person: p,
+                })
+                .collect();
+            Ok(out)
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Serialize)]
+struct ClusterOut {
+    #[serde(flatten)]
+    cluster: report::ReviewCluster,
+    /// Its first faces, largest first.
+    preview: Vec<FaceRow>,
+}
+
+/// `GET /api/clusters[?offset&limit]`: the automatic clusters nobody has named yet, largest
+/// first, each with its first faces.
+pub async fn clusters(State(app): State<Arc<App>>, q: Params) -> Result<Response, ApiError> {
+    let (offset, limit) = paging(&params(q)?, CLUSTERS_PAGE)?;
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let (total, rows) = store.read(|c| report::review_clusters(c, offset, limit))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for cluster in rows {
+                let (_, preview) =
+                    store.read(|c| faces::page(c, Selection::Cluster(cluster.id), 0, PREVIEW))?;
+                out.push(ClusterOut { cluster, preview });
+            }
+            Ok(Paged {
+                total,
+                offset,
+                items: Clusters { clusters: out },
+            })
+        })
+    })
+    .await
+    .map(ok)
+}
+
+/// `GET /api/faces?person=NAME | cluster=cN | unassigned=1 [&offset&limit]`: one page of faces,
+/// and how many there are in all. A person's come newest photo first; the others largest first.
+pub async fn faces(State(app): State<Arc<App>>, q: Params) -> Result<Response, ApiError> {
+    let q = params(q)?;
+    let (offset, limit) = paging(&q, FACES_PAGE)?;
+    let chosen = ["person", "cluster", "unassigned"]
+        .iter()
+        .filter(|k| q.contains_key(**k))
+        .count();
+    if chosen != 1 {
+        return Err(ApiError::bad(
+            "say which faces: exactly one of person=NAME, cluster=cN, unassigned=1",
+        ));
+    }
+    let cluster = q.get("cluster").map(|c| id_of('c', c)).transpose()?;
+    let person = q.get("person").cloned();
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let selection = if let Some(name) = &person {
+                Selection::Person(person_id(store, name)?)
+            } else if let Some(c) = cluster {
+                store
+                    .read(|conn| clusters::get(conn, c))?
+                    .ok_or_else(|| ApiError::not_found(format!("no cluster c{c}")))?;
+                Selection::Cluster(c)
+            } else {
+                Selection::Unassigned
+            };
+            let (total, rows) = store.read(|c| faces::page(c, selection, offset, limit))?;
+            Ok(Paged {
+                total,
+                offset,
+                items: Faces { faces: rows },
+            })
+        })
+    })
+    .await
+    .map(ok)
+}
+
+/// `GET /api/photos/pN`: the photo (original size after orientation) and all its faces.
+pub async fn photo(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = id_of('p', &id).map_err(|e| ApiError::not_found(e.message))?;
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let photo = store
+                .read(|c| photos::get(c, id))?
+                .ok_or_else(|| ApiError::not_found(format!("no photo p{id}")))?;
+            let (_, faces) = store.read(|c| faces::page(c, Selection::Photo(id), 0, 10_000))?;
+            Ok(PhotoOut { photo, faces })
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameRequest {
+    /// `c12` or `f345`.
+    target: String,
+    name: String,
+    /// Faces of the cluster that are not this person: rejected for the name.
+    #[serde(default)]
+    except: Vec<String>,
+}
+
+/// `POST /api/name {"target": "c12" | "f345", "name": "...", "except": ["f3"]}`: `visage name`,
+/// then `visage reject fN --person NAME` for each face in `except` (faces the user took out of
+/// the cluster), then matching again.
+pub async fn name(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: NameRequest = body(&headers, b).await?;
+    let target: Ref = req.target.parse().map_err(ApiError::bad)?;
+    let name = checked_name(&req.name)?;
+    let except = face_ids(&req.except)?;
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            if !except.is_empty() {
+                let Ref::Cluster(c) = target else {
+                    return Err(ApiError::bad("\"except\" goes with a cluster target"));
+                };
+                for &f in &except {
+                    let row = store
+                        .read(|conn| faces::get(conn, f))?
+                        .ok_or_else(|| ApiError::not_found(format!("no face f{f}")))?;
+                    if row.cluster != Some(c) {
+                        return Err(ApiError::bad(format!("f{f} is not in c{c}")));
+                    }
+                }
+            }
+            let before = face_count(store, &name)?;
+            people::name(store, target, &name, &app.settings)?;
+            for &f in &except {
+                people::reject(store, f, Some(&name))?;
+            }
+            let named = face_count(store, &name)?;
+            rematch(app, store)?;
+            let now = face_count(store, &name)?;
+            Ok(json!({
+                "person": name,
+                "named": named - before,
+                "rejected": except.len(),
+                "joined": now - named,
+                "faces": now,
+            }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameRequest {
+    old: String,
+    new: String,
+}
+
+/// `POST /api/rename {"old": "...", "new": "..."}`: `visage rename`.
+pub async fn rename(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: RenameRequest = body(&headers, b).await?;
+    let new = checked_name(&req.new)?;
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            people::rename(store, &req.old, &new)?;
+            Ok(json!({ "old": req.old, "new": new }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeRequest {
+    from: String,
+    into: String,
+}
+
+/// `POST /api/merge {"from": "...", "into": "..."}`: `visage merge`.
+pub async fn merge(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: MergeRequest = body(&headers, b).await?;
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let moved = people::merge(store, &req.from, &req.into)?;
+            Ok(json!({ "from": req.from, "into": req.into, "moved": moved }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitRequest {
+    faces: Vec<String>,
+    to: String,
+}
+
+/// `POST /api/split {"faces": ["f1", ...], "to": "..."}`: `visage split`, then matching again.
+pub async fn split(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: SplitRequest = body(&headers, b).await?;
+    let faces = face_ids(&req.faces)?;
+    if faces.is_empty() {
+        return Err(ApiError::bad("say which faces to move"));
+    }
+    let to = checked_name(&req.to)?;
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let moved = people::split(store, &faces, &to, &app.settings)?;
+            let after = face_count(store, &to)?;
+            rematch(app, store)?;
+            let now = face_count(store, &to)?;
+            Ok(json!({ "to": to, "moved": moved, "joined": now - after, "faces": now }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectRequest {
+    faces: Vec<String>,
+    /// The person they are not (default: each face's person now).
+    #[serde(default)]
+    person: Option<String>,
+}
+
+/// `POST /api/reject {"faces": ["f1", ...], "person": "..."}`: `visage reject` for each face.
+pub async fn reject(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: RejectRequest = body(&headers, b).await?;
+    let faces = face_ids(&req.faces)?;
+    if faces.is_empty() {
+        return Err(ApiError::bad("say which faces are not this person"));
+    }
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let mut who = Vec::new();
+            for &f in &faces {
+                who.push(people::reject(store, f, req.person.as_deref())?);
+            }
+            who.dedup();
+            Ok(json!({ "rejected": faces.len(), "people": who }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IgnoreRequest {
+    cluster: String,
+}
+
+/// `POST /api/ignore {"cluster": "c12"}`: `visage ignore`.
+pub async fn ignore(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: IgnoreRequest = body(&headers, b).await?;
+    let c = id_of('c', &req.cluster)?;
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let n = people::ignore(store, c)?;
+            Ok(json!({ "ignored": format!("c{c}"), "faces": n }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HideRequest {
+    name: String,
+    /// `false` shows the person again (`visage unhide`).
+    #[serde(default = "yes")]
+    hidden: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /api/hide {"name": "...", "hidden": true | false}`: `visage hide` / `visage unhide`.
+pub async fn hide(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: HideRequest = body(&headers, b).await?;
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            people::hide(store, &req.name, req.hidden)?;
+            Ok(json!({ "name": req.name, "hidden": req.hidden }))
+        })
+    })
+    .await
+    .map(ok)
+}

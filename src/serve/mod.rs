@@ -1,0 +1,288 @@
+//! `visage serve`: a local web server with a review page for seeing faces and naming people, and
+//! the JSON API the page uses (and scripts can). This module holds the server's state, its
+//! router, the error type every handler answers with, and the loop that runs it.
+//!
+//! It decides nothing about faces: every action calls the same `people` operation as the CLI
+//! command, and every view reads through `people::report` and `store`. No request path ever
+//! reaches the file system; files are found by id in the database (see [`thumbs`]).
+
+pub mod api;
+pub mod auth;
+pub mod page;
+pub mod thumbs;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::config::Settings;
+use crate::graph::GraphBackend;
+use crate::people::PeopleError;
+use crate::store::{Store, StoreError};
+
+/// What `visage serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where to listen (port 0: any free port).
+    pub bind: SocketAddr,
+    /// Whether a non-loopback `bind` is allowed.
+    pub allow_remote: bool,
+    /// The database.
+    pub db: PathBuf,
+    /// The access token; a random one if `None`.
+    pub token: Option<String>,
+    /// Where thumbnails are cached.
+    pub thumbs: PathBuf,
+    /// The settings naming and re-matching use (match distance, cluster settings, device).
+    pub settings: Settings,
+}
+
+/// The server's state, shared by every request.
+pub struct App {
+    pub db: Db,
+    pub settings: Settings,
+    /// Where re-matching after a naming action computes distances; one run at a time.
+    pub backend: Mutex<GraphBackend>,
+    pub auth: auth::Auth,
+    pub thumbs: thumbs::Thumbs,
+}
+
+impl App {
+    /// Run `f` on a blocking thread (SQLite and image work must not stall the async workers).
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let app = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&app))
+            .await
+            .map_err(|e| {
+                log::error!("a request's work failed: {e}");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the request failed")
+            })?
+    }
+}
+
+/// Open connections to the database, reused across requests (each request takes one).
+pub struct Db {
+    path: PathBuf,
+    idle: Mutex<Vec<Store>>,
+}
+
+/// Connections kept open when idle.
+const IDLE_CONNECTIONS: usize = 8;
+
+impl Db {
+    pub fn new(path: PathBuf) -> Self {
+        Db {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Run `f` with a connection (opened if none is idle).
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let idle = self.lock().pop();
+        let mut store = match idle {
+            Some(s) => s,
+            None => Store::open(&self.path)?,
+        };
+        let out = f(&mut store);
+        let mut idle = self.lock();
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(store);
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Store>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An answer other than success: a status and a message, sent as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(serde_json::json!({ "error": self.message }));
+        (self.status, body).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // "no cluster c12", "no person named ...", "no face f3": the thing asked for is not
+            // there; anything else refused is a request that cannot be carried out as asked.
+            StoreError::Refused(m) if m.starts_with("no ") => ApiError::not_found(m),
+            StoreError::Refused(m) => ApiError::bad(m),
+            e if is_busy(&e) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the database is busy, try again: {e}"),
+            ),
+            e => {
+                log::error!("{e}");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e).into()
+    }
+}
+
+impl From<PeopleError> for ApiError {
+    fn from(e: PeopleError) -> Self {
+        match e {
+            PeopleError::Store(e) => e.into(),
+            e => {
+                log::error!("{e}");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+        }
+    }
+}
+
+fn is_busy(e: &StoreError) -> bool {
+    let sql = match e {
+        StoreError::Sql(s) | StoreError::Sqlite { source: s, .. } => s,
+        _ => return false,
+    };
+    matches!(
+        sql.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Every route. Each passes the guard in [`auth`] first.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(page::html))
+        .route("/page.js", get(page::js))
+        .route("/page.css", get(page::css))
+        .route("/api/people", get(api::people))
+        .route("/api/clusters", get(api::clusters))
+        .route("/api/faces", get(api::faces))
+        .route("/api/photos/{id}", get(api::photo))
+        .route("/api/name", post(api::name))
+        .route("/api/rename", post(api::rename))
+        .route("/api/merge", post(api::merge))
+        .route("/api/split", post(api::split))
+        .route("/api/reject", post(api::reject))
+        .route("/api/ignore", post(api::ignore))
+        .route("/api/hide", post(api::hide))
+        .route("/faces/{file}", get(thumbs::face))
+        .route("/photos/{file}", get(thumbs::photo))
+        .fallback(|| async { ApiError::not_found("no such page") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed: reads are GET, actions are POST",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            auth::guard,
+        ))
+        .with_state(app)
+}
+
+/// Listen, call `ready` with the URL to open (token included), and serve until Ctrl-C or
+/// SIGTERM.
+pub fn run(options: Options, ready: impl FnOnce(&str)) -> anyhow::Result<()> {
+    if !options.bind.ip().is_loopback() && !options.allow_remote {
+        anyhow::bail!(
+            "refusing to listen on {}: it is not a loopback address, so other machines could \
+             reach the page; add --allow-remote to do it anyway (the token is still required)",
+            options.bind
+        );
+    }
+    let token = match options.token.clone() {
+        Some(t) => auth::check_token(&t)?,
+        None => auth::new_token()?,
+    };
+    // Open (and migrate) the database once up front, so a bad --db fails here and not per page.
+    let store = Store::open(&options.db)?;
+    let backend = GraphBackend::choose(options.settings.device)?;
+    log::info!("re-matching on {}", backend.describe());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(options.bind)
+            .await
+            .with_context(|| format!("listening on {}", options.bind))?;
+        let addr = listener.local_addr()?;
+        let db = Db::new(options.db.clone());
+        db.lock().push(store);
+        let app = Arc::new(App {
+            db,
+            settings: options.settings.clone(),
+            backend: Mutex::new(backend),
+            auth: auth::Auth::new(token.clone(), addr, options.allow_remote),
+            thumbs: thumbs::Thumbs::new(options.thumbs.clone())?,
+        });
+        ready(&format!("http://{addr}/?token={token}"));
+        log::info!(
+            "serving {} on http://{addr}/ (thumbnails cached in {})",
+            options.db.display(),
+            options.thumbs.display()
+        );
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown())
+            .await
+            .context("serving")
+    })
+}
+
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    log::info!("stopping");
+}

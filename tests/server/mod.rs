@@ -1,0 +1,396 @@
+//! Shared by `tests/serve.rs` and `tests/browser.rs`: a real library (the 5-celebrity set indexed
+//! by the real binary, once per test binary, then copied for each test), a real `visage serve`
+//! on an ephemeral port, and a small HTTP/1.1 client over a plain TCP socket (so a request can
+//! say exactly what a hostile client would: any path, Host or Origin).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{self, lines, tempdir, visage};
+
+/// Settings every command of these tests runs with: the CPU, and a cluster distance at which the
+/// five people are five automatic clusters (see BENCHMARKS.md).
+pub const ENV: &[(&str, &str)] = &[
+    ("VISAGE_DEVICE", "cpu"),
+    ("VISAGE_FACE_CLUSTER_DIST", "1.0"),
+];
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// One test's library: its own photos, database and thumbnail cache.
+pub struct Library {
+    pub dir: PathBuf,
+    pub photos: PathBuf,
+    pub db: PathBuf,
+    /// `XDG_CACHE_HOME` of the server (thumbnails under `visage/thumbs`).
+    pub cache: PathBuf,
+}
+
+impl Library {
+    /// Run `visage ARGS --db DB`, asserting it succeeds; its stdout lines as JSON.
+    pub fn visage_json(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = args.to_vec();
+        all.extend(["--db", self.db.to_str().unwrap()]);
+        let out = visage(&all, ENV);
+        assert!(
+            out.status.success(),
+            "visage {all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines(&out)
+    }
+
+    pub fn people(&self) -> Vec<Value> {
+        self.visage_json(&["people", "--all", "--json"])
+    }
+
+    pub fn person<'a>(people: &'a [Value], name: &str) -> Option<&'a Value> {
+        people.iter().find(|p| p["name"] == name)
+    }
+
+    pub fn faces(&self) -> Vec<Value> {
+        self.visage_json(&["faces", "--json"])
+    }
+}
+
+/// The indexed celebrity set, made once per test binary.
+fn template() -> &'static (PathBuf, PathBuf) {
+    static TEMPLATE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        common::model(&visage::models::ONET);
+        common::model(&visage::models::FACENET);
+        let dir = tempdir("serve-template");
+        let photos = dir.join("photos");
+        copy_tree(&common::testdata().join("celebrity"), &photos);
+        let db = dir.join("visage.db");
+        let out = visage(
+            &[
+                "index",
+                "--json",
+                "--db",
+                db.to_str().unwrap(),
+                photos.to_str().unwrap(),
+            ],
+            ENV,
+        );
+        assert!(
+            out.status.success(),
+            "index: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Everything in the main file, so copying it copies the library.
+        visage::store::Store::open(&db)
+            .unwrap()
+            .read(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
+            .unwrap();
+        (photos, db)
+    })
+}
+
+/// A fresh copy of the indexed library for one test (photos too, with the database's paths
+/// pointing at the copies, so a test may delete or add photos).
+pub fn library(name: &str) -> Library {
+    let (photos, db) = template();
+    let dir = tempdir(name);
+    let mine = dir.join("photos");
+    copy_tree(photos, &mine);
+    let my_db = dir.join("visage.db");
+    std::fs::copy(db, &my_db).unwrap();
+    let mut store = visage::store::Store::open(&my_db).unwrap();
+    let (old, new) = (photos.to_str().unwrap(), mine.to_str().unwrap());
+    store
+        .write(|tx| -> Result<(), visage::store::StoreError> {
+            tx.execute(
+                "UPDATE photos SET path = ?2 || substr(path, length(?1) + 1)",
+                [old, new],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    Library {
+        dir,
+        photos: mine,
+        db: my_db,
+        cache,
+    }
+}
+
+/// A running `visage serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub token: String,
+    /// The URL it printed first (with the token).
+    pub url: String,
+    stderr: Arc<Mutex<String>>,
+    /// Kept open: the server must never find its stdout closed.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    /// `visage serve --bind 127.0.0.1:0 --db DB` plus `args`.
+    pub fn start(lib: &Library, args: &[&str]) -> Server {
+        Self::spawn(lib, "127.0.0.1:0", args)
+    }
+
+    /// Listening on every address (`--allow-remote`); reached here through 127.0.0.1.
+    pub fn start_remote(lib: &Library) -> Server {
+        Self::spawn(lib, "0.0.0.0:0", &["--allow-remote"])
+    }
+
+    fn spawn(lib: &Library, bind: &str, args: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_visage"));
+        cmd.args(["serve", "--bind", bind, "--db"])
+            .arg(&lib.db)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .env("XDG_CACHE_HOME", &lib.cache)
+            .env("RUST_LOG", "info")
+            .envs(ENV.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while err.read_line(&mut line).is_ok_and(|n| n > 0) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut url = String::new();
+        out.read_line(&mut url).unwrap();
+        let url = url.trim().to_string();
+        let printed = url
+            .strip_prefix("http://")
+            .and_then(|u| u.split_once("/?token="));
+        let Some((printed, token)) = printed else {
+            panic!(
+                "first stdout line {url:?}; stderr: {}",
+                stderr.lock().unwrap()
+            );
+        };
+        let mut addr: SocketAddr = printed.parse().unwrap();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        Server {
+            child,
+            addr,
+            token: token.to_string(),
+            url,
+            stderr,
+            _stdout: out,
+        }
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A GET as a script makes it: the token in a header.
+    pub fn get(&self, target: &str) -> Response {
+        request(
+            self.addr,
+            "GET",
+            target,
+            &[("X-Visage-Token", self.token.as_str())],
+            b"",
+        )
+    }
+
+    /// A POST as a script makes it: JSON, the token in a header.
+    pub fn post(&self, target: &str, body: &Value) -> Response {
+        request(
+            self.addr,
+            "POST",
+            target,
+            &[
+                ("X-Visage-Token", self.token.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    /// POST, asserting 200; the answer.
+    pub fn act(&self, target: &str, body: Value) -> Value {
+        let r = self.post(target, &body);
+        assert_eq!(r.status, 200, "POST {target} {body}: {}", r.text());
+        r.json()
+    }
+
+    /// What it logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Stop it and check a healthy run: no ERROR or WARN line.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(50));
+        let log = self.stderr();
+        for line in log.lines() {
+            assert!(
+                !line.contains("ERROR") && !line.contains("WARN"),
+                "the server logged: {line}\n{log}"
+            );
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// A 4xx/5xx answer's message, asserting it is `{"error": "..."}`.
+    pub fn error(&self) -> String {
+        let v = self.json();
+        v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message: {v}"))
+            .to_string()
+    }
+}
+
+/// Send one request exactly as given (the target is not normalised) and read the answer.
+/// `Host` is the server's address unless `headers` has one.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut head = format!("{method} {target} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body);
+    parse(&exchange(addr, &raw))
+}
+
+/// Write raw bytes, read until the server closes.
+pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    // The server may answer (413) and close before reading a large body: ignore a broken pipe.
+    let _ = stream.write_all(raw);
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+fn parse(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..eol])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+}
