@@ -30,6 +30,34 @@ struct Conv {
     relu: bool,
 }
 
+/// Buffers a forward pass reuses: the im2col tile, and activation buffers handed back when a
+/// layer's output replaces its input (fresh ones cost a page fault per 4 KiB).
+#[derive(Default)]
+struct Work {
+    patches: Vec<f32>,
+    free: Vec<Vec<f32>>,
+}
+
+impl Work {
+    /// A zeroed buffer of `len` floats, reusing the smallest free one that is large enough.
+    fn take(&mut self, len: usize) -> Vec<f32> {
+        let best = (0..self.free.len())
+            .filter(|&i| self.free[i].capacity() >= len)
+            .min_by_key(|&i| self.free[i].capacity());
+        let mut v = match best {
+            Some(i) => self.free.swap_remove(i),
+            None => Vec::with_capacity(len),
+        };
+        v.clear();
+        v.resize(len, 0.0);
+        v
+    }
+
+    fn give(&mut self, v: Vec<f32>) {
+        self.free.push(v);
+    }
+}
+
 /// Activations of a batch: `n` faces of `h x w` pixels with `c` channels, NHWC.
 #[derive(Clone)]
 struct Act {
@@ -104,7 +132,7 @@ impl Conv {
 
     /// The convolution of `x`, written (with its bias, then ReLU if it has one) into columns
     /// `col..col + cout` of `out`, whose rows are `ld` wide.
-    fn run_into(&self, x: &Act, out: &mut [f32], ld: usize, col: usize, scratch: &mut Vec<f32>) {
+    fn run_into(&self, x: &Act, out: &mut [f32], ld: usize, col: usize, patches: &mut Vec<f32>) {
         let (ho, wo) = self.out_size(x.h, x.w);
         let m = x.n * ho * wo;
         let k = self.kh * self.kw * self.cin;
@@ -119,12 +147,12 @@ impl Conv {
             let tile = (IM2COL_FLOATS / k).clamp(16, m.max(16));
             for r0 in (0..m).step_by(tile) {
                 let r1 = (r0 + tile).min(m);
-                im2col(x, self, ho, wo, r0..r1, scratch);
+                im2col(x, self, ho, wo, r0..r1, patches);
                 product(
                     r1 - r0,
                     self.cout,
                     k,
-                    scratch,
+                    patches,
                     &self.w,
                     &mut out[r0 * ld..],
                     ld,
@@ -142,16 +170,16 @@ impl Conv {
         }
     }
 
-    fn run(&self, x: &Act, scratch: &mut Vec<f32>) -> Act {
+    fn run(&self, x: &Act, ws: &mut Work) -> Act {
         let (h, w) = self.out_size(x.h, x.w);
         let mut out = Act {
             n: x.n,
             h,
             w,
             c: self.cout,
-            data: vec![0.0; x.n * h * w * self.cout],
+            data: ws.take(x.n * h * w * self.cout),
         };
-        self.run_into(x, &mut out.data, self.cout, 0, scratch);
+        self.run_into(x, &mut out.data, self.cout, 0, &mut ws.patches);
         out
     }
 }
@@ -278,21 +306,27 @@ impl Block {
     }
 
     /// `x <- relu?(x + scale * (up(concat(branches(x))) + bias))`, in place.
-    fn run(&self, x: &mut Act, scratch: &mut Vec<f32>) {
+    fn run(&self, x: &mut Act, ws: &mut Work) {
         let width: usize = self
             .branches
             .iter()
             .map(|c| c.last().expect("a conv").cout)
             .sum();
-        let mut mixed = vec![0f32; x.rows() * width];
+        let mut mixed = ws.take(x.rows() * width);
         let mut col = 0;
         for chain in &self.branches {
-            let (last, first) = chain.split_last().expect("a conv");
-            let mut y: Option<Act> = None;
-            for conv in first {
-                y = Some(conv.run(y.as_ref().unwrap_or(&*x), scratch));
+            let y = chain_but_last(chain, x, ws);
+            let last = chain.last().expect("a conv");
+            last.run_into(
+                y.as_ref().unwrap_or(&*x),
+                &mut mixed,
+                width,
+                col,
+                &mut ws.patches,
+            );
+            if let Some(y) = y {
+                ws.give(y.data);
             }
-            last.run_into(y.as_ref().unwrap_or(&*x), &mut mixed, width, col, scratch);
             col += last.cout;
         }
         let rows = x.rows();
@@ -317,7 +351,21 @@ impl Block {
                 *v = v.max(0.0);
             }
         }
+        ws.give(mixed);
     }
+}
+
+/// Every convolution of a branch but its last, in turn (`None` for a branch of one).
+fn chain_but_last(chain: &[Conv], x: &Act, ws: &mut Work) -> Option<Act> {
+    let (_, first) = chain.split_last().expect("a conv");
+    let mut y: Option<Act> = None;
+    for conv in first {
+        let next = conv.run(y.as_ref().unwrap_or(x), ws);
+        if let Some(old) = y.replace(next) {
+            ws.give(old.data);
+        }
+    }
+    y
 }
 
 struct Reduce {
@@ -336,7 +384,7 @@ impl Reduce {
     }
 
     /// The branches and a 3x3/2 max pool side by side.
-    fn run(&self, x: &Act, scratch: &mut Vec<f32>) -> Act {
+    fn run(&self, x: &Act, ws: &mut Work) -> Act {
         let (h, w) = ((x.h - 3) / 2 + 1, (x.w - 3) / 2 + 1);
         let width: usize = self
             .branches
@@ -349,16 +397,22 @@ impl Reduce {
             h,
             w,
             c: width,
-            data: vec![0.0; x.n * h * w * width],
+            data: ws.take(x.n * h * w * width),
         };
         let mut col = 0;
         for chain in &self.branches {
-            let (last, first) = chain.split_last().expect("a conv");
-            let mut y: Option<Act> = None;
-            for conv in first {
-                y = Some(conv.run(y.as_ref().unwrap_or(x), scratch));
+            let y = chain_but_last(chain, x, ws);
+            let last = chain.last().expect("a conv");
+            last.run_into(
+                y.as_ref().unwrap_or(x),
+                &mut out.data,
+                width,
+                col,
+                &mut ws.patches,
+            );
+            if let Some(y) = y {
+                ws.give(y.data);
             }
-            last.run_into(y.as_ref().unwrap_or(x), &mut out.data, width, col, scratch);
             col += last.cout;
         }
         max_pool_into(x, &mut out.data, width, col);
@@ -427,35 +481,44 @@ impl CpuFaceNet {
                 }
             }
         }
-        let mut scratch = Vec::new();
-        let s = &self.stem;
-        let x = s[0].run(&x, &mut scratch);
-        let x = s[1].run(&x, &mut scratch);
-        let x = s[2].run(&x, &mut scratch);
-        let (h, w) = ((x.h - 3) / 2 + 1, (x.w - 3) / 2 + 1);
-        let mut pooled = Act {
-            n,
-            h,
-            w,
-            c: x.c,
-            data: vec![0.0; n * h * w * x.c],
+        let mut ws = Work::default();
+        // Each layer's output replaces its input, whose buffer goes back to `ws`.
+        let step = |x: Act, ws: &mut Work, f: &dyn Fn(&Act, &mut Work) -> Act| {
+            let y = f(&x, ws);
+            ws.give(x.data);
+            y
         };
-        max_pool_into(&x, &mut pooled.data, x.c, 0);
-        let x = s[3].run(&pooled, &mut scratch);
-        let x = s[4].run(&x, &mut scratch);
-        let mut x = s[5].run(&x, &mut scratch);
+        let s = &self.stem;
+        let x = step(x, &mut ws, &|x, ws| s[0].run(x, ws));
+        let x = step(x, &mut ws, &|x, ws| s[1].run(x, ws));
+        let x = step(x, &mut ws, &|x, ws| s[2].run(x, ws));
+        let x = step(x, &mut ws, &|x, ws| {
+            let (h, w) = ((x.h - 3) / 2 + 1, (x.w - 3) / 2 + 1);
+            let mut pooled = Act {
+                n: x.n,
+                h,
+                w,
+                c: x.c,
+                data: ws.take(x.n * h * w * x.c),
+            };
+            max_pool_into(x, &mut pooled.data, x.c, 0);
+            pooled
+        });
+        let x = step(x, &mut ws, &|x, ws| s[3].run(x, ws));
+        let x = step(x, &mut ws, &|x, ws| s[4].run(x, ws));
+        let mut x = step(x, &mut ws, &|x, ws| s[5].run(x, ws));
         for b in &self.blocks35 {
-            b.run(&mut x, &mut scratch);
+            b.run(&mut x, &mut ws);
         }
-        let mut x = self.mixed_6a.run(&x, &mut scratch);
+        let mut x = step(x, &mut ws, &|x, ws| self.mixed_6a.run(x, ws));
         for b in &self.blocks17 {
-            b.run(&mut x, &mut scratch);
+            b.run(&mut x, &mut ws);
         }
-        let mut x = self.mixed_7a.run(&x, &mut scratch);
+        let mut x = step(x, &mut ws, &|x, ws| self.mixed_7a.run(x, ws));
         for b in &self.blocks8 {
-            b.run(&mut x, &mut scratch);
+            b.run(&mut x, &mut ws);
         }
-        self.last.run(&mut x, &mut scratch);
+        self.last.run(&mut x, &mut ws);
         // Global average pooling, the bottleneck, L2 normalisation.
         let px = x.h * x.w;
         let mut avg = vec![0f32; n * x.c];
