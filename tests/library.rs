@@ -7,10 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{lines, tempdir, visage};
+use common::{lines, run, tempdir};
 use serde_json::Value;
 use visage::evaluation::cluster_scores;
 use visage::store::Store;
@@ -31,20 +31,6 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-}
-
-/// Run `visage ARGS --db DB` on the CPU, asserting success unless `code` says otherwise.
-fn run(db: &Path, args: &[&str], code: i32) -> Output {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--db", db.to_str().unwrap()]);
-    let out = visage(&all, &[("VISAGE_DEVICE", "cpu")]);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "visage {all:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn faces(db: &Path) -> Vec<Value> {

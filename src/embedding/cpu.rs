@@ -313,22 +313,7 @@ impl Block {
             .map(|c| c.last().expect("a conv").cout)
             .sum();
         let mut mixed = ws.take(x.rows() * width);
-        let mut col = 0;
-        for chain in &self.branches {
-            let y = chain_but_last(chain, x, ws);
-            let last = chain.last().expect("a conv");
-            last.run_into(
-                y.as_ref().unwrap_or(&*x),
-                &mut mixed,
-                width,
-                col,
-                &mut ws.patches,
-            );
-            if let Some(y) = y {
-                ws.give(y.data);
-            }
-            col += last.cout;
-        }
+        branches_into(&self.branches, x, &mut mixed, width, ws);
         let rows = x.rows();
         for r in 0..rows {
             for (v, b) in x.data[r * x.c..(r + 1) * x.c].iter_mut().zip(&self.up.b) {
@@ -353,6 +338,28 @@ impl Block {
         }
         ws.give(mixed);
     }
+}
+
+/// Each branch run on `x`, its last convolution writing its own columns of `out` (rows `width`
+/// wide), side by side from column 0. Returns the first column left free.
+fn branches_into(
+    branches: &[Vec<Conv>],
+    x: &Act,
+    out: &mut [f32],
+    width: usize,
+    ws: &mut Work,
+) -> usize {
+    let mut col = 0;
+    for chain in branches {
+        let y = chain_but_last(chain, x, ws);
+        let last = chain.last().expect("a conv");
+        last.run_into(y.as_ref().unwrap_or(x), out, width, col, &mut ws.patches);
+        if let Some(y) = y {
+            ws.give(y.data);
+        }
+        col += last.cout;
+    }
+    col
 }
 
 /// Every convolution of a branch but its last, in turn (`None` for a branch of one).
@@ -399,22 +406,7 @@ impl Reduce {
             c: width,
             data: ws.take(x.n * h * w * width),
         };
-        let mut col = 0;
-        for chain in &self.branches {
-            let y = chain_but_last(chain, x, ws);
-            let last = chain.last().expect("a conv");
-            last.run_into(
-                y.as_ref().unwrap_or(x),
-                &mut out.data,
-                width,
-                col,
-                &mut ws.patches,
-            );
-            if let Some(y) = y {
-                ws.give(y.data);
-            }
-            col += last.cout;
-        }
+        let col = branches_into(&self.branches, x, &mut out.data, width, ws);
         max_pool_into(x, &mut out.data, width, col);
         out
     }

@@ -141,6 +141,21 @@ pub fn visage(args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// Run `visage ARGS --db DB` on the CPU, asserting the exit code (stdout and stderr in the message).
+pub fn run(db: &Path, args: &[&str], code: i32) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--db", db.to_str().unwrap()]);
+    let out = visage(&all, &[("VISAGE_DEVICE", "cpu")]);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "visage {all:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Each stdout line parsed as JSON.
 pub fn lines(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
