@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{lines, run, tempdir};
+use common::{copy_tree, lines, run, tempdir};
 use serde_json::Value;
 use visage::evaluation::cluster_scores;
 use visage::store::Store;
@@ -19,18 +19,6 @@ use visage::store::Store;
 fn models() {
     common::model(&visage::models::ONET);
     common::model(&visage::models::FACENET);
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn faces(db: &Path) -> Vec<Value> {

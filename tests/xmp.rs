@@ -43,6 +43,12 @@ fn exif_json(file: &Path, tags: &[&str]) -> Value {
     serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
 }
 
+/// `visage import xmp --json DIR`: its report.
+fn import_json(db: &Path, dir: &Path) -> Value {
+    serde_json::from_slice(&run(db, &["import", "xmp", "--json", dir.to_str().unwrap()], 0).stdout)
+        .unwrap()
+}
+
 /// The strings of a JSON array (ExifTool writes a one-item list as a plain string).
 fn strings(v: &Value) -> Vec<String> {
     match v {
@@ -295,15 +301,7 @@ fn exported_regions_read_back_in_every_orientation_and_survive_a_new_database() 
     let _ = std::fs::remove_file(dir.join("v.db-wal"));
     let _ = std::fs::remove_file(dir.join("v.db-shm"));
     run(&db, &["index", "--no-cluster", photos.to_str().unwrap()], 0);
-    let report: Value = serde_json::from_slice(
-        &run(
-            &db,
-            &["import", "xmp", "--json", photos.to_str().unwrap()],
-            0,
-        )
-        .stdout,
-    )
-    .unwrap();
+    let report: Value = import_json(&db, &photos);
     assert_eq!(
         report["regions"].as_u64(),
         Some(before.len() as u64),
@@ -431,15 +429,7 @@ fn regions_exiftool_wrote_are_imported_and_a_sidecars_rating_and_keywords_surviv
     // b.jpg changed (its XMP): index sees that and keeps its faces.
     run(&db, &["index", "--no-cluster", photos.to_str().unwrap()], 0);
 
-    let report: Value = serde_json::from_slice(
-        &run(
-            &db,
-            &["import", "xmp", "--json", photos.to_str().unwrap()],
-            0,
-        )
-        .stdout,
-    )
-    .unwrap();
+    let report: Value = import_json(&db, &photos);
     assert_eq!(report["regions"].as_u64(), Some(3), "{report}");
     assert_eq!(report["matched"].as_u64(), Some(2), "{report}");
     assert_eq!(report["created"].as_u64(), Some(1), "{report}");
@@ -466,15 +456,7 @@ fn regions_exiftool_wrote_are_imported_and_a_sidecars_rating_and_keywords_surviv
 
     // Importing again changes nothing; a face named differently in visage is a conflict that
     // keeps visage's name unless --prefer file.
-    let again: Value = serde_json::from_slice(
-        &run(
-            &db,
-            &["import", "xmp", "--json", photos.to_str().unwrap()],
-            0,
-        )
-        .stdout,
-    )
-    .unwrap();
+    let again: Value = import_json(&db, &photos);
     assert_eq!(again["already"].as_u64(), Some(3), "{again}");
     run(&db, &["rename", "Madonna", "Louise"], 0);
     let conflict: Value = serde_json::from_slice(

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -21,18 +21,6 @@ pub const ENV: &[(&str, &str)] = &[
     ("VISAGE_DEVICE", "cpu"),
     ("VISAGE_FACE_CLUSTER_DIST", "1.0"),
 ];
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// One test's library: its own photos, database and thumbnail cache.
 pub struct Library {
@@ -78,7 +66,7 @@ fn template() -> &'static (PathBuf, PathBuf) {
         common::model(&visage::models::FACENET);
         let dir = tempdir("serve-template");
         let photos = dir.join("photos");
-        copy_tree(&common::testdata().join("celebrity"), &photos);
+        common::copy_tree(&common::testdata().join("celebrity"), &photos);
         let db = dir.join("visage.db");
         let out = visage(
             &[
@@ -110,7 +98,7 @@ pub fn library(name: &str) -> Library {
     let (photos, db) = template();
     let dir = tempdir(name);
     let mine = dir.join("photos");
-    copy_tree(photos, &mine);
+    common::copy_tree(photos, &mine);
     let my_db = dir.join("visage.db");
     std::fs::copy(db, &my_db).unwrap();
     let mut store = visage::store::Store::open(&my_db).unwrap();
