@@ -246,6 +246,15 @@ fn name_people_in_the_browser() {
         &thumbnails_loaded(".unknown .card img.face"),
         WAIT,
     );
+    // Each face is shown square and inside its card (a 256 px thumbnail must not spill over).
+    assert_eq!(
+        page.eval(
+            "[...document.querySelectorAll('.unknown .card img.face')].every(i => \
+             i.clientWidth > 0 && Math.abs(i.clientWidth - i.clientHeight) <= 1 && \
+             i.getBoundingClientRect().right <= i.parentElement.getBoundingClientRect().right + 0.5)"
+        ),
+        json!(true)
+    );
     let unknown = page.eval("document.querySelector('.unknown .card').dataset.face");
     page.eval("document.querySelector('.unknown .card input').focus()");
     page.type_text("Somebody Else");
