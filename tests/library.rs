@@ -177,15 +177,7 @@ fn index_clusters_people_and_manual_decisions_survive() {
         .unwrap()
         .clone();
     let path = PathBuf::from(edited["path"].as_str().unwrap());
-    let mut decoder = image::ImageReader::open(&path)
-        .unwrap()
-        .with_guessed_format()
-        .unwrap()
-        .into_decoder()
-        .unwrap();
-    let orientation = image::ImageDecoder::orientation(&mut decoder).unwrap();
-    let mut img = image::DynamicImage::from_decoder(decoder).unwrap();
-    img.apply_orientation(orientation);
+    let img = common::decode_oriented(&path);
     std::thread::sleep(Duration::from_millis(20));
     img.save_with_format(&path, image::ImageFormat::Png)
         .unwrap();

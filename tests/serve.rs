@@ -198,16 +198,7 @@ fn lists_pages_thumbnails_and_photos() {
 
 /// The face's photo as decoded independently (EXIF orientation applied).
 fn original(face: &Value) -> image::RgbImage {
-    let mut decoder = image::ImageReader::open(face["path"].as_str().unwrap())
-        .unwrap()
-        .with_guessed_format()
-        .unwrap()
-        .into_decoder()
-        .unwrap();
-    let orientation = image::ImageDecoder::orientation(&mut decoder).unwrap();
-    let mut img = image::DynamicImage::from_decoder(decoder).unwrap();
-    img.apply_orientation(orientation);
-    img.into_rgb8()
+    common::decode_oriented(std::path::Path::new(face["path"].as_str().unwrap())).into_rgb8()
 }
 
 /// The square the issue asks for: the face box plus a margin, inside the photo, 256 px.

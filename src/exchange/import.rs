@@ -24,7 +24,7 @@ use crate::people;
 use crate::photo::Photo;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, PhotoInfo, SAME_FACE_IOU};
-use crate::store::{SqlResult, Store, StoreError};
+use crate::store::{SqlResult, Store, StoreError, faces};
 use crate::xmp::orientation;
 use crate::xmp::{MAX_PACKET_BYTES, NamedFace, SAME_REGION_IOU, read};
 
@@ -115,7 +115,7 @@ struct ToCreate {
     regions: Vec<Marked>,
 }
 
-/// A stored face of a photo, as import needs it.
+/// A stored face of a photo, as import needs it (with the people it was rejected for).
 struct StoredFace {
     id: i64,
     b: FaceBox,
@@ -281,7 +281,7 @@ pub fn import(
             let id = photos::add_face(tx, *photo, *info, face)?;
             to_name.push((id, name.clone(), source.clone()));
         }
-        people::name_faces_in(tx, &to_name, settings)?;
+        people::name_faces(tx, &to_name, settings)?;
         Ok(())
     })?;
     report.seconds = start.elapsed().as_secs_f64();
@@ -372,24 +372,20 @@ fn faces_of(c: &rusqlite::Connection, photo: i64) -> SqlResult<Vec<StoredFace>> 
         let (face, name) = row?;
         rejected.entry(face).or_default().push(name);
     }
-    let mut stmt = c.prepare(
-        "SELECT f.id, f.x, f.y, f.w, f.h, pe.name, f.assigned = 'manual'
-         FROM faces f LEFT JOIN people pe ON pe.id = f.person WHERE f.photo = ?1 ORDER BY f.id",
-    )?;
-    stmt.query_map([photo], |r| {
-        let id: i64 = r.get(0)?;
-        Ok(StoredFace {
-            id,
+    let (_, rows) = faces::page(c, faces::Selection::Photo(photo), 0, usize::MAX)?;
+    Ok(rows
+        .into_iter()
+        .map(|f| StoredFace {
+            id: f.id,
             b: FaceBox {
-                x: r.get(1)?,
-                y: r.get(2)?,
-                w: r.get(3)?,
-                h: r.get(4)?,
+                x: f.x,
+                y: f.y,
+                w: f.w,
+                h: f.h,
             },
-            person: r.get(5)?,
-            manual: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
-            rejected_for: rejected.get(&id).cloned().unwrap_or_default(),
+            manual: f.assigned == Some(faces::Assigned::Manual),
+            rejected_for: rejected.remove(&f.id).unwrap_or_default(),
+            person: f.person,
         })
-    })?
-    .collect()
+        .collect())
 }

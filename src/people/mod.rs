@@ -176,18 +176,10 @@ pub fn split(
     })
 }
 
-/// Name many faces by hand in one transaction, each as [`name`] names one face, recording where
-/// each name came from (`source`, e.g. `xmp:/photos/a.jpg.xmp`). Returns how many were named.
+/// Name many faces by hand, each as [`name`] names one face, recording where each name came from
+/// (e.g. `xmp:/photos/a.jpg.xmp`), inside a transaction the caller holds (so it can add faces in
+/// the same one). Returns how many were named.
 pub fn name_faces(
-    store: &mut Store,
-    named: &[(i64, String, String)],
-    settings: &Settings,
-) -> Result<usize, StoreError> {
-    store.write(|tx| name_faces_in(tx, named, settings))
-}
-
-/// [`name_faces`] inside a transaction the caller holds (to add faces in the same one).
-pub fn name_faces_in(
     tx: &Transaction,
     named: &[(i64, String, String)],
     settings: &Settings,

@@ -77,14 +77,11 @@ pub fn merge(existing: Option<&[u8]>, update: &Update) -> Result<Merged, XmpErro
             ..Changes::default()
         };
         changes.keywords_added = names(&update.faces);
-        let body = properties(
-            update,
-            &update.faces,
-            &[],
-            &[],
-            &[],
+        let mut body = regions(update, &update.faces, &[], &[], &[]);
+        body.push_str(&keyword_props(
+            &[vec![], vec![], vec![]],
             &changes.keywords_added,
-        );
+        ));
         return Ok(Merged {
             packet: Some(new_packet(&body).into_bytes()),
             changes,
@@ -498,20 +495,6 @@ fn keyword_props(old: &[Vec<String>; 3], added: &[String]) -> String {
         }
         let _ = writeln!(s, "\n    </rdf:{array}>\n   </{prefix}:{local}>");
     }
-    s
-}
-
-/// Region and keyword properties for a new packet.
-fn properties(
-    update: &Update,
-    faces: &[NamedFace],
-    kept_mwg: &[&str],
-    kept_mp: &[&str],
-    inherited_ns: &[(String, String)],
-    keywords: &[String],
-) -> String {
-    let mut s = regions(update, faces, kept_mwg, kept_mp, inherited_ns);
-    s.push_str(&keyword_props(&[vec![], vec![], vec![]], keywords));
     s
 }
 

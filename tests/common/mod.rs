@@ -156,6 +156,21 @@ pub fn run(db: &Path, args: &[&str], code: i32) -> Output {
     out
 }
 
+/// A photo decoded by the image crate alone, its EXIF orientation applied (independent of
+/// visage's own decoding).
+pub fn decode_oriented(path: &Path) -> image::DynamicImage {
+    let mut decoder = image::ImageReader::open(path)
+        .unwrap()
+        .with_guessed_format()
+        .unwrap()
+        .into_decoder()
+        .unwrap();
+    let orientation = image::ImageDecoder::orientation(&mut decoder).unwrap();
+    let mut img = image::DynamicImage::from_decoder(decoder).unwrap();
+    img.apply_orientation(orientation);
+    img
+}
+
 /// Copy a folder tree (files and folders, no links).
 pub fn copy_tree(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {
