@@ -74,6 +74,11 @@ pub struct Settings {
     #[arg(long, env = "VISAGE_FACE_CROP", value_enum, default_value_t = CropMethod::default())]
     pub face_crop: CropMethod,
 
+    /// Faces PICO cannot reach (cut by the frame, filling it, turned): MTCNN's P-Net and R-Net
+    /// propose extra candidates that O-Net verifies
+    #[arg(long, env = "VISAGE_FACE_PROPOSALS", value_enum, default_value_t = Proposals::default())]
+    pub face_proposals: Proposals,
+
     /// Where to run compute kernels
     #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
@@ -91,6 +96,16 @@ pub enum CropMethod {
     Box,
     /// A similarity transform that puts the 5 landmarks on a template
     Landmarks,
+}
+
+/// Whether MTCNN's P-Net and R-Net add face candidates to PICO's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
+pub enum Proposals {
+    /// In every photo
+    #[default]
+    On,
+    /// PICO's candidates only
+    Off,
 }
 
 /// Default minimum O-Net probability (see BENCHMARKS.md for how it was chosen).
@@ -113,6 +128,7 @@ impl Default for Settings {
             face_angles: DEFAULT_ANGLES.to_vec(),
             face_verify: DEFAULT_VERIFY,
             face_crop: CropMethod::default(),
+            face_proposals: Proposals::default(),
             device: DeviceChoice::Auto,
             models: None,
         }

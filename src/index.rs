@@ -59,7 +59,10 @@ pub struct Stages {
     pub read_cpu: f64,
     /// Decoding, orienting and downscaling, CPU seconds.
     pub decode_cpu: f64,
+    /// PICO's scan.
     pub detect: f64,
+    /// MTCNN's proposals.
+    pub propose: f64,
     pub onet: f64,
     pub facenet: f64,
     /// Writing the batches (one transaction each).
@@ -172,6 +175,7 @@ pub fn index(
         next = following;
         let (found, times) = found?;
         report.stages.detect += times.detect;
+        report.stages.propose += times.propose;
         report.stages.onet += times.onet;
         report.stages.facenet += times.facenet;
         let mut found = found.into_iter();

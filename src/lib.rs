@@ -2,7 +2,8 @@
 //!
 //! The pipeline, one module per stage (see ARCHITECTURE.md):
 //! [`photo`] decodes a file, [`detection`] finds face candidates with the PICO cascade on the GPU
-//! ([`gpu`]) or the CPU, [`verification`] checks them with O-Net and finds landmarks,
+//! ([`gpu`]) or the CPU, [`proposal`] adds MTCNN's candidates for faces PICO cannot reach,
+//! [`verification`] checks them all with O-Net and finds landmarks,
 //! [`alignment`] cuts each face out, [`embedding`] turns it into a FaceNet vector on the device
 //! [`inference`] picks; [`pipeline`] chains those stages. [`graph`] finds the close pairs of
 //! embeddings (WGSL or CPU) and [`clustering`] groups them with DBSCAN and matches faces to
@@ -28,6 +29,7 @@ pub mod models;
 pub mod people;
 pub mod photo;
 pub mod pipeline;
+pub mod proposal;
 pub mod serve;
 pub mod store;
 pub mod verification;

@@ -49,7 +49,29 @@ pub const ONET: ModelFile = ModelFile {
     size: 1_559_269,
 };
 
-pub const ALL: [ModelFile; 2] = [FACENET, ONET];
+/// MTCNN's P-Net (face proposals over an image pyramid), from the same wheel.
+pub const PNET: ModelFile = ModelFile {
+    name: "pnet",
+    what: "MTCNN P-Net, face proposals (PyTorch state dict, MIT)",
+    requirement: "facenet-pytorch==2.6.0",
+    member: "facenet_pytorch/data/pnet.pt",
+    file: "mtcnn/pnet.pt",
+    sha256: "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+    size: 28_570,
+};
+
+/// MTCNN's R-Net (re-scores and refines P-Net's proposals), from the same wheel.
+pub const RNET: ModelFile = ModelFile {
+    name: "rnet",
+    what: "MTCNN R-Net, proposal refinement (PyTorch state dict, MIT)",
+    requirement: "facenet-pytorch==2.6.0",
+    member: "facenet_pytorch/data/rnet.pt",
+    file: "mtcnn/rnet.pt",
+    sha256: "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+    size: 403_147,
+};
+
+pub const ALL: [ModelFile; 4] = [FACENET, ONET, PNET, RNET];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

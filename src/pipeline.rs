@@ -1,6 +1,6 @@
-//! From decoded photos to embedded faces: detection candidates are verified by O-Net (probability,
-//! refined box, landmarks), cut out (box with margin, or landmark alignment) and embedded by
-//! FaceNet, all in batches across photos.
+//! From decoded photos to embedded faces: PICO's detections and MTCNN's proposals are verified by
+//! O-Net (probability, refined box, landmarks), cut out (box with margin, or landmark alignment)
+//! and embedded by FaceNet, all in batches across photos.
 //!
 //! This is the composition of the stages and nothing more: each stage's algorithm lives in its own
 //! module, and nothing here reads files or stores results.
@@ -11,18 +11,21 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::alignment::{self, FaceBox, Landmarks};
-use crate::config::{CropMethod, Settings};
+use crate::config::{CropMethod, Proposals, Settings};
 use crate::detection::{DetectError, Detector};
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
 use crate::inference::InferenceDevice;
 use crate::models::{self, ModelError, Models};
 use crate::photo::Photo;
+use crate::proposal::Proposer;
 use crate::verification::Verifier;
 
 /// Total margin added around the O-Net box before cutting (0.2: 10% each side).
 pub const BOX_MARGIN: f32 = 0.2;
 /// Two verified faces overlapping more than this (IoU) are one face.
 const DUPLICATE_IOU: f32 = 0.5;
+/// A proposal with more than this share of its box on a face PICO found is dropped.
+const ON_A_FACE: f32 = 1.0 / 3.0;
 
 /// Where the landmarks sit in a 160x160 [`CropMethod::Landmarks`] crop: the mean positions they
 /// take in [`CropMethod::Box`] crops of the 5-celebrity set and the group photo (109 faces),
@@ -36,6 +39,16 @@ pub const LANDMARK_TEMPLATE: Landmarks = [
     [106.8, 113.2],
 ];
 
+/// Which detector put a face forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The PICO cascade (its score is the cascade's).
+    Pico,
+    /// MTCNN's P-Net and R-Net, where PICO found nothing (score: 100 x O-Net's probability).
+    Mtcnn,
+}
+
 /// One face found, verified and embedded. Coordinates are the original (oriented) image's pixels.
 #[derive(Debug, Clone, Serialize)]
 pub struct FoundFace {
@@ -45,8 +58,9 @@ pub struct FoundFace {
     pub h: f32,
     /// Side of the face in detection-image pixels (longest side 1280), as `--face-size` counts.
     pub size: u32,
-    /// Detection quality score (PICO).
+    /// Detection quality score: PICO's, or 100 x O-Net's probability for MTCNN's proposals.
     pub score: f32,
+    pub source: Source,
     /// O-Net face probability (1 when O-Net is off).
     pub probability: f32,
     /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` (empty without O-Net).
@@ -60,7 +74,7 @@ pub enum PipelineError {
     Models(#[from] ModelError),
     #[error("face detector: {0}")]
     Detect(#[from] DetectError),
-    #[error("O-Net: {0}")]
+    #[error("MTCNN: {0}")]
     Verify(#[from] crate::verification::WeightsError),
     #[error("FaceNet: {0}")]
     Embed(#[from] crate::embedding::WeightsError),
@@ -73,6 +87,8 @@ pub enum PipelineError {
 pub struct StageTimes {
     /// PICO scan and merge.
     pub detect: f64,
+    /// MTCNN's P-Net and R-Net proposals.
+    pub propose: f64,
     /// O-Net verification, landmarks and box refinement.
     pub onet: f64,
     /// Cutting the crops and FaceNet.
@@ -83,6 +99,8 @@ pub struct Pipeline {
     pub detector: Detector,
     /// `None` runs without O-Net: the detection box is cut as it is.
     pub verifier: Option<Verifier>,
+    /// MTCNN's proposals (only with O-Net, which verifies them).
+    pub proposer: Option<Proposer>,
     pub embedder: Embedder,
     pub min_probability: f32,
     pub crop: CropMethod,
@@ -93,6 +111,7 @@ struct Candidate {
     photo: usize,
     region: FaceBox,
     score: f32,
+    source: Source,
     probability: f32,
     landmarks: Option<Landmarks>,
 }
@@ -108,10 +127,19 @@ impl Pipeline {
         } else {
             None
         };
+        let proposer = match (&verifier, settings.face_proposals) {
+            (Some(_), Proposals::On) => Some(Proposer::load(
+                &models.get(&models::PNET)?,
+                &models.get(&models::RNET)?,
+                &device,
+            )?),
+            _ => None,
+        };
         let embedder = Embedder::load(&models.get(&models::FACENET)?, &device)?;
         Ok(Pipeline {
             detector: Detector::new(settings)?,
             verifier,
+            proposer,
             embedder,
             min_probability: settings.face_verify,
             crop: settings.face_crop,
@@ -147,11 +175,28 @@ impl Pipeline {
                     photo: i,
                     region,
                     score: f.score,
+                    source: Source::Pico,
                     probability: 1.0,
                     landmarks: None,
                 });
             }
         }
+        let clock = Instant::now();
+        if let Some(proposer) = &self.proposer {
+            let images: Vec<&RgbImage> = photos.iter().map(|p| &p.rgb).collect();
+            let min_size = self.detector.params().min_size;
+            for (i, proposals) in proposer.propose(&images, min_size).into_iter().enumerate() {
+                candidates.extend(proposals.into_iter().map(|p| Candidate {
+                    photo: i,
+                    region: p.region,
+                    score: 0.0,
+                    source: Source::Mtcnn,
+                    probability: 1.0,
+                    landmarks: None,
+                }));
+            }
+        }
+        times.propose = clock.elapsed().as_secs_f64();
         let clock = Instant::now();
         if let Some(verifier) = &self.verifier {
             let inputs: Vec<(&RgbImage, FaceBox)> = candidates
@@ -163,6 +208,9 @@ impl Pipeline {
                 c.region = v.refined;
                 c.probability = v.probability;
                 c.landmarks = Some(v.landmarks);
+                if c.source == Source::Mtcnn {
+                    c.score = 100.0 * v.probability;
+                }
             }
             candidates.retain(|c| c.probability >= self.min_probability);
             candidates = remove_duplicates(candidates);
@@ -193,6 +241,7 @@ impl Pipeline {
                 photo: 0,
                 region: b.scaled(1.0 / sx, 1.0 / sy),
                 score: 0.0,
+                source: Source::Pico,
                 probability: 1.0,
                 landmarks: None,
             })
@@ -242,6 +291,7 @@ fn found(c: Candidate, embedding: Embedding, (sx, sy): (f32, f32)) -> FoundFace 
         h: b.h,
         size: c.region.w.max(c.region.h).round() as u32,
         score: c.score,
+        source: c.source,
         probability: c.probability,
         landmarks: c
             .landmarks
@@ -258,18 +308,37 @@ pub fn largest(faces: Vec<FoundFace>) -> Option<FoundFace> {
         .max_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)))
 }
 
-/// Keep the most probable of verified faces that O-Net moved onto the same face.
+/// Keep the most probable of verified faces that O-Net moved onto the same face. A face PICO also
+/// found keeps PICO's score and source, so that a proposal only ever adds faces.
 fn remove_duplicates(mut faces: Vec<Candidate>) -> Vec<Candidate> {
     faces.sort_by(|a, b| b.probability.total_cmp(&a.probability));
     let mut kept: Vec<Candidate> = Vec::with_capacity(faces.len());
     for f in faces {
-        if !kept
-            .iter()
-            .any(|k| k.photo == f.photo && k.region.iou(&f.region) > DUPLICATE_IOU)
+        match kept
+            .iter_mut()
+            .find(|k| k.photo == f.photo && k.region.iou(&f.region) > DUPLICATE_IOU)
         {
-            kept.push(f);
+            Some(k) => {
+                if k.source == Source::Mtcnn && f.source == Source::Pico {
+                    (k.score, k.source) = (f.score, Source::Pico);
+                }
+            }
+            None => kept.push(f),
         }
     }
+    // A proposal that lies largely on a face PICO found is a part of that face (O-Net can take a
+    // chin for a face), not another one: proposals add faces only where there was none.
+    let pico: Vec<(usize, FaceBox)> = kept
+        .iter()
+        .filter(|k| k.source == Source::Pico)
+        .map(|k| (k.photo, k.region))
+        .collect();
+    kept.retain(|f| {
+        f.source == Source::Pico
+            || !pico.iter().any(|(p, b)| {
+                *p == f.photo && b.intersection(&f.region) > ON_A_FACE * f.region.area()
+            })
+    });
     kept.sort_by_key(|c| c.photo);
     kept
 }

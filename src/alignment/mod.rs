@@ -68,12 +68,17 @@ impl FaceBox {
         self.w.max(0.0) * self.h.max(0.0)
     }
 
-    pub fn iou(&self, other: &FaceBox) -> f32 {
+    /// Area of the part both boxes cover.
+    pub fn intersection(&self, other: &FaceBox) -> f32 {
         let x0 = self.x.max(other.x);
         let y0 = self.y.max(other.y);
         let x1 = (self.x + self.w).min(other.x + other.w);
         let y1 = (self.y + self.h).min(other.y + other.h);
-        let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+        (x1 - x0).max(0.0) * (y1 - y0).max(0.0)
+    }
+
+    pub fn iou(&self, other: &FaceBox) -> f32 {
+        let inter = self.intersection(other);
         let union = self.area() + other.area() - inter;
         if union > 0.0 { inter / union } else { 0.0 }
     }

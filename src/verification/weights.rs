@@ -1,6 +1,7 @@
-//! Where O-Net's weights come from: facenet-pytorch's `onet.pt` (a PyTorch state dict, MIT),
-//! read by burn-store's PyTorch reader. Every tensor must land: a missing, unused or misshapen one
-//! is an error that names it. This module does not fetch files (see `models`).
+//! Where O-Net's weights come from: facenet-pytorch's `onet.pt` (a PyTorch state dict, MIT), read
+//! by burn-store's PyTorch reader, and the reader every MTCNN network shares. Every tensor must
+//! land: a missing, unused or misshapen one is an error that names it. This module does not fetch
+//! files (see `models`).
 
 use std::path::Path;
 
@@ -18,11 +19,18 @@ pub struct WeightsError {
 
 /// Load O-Net from facenet-pytorch's state dict.
 pub fn load(path: &Path, device: &Device) -> Result<ONet, WeightsError> {
+    let mut net = ONet::new(device);
+    load_state_dict(&mut net, path)?;
+    Ok(net)
+}
+
+/// Fill every tensor of an MTCNN network (O-Net here, P-Net and R-Net in `proposal`) from a
+/// facenet-pytorch state dict, by name.
+pub fn load_state_dict(net: &mut impl ModuleSnapshot, path: &Path) -> Result<(), WeightsError> {
     let err = |why: String| WeightsError {
         path: path.display().to_string(),
         why,
     };
-    let mut net = ONet::new(device);
     // PyTorch calls a PReLU's slopes `weight`; Burn calls them `alpha`.
     let mut store = PytorchStore::from_file(path)
         .with_key_remapping(r"^(prelu\d)\.weight$", "$1.alpha")
@@ -35,7 +43,7 @@ pub fn load(path: &Path, device: &Device) -> Result<ONet, WeightsError> {
         return Err(err(format!("no tensor for `{name}`")));
     }
     if let Some(name) = result.unused.first() {
-        return Err(err(format!("tensor `{name}` is not used by O-Net")));
+        return Err(err(format!("tensor `{name}` is not used by the network")));
     }
-    Ok(net)
+    Ok(())
 }

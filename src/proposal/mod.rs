@@ -1,0 +1,280 @@
+//! The second proposal source: MTCNN's P-Net slides over an image pyramid and R-Net re-scores what
+//! it proposes. It finds what the PICO cascade cannot reach (faces cut by the frame or filling it,
+//! turned heads); its boxes go to O-Net (`verification`) with PICO's, which decides what is a face.
+//!
+//! Input is decoded photos in detection pixels; output is candidate boxes with R-Net's probability.
+//! It does not verify, merge with PICO's candidates, or embed.
+
+pub mod pnet;
+pub mod rnet;
+pub mod weights;
+
+use std::path::Path;
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{PRelu, PReluConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use rayon::prelude::*;
+
+use crate::alignment::{self, FaceBox};
+use crate::inference::InferenceDevice;
+use crate::verification::WeightsError;
+use pnet::PNet;
+use rnet::RNet;
+
+/// Each pyramid level is this factor of the one before (MTCNN's).
+pub const PYRAMID_FACTOR: f32 = 0.709;
+/// P-Net and R-Net probability a proposal needs at each stage (MTCNN's 0.6 and 0.7).
+pub const PNET_THRESHOLD: f32 = 0.6;
+pub const RNET_THRESHOLD: f32 = 0.7;
+/// Overlapping proposals are reduced by non-maximum suppression at these IoUs: within a pyramid
+/// level, across levels, and after R-Net (MTCNN's).
+const LEVEL_NMS: f32 = 0.5;
+const PHOTO_NMS: f32 = 0.7;
+/// R-Net candidates per forward pass.
+const BATCH: usize = 128;
+
+/// A face candidate from MTCNN, in the photo's (detection) pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Proposal {
+    pub region: FaceBox,
+    /// R-Net's face probability.
+    pub probability: f32,
+}
+
+pub(crate) fn conv(d: &Device, c: [usize; 2], k: usize) -> Conv2d {
+    Conv2dConfig::new(c, [k, k]).init(d)
+}
+
+pub(crate) fn prelu(d: &Device, n: usize) -> PRelu {
+    PReluConfig::new().with_num_parameters(n).init(d)
+}
+
+/// P-Net and R-Net on their device.
+pub struct Proposer {
+    pnet: PNet,
+    rnet: RNet,
+    device: InferenceDevice,
+}
+
+impl Proposer {
+    pub fn load(pnet: &Path, rnet: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
+        Ok(Proposer {
+            pnet: weights::load_pnet(pnet, &device.device)?,
+            rnet: weights::load_rnet(rnet, &device.device)?,
+            device: device.clone(),
+        })
+    }
+
+    /// Proposals for faces of at least `min_size` px in each image, best first.
+    pub fn propose(&self, images: &[&RgbImage], min_size: u32) -> Vec<Vec<Proposal>> {
+        // P-Net: one task per (image, pyramid level), side by side.
+        let tasks: Vec<(usize, f32)> = images
+            .iter()
+            .enumerate()
+            .flat_map(|(i, im)| pyramid(im.width(), im.height(), min_size).map(move |s| (i, s)))
+            .collect();
+        let found: Vec<(usize, Vec<Proposal>)> = tasks
+            .par_iter()
+            .map(|&(i, scale)| (i, self.pnet_level(images[i], scale)))
+            .collect();
+        let mut per_image: Vec<Vec<Proposal>> = vec![Vec::new(); images.len()];
+        for (i, p) in found {
+            per_image[i].extend(p);
+        }
+        // One list of squared boxes for R-Net across all images.
+        let mut candidates: Vec<(usize, FaceBox)> = Vec::new();
+        for (i, p) in per_image.into_iter().enumerate() {
+            candidates.extend(
+                nms(p, PHOTO_NMS)
+                    .into_iter()
+                    .map(|p| (i, p.region.square())),
+            );
+        }
+        let scored: Vec<Proposal> = if self.device.is_gpu {
+            candidates
+                .chunks(BATCH)
+                .flat_map(|c| self.rnet_batch(images, c))
+                .collect()
+        } else {
+            let per = candidates
+                .len()
+                .div_ceil(rayon::current_num_threads())
+                .clamp(1, BATCH);
+            candidates
+                .par_chunks(per)
+                .flat_map_iter(|c| self.rnet_batch(images, c))
+                .collect()
+        };
+        let mut out: Vec<Vec<Proposal>> = vec![Vec::new(); images.len()];
+        for ((i, _), p) in candidates.iter().zip(scored) {
+            if p.probability > RNET_THRESHOLD {
+                out[*i].push(p);
+            }
+        }
+        out.into_iter().map(|p| nms(p, PHOTO_NMS)).collect()
+    }
+
+    /// P-Net over one pyramid level: the cells that pass, as boxes in the image's pixels with
+    /// P-Net's correction applied, reduced by NMS.
+    fn pnet_level(&self, image: &RgbImage, scale: f32) -> Vec<Proposal> {
+        let (w, h) = image.dimensions();
+        // MTCNN's level size: int(side * scale + 1).
+        let (sw, sh) = (
+            (w as f32 * scale + 1.0) as usize,
+            (h as f32 * scale + 1.0) as usize,
+        );
+        if pnet::output_side(sw) == 0 || pnet::output_side(sh) == 0 {
+            return Vec::new();
+        }
+        let whole = FaceBox {
+            x: 0.0,
+            y: 0.0,
+            w: w as f32,
+            h: h as f32,
+        };
+        let pixels = alignment::crop_rect(image, whole, sw as u32, sh as u32);
+        let mut input = vec![0f32; 3 * sw * sh];
+        alignment::to_chw(&pixels, &mut input, normalise);
+        let x = Tensor::<4>::from_data(TensorData::new(input, [1, 3, sh, sw]), &self.device.device);
+        let y = self.pnet.forward(x);
+        let [_, _, oh, ow] = y.probability.dims();
+        let prob = floats(y.probability);
+        let reg = floats(y.regression);
+        let cells = ow * oh;
+        let mut out = Vec::new();
+        for cy in 0..oh {
+            for cx in 0..ow {
+                let k = cy * ow + cx;
+                let p = prob[cells + k];
+                if p < PNET_THRESHOLD {
+                    continue;
+                }
+                // The cell's window in the image (MTCNN's generateBoundingBox), then corrected.
+                let x1 = ((pnet::STRIDE * cx as f32 + 1.0) / scale).floor();
+                let y1 = ((pnet::STRIDE * cy as f32 + 1.0) / scale).floor();
+                let x2 = ((pnet::STRIDE * cx as f32 + pnet::CELL) / scale).floor();
+                let y2 = ((pnet::STRIDE * cy as f32 + pnet::CELL) / scale).floor();
+                let r = [
+                    reg[k],
+                    reg[cells + k],
+                    reg[2 * cells + k],
+                    reg[3 * cells + k],
+                ];
+                out.push(Proposal {
+                    region: corrected([x1, y1, x2, y2], r),
+                    probability: p,
+                });
+            }
+        }
+        nms(out, LEVEL_NMS)
+    }
+
+    /// R-Net on squared candidates: its probability and corrected box for each, in order.
+    fn rnet_batch(&self, images: &[&RgbImage], chunk: &[(usize, FaceBox)]) -> Vec<Proposal> {
+        let side = rnet::INPUT_SIDE;
+        let mut input = vec![0f32; chunk.len() * 3 * side * side];
+        for ((i, b), dst) in chunk.iter().zip(input.chunks_exact_mut(3 * side * side)) {
+            let pixels = alignment::crop(images[*i], *b, side as u32);
+            alignment::to_chw(&pixels, dst, normalise);
+        }
+        let x = Tensor::<4>::from_data(
+            TensorData::new(input, [chunk.len(), 3, side, side]),
+            &self.device.device,
+        );
+        let y = self.rnet.forward(x);
+        let prob = floats(y.probability);
+        let reg = floats(y.regression);
+        chunk
+            .iter()
+            .enumerate()
+            .map(|(k, (_, b))| Proposal {
+                region: corrected(
+                    [b.x, b.y, b.x + b.w, b.y + b.h],
+                    [reg[4 * k], reg[4 * k + 1], reg[4 * k + 2], reg[4 * k + 3]],
+                ),
+                probability: prob[2 * k + 1],
+            })
+            .collect()
+    }
+}
+
+/// MTCNN's input scaling.
+fn normalise(v: f32) -> f32 {
+    (v - 127.5) / 128.0
+}
+
+/// Pyramid scales for faces of at least `min_size` px: the first maps `min_size` onto P-Net's
+/// 12 px cell, each next one is [`PYRAMID_FACTOR`] smaller, while the image's short side is at
+/// least 12 px.
+pub fn pyramid(width: u32, height: u32, min_size: u32) -> impl Iterator<Item = f32> {
+    let first = pnet::CELL / min_size.max(12) as f32;
+    let short = width.min(height) as f32;
+    std::iter::successors(Some(first), |s| Some(s * PYRAMID_FACTOR))
+        .take_while(move |s| short * s >= pnet::CELL)
+}
+
+/// A box `[x1, y1, x2, y2]` moved by a network's regression, in units of its width and height.
+fn corrected([x1, y1, x2, y2]: [f32; 4], r: [f32; 4]) -> FaceBox {
+    let (w, h) = (x2 - x1, y2 - y1);
+    let (a, b) = (x1 + r[0] * w, y1 + r[1] * h);
+    let (c, d) = (x2 + r[2] * w, y2 + r[3] * h);
+    FaceBox {
+        x: a,
+        y: b,
+        w: c - a,
+        h: d - b,
+    }
+}
+
+/// Greedy non-maximum suppression: most probable first, dropping any that overlaps a kept one
+/// by more than `iou`.
+pub fn nms(mut boxes: Vec<Proposal>, iou: f32) -> Vec<Proposal> {
+    boxes.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    let mut kept: Vec<Proposal> = Vec::with_capacity(boxes.len());
+    for b in boxes {
+        if kept.iter().all(|k| k.region.iou(&b.region) <= iou) {
+            kept.push(b);
+        }
+    }
+    kept
+}
+
+fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .expect("networks compute in f32")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyramid_maps_the_minimum_face_onto_a_cell_and_stops_at_the_cell() {
+        let scales: Vec<f32> = pyramid(640, 480, 48).collect();
+        assert!((scales[0] - 0.25).abs() < 1e-6);
+        let last = *scales.last().unwrap();
+        assert!(480.0 * last >= 12.0 && 480.0 * last * PYRAMID_FACTOR < 12.0);
+        assert_eq!(pyramid(11, 100, 20).count(), 0);
+        assert_eq!(pnet::output_side(12), 1);
+        assert_eq!(pnet::output_side(14), 2);
+        assert_eq!(pnet::output_side(11), 0);
+    }
+
+    #[test]
+    fn nms_keeps_the_most_probable_of_overlapping_boxes() {
+        let b = |x: f32, p: f32| Proposal {
+            region: FaceBox {
+                x,
+                y: 0.0,
+                w: 10.0,
+                h: 10.0,
+            },
+            probability: p,
+        };
+        let kept = nms(vec![b(0.0, 0.7), b(1.0, 0.9), b(30.0, 0.8)], 0.5);
+        assert_eq!(kept, vec![b(1.0, 0.9), b(30.0, 0.8)]);
+    }
+}
