@@ -29,7 +29,7 @@ struct Image {
     word_offset: u32,  // where the image's pixels start in `pixels` (4 pixels per word)
     width: u32,
     height: u32,
-    _pad: u32,
+    padding: u32,      // low byte: 0 replicate, 1 mirror, 2 constant; next byte: the constant
 }
 
 struct Hit {
@@ -51,9 +51,26 @@ struct Hit {
 
 const WORKGROUP: u32 = 64u;
 
+// The pixel at (r, c), which may lie outside the image: then the image's padding decides, as
+// `Padding::fetch` does on the CPU.
 fn pixel(img: Image, r: i32, c: i32) -> u32 {
-    let rr = clamp(r, 0, i32(img.height) - 1);
-    let cc = clamp(c, 0, i32(img.width) - 1);
+    let h = i32(img.height);
+    let w = i32(img.width);
+    let mode = img.padding & 0xffu;
+    let outside = r < 0 || r >= h || c < 0 || c >= w;
+    if (mode == 2u && outside) {
+        return (img.padding >> 8u) & 0xffu;
+    }
+    var rr = r;
+    var cc = c;
+    if (mode == 1u) {
+        rr = select(rr, -rr - 1, rr < 0);
+        rr = select(rr, 2 * h - 1 - rr, rr >= h);
+        cc = select(cc, -cc - 1, cc < 0);
+        cc = select(cc, 2 * w - 1 - cc, cc >= w);
+    }
+    rr = clamp(rr, 0, h - 1);
+    cc = clamp(cc, 0, w - 1);
     let i = u32(rr) * img.width + u32(cc);
     let word = pixels[img.word_offset + (i >> 2u)];
     return (word >> ((i & 3u) * 8u)) & 0xffu;

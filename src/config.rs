@@ -59,11 +59,22 @@ pub struct Settings {
           value_parser = in_range::<f32>(0.1, 1.5))]
     pub face_match_dist: f32,
 
-    /// Head tilts scanned, in degrees, comma-separated (each -45 to 45); 0 alone is upright only
+    /// Head tilts PICO scans, in degrees, comma-separated (each -45 to 45); 0 alone is upright only
+    /// (MTCNN's proposals find tilted heads too)
     #[arg(long, env = "VISAGE_FACE_ANGLES", value_delimiter = ',', value_name = "DEG,...",
           default_values_t = DEFAULT_ANGLES, allow_negative_numbers = true,
           value_parser = in_range::<f32>(-45.0, 45.0))]
     pub face_angles: Vec<f32>,
+
+    /// How far PICO's windows may reach past the photo's border, in percent of the window (0-45;
+    /// 0 keeps every window inside, as Pigo does)
+    #[arg(long, env = "VISAGE_FACE_BORDER", default_value_t = DEFAULT_BORDER, value_name = "PERCENT",
+          value_parser = in_range::<u32>(0.0, 45.0))]
+    pub face_border: u32,
+
+    /// What PICO's windows read past the border
+    #[arg(long, env = "VISAGE_FACE_PADDING", value_enum, default_value_t = PaddingChoice::default())]
+    pub face_padding: PaddingChoice,
 
     /// Minimum O-Net face probability for a detection to count as a face (0 keeps all)
     #[arg(long, env = "VISAGE_FACE_VERIFY", default_value_t = DEFAULT_VERIFY, value_name = "P",
@@ -98,6 +109,23 @@ pub enum CropMethod {
     Landmarks,
 }
 
+/// What PICO's windows read past the photo's border (see BENCHMARKS.md for what each finds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
+pub enum PaddingChoice {
+    /// The nearest border pixel
+    #[default]
+    Replicate,
+    /// The photo mirrored at its border
+    Mirror,
+    /// Mid grey (128)
+    Grey,
+    /// Black
+    Black,
+}
+
+/// Default reach of PICO's windows past the border, in percent of the window.
+pub const DEFAULT_BORDER: u32 = 25;
+
 /// Whether MTCNN's P-Net and R-Net add face candidates to PICO's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
 pub enum Proposals {
@@ -111,8 +139,9 @@ pub enum Proposals {
 /// Default minimum O-Net probability (see BENCHMARKS.md for how it was chosen).
 pub const DEFAULT_VERIFY: f32 = 0.8;
 
-/// Tilts scanned by default (see BENCHMARKS.md for what each set finds and costs).
-pub const DEFAULT_ANGLES: [f32; 3] = [0.0, -20.0, 20.0];
+/// Tilts PICO scans by default: upright only, since MTCNN's proposals find tilted heads for less
+/// (see BENCHMARKS.md for what each set finds and costs).
+pub const DEFAULT_ANGLES: [f32; 1] = [0.0];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -128,6 +157,8 @@ impl Default for Settings {
             face_angles: DEFAULT_ANGLES.to_vec(),
             face_verify: DEFAULT_VERIFY,
             face_crop: CropMethod::default(),
+            face_border: DEFAULT_BORDER,
+            face_padding: PaddingChoice::default(),
             face_proposals: Proposals::default(),
             device: DeviceChoice::Auto,
             models: None,

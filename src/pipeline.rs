@@ -95,14 +95,35 @@ pub struct StageTimes {
     pub facenet: f64,
 }
 
-pub struct Pipeline {
+/// The detection stage: PICO's candidates, MTCNN's proposals for what they miss, O-Net's verdict.
+pub struct Finder {
     pub detector: Detector,
     /// `None` runs without O-Net: the detection box is cut as it is.
     pub verifier: Option<Verifier>,
     /// MTCNN's proposals (only with O-Net, which verifies them).
     pub proposer: Option<Proposer>,
-    pub embedder: Embedder,
     pub min_probability: f32,
+}
+
+/// A face found and verified, not embedded (what `visage detect` prints), in original pixels.
+#[derive(Debug, Clone, Serialize)]
+pub struct Detected {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+    /// Side of the face in detection-image pixels (longest side 1280), as `--face-size` counts.
+    pub size: u32,
+    pub score: f32,
+    pub source: Source,
+    pub probability: f32,
+    pub landmarks: Vec<[f32; 2]>,
+}
+
+/// The detection stage, then FaceNet.
+pub struct Pipeline {
+    pub finder: Finder,
+    pub embedder: Embedder,
     pub crop: CropMethod,
 }
 
@@ -116,14 +137,23 @@ struct Candidate {
     landmarks: Option<Landmarks>,
 }
 
-impl Pipeline {
-    /// Load every stage for these settings, fetching model files that are missing.
+impl Finder {
+    /// Load the detection stage's networks for these settings, fetching files that are missing.
     pub fn new(settings: &Settings, use_onet: bool) -> Result<Self, PipelineError> {
         let models = Models::new(settings.models.clone());
         let device = InferenceDevice::choose(settings.device)?;
+        Self::on(settings, use_onet, &models, &device)
+    }
+
+    fn on(
+        settings: &Settings,
+        use_onet: bool,
+        models: &Models,
+        device: &InferenceDevice,
+    ) -> Result<Self, PipelineError> {
         log::info!("networks run on {}", device.description);
         let verifier = if use_onet {
-            Some(Verifier::load(&models.get(&models::ONET)?, &device)?)
+            Some(Verifier::load(&models.get(&models::ONET)?, device)?)
         } else {
             None
         };
@@ -131,32 +161,35 @@ impl Pipeline {
             (Some(_), Proposals::On) => Some(Proposer::load(
                 &models.get(&models::PNET)?,
                 &models.get(&models::RNET)?,
-                &device,
+                device,
             )?),
             _ => None,
         };
-        let embedder = Embedder::load(&models.get(&models::FACENET)?, &device)?;
-        Ok(Pipeline {
+        Ok(Finder {
             detector: Detector::new(settings)?,
             verifier,
             proposer,
-            embedder,
             min_probability: settings.face_verify,
-            crop: settings.face_crop,
         })
     }
 
-    /// Find, verify and embed the faces of each photo.
-    pub fn run(&self, photos: &[&Photo]) -> Result<Vec<Vec<FoundFace>>, PipelineError> {
-        Ok(self.run_timed(photos)?.0)
+    /// Find and verify the faces of each photo.
+    pub fn find(&self, photos: &[&Photo]) -> Result<Vec<Vec<Detected>>, PipelineError> {
+        let candidates = self.candidates(photos, &mut StageTimes::default())?;
+        let mut out: Vec<Vec<Detected>> = vec![Vec::new(); photos.len()];
+        for c in candidates {
+            let i = c.photo;
+            out[i].push(detected(c, photos[i].scale()));
+        }
+        Ok(out)
     }
 
-    /// [`Pipeline::run`], with the time each stage took.
-    pub fn run_timed(
+    /// The faces of a batch, in detection pixels, ordered by photo.
+    fn candidates(
         &self,
         photos: &[&Photo],
-    ) -> Result<(Vec<Vec<FoundFace>>, StageTimes), PipelineError> {
-        let mut times = StageTimes::default();
+        times: &mut StageTimes,
+    ) -> Result<Vec<Candidate>, PipelineError> {
         let clock = Instant::now();
         let detected = self.detector.detect_batch(photos)?;
         times.detect = clock.elapsed().as_secs_f64();
@@ -182,11 +215,26 @@ impl Pipeline {
             }
         }
         let clock = Instant::now();
-        if let Some(proposer) = &self.proposer {
+        if let Some(verifier) = &self.verifier {
+            self.verify(verifier, photos, &mut candidates);
+        }
+        times.onet = clock.elapsed().as_secs_f64();
+        if let (Some(proposer), Some(verifier)) = (&self.proposer, &self.verifier) {
+            // MTCNN looks for the faces PICO's verified candidates do not cover.
+            let clock = Instant::now();
             let images: Vec<&RgbImage> = photos.iter().map(|p| &p.rgb).collect();
+            let mut known = vec![Vec::new(); photos.len()];
+            for c in &candidates {
+                known[c.photo].push(c.region);
+            }
             let min_size = self.detector.params().min_size;
-            for (i, proposals) in proposer.propose(&images, min_size).into_iter().enumerate() {
-                candidates.extend(proposals.into_iter().map(|p| Candidate {
+            let mut proposed = Vec::new();
+            for (i, proposals) in proposer
+                .propose(&images, min_size, &known)
+                .into_iter()
+                .enumerate()
+            {
+                proposed.extend(proposals.into_iter().map(|p| Candidate {
                     photo: i,
                     region: p.region,
                     score: 0.0,
@@ -195,27 +243,66 @@ impl Pipeline {
                     landmarks: None,
                 }));
             }
+            times.propose = clock.elapsed().as_secs_f64();
+            let clock = Instant::now();
+            self.verify(verifier, photos, &mut proposed);
+            candidates.extend(proposed);
+            times.onet += clock.elapsed().as_secs_f64();
         }
-        times.propose = clock.elapsed().as_secs_f64();
         let clock = Instant::now();
-        if let Some(verifier) = &self.verifier {
-            let inputs: Vec<(&RgbImage, FaceBox)> = candidates
-                .iter()
-                .map(|c| (&photos[c.photo].rgb, c.region))
-                .collect();
-            let verdicts = verifier.verify(&inputs);
-            for (c, v) in candidates.iter_mut().zip(verdicts) {
-                c.region = v.refined;
-                c.probability = v.probability;
-                c.landmarks = Some(v.landmarks);
-                if c.source == Source::Mtcnn {
-                    c.score = 100.0 * v.probability;
-                }
-            }
-            candidates.retain(|c| c.probability >= self.min_probability);
+        if self.verifier.is_some() {
             candidates = remove_duplicates(candidates);
         }
-        times.onet = clock.elapsed().as_secs_f64();
+        times.onet += clock.elapsed().as_secs_f64();
+        Ok(candidates)
+    }
+
+    /// O-Net on candidates: each takes O-Net's box, probability and landmarks (a proposal also
+    /// takes its score from the probability), and those below `--face-verify` are dropped.
+    fn verify(&self, verifier: &Verifier, photos: &[&Photo], candidates: &mut Vec<Candidate>) {
+        let inputs: Vec<(&RgbImage, FaceBox)> = candidates
+            .iter()
+            .map(|c| (&photos[c.photo].rgb, c.region))
+            .collect();
+        let verdicts = verifier.verify(&inputs);
+        for (c, v) in candidates.iter_mut().zip(verdicts) {
+            c.region = v.refined;
+            c.probability = v.probability;
+            c.landmarks = Some(v.landmarks);
+            if c.source == Source::Mtcnn {
+                c.score = 100.0 * v.probability;
+            }
+        }
+        candidates.retain(|c| c.probability >= self.min_probability);
+    }
+}
+
+impl Pipeline {
+    /// Load every stage for these settings, fetching model files that are missing.
+    pub fn new(settings: &Settings, use_onet: bool) -> Result<Self, PipelineError> {
+        let models = Models::new(settings.models.clone());
+        let device = InferenceDevice::choose(settings.device)?;
+        let finder = Finder::on(settings, use_onet, &models, &device)?;
+        let embedder = Embedder::load(&models.get(&models::FACENET)?, &device)?;
+        Ok(Pipeline {
+            finder,
+            embedder,
+            crop: settings.face_crop,
+        })
+    }
+
+    /// Find, verify and embed the faces of each photo.
+    pub fn run(&self, photos: &[&Photo]) -> Result<Vec<Vec<FoundFace>>, PipelineError> {
+        Ok(self.run_timed(photos)?.0)
+    }
+
+    /// [`Pipeline::run`], with the time each stage took.
+    pub fn run_timed(
+        &self,
+        photos: &[&Photo],
+    ) -> Result<(Vec<Vec<FoundFace>>, StageTimes), PipelineError> {
+        let mut times = StageTimes::default();
+        let candidates = self.finder.candidates(photos, &mut times)?;
         let clock = Instant::now();
         let crops: Vec<Vec<u8>> = candidates
             .iter()
@@ -246,7 +333,7 @@ impl Pipeline {
                 landmarks: None,
             })
             .collect();
-        if let Some(verifier) = &self.verifier {
+        if let Some(verifier) = &self.finder.verifier {
             let inputs: Vec<(&RgbImage, FaceBox)> =
                 candidates.iter().map(|c| (&photo.rgb, c.region)).collect();
             for (c, v) in candidates.iter_mut().zip(verifier.verify(&inputs)) {
@@ -281,10 +368,10 @@ impl Pipeline {
     }
 }
 
-/// A candidate's result in original pixels (`scale`: original pixels per detection pixel).
-fn found(c: Candidate, embedding: Embedding, (sx, sy): (f32, f32)) -> FoundFace {
+/// A candidate in original pixels (`scale`: original pixels per detection pixel).
+fn detected(c: Candidate, (sx, sy): (f32, f32)) -> Detected {
     let b = c.region.scaled(sx, sy);
-    FoundFace {
+    Detected {
         x: b.x,
         y: b.y,
         w: b.w,
@@ -297,6 +384,22 @@ fn found(c: Candidate, embedding: Embedding, (sx, sy): (f32, f32)) -> FoundFace 
             .landmarks
             .map(|l| l.iter().map(|p| [p[0] * sx, p[1] * sy]).collect())
             .unwrap_or_default(),
+    }
+}
+
+/// A candidate's result in original pixels, with its embedding.
+fn found(c: Candidate, embedding: Embedding, scale: (f32, f32)) -> FoundFace {
+    let d = detected(c, scale);
+    FoundFace {
+        x: d.x,
+        y: d.y,
+        w: d.w,
+        h: d.h,
+        size: d.size,
+        score: d.score,
+        source: d.source,
+        probability: d.probability,
+        landmarks: d.landmarks,
         embedding,
     }
 }

@@ -11,6 +11,8 @@ use common::{lines, tempdir, visage};
 fn env() -> Vec<(&'static str, String)> {
     let facenet = common::model(&visage::models::FACENET);
     common::model(&visage::models::ONET);
+    common::model(&visage::models::PNET);
+    common::model(&visage::models::RNET);
     let dir = facenet.parent().unwrap().parent().unwrap();
     vec![
         ("VISAGE_MODELS", dir.to_string_lossy().into_owned()),

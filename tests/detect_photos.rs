@@ -71,8 +71,10 @@ fn default_settings_find_the_faces_with_one_tight_box_each() {
     let mean_iou = s.iou_sum / s.found as f32;
     eprintln!("recall {recall:.3} precision {precision:.3} mean IoU {mean_iou:.3}");
     assert_eq!(s.faces, 126);
-    // Faces under 50 px (face-size) and profiles are out of reach of the frontal cascade.
-    assert!(recall >= 0.84, "recall {recall}");
+    // Faces under 50 px (face-size), tilted heads (the default scan is upright), profiles and
+    // faces cut by the frame are out of reach of the frontal cascade alone: MTCNN's proposals
+    // find those (tests/pipeline.rs).
+    assert!(recall >= 0.78, "recall {recall}");
     // One box per face: no duplicates, almost no false boxes.
     assert!(precision >= 0.97, "precision {precision}");
     assert!(mean_iou >= 0.72, "boxes are not tight: mean IoU {mean_iou}");
@@ -96,7 +98,9 @@ fn smaller_face_size_finds_more_faces() {
 
 #[test]
 fn group_photo_faces_are_found() {
-    // t1.jpg: six people; one looks sideways (a profile the frontal cascade cannot see).
+    // t1.jpg: six people; one looks sideways (a profile the frontal cascade cannot see), two tilt
+    // their heads (the angle scan sees them; at the defaults MTCNN's proposals do, see
+    // tests/pipeline.rs).
     let root = common::testdata();
     let photo = Photo::open(&root.join("group/t1.jpg")).unwrap();
     let refs = &common::reference_faces()
@@ -104,7 +108,12 @@ fn group_photo_faces_are_found() {
         .find(|(p, _)| p == "group/t1.jpg")
         .unwrap()
         .1;
-    let faces = cpu_detector(&Settings::default()).detect(&photo).unwrap();
+    let faces = cpu_detector(&Settings {
+        face_angles: vec![0.0, -20.0, 20.0],
+        ..Settings::default()
+    })
+    .detect(&photo)
+    .unwrap();
     let found = refs
         .iter()
         .filter(|r| faces.iter().any(|f| common::iou(**r, boxed(f)) >= 0.4));
@@ -142,7 +151,10 @@ fn tilted_heads_are_found_by_the_angle_scan() {
         face_angles: vec![0.0],
         ..Settings::default()
     });
-    let angled = cpu_detector(&Settings::default());
+    let angled = cpu_detector(&Settings {
+        face_angles: vec![0.0, -20.0, 20.0],
+        ..Settings::default()
+    });
     let (mut n, mut upright_found, mut angled_found) = (0, 0, 0);
     for name in common::celebrity_photos().into_iter().step_by(3) {
         let photo = Photo::open(&root.join(&name)).unwrap();

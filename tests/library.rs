@@ -18,6 +18,8 @@ use visage::store::Store;
 /// Fetch both models first (once per binary) so the commands below find them.
 fn models() {
     common::model(&visage::models::ONET);
+    common::model(&visage::models::PNET);
+    common::model(&visage::models::RNET);
     common::model(&visage::models::FACENET);
 }
 

@@ -18,6 +18,8 @@ use serde_json::Value;
 
 fn models() {
     common::model(&visage::models::ONET);
+    common::model(&visage::models::PNET);
+    common::model(&visage::models::RNET);
     common::model(&visage::models::FACENET);
 }
 

@@ -1,5 +1,7 @@
-//! `visage detect`: decode photos in parallel, detect faces in batches on the chosen device, and
-//! print one line per photo (JSON with `--json`). Unreadable files are reported and skipped.
+//! `visage detect`: decode photos in parallel, find faces in batches (PICO on the chosen device,
+//! MTCNN's proposals, O-Net's verdict: the faces `visage index` would store, without embedding
+//! them; or with `--scan-only` PICO's merged windows alone), and print one line per photo (JSON
+//! with `--json`). Unreadable files are reported and skipped.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::detection::{Detector, Face};
 use crate::photo::Photo;
+use crate::pipeline::{Detected, Finder};
 
 /// Photos decoded and detected together (one GPU submission).
 const BATCH: usize = 16;
@@ -21,6 +24,9 @@ pub struct DetectArgs {
     /// One JSON object per photo and line
     #[arg(long)]
     pub json: bool,
+    /// PICO's scan alone (the GPU kernel or its CPU twin): no MTCNN proposals, no O-Net
+    #[arg(long)]
+    pub scan_only: bool,
     #[command(flatten)]
     pub settings: Settings,
     /// Photo files or folders (searched recursively)
@@ -29,15 +35,72 @@ pub struct DetectArgs {
 }
 
 #[derive(Serialize)]
-struct PhotoFaces<'a> {
+struct PhotoFaces<'a, F> {
     path: &'a str,
     width: u32,
     height: u32,
-    faces: &'a [Face],
+    faces: &'a [F],
+}
+
+/// What finds the faces.
+enum Stage {
+    Scan(Detector),
+    Find(Box<Finder>),
+}
+
+/// A face as the text output shows it.
+trait Boxed: Serialize {
+    fn rect(&self) -> (f32, f32, f32, f32);
+}
+
+impl Boxed for Face {
+    fn rect(&self) -> (f32, f32, f32, f32) {
+        (self.x as f32, self.y as f32, self.w as f32, self.h as f32)
+    }
+}
+
+impl Boxed for Detected {
+    fn rect(&self) -> (f32, f32, f32, f32) {
+        (self.x, self.y, self.w, self.h)
+    }
+}
+
+fn print<F: Boxed>(
+    out: &mut impl Write,
+    json: bool,
+    path: &str,
+    photo: &Photo,
+    faces: &[F],
+) -> anyhow::Result<()> {
+    if json {
+        let line = PhotoFaces {
+            path,
+            width: photo.original_width,
+            height: photo.original_height,
+            faces,
+        };
+        writeln!(out, "{}", serde_json::to_string(&line)?)?;
+    } else {
+        let boxes: Vec<String> = faces
+            .iter()
+            .map(|f| {
+                let (x, y, w, h) = f.rect();
+                format!("{:.0}x{:.0}+{:.0}+{:.0}", w, h, x, y)
+            })
+            .collect();
+        writeln!(out, "{path}: {} face(s) {}", faces.len(), boxes.join(" "))?;
+    }
+    Ok(())
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
-    let detector = Detector::new(&args.settings).context("cannot start the face detector")?;
+    let stage = if args.scan_only {
+        Stage::Scan(Detector::new(&args.settings).context("cannot start the face detector")?)
+    } else {
+        Stage::Find(Box::new(
+            Finder::new(&args.settings, true).context("cannot start the face detector")?,
+        ))
+    };
     let started = Instant::now();
     let mut failed = 0usize;
     let (mut photos, mut faces) = (0usize, 0usize);
@@ -49,37 +112,37 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         let (ok, decode_failed) = super::decode(chunk);
         failed += decode_failed;
         let refs: Vec<&Photo> = ok.iter().map(|(_, p)| p).collect();
-        let found = detector
-            .detect_batch(&refs)
-            .context("face detection failed")?;
-        for ((path, photo), found) in ok.iter().zip(found) {
-            photos += 1;
-            faces += found.len();
-            let path = path.to_string_lossy();
-            if args.json {
-                let line = PhotoFaces {
-                    path: &path,
-                    width: photo.original_width,
-                    height: photo.original_height,
-                    faces: &found,
-                };
-                writeln!(out, "{}", serde_json::to_string(&line)?)?;
-            } else {
-                let boxes: Vec<String> = found
-                    .iter()
-                    .map(|f| format!("{}x{}+{}+{}", f.w, f.h, f.x, f.y))
-                    .collect();
-                writeln!(out, "{path}: {} face(s) {}", found.len(), boxes.join(" "))?;
+        photos += ok.len();
+        match &stage {
+            Stage::Scan(detector) => {
+                let found = detector
+                    .detect_batch(&refs)
+                    .context("face detection failed")?;
+                for ((path, photo), found) in ok.iter().zip(found) {
+                    faces += found.len();
+                    print(&mut out, args.json, &path.to_string_lossy(), photo, &found)?;
+                }
+            }
+            Stage::Find(finder) => {
+                let found = finder.find(&refs).context("face detection failed")?;
+                for ((path, photo), found) in ok.iter().zip(found) {
+                    faces += found.len();
+                    print(&mut out, args.json, &path.to_string_lossy(), photo, &found)?;
+                }
             }
         }
     }
+    let device = match &stage {
+        Stage::Scan(d) => d.device(),
+        Stage::Find(f) => f.detector.device(),
+    };
     let secs = started.elapsed().as_secs_f64();
     if !args.json {
         writeln!(
             out,
             "{photos} photo(s), {faces} face(s), {failed} failed, {secs:.2} s ({:.1} photos/s) on {}",
             photos as f64 / secs.max(1e-9),
-            detector.device()
+            device
         )?;
     }
     Ok(super::exit_code(failed))

@@ -15,14 +15,14 @@ use rayon::prelude::*;
 
 use serde::Serialize;
 
-use crate::config::{DeviceChoice, Settings};
+use crate::config::{DeviceChoice, PaddingChoice, Settings};
 use crate::gpu::{Gpu, GpuError};
 use crate::photo::Photo;
 use cascade::{Cascade, CascadeError};
 use merge::Candidate;
 use scan::gpu::GpuScanner;
 use scan::{Hit, ScanInput};
-use windows::ScanPlan;
+use windows::{Border, Padding, ScanPlan};
 
 /// A detected face, in the original (EXIF-oriented) image's pixels, top-left origin.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -43,6 +43,8 @@ pub struct DetectParams {
     /// Overlap above which two boxes are one face, as a fraction.
     pub overlap: f32,
     pub angles: Vec<f32>,
+    /// How far windows reach past the border, and what they read there.
+    pub border: Border,
 }
 
 impl From<&Settings> for DetectParams {
@@ -52,6 +54,15 @@ impl From<&Settings> for DetectParams {
             face_score: s.face_score,
             overlap: s.face_overlap as f32 / 100.0,
             angles: s.face_angles.clone(),
+            border: Border {
+                overhang: s.face_border as f32 / 100.0,
+                padding: match s.face_padding {
+                    PaddingChoice::Replicate => Padding::Replicate,
+                    PaddingChoice::Mirror => Padding::Mirror,
+                    PaddingChoice::Grey => Padding::Constant(128),
+                    PaddingChoice::Black => Padding::Constant(0),
+                },
+            },
         }
     }
 }
@@ -63,7 +74,7 @@ impl DetectParams {
     }
 
     pub fn plan(&self, width: u32, height: u32) -> ScanPlan {
-        ScanPlan::new(width, height, self.min_size, &self.angles)
+        ScanPlan::with_border(width, height, self.min_size, &self.angles, self.border)
     }
 }
 

@@ -32,6 +32,8 @@ pub const RNET_THRESHOLD: f32 = 0.7;
 /// level, across levels, and after R-Net (MTCNN's).
 const LEVEL_NMS: f32 = 0.5;
 const PHOTO_NMS: f32 = 0.7;
+/// Overlap (IoU of the squared boxes) above which a candidate is a face already known.
+pub const KNOWN_IOU: f32 = 0.3;
 /// R-Net candidates per forward pass.
 const BATCH: usize = 128;
 
@@ -67,8 +69,20 @@ impl Proposer {
         })
     }
 
-    /// Proposals for faces of at least `min_size` px in each image, best first.
-    pub fn propose(&self, images: &[&RgbImage], min_size: u32) -> Vec<Vec<Proposal>> {
+    /// Proposals for faces of at least `min_size` px in each image, best first. Faces another
+    /// detector already put forward (`known`, per image) are not proposed again: candidates that
+    /// overlap one by more than [`KNOWN_IOU`] are dropped before R-Net and after it.
+    pub fn propose(
+        &self,
+        images: &[&RgbImage],
+        min_size: u32,
+        known: &[Vec<FaceBox>],
+    ) -> Vec<Vec<Proposal>> {
+        let new = |i: usize, b: &FaceBox| {
+            known
+                .get(i)
+                .is_none_or(|k| k.iter().all(|k| k.square().iou(&b.square()) <= KNOWN_IOU))
+        };
         // P-Net: one task per (image, pyramid level), side by side.
         let tasks: Vec<(usize, f32)> = images
             .iter()
@@ -89,6 +103,7 @@ impl Proposer {
             candidates.extend(
                 nms(p, PHOTO_NMS)
                     .into_iter()
+                    .filter(|p| new(i, &p.region))
                     .map(|p| (i, p.region.square())),
             );
         }
@@ -109,7 +124,7 @@ impl Proposer {
         };
         let mut out: Vec<Vec<Proposal>> = vec![Vec::new(); images.len()];
         for ((i, _), p) in candidates.iter().zip(scored) {
-            if p.probability > RNET_THRESHOLD {
+            if p.probability > RNET_THRESHOLD && new(*i, &p.region) {
                 out[*i].push(p);
             }
         }

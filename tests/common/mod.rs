@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use visage::gpu::Gpu;
 
+pub mod border;
+
 /// Root of the test photos: `$VISAGE_TESTDATA` or `~/.cache/visage/testdata`, fetched if missing.
 pub fn testdata() -> PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();

@@ -63,6 +63,8 @@ fn template() -> &'static (PathBuf, PathBuf) {
     static TEMPLATE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         common::model(&visage::models::ONET);
+        common::model(&visage::models::PNET);
+        common::model(&visage::models::RNET);
         common::model(&visage::models::FACENET);
         let dir = tempdir("serve-template");
         let photos = dir.join("photos");

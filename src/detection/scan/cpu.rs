@@ -211,7 +211,8 @@ impl Offsets {
 }
 
 /// Run the cascade on one window; `Some(confidence)` if it passes every tree. Samples outside the
-/// image are clamped to its border (only rotated windows near the border have such samples).
+/// image read the plan's [`Padding`](crate::detection::windows::Padding) (windows that reach past
+/// the border, and rotated windows near it, have such samples).
 #[inline]
 pub fn classify(
     cascade: &Cascade,
@@ -222,14 +223,15 @@ pub fn classify(
 ) -> Option<f32> {
     let (w, h) = (input.width as i32, input.height as i32);
     let px = input.pixels;
+    let padding = input.plan.padding;
     let s = level.size as i32;
     // Sample offsets rotated by the level's angle, in 1/65536 pixel, as in PICO's rotated scan.
     let (kc, ks) = (s * level.qcos, s * level.qsin);
     let (r0, c0) = ((row as i32) << 16, (col as i32) << 16);
     let sample = |dr: i32, dc: i32| -> u8 {
-        let r = ((r0 + kc * dr - ks * dc) >> 16).clamp(0, h - 1);
-        let c = ((c0 + ks * dr + kc * dc) >> 16).clamp(0, w - 1);
-        px[(r * w + c) as usize]
+        let r = (r0 + kc * dr - ks * dc) >> 16;
+        let c = (c0 + ks * dr + kc * dc) >> 16;
+        padding.fetch(px, w, h, r, c)
     };
     let nodes = cascade.nodes_per_tree();
     let nleaves = cascade.leaves_per_tree();

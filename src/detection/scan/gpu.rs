@@ -46,7 +46,8 @@ struct GpuImage {
     word_offset: u32,
     width: u32,
     height: u32,
-    _pad: u32,
+    /// `Padding::code` of the image's plan.
+    padding: u32,
 }
 
 #[repr(C)]
@@ -111,7 +112,7 @@ impl GpuScanner {
                 word_offset: pixels.len() as u32,
                 width: input.width,
                 height: input.height,
-                _pad: 0,
+                padding: input.plan.padding.code(),
             });
             pixels.extend(input.pixels.chunks(4).map(|c| {
                 let mut w = [0u8; 4];
