@@ -44,7 +44,7 @@ struct PhotoFaces<'a, F> {
 
 /// What finds the faces.
 enum Stage {
-    Scan(Detector),
+    Scan(Box<Detector>),
     Find(Box<Finder>),
 }
 
@@ -95,7 +95,9 @@ fn print<F: Boxed>(
 
 pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     let stage = if args.scan_only {
-        Stage::Scan(Detector::new(&args.settings).context("cannot start the face detector")?)
+        Stage::Scan(Box::new(
+            Detector::new(&args.settings).context("cannot start the face detector")?,
+        ))
     } else {
         Stage::Find(Box::new(
             Finder::new(&args.settings, true).context("cannot start the face detector")?,
