@@ -9,12 +9,13 @@ cd "$(dirname "$0")/../.."
 py="${PYTHON:-python3}"
 data="${VISAGE_TESTDATA:-${XDG_CACHE_HOME:-$HOME/.cache}/visage/testdata}"
 out="$(mktemp -d)"
-cargo build --release --quiet
-visage=target/release/visage
+cargo build --quiet   # the build README's commands use (hot crates at opt-level 3, no debug assertions)
+visage="${CARGO_TARGET_DIR:-target}/debug/visage"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" RUST_LOG=warn
 
 echo "== accuracy on $(find "$data/celebrity" "$data/group" -type f -name '*.jpg' | wc -l) photos"
-for args in "--face-size 50" "--face-size 50 --face-angles 0" "--face-size 20"; do
+# PICO's scan alone (what Haar is compared with), then the whole detection stage.
+for args in "--scan-only --face-size 50" "--scan-only --face-size 50 --face-angles=0,-20,20" "--scan-only --face-size 20" "--face-size 50" "--face-size 20"; do
   $visage detect --json --device cpu $args "$data/celebrity" "$data/group" > "$out/v.jsonl"
   printf 'visage %-32s ' "$args"; "$py" benches/peers/score_detections.py tests/data/reference_faces.json "$out/v.jsonl" | tail -n 1
 done
