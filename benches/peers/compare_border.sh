@@ -4,7 +4,7 @@
 # windows inside the frame, angles 0,+-20, as up to 2026-12) and after (the defaults: PICO upright
 # with border windows, MTCNN's proposals, O-Net), against SCRFD (as Immich runs it) and dlib's HOG
 # and CNN detectors; then the detection stage's time per photo, before and after, alternating.
-# Usage: benches/peers/compare_border.sh [ROUNDS]   (peers: see peer_detect.py; PEER_CNN=0 skips dlib CNN)
+# Usage: benches/peers/compare_border.sh [ROUNDS]   (peers: see peer_detect.py; PEER_CNN=0 skips dlib CNN, about 4 min on the reference set; not run on the border set, about 30 min)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 py="${PYTHON:-python3}"
@@ -39,7 +39,7 @@ row "visage defaults, border windows off" --face-border 0
 row "visage defaults, angles 0,+-20" --face-angles=0,-20,20
 row "visage defaults" 
 for peer in scrfd hog cnn; do
-  [ "$peer" = cnn ] && [ "${PEER_CNN:-1}" = 0 ] && continue
+  [ "$peer" = cnn ] && [ "${PEER_CNN:-1}" != 1 ] && continue
   "$py" benches/peers/peer_detect.py $peer "$data/celebrity" "$data/group" > "$out/r.jsonl"
   b="(not run: slow)"
   if [ "$peer" != cnn ]; then
