@@ -11,15 +11,13 @@ pub mod weights;
 
 use std::path::Path;
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{PRelu, PReluConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::alignment::{self, FaceBox};
 use crate::inference::InferenceDevice;
-use crate::verification::WeightsError;
+use crate::verification::{WeightsError, floats};
 use pnet::PNet;
 use rnet::RNet;
 
@@ -43,14 +41,6 @@ pub struct Proposal {
     pub region: FaceBox,
     /// R-Net's face probability.
     pub probability: f32,
-}
-
-pub(crate) fn conv(d: &Device, c: [usize; 2], k: usize) -> Conv2d {
-    Conv2dConfig::new(c, [k, k]).init(d)
-}
-
-pub(crate) fn prelu(d: &Device, n: usize) -> PRelu {
-    PReluConfig::new().with_num_parameters(n).init(d)
 }
 
 /// P-Net and R-Net on their device.
@@ -254,12 +244,6 @@ pub fn nms(mut boxes: Vec<Proposal>, iou: f32) -> Vec<Proposal> {
         }
     }
     kept
-}
-
-fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec::<f32>()
-        .expect("networks compute in f32")
 }
 
 #[cfg(test)]

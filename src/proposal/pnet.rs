@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
-use super::{conv, prelu};
+use crate::verification::onet::{conv, prelu};
 
 /// Side of the window one output cell looks at, and the distance between cells, in input pixels.
 pub const CELL: f32 = 12.0;

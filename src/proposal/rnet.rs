@@ -11,7 +11,7 @@ use burn::nn::{Linear, LinearConfig, PRelu};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
-use super::{conv, prelu};
+use crate::verification::onet::{conv, prelu};
 
 /// Side of the square input crop.
 pub const INPUT_SIDE: usize = 24;

@@ -112,7 +112,8 @@ impl Verifier {
     }
 }
 
-fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+/// A tensor's values (every MTCNN network computes in f32).
+pub(crate) fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .try_into_vec::<f32>()
         .expect("networks compute in f32")

@@ -44,11 +44,13 @@ pub struct ONetOutput {
     pub landmarks: Tensor<2>,
 }
 
-fn conv(d: &Device, c: [usize; 2], k: usize) -> Conv2d {
+/// A `k x k` convolution, stride 1, no padding (as every MTCNN network has them).
+pub(crate) fn conv(d: &Device, c: [usize; 2], k: usize) -> Conv2d {
     Conv2dConfig::new(c, [k, k]).init(d)
 }
 
-fn prelu(d: &Device, n: usize) -> PRelu {
+/// A PReLU with one slope per channel.
+pub(crate) fn prelu(d: &Device, n: usize) -> PRelu {
     PReluConfig::new().with_num_parameters(n).init(d)
 }
 
