@@ -179,7 +179,7 @@ impl Finder {
         let mut out: Vec<Vec<Detected>> = vec![Vec::new(); photos.len()];
         for c in candidates {
             let i = c.photo;
-            out[i].push(detected(c, photos[i].scale()));
+            out[i].push(detected(c, photos[i]));
         }
         Ok(out)
     }
@@ -312,7 +312,7 @@ impl Pipeline {
         let mut out: Vec<Vec<FoundFace>> = vec![Vec::new(); photos.len()];
         for (c, embedding) in candidates.into_iter().zip(embeddings) {
             let i = c.photo;
-            out[i].push(found(c, embedding, photos[i].scale()));
+            out[i].push(found(c, embedding, photos[i]));
         }
         times.facenet = clock.elapsed().as_secs_f64();
         Ok((out, times))
@@ -346,7 +346,7 @@ impl Pipeline {
         candidates
             .into_iter()
             .zip(embeddings)
-            .map(|(c, embedding)| found(c, embedding, (sx, sy)))
+            .map(|(c, embedding)| found(c, embedding, photo))
             .collect()
     }
 
@@ -368,9 +368,15 @@ impl Pipeline {
     }
 }
 
-/// A candidate in original pixels (`scale`: original pixels per detection pixel).
-fn detected(c: Candidate, (sx, sy): (f32, f32)) -> Detected {
-    let b = c.region.scaled(sx, sy);
+/// A candidate in the photo's original pixels. The box is cut to the photo (O-Net's box of a face
+/// that fills the frame or is cut by it reaches past the border; the crop for FaceNet does not
+/// cut it).
+fn detected(c: Candidate, photo: &Photo) -> Detected {
+    let (sx, sy) = photo.scale();
+    let b = c
+        .region
+        .scaled(sx, sy)
+        .clamped(photo.original_width, photo.original_height);
     Detected {
         x: b.x,
         y: b.y,
@@ -388,8 +394,8 @@ fn detected(c: Candidate, (sx, sy): (f32, f32)) -> Detected {
 }
 
 /// A candidate's result in original pixels, with its embedding.
-fn found(c: Candidate, embedding: Embedding, scale: (f32, f32)) -> FoundFace {
-    let d = detected(c, scale);
+fn found(c: Candidate, embedding: Embedding, photo: &Photo) -> FoundFace {
+    let d = detected(c, photo);
     FoundFace {
         x: d.x,
         y: d.y,
