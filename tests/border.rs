@@ -2,11 +2,10 @@
 //! them, MTCNN's proposals are what finds most of them, and PICO's windows that reach past the
 //! border read the same pixels, window for window, on the GPU (lavapipe in CI) and the CPU twin.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 
-use common::border::{BorderCase, border_set};
+use crate::common::border::{BorderCase, border_set};
 use visage::config::{DeviceChoice, Proposals, Settings};
 use visage::detection::cascade::Cascade;
 use visage::detection::scan::gpu::GpuScanner;

@@ -8,16 +8,13 @@
 //!
 //! With `CI=true` a missing Chromium fails the test; elsewhere it is skipped with a note.
 
-mod cdp;
-mod common;
-mod server;
-
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cdp::{Browser, find_chromium};
+use crate::cdp::{Browser, find_chromium};
+use crate::server::{Library, Server, library};
 use serde_json::{Value, json};
-use server::{Library, Server, library};
 
 const WAIT: Duration = Duration::from_secs(90);
 

@@ -1,9 +1,7 @@
 //! The `visage detect` command end to end: JSON output, bad files, exit codes, settings checks and
 //! EXIF orientation, with the real binary on real photos.
 
-mod common;
-
-use common::{lines, tempdir, visage};
+use crate::common::{self, lines, tempdir, visage};
 
 use std::path::Path;
 

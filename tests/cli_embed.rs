@@ -1,11 +1,9 @@
 //! `visage embed`, `visage eval` and `visage models` end to end with the real binary, real photos
 //! and the real models.
 
-mod common;
-
 use std::path::Path;
 
-use common::{lines, tempdir, visage};
+use crate::common::{self, lines, tempdir, visage};
 
 /// The binary's environment: the models the tests use, and the CPU (deterministic and fast here).
 fn env() -> Vec<(&'static str, String)> {

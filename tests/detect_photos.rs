@@ -1,8 +1,7 @@
 //! Detection on real photos no one on the project made: the 5-celebrity set and a group photo,
 //! against independent reference boxes (MediaPipe, reviewed by eye; `scripts/reference_faces.py`).
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 
 use visage::config::{DeviceChoice, Settings};

@@ -2,8 +2,7 @@
 //! vectors made by scripts/facenet_reference.py), on the CPU and on the GPU path, and the
 //! importer's checks on a damaged graph.
 
-mod common;
-
+use crate::common;
 use std::path::Path;
 
 use prost::Message;

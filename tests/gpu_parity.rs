@@ -1,8 +1,7 @@
 //! The WGSL cascade scan against its CPU twin, window by window, on real photos.
 //! Runs on whatever adapter wgpu finds (lavapipe in CI); fails if CI=true and there is none.
 
-mod common;
-
+use crate::common;
 use visage::detection::cascade::Cascade;
 use visage::detection::scan::gpu::GpuScanner;
 use visage::detection::scan::{Hit, ScanInput, cpu};

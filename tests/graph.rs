@@ -3,8 +3,7 @@
 //! and after an edge-buffer overflow. Runs on lavapipe in CI. Also: the CPU's matrix-product path
 //! finds exactly the twin's edges.
 
-mod common;
-
+use crate::common;
 use visage::graph::gpu::GpuGraph;
 use visage::graph::{Edge, cpu, product, synthetic};
 

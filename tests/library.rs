@@ -3,14 +3,12 @@
 //! ignores survive re-indexing, reclustering, `reset` and an edited photo; bad files are named and
 //! recorded; a run killed with SIGKILL leaves a sound database that the next run completes.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{copy_tree, lines, run, tempdir};
+use crate::common::{self, copy_tree, lines, run, tempdir};
 use serde_json::Value;
 use visage::evaluation::cluster_scores;
 use visage::store::Store;

@@ -1,8 +1,7 @@
 //! The whole face pipeline (detect, verify, align, embed) on real photos: the 5-celebrity set is
 //! separated by person, and a group photo's faces come out embedded with landmarks.
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeMap;
 
 use visage::config::{DeviceChoice, Settings};

@@ -3,13 +3,11 @@
 //! and its effect in `visage people --json`, the token, Host and Origin checks, path traversal,
 //! bad requests, escaping, a gone photo, and `visage index` running next to the server.
 
-mod common;
-mod server;
-
+use crate::common;
 use std::collections::HashSet;
 
+use crate::server::{Library, Server, library, request};
 use serde_json::{Value, json};
-use server::{Library, Server, library, request};
 
 fn ids(list: &Value) -> Vec<String> {
     list.as_array()

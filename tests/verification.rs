@@ -2,8 +2,7 @@
 //! face has them, says "not a face" for patches of photos without faces, and refuses a bad weights
 //! file with its name.
 
-mod common;
-
+use crate::common;
 use visage::alignment::FaceBox;
 use visage::inference::InferenceDevice;
 use visage::models::ONET;

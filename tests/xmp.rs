@@ -4,14 +4,12 @@
 //! ExifTool wrote (MWG in a sidecar, Microsoft inside a JPEG) are imported; an existing sidecar
 //! keeps its rating and keywords; hostile XMP is a per-file error.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{lines, run, tempdir};
+use crate::common::{self, lines, run, tempdir};
 use image::DynamicImage;
 use image::metadata::Orientation;
 use serde_json::Value;

@@ -1,0 +1,21 @@
+//! The integration tests: one binary (as ripgrep does), one module per area, one shared kit
+//! (`common`: test photos, models, the CI rules; `server` and `cdp`: the review page's server and
+//! the browser it is driven through).
+
+mod cdp;
+mod common;
+mod server;
+
+mod border;
+mod browser;
+mod cli;
+mod cli_embed;
+mod detect_photos;
+mod embedding;
+mod gpu_parity;
+mod graph;
+mod library;
+mod pipeline;
+mod serve;
+mod verification;
+mod xmp;
