@@ -99,16 +99,45 @@ fn cluster(
         .with_context(|| format!("clustering the faces in {}", store.path().display()))
 }
 
+/// "1 face", "2 faces".
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn print_cluster(c: &ClusterReport) {
-    println!(
-        "clustering: {} matched to known clusters, {} new clusters from {} eligible faces ({} placed), \
-         {} ambiguous, {} left unassigned, in {:.1} s",
-        c.matched,
-        c.new_clusters,
-        c.eligible,
-        c.clustered,
-        c.ambiguous,
-        c.unassigned_after,
-        c.seconds
-    );
+    let mut parts = Vec::new();
+    if c.full {
+        parts.push(format!(
+            "rebuilt every automatic cluster from {} ({} dropped first)",
+            count(c.considered, "face", "faces"),
+            count(c.dropped_clusters, "cluster", "clusters")
+        ));
+    }
+    parts.push(format!(
+        "{} matched to named people",
+        count(c.matched_people, "face", "faces")
+    ));
+    parts.push(format!(
+        "{} joined existing clusters",
+        count(c.joined_clusters, "face", "faces")
+    ));
+    parts.push(format!(
+        "{} with {}",
+        count(c.new_clusters, "new cluster", "new clusters"),
+        count(c.new_cluster_faces, "face", "faces")
+    ));
+    if c.merged_clusters > 0 {
+        parts.push(format!(
+            "{} merged into others",
+            count(c.merged_clusters, "cluster", "clusters")
+        ));
+    }
+    if c.ambiguous > 0 {
+        parts.push(format!("{} ambiguous", count(c.ambiguous, "face", "faces")));
+    }
+    parts.push(format!(
+        "{} left unassigned",
+        count(c.unassigned, "face", "faces")
+    ));
+    println!("clustering: {} ({:.1} s)", parts.join(", "), c.seconds);
 }

@@ -213,7 +213,6 @@ pub fn faces(args: FacesArgs) -> anyhow::Result<i32> {
     let filter = faces::Filter {
         person,
         cluster: args.cluster,
-        embeddings: false,
     };
     for f in store.read(|c| faces::list(c, filter))? {
         if args.read.json {

@@ -6,6 +6,7 @@
 //! only) and stores nothing.
 
 pub mod dbscan;
+pub mod incremental;
 pub mod matching;
 
 pub use dbscan::dbscan;

@@ -11,6 +11,7 @@
 pub mod cpu;
 pub mod gpu;
 pub mod product;
+pub mod range;
 pub mod synthetic;
 
 use std::sync::Arc;

@@ -127,7 +127,8 @@ fn name_cluster(tx: &Transaction, c: i64, p: i64) -> Result<usize, StoreError> {
 }
 
 fn name_face(tx: &Transaction, f: i64, p: i64, settings: &Settings) -> Result<(), StoreError> {
-    let face = existing_face(tx, f)?;
+    existing_face(tx, f)?;
+    let embedding = crate::store::embeddings::get(tx, f)?.unwrap_or_default();
     // Naming by hand overrides an earlier "not this person".
     tx.execute(
         "DELETE FROM rejections WHERE face = ?1 AND person = ?2",
@@ -137,7 +138,7 @@ fn name_face(tx: &Transaction, f: i64, p: i64, settings: &Settings) -> Result<()
         .into_iter()
         .filter(|c| c.kind == ClusterKind::Manual && c.person_id == Some(p))
         .filter(|c| !c.centroid.is_empty())
-        .map(|c| (distance(&face.embedding, &c.centroid), c))
+        .map(|c| (distance(&embedding, &c.centroid), c))
         .filter(|(d, c)| *d <= c.radius + settings.face_match_dist)
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.id);
@@ -147,7 +148,7 @@ fn name_face(tx: &Transaction, f: i64, p: i64, settings: &Settings) -> Result<()
             tx,
             ClusterKind::Manual,
             Some(p),
-            &assign::summary_of(std::slice::from_ref(&face.embedding)),
+            &assign::summary_of(std::slice::from_ref(&embedding)),
         )?,
     };
     tx.execute(

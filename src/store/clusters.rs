@@ -107,7 +107,7 @@ pub fn insert(
 
 pub fn set_summary(conn: &Connection, id: i64, summary: &ClusterSummary) -> SqlResult<()> {
     conn.execute(
-        "UPDATE clusters SET centroid = ?2, radius = ?3, samples = ?4 WHERE id = ?1",
+        "UPDATE clusters SET centroid = ?2, radius = ?3, samples = ?4, stale = 0 WHERE id = ?1",
         params![
             id,
             embedding_blob(&summary.centroid),
@@ -118,12 +118,20 @@ pub fn set_summary(conn: &Connection, id: i64, summary: &ClusterSummary) -> SqlR
     Ok(())
 }
 
-/// Per cluster: how many faces (of photos still present) it holds, and the first photo's path.
+/// Per cluster: how many faces (of photos still present) it holds, and one photo's path.
 pub fn members(conn: &Connection) -> SqlResult<std::collections::HashMap<i64, (i64, String)>> {
     let mut stmt = conn.prepare(
-        "SELECT f.cluster, count(*), min(p.path) FROM faces f JOIN photos p ON p.id = f.photo
-         WHERE p.gone = 0 AND f.cluster IS NOT NULL GROUP BY f.cluster",
+        "SELECT c.id, c.faces, (SELECT p.path FROM faces f JOIN photos p ON p.id = f.photo
+                                WHERE f.cluster = c.id AND f.gone = 0 LIMIT 1)
+         FROM clusters c WHERE c.faces > 0",
     )?;
-    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
-        .collect()
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, (r.get(1)?, r.get::<_, Option<String>>(2)?)))
+    })?
+    .filter_map(|row| match row {
+        Ok((id, (n, Some(path)))) => Some(Ok((id, (n, path)))),
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
+    })
+    .collect()
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{SqlResult, blob_embedding};
+use super::SqlResult;
 
 /// How a face got its cluster or person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,8 +40,6 @@ pub struct FaceRow {
     pub person_id: Option<i64>,
     pub assigned: Option<Assigned>,
     pub ambiguous: bool,
-    #[serde(skip)]
-    pub embedding: Vec<f32>,
 }
 
 fn face_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -60,27 +58,21 @@ fn cluster_ref<S: serde::Serializer>(id: &Option<i64>, s: S) -> Result<S::Ok, S:
 }
 
 const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
-        f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.embedding
+        f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person";
 
-/// Which faces to list, and whether to load their embeddings (2 KiB each; listings need none).
+/// Which faces to list.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter {
     pub person: Option<i64>,
     pub cluster: Option<i64>,
-    pub embeddings: bool,
 }
 
 /// The faces of photos still present that pass `filter`, in photo path then face id order.
-/// Without embeddings, `FaceRow::embedding` is empty.
+/// (Embeddings are read through `store::embeddings`.)
 pub fn list(conn: &Connection, filter: Filter) -> SqlResult<Vec<FaceRow>> {
-    let select = if filter.embeddings {
-        SELECT.to_string()
-    } else {
-        SELECT.replace("f.embedding", "NULL")
-    };
     let mut stmt = conn.prepare(&format!(
-        "{select} WHERE p.gone = 0 AND (?1 IS NULL OR f.person = ?1)
+        "{SELECT} WHERE f.gone = 0 AND (?1 IS NULL OR f.person = ?1)
              AND (?2 IS NULL OR f.cluster = ?2)
          ORDER BY p.path, f.id"
     ))?;
@@ -110,10 +102,6 @@ fn from_row(r: &Row) -> SqlResult<FaceRow> {
         },
         ambiguous: r.get(13)?,
         person: r.get(14)?,
-        embedding: r
-            .get::<_, Option<Vec<u8>>>(15)?
-            .map(|b| blob_embedding(&b))
-            .unwrap_or_default(),
     })
 }
 
@@ -142,7 +130,7 @@ pub fn page(
         Selection::Person(p) => ("f.person = ?1", "p.mtime_ns DESC, p.path, f.id", p),
         Selection::Cluster(c) => ("f.cluster = ?1", "f.size DESC, f.id", c),
         Selection::Unassigned => (
-            "f.cluster IS NULL AND f.person IS NULL AND ?1 = 0",
+            "f.cluster IS NULL AND f.person IS NULL AND f.gone = 0 AND ?1 = 0",
             "f.size DESC, f.id",
             0,
         ),
@@ -150,18 +138,15 @@ pub fn page(
     };
     let gone = match selection {
         Selection::Photo(_) => "1",
-        _ => "p.gone = 0",
+        _ => "f.gone = 0",
     };
     let total: i64 = conn.query_row(
-        &format!(
-            "SELECT count(*) FROM faces f JOIN photos p ON p.id = f.photo WHERE {gone} AND {filter}"
-        ),
+        &format!("SELECT count(*) FROM faces f WHERE {gone} AND {filter}"),
         [key],
         |r| r.get(0),
     )?;
-    let select = SELECT.replace("f.embedding", "NULL");
     let mut stmt = conn.prepare(&format!(
-        "{select} WHERE {gone} AND {filter} ORDER BY {order} LIMIT ?2 OFFSET ?3"
+        "{SELECT} WHERE {gone} AND {filter} ORDER BY {order} LIMIT ?2 OFFSET ?3"
     ))?;
     let rows = stmt
         .query_map(
@@ -170,17 +155,6 @@ pub fn page(
         )?
         .collect::<SqlResult<_>>()?;
     Ok((total as usize, rows))
-}
-
-/// Every face of every photo still present, with embeddings.
-pub fn all(conn: &Connection) -> SqlResult<Vec<FaceRow>> {
-    list(
-        conn,
-        Filter {
-            embeddings: true,
-            ..Filter::default()
-        },
-    )
 }
 
 /// One face by id (gone or not).
@@ -192,7 +166,7 @@ pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<FaceRow>> {
 /// The faces of a cluster (of photos still present).
 pub fn in_cluster(conn: &Connection, cluster: i64) -> SqlResult<Vec<FaceRow>> {
     let mut stmt = conn.prepare(&format!(
-        "{SELECT} WHERE f.cluster = ?1 AND p.gone = 0 ORDER BY f.id"
+        "{SELECT} WHERE f.cluster = ?1 AND f.gone = 0 ORDER BY f.id"
     ))?;
     stmt.query_map([cluster], from_row)?.collect()
 }

@@ -7,6 +7,7 @@
 //! is (see `people`) and never computes embeddings.
 
 pub mod clusters;
+pub mod embeddings;
 pub mod faces;
 pub mod photos;
 pub mod schema;
@@ -122,15 +123,26 @@ impl Store {
         if found == known {
             return Ok(()); // no write lock needed
         }
-        while self.write(|tx| -> Result<bool, StoreError> {
+        let mut compact = false;
+        while let Some(ran) = self.write(|tx| -> Result<Option<usize>, StoreError> {
             let v = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
-            let Some(sql) = schema::MIGRATIONS.get(v) else {
-                return Ok(false);
+            let Some(migration) = schema::MIGRATIONS.get(v) else {
+                return Ok(None);
             };
-            tx.execute_batch(sql)?;
+            migration.run(tx)?;
             tx.pragma_update(None, "user_version", (v + 1) as i64)?;
-            Ok(true)
-        })? {}
+            Ok(Some(v))
+        })? {
+            compact |= schema::MIGRATIONS[ran].compacts() && found > 0;
+        }
+        if compact {
+            // A migration that moved most of the data leaves the old pages free: give them back
+            // to the file system (needs no transaction of ours around it).
+            log::info!("compacting {} after its migration", self.path.display());
+            self.conn
+                .execute_batch("VACUUM")
+                .map_err(|e| self_error(&self.path, e))?;
+        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Transaction, params};
 
-use super::{SqlResult, embedding_blob, now};
+use super::{SqlResult, embeddings, now};
 use crate::alignment::FaceBox;
 use crate::pipeline::FoundFace;
 
@@ -205,8 +205,8 @@ fn insert_face(
     let landmarks = serde_json::to_string(&f.landmarks).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
         "INSERT INTO faces (photo, rel_x, rel_y, rel_w, rel_h, x, y, w, h, size, score,
-                            probability, landmarks, embedding, cluster, person, assigned)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                            probability, landmarks, cluster, person, assigned)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          RETURNING id",
     )?
     .query_row(
@@ -224,13 +224,13 @@ fn insert_face(
             f.score,
             f.probability,
             landmarks,
-            embedding_blob(&f.embedding),
             cluster,
             person,
             assigned
         ],
         |r| r.get(0),
     )
+    .and_then(|id| embeddings::insert(tx, id, &f.embedding).map(|()| id))
 }
 
 /// Add a face to a photo already indexed (one a person marked that detection missed); it has

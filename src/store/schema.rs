@@ -2,11 +2,48 @@
 //! have run; opening a database runs the rest, each in its own transaction. A released migration
 //! is never edited: a change is a new entry at the end.
 
+use rusqlite::Transaction;
+
+/// One step of the schema: SQL, or SQL around a conversion written in Rust (data SQL cannot
+/// convert by itself, such as f32 embeddings to f16).
+pub enum Migration {
+    Sql(&'static str),
+    /// `before`, then the conversion, then `after`, in one transaction.
+    Code {
+        before: &'static str,
+        convert: fn(&Transaction) -> rusqlite::Result<()>,
+        after: &'static str,
+    },
+}
+
+impl Migration {
+    pub fn run(&self, tx: &Transaction) -> rusqlite::Result<()> {
+        match self {
+            Migration::Sql(sql) => tx.execute_batch(sql),
+            Migration::Code {
+                before,
+                convert,
+                after,
+            } => {
+                tx.execute_batch(before)?;
+                convert(tx)?;
+                tx.execute_batch(after)
+            }
+        }
+    }
+
+    /// Whether the migration frees so much space that the file should be compacted after it.
+    pub fn compacts(&self) -> bool {
+        matches!(self, Migration::Code { .. })
+    }
+}
+
 /// Migration `k` takes a database from version `k` to `k + 1`. Ids are AUTOINCREMENT so a cluster,
 /// face or person id a user has seen (`c12`, `f345`) never comes back meaning something else.
-pub const MIGRATIONS: &[&str] = &[
+pub const MIGRATIONS: &[Migration] = &[
     // 1: the first release.
-    r#"
+    Migration::Sql(
+        r#"
     CREATE TABLE photos (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
         path        TEXT NOT NULL UNIQUE,
@@ -62,9 +99,158 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (face, person)
     );
     "#,
+    ),
     // 2: where a manual name came from when it was not typed into visage (`xmp:PATH` for a
     // name imported from a photo's metadata).
-    r#"
+    Migration::Sql(
+        r#"
     ALTER TABLE faces ADD COLUMN name_source TEXT;
     "#,
+    ),
+    // 3: a library of a million faces. Embeddings move to a table of their own as half floats
+    // (1 KiB a face instead of 2, and face rows small enough that listing them reads little);
+    // faces carry DBSCAN's state (`neighbours`) so new faces cluster without the old ones being
+    // clustered again, and a copy of their photo's `gone`; clusters keep their face count.
+    Migration::Code {
+        before: MILLION_BEFORE,
+        convert: crate::store::embeddings::migrate_from_faces,
+        after: MILLION_AFTER,
+    },
 ];
+
+const MILLION_BEFORE: &str = r#"
+    CREATE TABLE embeddings (
+        face   INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+        vector BLOB NOT NULL
+    );
+    "#;
+
+const MILLION_AFTER: &str = r#"
+    ALTER TABLE faces DROP COLUMN embedding;
+
+    -- DBSCAN's state for the faces it runs over (eligible, not decided by hand, not matched to
+    -- a person or an ignored cluster): how many of those lie within the cluster distance,
+    -- itself included. NULL for every other face. `member`: DBSCAN put the face in its cluster
+    -- (core or border), as opposed to matching it there by distance afterwards.
+    ALTER TABLE faces ADD COLUMN neighbours INTEGER;
+    ALTER TABLE faces ADD COLUMN member INTEGER NOT NULL DEFAULT 0;
+    UPDATE faces SET member = 1 WHERE assigned = 'auto' AND person IS NULL AND cluster IS NOT NULL;
+
+    -- The photo's `gone`, copied so that lists of faces need no join to leave gone photos out.
+    ALTER TABLE faces ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
+    UPDATE faces SET gone = 1 WHERE photo IN (SELECT id FROM photos WHERE gone = 1);
+    CREATE TRIGGER photos_gone AFTER UPDATE OF gone ON photos WHEN old.gone IS NOT new.gone
+    BEGIN
+        UPDATE faces SET gone = new.gone WHERE photo = new.id;
+    END;
+    CREATE TRIGGER faces_gone AFTER INSERT ON faces
+        WHEN (SELECT gone FROM photos WHERE id = new.photo) = 1
+    BEGIN
+        UPDATE faces SET gone = 1 WHERE id = new.id;
+    END;
+
+    -- How many faces each cluster holds, kept by triggers; `stale`: its faces changed since its
+    -- centroid and radius were computed.
+    ALTER TABLE clusters ADD COLUMN faces INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE clusters ADD COLUMN stale INTEGER NOT NULL DEFAULT 0;
+    UPDATE clusters SET faces = (SELECT count(*) FROM faces f WHERE f.cluster = clusters.id);
+    CREATE TRIGGER faces_cluster_insert AFTER INSERT ON faces WHEN new.cluster IS NOT NULL
+    BEGIN
+        UPDATE clusters SET faces = faces + 1, stale = 1 WHERE id = new.cluster;
+    END;
+    CREATE TRIGGER faces_cluster_delete AFTER DELETE ON faces WHEN old.cluster IS NOT NULL
+    BEGIN
+        UPDATE clusters SET faces = faces - 1, stale = 1 WHERE id = old.cluster;
+    END;
+    CREATE TRIGGER faces_cluster_update AFTER UPDATE OF cluster ON faces
+        WHEN old.cluster IS NOT new.cluster
+    BEGIN
+        UPDATE clusters SET faces = faces - 1, stale = 1 WHERE id = old.cluster;
+        UPDATE clusters SET faces = faces + 1, stale = 1 WHERE id = new.cluster;
+    END;
+    CREATE TRIGGER faces_assigned_update AFTER UPDATE OF assigned, gone ON faces
+        WHEN new.cluster IS NOT NULL AND old.cluster IS new.cluster
+    BEGIN
+        UPDATE clusters SET stale = 1 WHERE id = new.cluster;
+    END;
+
+    -- The automatic side's bookkeeping, so that each run looks at what changed only.
+    -- `seen`: the face has been matched or clustered (or found to fit nowhere) since it arrived
+    -- or was last set free by a decision.
+    ALTER TABLE faces ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;
+    UPDATE faces SET seen = 1;
+    CREATE TRIGGER faces_reopened AFTER UPDATE OF person, cluster ON faces
+        WHEN new.person IS NULL AND new.cluster IS NULL AND new.neighbours IS NULL
+         AND (old.person IS NOT NULL OR old.cluster IS NOT NULL)
+    BEGIN
+        UPDATE faces SET seen = 0 WHERE id = new.id;
+    END;
+    -- Faces that left the faces DBSCAN runs over (named, matched to a person, gone, deleted),
+    -- with the state they had: the next run takes them out of their neighbours' counts.
+    CREATE TABLE dbscan_removed (
+        face       INTEGER PRIMARY KEY,
+        neighbours INTEGER NOT NULL,
+        cluster    INTEGER,
+        member     INTEGER NOT NULL,
+        vector     BLOB
+    );
+    CREATE TRIGGER faces_leave_dbscan AFTER UPDATE OF assigned, person, gone ON faces
+        WHEN old.neighbours IS NOT NULL
+         AND (new.assigned IS 'manual' OR new.person IS NOT NULL OR new.gone = 1)
+    BEGIN
+        INSERT OR REPLACE INTO dbscan_removed VALUES (old.id, old.neighbours, old.cluster,
+            old.member, (SELECT vector FROM embeddings WHERE face = old.id));
+        UPDATE faces SET neighbours = NULL, member = 0 WHERE id = old.id;
+    END;
+    CREATE TRIGGER faces_delete_dbscan BEFORE DELETE ON faces WHEN old.neighbours IS NOT NULL
+    BEGIN
+        INSERT OR REPLACE INTO dbscan_removed VALUES (old.id, old.neighbours, old.cluster,
+            old.member, (SELECT vector FROM embeddings WHERE face = old.id));
+    END;
+    -- Faces named by hand since the last run, and faces that stopped being named (with their
+    -- vector, as they may be gone): matching looks around these only.
+    CREATE TABLE match_pending (
+        face   INTEGER NOT NULL,
+        person INTEGER NOT NULL,
+        named  INTEGER NOT NULL,
+        vector BLOB,
+        PRIMARY KEY (face, named)
+    );
+    CREATE TRIGGER faces_named_insert AFTER INSERT ON faces
+        WHEN new.assigned IS 'manual' AND new.person IS NOT NULL
+    BEGIN
+        INSERT OR REPLACE INTO match_pending VALUES (new.id, new.person, 1, NULL);
+    END;
+    CREATE TRIGGER faces_named_update AFTER UPDATE OF person, assigned ON faces
+        WHEN (new.assigned IS 'manual' AND new.person IS NOT NULL)
+         AND (old.person IS NOT new.person OR old.assigned IS NOT 'manual')
+    BEGIN
+        INSERT OR REPLACE INTO match_pending VALUES (new.id, new.person, 1, NULL);
+    END;
+    CREATE TRIGGER faces_unnamed_update AFTER UPDATE OF person, assigned ON faces
+        WHEN (old.assigned IS 'manual' AND old.person IS NOT NULL)
+         AND (new.person IS NOT old.person OR new.assigned IS NOT 'manual')
+    BEGIN
+        INSERT OR REPLACE INTO match_pending VALUES (old.id, old.person, 0,
+            (SELECT vector FROM embeddings WHERE face = old.id));
+    END;
+    CREATE TRIGGER faces_unnamed_delete BEFORE DELETE ON faces
+        WHEN old.assigned IS 'manual' AND old.person IS NOT NULL
+    BEGIN
+        INSERT OR REPLACE INTO match_pending VALUES (old.id, old.person, 0,
+            (SELECT vector FROM embeddings WHERE face = old.id));
+    END;
+
+    -- Settings and state of the automatic side (the cluster settings DBSCAN's state is for).
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    -- The review page's lists at a million faces: unnamed clusters largest first, faces in no
+    -- cluster largest first, a person's faces, the faces DBSCAN runs over.
+    CREATE INDEX clusters_open ON clusters(faces DESC, id) WHERE kind = 'auto' AND person IS NULL;
+    CREATE INDEX faces_open ON faces(size DESC, id)
+        WHERE cluster IS NULL AND person IS NULL AND gone = 0;
+    CREATE INDEX faces_dbscan ON faces(id) WHERE neighbours IS NOT NULL;
+    "#;

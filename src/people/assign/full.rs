@@ -1,0 +1,230 @@
+//! A full run: drop everything automatic and build it again over the whole library, as
+//! PhotoPrism does. Faces are taken in photo path order (then face id), so the same photos give
+//! the same clusters however the library was put together (one index, or merged shards).
+//!
+//! 1. Faces without a cluster or person are matched to the people named by hand (and to ignored
+//!    clusters).
+//! 2. DBSCAN over the eligible rest, from the neighbour graph; each face's neighbour count and
+//!    cluster is DBSCAN's state for later incremental runs.
+//! 3. What is left is matched to every cluster, the new ones included.
+
+use std::collections::HashSet;
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use rusqlite::{Transaction, params};
+
+use super::{
+    ClusterReport, Decision, Open, Targets, decide, drop_automatic, eligible, join,
+    refresh_manual_clusters,
+};
+use crate::clustering;
+use crate::config::Settings;
+use crate::graph::GraphBackend;
+use crate::people::PeopleError;
+use crate::store::clusters::{self, ClusterKind};
+use crate::store::{SqlResult, embeddings, faces};
+
+/// A face the run decides about, with what gates DBSCAN.
+struct Candidate {
+    id: i64,
+    size: u32,
+    score: f32,
+}
+
+pub(super) fn run(
+    tx: &Transaction,
+    settings: &Settings,
+    backend: &GraphBackend,
+) -> Result<ClusterReport, PeopleError> {
+    let mut report = ClusterReport {
+        full: true,
+        ..ClusterReport::default()
+    };
+    report.dropped_clusters = drop_automatic(tx)?;
+    refresh_manual_clusters(tx, true)?;
+
+    let candidates: Vec<Candidate> = tx
+        .prepare(
+            "SELECT f.id, f.size, f.score FROM faces f JOIN photos p ON p.id = f.photo
+             WHERE f.gone = 0 AND f.cluster IS NULL AND f.person IS NULL
+             ORDER BY p.path, f.id",
+        )?
+        .query_map([], |r| {
+            Ok(Candidate {
+                id: r.get(0)?,
+                size: r.get(1)?,
+                score: r.get(2)?,
+            })
+        })?
+        .collect::<SqlResult<_>>()?;
+    report.considered = candidates.len();
+    let rows = load_rows(tx, &candidates)?;
+    let rejections = faces::rejections(tx)?;
+
+    // 1. The people named by hand (and ignored clusters) first.
+    let manual = Targets::load(tx, true)?;
+    let open: Vec<Open> = candidates
+        .iter()
+        .enumerate()
+        .map(|(k, c)| Open {
+            id: c.id,
+            embedding: row_f32(&rows, k),
+        })
+        .collect();
+    let decisions = if manual.rows.is_empty() {
+        Vec::new()
+    } else {
+        decide(&open, &manual, &rejections, settings)
+    };
+    drop(open);
+    let mut decided: HashSet<i64> = HashSet::new();
+    let mut ambiguous: HashSet<i64> = HashSet::new();
+    for (c, d) in candidates.iter().zip(&decisions) {
+        match d {
+            Decision::Join(cluster, person) => {
+                join(tx, c.id, *cluster, *person)?;
+                decided.insert(c.id);
+                if person.is_some() {
+                    report.matched_people += 1;
+                } else {
+                    report.joined_clusters += 1;
+                }
+            }
+            Decision::Ambiguous => {
+                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [c.id])?;
+                ambiguous.insert(c.id);
+            }
+            Decision::None => {}
+        }
+    }
+
+    // 2. DBSCAN over the eligible rest.
+    let dbscan: Vec<usize> = (0..candidates.len())
+        .filter(|&k| {
+            let c = &candidates[k];
+            !decided.contains(&c.id)
+                && !ambiguous.contains(&c.id)
+                && eligible(c.size, c.score, settings)
+        })
+        .collect();
+    report.dbscan_faces = dbscan.len();
+    if !dbscan.is_empty() {
+        let dim = crate::embedding::EMBEDDING_DIM;
+        let mut subset = vec![0f32; dbscan.len() * dim];
+        for (j, &k) in dbscan.iter().enumerate() {
+            rows[k * dim..(k + 1) * dim].convert_to_f32_slice(&mut subset[j * dim..(j + 1) * dim]);
+        }
+        let edges = backend.edges(&subset, dim, settings.face_cluster_dist)?;
+        let graph = crate::graph::NeighbourGraph::from_edges(dbscan.len(), &edges);
+        drop(edges);
+        let labels = clustering::dbscan(&graph, settings.face_cluster_core as usize);
+        let vectors: Vec<Vec<f32>> = subset.chunks_exact(dim).map(<[f32]>::to_vec).collect();
+        drop(subset);
+        let summaries = clustering::summarise(&labels, &vectors);
+        drop(vectors);
+        let ids: Vec<i64> = summaries
+            .iter()
+            .map(|s| clusters::insert(tx, ClusterKind::Auto, None, s))
+            .collect::<SqlResult<_>>()?;
+        report.new_clusters = ids.len();
+        let mut place = tx.prepare_cached(
+            "UPDATE faces SET neighbours = ?2, cluster = ?3, member = ?4, assigned = ?5,
+                 ambiguous = 0, seen = 1
+             WHERE id = ?1",
+        )?;
+        for (j, &k) in dbscan.iter().enumerate() {
+            let c = &candidates[k];
+            let count = graph.neighbours(j).len() as i64 + 1;
+            let cluster = labels[j].map(|l| ids[l as usize]);
+            place.execute(params![
+                c.id,
+                count,
+                cluster,
+                cluster.is_some(),
+                cluster.map(|_| "auto")
+            ])?;
+            if cluster.is_some() {
+                decided.insert(c.id);
+                report.new_cluster_faces += 1;
+            }
+        }
+        tx.execute("UPDATE clusters SET stale = 0 WHERE kind = 'auto'", [])?;
+    }
+
+    // 3. The rest against every cluster, the new ones included.
+    let all = Targets::load(tx, false)?;
+    let rest: Vec<usize> = (0..candidates.len())
+        .filter(|&k| !decided.contains(&candidates[k].id))
+        .collect();
+    if !all.rows.is_empty() {
+        let open: Vec<Open> = rest
+            .iter()
+            .map(|&k| Open {
+                id: candidates[k].id,
+                embedding: row_f32(&rows, k),
+            })
+            .collect();
+        for (f, d) in open.iter().zip(decide(&open, &all, &rejections, settings)) {
+            match d {
+                Decision::Join(cluster, person) => {
+                    join(tx, f.id, cluster, person)?;
+                    decided.insert(f.id);
+                    if person.is_some() {
+                        report.matched_people += 1;
+                    } else {
+                        report.joined_clusters += 1;
+                    }
+                }
+                Decision::Ambiguous => {
+                    tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [f.id])?;
+                    ambiguous.insert(f.id);
+                }
+                Decision::None => {}
+            }
+        }
+    }
+    report.ambiguous = ambiguous.len();
+    report.unassigned = candidates
+        .iter()
+        .filter(|c| !decided.contains(&c.id))
+        .count();
+    tx.execute(
+        "UPDATE faces SET seen = 1 WHERE seen = 0 AND gone = 0 AND assigned IS NOT 'manual'",
+        [],
+    )?;
+    Ok(report)
+}
+
+/// The embeddings of these faces, as half floats in the candidates' order.
+fn load_rows(tx: &Transaction, candidates: &[Candidate]) -> SqlResult<Vec<f16>> {
+    let dim = crate::embedding::EMBEDDING_DIM;
+    let position: std::collections::HashMap<i64, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (c.id, k))
+        .collect();
+    let mut rows = vec![f16::ZERO; candidates.len() * dim];
+    embeddings::scan(
+        tx,
+        &[],
+        "f.gone = 0 AND f.cluster IS NULL AND f.person IS NULL",
+        |chunk| {
+            for (j, id) in chunk.ids.iter().enumerate() {
+                if let Some(&k) = position.get(id) {
+                    rows[k * dim..(k + 1) * dim]
+                        .copy_from_slice(&chunk.rows[j * dim..(j + 1) * dim]);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(rows)
+}
+
+fn row_f32(rows: &[f16], k: usize) -> Vec<f32> {
+    let dim = crate::embedding::EMBEDDING_DIM;
+    let mut out = vec![0f32; dim];
+    rows[k * dim..(k + 1) * dim].convert_to_f32_slice(&mut out);
+    out
+}

@@ -1,0 +1,519 @@
+//! An incremental run: only what changed since the last run is looked at.
+//!
+//! 1. Faces named (or un-named) by hand since the last run: the faces around them are matched
+//!    again (they may join that person, or lose a match that no longer holds).
+//! 2. New faces (and faces a decision set free) are matched to the people named by hand.
+//! 3. DBSCAN's state takes in the eligible rest and lets go of the faces that left (named,
+//!    matched to a person, gone): `clustering::incremental` works out the change from the
+//!    neighbourhoods of those faces, found by scanning the stored embeddings
+//!    (`store::embeddings::scan`, a chunk at a time).
+//! 4. What is left over is matched to the clusters, and faces left over earlier are matched to
+//!    the clusters that changed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use half::slice::HalfFloatSliceExt;
+use rusqlite::{Transaction, params};
+
+use super::{
+    ClusterReport, Decision, Open, Targets, decide, eligible, join, refresh_automatic,
+    refresh_manual_clusters, rejections_of,
+};
+use crate::clustering::incremental::{Batch, Label, Point};
+use crate::config::Settings;
+use crate::embedding::EMBEDDING_DIM as DIM;
+use crate::graph::GraphBackend;
+use crate::graph::range::Queries;
+use crate::people::PeopleError;
+use crate::store::clusters::{self, ClusterKind};
+use crate::store::embeddings::{self, Chunk};
+use crate::store::{SqlResult, embeddings::from_blob};
+
+/// The faces DBSCAN runs over.
+const IN_DBSCAN: &str = "f.neighbours IS NOT NULL";
+/// Faces the automatic side may assign or take back (not decided by hand, photo present).
+const AUTOMATIC: &str = "f.gone = 0 AND f.assigned IS NOT 'manual'";
+
+pub(super) fn run(
+    tx: &Transaction,
+    settings: &Settings,
+    backend: &GraphBackend,
+) -> Result<ClusterReport, PeopleError> {
+    let mut report = ClusterReport::default();
+    refresh_manual_clusters(tx, false)?;
+    rematch_named(tx, settings, &mut report)?;
+
+    // 2. New faces, and faces a decision set free.
+    let new: Vec<(i64, u32, f32)> = tx
+        .prepare(
+            "SELECT id, size, score FROM faces
+             WHERE seen = 0 AND gone = 0 AND cluster IS NULL AND person IS NULL
+               AND assigned IS NULL AND neighbours IS NULL
+             ORDER BY id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<SqlResult<_>>()?;
+    report.considered += new.len();
+    let ids: Vec<i64> = new.iter().map(|f| f.0).collect();
+    let vectors = embeddings::get_many(tx, &ids)?;
+    let open: Vec<Open> = ids
+        .iter()
+        .zip(vectors)
+        .map(|(&id, embedding)| Open { id, embedding })
+        .collect();
+    let rejections = rejections_of(tx, &ids)?;
+    let manual = Targets::load(tx, true)?;
+    let mut left: Vec<usize> = Vec::new();
+    let mut dbscan: Vec<usize> = Vec::new();
+    let decisions = decide(&open, &manual, &rejections, settings);
+    for (k, d) in decisions.into_iter().enumerate() {
+        match d {
+            Decision::Join(cluster, person) => {
+                join(tx, open[k].id, cluster, person)?;
+                if person.is_some() {
+                    report.matched_people += 1;
+                } else {
+                    report.joined_clusters += 1;
+                }
+            }
+            Decision::Ambiguous => {
+                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [open[k].id])?;
+                report.ambiguous += 1;
+            }
+            Decision::None if eligible(new[k].1, new[k].2, settings) => dbscan.push(k),
+            Decision::None => left.push(k),
+        }
+    }
+
+    // 3. DBSCAN takes in the eligible new faces and lets go of those that left.
+    let removed = removed_faces(tx)?;
+    let adds: Vec<(i64, Vec<f32>)> = dbscan
+        .iter()
+        .map(|&k| (open[k].id, open[k].embedding.clone()))
+        .collect();
+    report.dbscan_faces = adds.len();
+    let re_added: HashSet<i64> = removed
+        .iter()
+        .map(|r| r.0)
+        .filter(|id| adds.iter().any(|a| a.0 == *id))
+        .collect();
+    let mut touched: Vec<i64> = Vec::new();
+    if re_added.is_empty() {
+        touched.extend(round(tx, settings, backend, &adds, &removed, &mut report)?);
+    } else {
+        // A face that left and came back: take it out first, then in again.
+        touched.extend(round(tx, settings, backend, &[], &removed, &mut report)?);
+        touched.extend(round(tx, settings, backend, &adds, &[], &mut report)?);
+    }
+    tx.execute("DELETE FROM dbscan_removed", [])?;
+    touched.sort_unstable();
+    touched.dedup();
+    refresh_automatic(tx, &touched)?;
+
+    // 4. Leftovers: the new ones against every cluster; the old ones against what changed.
+    let mut is_member = tx.prepare_cached("SELECT member FROM faces WHERE id = ?1")?;
+    let mut placed: HashSet<i64> = HashSet::new();
+    for &k in &dbscan {
+        if is_member.query_row([open[k].id], |r| r.get::<_, bool>(0))? {
+            placed.insert(open[k].id);
+        }
+    }
+    let rest: Vec<Open> = left
+        .iter()
+        .chain(dbscan.iter())
+        .filter(|&&k| !placed.contains(&open[k].id))
+        .map(|&k| Open {
+            id: open[k].id,
+            embedding: open[k].embedding.clone(),
+        })
+        .collect();
+    let all = Targets::load(tx, false)?;
+    let mut unassigned = 0;
+    for (f, d) in rest.iter().zip(decide(&rest, &all, &rejections, settings)) {
+        match d {
+            Decision::Join(cluster, person) => {
+                join(tx, f.id, cluster, person)?;
+                if person.is_some() {
+                    report.matched_people += 1;
+                } else {
+                    report.joined_clusters += 1;
+                }
+            }
+            Decision::Ambiguous => {
+                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [f.id])?;
+                report.ambiguous += 1;
+            }
+            Decision::None => unassigned += 1,
+        }
+    }
+    report.unassigned = unassigned;
+    rematch_leftovers(tx, settings, &touched, &all, &mut report)?;
+    let mut seen = tx.prepare_cached("UPDATE faces SET seen = 1 WHERE id = ?1")?;
+    for f in &open {
+        seen.execute([f.id])?;
+    }
+    Ok(report)
+}
+
+/// Faces that left DBSCAN since the last run, with the state they had and their vector.
+fn removed_faces(tx: &Transaction) -> SqlResult<Vec<(i64, Point, Vec<f32>)>> {
+    tx.prepare(
+        "SELECT face, neighbours, cluster, member, vector FROM dbscan_removed ORDER BY face",
+    )?
+    .query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            Point {
+                count: r.get::<_, i64>(1)?.max(1) as u32,
+                cluster: r.get(2)?,
+                member: r.get(3)?,
+            },
+            r.get::<_, Option<Vec<u8>>>(4)?
+                .map(|b| from_blob(&b))
+                .unwrap_or_default(),
+        ))
+    })?
+    .collect()
+}
+
+/// A face's stored DBSCAN state, from a scan's extra columns (neighbours, cluster, member).
+fn point(chunk: &Chunk, k: usize) -> Point {
+    Point {
+        count: chunk.value(k, 0).unwrap_or(1).max(1) as u32,
+        cluster: chunk.value(k, 1),
+        member: chunk.value(k, 2) == Some(1),
+    }
+}
+
+const STATE: [&str; 3] = ["f.neighbours", "f.cluster", "f.member"];
+
+/// One round of incremental DBSCAN: `adds` join, `removed` leave. Writes the change and
+/// returns the automatic clusters whose members changed (new ones included).
+fn round(
+    tx: &Transaction,
+    settings: &Settings,
+    backend: &GraphBackend,
+    adds: &[(i64, Vec<f32>)],
+    removed: &[(i64, Point, Vec<f32>)],
+    report: &mut ClusterReport,
+) -> Result<Vec<i64>, PeopleError> {
+    let removed: Vec<&(i64, Point, Vec<f32>)> =
+        removed.iter().filter(|r| r.2.len() == DIM).collect();
+    if adds.is_empty() && removed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let eps = settings.face_cluster_dist;
+    let mut batch = Batch::new(settings.face_cluster_core);
+    let mut mark = tx.prepare_cached("UPDATE faces SET neighbours = 0 WHERE id = ?1")?;
+    for (id, _) in adds {
+        mark.execute([id])?;
+        batch.add(*id);
+    }
+    for (id, p, _) in &removed {
+        batch.remove(*id, *p);
+    }
+    // Around the faces that arrive and leave.
+    let query_ids: Vec<i64> = adds
+        .iter()
+        .map(|a| a.0)
+        .chain(removed.iter().map(|r| r.0))
+        .collect();
+    let rows: Vec<f32> = adds
+        .iter()
+        .map(|a| a.1.as_slice())
+        .chain(removed.iter().map(|r| r.2.as_slice()))
+        .flatten()
+        .copied()
+        .collect();
+    let queries = Queries::new(rows, DIM, &vec![eps; query_ids.len()]);
+    embeddings::scan(tx, &STATE, IN_DBSCAN, |chunk| {
+        for hit in queries.within(chunk.rows) {
+            let (q, k) = (query_ids[hit.q as usize], hit.row as usize);
+            let id = chunk.ids[k];
+            if id != q {
+                batch.know(id, point(&chunk, k));
+                batch.pair(q, id);
+            }
+        }
+        Ok(())
+    })?;
+
+    // Old faces that became core: their whole neighbourhood.
+    neighbourhoods(tx, &batch.gained_cores(), eps, &mut batch)?;
+    // Clusters that lost a core face: their members and the pairs among them (a cluster named
+    // by hand since has no DBSCAN members any more).
+    for c in batch.split_candidates() {
+        let members: Vec<(i64, Point)> = tx
+            .prepare_cached(
+                "SELECT id, neighbours, cluster, member FROM faces
+                 WHERE cluster = ?1 AND member = 1 AND neighbours IS NOT NULL ORDER BY id",
+            )?
+            .query_map([c], |r| {
+                Ok((
+                    r.get(0)?,
+                    Point {
+                        count: r.get::<_, i64>(1)?.max(1) as u32,
+                        cluster: r.get(2)?,
+                        member: r.get(3)?,
+                    },
+                ))
+            })?
+            .collect::<SqlResult<_>>()?;
+        let ids: Vec<i64> = members.iter().map(|m| m.0).collect();
+        for (id, p) in &members {
+            batch.know(*id, *p);
+        }
+        let vectors = embeddings::get_many(tx, &ids)?;
+        let rows: Vec<f32> = vectors.iter().flatten().copied().collect();
+        let pairs = backend
+            .edges(&rows, DIM, eps)?
+            .into_iter()
+            .map(|e| (ids[e.i as usize], ids[e.j as usize]))
+            .collect();
+        batch.members(c, ids, pairs);
+    }
+    // Their members that no core of their own reaches: border faces elsewhere, or noise.
+    neighbourhoods(tx, &batch.orphans(), eps, &mut batch)?;
+
+    let change = batch.finish();
+    let mut count = tx.prepare_cached("UPDATE faces SET neighbours = ?2 WHERE id = ?1")?;
+    for (id, n) in &change.counts {
+        count.execute(params![id, n])?;
+    }
+    for (from, into) in &change.merged {
+        tx.execute(
+            "UPDATE faces SET cluster = ?2 WHERE cluster = ?1",
+            params![from, into],
+        )?;
+        tx.execute("DELETE FROM clusters WHERE id = ?1", [from])?;
+    }
+    report.merged_clusters += change.merged.len();
+    let fresh: Vec<i64> = (0..change.new_clusters)
+        .map(|_| {
+            clusters::insert(
+                tx,
+                ClusterKind::Auto,
+                None,
+                &crate::clustering::ClusterSummary {
+                    centroid: Vec::new(),
+                    radius: 0.0,
+                    size: 0,
+                },
+            )
+        })
+        .collect::<SqlResult<_>>()?;
+    report.new_clusters += fresh.len();
+    let existing: HashSet<i64> = change.touched.iter().copied().collect();
+    let mut member = tx.prepare_cached(
+        "UPDATE faces SET cluster = ?2, member = 1, assigned = 'auto', ambiguous = 0
+         WHERE id = ?1",
+    )?;
+    let mut noise = tx.prepare_cached(
+        "UPDATE faces SET cluster = NULL, member = 0, assigned = NULL WHERE id = ?1 AND member = 1",
+    )?;
+    let adds: HashSet<i64> = adds.iter().map(|a| a.0).collect();
+    for (id, label) in &change.labels {
+        match label {
+            Some(l) => {
+                let c = match l {
+                    Label::Cluster(c) => *c,
+                    Label::New(k) => fresh[*k as usize],
+                };
+                member.execute(params![id, c])?;
+                if matches!(l, Label::New(_)) {
+                    report.new_cluster_faces += 1;
+                } else if adds.contains(id) {
+                    report.joined_clusters += 1;
+                }
+            }
+            None => {
+                noise.execute([id])?;
+            }
+        }
+    }
+    let mut touched: Vec<i64> = existing.into_iter().chain(fresh).collect();
+    touched.sort_unstable();
+    Ok(touched)
+}
+
+/// The whole neighbourhood (faces DBSCAN runs over within `eps`) of each of these faces, into
+/// the batch, with the stored state of every face found.
+fn neighbourhoods(tx: &Transaction, ids: &[i64], eps: f32, batch: &mut Batch) -> SqlResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let vectors = embeddings::get_many(tx, ids)?;
+    let rows: Vec<f32> = vectors.iter().flatten().copied().collect();
+    let queries = Queries::new(rows, DIM, &vec![eps; ids.len()]);
+    let mut found: BTreeMap<i64, Vec<i64>> = ids.iter().map(|&g| (g, Vec::new())).collect();
+    embeddings::scan(tx, &STATE, IN_DBSCAN, |chunk| {
+        for hit in queries.within(chunk.rows) {
+            let (g, k) = (ids[hit.q as usize], hit.row as usize);
+            let id = chunk.ids[k];
+            if id != g {
+                batch.know(id, point(&chunk, k));
+                found.get_mut(&g).expect("a face asked for").push(id);
+            }
+        }
+        Ok(())
+    })?;
+    for (g, n) in found {
+        batch.neighbourhood(g, n);
+    }
+    Ok(())
+}
+
+/// Faces named or un-named by hand since the last run change who the faces around them are:
+/// match again the faces near the named clusters that changed, and the faces matched to their
+/// people.
+fn rematch_named(
+    tx: &Transaction,
+    settings: &Settings,
+    report: &mut ClusterReport,
+) -> SqlResult<()> {
+    let people: Vec<i64> = tx
+        .prepare("SELECT DISTINCT person FROM match_pending")?
+        .query_map([], |r| r.get(0))?
+        .collect::<SqlResult<_>>()?;
+    tx.execute("DELETE FROM match_pending", [])?;
+    let manual = Targets::load(tx, true)?;
+    let changed: Vec<&clusters::ClusterRow> = manual
+        .rows
+        .iter()
+        .filter(|c| c.person_id.is_some_and(|p| people.contains(&p)))
+        .collect();
+    if people.is_empty() {
+        return Ok(());
+    }
+    // Faces within reach of a changed cluster, and faces matched to a changed person.
+    let mut candidates: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
+    if !changed.is_empty() {
+        let rows: Vec<f32> = changed.iter().flat_map(|c| c.centroid.clone()).collect();
+        let reach: Vec<f32> = changed
+            .iter()
+            .map(|c| c.radius + settings.face_match_dist)
+            .collect();
+        let queries = Queries::new(rows, DIM, &reach);
+        embeddings::scan(tx, &[], AUTOMATIC, |chunk| {
+            for hit in queries.within(chunk.rows) {
+                let k = hit.row as usize;
+                candidates.entry(chunk.ids[k]).or_insert_with(|| {
+                    let mut v = vec![0f32; DIM];
+                    chunk.rows[k * DIM..(k + 1) * DIM].convert_to_f32_slice(&mut v);
+                    v
+                });
+            }
+            Ok(())
+        })?;
+    }
+    let mut matched_before: HashMap<i64, Option<i64>> = HashMap::new();
+    for &p in &people {
+        let ids: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM faces WHERE person = ?1 AND assigned = 'auto' AND gone = 0",
+            )?
+            .query_map([p], |r| r.get(0))?
+            .collect::<SqlResult<_>>()?;
+        for (id, v) in ids.iter().zip(embeddings::get_many(tx, &ids)?) {
+            candidates.entry(*id).or_insert(v);
+        }
+    }
+    let ids: Vec<i64> = candidates.keys().copied().collect();
+    let mut state = tx.prepare_cached("SELECT cluster, person FROM faces WHERE id = ?1")?;
+    let mut current: HashMap<i64, (Option<i64>, Option<i64>)> = HashMap::new();
+    for &id in &ids {
+        let (c, p) = state.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        current.insert(id, (c, p));
+        matched_before.insert(id, p);
+    }
+    let open: Vec<Open> = candidates
+        .into_iter()
+        .map(|(id, embedding)| Open { id, embedding })
+        .collect();
+    let rejections = rejections_of(tx, &ids)?;
+    for (f, d) in open
+        .iter()
+        .zip(decide(&open, &manual, &rejections, settings))
+    {
+        let (cluster, person) = current[&f.id];
+        match d {
+            Decision::Join(c, p) if p.is_some() && (cluster != Some(c) || person != p) => {
+                join(tx, f.id, c, p)?;
+                report.matched_people += 1;
+                report.considered += 1;
+            }
+            Decision::Join(..) => {}
+            _ if person.is_some() => {
+                // Its person no longer holds: set it free; the run looks at it again below.
+                tx.execute(
+                    "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL,
+                         ambiguous = ?2, member = 0
+                     WHERE id = ?1",
+                    params![f.id, matches!(d, Decision::Ambiguous)],
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Faces left over earlier (in no cluster, of no person) that are within reach of a cluster
+/// that changed in this run join it.
+fn rematch_leftovers(
+    tx: &Transaction,
+    settings: &Settings,
+    touched: &[i64],
+    all: &Targets,
+    report: &mut ClusterReport,
+) -> SqlResult<()> {
+    let changed: Vec<&clusters::ClusterRow> = all
+        .rows
+        .iter()
+        .filter(|c| touched.contains(&c.id))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<f32> = changed.iter().flat_map(|c| c.centroid.clone()).collect();
+    let reach: Vec<f32> = changed
+        .iter()
+        .map(|c| c.radius + settings.face_match_dist)
+        .collect();
+    let queries = Queries::new(rows, DIM, &reach);
+    let mut candidates: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
+    embeddings::scan(
+        tx,
+        &[],
+        "f.gone = 0 AND f.cluster IS NULL AND f.person IS NULL AND f.assigned IS NULL
+         AND f.seen = 1 AND f.ambiguous = 0",
+        |chunk| {
+            for hit in queries.within(chunk.rows) {
+                let k = hit.row as usize;
+                candidates.entry(chunk.ids[k]).or_insert_with(|| {
+                    let mut v = vec![0f32; DIM];
+                    chunk.rows[k * DIM..(k + 1) * DIM].convert_to_f32_slice(&mut v);
+                    v
+                });
+            }
+            Ok(())
+        },
+    )?;
+    let open: Vec<Open> = candidates
+        .into_iter()
+        .map(|(id, embedding)| Open { id, embedding })
+        .collect();
+    let ids: Vec<i64> = open.iter().map(|f| f.id).collect();
+    let rejections = rejections_of(tx, &ids)?;
+    for (f, d) in open.iter().zip(decide(&open, all, &rejections, settings)) {
+        if let Decision::Join(cluster, person) = d {
+            join(tx, f.id, cluster, person)?;
+            if person.is_some() {
+                report.matched_people += 1;
+            } else {
+                report.joined_clusters += 1;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! `visage cluster` and the end of `visage index`: the automatic side. It matches faces to the
+//! people named by hand, clusters the eligible rest (PhotoPrism's `face-cluster-size` and
+//! `face-cluster-score`) with DBSCAN, and matches what is left over to the clusters. One
+//! transaction per run.
+//!
+//! Two ways to the same clusters:
+//! - [`full`]: everything automatic is dropped and rebuilt over the whole library (`cluster
+//!   --recluster`, the first run, or a run with other cluster settings than the last);
+//! - [`incremental`]: otherwise. DBSCAN's state is kept in the store (each face's neighbour
+//!   count, its cluster, whether DBSCAN put it there), so a run looks only at the faces that
+//!   arrived, left or were named since the last one, and at their neighbourhoods
+//!   (`clustering::incremental`). Its cost grows with what changed, not with the library.
+//!
+//! Automatic decisions only: a face assigned by hand is never moved, and nothing manual is
+//! dropped.
+
+mod full;
+mod incremental;
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::PeopleError;
+use crate::clustering::matching::{Identity, Match, Target, best_match};
+use crate::clustering::{self, ClusterSummary};
+use crate::config::Settings;
+use crate::graph::GraphBackend;
+use crate::store::clusters::{self, ClusterKind, ClusterRow};
+use crate::store::{SqlResult, Store, embeddings};
+
+/// What one clustering run did. Counts are of this run's work.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ClusterReport {
+    /// Everything automatic was rebuilt over the whole library (`--recluster`, the first run,
+    /// or other cluster settings than the last run's).
+    pub full: bool,
+    /// Automatic clusters dropped first (a full run).
+    pub dropped_clusters: usize,
+    /// Faces this run decided about: new ones, and ones a decision set free.
+    pub considered: usize,
+    /// Faces matched to a person named by hand.
+    pub matched_people: usize,
+    /// Faces that joined clusters that existed before this run (DBSCAN or matching).
+    pub joined_clusters: usize,
+    /// Clusters DBSCAN formed in this run, and the faces in them.
+    pub new_clusters: usize,
+    pub new_cluster_faces: usize,
+    /// Automatic clusters that merged into another one.
+    pub merged_clusters: usize,
+    /// Faces about equally close to two people, left unassigned.
+    pub ambiguous: usize,
+    /// Faces this run considered that fit no cluster and no person.
+    pub unassigned: usize,
+    /// Faces DBSCAN ran over (the eligible ones of this run, or of the library in a full run).
+    pub dbscan_faces: usize,
+    pub seconds: f64,
+}
+
+/// The cluster settings DBSCAN's stored state is for; a run under other ones rebuilds it.
+fn fingerprint(settings: &Settings) -> String {
+    format!(
+        "v1 dist={} core={} size={} score={}",
+        settings.face_cluster_dist,
+        settings.face_cluster_core,
+        settings.face_cluster_size,
+        settings.face_cluster_score
+    )
+}
+
+const STATE_KEY: &str = "dbscan";
+
+/// Run clustering and matching over the store: incrementally when the stored state allows it.
+pub fn run(
+    store: &mut Store,
+    settings: &Settings,
+    backend: &GraphBackend,
+    recluster: bool,
+) -> Result<ClusterReport, PeopleError> {
+    let started = std::time::Instant::now();
+    let mut report = store.write(|tx| -> Result<ClusterReport, PeopleError> {
+        let state: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [STATE_KEY], |r| {
+                r.get(0)
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        let want = fingerprint(settings);
+        let report = if recluster || state.as_deref() != Some(want.as_str()) {
+            full::run(tx, settings, backend)?
+        } else {
+            incremental::run(tx, settings, backend)?
+        };
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![STATE_KEY, want],
+        )?;
+        Ok(report)
+    })?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Drop automatic clusters, automatic matches and DBSCAN's state; manual decisions stay.
+/// Returns how many clusters were dropped.
+pub fn drop_automatic(tx: &Transaction) -> SqlResult<usize> {
+    tx.execute(
+        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
+         WHERE assigned IS NOT 'manual' AND (cluster IS NOT NULL OR person IS NOT NULL
+             OR assigned IS NOT NULL OR ambiguous = 1)",
+        [],
+    )?;
+    tx.execute(
+        "UPDATE faces SET neighbours = NULL, member = 0, seen = 0
+         WHERE neighbours IS NOT NULL OR member = 1 OR seen = 1",
+        [],
+    )?;
+    tx.execute_batch(
+        "DELETE FROM dbscan_removed; DELETE FROM match_pending; DELETE FROM meta WHERE key = 'dbscan';",
+    )?;
+    tx.execute("DELETE FROM clusters WHERE kind = 'auto'", [])
+}
+
+/// Re-summarise the manual clusters whose faces changed (`all`: every one) from their faces
+/// named by hand; a manual cluster left without any is deleted (faces matched to it
+/// automatically lose the match). Returns the clusters re-summarised or deleted.
+pub fn refresh_manual(tx: &Transaction) -> SqlResult<Vec<i64>> {
+    refresh_manual_clusters(tx, false)
+}
+
+fn refresh_manual_clusters(tx: &Transaction, all: bool) -> SqlResult<Vec<i64>> {
+    let ids: Vec<i64> = tx
+        .prepare(if all {
+            "SELECT id FROM clusters WHERE kind = 'manual'"
+        } else {
+            "SELECT id FROM clusters WHERE kind = 'manual' AND stale = 1"
+        })?
+        .query_map([], |r| r.get(0))?
+        .collect::<SqlResult<_>>()?;
+    for &c in &ids {
+        let members: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM faces WHERE cluster = ?1 AND assigned = 'manual' AND gone = 0",
+            )?
+            .query_map([c], |r| r.get(0))?
+            .collect::<SqlResult<_>>()?;
+        if members.is_empty() {
+            tx.execute(
+                "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL
+                 WHERE cluster = ?1 AND assigned IS NOT 'manual'",
+                [c],
+            )?;
+            tx.execute("UPDATE faces SET cluster = NULL WHERE cluster = ?1", [c])?;
+            tx.execute("DELETE FROM clusters WHERE id = ?1", [c])?;
+        } else {
+            let vectors = embeddings::get_many(tx, &members)?;
+            clusters::set_summary(tx, c, &summary_of(&vectors))?;
+        }
+    }
+    Ok(ids)
+}
+
+/// Centroid, sample radius and size of one group of embeddings.
+pub fn summary_of(members: &[Vec<f32>]) -> ClusterSummary {
+    let labels = vec![Some(0u32); members.len()];
+    clustering::summarise(&labels, members)
+        .pop()
+        .unwrap_or(ClusterSummary {
+            centroid: Vec::new(),
+            radius: 0.0,
+            size: 0,
+        })
+}
+
+/// Re-summarise automatic clusters from their DBSCAN members; one left without members is
+/// deleted (its matched faces lose the match and are looked at again next run). Clusters that
+/// are not automatic (any more: a cluster named since) are left alone.
+fn refresh_automatic(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
+    for &c in ids {
+        let kind: Option<String> = tx
+            .prepare_cached("SELECT kind FROM clusters WHERE id = ?1")?
+            .query_row([c], |r| r.get(0))
+            .optional()?;
+        if kind.as_deref() != Some("auto") {
+            continue;
+        }
+        let members: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM faces WHERE cluster = ?1 AND member = 1")?
+            .query_map([c], |r| r.get(0))?
+            .collect::<SqlResult<_>>()?;
+        if members.is_empty() {
+            tx.execute(
+                "UPDATE faces SET cluster = NULL, assigned = NULL, member = 0
+                 WHERE cluster = ?1 AND assigned IS NOT 'manual'",
+                [c],
+            )?;
+            tx.execute("DELETE FROM clusters WHERE id = ?1 AND kind = 'auto'", [c])?;
+        } else {
+            let vectors = embeddings::get_many(tx, &members)?;
+            clusters::set_summary(tx, c, &summary_of(&vectors))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a face may take part in DBSCAN (PhotoPrism's cluster size and score).
+pub fn eligible(size: u32, score: f32, settings: &Settings) -> bool {
+    size >= settings.face_cluster_size && score >= settings.face_cluster_score as f32
+}
+
+/// The clusters a face can be matched to, as matching sees them.
+struct Targets {
+    rows: Vec<ClusterRow>,
+}
+
+impl Targets {
+    /// `manual_only`: named and ignored clusters only (what faces are matched to before DBSCAN).
+    fn load(conn: &Connection, manual_only: bool) -> SqlResult<Self> {
+        let rows = clusters::all(conn)?
+            .into_iter()
+            .filter(|c| !c.centroid.is_empty() && (!manual_only || c.kind != ClusterKind::Auto))
+            .collect();
+        Ok(Targets { rows })
+    }
+
+    fn targets(&self) -> Vec<Target<'_>> {
+        self.rows
+            .iter()
+            .map(|c| Target {
+                centroid: &c.centroid,
+                radius: c.radius,
+                manual: c.kind != ClusterKind::Auto,
+                identity: match (c.kind, c.person_id) {
+                    (ClusterKind::Manual, Some(p)) => Identity::Person(p),
+                    _ => Identity::Cluster(c.id),
+                },
+            })
+            .collect()
+    }
+}
+
+/// A face waiting for a decision.
+struct Open {
+    id: i64,
+    embedding: Vec<f32>,
+}
+
+/// What matching decided for each face.
+enum Decision {
+    /// Join this cluster (and its person, if it is named).
+    Join(i64, Option<i64>),
+    Ambiguous,
+    None,
+}
+
+/// Match each face against `targets`; the decisions are independent, so in parallel.
+fn decide(
+    faces: &[Open],
+    targets: &Targets,
+    rejections: &HashMap<i64, Vec<i64>>,
+    settings: &Settings,
+) -> Vec<Decision> {
+    let t = targets.targets();
+    let none = Vec::new();
+    faces
+        .par_iter()
+        .map(|f| {
+            if t.is_empty() {
+                return Decision::None;
+            }
+            let rejected = rejections.get(&f.id).unwrap_or(&none);
+            match best_match(&f.embedding, &t, rejected, settings.face_match_dist) {
+                Match::Join(k, _) => {
+                    let c = &targets.rows[k];
+                    let person = (c.kind == ClusterKind::Manual)
+                        .then_some(c.person_id)
+                        .flatten();
+                    Decision::Join(c.id, person)
+                }
+                Match::Ambiguous => Decision::Ambiguous,
+                Match::None => Decision::None,
+            }
+        })
+        .collect()
+}
+
+/// Write a match: the face joins the cluster (and person) automatically.
+fn join(tx: &Transaction, face: i64, cluster: i64, person: Option<i64>) -> SqlResult<()> {
+    tx.prepare_cached(
+        "UPDATE faces SET cluster = ?2, person = ?3, assigned = 'auto', ambiguous = 0, member = 0
+         WHERE id = ?1",
+    )?
+    .execute(params![face, cluster, person])?;
+    Ok(())
+}
+
+/// The people each of these faces was rejected for.
+fn rejections_of(conn: &Connection, faces: &[i64]) -> SqlResult<HashMap<i64, Vec<i64>>> {
+    let mut stmt = conn.prepare_cached("SELECT person FROM rejections WHERE face = ?1")?;
+    let mut out = HashMap::new();
+    for &f in faces {
+        let people: Vec<i64> = stmt
+            .query_map([f], |r| r.get(0))?
+            .collect::<SqlResult<_>>()?;
+        if !people.is_empty() {
+            out.insert(f, people);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,203 @@
+//! Face embeddings, in a table of their own: one row per face (`embeddings.face` is the face's
+//! id), the 512 floats stored as little-endian IEEE half floats (1 KiB a face).
+//!
+//! Half floats keep 11 significant bits (each component within 2^-11 of its value, a few 1e-5
+//! for a FaceNet unit vector's components), which moves a distance between faces by about 1e-4 at
+//! most (BENCHMARKS.md measures it on real faces), far below anything the cluster and match
+//! distances can tell apart; in exchange the library is half the size and a scan over
+//! every face reads half as much. Faces are read here in chunks ([`scan`]) so that a million of
+//! them never need to be in memory at once. This module stores and loads; it decides nothing.
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::SqlResult;
+use crate::embedding::EMBEDDING_DIM;
+
+/// Bytes of one stored embedding.
+pub const BLOB_BYTES: usize = EMBEDDING_DIM * 2;
+
+/// An embedding as its stored BLOB: half floats, little-endian.
+pub fn to_blob(v: &[f32]) -> Vec<u8> {
+    let mut half = vec![f16::ZERO; v.len()];
+    half.convert_from_f32_slice(v);
+    half.iter().flat_map(|h| h.to_le_bytes()).collect()
+}
+
+/// A stored BLOB as half floats (empty if it is not a whole number of them).
+pub fn blob_halves(b: &[u8]) -> Vec<f16> {
+    if !b.len().is_multiple_of(2) {
+        return Vec::new();
+    }
+    b.chunks_exact(2)
+        .map(|c| f16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
+/// A stored BLOB back as floats.
+pub fn from_blob(b: &[u8]) -> Vec<f32> {
+    let half = blob_halves(b);
+    let mut out = vec![0f32; half.len()];
+    half.convert_to_f32_slice(&mut out);
+    out
+}
+
+/// What a stored embedding reads back as: the vector rounded to half floats.
+pub fn rounded(v: &[f32]) -> Vec<f32> {
+    from_blob(&to_blob(v))
+}
+
+/// Store the embedding of face `face` (a face has one; storing again replaces it).
+pub fn insert(tx: &Transaction, face: i64, v: &[f32]) -> SqlResult<()> {
+    tx.prepare_cached("INSERT OR REPLACE INTO embeddings (face, vector) VALUES (?1, ?2)")?
+        .execute(params![face, to_blob(v)])?;
+    Ok(())
+}
+
+/// The embedding of one face.
+pub fn get(conn: &Connection, face: i64) -> SqlResult<Option<Vec<f32>>> {
+    conn.prepare_cached("SELECT vector FROM embeddings WHERE face = ?1")?
+        .query_row([face], |r| r.get::<_, Vec<u8>>(0))
+        .optional()
+        .map(|b| b.map(|b| from_blob(&b)))
+}
+
+/// The embeddings of these faces, in the same order (a face without one gets an empty vector).
+pub fn get_many(conn: &Connection, faces: &[i64]) -> SqlResult<Vec<Vec<f32>>> {
+    let mut stmt = conn.prepare_cached("SELECT vector FROM embeddings WHERE face = ?1")?;
+    faces
+        .iter()
+        .map(|&f| {
+            Ok(stmt
+                .query_row([f], |r| r.get::<_, Vec<u8>>(0))
+                .optional()?
+                .map(|b| from_blob(&b))
+                .unwrap_or_default())
+        })
+        .collect()
+}
+
+/// A chunk of faces and their embeddings, as [`scan`] hands them over: `ids[k]`'s vector is
+/// `rows[k * dim..(k + 1) * dim]` (half floats), and its extra columns are
+/// `values[k * width..(k + 1) * width]` ([`NULL`] where SQL had NULL).
+pub struct Chunk<'a> {
+    pub ids: &'a [i64],
+    pub rows: &'a [f16],
+    pub dim: usize,
+    pub values: &'a [i64],
+    pub width: usize,
+}
+
+impl Chunk<'_> {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Extra column `c` of row `k`, `None` for SQL NULL.
+    pub fn value(&self, k: usize, c: usize) -> Option<i64> {
+        Some(self.values[k * self.width + c]).filter(|v| *v != NULL)
+    }
+}
+
+/// How [`Chunk::values`] holds an SQL NULL.
+pub const NULL: i64 = i64::MIN;
+
+/// Faces per chunk of a scan: 16 MiB of half floats.
+pub const SCAN_CHUNK: usize = 16 * 1024;
+
+/// Every face that `face_filter` (an SQL condition on `faces f`, e.g. `f.neighbours IS NOT
+/// NULL`) selects, with its embedding and the integer `columns` asked for (expressions on
+/// `f`), in face id order, handed to `each` a chunk at a time. Memory stays at one chunk
+/// whatever the library's size.
+pub fn scan(
+    conn: &Connection,
+    columns: &[&str],
+    face_filter: &str,
+    mut each: impl FnMut(Chunk) -> SqlResult<()>,
+) -> SqlResult<()> {
+    let extra: String = columns.iter().map(|c| format!(", {c}")).collect();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT f.id, e.vector{extra} FROM faces f JOIN embeddings e ON e.face = f.id
+         WHERE {face_filter} ORDER BY f.id"
+    ))?;
+    let width = columns.len();
+    let mut rows = stmt.query([])?;
+    let mut ids: Vec<i64> = Vec::with_capacity(SCAN_CHUNK);
+    let mut halves: Vec<f16> = Vec::with_capacity(SCAN_CHUNK * EMBEDDING_DIM);
+    let mut values: Vec<i64> = Vec::with_capacity(SCAN_CHUNK * width);
+    let flush = |ids: &mut Vec<i64>,
+                 halves: &mut Vec<f16>,
+                 values: &mut Vec<i64>,
+                 each: &mut dyn FnMut(Chunk) -> SqlResult<()>| {
+        let out = each(Chunk {
+            ids,
+            rows: halves,
+            dim: EMBEDDING_DIM,
+            values,
+            width,
+        });
+        ids.clear();
+        halves.clear();
+        values.clear();
+        out
+    };
+    while let Some(row) = rows.next()? {
+        let blob = row.get_ref(1)?.as_blob()?;
+        if blob.len() != BLOB_BYTES {
+            continue; // not an embedding of this network (cannot happen through `insert`)
+        }
+        ids.push(row.get(0)?);
+        halves.extend(
+            blob.chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]])),
+        );
+        for c in 0..width {
+            values.push(row.get::<_, Option<i64>>(2 + c)?.unwrap_or(NULL));
+        }
+        if ids.len() == SCAN_CHUNK {
+            flush(&mut ids, &mut halves, &mut values, &mut each)?;
+        }
+    }
+    if !ids.is_empty() {
+        flush(&mut ids, &mut halves, &mut values, &mut each)?;
+    }
+    Ok(())
+}
+
+/// Migration 3: copy every face's f32 embedding out of `faces.embedding` into this table as
+/// half floats.
+pub fn migrate_from_faces(tx: &Transaction) -> SqlResult<()> {
+    let mut read = tx.prepare("SELECT id, embedding FROM faces")?;
+    let mut write = tx.prepare("INSERT INTO embeddings (face, vector) VALUES (?1, ?2)")?;
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let floats = super::blob_embedding(row.get_ref(1)?.as_blob()?);
+        write.execute(params![id, to_blob(&floats)])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_floats_round_trip_closely() {
+        let v: Vec<f32> = (0..EMBEDDING_DIM)
+            .map(|i| (i as f32 * 0.37).sin() * 0.09)
+            .collect();
+        let blob = to_blob(&v);
+        assert_eq!(blob.len(), BLOB_BYTES);
+        let back = from_blob(&blob);
+        for (a, b) in v.iter().zip(&back) {
+            assert!((a - b).abs() <= a.abs() / 2048.0 + 1e-7, "{a} {b}");
+        }
+        assert_eq!(rounded(&back), back, "rounding twice changes nothing");
+    }
+}
