@@ -15,6 +15,7 @@ mod embedding;
 mod gpu_parity;
 mod graph;
 mod library;
+mod mistakes;
 mod pipeline;
 mod serve;
 mod verification;

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use super::words::{plural, say_empty};
 use super::{StoreArgs, exit_code};
 use crate::config::Settings;
 use crate::graph::GraphBackend;
 use crate::index;
 use crate::people::assign::{self, ClusterReport};
 use crate::pipeline::Pipeline;
-use crate::store::Store;
+use crate::store::{Store, clusters};
 
 #[derive(Debug, Args)]
 pub struct IndexArgs {
@@ -45,33 +46,53 @@ pub struct ClusterArgs {
 }
 
 pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
-    let mut store = args.store.open()?;
+    super::require_paths(&args.paths)?;
+    let mut store = args.store.open_or_create()?;
     let load = || Pipeline::new(&args.settings, true);
     let report = index::index(&mut store, load, &args.paths, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     })
     .with_context(|| format!("indexing into {}", store.path().display()))?;
-    let clustered = if args.no_cluster {
+    // A run that added and removed no face does not cluster again, unless the library was
+    // never clustered (indexed with --no-cluster, or a first run stopped before clustering).
+    let changed = report.indexed > 0 || report.gone > 0 || store.read(clusters::none_yet)?;
+    let clustered = if args.no_cluster || !changed {
         None
     } else {
         Some(cluster(&mut store, &args.settings, false)?)
     };
+    if report.files == 0 && report.failed == 0 {
+        let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        say_empty(
+            args.json,
+            &format!(
+                "no photo files under {} (visage reads {})",
+                paths.join(", "),
+                crate::walk::EXTENSIONS.join(", ")
+            ),
+        );
+    }
     if args.json {
         let out = serde_json::json!({ "index": report, "cluster": clustered });
         println!("{out}");
     } else {
         println!(
-            "{} files: {} indexed, {} unchanged, {} failed, {} gone; {} faces found in {:.1} s",
-            report.files,
+            "{}: {} indexed, {} unchanged, {} failed, {} gone; {} found in {:.1} s",
+            plural(report.files, "file"),
             report.indexed,
             report.unchanged,
             report.failed,
             report.gone,
-            report.faces,
+            plural(report.faces, "face"),
             report.seconds
         );
-        if let Some(c) = &clustered {
-            print_cluster(c);
+        match &clustered {
+            Some(c) => print_cluster(c),
+            None if !args.no_cluster => println!(
+                "clustering skipped: no face was added or removed (`visage cluster` matches \
+                 again, e.g. after naming people)"
+            ),
+            None => {}
         }
     }
     Ok(exit_code(report.failed))

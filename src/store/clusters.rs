@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::{SqlResult, blob_embedding, embedding_blob};
+use super::{ClusterId, SqlResult, blob_embedding, embedding_blob};
 use crate::clustering::ClusterSummary;
 
 /// Where a cluster came from and what it means.
@@ -53,7 +53,7 @@ pub struct ClusterRow {
 }
 
 fn cluster_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("c{id}"))
+    s.collect_str(&ClusterId(*id))
 }
 
 fn from_row(r: &Row) -> SqlResult<ClusterRow> {
@@ -126,4 +126,14 @@ pub fn members(conn: &Connection) -> SqlResult<std::collections::HashMap<i64, (i
     )?;
     stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
         .collect()
+}
+
+/// Whether the library has faces but no cluster at all: clustering never ran on it (`index
+/// --no-cluster`, or a first run stopped before it), or found nothing to group.
+pub fn none_yet(conn: &Connection) -> SqlResult<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM faces) AND NOT EXISTS (SELECT 1 FROM clusters)",
+        [],
+        |r| r.get(0),
+    )
 }
