@@ -24,7 +24,8 @@ pub struct Settings {
           value_parser = in_range::<u32>(20.0, 10000.0))]
     pub face_size: u32,
 
-    /// Minimum face quality score
+    /// Minimum face quality score: the score `visage faces` shows (PICO's summed cascade score,
+    /// often over 100; see `visage faces --help`)
     #[arg(long, env = "VISAGE_FACE_SCORE", default_value_t = 9.0, value_name = "SCORE",
           value_parser = in_range::<f32>(1.0, 100.0))]
     pub face_score: f32,
@@ -39,7 +40,7 @@ pub struct Settings {
           value_parser = in_range::<u32>(20.0, 10000.0))]
     pub face_cluster_size: u32,
 
-    /// Minimum quality score to be clustered automatically
+    /// Minimum quality score (as `visage faces` shows it) to be clustered automatically
     #[arg(long, env = "VISAGE_FACE_CLUSTER_SCORE", default_value_t = 15, value_name = "SCORE",
           value_parser = in_range::<u32>(1.0, 100.0))]
     pub face_cluster_score: u32,

@@ -16,6 +16,12 @@ pub fn is_photo(path: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
+/// The paths that do not exist. One that cannot be checked (a folder on the way that cannot be
+/// read) is not counted: walking it reports why.
+pub fn missing(paths: &[PathBuf]) -> impl Iterator<Item = &PathBuf> {
+    paths.iter().filter(|p| matches!(p.try_exists(), Ok(false)))
+}
+
 /// One entry per photo found, or an error naming a path that could not be walked. A file named
 /// explicitly is kept whatever its extension, so the user sees why it fails.
 pub fn photos(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
@@ -55,4 +61,29 @@ pub fn photos(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
         out.extend(found);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_paths_are_found_before_walking() {
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let paths = vec![
+            here.join("src"),
+            here.join("no/such/folder"),
+            here.join("Cargo.toml"),
+            PathBuf::from("/no/such/photo.jpg"),
+        ];
+        let missing: Vec<_> = missing(&paths).collect();
+        assert_eq!(missing, [&paths[1], &paths[3]]);
+        assert_eq!(
+            photos(&paths[3..]),
+            [Err((
+                paths[3].clone(),
+                "no such file or folder".to_string()
+            ))]
+        );
+    }
 }

@@ -41,8 +41,9 @@ fn bad_files_are_named_and_the_run_goes_on() {
 
 #[test]
 fn missing_paths_fail_with_their_name() {
+    // Refused before any work (tests/mistakes.rs checks every command that takes paths).
     let out = visage(&["detect", "--device", "cpu", "/no/such/photo.jpg"], &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/photo.jpg"));
 }
 

@@ -288,7 +288,8 @@ fn a_killed_index_leaves_a_sound_database_that_the_next_run_completes() {
         .unwrap();
     // Kill it (SIGKILL) once at least one batch is committed, mid-run.
     let started = Instant::now();
-    while !db.exists() || count("SELECT count(*) FROM photos") == 0 {
+    // Until the child has made the library (file and schema), `Store::open` refuses it.
+    while Store::open(&db).is_err() || count("SELECT count(*) FROM photos") == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(300),
             "no batch stored"

@@ -17,6 +17,7 @@ mod graph;
 mod incremental;
 mod library;
 mod migration;
+mod mistakes;
 mod pipeline;
 mod serve;
 mod verification;

@@ -234,7 +234,7 @@ fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::R
         }
     };
     remove();
-    let mut store = crate::store::Store::open(&db)?;
+    let mut store = crate::store::Store::open_or_create(&db)?;
     let load = || crate::pipeline::Pipeline::new(settings, true);
     let report = crate::index::index(&mut store, load, paths, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
@@ -276,7 +276,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
                 save,
             });
         }
-        BenchWhat::Index { paths, settings } => return run_index(&paths, &settings),
+        BenchWhat::Index { paths, settings } => {
+            super::require_paths(&paths)?;
+            return run_index(&paths, &settings);
+        }
         BenchWhat::Embed {
             batch,
             seconds,
@@ -286,6 +289,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             untrained,
         } => (batch, seconds, device, models, faces, untrained),
     };
+    super::require_paths(std::slice::from_ref(&faces))?;
     let (files, _) = super::photo_files(std::slice::from_ref(&faces));
     let (decoded, _) = super::decode(&files);
     if decoded.is_empty() || batch == 0 {

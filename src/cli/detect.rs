@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use super::words::plural;
 use crate::config::Settings;
 use crate::detection::{Detector, Face};
 use crate::photo::Photo;
@@ -88,12 +89,18 @@ fn print<F: Boxed>(
                 format!("{:.0}x{:.0}+{:.0}+{:.0}", w, h, x, y)
             })
             .collect();
-        writeln!(out, "{path}: {} face(s) {}", faces.len(), boxes.join(" "))?;
+        writeln!(
+            out,
+            "{path}: {} {}",
+            plural(faces.len(), "face"),
+            boxes.join(" ")
+        )?;
     }
     Ok(())
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
+    super::require_paths(&args.paths)?;
     let stage = if args.scan_only {
         Stage::Scan(Box::new(
             Detector::new(&args.settings).context("cannot start the face detector")?,
@@ -142,7 +149,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     if !args.json {
         writeln!(
             out,
-            "{photos} photo(s), {faces} face(s), {failed} failed, {secs:.2} s ({:.1} photos/s) on {}",
+            "{}, {}, {failed} failed, {secs:.2} s ({:.1} photos/s) on {}",
+            plural(photos, "photo"),
+            plural(faces, "face"),
             photos as f64 / secs.max(1e-9),
             device
         )?;

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use super::words::plural;
 use crate::alignment;
 use crate::config::Settings;
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
@@ -51,6 +52,7 @@ struct AlignedLine<'a> {
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
+    super::require_paths(&args.paths)?;
     if args.aligned {
         return run_aligned(args);
     }
@@ -85,7 +87,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
                         )
                     })
                     .collect();
-                writeln!(out, "{path}: {} face(s) {}", faces.len(), boxes.join(" "))?;
+                writeln!(
+                    out,
+                    "{path}: {} {}",
+                    plural(faces.len(), "face"),
+                    boxes.join(" ")
+                )?;
             }
         }
     }

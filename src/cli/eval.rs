@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use super::words::plural;
 use crate::clustering;
 use crate::config::{CropMethod, Settings};
 use crate::embedding::Standardisation;
@@ -97,10 +98,10 @@ fn run_db(args: &EvalArgs, db: &std::path::Path) -> anyhow::Result<i32> {
     } else {
         let c = &report.clustering;
         println!(
-            "{} people, {} photos with a face; stored clusters: {} clusters, {} unassigned; {}",
-            report.people,
-            report.photos_with_face,
-            c.clusters,
+            "{}, {} with a face; stored clusters: {}, {} unassigned; {}",
+            plural(report.people, "person"),
+            plural(report.photos_with_face, "photo"),
+            plural(c.clusters, "cluster"),
             c.noise,
             c.describe()
         );
@@ -144,6 +145,7 @@ fn label_of(people: &mut BTreeMap<String, usize>, path: &std::path::Path) -> usi
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
+    super::require_paths(std::slice::from_ref(&args.dir))?;
     if let Some(db) = &args.db {
         return run_db(&args, db);
     }
@@ -216,9 +218,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     } else {
         writeln!(
             out,
-            "{} people, {} photos, {} embedded, {} without a face, {} failed ({:.1} s on {})",
-            report.people,
-            report.photos,
+            "{}, {}, {} embedded, {} without a face, {} failed ({:.1} s on {})",
+            plural(report.people, "person"),
+            plural(report.photos, "photo"),
             report.embedded,
             report.without_face,
             report.failed,
@@ -244,11 +246,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         ] {
             writeln!(
                 out,
-                "DBSCAN (distance {}, core {}) on {what}: {} faces, {} clusters, {} noise; {}",
+                "DBSCAN (distance {}, core {}) on {what}: {}, {}, {} noise; {}",
                 report.cluster_dist,
                 report.cluster_core,
-                c.faces,
-                c.clusters,
+                plural(c.faces, "face"),
+                plural(c.clusters, "cluster"),
                 c.noise,
                 c.describe()
             )?;

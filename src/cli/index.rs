@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use super::words::{plural, say_empty};
 use super::{StoreArgs, exit_code};
 use crate::config::Settings;
 use crate::graph::GraphBackend;
@@ -45,29 +46,43 @@ pub struct ClusterArgs {
 }
 
 pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
-    let mut store = args.store.open()?;
+    super::require_paths(&args.paths)?;
+    let mut store = args.store.open_or_create()?;
     let load = || Pipeline::new(&args.settings, true);
     let report = index::index(&mut store, load, &args.paths, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     })
     .with_context(|| format!("indexing into {}", store.path().display()))?;
+    // Clustering looks at what changed since its last run only (new faces, faces that left,
+    // names given), so a run that changed nothing costs next to nothing.
     let clustered = if args.no_cluster {
         None
     } else {
         Some(cluster(&mut store, &args.settings, false)?)
     };
+    if report.files == 0 && report.failed == 0 {
+        let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        say_empty(
+            args.json,
+            &format!(
+                "no photo files under {} (visage reads {})",
+                paths.join(", "),
+                crate::walk::EXTENSIONS.join(", ")
+            ),
+        );
+    }
     if args.json {
         let out = serde_json::json!({ "index": report, "cluster": clustered });
         println!("{out}");
     } else {
         println!(
-            "{} files: {} indexed, {} unchanged, {} failed, {} gone; {} faces found in {:.1} s",
-            report.files,
+            "{}: {} indexed, {} unchanged, {} failed, {} gone; {} found in {:.1} s",
+            plural(report.files, "file"),
             report.indexed,
             report.unchanged,
             report.failed,
             report.gone,
-            report.faces,
+            plural(report.faces, "face"),
             report.seconds
         );
         if let Some(c) = &clustered {
@@ -99,45 +114,40 @@ fn cluster(
         .with_context(|| format!("clustering the faces in {}", store.path().display()))
 }
 
-/// "1 face", "2 faces".
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 fn print_cluster(c: &ClusterReport) {
     let mut parts = Vec::new();
     if c.full {
         parts.push(format!(
             "rebuilt every automatic cluster from {} ({} dropped first)",
-            count(c.considered, "face", "faces"),
-            count(c.dropped_clusters, "cluster", "clusters")
+            plural(c.considered, "face"),
+            plural(c.dropped_clusters, "cluster")
         ));
     }
     parts.push(format!(
         "{} matched to named people",
-        count(c.matched_people, "face", "faces")
+        plural(c.matched_people, "face")
     ));
     parts.push(format!(
         "{} joined existing clusters",
-        count(c.joined_clusters, "face", "faces")
+        plural(c.joined_clusters, "face")
     ));
     parts.push(format!(
         "{} with {}",
-        count(c.new_clusters, "new cluster", "new clusters"),
-        count(c.new_cluster_faces, "face", "faces")
+        plural(c.new_clusters, "new cluster"),
+        plural(c.new_cluster_faces, "face")
     ));
     if c.merged_clusters > 0 {
         parts.push(format!(
             "{} merged into others",
-            count(c.merged_clusters, "cluster", "clusters")
+            plural(c.merged_clusters, "cluster")
         ));
     }
     if c.ambiguous > 0 {
-        parts.push(format!("{} ambiguous", count(c.ambiguous, "face", "faces")));
+        parts.push(format!("{} ambiguous", plural(c.ambiguous, "face")));
     }
     parts.push(format!(
         "{} left unassigned",
-        count(c.unassigned, "face", "faces")
+        plural(c.unassigned, "face")
     ));
     println!("clustering: {} ({:.1} s)", parts.join(", "), c.seconds);
 }

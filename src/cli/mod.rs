@@ -9,6 +9,7 @@ pub mod index;
 pub mod models;
 pub mod people;
 pub mod serve;
+pub mod words;
 pub mod xmp;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use clap::{Parser, Subcommand};
 use rayon::prelude::*;
 
 use crate::photo::Photo;
+use crate::store::{Store, StoreError};
 use crate::walk;
 
 #[derive(Debug, Parser)]
@@ -51,6 +53,7 @@ pub enum Command {
     /// List a person's photos
     Person(people::PersonArgs),
     /// List faces, one per line: box in original pixels, score, cluster, person
+    #[command(long_about = people::FACES_HELP)]
     Faces(people::FacesArgs),
     /// List clusters (automatic, named, ignored)
     Clusters(people::ReadArgs),
@@ -93,12 +96,29 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    pub fn open(&self) -> anyhow::Result<crate::store::Store> {
-        let path = self
-            .db
-            .clone()
-            .unwrap_or_else(crate::store::Store::default_path);
-        Ok(crate::store::Store::open(&path)?)
+    /// `--db`, `VISAGE_DB`, or the default path.
+    pub fn path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(Store::default_path)
+    }
+
+    /// The library this command reads or changes. A path with no database is refused, and
+    /// nothing is created there: a mistyped `--db` must not look like an empty library.
+    pub fn open(&self) -> anyhow::Result<Store> {
+        let path = self.path();
+        Store::open(&path).map_err(|e| match e {
+            StoreError::NoDatabase { .. } if self.db.is_none() => anyhow::anyhow!(
+                "no library yet at {} (the default database): make one with `visage index DIR`, \
+                 or name another with --db PATH",
+                path.display()
+            ),
+            e => e.into(),
+        })
+    }
+
+    /// The library, made if there is none: for the commands that fill one (`index`, `import`,
+    /// merging shards).
+    pub fn open_or_create(&self) -> anyhow::Result<Store> {
+        Ok(Store::open_or_create(&self.path())?)
     }
 }
 
@@ -150,9 +170,35 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("visage: {e:#}");
+            // An id or name that is not there says where the real ones are listed.
+            let hint = e
+                .chain()
+                .find_map(|c| match c.downcast_ref::<StoreError>() {
+                    Some(StoreError::NotFound(item)) => Some(item.listed_by()),
+                    _ => None,
+                });
+            match hint {
+                Some(list) => eprintln!("visage: {e:#} (see `{list}`)"),
+                None => eprintln!("visage: {e:#}"),
+            }
             EXIT_FATAL
         }
+    }
+}
+
+/// Refuse, before any work, paths that do not exist: a typo must not look like an empty folder.
+/// Names every missing path.
+pub(crate) fn require_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
+    let missing: Vec<String> = walk::missing(paths)
+        .map(|p| p.display().to_string())
+        .collect();
+    match missing.as_slice() {
+        [] => Ok(()),
+        [one] => anyhow::bail!("{one}: no such file or folder (nothing was done)"),
+        many => anyhow::bail!(
+            "no such files or folders: {} (nothing was done)",
+            many.join(", ")
+        ),
     }
 }
 

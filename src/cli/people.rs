@@ -2,14 +2,14 @@
 //! deciding (`name`, `rename`, `merge`, `split`, `reject`, `ignore`, `hide`, `unhide`, `reset`).
 //! Every read command takes `--json` (one JSON value per line).
 
-use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
 
 use super::StoreArgs;
+use super::words::{plural, say_empty};
 use crate::config::Settings;
 use crate::people::{self, Ref, report};
-use crate::store::{clusters, faces};
+use crate::store::{ClusterId, FaceId, Item, StoreError, clusters, faces};
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
@@ -36,14 +36,27 @@ pub struct PersonArgs {
     pub read: ReadArgs,
 }
 
+/// `visage faces --help`: what the columns are, the score's scale above all.
+pub const FACES_HELP: &str = "List faces, one per line: id, photo, box (x,y WxH in original \
+pixels), score, cluster, person, and \"ambiguous\" for a face equally close to two people.
+
+The score is the detection quality that --face-score (keep a face) and --face-cluster-score \
+(cluster it automatically) are minimums of. For a face the PICO cascade found it is the \
+cascade's summed score over the windows that found the face, with no upper bound (9 to a few \
+hundred; a clear frontal face often scores over 100); for a face only MTCNN's proposals found \
+it is 100 x O-Net's probability (80 to 100).";
+
 #[derive(Debug, Args)]
 pub struct FacesArgs {
     /// Only this person's faces
-    #[arg(long)]
+    #[arg(long, conflicts_with = "unassigned")]
     pub person: Option<String>,
     /// Only this cluster's faces (c12)
-    #[arg(long, value_parser = cluster_id)]
-    pub cluster: Option<i64>,
+    #[arg(long, conflicts_with = "unassigned")]
+    pub cluster: Option<ClusterId>,
+    /// Only faces in no cluster and of no person (the review page's "Unknown")
+    #[arg(long)]
+    pub unassigned: bool,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -89,8 +102,8 @@ pub struct MergeArgs {
 #[derive(Debug, Args)]
 pub struct SplitArgs {
     /// Faces to move (f345 ...)
-    #[arg(required = true, value_parser = face_id)]
-    pub faces: Vec<i64>,
+    #[arg(required = true)]
+    pub faces: Vec<FaceId>,
     /// The person they move to (created if new)
     #[arg(long)]
     pub to: String,
@@ -103,8 +116,7 @@ pub struct SplitArgs {
 #[derive(Debug, Args)]
 pub struct RejectArgs {
     /// The face (f345)
-    #[arg(value_parser = face_id)]
-    pub face: i64,
+    pub face: FaceId,
     /// The person it is not [default: the person it has now]
     #[arg(long)]
     pub person: Option<String>,
@@ -115,8 +127,7 @@ pub struct RejectArgs {
 #[derive(Debug, Args)]
 pub struct IgnoreArgs {
     /// The cluster (c12)
-    #[arg(value_parser = cluster_id)]
-    pub cluster: i64,
+    pub cluster: ClusterId,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -139,24 +150,6 @@ pub struct ResetArgs {
     pub store: StoreArgs,
 }
 
-/// `f345` or `345`.
-fn face_id(s: &str) -> Result<i64, String> {
-    match s.parse::<Ref>() {
-        Ok(Ref::Face(id)) => Ok(id),
-        Ok(Ref::Cluster(_)) => Err(format!("{s:?} is a cluster; expected a face like f345")),
-        Err(e) => s.parse().map_err(|_| e),
-    }
-}
-
-/// `c12` or `12`.
-fn cluster_id(s: &str) -> Result<i64, String> {
-    match s.parse::<Ref>() {
-        Ok(Ref::Cluster(id)) => Ok(id),
-        Ok(Ref::Face(_)) => Err(format!("{s:?} is a face; expected a cluster like c12")),
-        Err(e) => s.parse().map_err(|_| e),
-    }
-}
-
 fn print_json_lines<T: Serialize>(rows: &[T]) -> anyhow::Result<()> {
     for r in rows {
         println!("{}", serde_json::to_string(r)?);
@@ -172,13 +165,31 @@ pub fn people(args: PeopleArgs) -> anyhow::Result<i32> {
     } else {
         for p in &rows {
             println!(
-                "{}\t{} faces in {} photos ({} named by hand, {} matched){}",
+                "{}\t{} in {} ({} named by hand, {} matched){}",
                 p.name,
-                p.faces,
-                p.photos,
+                plural(p.faces, "face"),
+                plural(p.photos, "photo"),
                 p.manual,
                 p.auto,
                 if p.hidden { ", hidden" } else { "" }
+            );
+        }
+    }
+    if rows.is_empty() {
+        let hidden = store.read(|c| report::people(c, true))?.len();
+        if hidden > 0 {
+            say_empty(
+                args.read.json,
+                &format!(
+                    "everyone named is hidden ({}): `visage people --all` lists them",
+                    plural(hidden, "person")
+                ),
+            );
+        } else {
+            say_empty(
+                args.read.json,
+                "nobody is named yet: see `visage clusters`, then `visage name c12 NAME` \
+                 (or name them on the review page: `visage serve`)",
             );
         }
     }
@@ -188,15 +199,24 @@ pub fn people(args: PeopleArgs) -> anyhow::Result<i32> {
 pub fn person(args: PersonArgs) -> anyhow::Result<i32> {
     let store = args.read.store.open()?;
     let Some(photos) = store.read(|c| report::person_photos(c, &args.name))? else {
-        bail!("no person named {:?} (see `visage people`)", args.name);
+        return Err(StoreError::NotFound(Item::Person(args.name)).into());
     };
     if args.read.json {
         print_json_lines(&photos)?;
     } else {
         for p in &photos {
-            let ids: Vec<String> = p.faces.iter().map(|f| format!("f{f}")).collect();
+            let ids: Vec<String> = p.faces.iter().map(|&f| FaceId(f).to_string()).collect();
             println!("{}\t{}", p.path, ids.join(" "));
         }
+    }
+    if photos.is_empty() {
+        say_empty(
+            args.read.json,
+            &format!(
+                "{:?} has no faces in photos still present (`visage name fN {:?}` names one)",
+                args.name, args.name
+            ),
+        );
     }
     Ok(0)
 }
@@ -206,32 +226,50 @@ pub fn faces(args: FacesArgs) -> anyhow::Result<i32> {
     let person = match &args.person {
         Some(name) => match store.read(|c| people::person_id(c, name))? {
             Some(p) => Some(p),
-            None => bail!("no person named {name:?} (see `visage people`)"),
+            None => return Err(StoreError::NotFound(Item::Person(name.clone())).into()),
         },
         None => None,
     };
+    if let Some(c) = args.cluster
+        && store.read(|conn| clusters::get(conn, c.0))?.is_none()
+    {
+        return Err(StoreError::NotFound(Item::Cluster(c)).into());
+    }
     let filter = faces::Filter {
         person,
-        cluster: args.cluster,
+        cluster: args.cluster.map(|c| c.0),
+        unassigned: args.unassigned,
     };
-    for f in store.read(|c| faces::list(c, filter))? {
+    let list = store.read(|c| faces::list(c, filter))?;
+    for f in &list {
         if args.read.json {
-            println!("{}", serde_json::to_string(&f)?);
+            println!("{}", serde_json::to_string(f)?);
         } else {
             println!(
-                "f{}\t{}\t{:.0},{:.0} {:.0}x{:.0}\tscore {:.1}\t{}\t{}{}",
-                f.id,
+                "{}\t{}\t{:.0},{:.0} {:.0}x{:.0}\tscore {:.1}\t{}\t{}{}",
+                FaceId(f.id),
                 f.path,
                 f.x,
                 f.y,
                 f.w,
                 f.h,
                 f.score,
-                f.cluster.map_or("-".into(), |c| format!("c{c}")),
+                f.cluster.map_or("-".into(), |c| ClusterId(c).to_string()),
                 f.person.as_deref().unwrap_or("-"),
                 if f.ambiguous { "\tambiguous" } else { "" }
             );
         }
+    }
+    if list.is_empty() {
+        let note = match (&args.person, args.cluster) {
+            (Some(name), _) => format!("{name:?} has no faces in photos still present"),
+            (None, Some(c)) => format!("{c} has no faces in photos still present"),
+            _ if args.unassigned => {
+                "no unassigned faces: every face is in a cluster or named".to_string()
+            }
+            _ => "no faces yet: `visage index DIR` finds them".to_string(),
+        };
+        say_empty(args.read.json, &note);
     }
     Ok(0)
 }
@@ -247,7 +285,15 @@ struct ClusterLine {
 pub fn clusters(args: ReadArgs) -> anyhow::Result<i32> {
     let store = args.store.open()?;
     let members = store.read(clusters::members)?;
-    for row in store.read(clusters::all)? {
+    let rows = store.read(clusters::all)?;
+    if rows.is_empty() {
+        say_empty(
+            args.json,
+            "no clusters yet: `visage cluster` groups similar faces (`visage index DIR` finds \
+             them first)",
+        );
+    }
+    for row in rows {
         let (faces, example) = members.get(&row.id).cloned().unzip();
         let line = ClusterLine {
             faces: faces.unwrap_or(0) as usize,
@@ -258,11 +304,11 @@ pub fn clusters(args: ReadArgs) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string(&line)?);
         } else {
             println!(
-                "c{}\t{}\t{}\t{} faces, radius {:.2}\te.g. {}",
-                line.row.id,
+                "{}\t{}\t{}\t{}, radius {:.2}\te.g. {}",
+                ClusterId(line.row.id),
                 line.row.kind.as_str(),
                 line.row.person.as_deref().unwrap_or("-"),
-                line.faces,
+                plural(line.faces, "face"),
                 line.row.radius,
                 line.example.as_deref().unwrap_or("-")
             );
@@ -343,7 +389,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<i32> {
 pub fn name(args: NameArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
     let n = people::name(&mut store, args.what, &args.name, &args.settings)?;
-    println!("named {n} faces {:?}", args.name.trim());
+    println!("named {} {:?}", plural(n, "face"), args.name.trim());
     Ok(0)
 }
 
@@ -358,24 +404,27 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
     let n = people::merge(&mut store, &args.from, &args.into)?;
     println!(
-        "merged {:?} into {:?} ({n} faces moved)",
-        args.from, args.into
+        "merged {:?} into {:?} ({} moved)",
+        args.from,
+        args.into,
+        plural(n, "face")
     );
     Ok(0)
 }
 
 pub fn split(args: SplitArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let n = people::split(&mut store, &args.faces, &args.to, &args.settings)?;
-    println!("moved {n} faces to {:?}", args.to);
+    let ids: Vec<i64> = args.faces.iter().map(|f| f.0).collect();
+    let n = people::split(&mut store, &ids, &args.to, &args.settings)?;
+    println!("moved {} to {:?}", plural(n, "face"), args.to);
     Ok(0)
 }
 
 pub fn reject(args: RejectArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let who = people::reject(&mut store, args.face, args.person.as_deref())?;
+    let who = people::reject(&mut store, args.face.0, args.person.as_deref())?;
     println!(
-        "f{} is not {who:?}; it will not be matched to them again",
+        "{} is not {who:?}; it will not be matched to them again",
         args.face
     );
     Ok(0)
@@ -383,14 +432,22 @@ pub fn reject(args: RejectArgs) -> anyhow::Result<i32> {
 
 pub fn ignore(args: IgnoreArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let n = people::ignore(&mut store, args.cluster)?;
-    println!("ignoring c{} ({n} faces)", args.cluster);
+    let n = people::ignore(&mut store, args.cluster.0)?;
+    println!("ignoring {} ({})", args.cluster, plural(n, "face"));
     Ok(0)
 }
 
 pub fn hide(args: HideArgs, hidden: bool) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
     people::hide(&mut store, &args.name, hidden)?;
+    if hidden {
+        println!(
+            "{:?} is hidden from `visage people` (`visage unhide` shows them again)",
+            args.name
+        );
+    } else {
+        println!("{:?} is shown in `visage people` again", args.name);
+    }
     Ok(0)
 }
 
@@ -398,8 +455,10 @@ pub fn reset(args: ResetArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
     let r = people::reset(&mut store, args.all, args.force)?;
     println!(
-        "reset: {} clusters and {} people removed, {} faces cleared",
-        r.clusters, r.people, r.faces_cleared
+        "reset: {} and {} removed, {} cleared (`visage cluster` clusters and matches again)",
+        plural(r.clusters, "cluster"),
+        plural(r.people, "person"),
+        plural(r.faces_cleared, "face")
     );
     Ok(0)
 }

@@ -39,11 +39,8 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
-    let db = args
-        .store
-        .db
-        .clone()
-        .unwrap_or_else(crate::store::Store::default_path);
+    // A mistyped --db is refused here, with what to do, and not served as an empty page.
+    let db = args.store.open()?.path().to_path_buf();
     let options = serve::Options {
         bind: args.bind,
         allow_remote: args.allow_remote,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::words::{plural, say_empty};
 use super::{StoreArgs, exit_code};
 use crate::config::Settings;
 use crate::exchange::SidecarName;
@@ -79,6 +80,7 @@ pub struct ImportXmpArgs {
 
 pub fn run_export(args: ExportArgs) -> anyhow::Result<i32> {
     let ExportFormat::Xmp(args) = args.format;
+    super::require_paths(&args.paths)?;
     let store = args.store.open()?;
     let opts = ExportOptions {
         paths: args.paths.clone(),
@@ -102,12 +104,12 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string(r).expect("serialisable"));
         } else if r.outcome != "unchanged" && r.error.is_none() {
             let c = &r.changes;
-            let mut what = vec![format!("{} faces added", c.added)];
+            let mut what = vec![format!("{} added", plural(c.added, "face"))];
             if c.replaced > 0 {
                 what.push(format!("{} replaced", c.replaced));
             }
             if c.kept > 0 {
-                what.push(format!("{} other regions kept", c.kept));
+                what.push(format!("{} kept", plural(c.kept, "other region")));
             }
             if !c.keywords_added.is_empty() {
                 what.push(format!("keywords + {}", c.keywords_added.join(", ")));
@@ -119,10 +121,10 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} photos with {} named faces: {} sidecars {}, {} unchanged, {} failed, {} conflicts, in {:.2} s",
-            report.photos,
-            report.faces,
-            report.written,
+            "{} with {}: {} {}, {} unchanged, {} failed, {}, in {:.2} s",
+            plural(report.photos, "photo"),
+            plural(report.faces, "named face"),
+            plural(report.written, "sidecar"),
             if args.dry_run {
                 "would be written"
             } else {
@@ -130,16 +132,34 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<i32> {
             },
             report.unchanged,
             report.failed,
-            report.conflicts,
+            plural(report.conflicts, "conflict"),
             report.seconds
         );
+    }
+    if report.photos == 0 {
+        let named = if args.include_matched {
+            "named or matched"
+        } else {
+            "named by hand"
+        };
+        let note = if args.paths.is_empty() {
+            format!("nothing to export: no face is {named} yet (`visage name` names one)")
+        } else {
+            let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+            format!(
+                "nothing to export: no photo under {} has a face {named}",
+                paths.join(", ")
+            )
+        };
+        say_empty(args.json, &note);
     }
     Ok(exit_code(report.failed))
 }
 
 pub fn run_import(args: ImportArgs) -> anyhow::Result<i32> {
     let ImportFormat::Xmp(args) = args.format;
-    let mut store = args.store.open()?;
+    super::require_paths(&args.paths)?;
+    let mut store = args.store.open_or_create()?;
     let opts = ImportOptions {
         paths: args.paths.clone(),
         prefer: args.prefer,
@@ -167,16 +187,16 @@ pub fn run_import(args: ImportArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} photos, {} with named face regions: {} regions, {} named on detected faces, {} already so, \
-             {} new faces, {} conflicts, {} photos not indexed, {} failed, in {:.2} s",
-            report.photos,
+            "{}, {} with named face regions: {}, {} named on detected faces, {} already so, \
+             {}, {}, {} not indexed, {} failed, in {:.2} s",
+            plural(report.photos, "photo"),
             report.with_regions,
-            report.regions,
+            plural(report.regions, "region"),
             report.matched,
             report.already,
-            report.created,
-            report.conflicts.len(),
-            report.not_indexed,
+            plural(report.created, "new face"),
+            plural(report.conflicts.len(), "conflict"),
+            plural(report.not_indexed, "photo"),
             report.failed,
             report.seconds
         );

@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::embedding::distance;
 use crate::gpu::GpuError;
 use crate::store::clusters::{self, ClusterKind};
-use crate::store::{SqlResult, Store, StoreError, faces};
+use crate::store::{ClusterId, FaceId, Item, SqlResult, Store, StoreError, faces};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeopleError {
@@ -65,7 +65,7 @@ pub fn person_id(tx: &rusqlite::Connection, name: &str) -> SqlResult<Option<i64>
 }
 
 fn existing_person(tx: &rusqlite::Connection, name: &str) -> Result<i64, StoreError> {
-    person_id(tx, name)?.ok_or_else(|| refused(format!("no person named {name:?}")))
+    person_id(tx, name)?.ok_or_else(|| StoreError::NotFound(Item::Person(name.to_string())))
 }
 
 fn ensure_person(tx: &Transaction, name: &str) -> Result<i64, StoreError> {
@@ -78,7 +78,7 @@ fn ensure_person(tx: &Transaction, name: &str) -> Result<i64, StoreError> {
 }
 
 fn existing_face(tx: &rusqlite::Connection, id: i64) -> Result<faces::FaceRow, StoreError> {
-    faces::get(tx, id)?.ok_or_else(|| refused(format!("no face f{id}")))
+    faces::get(tx, id)?.ok_or(StoreError::NotFound(Item::Face(FaceId(id))))
 }
 
 /// Name a cluster or a face. Naming a cluster makes it manual and names all its faces (except
@@ -105,7 +105,7 @@ pub fn name(
 }
 
 fn name_cluster(tx: &Transaction, c: i64, p: i64) -> Result<usize, StoreError> {
-    clusters::get(tx, c)?.ok_or_else(|| refused(format!("no cluster c{c}")))?;
+    clusters::get(tx, c)?.ok_or(StoreError::NotFound(Item::Cluster(ClusterId(c))))?;
     let rejected = "SELECT face FROM rejections WHERE person = ?2";
     tx.execute(
         &format!(
@@ -287,7 +287,8 @@ pub fn reject(store: &mut Store, face: i64, person: Option<&str>) -> Result<Stri
 /// join it instead of becoming someone. Returns how many faces it holds.
 pub fn ignore(store: &mut Store, cluster: i64) -> Result<usize, StoreError> {
     store.write(|tx| {
-        clusters::get(tx, cluster)?.ok_or_else(|| refused(format!("no cluster c{cluster}")))?;
+        clusters::get(tx, cluster)?
+            .ok_or(StoreError::NotFound(Item::Cluster(ClusterId(cluster))))?;
         tx.execute(
             "UPDATE clusters SET kind = 'ignored', person = NULL WHERE id = ?1",
             [cluster],

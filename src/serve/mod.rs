@@ -143,9 +143,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            // "no cluster c12", "no person named ...", "no face f3": the thing asked for is not
-            // there; anything else refused is a request that cannot be carried out as asked.
-            StoreError::Refused(m) if m.starts_with("no ") => ApiError::not_found(m),
+            // The thing asked for is not there: "no cluster c12"; anything else refused is a
+            // request that cannot be carried out as asked.
+            e @ StoreError::NotFound(_) => ApiError::not_found(e.to_string()),
             StoreError::Refused(m) => ApiError::bad(m),
             e if is_busy(&e) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -246,7 +246,7 @@ pub fn run(options: Options, ready: impl FnOnce(&str)) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(options.bind)
             .await
-            .with_context(|| format!("listening on {}", options.bind))?;
+            .map_err(|e| bind_error(options.bind, e))?;
         let addr = listener.local_addr()?;
         let db = Db::new(options.db.clone());
         db.lock().push(store);
@@ -268,6 +268,31 @@ pub fn run(options: Options, ready: impl FnOnce(&str)) -> anyhow::Result<()> {
             .await
             .context("serving")
     })
+}
+
+/// Why `bind` cannot be listened on, and what to do instead.
+fn bind_error(bind: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    let other = |port: u16| SocketAddr::new(bind.ip(), port);
+    let next = other(bind.port().checked_add(1).unwrap_or(8177));
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot listen on {bind}: the port is taken, probably by another `visage serve` \
+             (or another program); pick another port with --bind {next}, or --bind {} for any \
+             free one (the URL to open is printed)",
+            other(0)
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "cannot listen on {bind}: ports below 1024 need privileges; pick another with \
+             --bind {}",
+            other(8177)
+        ),
+        std::io::ErrorKind::AddrNotAvailable => anyhow::anyhow!(
+            "cannot listen on {bind}: no network interface of this machine has that address \
+             ({e}); --bind 127.0.0.1:{} listens on this machine only",
+            bind.port()
+        ),
+        _ => anyhow::Error::new(e).context(format!("cannot listen on {bind}")),
+    }
 }
 
 async fn shutdown() {

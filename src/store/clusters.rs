@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::{SqlResult, blob_embedding, embedding_blob};
+use super::{ClusterId, SqlResult, blob_embedding, embedding_blob};
 use crate::clustering::ClusterSummary;
 
 /// Where a cluster came from and what it means.
@@ -53,7 +53,7 @@ pub struct ClusterRow {
 }
 
 fn cluster_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("c{id}"))
+    s.collect_str(&ClusterId(*id))
 }
 
 fn from_row(r: &Row) -> SqlResult<ClusterRow> {

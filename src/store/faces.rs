@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::SqlResult;
+use super::{ClusterId, FaceId, PhotoId, SqlResult};
 
 /// How a face got its cluster or person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,16 +43,16 @@ pub struct FaceRow {
 }
 
 fn face_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("f{id}"))
+    s.collect_str(&FaceId(*id))
 }
 
 fn photo_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("p{id}"))
+    s.collect_str(&PhotoId(*id))
 }
 
 fn cluster_ref<S: serde::Serializer>(id: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match id {
-        Some(c) => s.collect_str(&format_args!("c{c}")),
+        Some(c) => s.collect_str(&ClusterId(*c)),
         None => s.serialize_none(),
     }
 }
@@ -66,6 +66,8 @@ const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, 
 pub struct Filter {
     pub person: Option<i64>,
     pub cluster: Option<i64>,
+    /// Only faces in no cluster and of no person (the review page's "Unknown").
+    pub unassigned: bool,
 }
 
 /// The faces of photos still present that pass `filter`, in photo path then face id order.
@@ -74,10 +76,11 @@ pub fn list(conn: &Connection, filter: Filter) -> SqlResult<Vec<FaceRow>> {
     let mut stmt = conn.prepare(&format!(
         "{SELECT} WHERE f.gone = 0 AND (?1 IS NULL OR f.person = ?1)
              AND (?2 IS NULL OR f.cluster = ?2)
+             AND (NOT ?3 OR (f.cluster IS NULL AND f.person IS NULL))
          ORDER BY p.path, f.id"
     ))?;
-    stmt.query_map(rusqlite::params![filter.person, filter.cluster], from_row)?
-        .collect()
+    let params = rusqlite::params![filter.person, filter.cluster, filter.unassigned];
+    stmt.query_map(params, from_row)?.collect()
 }
 
 fn from_row(r: &Row) -> SqlResult<FaceRow> {

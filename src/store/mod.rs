@@ -2,6 +2,9 @@
 //! their faces and embeddings, clusters and people. [`schema`] migrates it; [`photos`],
 //! [`faces`] and [`clusters`] read and write rows.
 //!
+//! [`ids`] are the ids users type (`f345`, `c12`, `p7`). [`Store::open`] opens an existing
+//! library and creates nothing; [`Store::open_or_create`] is for the commands that fill one.
+//!
 //! Every write goes through [`Store::write`], one transaction per call, so a crash at any moment
 //! leaves the last committed state. This module stores and loads; it does not decide who a face
 //! is (see `people`) and never computes embeddings.
@@ -9,17 +12,31 @@
 pub mod clusters;
 pub mod embeddings;
 pub mod faces;
+pub mod ids;
 pub mod photos;
 pub mod schema;
+
+pub use ids::{ClusterId, FaceId, Item, PhotoId};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// [`Store::open`] found no database there (and made none).
+    #[error(
+        "no database at {}: nothing was created there; make one with `visage index --db {} DIR`",
+        path.display(),
+        shell_word(path)
+    )]
+    NoDatabase { path: PathBuf },
+    /// There is something at the path, but not a visage database: a folder, or an SQLite file
+    /// another program made. It was left as it was.
+    #[error("{} is not a visage database: {why}", path.display())]
+    NotVisage { path: PathBuf, why: &'static str },
     #[error("database {path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -42,7 +59,10 @@ pub enum StoreError {
     /// An SQL error inside a write (the command that ran it names the database).
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
-    /// A request that cannot be carried out as asked (unknown name, id, ...): nothing was written.
+    /// A face, cluster, photo or person asked for that is not there: nothing was written.
+    #[error("no {0}")]
+    NotFound(Item),
+    /// A request that cannot be carried out as asked: nothing was written.
     #[error("{0}")]
     Refused(String),
 }
@@ -68,20 +88,87 @@ impl Store {
         data.join("visage").join("visage.db")
     }
 
-    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    /// Open the existing database at `path` and bring its schema up to date. A path with no
+    /// database is [`StoreError::NoDatabase`], and nothing is created there (no file, no folder):
+    /// commands that read a library use this one.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if path.is_dir() {
+            return Err(StoreError::NotVisage {
+                path: path.to_path_buf(),
+                why: "it is a folder",
+            });
+        }
+        if !path.exists() {
+            return Err(StoreError::NoDatabase {
+                path: path.to_path_buf(),
+            });
+        }
+        // Without SQLITE_OPEN_CREATE: a file removed since the check above is not made again.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| {
+            match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::CannotOpen) if !path.exists() => StoreError::NoDatabase {
+                    path: path.to_path_buf(),
+                },
+                _ => self_error(path, source),
+            }
+        })?;
+        Self::setup(conn, path, false)
+    }
+
+    /// Open the database at `path`, making it (and its folder) if there is none: for the
+    /// commands that fill a library (`index`, `import`, merging shards).
+    pub fn open_or_create(path: &Path) -> Result<Self, StoreError> {
+        if path.is_dir() {
+            return Err(StoreError::NotVisage {
+                path: path.to_path_buf(),
+                why: "it is a folder",
+            });
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
                 path: path.to_path_buf(),
                 source,
             })?;
         }
-        let sql = |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(sql)?;
+        let conn = Connection::open(path).map_err(|source| self_error(path, source))?;
+        Self::setup(conn, path, true)
+    }
+
+    /// Settings every connection gets, then the schema brought up to date (made from nothing
+    /// only when `create`).
+    fn setup(conn: Connection, path: &Path, create: bool) -> Result<Self, StoreError> {
+        let sql = |source| self_error(path, source);
         conn.busy_timeout(Duration::from_secs(30)).map_err(sql)?;
+        // Another program's SQLite file is refused before anything (even WAL mode) is set on it.
+        let (version, tables): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version),
+                        (SELECT count(*) FROM sqlite_master)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|source| match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotVisage {
+                    path: path.to_path_buf(),
+                    why: "it is not an SQLite file",
+                },
+                _ => self_error(path, source),
+            })?;
+        if version == 0 && tables > 0 {
+            return Err(StoreError::NotVisage {
+                path: path.to_path_buf(),
+                why: "it is an SQLite database of another program",
+            });
+        }
+        if version == 0 && !create {
+            return Err(StoreError::NotVisage {
+                path: path.to_path_buf(),
+                why: "it is empty (`visage index` makes a library in it)",
+            });
+        }
         // WAL: readers never block the writer, and a crash mid-write rolls back cleanly.
         // synchronous=NORMAL is durable across application crashes (kill -9) in WAL mode.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -172,6 +259,17 @@ impl Store {
     }
 }
 
+/// `path` as one shell word, quoted only when it must be (for commands a message suggests).
+pub fn shell_word(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@=%~".contains(c);
+    if !s.is_empty() && s.chars().all(plain) && !s.starts_with('~') {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 fn self_error(path: &Path, source: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
         path: path.to_path_buf(),
@@ -206,7 +304,7 @@ mod tests {
     fn opens_migrates_and_reopens() {
         let dir = std::env::temp_dir().join(format!("visage-store-{}", std::process::id()));
         let path = dir.join("sub/visage.db");
-        let store = Store::open(&path).unwrap();
+        let store = Store::open_or_create(&path).unwrap();
         assert_eq!(store.version().unwrap(), schema::MIGRATIONS.len());
         let mode: String = store
             .read(|c| c.pragma_query_value(None, "journal_mode", |r| r.get(0)))
@@ -227,6 +325,86 @@ mod tests {
         let err = Store::open(&path).err().unwrap().to_string();
         assert!(err.contains("schema version 99"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn open_refuses_what_is_not_a_library_and_creates_nothing() {
+        let dir = std::env::temp_dir().join(format!("visage-store-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let listing = || {
+            let mut names: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+
+        // No database: refused, and neither it nor its folder is made.
+        let missing = dir.join("typo/visage.db");
+        let err = Store::open(&missing).err().unwrap();
+        assert!(
+            matches!(&err, StoreError::NoDatabase { path } if *path == missing),
+            "{err}"
+        );
+        assert!(err.to_string().contains("typo/visage.db"), "{err}");
+        assert!(listing().is_empty(), "{:?}", listing());
+
+        // A folder.
+        let err = Store::open(&dir).err().unwrap();
+        assert!(matches!(err, StoreError::NotVisage { .. }), "{err}");
+        assert!(err.to_string().contains("folder"), "{err}");
+
+        // Not SQLite at all, another program's SQLite file, an empty file: refused, unchanged.
+        let text = dir.join("notes.db");
+        std::fs::write(&text, b"not a database, a note of mine").unwrap();
+        let other = dir.join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE pets (name TEXT); INSERT INTO pets VALUES ('Rex');")
+            .unwrap();
+        let empty = dir.join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let before: Vec<Vec<u8>> = [&text, &other, &empty]
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        let names = listing();
+        for (path, words) in [
+            (&text, "not an SQLite file"),
+            (&other, "another program"),
+            (&empty, "empty"),
+        ] {
+            let err = Store::open(path).err().unwrap();
+            assert!(matches!(err, StoreError::NotVisage { .. }), "{err}");
+            assert!(err.to_string().contains(words), "{err}");
+        }
+        assert!(Store::open_or_create(&other).is_err());
+        let after: Vec<Vec<u8>> = [&text, &other, &empty]
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        assert_eq!(before, after);
+        assert_eq!(listing(), names, "no -wal or -shm file either");
+
+        // An empty file is where `open_or_create` may make a library; `open` then takes it.
+        Store::open_or_create(&empty).unwrap();
+        assert_eq!(
+            Store::open(&empty).unwrap().version().unwrap(),
+            schema::MIGRATIONS.len()
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn paths_are_quoted_for_the_shell_only_when_needed() {
+        assert_eq!(shell_word(Path::new("/home/me/v.db")), "/home/me/v.db");
+        assert_eq!(
+            shell_word(Path::new("/my photos/v.db")),
+            "'/my photos/v.db'"
+        );
+        assert_eq!(shell_word(Path::new("it's.db")), "'it'\\''s.db'");
     }
 
     #[test]

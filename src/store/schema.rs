@@ -253,4 +253,5 @@ const MILLION_AFTER: &str = r#"
     CREATE INDEX faces_open ON faces(size DESC, id)
         WHERE cluster IS NULL AND person IS NULL AND gone = 0;
     CREATE INDEX faces_dbscan ON faces(id) WHERE neighbours IS NOT NULL;
+    CREATE INDEX faces_unseen ON faces(id) WHERE seen = 0;
     "#;
