@@ -115,11 +115,21 @@ fn cluster(
 }
 
 fn print_cluster(c: &ClusterReport) {
+    let quiet = c.considered == 0 && c.matched_people == 0 && c.new_clusters == 0;
+    if quiet && !c.full {
+        println!("clustering: nothing new to cluster ({:.1} s)", c.seconds);
+        return;
+    }
+    if quiet {
+        println!("clustering: no faces to cluster yet ({:.1} s)", c.seconds);
+        return;
+    }
     let mut parts = Vec::new();
     if c.full {
         parts.push(format!(
-            "rebuilt every automatic cluster from {} ({} dropped first)",
+            "rebuilt every automatic cluster from {} ({}; {} dropped first)",
             plural(c.considered, "face"),
+            c.rebuilt.as_deref().unwrap_or("--recluster"),
             plural(c.dropped_clusters, "cluster")
         ));
     }
@@ -145,9 +155,6 @@ fn print_cluster(c: &ClusterReport) {
     if c.ambiguous > 0 {
         parts.push(format!("{} ambiguous", plural(c.ambiguous, "face")));
     }
-    parts.push(format!(
-        "{} left unassigned",
-        plural(c.unassigned, "face")
-    ));
+    parts.push(format!("{} left unassigned", plural(c.unassigned, "face")));
     println!("clustering: {} ({:.1} s)", parts.join(", "), c.seconds);
 }

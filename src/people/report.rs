@@ -31,8 +31,7 @@ pub fn people(conn: &Connection, include_hidden: bool) -> SqlResult<Vec<PersonSu
             count(CASE WHEN f.assigned = 'auto' THEN 1 END),
             (SELECT count(*) FROM clusters c WHERE c.person = pe.id)
          FROM people pe
-         LEFT JOIN faces f ON f.person = pe.id
-             AND f.photo IN (SELECT id FROM photos WHERE gone = 0)
+         LEFT JOIN faces f ON f.person = pe.id AND f.gone = 0
          WHERE ?1 OR pe.hidden = 0
          GROUP BY pe.id ORDER BY count(f.id) DESC, pe.name",
     )?;
@@ -57,8 +56,8 @@ pub fn covers(conn: &Connection) -> SqlResult<std::collections::HashMap<String, 
         "SELECT name, face FROM (
              SELECT pe.name, f.id AS face, row_number() OVER (
                  PARTITION BY f.person ORDER BY f.w * f.h DESC, f.probability DESC, f.id) AS k
-             FROM faces f JOIN photos p ON p.id = f.photo JOIN people pe ON pe.id = f.person
-             WHERE p.gone = 0)
+             FROM faces f JOIN people pe ON pe.id = f.person
+             WHERE f.gone = 0)
          WHERE k = 1",
     )?;
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -313,6 +312,24 @@ const CHECKS: &[(&str, &str, &[&str])] = &[
              WHERE cluster IN (SELECT id FROM clusters WHERE kind = 'manual' AND person IS NULL)",
             "DELETE FROM clusters WHERE kind = 'manual' AND person IS NULL",
         ],
+    ),
+    (
+        "clusters whose face count differs from their faces",
+        "SELECT count(*) FROM clusters c
+             WHERE faces != (SELECT count(*) FROM faces f WHERE f.cluster = c.id)",
+        &["UPDATE clusters SET faces = (SELECT count(*) FROM faces f WHERE f.cluster = clusters.id)
+             WHERE faces != (SELECT count(*) FROM faces f WHERE f.cluster = clusters.id)"],
+    ),
+    (
+        "faces whose copy of their photo's gone flag is wrong",
+        "SELECT count(*) FROM faces f JOIN photos p ON p.id = f.photo WHERE f.gone != p.gone",
+        &["UPDATE faces SET gone = (SELECT p.gone FROM photos p WHERE p.id = faces.photo)
+             WHERE gone != (SELECT p.gone FROM photos p WHERE p.id = faces.photo)"],
+    ),
+    (
+        "faces without an embedding",
+        "SELECT count(*) FROM faces f WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.face = f.id)",
+        &[],
     ),
     (
         "people without faces or clusters",

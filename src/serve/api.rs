@@ -165,7 +165,7 @@ fn face_count(store: &Store, name: &str) -> Result<i64, ApiError> {
 /// Matching (and clustering the rest) again after a decision, as `visage cluster` does.
 fn rematch(app: &App, store: &mut Store) -> Result<assign::ClusterReport, ApiError> {
     let backend = app.backend.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(assign::run(store, &app.settings, &backend, false)?)
+    Ok(assign::rematch(store, &app.settings, &backend)?)
 }
 
 #[derive(Serialize)]

@@ -253,5 +253,9 @@ const MILLION_AFTER: &str = r#"
     CREATE INDEX faces_open ON faces(size DESC, id)
         WHERE cluster IS NULL AND person IS NULL AND gone = 0;
     CREATE INDEX faces_dbscan ON faces(id) WHERE neighbours IS NOT NULL;
+    -- People with their counts read the named and matched faces alone, from the index.
+    DROP INDEX faces_person;
+    CREATE INDEX faces_person ON faces(person, gone, photo, assigned) WHERE person IS NOT NULL;
+    CREATE INDEX clusters_person ON clusters(person) WHERE person IS NOT NULL;
     CREATE INDEX faces_unseen ON faces(id) WHERE seen = 0;
     "#;

@@ -37,6 +37,8 @@ pub struct ClusterReport {
     /// Everything automatic was rebuilt over the whole library (`--recluster`, the first run,
     /// or other cluster settings than the last run's).
     pub full: bool,
+    /// Why, when it was.
+    pub rebuilt: Option<String>,
     /// Automatic clusters dropped first (a full run).
     pub dropped_clusters: usize,
     /// Faces this run decided about: new ones, and ones a decision set free.
@@ -59,20 +61,62 @@ pub struct ClusterReport {
     pub seconds: f64,
 }
 
-/// The cluster settings DBSCAN's stored state is for; a run under other ones rebuilds it.
-fn fingerprint(settings: &Settings) -> String {
-    format!(
-        "v1 dist={} core={} size={} score={}",
-        settings.face_cluster_dist,
-        settings.face_cluster_core,
-        settings.face_cluster_size,
-        settings.face_cluster_score
-    )
+/// The settings DBSCAN's stored state was computed under; a run under other ones rebuilds it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct ClusterSettings {
+    pub dist: f32,
+    pub core: u32,
+    pub size: u32,
+    pub score: u32,
+}
+
+impl ClusterSettings {
+    pub fn of(settings: &Settings) -> Self {
+        ClusterSettings {
+            dist: settings.face_cluster_dist,
+            core: settings.face_cluster_core,
+            size: settings.face_cluster_size,
+            score: settings.face_cluster_score,
+        }
+    }
+
+    fn apply(self, settings: &Settings) -> Settings {
+        Settings {
+            face_cluster_dist: self.dist,
+            face_cluster_core: self.core,
+            face_cluster_size: self.size,
+            face_cluster_score: self.score,
+            ..settings.clone()
+        }
+    }
+}
+
+impl std::fmt::Display for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "--face-cluster-dist {} --face-cluster-core {} --face-cluster-size {} \
+             --face-cluster-score {}",
+            self.dist, self.core, self.size, self.score
+        )
+    }
 }
 
 const STATE_KEY: &str = "dbscan";
 
-/// Run clustering and matching over the store: incrementally when the stored state allows it.
+/// The cluster settings the library's automatic clusters were made with, if any.
+pub fn settings_in_use(conn: &Connection) -> SqlResult<Option<ClusterSettings>> {
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [STATE_KEY], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+/// Run clustering and matching over the store: incrementally when the stored state allows it,
+/// else (`recluster`, a first run, or cluster settings other than the last run's) rebuilding
+/// every automatic cluster.
 pub fn run(
     store: &mut Store,
     settings: &Settings,
@@ -81,29 +125,42 @@ pub fn run(
 ) -> Result<ClusterReport, PeopleError> {
     let started = std::time::Instant::now();
     let mut report = store.write(|tx| -> Result<ClusterReport, PeopleError> {
-        let state: Option<String> = tx
-            .query_row("SELECT value FROM meta WHERE key = ?1", [STATE_KEY], |r| {
-                r.get(0)
-            })
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
-        let want = fingerprint(settings);
-        let report = if recluster || state.as_deref() != Some(want.as_str()) {
-            full::run(tx, settings, backend)?
-        } else {
-            incremental::run(tx, settings, backend)?
+        let want = ClusterSettings::of(settings);
+        let state = settings_in_use(tx)?;
+        let reason = match state {
+            _ if recluster => Some("--recluster".to_string()),
+            None => Some("the first clustering of this library".to_string()),
+            Some(s) if s != want => Some(format!("the cluster settings changed (were: {s})")),
+            Some(_) => None,
         };
+        let mut report = match &reason {
+            Some(_) => full::run(tx, settings, backend)?,
+            None => incremental::run(tx, settings, backend)?,
+        };
+        report.rebuilt = reason;
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-            params![STATE_KEY, want],
+            params![STATE_KEY, serde_json::to_string(&want).unwrap_or_default()],
         )?;
         Ok(report)
     })?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Matching again after a decision (the review page's actions): like [`run`], but under the
+/// cluster settings the library's clusters were made with, so that naming a face never
+/// rebuilds every cluster because the page was started with other settings.
+pub fn rematch(
+    store: &mut Store,
+    settings: &Settings,
+    backend: &GraphBackend,
+) -> Result<ClusterReport, PeopleError> {
+    let settings = match store.read(settings_in_use)? {
+        Some(kept) => kept.apply(settings),
+        None => settings.clone(),
+    };
+    run(store, &settings, backend, false)
 }
 
 /// Drop automatic clusters, automatic matches and DBSCAN's state; manual decisions stay.
