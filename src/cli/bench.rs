@@ -54,6 +54,27 @@ pub enum BenchWhat {
         #[command(flatten)]
         settings: crate::config::Settings,
     },
+    /// A library of N faces (real photos, then synthetic people) and what each command costs on it
+    Library {
+        /// Faces in the library in all (the real photos' faces, then synthetic people)
+        #[arg(long, default_value_t = 100_000)]
+        faces: usize,
+        /// Real photos: the library's, and the last --new-photos of them indexed into it at the end
+        #[arg(value_name = "PHOTOS")]
+        photos: Vec<PathBuf>,
+        /// How many of the real photos are indexed into the full library at the end
+        #[arg(long, default_value_t = 10)]
+        new_photos: usize,
+        /// Build the library in this (empty) folder and leave it there
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+        /// Seed of the synthetic people
+        #[arg(long, default_value_t = 17)]
+        seed: u64,
+        /// Drop the OS page cache before timing the review page's first page (needs root)
+        #[arg(long)]
+        drop_caches: bool,
+    },
     /// Neighbour graph (all pairwise distances, close pairs kept) and DBSCAN on synthetic embeddings
     Graph {
         /// Embeddings: clusters of 20 (members about 0.7 apart) and 10% loose ones
@@ -275,6 +296,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
                 twin,
                 save,
             });
+        }
+        BenchWhat::Library {
+            faces,
+            photos,
+            new_photos,
+            keep,
+            seed,
+            drop_caches,
+        } => {
+            super::require_paths(&photos)?;
+            let _ = (faces, photos, new_photos, keep, seed, drop_caches);
+            anyhow::bail!("TEMP");
         }
         BenchWhat::Index { paths, settings } => {
             super::require_paths(&paths)?;

@@ -57,17 +57,26 @@ pub fn best_match(
     rejected: &[i64],
     match_distance: f32,
 ) -> Match {
-    let mut candidates: Vec<(usize, f32)> = targets
+    let candidates: Vec<(usize, f32)> = targets
         .iter()
         .enumerate()
-        .filter(|(_, t)| !matches!(t.identity, Identity::Person(p) if rejected.contains(&p)))
         .map(|(k, t)| (k, fast_distance(embedding, t.centroid)))
         .filter(|&(k, d)| d <= targets[k].radius + match_distance)
         .collect();
+    choose(candidates, targets, rejected)
+}
+
+/// The decision for one face among the targets within reach of it (`(index, distance)`, each
+/// within its target's radius plus the match distance), as [`best_match`] decides: a caller
+/// that finds those candidates faster (a range search over many faces) gets the same answer.
+pub fn choose(mut candidates: Vec<(usize, f32)>, targets: &[Target], rejected: &[i64]) -> Match {
+    candidates.retain(
+        |(k, _)| !matches!(targets[*k].identity, Identity::Person(p) if rejected.contains(&p)),
+    );
     if candidates.iter().any(|&(k, _)| targets[k].manual) {
         candidates.retain(|&(k, _)| targets[k].manual);
     }
-    candidates.sort_by(|a, b| a.1.total_cmp(&b.1));
+    candidates.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     let Some(&(best, d)) = candidates.first() else {
         return Match::None;
     };

@@ -15,11 +15,12 @@ use half::slice::HalfFloatSliceExt;
 use rusqlite::{Transaction, params};
 
 use super::{
-    ClusterReport, Decision, Open, Targets, decide, drop_automatic, eligible, join,
+    ClusterReport, Decision, Faces, Targets, decide, drop_automatic, eligible, join,
     refresh_manual_clusters,
 };
-use crate::clustering;
+use crate::clustering::{self, ClusterSummary};
 use crate::config::Settings;
+use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::GraphBackend;
 use crate::people::PeopleError;
 use crate::store::clusters::{self, ClusterKind};
@@ -59,25 +60,15 @@ pub(super) fn run(
         })?
         .collect::<SqlResult<_>>()?;
     report.considered = candidates.len();
-    let rows = load_rows(tx, &candidates)?;
+    let faces = Faces {
+        ids: candidates.iter().map(|c| c.id).collect(),
+        rows: load_rows(tx, &candidates)?,
+    };
     let rejections = faces::rejections(tx)?;
 
     // 1. The people named by hand (and ignored clusters) first.
     let manual = Targets::load(tx, true)?;
-    let open: Vec<Open> = candidates
-        .iter()
-        .enumerate()
-        .map(|(k, c)| Open {
-            id: c.id,
-            embedding: row_f32(&rows, k),
-        })
-        .collect();
-    let decisions = if manual.rows.is_empty() {
-        Vec::new()
-    } else {
-        decide(&open, &manual, &rejections, settings)
-    };
-    drop(open);
+    let decisions = decide(&faces, &manual, &rejections, settings);
     let mut decided: HashSet<i64> = HashSet::new();
     let mut ambiguous: HashSet<i64> = HashSet::new();
     for (c, d) in candidates.iter().zip(&decisions) {
@@ -110,19 +101,18 @@ pub(super) fn run(
         .collect();
     report.dbscan_faces = dbscan.len();
     if !dbscan.is_empty() {
-        let dim = crate::embedding::EMBEDDING_DIM;
-        let mut subset = vec![0f32; dbscan.len() * dim];
+        let mut subset = vec![0f32; dbscan.len() * DIM];
         for (j, &k) in dbscan.iter().enumerate() {
-            rows[k * dim..(k + 1) * dim].convert_to_f32_slice(&mut subset[j * dim..(j + 1) * dim]);
+            faces
+                .row(k)
+                .convert_to_f32_slice(&mut subset[j * DIM..(j + 1) * DIM]);
         }
-        let edges = backend.edges(&subset, dim, settings.face_cluster_dist)?;
+        let edges = backend.edges(&subset, DIM, settings.face_cluster_dist)?;
+        drop(subset);
         let graph = crate::graph::NeighbourGraph::from_edges(dbscan.len(), &edges);
         drop(edges);
         let labels = clustering::dbscan(&graph, settings.face_cluster_core as usize);
-        let vectors: Vec<Vec<f32>> = subset.chunks_exact(dim).map(<[f32]>::to_vec).collect();
-        drop(subset);
-        let summaries = clustering::summarise(&labels, &vectors);
-        drop(vectors);
+        let summaries = summarise(&labels, |j| faces.row(dbscan[j]));
         let ids: Vec<i64> = summaries
             .iter()
             .map(|s| clusters::insert(tx, ClusterKind::Auto, None, s))
@@ -154,34 +144,33 @@ pub(super) fn run(
 
     // 3. The rest against every cluster, the new ones included.
     let all = Targets::load(tx, false)?;
-    let rest: Vec<usize> = (0..candidates.len())
-        .filter(|&k| !decided.contains(&candidates[k].id))
-        .collect();
-    if !all.rows.is_empty() {
-        let open: Vec<Open> = rest
-            .iter()
-            .map(|&k| Open {
-                id: candidates[k].id,
-                embedding: row_f32(&rows, k),
-            })
-            .collect();
-        for (f, d) in open.iter().zip(decide(&open, &all, &rejections, settings)) {
-            match d {
-                Decision::Join(cluster, person) => {
-                    join(tx, f.id, cluster, person)?;
-                    decided.insert(f.id);
-                    if person.is_some() {
-                        report.matched_people += 1;
-                    } else {
-                        report.joined_clusters += 1;
-                    }
+    let mut rest = Faces::default();
+    for (k, c) in candidates.iter().enumerate() {
+        if !decided.contains(&c.id) {
+            rest.push_half(c.id, faces.row(k));
+        }
+    }
+    drop(faces);
+    for (k, d) in decide(&rest, &all, &rejections, settings)
+        .into_iter()
+        .enumerate()
+    {
+        let id = rest.ids[k];
+        match d {
+            Decision::Join(cluster, person) => {
+                join(tx, id, cluster, person)?;
+                decided.insert(id);
+                if person.is_some() {
+                    report.matched_people += 1;
+                } else {
+                    report.joined_clusters += 1;
                 }
-                Decision::Ambiguous => {
-                    tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [f.id])?;
-                    ambiguous.insert(f.id);
-                }
-                Decision::None => {}
             }
+            Decision::Ambiguous => {
+                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;
+                ambiguous.insert(id);
+            }
+            Decision::None => {}
         }
     }
     report.ambiguous = ambiguous.len();
@@ -196,9 +185,52 @@ pub(super) fn run(
     Ok(report)
 }
 
+/// Each cluster's centroid, sample radius and size, from its members' half-float rows (no f32
+/// copy of the library).
+fn summarise<'a>(labels: &[Option<u32>], row: impl Fn(usize) -> &'a [f16]) -> Vec<ClusterSummary> {
+    let clusters = labels
+        .iter()
+        .flatten()
+        .map(|&l| l as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut sums = vec![vec![0f64; DIM]; clusters];
+    let mut sizes = vec![0usize; clusters];
+    let mut v = vec![0f32; DIM];
+    for (j, l) in labels.iter().enumerate() {
+        if let Some(l) = l {
+            row(j).convert_to_f32_slice(&mut v);
+            sizes[*l as usize] += 1;
+            for (s, x) in sums[*l as usize].iter_mut().zip(&v) {
+                *s += *x as f64;
+            }
+        }
+    }
+    let mut out: Vec<ClusterSummary> = sums
+        .into_iter()
+        .zip(&sizes)
+        .map(|(sum, &size)| ClusterSummary {
+            centroid: sum
+                .iter()
+                .map(|s| (s / size.max(1) as f64) as f32)
+                .collect(),
+            radius: 0.0,
+            size,
+        })
+        .collect();
+    for (j, l) in labels.iter().enumerate() {
+        if let Some(l) = l {
+            row(j).convert_to_f32_slice(&mut v);
+            let c = &mut out[*l as usize];
+            c.radius = c.radius.max(crate::embedding::distance(&c.centroid, &v));
+        }
+    }
+    out
+}
+
 /// The embeddings of these faces, as half floats in the candidates' order.
 fn load_rows(tx: &Transaction, candidates: &[Candidate]) -> SqlResult<Vec<f16>> {
-    let dim = crate::embedding::EMBEDDING_DIM;
+    let dim = DIM;
     let position: std::collections::HashMap<i64, usize> = candidates
         .iter()
         .enumerate()
@@ -220,11 +252,4 @@ fn load_rows(tx: &Transaction, candidates: &[Candidate]) -> SqlResult<Vec<f16>> 
         },
     )?;
     Ok(rows)
-}
-
-fn row_f32(rows: &[f16], k: usize) -> Vec<f32> {
-    let dim = crate::embedding::EMBEDDING_DIM;
-    let mut out = vec![0f32; dim];
-    rows[k * dim..(k + 1) * dim].convert_to_f32_slice(&mut out);
-    out
 }

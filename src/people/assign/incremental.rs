@@ -16,7 +16,7 @@ use half::slice::HalfFloatSliceExt;
 use rusqlite::{Transaction, params};
 
 use super::{
-    ClusterReport, Decision, Open, Targets, decide, eligible, join, refresh_automatic,
+    ClusterReport, Decision, Faces, Targets, decide, eligible, join, refresh_automatic,
     refresh_manual_clusters, rejections_of,
 };
 use crate::clustering::incremental::{Batch, Label, Point};
@@ -55,12 +55,13 @@ pub(super) fn run(
         .collect::<SqlResult<_>>()?;
     report.considered += new.len();
     let ids: Vec<i64> = new.iter().map(|f| f.0).collect();
-    let vectors = embeddings::get_many(tx, &ids)?;
-    let open: Vec<Open> = ids
-        .iter()
-        .zip(vectors)
-        .map(|(&id, embedding)| Open { id, embedding })
-        .collect();
+    let size: HashMap<i64, (u32, f32)> = new.iter().map(|f| (f.0, (f.1, f.2))).collect();
+    let mut open = Faces::default();
+    for (id, v) in ids.iter().zip(embeddings::get_many(tx, &ids)?) {
+        if v.len() == DIM {
+            open.push(*id, &v);
+        }
+    }
     let rejections = rejections_of(tx, &ids)?;
     let manual = Targets::load(tx, true)?;
     let mut left: Vec<usize> = Vec::new();
@@ -69,7 +70,7 @@ pub(super) fn run(
     for (k, d) in decisions.into_iter().enumerate() {
         match d {
             Decision::Join(cluster, person) => {
-                join(tx, open[k].id, cluster, person)?;
+                join(tx, open.ids[k], cluster, person)?;
                 if person.is_some() {
                     report.matched_people += 1;
                 } else {
@@ -77,10 +78,15 @@ pub(super) fn run(
                 }
             }
             Decision::Ambiguous => {
-                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [open[k].id])?;
+                tx.execute(
+                    "UPDATE faces SET ambiguous = 1 WHERE id = ?1",
+                    [open.ids[k]],
+                )?;
                 report.ambiguous += 1;
             }
-            Decision::None if eligible(new[k].1, new[k].2, settings) => dbscan.push(k),
+            Decision::None if eligible(size[&open.ids[k]].0, size[&open.ids[k]].1, settings) => {
+                dbscan.push(k)
+            }
             Decision::None => left.push(k),
         }
     }
@@ -89,7 +95,7 @@ pub(super) fn run(
     let removed = removed_faces(tx)?;
     let adds: Vec<(i64, Vec<f32>)> = dbscan
         .iter()
-        .map(|&k| (open[k].id, open[k].embedding.clone()))
+        .map(|&k| (open.ids[k], open.row_f32(k)))
         .collect();
     report.dbscan_faces = adds.len();
     let re_added: HashSet<i64> = removed
@@ -114,25 +120,26 @@ pub(super) fn run(
     let mut is_member = tx.prepare_cached("SELECT member FROM faces WHERE id = ?1")?;
     let mut placed: HashSet<i64> = HashSet::new();
     for &k in &dbscan {
-        if is_member.query_row([open[k].id], |r| r.get::<_, bool>(0))? {
-            placed.insert(open[k].id);
+        if is_member.query_row([open.ids[k]], |r| r.get::<_, bool>(0))? {
+            placed.insert(open.ids[k]);
         }
     }
-    let rest: Vec<Open> = left
-        .iter()
-        .chain(dbscan.iter())
-        .filter(|&&k| !placed.contains(&open[k].id))
-        .map(|&k| Open {
-            id: open[k].id,
-            embedding: open[k].embedding.clone(),
-        })
-        .collect();
+    let mut rest = Faces::default();
+    for &k in left.iter().chain(dbscan.iter()) {
+        if !placed.contains(&open.ids[k]) {
+            rest.push_half(open.ids[k], open.row(k));
+        }
+    }
     let all = Targets::load(tx, false)?;
     let mut unassigned = 0;
-    for (f, d) in rest.iter().zip(decide(&rest, &all, &rejections, settings)) {
+    for (k, d) in decide(&rest, &all, &rejections, settings)
+        .into_iter()
+        .enumerate()
+    {
+        let id = rest.ids[k];
         match d {
             Decision::Join(cluster, person) => {
-                join(tx, f.id, cluster, person)?;
+                join(tx, id, cluster, person)?;
                 if person.is_some() {
                     report.matched_people += 1;
                 } else {
@@ -140,7 +147,7 @@ pub(super) fn run(
                 }
             }
             Decision::Ambiguous => {
-                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [f.id])?;
+                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;
                 report.ambiguous += 1;
             }
             Decision::None => unassigned += 1,
@@ -149,8 +156,8 @@ pub(super) fn run(
     report.unassigned = unassigned;
     rematch_leftovers(tx, settings, &touched, &all, &mut report)?;
     let mut seen = tx.prepare_cached("UPDATE faces SET seen = 1 WHERE id = ?1")?;
-    for f in &open {
-        seen.execute([f.id])?;
+    for id in &ids {
+        seen.execute([id])?;
     }
     Ok(report)
 }
@@ -426,19 +433,20 @@ fn rematch_named(
         current.insert(id, (c, p));
         matched_before.insert(id, p);
     }
-    let open: Vec<Open> = candidates
-        .into_iter()
-        .map(|(id, embedding)| Open { id, embedding })
-        .collect();
+    let mut open = Faces::default();
+    for (id, v) in candidates {
+        open.push(id, &v);
+    }
     let rejections = rejections_of(tx, &ids)?;
-    for (f, d) in open
-        .iter()
-        .zip(decide(&open, &manual, &rejections, settings))
+    for (k, d) in decide(&open, &manual, &rejections, settings)
+        .into_iter()
+        .enumerate()
     {
-        let (cluster, person) = current[&f.id];
+        let id = open.ids[k];
+        let (cluster, person) = current[&id];
         match d {
             Decision::Join(c, p) if p.is_some() && (cluster != Some(c) || person != p) => {
-                join(tx, f.id, c, p)?;
+                join(tx, id, c, p)?;
                 report.matched_people += 1;
                 report.considered += 1;
             }
@@ -449,7 +457,7 @@ fn rematch_named(
                     "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL,
                          ambiguous = ?2, member = 0
                      WHERE id = ?1",
-                    params![f.id, matches!(d, Decision::Ambiguous)],
+                    params![id, matches!(d, Decision::Ambiguous)],
                 )?;
             }
             _ => {}
@@ -499,15 +507,17 @@ fn rematch_leftovers(
             Ok(())
         },
     )?;
-    let open: Vec<Open> = candidates
+    let mut open = Faces::default();
+    for (id, v) in candidates {
+        open.push(id, &v);
+    }
+    let rejections = rejections_of(tx, &open.ids)?;
+    for (k, d) in decide(&open, all, &rejections, settings)
         .into_iter()
-        .map(|(id, embedding)| Open { id, embedding })
-        .collect();
-    let ids: Vec<i64> = open.iter().map(|f| f.id).collect();
-    let rejections = rejections_of(tx, &ids)?;
-    for (f, d) in open.iter().zip(decide(&open, all, &rejections, settings)) {
+        .enumerate()
+    {
         if let Decision::Join(cluster, person) = d {
-            join(tx, f.id, cluster, person)?;
+            join(tx, open.ids[k], cluster, person)?;
             if person.is_some() {
                 report.matched_people += 1;
             } else {

@@ -19,15 +19,19 @@ mod incremental;
 
 use std::collections::HashMap;
 
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::PeopleError;
-use crate::clustering::matching::{Identity, Match, Target, best_match};
+use crate::clustering::matching::{Identity, Match, Target, choose};
 use crate::clustering::{self, ClusterSummary};
 use crate::config::Settings;
+use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::GraphBackend;
+use crate::graph::range::Queries;
 use crate::store::clusters::{self, ClusterKind, ClusterRow};
 use crate::store::{SqlResult, Store, embeddings};
 
@@ -301,13 +305,43 @@ impl Targets {
     }
 }
 
-/// A face waiting for a decision.
-struct Open {
-    id: i64,
-    embedding: Vec<f32>,
+/// Faces waiting for a decision: their ids and embeddings (half floats, as stored; row `k` is
+/// face `ids[k]`).
+#[derive(Default)]
+struct Faces {
+    ids: Vec<i64>,
+    rows: Vec<f16>,
+}
+
+impl Faces {
+    fn push(&mut self, id: i64, embedding: &[f32]) {
+        self.ids.push(id);
+        self.rows
+            .extend(embedding.iter().map(|&x| f16::from_f32(x)));
+    }
+
+    fn push_half(&mut self, id: i64, row: &[f16]) {
+        self.ids.push(id);
+        self.rows.extend_from_slice(row);
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn row(&self, k: usize) -> &[f16] {
+        &self.rows[k * DIM..(k + 1) * DIM]
+    }
+
+    fn row_f32(&self, k: usize) -> Vec<f32> {
+        let mut out = vec![0f32; DIM];
+        self.row(k).convert_to_f32_slice(&mut out);
+        out
+    }
 }
 
 /// What matching decided for each face.
+#[derive(Debug, Clone, Copy)]
 enum Decision {
     /// Join this cluster (and its person, if it is named).
     Join(i64, Option<i64>),
@@ -315,25 +349,47 @@ enum Decision {
     None,
 }
 
-/// Match each face against `targets`; the decisions are independent, so in parallel.
+/// Match each face against `targets`, as `clustering::matching::best_match` decides, with the
+/// candidates found by one range search of every face against every target (a million faces
+/// against thirty thousand clusters is matrix products, not a loop over pairs).
 fn decide(
-    faces: &[Open],
+    faces: &Faces,
     targets: &Targets,
     rejections: &HashMap<i64, Vec<i64>>,
     settings: &Settings,
 ) -> Vec<Decision> {
+    let n = faces.len();
+    if targets.rows.is_empty() || n == 0 {
+        return vec![Decision::None; n];
+    }
     let t = targets.targets();
+    let centroids: Vec<f32> = targets
+        .rows
+        .iter()
+        .flat_map(|c| c.centroid.iter().copied())
+        .collect();
+    let reach: Vec<f32> = targets
+        .rows
+        .iter()
+        .map(|c| c.radius + settings.face_match_dist)
+        .collect();
+    let queries = Queries::new(centroids, DIM, &reach);
+    let mut candidates: Vec<Vec<(usize, f32)>> = vec![Vec::new(); n];
+    for hit in queries.within(&faces.rows) {
+        candidates[hit.row as usize].push((hit.q as usize, hit.d2.max(0.0).sqrt()));
+    }
     let none = Vec::new();
-    faces
-        .par_iter()
-        .map(|f| {
-            if t.is_empty() {
+    candidates
+        .into_par_iter()
+        .enumerate()
+        .map(|(k, c)| {
+            if c.is_empty() {
                 return Decision::None;
             }
-            let rejected = rejections.get(&f.id).unwrap_or(&none);
-            match best_match(&f.embedding, &t, rejected, settings.face_match_dist) {
-                Match::Join(k, _) => {
-                    let c = &targets.rows[k];
+            let rejected = rejections.get(&faces.ids[k]).unwrap_or(&none);
+            match choose(c, &t, rejected) {
+                Match::Join(j, _) => {
+                    let c = &targets.rows[j];
                     let person = (c.kind == ClusterKind::Manual)
                         .then_some(c.person_id)
                         .flatten();
