@@ -4,6 +4,7 @@
 #   - the faces each finds, PICO alone (`--scan-only`) and the whole detection stage, compared byte for
 #     byte and scored: reference set (recall / precision / mean IoU), border set, the celebrity photos
 #     with a face at --face-size 20, the turned and mirrored sets (benches/peers/transformed_sets.py);
+#   - embedding quality (`visage eval` on the celebrity set);
 #   - PICO's scan time: PAIRS alternating runs of `visage detect --scan-only --device cpu` (whole process)
 #     on the 130 photos of compare_index.sh.
 # Usage: benches/peers/compare_cascade.sh BEFORE_VISAGE AFTER_VISAGE [PAIRS]   (default 5 pairs)
@@ -41,6 +42,10 @@ row() {  # label, scorer (ref|border|count), flags and paths...
   esac
   printf '%-62s %-9s faces %s | %s; %s\n' "$label" "$same" "$(faces "$out/before.jsonl")" "$(faces "$out/after.jsonl")" "$s"
 }
+for pad in replicate mirror grey black; do  # issue 11's rows: PICO with border windows, then O-Net
+  row "reference set, --face-proposals off --face-padding $pad" ref --face-proposals off --face-padding $pad "$data/celebrity" "$data/group"
+  row "border set, --face-proposals off --face-padding $pad" border --face-proposals off --face-padding $pad "$out/border"
+done
 for stage in "--scan-only" ""; do
   name="PICO alone"; [ -z "$stage" ] && name="detection stage"
   row "reference set, $name" ref $stage "$data/celebrity" "$data/group"
@@ -53,6 +58,9 @@ for stage in "--scan-only" ""; do
     row "$t, $name, angles 0,+-20,+-40" count $stage --face-angles=0,-20,20,-40,40 "$out/tr/$t"
   done
 done
+
+echo "== embedding quality: visage eval --device cpu on the celebrity set (before, then after)"
+for bin in "$before" "$after"; do "$bin" eval --device cpu "$data/celebrity" | sed 's/ ([0-9.]* s on [^)]*))$//'; done
 
 echo "== PICO's scan, whole process, $pairs alternating pairs (130 photos, 8 of them 12 MP)"
 mkdir -p "$out/set/large"
