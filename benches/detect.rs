@@ -1,8 +1,9 @@
 //! Face detection throughput (images/s) on real photos, CPU twin and GPU path, detection only
 //! (photos decoded beforehand, as the OpenCV peer in `benches/peers/haar_detect.py` is timed).
 //!
-//! `cargo bench --bench detect`; photos come from `scripts/fetch-testdata`. The GPU group runs on
-//! whatever adapter wgpu finds (lavapipe's figures are not GPU performance).
+//! `cargo bench --profile dev --bench detect`; photos come from `scripts/fetch-testdata`. The GPU group
+//! runs on whatever adapter wgpu finds (lavapipe's figures are not GPU performance). The `mid_stage`
+//! group times Pigo's cascade against the same cascade without mid-stage rejection (issue 19).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use visage::config::{DeviceChoice, Settings};
-use visage::detection::cascade::Cascade;
+use visage::detection::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
 use visage::detection::scan::gpu::GpuScanner;
 use visage::detection::{Backend, DetectParams, Detector};
 use visage::gpu::Gpu;
@@ -103,5 +104,40 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Pigo's facefinder (mid-stage thresholds -15.0) against the file visage shipped before issue 19
+/// (-1337.0: no window rejected mid-stage), CPU twin, PICO's scan and merge alone, same photos.
+fn mid_stage(c: &mut Criterion) {
+    let params = DetectParams::from(&Settings::default());
+    let pigo = Cascade::facefinder().unwrap();
+    let mut none = pigo.clone();
+    for t in &mut none.thresholds {
+        if *t == FACEFINDER_MID_STAGE_THRESHOLD {
+            *t = -1337.0;
+        }
+    }
+    let detectors = [("pigo", pigo), ("no_mid_stage", none)].map(|(name, cascade)| {
+        (
+            name,
+            Detector::with_backend(cascade, params.clone(), Backend::Cpu),
+        )
+    });
+    let t1 = load(&[testdata().join("group/t1.jpg")]);
+    let set = load(&all_photos());
+    let set_refs: Vec<&Photo> = set.iter().collect();
+    let mut g = c.benchmark_group("mid_stage");
+    g.sample_size(20).measurement_time(Duration::from_secs(10));
+    for (name, detector) in &detectors {
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(format!("t1_{name}"), |b| {
+            b.iter(|| detector.detect(&t1[0]).unwrap())
+        });
+        g.throughput(Throughput::Elements(set.len() as u64));
+        g.bench_function(format!("set_{name}"), |b| {
+            b.iter(|| detector.detect_batch(&set_refs).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, mid_stage);
 criterion_main!(benches);

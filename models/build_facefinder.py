@@ -9,17 +9,20 @@ cascade in the 2013 *stage* format of N. Markus's pico:
 visage (like Pigo) reads the modern *tree list* format:
     int32 version=3, int8 bbox[4], int32 depth, int32 ntrees,
     per tree: (2^depth - 1) int32 codes, 2^depth float32 leaves, float32 rejection threshold.
-A tree that does not close a stage gets a threshold that never rejects (-FLT_MAX).
+The tree that closes a stage carries the stage threshold. Every other tree carries -15.0, the value in the
+facefinder Pigo and PhotoPrism ship: a detector that reads it (Pigo's classifyRegion, visage) rejects a
+window as soon as its running sum falls to -15.0, in the middle of a stage too. With that value the output is
+Pigo's file byte for byte, and the script checks that by its sha256.
 
 Usage:  python3 models/build_facefinder.py [facefinder.ea] [out]
 Without arguments it downloads the sdist with pip into a temporary folder.
-The output's sha256 must be the one visage checks when loading (see models/README.md).
+The output's sha256 must be Pigo's, the one visage checks when loading (see models/README.md).
 """
 import hashlib, os, re, struct, subprocess, sys, tarfile, tempfile
 
-SHA256 = "72dfa92bef7a84bebf952b7ca0eecb6d2717ea7649c77ee2213044a507566db7"
+SHA256 = "d8014993e7298c7b1865d1f8b855d6dbf4ec5c808bf879e2091ab6837abf90cd"  # Pigo's facefinder
 BBOX = (-127, 127, -127, 127)  # picolrn default: the codes span the whole window
-NEVER_REJECT = -1337.0  # what picolrn writes for trees inside a stage: sums never get that low
+MID_STAGE = -15.0  # the threshold of every tree that does not close a stage, as in Pigo's file
 
 
 def ea_bytes(path):
@@ -47,7 +50,7 @@ def convert(ea):
             depth = d
             codes = take("%di" % ((1 << d) - 1))
             leaves = take("%df" % (1 << d))
-            trees.append([codes, leaves, NEVER_REJECT])
+            trees.append([codes, leaves, MID_STAGE])
         (thr,) = take("f")
         trees[-1][2] = thr
     assert ea[pos:] in (b"", b"\x00"), "trailing bytes in the stage cascade"  # the C array ends in one 0 byte

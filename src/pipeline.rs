@@ -72,7 +72,8 @@ pub struct FoundFace {
 pub enum PipelineError {
     #[error(transparent)]
     Models(#[from] ModelError),
-    #[error("face detector: {0}")]
+    /// Transparent: [`DetectError`] names the cascade file or the GPU itself.
+    #[error(transparent)]
     Detect(#[from] DetectError),
     #[error("MTCNN: {0}")]
     Verify(#[from] crate::verification::WeightsError),

@@ -150,7 +150,7 @@ fn border_windows_are_scanned_alike_on_the_gpu_and_the_cpu() {
 }
 
 /// Writes the border set for `benches/peers/score_detections.py`:
-/// `VISAGE_BORDER_SET=DIR cargo test --test border -- --ignored --exact write_border_set`
+/// `VISAGE_BORDER_SET=DIR cargo test --test tests -- --ignored --exact border::write_border_set`
 /// gives DIR/<case>.png and DIR/reference.json.
 #[test]
 #[ignore = "writes files for the benchmark; run by hand"]

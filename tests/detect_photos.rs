@@ -7,6 +7,7 @@ use std::sync::Arc;
 use visage::config::{DeviceChoice, Settings};
 use visage::detection::cascade::Cascade;
 use visage::detection::scan::gpu::GpuScanner;
+use visage::detection::scan::{ScanInput, cpu};
 use visage::detection::{Backend, DetectParams, Detector, Face};
 use visage::photo::Photo;
 
@@ -225,4 +226,44 @@ fn gpu_and_cpu_detectors_report_the_same_faces() {
         "only {total} faces in {} photos",
         names.len()
     );
+}
+
+/// Pigo's mid-stage rejection (issue 19) only drops windows: every window Pigo's cascade keeps, the
+/// same cascade without mid-stage rejection (the file visage shipped before) keeps with the same
+/// score. How many it drops, and whether any face is lost, is measured in BENCHMARKS.md
+/// (`--nocapture` prints the counts).
+#[test]
+fn mid_stage_rejection_only_drops_windows() {
+    let root = common::testdata();
+    let pigo = Cascade::facefinder().unwrap();
+    let no_mid_stage = common::facefinder_with_mid_stage(-1337.0);
+    let params = DetectParams::from(&Settings::default());
+    let (mut kept, mut dropped) = (0, 0);
+    let mut names = common::celebrity_photos();
+    names.push("group/t1.jpg".into());
+    for name in &names {
+        let photo = Photo::open(&root.join(name)).unwrap();
+        let plan = params.plan(photo.width, photo.height);
+        let input = ScanInput::new(&photo, &plan);
+        let with = cpu::scan(&pigo, &input);
+        let without = cpu::scan(&no_mid_stage, &input);
+        let mut rest = without.iter();
+        for hit in &with {
+            // Both lists are in the canonical order: each of Pigo's hits appears in `without`.
+            let same = rest
+                .by_ref()
+                .find(|h| (h.level, h.row, h.col) == (hit.level, hit.row, hit.col));
+            let same = same
+                .unwrap_or_else(|| panic!("{name}: {hit:?} kept only with mid-stage rejection"));
+            assert_eq!(same.score, hit.score, "{name}");
+        }
+        kept += with.len();
+        dropped += without.len() - with.len();
+    }
+    eprintln!(
+        "{} photos, default plan: Pigo's cascade keeps {kept} windows; without mid-stage rejection {} ({dropped} more)",
+        names.len(),
+        kept + dropped
+    );
+    assert!(kept > 0);
 }

@@ -40,9 +40,12 @@ fn assert_same(gpu: &[Hit], cpu: &[Hit], what: &str) {
 }
 
 fn compare(names: &[String], min_size: u32, angles: &[f32]) -> usize {
+    compare_with(&Cascade::facefinder().unwrap(), names, min_size, angles)
+}
+
+fn compare_with(cascade: &Cascade, names: &[String], min_size: u32, angles: &[f32]) -> usize {
     let Some(gpu) = common::gpu() else { return 0 };
-    let cascade = Cascade::facefinder().unwrap();
-    let scanner = GpuScanner::new(gpu, &cascade);
+    let scanner = GpuScanner::new(gpu, cascade);
     let photos = photos(names);
     let plans: Vec<ScanPlan> = photos
         .iter()
@@ -57,7 +60,7 @@ fn compare(names: &[String], min_size: u32, angles: &[f32]) -> usize {
     let gpu_hits = scanner.scan_batch(&inputs).unwrap();
     let mut total = 0;
     for ((name, input), gpu_hits) in names.iter().zip(&inputs).zip(&gpu_hits) {
-        let cpu_hits = cpu::scan(&cascade, input);
+        let cpu_hits = cpu::scan(cascade, input);
         assert_same(gpu_hits, &cpu_hits, name);
         total += cpu_hits.len();
     }
@@ -80,6 +83,26 @@ fn batched_photos_with_tilted_windows_match() {
     let n = compare(&names, 20, &[0.0, -20.0, 20.0, 33.0]);
     if common::gpu().is_some() {
         assert!(n > 100, "kept {n} windows");
+    }
+}
+
+/// Both scanners read the mid-stage thresholds: with them raised close to the stage thresholds
+/// (about -0.8 to -2.8), many windows die in the middle of a stage, on the GPU exactly as on the CPU.
+#[test]
+fn windows_rejected_mid_stage_match() {
+    let names = ["group/t1.jpg".to_string()];
+    let pigo = compare(&names, 20, &[0.0, 20.0]);
+    let strict = compare_with(
+        &common::facefinder_with_mid_stage(-3.0),
+        &names,
+        20,
+        &[0.0, 20.0],
+    );
+    if common::gpu().is_some() {
+        assert!(
+            0 < strict && strict < pigo,
+            "mid-stage -3.0 kept {strict} windows, Pigo's -15.0 {pigo}"
+        );
     }
 }
 

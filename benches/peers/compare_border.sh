@@ -15,7 +15,7 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 cargo build --quiet
 visage="${CARGO_TARGET_DIR:-target}/debug/visage"
-VISAGE_BORDER_SET="$out/border" cargo test --quiet --test border -- --ignored --exact write_border_set >/dev/null
+VISAGE_BORDER_SET="$out/border" cargo test --quiet --test tests -- --ignored --exact border::write_border_set >/dev/null
 score="benches/peers/score_detections.py"
 ref=tests/data/reference_faces.json
 border="$out/border/reference.json"

@@ -30,10 +30,10 @@ for threads in 1 2; do
   "$py" benches/peers/haar_detect.py --threads $threads --min-size 50 --repeat 3 "$data/celebrity" "$data/group" | sed -n 2p | sed "s/^/haar set     threads=$threads min-size 50: /"
 done
 for threads in 1 2; do
-  RAYON_NUM_THREADS=$threads cargo bench --quiet --bench detect -- cpu > /dev/null 2>&1
+  RAYON_NUM_THREADS=$threads cargo bench --quiet --profile dev --bench detect -- cpu > /dev/null 2>&1
   "$py" - "$threads" <<'PY'
-import json, pathlib, sys
-root = pathlib.Path("target/criterion")
+import json, os, pathlib, sys
+root = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or "target") / "criterion"
 for est in sorted(root.glob("detect_*/*/new/estimates.json")):
     bench = json.loads((est.parent / "benchmark.json").read_text())
     if "gpu" in bench["function_id"]:

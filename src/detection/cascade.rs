@@ -6,11 +6,17 @@
 
 use thiserror::Error;
 
-/// The face cascade shipped with visage (see `models/README.md` for where it comes from).
+/// The face cascade shipped with visage: Pigo's `facefinder`, byte for byte (see `models/README.md` for
+/// where it comes from).
 pub const FACEFINDER: &[u8] = include_bytes!("../../models/facefinder");
-/// sha256 of [`FACEFINDER`], checked on load.
+/// Where [`FACEFINDER`] comes from in the source tree (it is built into the binary), for error messages.
+pub const FACEFINDER_FILE: &str = "models/facefinder";
+/// sha256 of [`FACEFINDER`] (Pigo's and PhotoPrism's file), checked on load.
 pub const FACEFINDER_SHA256: &str =
-    "72dfa92bef7a84bebf952b7ca0eecb6d2717ea7649c77ee2213044a507566db7";
+    "d8014993e7298c7b1865d1f8b855d6dbf4ec5c808bf879e2091ab6837abf90cd";
+/// The threshold of every tree that does not close a stage in [`FACEFINDER`]: a window whose running sum
+/// falls to it is rejected mid-stage, as Pigo's `classifyRegion` does.
+pub const FACEFINDER_MID_STAGE_THRESHOLD: f32 = -15.0;
 
 /// Largest tree depth accepted: 2^depth leaves per tree; real cascades use 5 or 6.
 const MAX_DEPTH: u32 = 12;
@@ -33,7 +39,7 @@ pub enum CascadeError {
     TrailingBytes(usize),
     #[error("cascade value {what} of tree {tree} is not a finite number")]
     NotFinite { what: &'static str, tree: usize },
-    #[error("cascade sha256 is {actual}, expected {expected}")]
+    #[error("sha256 is {actual}, expected {expected} (a different cascade file)")]
     Checksum { actual: String, expected: String },
 }
 
@@ -46,7 +52,8 @@ pub struct Cascade {
     /// (row1, col1, row2, col2), offsets from the window centre in units of size/256.
     pub codes: Vec<u32>,
     pub leaves: Vec<f32>,
-    /// After adding tree `t`'s leaf, a window whose sum is `<= thresholds[t]` is rejected.
+    /// After adding tree `t`'s leaf, a window whose sum is `<= thresholds[t]` is rejected: the last tree
+    /// of each stage carries the stage threshold, the others a mid-stage one (-15.0 in the facefinder).
     pub thresholds: Vec<f32>,
 }
 
@@ -193,10 +200,28 @@ mod tests {
         assert_eq!(c.tree_count(), 468);
         assert_eq!(c.codes.len(), 468 * 63);
         assert_eq!(c.leaves.len(), 468 * 64);
-        // 24 stages: exactly 24 trees carry a real rejection threshold, the rest never reject.
-        let closing = c.thresholds.iter().filter(|&&t| t > -1000.0).count();
-        assert_eq!(closing, 24);
-        assert!(c.thresholds.last().unwrap() > &-1000.0);
+        // 24 stages: 24 trees carry their stage's threshold; the other 444 carry Pigo's mid-stage
+        // threshold, which rejects a window whose running sum falls to it.
+        let mid_stage = c
+            .thresholds
+            .iter()
+            .filter(|&&t| t == FACEFINDER_MID_STAGE_THRESHOLD)
+            .count();
+        assert_eq!(mid_stage, 444);
+        let closing: Vec<f32> = c
+            .thresholds
+            .iter()
+            .copied()
+            .filter(|&t| t != FACEFINDER_MID_STAGE_THRESHOLD)
+            .collect();
+        assert_eq!(closing.len(), 24);
+        // Stage thresholds lie well above the mid-stage one (so it only catches windows far behind),
+        // and the last tree closes the last stage.
+        assert!(closing.iter().all(|&t| t > FACEFINDER_MID_STAGE_THRESHOLD));
+        assert_ne!(
+            *c.thresholds.last().unwrap(),
+            FACEFINDER_MID_STAGE_THRESHOLD
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::config::{DeviceChoice, PaddingChoice, Settings};
 use crate::gpu::{Gpu, GpuError};
 use crate::photo::Photo;
-use cascade::{Cascade, CascadeError};
+use cascade::{Cascade, CascadeError, FACEFINDER_FILE};
 use merge::Candidate;
 use scan::gpu::GpuScanner;
 use scan::{Hit, ScanInput};
@@ -80,10 +80,18 @@ impl DetectParams {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
-    #[error("face cascade: {0}")]
-    Cascade(#[from] CascadeError),
+    /// The built-in cascade is not the one this build expects. The message carries the reason itself
+    /// and the variant has no `source`, so a printed error chain (`{:#}`) says it once.
+    #[error("face cascade {FACEFINDER_FILE} (built into visage): {0}")]
+    Cascade(CascadeError),
     #[error(transparent)]
     Gpu(#[from] GpuError),
+}
+
+impl From<CascadeError> for DetectError {
+    fn from(e: CascadeError) -> Self {
+        DetectError::Cascade(e)
+    }
 }
 
 /// Where the cascade runs.
@@ -235,5 +243,44 @@ fn to_original(c: &Candidate, sx: f32, sy: f32, photo: &Photo) -> Face {
         w: (x1 - x0).max(1.0) as u32,
         h: (y1 - y0).max(1.0) as u32,
         score: c.score,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::PipelineError;
+    use cascade::{FACEFINDER, FACEFINDER_SHA256};
+
+    /// A wrong cascade file is reported once, with the file and the reason, however the error is
+    /// printed: alone, through the detection stage's error, and as the CLI prints a chain (`{:#}`).
+    #[test]
+    fn a_wrong_cascade_is_reported_once_with_its_file_and_reason() {
+        let mut wrong = FACEFINDER.to_vec();
+        wrong[16] ^= 1;
+        let actual = crate::models::sha256_hex(&wrong);
+        let cascade = Cascade::from_bytes_checked(&wrong, FACEFINDER_SHA256).unwrap_err();
+        let detect = DetectError::from(cascade);
+        let stage = PipelineError::from(DetectError::from(
+            Cascade::from_bytes_checked(&wrong, FACEFINDER_SHA256).unwrap_err(),
+        ));
+        let detect_chain = format!(
+            "{:#}",
+            anyhow::Error::new(detect).context("cannot start the face detector")
+        );
+        let stage_chain = format!("{:#}", anyhow::Error::new(stage));
+        for text in [&detect_chain, &stage_chain] {
+            assert_eq!(text.matches(&actual).count(), 1, "{text}");
+            assert_eq!(text.matches(FACEFINDER_SHA256).count(), 1, "{text}");
+            assert_eq!(text.matches("sha256").count(), 1, "{text}");
+            assert!(text.contains("models/facefinder"), "{text}");
+        }
+        assert_eq!(
+            detect_chain,
+            format!(
+                "cannot start the face detector: face cascade models/facefinder (built into visage): \
+                 sha256 is {actual}, expected {FACEFINDER_SHA256} (a different cascade file)"
+            )
+        );
     }
 }

@@ -99,6 +99,20 @@ pub fn reference_faces() -> Vec<(String, Vec<[f32; 4]>)> {
     out
 }
 
+/// Pigo's facefinder with its 444 mid-stage tree thresholds (-15.0) set to `value`: -1337.0 gives the
+/// file visage shipped before issue 19 (no window is rejected mid-stage), a value near the stage
+/// thresholds rejects many windows mid-stage.
+pub fn facefinder_with_mid_stage(value: f32) -> visage::detection::cascade::Cascade {
+    use visage::detection::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
+    let mut cascade = Cascade::facefinder().unwrap();
+    for t in &mut cascade.thresholds {
+        if *t == FACEFINDER_MID_STAGE_THRESHOLD {
+            *t = value;
+        }
+    }
+    cascade
+}
+
 /// Intersection over union of two (x, y, w, h) boxes.
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     let ix = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
