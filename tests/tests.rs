@@ -16,6 +16,7 @@ mod gpu_parity;
 mod graph;
 mod library;
 mod pipeline;
+mod review;
 mod serve;
 mod verification;
 mod xmp;

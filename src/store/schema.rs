@@ -67,4 +67,28 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE faces ADD COLUMN name_source TEXT;
     "#,
+    // 3: "not a face" and "stranger" verdicts on faces (never clustered, matched or suggested),
+    // and the history of decisions: each action and, per row it changed in faces, clusters, people
+    // or rejections, the SQL that puts the row back (`?1` is `row_id`). The rows are written by
+    // temporary triggers that exist only while a recorded action runs (see people::history).
+    r#"
+    ALTER TABLE faces ADD COLUMN verdict TEXT CHECK (verdict IN ('not_a_face', 'stranger'));
+
+    CREATE TABLE history (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     INTEGER NOT NULL,
+        kind   TEXT NOT NULL,
+        what   TEXT NOT NULL,
+        undone INTEGER
+    );
+    CREATE TABLE history_rows (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        action INTEGER NOT NULL REFERENCES history(id) ON DELETE CASCADE,
+        tbl    TEXT NOT NULL,
+        row_id INTEGER NOT NULL,
+        undo   TEXT NOT NULL
+    );
+    CREATE INDEX history_rows_action ON history_rows(action);
+    CREATE INDEX history_rows_row ON history_rows(tbl, row_id);
+    "#,
 ];
