@@ -297,6 +297,103 @@ fn name_people_in_the_browser() {
     s.stop();
 }
 
+/// "Is this also NAME?": after one face is named, the review page offers the faces like it; one is
+/// taken out with a click, the group is accepted with another, and Undo (the `u` key) puts every
+/// face back as it was.
+#[test]
+fn accept_a_suggested_group_then_undo() {
+    let Some(chromium) = chromium() else { return };
+    let lib = library("browser-suggest");
+    let s = Server::start(&lib, &[]);
+    let before = lib.faces();
+    let first = &before[0];
+    let who = person_of(first);
+    s.act("/api/name", json!({"target": first["id"], "name": who}));
+    let named = lib.faces();
+
+    let mut browser = Browser::start(&chromium, &lib.dir.join("chromium"));
+    let mut page = browser.new_page(1280, 900);
+    page.navigate(&s.url);
+    page.wait_for(
+        "the suggested faces",
+        &thumbnails_loaded(".suggestion img.face"),
+        WAIT,
+    );
+    assert_eq!(
+        page.eval("document.querySelector('.suggestion').dataset.person"),
+        json!(who)
+    );
+    assert!(
+        page.eval("document.querySelector('.suggestion h2').textContent")
+            .as_str()
+            .unwrap()
+            .contains(&format!("Is this also {who}?"))
+    );
+    let offered = page
+        .eval("document.querySelectorAll('.suggestion')[0].querySelectorAll('.tile').length")
+        .as_u64()
+        .unwrap();
+    assert!(offered >= 2, "{offered} faces offered");
+    let out = page.eval(
+        "(() => { const t = document.querySelector('.suggestion').querySelectorAll('.tile')[1]; \
+         t.click(); return t.dataset.face; })()",
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('.suggestion .tile.out').length"),
+        json!(1)
+    );
+    let kept = page.eval(
+        "[...document.querySelector('.suggestion').querySelectorAll('.tile:not(.out)')].map(t => t.dataset.face)",
+    );
+    page.eval("document.querySelector('.suggestion button.accept').click()");
+    page.wait_for(
+        "the group to be accepted",
+        "document.getElementById('status').textContent.startsWith('Accepted')",
+        WAIT,
+    );
+    let said = page.eval("document.getElementById('status').textContent");
+    assert!(
+        said.as_str()
+            .unwrap()
+            .contains(&format!("Accepted {} face", offered - 1))
+            && said.as_str().unwrap().contains("1 taken out"),
+        "{said}"
+    );
+    let faces = lib.faces();
+    let face = |id: &Value| faces.iter().find(|f| f["id"] == *id).unwrap().clone();
+    for id in kept.as_array().unwrap() {
+        let f = face(id);
+        assert_eq!(f["person"], who.as_str(), "{f}");
+        assert_eq!(f["assigned"], "manual", "{f}");
+    }
+    assert_ne!(face(&out)["person"], who.as_str());
+    let history = lib.visage_json(&["history", "--json"]);
+    assert_eq!(history[0]["kind"], "accept", "{history:?}");
+    // The progress line counts the named faces.
+    page.wait_for(
+        "the progress line",
+        "document.getElementById('progress').textContent.includes('left')",
+        WAIT,
+    );
+
+    // Undo with the keyboard: every face is as it was before the group was accepted.
+    page.eval(
+        "document.activeElement && document.activeElement.blur && document.activeElement.blur()",
+    );
+    page.press("u");
+    page.wait_for(
+        "the undo",
+        "document.getElementById('status').textContent.startsWith('Undid accept')",
+        WAIT,
+    );
+    let after = lib.faces();
+    assert_eq!(after, named, "undo did not put every face back");
+    let history = lib.visage_json(&["history", "--json"]);
+    assert!(history[0]["undone"].is_number(), "{history:?}");
+    drop(browser);
+    s.stop();
+}
+
 /// Not a test of behaviour: the timings BENCHMARKS.md reports, on a library given by
 /// `VISAGE_BENCH_DB` (see `scripts/bench-serve`). Time to first byte and to a fully loaded
 /// review page with a cold thumbnail cache, then warm (a fresh browser each time, so only the

@@ -105,9 +105,10 @@ fn index_clusters_people_and_manual_decisions_survive() {
     let (defaults_ari, scored) = ari(&first);
     eprintln!("defaults: ARI {defaults_ari:.3} over {scored} photos");
     // This FaceNet puts a person's faces further apart than 0.64 (see BENCHMARKS.md): at the
-    // defaults two of the five people form clusters, cleanly (0.725 measured).
+    // defaults two of the five people form clusters, cleanly. Matching into them reaches the
+    // clamped sample radius plus 0.46 (issue 16; 0.725 before the clamp, 0.596 with it).
     assert!(
-        defaults_ari >= 0.6,
+        defaults_ari >= 0.55,
         "ARI at the default settings {defaults_ari}"
     );
 
@@ -117,7 +118,9 @@ fn index_clusters_people_and_manual_decisions_survive() {
     assert_eq!(again["index"]["indexed"], 0, "{again}");
     assert_eq!(faces(&db).len(), first.len());
 
-    // At a cluster distance of 1.0 the clusters are the people (1.000 measured, see BENCHMARKS.md).
+    // At a cluster distance of 1.0 the clusters are the people, without a wrong face (1.000
+    // measured before issue 16; 0.920 since matching into a cluster reaches its clamped sample
+    // radius plus 0.46: the faces further out are offered with the cluster on the review page).
     run(
         &db,
         &["cluster", "--recluster", "--face-cluster-dist", "1.0"],
@@ -126,7 +129,7 @@ fn index_clusters_people_and_manual_decisions_survive() {
     let wide = faces(&db);
     let (wide_ari, _) = ari(&wide);
     eprintln!("--face-cluster-dist 1.0: ARI {wide_ari:.3}");
-    assert!(wide_ari >= 0.95, "ARI at distance 1.0: {wide_ari}");
+    assert!(wide_ari >= 0.9, "ARI at distance 1.0: {wide_ari}");
 
     // Decisions. Clusters by size, largest first.
     let mut clusters = lines(&run(&db, &["clusters", "--json"], 0));
@@ -163,12 +166,19 @@ fn index_clusters_people_and_manual_decisions_survive() {
         .collect();
     assert!(!ignored.is_empty() && ignored.iter().all(|f| f["person"].is_null()));
     assert_eq!(person_of(&decided, &moved), Some("Carol"));
-    assert_eq!(person_of(&decided, &rejected), None);
+    // Naming and moving run matching (issue 16): the rejected face may join someone else, never
+    // the person it was rejected for; Bob has both clusters' faces, and those matched to him.
+    assert_ne!(person_of(&decided, &rejected), Some("Alicia"));
     let bob = decided.iter().filter(|f| f["person"] == "Bob").count() as u64;
+    let bob_by_hand = decided
+        .iter()
+        .filter(|f| f["person"] == "Bob" && f["assigned"] == "manual")
+        .count() as u64;
     assert_eq!(
-        bob,
+        bob_by_hand,
         clusters[1]["faces"].as_u64().unwrap() + clusters[2]["faces"].as_u64().unwrap()
     );
+    assert!(bob >= bob_by_hand);
 
     // Edit one of Alicia's photos (re-encoded: new bytes, same picture).
     let edited = decided
@@ -211,9 +221,13 @@ fn index_clusters_people_and_manual_decisions_survive() {
         assert!(people.contains(&name.to_string()), "{people:?}");
     }
     assert!(!people.iter().any(|n| n == "Alice" || n == "Robert"));
+    // Carol's photo is the moved face's (matching may have added the rejected one: the same
+    // person in truth, and no longer Alicia's).
     let carol = lines(&run(&db, &["person", "Carol", "--json"], 0));
-    assert_eq!(carol.len(), 1);
-    assert_eq!(carol[0]["path"], moved["path"]);
+    assert!(
+        carol.iter().any(|p| p["path"] == moved["path"]),
+        "{carol:?}"
+    );
 
     // A removed photo is gone, its faces with it; the audit finds nothing and SQLite is sound.
     let removed = after.iter().find(|f| f["person"] == "Bob").unwrap().clone();

@@ -19,6 +19,7 @@ mod library;
 mod migration;
 mod mistakes;
 mod pipeline;
+mod review;
 mod serve;
 mod verification;
 mod xmp;

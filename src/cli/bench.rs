@@ -75,6 +75,18 @@ pub enum BenchWhat {
         #[arg(long)]
         drop_caches: bool,
     },
+    /// The simulated review: how many actions name every face of a folder with one subfolder per
+    /// person (one JSON line)
+    Review(super::review::ReviewArgs),
+    /// Suggestions for one person over a synthetic library of unnamed faces (one JSON line)
+    Suggest {
+        /// Unnamed faces in the library
+        #[arg(long, default_value_t = 100_000)]
+        faces: usize,
+        /// Faces named by hand as the person
+        #[arg(long, default_value_t = 20)]
+        named: usize,
+    },
     /// Neighbour graph (all pairwise distances, close pairs kept) and DBSCAN on synthetic embeddings
     Graph {
         /// Embeddings: clusters of 20 (members about 0.7 apart) and 10% loose ones
@@ -313,6 +325,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             super::require_paths(&paths)?;
             return run_index(&paths, &settings);
         }
+        BenchWhat::Review(args) => return super::review::run(args),
+        BenchWhat::Suggest { faces, named } => return super::review::run_suggest(faces, named),
         BenchWhat::Embed {
             batch,
             seconds,

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod index;
 pub mod models;
 pub mod people;
+pub mod review;
 pub mod serve;
 pub mod words;
 pub mod xmp;
@@ -58,7 +59,7 @@ pub enum Command {
     Faces(people::FacesArgs),
     /// List clusters (automatic, named, ignored)
     Clusters(people::ReadArgs),
-    /// Name a cluster (c12) or a face (f345)
+    /// Name clusters (c12) and faces (f345) as one person, then match
     Name(people::NameArgs),
     /// Rename a person
     Rename(people::RenameArgs),
@@ -70,6 +71,16 @@ pub enum Command {
     Reject(people::RejectArgs),
     /// Mark a cluster as not a person of interest
     Ignore(people::IgnoreArgs),
+    /// Bring an ignored cluster back for review
+    Unignore(people::IgnoreArgs),
+    /// Mark faces "not a face" or "stranger" (never clustered, matched or suggested again)
+    Mark(people::MarkArgs),
+    /// The unnamed faces that are probably a person, one group per person, best first
+    Suggestions(people::SuggestionsArgs),
+    /// The decisions made, newest first
+    History(people::HistoryArgs),
+    /// Take back the last decision (or the N last, or one by --action)
+    Undo(people::UndoArgs),
     /// Hide a person from `visage people`
     Hide(people::HideArgs),
     /// Show a hidden person again
@@ -159,6 +170,11 @@ pub fn run(cli: Cli) -> i32 {
         Command::Split(args) => people::split(args),
         Command::Reject(args) => people::reject(args),
         Command::Ignore(args) => people::ignore(args),
+        Command::Unignore(args) => people::unignore(args),
+        Command::Mark(args) => people::mark(args),
+        Command::Suggestions(args) => people::suggestions(args),
+        Command::History(args) => people::history(args),
+        Command::Undo(args) => people::undo(args),
         Command::Hide(args) => people::hide(args, true),
         Command::Unhide(args) => people::hide(args, false),
         Command::Stats(args) => people::stats(args),

@@ -1,6 +1,8 @@
-//! The people commands: reading (`people`, `person`, `faces`, `clusters`, `stats`, `audit`) and
-//! deciding (`name`, `rename`, `merge`, `split`, `reject`, `ignore`, `hide`, `unhide`, `reset`).
-//! Every read command takes `--json` (one JSON value per line).
+//! The people commands: reading (`people`, `person`, `faces`, `clusters`, `stats`, `audit`,
+//! `suggestions`, `history`) and deciding (`name`, `rename`, `merge`, `split`, `reject`, `ignore`,
+//! `unignore`, `hide`, `unhide`, `mark`, `undo`, `reset`). Every read command takes `--json` (one
+//! JSON value per line). Decisions that name faces run matching afterwards, as the review page
+//! does, in the same recorded action.
 
 use clap::Args;
 use serde::Serialize;
@@ -8,8 +10,9 @@ use serde::Serialize;
 use super::StoreArgs;
 use super::words::{plural, say_empty};
 use crate::config::Settings;
-use crate::people::{self, Ref, report};
-use crate::store::{ClusterId, FaceId, Item, StoreError, clusters, faces};
+use crate::graph::GraphBackend;
+use crate::people::{self, Outcome, Ref, Rematch, history, report, suggest};
+use crate::store::{ClusterId, FaceId, Item, Store, StoreError, clusters, faces};
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
@@ -72,8 +75,9 @@ pub struct AuditArgs {
 
 #[derive(Debug, Args)]
 pub struct NameArgs {
-    /// A cluster (c12) or a face (f345)
-    pub what: Ref,
+    /// Clusters (c12) and faces (f345), named in one action
+    #[arg(required = true, value_name = "CLUSTER|FACE")]
+    pub what: Vec<Ref>,
     pub name: String,
     #[command(flatten)]
     pub store: StoreArgs,
@@ -111,6 +115,65 @@ pub struct SplitArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub settings: Settings,
+}
+
+#[derive(Debug, Args)]
+pub struct SuggestionsArgs {
+    /// Only this person's group
+    #[arg(long)]
+    pub person: Option<String>,
+    /// Faces per group at most
+    #[arg(long, default_value_t = suggest::GROUP)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub read: ReadArgs,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Actions shown at most, newest first
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// How many of the last actions to take back
+    #[arg(default_value_t = 1, conflicts_with = "action")]
+    pub count: usize,
+    /// Take back this one action (its number in `visage history`), if no later action depends
+    /// on it
+    #[arg(long, value_name = "ID")]
+    pub action: Option<i64>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MarkArgs {
+    /// Faces (f345 ...)
+    #[arg(required = true)]
+    pub faces: Vec<FaceId>,
+    /// What they are
+    #[arg(long = "as", value_enum)]
+    pub verdict: MarkChoice,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// What `visage mark` says a face is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MarkChoice {
+    /// A false detection: never clustered, matched or listed again
+    NotAFace,
+    /// A real face nobody needs to name
+    Stranger,
+    /// Take the mark away: the face is to review again
+    Face,
 }
 
 #[derive(Debug, Args)]
@@ -386,10 +449,45 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// "; matching found N more faces" when it did.
+fn joined(o: &Outcome) -> String {
+    if o.joined > 0 {
+        format!("; matching found {} more", o.joined)
+    } else {
+        String::new()
+    }
+}
+
+/// Run `f` with matching after it, on the device the settings choose.
+fn with_rematch<T>(
+    settings: &Settings,
+    f: impl FnOnce(Rematch) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let backend = GraphBackend::choose(settings.device)?;
+    f(Rematch {
+        settings,
+        backend: &backend,
+    })
+}
+
 pub fn name(args: NameArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let n = people::name(&mut store, args.what, &args.name, &args.settings)?;
-    println!("named {} {:?}", plural(n, "face"), args.name.trim());
+    let o = with_rematch(&args.settings, |r| {
+        Ok(people::name_several(
+            &mut store,
+            &args.what,
+            &args.name,
+            &[],
+            &args.settings,
+            Some(r),
+        )?)
+    })?;
+    println!(
+        "named {} {:?}{}",
+        plural(o.faces, "face"),
+        args.name.trim(),
+        joined(&o)
+    );
     Ok(0)
 }
 
@@ -402,12 +500,12 @@ pub fn rename(args: RenameArgs) -> anyhow::Result<i32> {
 
 pub fn merge(args: MergeArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let n = people::merge(&mut store, &args.from, &args.into)?;
+    let o = people::merge(&mut store, &args.from, &args.into)?;
     println!(
         "merged {:?} into {:?} ({} moved)",
         args.from,
         args.into,
-        plural(n, "face")
+        plural(o.faces, "face")
     );
     Ok(0)
 }
@@ -415,25 +513,50 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<i32> {
 pub fn split(args: SplitArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
     let ids: Vec<i64> = args.faces.iter().map(|f| f.0).collect();
-    let n = people::split(&mut store, &ids, &args.to, &args.settings)?;
-    println!("moved {} to {:?}", plural(n, "face"), args.to);
+    let o = with_rematch(&args.settings, |r| {
+        Ok(people::split(
+            &mut store,
+            &ids,
+            &args.to,
+            &args.settings,
+            Some(r),
+        )?)
+    })?;
+    println!(
+        "moved {} to {:?}{}",
+        plural(o.faces, "face"),
+        args.to,
+        joined(&o)
+    );
     Ok(0)
 }
 
 pub fn reject(args: RejectArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let who = people::reject(&mut store, args.face.0, args.person.as_deref())?;
+    let (_, who) = people::reject(&mut store, &[args.face.0], args.person.as_deref())?;
     println!(
-        "{} is not {who:?}; it will not be matched to them again",
-        args.face
+        "{} is not {:?}; it will not be matched to them again",
+        args.face,
+        who.first().cloned().unwrap_or_default()
     );
     Ok(0)
 }
 
 pub fn ignore(args: IgnoreArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let n = people::ignore(&mut store, args.cluster.0)?;
-    println!("ignoring {} ({})", args.cluster, plural(n, "face"));
+    let o = people::ignore(&mut store, args.cluster.0)?;
+    println!("ignoring {} ({})", args.cluster, plural(o.faces, "face"));
+    Ok(0)
+}
+
+pub fn unignore(args: IgnoreArgs) -> anyhow::Result<i32> {
+    let mut store = args.store.open()?;
+    let o = people::unignore(&mut store, args.cluster.0)?;
+    println!(
+        "{} is back for review ({})",
+        args.cluster,
+        plural(o.faces, "face")
+    );
     Ok(0)
 }
 
@@ -447,6 +570,101 @@ pub fn hide(args: HideArgs, hidden: bool) -> anyhow::Result<i32> {
         );
     } else {
         println!("{:?} is shown in `visage people` again", args.name);
+    }
+    Ok(0)
+}
+
+pub fn mark(args: MarkArgs) -> anyhow::Result<i32> {
+    let mut store = args.store.open()?;
+    let verdict = match args.verdict {
+        MarkChoice::NotAFace => Some(people::Verdict::NotAFace),
+        MarkChoice::Stranger => Some(people::Verdict::Stranger),
+        MarkChoice::Face => None,
+    };
+    let ids: Vec<i64> = args.faces.iter().map(|f| f.0).collect();
+    let o = people::set_verdict(&mut store, &ids, verdict)?;
+    println!(
+        "marked {} {}",
+        plural(o.faces, "face"),
+        verdict.map_or("to review again", |v| match v {
+            people::Verdict::NotAFace => "not a face",
+            people::Verdict::Stranger => "as strangers",
+        })
+    );
+    Ok(0)
+}
+
+pub fn suggestions(args: SuggestionsArgs) -> anyhow::Result<i32> {
+    let store = args.read.store.open()?;
+    let person = match &args.person {
+        Some(name) => Some(person_or_fail(&store, name)?),
+        None => None,
+    };
+    let groups =
+        store.read(|c| suggest::groups(c, person, args.settings.face_match_dist, args.limit))?;
+    if groups.is_empty() {
+        say_empty(
+            args.read.json,
+            "no suggestions: name someone first (`visage name`), or every face like theirs is decided",
+        );
+    }
+    if args.read.json {
+        print_json_lines(&groups)?;
+    } else {
+        for g in &groups {
+            let ids: Vec<String> = g.faces.iter().map(|f| FaceId(*f).to_string()).collect();
+            println!("Is this also {}?\t{}", g.person, ids.join(" "));
+        }
+        if !groups.is_empty() {
+            println!(
+                "accept with `visage name FACE... NAME`; `visage reject FACE --person NAME` takes one out"
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn person_or_fail(store: &Store, name: &str) -> anyhow::Result<i64> {
+    match store.read(|c| people::person_id(c, name))? {
+        Some(p) => Ok(p),
+        None => Err(StoreError::NotFound(Item::Person(name.to_string())).into()),
+    }
+}
+
+pub fn history(args: HistoryArgs) -> anyhow::Result<i32> {
+    let store = args.read.store.open()?;
+    let actions = store.read(|c| history::list(c, args.limit))?;
+    if actions.is_empty() {
+        say_empty(args.read.json, "no decisions recorded yet");
+    }
+    if args.read.json {
+        print_json_lines(&actions)?;
+    } else {
+        for a in &actions {
+            println!(
+                "#{}\t{}\t{}\t{}{}",
+                a.id,
+                a.kind,
+                a.what,
+                plural(a.rows as usize, "row"),
+                if a.undone.is_some() { "\tundone" } else { "" }
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub fn undo(args: UndoArgs) -> anyhow::Result<i32> {
+    let mut store = args.store.open()?;
+    let undone = match args.action {
+        Some(id) => vec![history::undo_action(&mut store, id)?],
+        None => history::undo(&mut store, args.count)?,
+    };
+    if undone.is_empty() {
+        println!("nothing to undo");
+    }
+    for a in &undone {
+        println!("undid {a}");
     }
     Ok(0)
 }

@@ -276,14 +276,23 @@ pub fn import(
     }
     report.created = created.len();
 
-    store.write(|tx| -> Result<(), StoreError> {
-        for (photo, info, face, name, source) in &created {
-            let id = photos::add_face(tx, *photo, *info, face)?;
-            to_name.push((id, name.clone(), source.clone()));
-        }
-        people::name_faces(tx, &to_name, settings)?;
-        Ok(())
-    })?;
+    if !created.is_empty() || !to_name.is_empty() {
+        let what = format!(
+            "imported {} names from XMP ({} new faces)",
+            to_name.len() + created.len(),
+            created.len()
+        );
+        store.write(|tx| -> Result<(), StoreError> {
+            people::history::record(tx, people::history::Kind::Import, what, |tx| {
+                for (photo, info, face, name, source) in &created {
+                    let id = photos::add_face(tx, *photo, *info, face)?;
+                    to_name.push((id, name.clone(), source.clone()));
+                }
+                people::name_faces(tx, &to_name, settings)
+            })?;
+            Ok(())
+        })?;
+    }
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -1,21 +1,28 @@
 //! People: the decisions a person makes about faces and clusters (name, rename, merge, split,
-//! reject, ignore, hide, reset) applied to the store, each in one transaction, and the views of
-//! the result (people, a person's photos, stats, audit). [`assign`] runs the automatic side:
-//! clustering and matching.
+//! reject, ignore, hide, accept suggestions, confirm matches, "not a face" / "stranger", reset)
+//! applied to the store, each in one transaction and recorded in [`history`] (so it can be
+//! undone), and the views of the result (people, a person's photos, stats, progress, audit).
+//! [`assign`] runs the automatic side: clustering and matching, which follows a decision inside
+//! the same transaction and the same recorded action; [`suggest`] offers faces for a person to
+//! confirm.
 //!
 //! Manual decisions are marked `assigned = 'manual'` (faces) or kind `manual` / `ignored`
 //! (clusters); nothing automatic ever overwrites them. No embedding is computed here.
 
 pub mod assign;
+pub mod history;
 pub mod report;
+pub mod suggest;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::config::Settings;
 use crate::embedding::distance;
 use crate::gpu::GpuError;
+use crate::graph::GraphBackend;
 use crate::store::clusters::{self, ClusterKind};
 use crate::store::{ClusterId, FaceId, Item, SqlResult, Store, StoreError, faces};
+use history::Kind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeopleError {
@@ -81,27 +88,206 @@ fn existing_face(tx: &rusqlite::Connection, id: i64) -> Result<faces::FaceRow, S
     faces::get(tx, id)?.ok_or(StoreError::NotFound(Item::Face(FaceId(id))))
 }
 
+/// What a decision did: how many faces it named (or moved, rejected, ...), how many more faces
+/// the matching that followed gave the person, and its entry in the history (`None` when it
+/// changed nothing).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Outcome {
+    pub faces: usize,
+    pub joined: usize,
+    pub action: Option<i64>,
+}
+
+/// Where matching runs after a decision that names faces; `None` leaves matching to the next
+/// `visage cluster`.
+#[derive(Clone, Copy)]
+pub struct Rematch<'a> {
+    pub settings: &'a Settings,
+    pub backend: &'a GraphBackend,
+}
+
+/// One recorded action in one transaction: `f` decides, then (with `rematch`) matching runs for
+/// the people `f` says changed, and the faces they gained are counted.
+fn act(
+    store: &mut Store,
+    kind: Kind,
+    what: String,
+    rematch: Option<Rematch>,
+    f: impl FnOnce(&Transaction) -> Result<(usize, Vec<i64>), PeopleError>,
+) -> Result<Outcome, PeopleError> {
+    store.write(|tx| {
+        let ((faces, joined), action) = history::record(tx, kind, what, |tx| {
+            let (faces, changed) = f(tx)?;
+            assign::refresh_manual(tx)?;
+            let mut joined = 0;
+            if let Some(r) = rematch {
+                let before = auto_faces(tx, &changed)?;
+                assign::run_in(
+                    tx,
+                    r.settings,
+                    r.backend,
+                    false,
+                    assign::Candidates::People(&changed),
+                )?;
+                joined = auto_faces(tx, &changed)?.saturating_sub(before);
+            }
+            Ok::<_, PeopleError>((faces, joined))
+        })?;
+        Ok(Outcome {
+            faces,
+            joined,
+            action,
+        })
+    })
+}
+
+/// Faces matched automatically to these people.
+fn auto_faces(tx: &Transaction, people: &[i64]) -> SqlResult<usize> {
+    let mut n = 0;
+    let mut stmt =
+        tx.prepare_cached("SELECT count(*) FROM faces WHERE person = ?1 AND assigned = 'auto'")?;
+    for p in people {
+        n += stmt.query_row([p], |r| r.get::<_, i64>(0))? as usize;
+    }
+    Ok(n)
+}
+
+fn ids(faces: &[i64]) -> String {
+    let mut s: Vec<String> = faces.iter().take(6).map(|f| format!("f{f}")).collect();
+    if faces.len() > 6 {
+        s.push(format!("and {} more", faces.len() - 6));
+    }
+    s.join(" ")
+}
+
 /// Name a cluster or a face. Naming a cluster makes it manual and names all its faces (except
 /// those rejected for that person, which leave it); naming a face puts it in that person's
-/// nearest manual cluster within reach, or a new one. Returns how many faces were named.
+/// nearest manual cluster within reach, or a new one.
 pub fn name(
     store: &mut Store,
     what: Ref,
     name: &str,
     settings: &Settings,
-) -> Result<usize, StoreError> {
-    store.write(|tx| {
+    rematch: Option<Rematch>,
+) -> Result<Outcome, PeopleError> {
+    name_several(store, &[what], name, &[], settings, rematch)
+}
+
+/// Name clusters and faces as one person in one action, and say that the faces in `except` (taken
+/// out of a named cluster) are not that person.
+pub fn name_several(
+    store: &mut Store,
+    targets: &[Ref],
+    name: &str,
+    except: &[i64],
+    settings: &Settings,
+    rematch: Option<Rematch>,
+) -> Result<Outcome, PeopleError> {
+    let list: Vec<String> = targets
+        .iter()
+        .take(6)
+        .map(|t| match t {
+            Ref::Cluster(c) => format!("c{c}"),
+            Ref::Face(f) => format!("f{f}"),
+        })
+        .collect();
+    let more = targets.len().saturating_sub(6);
+    let mut what = format!(
+        "named {}{} {:?}",
+        list.join(" "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+        name.trim()
+    );
+    if !except.is_empty() {
+        what.push_str(&format!(", not {}", ids(except)));
+    }
+    act(store, Kind::Name, what, rematch, |tx| {
         let p = ensure_person(tx, name)?;
-        let n = match what {
-            Ref::Cluster(c) => name_cluster(tx, c, p)?,
-            Ref::Face(f) => {
-                name_face(tx, f, p, settings)?;
-                1
-            }
-        };
-        assign::refresh_manual(tx)?;
-        Ok(n)
+        // Faces taken out of a cluster named here were counted with it.
+        let mut taken_out = 0;
+        for &f in except {
+            let cluster = existing_face(tx, f)?.cluster;
+            taken_out += usize::from(
+                targets
+                    .iter()
+                    .any(|t| Some(*t) == cluster.map(Ref::Cluster)),
+            );
+        }
+        let mut n = 0;
+        for &t in targets {
+            n += match t {
+                Ref::Cluster(c) => name_cluster(tx, c, p)?,
+                Ref::Face(f) => {
+                    name_face(tx, f, p, settings)?;
+                    1
+                }
+            };
+        }
+        for &f in except {
+            reject_in(tx, f, p)?;
+        }
+        Ok((n - taken_out.min(n), vec![p]))
     })
+}
+
+/// Accept a suggestion group: the faces are `name`'s (named by hand, as confirmed), and those in
+/// `except` (taken out of the group) are not.
+pub fn accept(
+    store: &mut Store,
+    faces: &[i64],
+    name: &str,
+    except: &[i64],
+    settings: &Settings,
+    rematch: Option<Rematch>,
+) -> Result<Outcome, PeopleError> {
+    let mut what = format!("accepted {} as {:?}", ids(faces), name.trim());
+    if !except.is_empty() {
+        what.push_str(&format!(", not {}", ids(except)));
+    }
+    act(store, Kind::Accept, what, rematch, |tx| {
+        let p = existing_person(tx, name)?;
+        for &f in faces {
+            name_face(tx, f, p, settings)?;
+        }
+        for &f in except {
+            existing_face(tx, f)?;
+            reject_in(tx, f, p)?;
+        }
+        Ok((faces.len(), vec![p]))
+    })
+}
+
+/// Confirm faces matched automatically: each becomes named by hand as the person it has.
+pub fn confirm(
+    store: &mut Store,
+    faces: &[i64],
+    settings: &Settings,
+    rematch: Option<Rematch>,
+) -> Result<Outcome, PeopleError> {
+    act(
+        store,
+        Kind::Confirm,
+        format!("confirmed {}", ids(faces)),
+        rematch,
+        |tx| {
+            let mut changed = Vec::new();
+            for &f in faces {
+                let row = existing_face(tx, f)?;
+                let p = row
+                    .person_id
+                    .ok_or_else(|| refused(format!("face f{f} has no person to confirm")))?;
+                name_face(tx, f, p, settings)?;
+                if !changed.contains(&p) {
+                    changed.push(p);
+                }
+            }
+            Ok((faces.len(), changed))
+        },
+    )
 }
 
 fn name_cluster(tx: &Transaction, c: i64, p: i64) -> Result<usize, StoreError> {
@@ -127,19 +313,31 @@ fn name_cluster(tx: &Transaction, c: i64, p: i64) -> Result<usize, StoreError> {
 }
 
 fn name_face(tx: &Transaction, f: i64, p: i64, settings: &Settings) -> Result<(), StoreError> {
-    existing_face(tx, f)?;
-    let embedding = crate::store::embeddings::get(tx, f)?.unwrap_or_default();
+    let face = existing_face(tx, f)?;
+    if face.verdict.is_some() {
+        tx.execute("UPDATE faces SET verdict = NULL WHERE id = ?1", [f])?;
+    }
     // Naming by hand overrides an earlier "not this person".
     tx.execute(
         "DELETE FROM rejections WHERE face = ?1 AND person = ?2",
         params![f, p],
     )?;
+    // Already named by hand as this person: nothing to do.
+    if face.person_id == Some(p) && face.assigned == Some(faces::Assigned::Manual) {
+        return Ok(());
+    }
+    let embedding = faces::embedding(tx, f)?;
     let nearest = clusters::all(tx)?
         .into_iter()
         .filter(|c| c.kind == ClusterKind::Manual && c.person_id == Some(p))
-        .filter(|c| !c.centroid.is_empty())
+        .filter(|c| !c.centroid.is_empty() && c.centroid.len() == embedding.len())
         .map(|c| (distance(&embedding, &c.centroid), c))
-        .filter(|(d, c)| *d <= c.radius + settings.face_match_dist)
+        .filter(|(d, c)| {
+            *d <= c
+                .radius
+                .min(crate::clustering::matching::SAMPLE_RADIUS_CLAMP)
+                + settings.face_match_dist
+        })
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.id);
     let cluster = match nearest {
@@ -166,15 +364,27 @@ pub fn split(
     face_ids: &[i64],
     to: &str,
     settings: &Settings,
-) -> Result<usize, StoreError> {
-    store.write(|tx| {
-        let p = ensure_person(tx, to)?;
-        for &f in face_ids {
-            name_face(tx, f, p, settings)?;
-        }
-        assign::refresh_manual(tx)?;
-        Ok(face_ids.len())
-    })
+    rematch: Option<Rematch>,
+) -> Result<Outcome, PeopleError> {
+    act(
+        store,
+        Kind::Split,
+        format!("moved {} to {:?}", ids(face_ids), to.trim()),
+        rematch,
+        |tx| {
+            let p = ensure_person(tx, to)?;
+            let mut changed = vec![p];
+            for &f in face_ids {
+                if let Some(old) = existing_face(tx, f)?.person_id
+                    && !changed.contains(&old)
+                {
+                    changed.push(old);
+                }
+                name_face(tx, f, p, settings)?;
+            }
+            Ok((face_ids.len(), changed))
+        },
+    )
 }
 
 /// Name many faces by hand, each as [`name`] names one face, recording where each name came from
@@ -196,32 +406,33 @@ pub fn name_faces(
 }
 
 /// Rename a person; the new name must not belong to someone else (merge them instead).
-pub fn rename(store: &mut Store, old: &str, new: &str) -> Result<(), StoreError> {
-    store.write(|tx| {
+pub fn rename(store: &mut Store, old: &str, new: &str) -> Result<Outcome, PeopleError> {
+    let what = format!("renamed {:?} to {:?}", old, new.trim());
+    act(store, Kind::Rename, what, None, |tx| {
         let p = existing_person(tx, old)?;
         let new = new.trim();
         if new.is_empty() {
-            return Err(refused("a person's name cannot be empty".into()));
+            return Err(refused("a person's name cannot be empty".into()).into());
         }
         if person_id(tx, new)?.is_some_and(|o| o != p) {
             return Err(refused(format!(
                 "{new:?} is already a person; use `visage merge {old:?} {new:?}`"
-            )));
+            ))
+            .into());
         }
         tx.execute("UPDATE people SET name = ?2 WHERE id = ?1", params![p, new])?;
-        Ok(())
+        Ok((0, Vec::new()))
     })
 }
 
 /// Merge person `from` into person `into`: faces, clusters and rejections move; `from` is gone.
-pub fn merge(store: &mut Store, from: &str, into: &str) -> Result<usize, StoreError> {
-    store.write(|tx| {
+pub fn merge(store: &mut Store, from: &str, into: &str) -> Result<Outcome, PeopleError> {
+    let what = format!("merged {from:?} into {into:?}");
+    act(store, Kind::Merge, what, None, |tx| {
         let a = existing_person(tx, from)?;
         let b = existing_person(tx, into)?;
         if a == b {
-            return Err(refused(format!(
-                "{from:?} and {into:?} are the same person"
-            )));
+            return Err(refused(format!("{from:?} and {into:?} are the same person")).into());
         }
         let n = tx.execute(
             "UPDATE faces SET person = ?2 WHERE person = ?1",
@@ -248,69 +459,187 @@ pub fn merge(store: &mut Store, from: &str, into: &str) -> Result<usize, StoreEr
             [b],
         )?;
         tx.execute("DELETE FROM people WHERE id = ?1", [a])?;
-        assign::refresh_manual(tx)?;
-        Ok(n)
+        Ok((n, vec![b]))
     })
 }
 
-/// "Not this person": the face leaves `person` (default: the person it has now) and is never
-/// matched to that person again. Returns the person's name.
-pub fn reject(store: &mut Store, face: i64, person: Option<&str>) -> Result<String, StoreError> {
-    store.write(|tx| {
-        let row = existing_face(tx, face)?;
-        let (p, name) = match person {
-            Some(n) => (existing_person(tx, n)?, n.to_string()),
-            None => match (row.person_id, row.person.clone()) {
-                (Some(p), Some(n)) => (p, n),
-                _ => {
-                    return Err(refused(format!(
-                        "face f{face} has no person; say which with --person"
-                    )));
-                }
-            },
-        };
-        tx.execute(
-            "INSERT OR IGNORE INTO rejections VALUES (?1, ?2)",
-            params![face, p],
-        )?;
-        tx.execute(
-            "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
-             WHERE id = ?1 AND person = ?2",
-            params![face, p],
-        )?;
-        assign::refresh_manual(tx)?;
-        Ok(name)
-    })
+/// Say `face` is not person `p`: it is rejected for them and leaves them if it was theirs.
+fn reject_in(tx: &Transaction, face: i64, p: i64) -> SqlResult<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO rejections VALUES (?1, ?2)",
+        params![face, p],
+    )?;
+    tx.execute(
+        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
+         WHERE id = ?1 AND person = ?2",
+        params![face, p],
+    )?;
+    Ok(())
+}
+
+/// "Not this person": each face leaves `person` (default: the person it has now) and is never
+/// matched to that person again. Returns the people named, in order.
+pub fn reject(
+    store: &mut Store,
+    faces: &[i64],
+    person: Option<&str>,
+) -> Result<(Outcome, Vec<String>), PeopleError> {
+    let mut who = Vec::new();
+    let what = format!(
+        "{} not {}",
+        ids(faces),
+        person.map_or("their person".to_string(), |p| format!("{p:?}"))
+    );
+    let out = act(store, Kind::Reject, what, None, |tx| {
+        let mut changed = Vec::new();
+        for &face in faces {
+            let row = existing_face(tx, face)?;
+            let (p, name) = match person {
+                Some(n) => (existing_person(tx, n)?, n.to_string()),
+                None => match (row.person_id, row.person.clone()) {
+                    (Some(p), Some(n)) => (p, n),
+                    _ => {
+                        return Err(refused(format!(
+                            "face f{face} has no person; say which with --person"
+                        ))
+                        .into());
+                    }
+                },
+            };
+            reject_in(tx, face, p)?;
+            if !who.contains(&name) {
+                who.push(name);
+            }
+            if !changed.contains(&p) {
+                changed.push(p);
+            }
+        }
+        Ok((faces.len(), changed))
+    })?;
+    Ok((out, who))
 }
 
 /// Not a person of interest: the cluster's faces lose their person and new faces like them
 /// join it instead of becoming someone. Returns how many faces it holds.
-pub fn ignore(store: &mut Store, cluster: i64) -> Result<usize, StoreError> {
-    store.write(|tx| {
-        clusters::get(tx, cluster)?
-            .ok_or(StoreError::NotFound(Item::Cluster(ClusterId(cluster))))?;
-        tx.execute(
-            "UPDATE clusters SET kind = 'ignored', person = NULL WHERE id = ?1",
-            [cluster],
-        )?;
-        let n = tx.execute(
-            "UPDATE faces SET person = NULL, assigned = 'manual', ambiguous = 0 WHERE cluster = ?1",
-            [cluster],
-        )?;
-        assign::refresh_manual(tx)?;
-        Ok(n)
-    })
+pub fn ignore(store: &mut Store, cluster: i64) -> Result<Outcome, PeopleError> {
+    act(
+        store,
+        Kind::Ignore,
+        format!("ignored c{cluster}"),
+        None,
+        |tx| {
+            clusters::get(tx, cluster)?
+                .ok_or(StoreError::NotFound(Item::Cluster(ClusterId(cluster))))?;
+            tx.execute(
+                "UPDATE clusters SET kind = 'ignored', person = NULL WHERE id = ?1",
+                [cluster],
+            )?;
+            let n = tx.execute(
+                "UPDATE faces SET person = NULL, assigned = 'manual', ambiguous = 0
+                 WHERE cluster = ?1",
+                [cluster],
+            )?;
+            Ok((n, Vec::new()))
+        },
+    )
+}
+
+/// Bring an ignored cluster back: its faces are set free, and the next clustering run groups
+/// them again (as an unnamed automatic cluster, to review).
+pub fn unignore(store: &mut Store, cluster: i64) -> Result<Outcome, PeopleError> {
+    act(
+        store,
+        Kind::Unignore,
+        format!("brought back c{cluster}"),
+        None,
+        |tx| {
+            let c = clusters::get(tx, cluster)?
+                .ok_or(StoreError::NotFound(Item::Cluster(ClusterId(cluster))))?;
+            if c.kind != ClusterKind::Ignored {
+                return Err(refused(format!("c{cluster} is not ignored")).into());
+            }
+            // Its faces are set free (the next clustering run groups them again, as new faces)
+            // and the ignored cluster goes.
+            let n = tx.execute(
+                "UPDATE faces SET cluster = NULL, assigned = NULL, ambiguous = 0, seen = 0
+                 WHERE cluster = ?1 AND person IS NULL",
+                [cluster],
+            )?;
+            tx.execute("DELETE FROM clusters WHERE id = ?1", [cluster])?;
+            Ok((n, Vec::new()))
+        },
+    )
 }
 
 /// Hide (or show again) a person in `visage people`.
-pub fn hide(store: &mut Store, name: &str, hidden: bool) -> Result<(), StoreError> {
-    store.write(|tx| {
+pub fn hide(store: &mut Store, name: &str, hidden: bool) -> Result<Outcome, PeopleError> {
+    let (kind, verb) = if hidden {
+        (Kind::Hide, "hid")
+    } else {
+        (Kind::Unhide, "showed")
+    };
+    act(store, kind, format!("{verb} {name:?}"), None, |tx| {
         let p = existing_person(tx, name)?;
         tx.execute(
             "UPDATE people SET hidden = ?2 WHERE id = ?1",
             params![p, hidden],
         )?;
-        Ok(())
+        Ok((0, Vec::new()))
+    })
+}
+
+/// What a person says a face is, when it is nobody to name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A false detection: it leaves every list and is never clustered or matched again.
+    NotAFace,
+    /// A real face nobody needs to name.
+    Stranger,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::NotAFace => "not_a_face",
+            Verdict::Stranger => "stranger",
+        }
+    }
+}
+
+/// Mark faces "not a face" or "stranger" (`None` takes the mark away): they leave their cluster
+/// and person, and are never clustered, matched or suggested again.
+pub fn set_verdict(
+    store: &mut Store,
+    faces: &[i64],
+    verdict: Option<Verdict>,
+) -> Result<Outcome, PeopleError> {
+    let what = format!(
+        "marked {} {}",
+        ids(faces),
+        verdict.map_or("as faces to review", |v| match v {
+            Verdict::NotAFace => "not a face",
+            Verdict::Stranger => "a stranger",
+        })
+    );
+    act(store, Kind::Verdict, what, None, |tx| {
+        let mut changed = Vec::new();
+        for &f in faces {
+            let row = existing_face(tx, f)?;
+            if let Some(p) = row.person_id.filter(|p| !changed.contains(p)) {
+                changed.push(p);
+            }
+            match verdict {
+                Some(v) => tx.execute(
+                    "UPDATE faces SET verdict = ?2, cluster = NULL, person = NULL,
+                         assigned = NULL, ambiguous = 0
+                     WHERE id = ?1",
+                    params![f, v.as_str()],
+                )?,
+                None => tx.execute("UPDATE faces SET verdict = NULL WHERE id = ?1", [f])?,
+            };
+        }
+        Ok((faces.len(), changed))
     })
 }
 

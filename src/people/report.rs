@@ -101,6 +101,67 @@ pub fn review_clusters(
     Ok((total as usize, rows))
 }
 
+/// The ignored clusters, largest first.
+pub fn ignored_clusters(conn: &Connection) -> SqlResult<Vec<ReviewCluster>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.id, count(f.id) FROM clusters c
+         LEFT JOIN faces f ON f.cluster = c.id
+             AND f.photo IN (SELECT id FROM photos WHERE gone = 0)
+         WHERE c.kind = 'ignored' GROUP BY c.id ORDER BY count(f.id) DESC, c.id",
+    )?;
+    stmt.query_map([], |r| {
+        Ok(ReviewCluster {
+            id: r.get(0)?,
+            faces: r.get(1)?,
+        })
+    })?
+    .collect()
+}
+
+/// How far the naming is (faces of photos still present).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    pub faces: i64,
+    /// Named by hand (suggestions accepted included).
+    pub named: i64,
+    /// Matched to a person automatically.
+    pub matched: i64,
+    /// Offered as suggestions now (filled in by the caller: see `people::suggest::count`).
+    pub suggested: usize,
+    /// Marked "not a face" or "stranger".
+    pub marked: i64,
+    /// In ignored clusters.
+    pub ignored: i64,
+    /// Faces with no person, no mark, not ignored: what is left to name.
+    pub left: i64,
+}
+
+pub fn progress(conn: &Connection) -> SqlResult<Progress> {
+    conn.query_row(
+        "SELECT count(*),
+            count(CASE WHEN f.person IS NOT NULL AND f.assigned = 'manual' THEN 1 END),
+            count(CASE WHEN f.person IS NOT NULL AND f.assigned = 'auto' THEN 1 END),
+            count(CASE WHEN f.verdict IS NOT NULL THEN 1 END),
+            count(CASE WHEN c.kind = 'ignored' THEN 1 END),
+            count(CASE WHEN f.person IS NULL AND f.verdict IS NULL
+                        AND c.kind IS NOT 'ignored' THEN 1 END)
+         FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN clusters c ON c.id = f.cluster
+         WHERE p.gone = 0",
+        [],
+        |r| {
+            Ok(Progress {
+                faces: r.get(0)?,
+                named: r.get(1)?,
+                matched: r.get(2)?,
+                suggested: 0,
+                marked: r.get(3)?,
+                ignored: r.get(4)?,
+                left: r.get(5)?,
+            })
+        },
+    )
+}
+
 /// One photo of a person.
 #[derive(Debug, Clone, Serialize)]
 pub struct PersonPhoto {

@@ -1,7 +1,9 @@
-//! The JSON API: reads (`/api/people`, `/api/clusters`, `/api/faces`, `/api/photos/pN`) through
-//! `people::report` and `store`, and actions (`/api/name`, `rename`, `merge`, `split`, `reject`,
-//! `ignore`, `hide`), each the very `people` operation the CLI command runs. Naming and moving
-//! faces run matching again (`people::assign`, as `visage cluster` does) and say how many more
+//! The JSON API: reads (`/api/people`, `/api/clusters`, `/api/faces`, `/api/photos/pN`,
+//! `/api/suggestions`, `/api/progress`, `/api/ignored`, `/api/history`) through `people::report`,
+//! `people::suggest`, `people::history` and `store`, and actions (`/api/name`, `rename`, `merge`,
+//! `split`, `reject`, `ignore`, `unignore`, `hide`, `accept`, `confirm`, `mark`, `undo`), each the
+//! very `people` operation the CLI command runs, recorded in the history. Naming, moving,
+//! accepting and confirming faces run matching again in the same action and say how many more
 //! faces joined.
 //!
 //! Ids are the CLI's: `cN`, `fN`, `pN`. Every refusal is a 4xx with `{"error": "..."}`. No
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiError, App};
-use crate::people::{self, Ref, assign, report};
+use crate::people::{self, Ref, Rematch, assign, history, report, suggest};
 use crate::store::faces::{self, FaceRow, Selection};
 use crate::store::{Store, clusters, photos};
 
@@ -162,10 +164,13 @@ fn face_count(store: &Store, name: &str) -> Result<i64, ApiError> {
         .map_or(0, |p| p.faces))
 }
 
-/// Matching (and clustering the rest) again after a decision, as `visage cluster` does.
-fn rematch(app: &App, store: &mut Store) -> Result<assign::ClusterReport, ApiError> {
+/// Run `f` with matching after it (as `visage cluster` does), one run at a time.
+fn rematch<T>(app: &App, f: impl FnOnce(Rematch) -> Result<T, ApiError>) -> Result<T, ApiError> {
     let backend = app.backend.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(assign::rematch(store, &app.settings, &backend)?)
+    f(Rematch {
+        settings: &app.settings,
+        backend: &backend,
+    })
 }
 
 #[derive(Serialize)]
@@ -204,6 +209,24 @@ struct ClusterOut {
     cluster: report::ReviewCluster,
     /// Its first faces, largest first.
     preview: Vec<FaceRow>,
+    /// Faces in no cluster that look like its members (`people::suggest::near_cluster`), offered
+    /// with it: naming the cluster names those kept too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    also: Vec<FaceRow>,
+}
+
+/// The faces offered with an unnamed cluster.
+fn also_of(app: &App, store: &Store, cluster: i64) -> Result<Vec<FaceRow>, ApiError> {
+    let ids = store.read(|c| {
+        suggest::near_cluster(c, cluster, app.settings.face_match_dist, suggest::GROUP)
+    })?;
+    let mut rows = Vec::with_capacity(ids.len());
+    for f in ids {
+        if let Some(row) = store.read(|c| faces::get(c, f))? {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
 }
 
 /// `GET /api/clusters[?offset&limit]`: the automatic clusters nobody has named yet, largest
@@ -217,7 +240,12 @@ pub async fn clusters(State(app): State<Arc<App>>, q: Params) -> Result<Response
             for cluster in rows {
                 let (_, preview) =
                     store.read(|c| faces::page(c, Selection::Cluster(cluster.id), 0, PREVIEW))?;
-                out.push(ClusterOut { cluster, preview });
+                let also = also_of(app, store, cluster.id)?;
+                out.push(ClusterOut {
+                    cluster,
+                    preview,
+                    also,
+                });
             }
             Ok(Paged {
                 total,
@@ -295,14 +323,18 @@ struct NameRequest {
     /// `c12` or `f345`.
     target: String,
     name: String,
-    /// Faces of the cluster that are not this person: rejected for the name.
+    /// Faces of the cluster (or of those offered with it) that are not this person: rejected for
+    /// the name.
     #[serde(default)]
     except: Vec<String>,
+    /// Faces offered with the cluster (`also` in `/api/clusters`) that are this person too.
+    #[serde(default)]
+    also: Vec<String>,
 }
 
-/// `POST /api/name {"target": "c12" | "f345", "name": "...", "except": ["f3"]}`: `visage name`,
-/// then `visage reject fN --person NAME` for each face in `except` (faces the user took out of
-/// the cluster), then matching again.
+/// `POST /api/name {"target": "c12" | "f345", "name": "...", "except": ["f3"], "also": ["f9"]}`:
+/// `visage name` of the cluster and of the faces offered with it that the user kept (`also`),
+/// each face in `except` (taken out) rejected for the name, then matching again; one action.
 pub async fn name(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -312,35 +344,55 @@ pub async fn name(
     let target: Ref = req.target.parse().map_err(ApiError::bad)?;
     let name = checked_name(&req.name)?;
     let except = face_ids(&req.except)?;
+    let also = face_ids(&req.also)?;
     app.blocking(move |app| {
         app.db.with(|store| {
-            if !except.is_empty() {
+            if !except.is_empty() || !also.is_empty() {
                 let Ref::Cluster(c) = target else {
-                    return Err(ApiError::bad("\"except\" goes with a cluster target"));
+                    return Err(ApiError::bad(
+                        "\"except\" and \"also\" go with a cluster target",
+                    ));
                 };
-                for &f in &except {
+                let offered = store.read(|conn| {
+                    suggest::near_cluster(conn, c, app.settings.face_match_dist, usize::MAX)
+                })?;
+                for &f in except.iter().chain(&also) {
                     let row = store
                         .read(|conn| faces::get(conn, f))?
                         .ok_or_else(|| ApiError::not_found(format!("no face f{f}")))?;
-                    if row.cluster != Some(c) {
-                        return Err(ApiError::bad(format!("f{f} is not in c{c}")));
+                    let member = row.cluster == Some(c);
+                    if !member && !offered.contains(&f) {
+                        return Err(ApiError::bad(format!(
+                            "f{f} is not in c{c} nor offered with it"
+                        )));
+                    }
+                    if member && also.contains(&f) {
+                        return Err(ApiError::bad(format!("f{f} is in c{c} already")));
                     }
                 }
             }
+            let mut targets = vec![target];
+            targets.extend(also.iter().map(|&f| Ref::Face(f)));
             let before = face_count(store, &name)?;
-            people::name(store, target, &name, &app.settings)?;
-            for &f in &except {
-                people::reject(store, f, Some(&name))?;
-            }
-            let named = face_count(store, &name)?;
-            rematch(app, store)?;
+            let o = rematch(app, |r| {
+                Ok(people::name_several(
+                    store,
+                    &targets,
+                    &name,
+                    &except,
+                    &app.settings,
+                    Some(r),
+                )?)
+            })?;
             let now = face_count(store, &name)?;
             Ok(json!({
                 "person": name,
-                "named": named - before,
+                "named": o.faces,
                 "rejected": except.len(),
-                "joined": now - named,
+                "joined": o.joined,
                 "faces": now,
+                "before": before,
+                "action": o.action,
             }))
         })
     })
@@ -365,8 +417,8 @@ pub async fn rename(
     let new = checked_name(&req.new)?;
     app.blocking(move |app| {
         app.db.with(|store| {
-            people::rename(store, &req.old, &new)?;
-            Ok(json!({ "old": req.old, "new": new }))
+            let o = people::rename(store, &req.old, &new)?;
+            Ok(json!({ "old": req.old, "new": new, "action": o.action }))
         })
     })
     .await
@@ -389,8 +441,8 @@ pub async fn merge(
     let req: MergeRequest = body(&headers, b).await?;
     app.blocking(move |app| {
         app.db.with(|store| {
-            let moved = people::merge(store, &req.from, &req.into)?;
-            Ok(json!({ "from": req.from, "into": req.into, "moved": moved }))
+            let o = people::merge(store, &req.from, &req.into)?;
+            Ok(json!({ "from": req.from, "into": req.into, "moved": o.faces, "action": o.action }))
         })
     })
     .await
@@ -418,11 +470,14 @@ pub async fn split(
     let to = checked_name(&req.to)?;
     app.blocking(move |app| {
         app.db.with(|store| {
-            let moved = people::split(store, &faces, &to, &app.settings)?;
-            let after = face_count(store, &to)?;
-            rematch(app, store)?;
+            let o = rematch(app, |r| {
+                Ok(people::split(store, &faces, &to, &app.settings, Some(r))?)
+            })?;
             let now = face_count(store, &to)?;
-            Ok(json!({ "to": to, "moved": moved, "joined": now - after, "faces": now }))
+            Ok(
+                json!({ "to": to, "moved": o.faces, "joined": o.joined, "faces": now,
+                       "action": o.action }),
+            )
         })
     })
     .await
@@ -451,12 +506,8 @@ pub async fn reject(
     }
     app.blocking(move |app| {
         app.db.with(|store| {
-            let mut who = Vec::new();
-            for &f in &faces {
-                who.push(people::reject(store, f, req.person.as_deref())?);
-            }
-            who.dedup();
-            Ok(json!({ "rejected": faces.len(), "people": who }))
+            let (o, who) = people::reject(store, &faces, req.person.as_deref())?;
+            Ok(json!({ "rejected": o.faces, "people": who, "action": o.action }))
         })
     })
     .await
@@ -479,8 +530,8 @@ pub async fn ignore(
     let c = id_of('c', &req.cluster)?;
     app.blocking(move |app| {
         app.db.with(|store| {
-            let n = people::ignore(store, c)?;
-            Ok(json!({ "ignored": format!("c{c}"), "faces": n }))
+            let o = people::ignore(store, c)?;
+            Ok(json!({ "ignored": format!("c{c}"), "faces": o.faces, "action": o.action }))
         })
     })
     .await
@@ -509,8 +560,239 @@ pub async fn hide(
     let req: HideRequest = body(&headers, b).await?;
     app.blocking(move |app| {
         app.db.with(|store| {
-            people::hide(store, &req.name, req.hidden)?;
-            Ok(json!({ "name": req.name, "hidden": req.hidden }))
+            let o = people::hide(store, &req.name, req.hidden)?;
+            Ok(json!({ "name": req.name, "hidden": req.hidden, "action": o.action }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+/// `POST /api/unignore {"cluster": "c12"}`: `visage unignore`: the cluster is back for review.
+pub async fn unignore(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: IgnoreRequest = body(&headers, b).await?;
+    let c = id_of('c', &req.cluster)?;
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let o = people::unignore(store, c)?;
+            // Group its faces again right away, so they are back in Review.
+            let backend = app.backend.lock().unwrap_or_else(PoisonError::into_inner);
+            assign::rematch(store, &app.settings, &backend)?;
+            Ok(json!({ "cluster": format!("c{c}"), "faces": o.faces, "action": o.action }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+/// `GET /api/ignored`: the ignored clusters, each with its first faces.
+pub async fn ignored(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let rows = store.read(report::ignored_clusters)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for cluster in rows {
+                let (_, preview) =
+                    store.read(|c| faces::page(c, Selection::Cluster(cluster.id), 0, PREVIEW))?;
+                out.push(ClusterOut {
+                    cluster,
+                    preview,
+                    also: Vec::new(),
+                });
+            }
+            Ok(json!({ "clusters": out }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+/// `GET /api/suggestions[?person=NAME]`: the unnamed faces that are probably someone, one group
+/// per person (`{"person", "faces": [face rows]}`), best first.
+pub async fn suggestions(State(app): State<Arc<App>>, q: Params) -> Result<Response, ApiError> {
+    let q = params(q)?;
+    let person = q.get("person").cloned();
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let p = person.as_deref().map(|n| person_id(store, n)).transpose()?;
+            let groups = store
+                .read(|c| suggest::groups(c, p, app.settings.face_match_dist, suggest::GROUP))?;
+            let mut out = Vec::with_capacity(groups.len());
+            for g in groups {
+                let mut rows = Vec::with_capacity(g.faces.len());
+                for &f in &g.faces {
+                    if let Some(row) = store.read(|c| faces::get(c, f))? {
+                        rows.push(row);
+                    }
+                }
+                out.push(json!({ "person": g.person, "faces": rows }));
+            }
+            Ok(json!({ "groups": out }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptRequest {
+    person: String,
+    /// The suggested faces the user kept: they are this person.
+    faces: Vec<String>,
+    /// The suggested faces the user took out: they are not.
+    #[serde(default)]
+    except: Vec<String>,
+}
+
+/// `POST /api/accept {"person": "...", "faces": ["f1", ...], "except": ["f2"]}`: a suggestion
+/// group accepted in one action (the faces named by hand, those taken out rejected for the
+/// person), then matching again.
+pub async fn accept(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: AcceptRequest = body(&headers, b).await?;
+    let faces = face_ids(&req.faces)?;
+    let except = face_ids(&req.except)?;
+    if faces.is_empty() && except.is_empty() {
+        return Err(ApiError::bad("say which faces are this person"));
+    }
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let o = rematch(app, |r| {
+                Ok(people::accept(
+                    store,
+                    &faces,
+                    &req.person,
+                    &except,
+                    &app.settings,
+                    Some(r),
+                )?)
+            })?;
+            let now = face_count(store, &req.person)?;
+            Ok(
+                json!({ "person": req.person, "named": o.faces, "rejected": except.len(),
+                       "joined": o.joined, "faces": now, "action": o.action }),
+            )
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FacesRequest {
+    faces: Vec<String>,
+}
+
+/// `POST /api/confirm {"faces": ["f1", ...]}`: faces matched automatically are confirmed as the
+/// person they have (named by hand from now on), then matching again.
+pub async fn confirm(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: FacesRequest = body(&headers, b).await?;
+    let faces = face_ids(&req.faces)?;
+    if faces.is_empty() {
+        return Err(ApiError::bad("say which faces to confirm"));
+    }
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let o = rematch(app, |r| {
+                Ok(people::confirm(store, &faces, &app.settings, Some(r))?)
+            })?;
+            Ok(json!({ "confirmed": o.faces, "joined": o.joined, "action": o.action }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkRequest {
+    faces: Vec<String>,
+    /// `"not_a_face"`, `"stranger"`, or `null` to take the mark away.
+    verdict: Option<people::Verdict>,
+}
+
+/// `POST /api/mark {"faces": [...], "verdict": "not_a_face" | "stranger" | null}`: `visage mark`.
+pub async fn mark(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: MarkRequest = body(&headers, b).await?;
+    let faces = face_ids(&req.faces)?;
+    if faces.is_empty() {
+        return Err(ApiError::bad("say which faces to mark"));
+    }
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let o = people::set_verdict(store, &faces, req.verdict)?;
+            Ok(json!({ "marked": o.faces, "verdict": req.verdict, "action": o.action }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UndoRequest {
+    /// How many of the last actions (default 1).
+    #[serde(default)]
+    count: Option<usize>,
+}
+
+/// `POST /api/undo {}` (or `{"count": N}`): `visage undo`; says what it undid.
+pub async fn undo(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    let req: UndoRequest = body(&headers, b).await?;
+    let count = req.count.unwrap_or(1);
+    if !(1..=100).contains(&count) {
+        return Err(ApiError::bad("count is 1 to 100"));
+    }
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let undone = history::undo(store, count)?;
+            Ok(json!({ "undone": undone }))
+        })
+    })
+    .await
+    .map(ok)
+}
+
+/// `GET /api/history[?limit=N]`: the recorded actions, newest first.
+pub async fn history_list(State(app): State<Arc<App>>, q: Params) -> Result<Response, ApiError> {
+    let (_, limit) = paging(&params(q)?, (50, 1000))?;
+    app.blocking(move |app| {
+        app.db
+            .with(|store| Ok(json!({ "actions": store.read(|c| history::list(c, limit))? })))
+    })
+    .await
+    .map(ok)
+}
+
+/// `GET /api/progress`: how far the user is: faces named by hand, matched, suggested, marked,
+/// ignored, and left to name.
+pub async fn progress(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let mut p = store.read(report::progress)?;
+            p.suggested = store.read(|c| suggest::count(c, app.settings.face_match_dist))?;
+            Ok(p)
         })
     })
     .await

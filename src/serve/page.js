@@ -79,11 +79,28 @@ async function refreshNames() {
 
 async function refreshCounts() {
   try {
-    const [c, u] = await Promise.all([api('/api/clusters?limit=0'), api('/api/faces?unassigned=1&limit=0')]);
+    const [c, u, p] = await Promise.all([api('/api/clusters?limit=0'), api('/api/faces?unassigned=1&limit=0'), api('/api/progress')]);
     document.getElementById('count-review').textContent = c.total ? '(' + c.total + ')' : '';
     document.getElementById('count-unknown').textContent = u.total ? '(' + u.total + ')' : '';
+    const progress = document.getElementById('progress');
+    progress.textContent = (p.named + p.matched) + ' of ' + p.faces + ' faces named (' + p.matched + ' matched) · ' +
+      p.suggested + ' suggested · ' + p.left + ' left';
+    progress.dataset.left = p.left;
+    progress.dataset.suggested = p.suggested;
   } catch (_) { /* the status line already says what failed */ }
 }
+
+// ---- undo --------------------------------------------------------------------------------------
+
+async function undo() {
+  const answer = await act('Undoing', '/api/undo', {});
+  if (!answer) return;
+  if (!answer.undone.length) { say('Nothing to undo.'); return; }
+  const a = answer.undone[0];
+  route();
+  say('Undid ' + a.kind + ': ' + a.what + '.');
+}
+document.getElementById('undo').addEventListener('click', undo);
 
 function joinedText(answer) {
   return answer.joined > 0 ? '; matching found ' + plural(answer.joined, 'more face') : '';
@@ -180,6 +197,18 @@ function clusterRow(c) {
   const updateMeta = () => {
     meta.textContent = plural(c.faces, 'face') + ' (' + c.id + ')' + (excluded.size ? ', ' + excluded.size + ' taken out' : '');
   };
+  // Faces in no group that look like this one: named with it unless taken out.
+  const also = (c.also || []).map((f) => f.id);
+  const alsoFaces = el('div', { class: 'faces also' });
+  for (const f of c.also || []) {
+    const tile = el('button', { type: 'button', class: 'tile also', title: 'Looks like them; click if it is someone else' }, faceImage(f.id, false));
+    tile.addEventListener('click', () => {
+      if (excluded.has(f.id)) excluded.delete(f.id); else excluded.add(f.id);
+      tile.classList.toggle('out', excluded.has(f.id));
+      updateMeta();
+    });
+    alsoFaces.append(tile);
+  }
   const more = el('button', { type: 'button', class: 'more-faces', text: 'More faces' });
   more.addEventListener('click', async () => {
     try {
@@ -194,12 +223,14 @@ function clusterRow(c) {
     const name = input.value.trim();
     if (!name) { input.focus(); return; }
     nameButton.disabled = ignoreButton.disabled = true;
-    const answer = await act('Naming ' + c.id, '/api/name', { target: c.id, name, except: [...excluded] });
+    const answer = await act('Naming ' + c.id, '/api/name', { target: c.id, name, except: [...excluded], also: also.filter((id) => !excluded.has(id)) });
     nameButton.disabled = ignoreButton.disabled = false;
     if (!answer) return;
     const text = 'Named ' + plural(answer.named, 'face') + ' “' + answer.person + '”' +
       (answer.rejected ? ' (' + answer.rejected + ' taken out)' : '') + joinedText(answer) + '.';
+    lastNamed = answer.person;
     finish(text);
+    refreshSuggestions();
   };
   const ignore = async () => {
     const answer = await act('Ignoring ' + c.id, '/api/ignore', { cluster: c.id });
@@ -222,21 +253,75 @@ function clusterRow(c) {
   ignoreButton.addEventListener('click', ignore);
   row.focusName = () => input.focus();
   row.ignore = ignore;
-  row.append(meta, faces, el('div', { class: 'controls' }, input, nameButton, ignoreButton, more));
+  row.append(meta, faces);
+  if (also.length) row.append(el('div', { class: 'also-label', text: 'And ' + plural(also.length, 'face') + ' in no group that look like them:' }), alsoFaces);
+  row.append(el('div', { class: 'controls' }, input, nameButton, ignoreButton, more));
   addFaces(c.preview);
   updateMeta();
   return row;
 }
 
+// ---- suggestions: "Is this also NAME?" -------------------------------------------------------
+
+let lastNamed = null; // the person named last: their suggestions come first
+
+function suggestionGroup(g) {
+  const box = el('section', { class: 'suggestion', 'data-person': g.person });
+  const out = new Set();
+  const faces = el('div', { class: 'faces' });
+  const accept = el('button', { type: 'button', class: 'primary accept' });
+  const count = () => {
+    const kept = g.faces.length - out.size;
+    accept.textContent = kept ? 'Yes, ' + plural(kept, 'face is', 'faces are') + ' ' + g.person : 'None of these is ' + g.person;
+  };
+  for (const f of g.faces) {
+    const tile = el('button', { type: 'button', class: 'tile', title: 'Click if this is not ' + g.person, 'data-face': f.id }, faceImage(f.id, false));
+    tile.addEventListener('click', () => {
+      if (out.has(f.id)) out.delete(f.id); else out.add(f.id);
+      tile.classList.toggle('out', out.has(f.id));
+      count();
+    });
+    faces.append(tile);
+  }
+  accept.addEventListener('click', async () => {
+    accept.disabled = true;
+    const kept = g.faces.map((f) => f.id).filter((id) => !out.has(id));
+    const answer = await act('Accepting', '/api/accept', { person: g.person, faces: kept, except: [...out] });
+    accept.disabled = false;
+    if (!answer) return;
+    lastNamed = answer.person;
+    say('Accepted ' + plural(answer.named, 'face') + ' as “' + answer.person + '”' +
+      (answer.rejected ? ' (' + answer.rejected + ' taken out)' : '') + joinedText(answer) + '.');
+    refreshNames();
+    refreshCounts();
+    refreshSuggestions();
+  });
+  count();
+  box.append(el('h2', {}, 'Is this also ', el('span', { class: 'person-name', text: g.person }), '?'),
+    el('p', { class: 'hint', text: 'Click a face that is someone else to take it out.' }), faces,
+    el('div', { class: 'controls' }, accept));
+  return box;
+}
+
+async function refreshSuggestions() {
+  const holder = document.getElementById('suggestions');
+  if (!holder) return;
+  let groups = [];
+  try { groups = (await api('/api/suggestions')).groups; } catch (e) { say(e.message, true); return; }
+  if (lastNamed) groups.sort((a, b) => (b.person === lastNamed) - (a.person === lastNamed));
+  holder.replaceChildren(...groups.map(suggestionGroup));
+}
+
 async function review(gen) {
   const list = el('div', { class: 'clusters' });
   main.replaceChildren(
+    el('div', { id: 'suggestions' }),
     el('h1', { text: 'Review: who are these people?' }),
     el('p', { class: 'hint' },
       'Type a name (an existing one merges) and press Enter; click a face that does not belong to take it out. Keys: ',
       el('kbd', { text: 'j' }), ' / ', el('kbd', { text: 'k' }), ' next / previous group, ',
       el('kbd', { text: 'n' }), ' name, ', el('kbd', { text: 'i' }), ' ignore, ',
-      el('kbd', { text: 'm' }), ' more faces, ', el('kbd', { text: 'Esc' }), ' leave the name box.'),
+      el('kbd', { text: 'm' }), ' more faces, ', el('kbd', { text: 'u' }), ' undo, ', el('kbd', { text: 'Esc' }), ' leave the name box.'),
     list);
   let offset = 0, total = null;
   const load = async () => {
@@ -252,6 +337,7 @@ async function review(gen) {
     if (await load()) pager(list, load);
     const first = list.querySelector('.cluster');
     if (first) first.focus();
+    await refreshSuggestions();
   } catch (e) { say(e.message, true); }
 }
 
@@ -275,7 +361,9 @@ document.addEventListener('keydown', (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const typing = e.target && (e.target.tagName === 'INPUT' || e.target.tagName === 'TEXTAREA');
   if (e.target && e.target.tagName === 'BUTTON' && (e.key === 'Enter' || e.key === ' ')) return;
-  if (typing || !location.hash.startsWith('#/review') && location.hash !== '' && location.hash !== '#/') return;
+  if (typing) return;
+  if (e.key === 'u') { e.preventDefault(); undo(); return; }
+  if (!location.hash.startsWith('#/review') && location.hash !== '' && location.hash !== '#/') return;
   const row = currentCluster();
   if (e.key === 'j' || e.key === 'ArrowDown') { e.preventDefault(); moveCluster(1); }
   else if (e.key === 'k' || e.key === 'ArrowUp') { e.preventDefault(); moveCluster(-1); }
@@ -327,6 +415,7 @@ async function personView(gen, name) {
   const selectionBar = el('div', { class: 'toolbar selection', hidden: '' },
     selectedCount,
     el('button', { type: 'button', class: 'reject', text: 'Not ' + name, onclick: () => reject() }),
+    el('button', { type: 'button', class: 'confirm', text: 'Yes, ' + name, onclick: () => confirm([...selected]) }),
     moveInput,
     el('button', { type: 'button', class: 'move', text: 'Move', onclick: () => move() }),
     el('button', { type: 'button', text: 'Clear selection', onclick: () => { selected.clear(); paint(); } }));
@@ -360,7 +449,28 @@ async function personView(gen, name) {
   const reject = async () => {
     const ids = [...selected];
     const answer = await act('Taking ' + plural(ids.length, 'face') + ' away from ' + name, '/api/reject', { faces: ids, person: name });
-    if (answer) { removeFaces(ids); say(plural(answer.rejected, 'face') + ' marked as not ' + name + '.'); refreshCounts(); }
+    if (answer) { removeFaces(ids); for (const id of ids) matched.delete(id); paintMatched(); say(plural(answer.rejected, 'face') + ' marked as not ' + name + '.'); refreshCounts(); }
+  };
+  const matched = new Set(); // loaded faces matched automatically, not yet confirmed
+  const confirmAll = el('button', { type: 'button', class: 'confirm-all', hidden: '', onclick: () => confirm([...matched]) });
+  const paintMatched = () => {
+    confirmAll.textContent = 'Confirm ' + plural(matched.size, 'matched face');
+    confirmAll.hidden = matched.size === 0;
+  };
+  const confirm = async (ids) => {
+    if (!ids.length) return;
+    const answer = await act('Confirming ' + plural(ids.length, 'face'), '/api/confirm', { faces: ids });
+    if (!answer) return;
+    for (const id of ids) {
+      const t = tiles.get(id);
+      if (t) { t.classList.remove('matched'); t.classList.add('manual'); t.querySelector('.how').textContent = 'by hand'; }
+      matched.delete(id);
+      selected.delete(id);
+    }
+    paint();
+    paintMatched();
+    say(plural(answer.confirmed, 'face') + ' confirmed as ' + name + joinedText(answer) + '.');
+    refreshCounts();
   };
   const move = async () => {
     const to = moveInput.value.trim();
@@ -397,8 +507,8 @@ async function personView(gen, name) {
     el('div', { class: 'toolbar' },
       renameInput, el('button', { type: 'button', text: 'Rename', onclick: rename }),
       mergeInput, el('button', { type: 'button', text: 'Merge', onclick: merge }),
-      hideButton),
-    el('p', { class: 'hint', text: 'Newest photos first. Click a face to see its photo; tick faces (shift-click for a range) to say they are not ' + name + ' or to move them to someone else.' }),
+      hideButton, confirmAll),
+    el('p', { class: 'hint', text: 'Newest photos first. Faces marked “matched” were found by matching; “by hand” ones were named or confirmed. Click a face to see its photo; tick faces (shift-click for a range) to confirm them, to say they are not ' + name + ' or to move them to someone else.' }),
     selectionBar, grid);
 
   let offset = 0;
@@ -407,8 +517,11 @@ async function personView(gen, name) {
     if (gen !== generation) return false;
     for (const f of page.faces) {
       if (tiles.has(f.id)) continue;
-      const check = el('button', { type: 'button', class: 'check', title: 'Select', text: '✓' });
-      const tile = el('div', { class: 'tile', 'data-face': f.id }, faceImage(f.id), check);
+      const check = el('button', { type: 'button', class: 'check', title: 'Select' });
+      const auto = f.assigned === 'auto';
+      const how = el('span', { class: 'how', text: auto ? 'matched' : 'by hand' });
+      const tile = el('div', { class: 'tile ' + (auto ? 'matched' : 'manual'), 'data-face': f.id }, faceImage(f.id), check, how);
+      if (auto) matched.add(f.id);
       check.addEventListener('click', (e) => { e.stopPropagation(); toggle(f.id, e.shiftKey); });
       tile.addEventListener('click', (e) => { if (selected.size || e.shiftKey) toggle(f.id, e.shiftKey); else openPhoto(f.photo); });
       tiles.set(f.id, tile);
@@ -416,6 +529,7 @@ async function personView(gen, name) {
       grid.append(tile);
     }
     offset += page.faces.length;
+    paintMatched();
     return page.faces.length > 0 && offset < page.total;
   };
   try { if (await load()) pager(grid, load); } catch (e) { say(e.message, true); }
@@ -426,7 +540,7 @@ async function personView(gen, name) {
 async function unknownView(gen) {
   const grid = el('div', { class: 'grid unknown' });
   main.replaceChildren(el('h1', { text: 'Unknown faces' }),
-    el('p', { class: 'hint', text: 'Faces in no group, largest first. Name one and matching pulls in the faces that look like it.' }), grid);
+    el('p', { class: 'hint', text: 'Faces in no group, largest first. Name one and matching pulls in the faces that look like it; “Not a face” and “Stranger” take a face off this list for good.' }), grid);
   let offset = 0;
   const load = async () => {
     const page = await api('/api/faces?unassigned=1&offset=' + offset + '&limit=' + UNKNOWN_PAGE);
@@ -434,7 +548,16 @@ async function unknownView(gen) {
     for (const f of page.faces) {
       const input = nameInput('Name');
       const img = faceImage(f.id);
-      const card = el('div', { class: 'card', 'data-face': f.id }, img, input);
+      const mark = (verdict, words) => el('button', { type: 'button', class: verdict.replace(/_/g, '-'), text: words, onclick: async () => {
+        const answer = await act('Marking ' + f.id, '/api/mark', { faces: [f.id], verdict });
+        if (!answer) return;
+        say(f.id + ' is ' + (verdict === 'stranger' ? 'a stranger' : 'not a face') + '.');
+        card.classList.add('done');
+        card.replaceChildren(img, el('span', { text: verdict === 'stranger' ? 'stranger' : 'not a face' }));
+        refreshCounts();
+      } });
+      const card = el('div', { class: 'card', 'data-face': f.id }, img, input,
+        el('div', { class: 'verdicts' }, mark('not_a_face', 'Not a face'), mark('stranger', 'Stranger')));
       img.addEventListener('click', () => openPhoto(f.photo));
       input.addEventListener('keydown', async (e) => {
         if (e.key !== 'Enter' || !input.value.trim()) return;
@@ -457,13 +580,39 @@ async function unknownView(gen) {
   try { if (await load()) pager(grid, load); } catch (e) { say(e.message, true); }
 }
 
+// ---- ignored groups ------------------------------------------------------------------------------
+
+async function ignoredView(gen) {
+  const list = el('div', { class: 'clusters' });
+  main.replaceChildren(el('h1', { text: 'Ignored groups' }),
+    el('p', { class: 'hint', text: 'Groups said to be nobody of interest. Bring one back to name it.' }), list);
+  const answer = await api('/api/ignored');
+  if (gen !== generation) return;
+  for (const c of answer.clusters) {
+    const row = el('section', { class: 'cluster ignored', 'data-cluster': c.id });
+    const back = el('button', { type: 'button', class: 'unignore', text: 'Bring back', onclick: async () => {
+      const a = await act('Bringing back ' + c.id, '/api/unignore', { cluster: c.id });
+      if (!a) return;
+      say(c.id + ' is back in Review (' + plural(a.faces, 'face') + ').');
+      row.classList.add('done');
+      row.replaceChildren(el('p', { class: 'result', text: c.id + ' is back in Review.' }));
+      refreshCounts();
+    } });
+    row.append(el('div', { class: 'meta', text: plural(c.faces, 'face') + ' (' + c.id + ')' }),
+      el('div', { class: 'faces' }, ...c.preview.map((f) => faceImage(f.id, false))),
+      el('div', { class: 'controls' }, back));
+    list.append(row);
+  }
+  if (!answer.clusters.length) list.append(el('p', { class: 'empty', text: 'No group is ignored.' }));
+}
+
 // ---- routing ---------------------------------------------------------------------------------
 
 function route() {
   const gen = ++generation;
   closePhoto();
   const hash = location.hash || '#/review';
-  for (const id of ['review', 'people', 'unknown']) {
+  for (const id of ['review', 'people', 'unknown', 'ignored']) {
     document.getElementById('nav-' + id).classList.toggle('current', hash.startsWith('#/' + id) || (id === 'people' && hash.startsWith('#/person/')));
   }
   document.querySelectorAll('.sentinel').forEach((s) => s.remove());
@@ -471,6 +620,7 @@ function route() {
   if (hash.startsWith('#/person/')) view = personView(gen, decodeURIComponent(hash.slice('#/person/'.length)));
   else if (hash.startsWith('#/people')) view = peopleView(gen);
   else if (hash.startsWith('#/unknown')) view = unknownView(gen);
+  else if (hash.startsWith('#/ignored')) view = ignoredView(gen);
   else view = review(gen);
   view.catch((e) => say(e.message, true));
   refreshCounts();

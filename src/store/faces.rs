@@ -40,6 +40,8 @@ pub struct FaceRow {
     pub person_id: Option<i64>,
     pub assigned: Option<Assigned>,
     pub ambiguous: bool,
+    /// "not_a_face" or "stranger": a person said it is nobody to name.
+    pub verdict: Option<String>,
 }
 
 fn face_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -58,7 +60,7 @@ fn cluster_ref<S: serde::Serializer>(id: &Option<i64>, s: S) -> Result<S::Ok, S:
 }
 
 const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
-        f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name
+        f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person";
 
 /// Which faces to list.
@@ -105,6 +107,7 @@ fn from_row(r: &Row) -> SqlResult<FaceRow> {
         },
         ambiguous: r.get(13)?,
         person: r.get(14)?,
+        verdict: r.get(15)?,
     })
 }
 
@@ -115,7 +118,8 @@ pub enum Selection {
     Person(i64),
     /// A cluster's faces, largest first.
     Cluster(i64),
-    /// Faces in no cluster and of no person, largest first.
+    /// Faces in no cluster and of no person, with no verdict ("not a face", "stranger"), largest
+    /// first.
     Unassigned,
     /// The faces of one photo, in id order.
     Photo(i64),
@@ -133,7 +137,7 @@ pub fn page(
         Selection::Person(p) => ("f.person = ?1", "p.mtime_ns DESC, p.path, f.id", p),
         Selection::Cluster(c) => ("f.cluster = ?1", "f.size DESC, f.id", c),
         Selection::Unassigned => (
-            "f.cluster IS NULL AND f.person IS NULL AND f.gone = 0 AND ?1 = 0",
+            "f.cluster IS NULL AND f.person IS NULL AND f.gone = 0 AND f.verdict IS NULL AND ?1 = 0",
             "f.size DESC, f.id",
             0,
         ),
@@ -183,4 +187,36 @@ pub fn rejections(conn: &Connection) -> SqlResult<HashMap<i64, Vec<i64>>> {
         out.entry(face).or_default().push(person);
     }
     Ok(out)
+}
+
+/// One face's embedding (empty if there is no such face).
+pub fn embedding(conn: &Connection, id: i64) -> SqlResult<Vec<f32>> {
+    Ok(super::embeddings::get(conn, id)?.unwrap_or_default())
+}
+
+/// A face named by hand: what person matching and suggestions compare with.
+#[derive(Debug, Clone)]
+pub struct NamedFace {
+    pub face: i64,
+    pub person: i64,
+    pub cluster: i64,
+    pub embedding: Vec<f32>,
+}
+
+/// Every face named by hand as a person (of photos still present).
+pub fn named(conn: &Connection) -> SqlResult<Vec<NamedFace>> {
+    let mut stmt = conn.prepare(
+        "SELECT f.id, f.person, f.cluster, e.vector FROM faces f JOIN embeddings e ON e.face = f.id
+         WHERE f.person IS NOT NULL AND f.assigned = 'manual' AND f.cluster IS NOT NULL
+           AND f.gone = 0",
+    )?;
+    stmt.query_map([], |r| {
+        Ok(NamedFace {
+            face: r.get(0)?,
+            person: r.get(1)?,
+            cluster: r.get(2)?,
+            embedding: super::embeddings::from_blob(r.get_ref(3)?.as_blob()?),
+        })
+    })?
+    .collect()
 }

@@ -3,7 +3,8 @@
 //!
 //! Replacing the faces of a changed photo keeps the manual decisions (person named by hand,
 //! ignored cluster, rejections) of every new face that overlaps an old one (IoU), so editing a
-//! photo loses nothing a person decided. Which person a face is, is decided elsewhere.
+//! photo loses nothing a person decided (and the history of those decisions follows the face to
+//! its new id, so they can still be undone). Which person a face is, is decided elsewhere.
 
 use std::collections::HashMap;
 
@@ -159,6 +160,9 @@ pub fn store_indexed(
     )?;
     let old = old_decisions(tx, id)?;
     tx.execute("DELETE FROM faces WHERE photo = ?1", [id])?;
+    let mut follow = tx.prepare_cached(
+        "UPDATE history_rows SET row_id = ?2 WHERE tbl IN ('faces', 'rejections') AND row_id = ?1",
+    )?;
     let mut reject = tx.prepare_cached("INSERT OR IGNORE INTO rejections VALUES (?1, ?2)")?;
     for f in faces {
         let rel = relative(info, f);
@@ -173,6 +177,10 @@ pub fn store_indexed(
             _ => (None, None, None),
         };
         let face = insert_face(tx, id, info, f, cluster, person, assigned)?;
+        // The history of the old face's decisions follows it to its new id.
+        if let Some(o) = carried {
+            follow.execute([o.id, face])?;
+        }
         for p in carried.map(|o| o.rejected.as_slice()).unwrap_or_default() {
             reject.execute([face, *p])?;
         }
@@ -241,6 +249,7 @@ pub fn add_face(tx: &Transaction, photo: i64, info: PhotoInfo, f: &FoundFace) ->
 
 /// An old face's box and the decisions a person made about it.
 struct OldFace {
+    id: i64,
     rel: FaceBox,
     manual: bool,
     cluster: Option<i64>,
@@ -259,6 +268,7 @@ fn old_decisions(tx: &Transaction, photo: i64) -> SqlResult<Vec<OldFace>> {
             Ok((
                 r.get(0)?,
                 OldFace {
+                    id: r.get(0)?,
                     rel: FaceBox {
                         x: r.get(1)?,
                         y: r.get(2)?,

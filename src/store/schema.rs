@@ -107,7 +107,33 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE faces ADD COLUMN name_source TEXT;
     "#,
     ),
-    // 3: a library of a million faces. Embeddings move to a table of their own as half floats
+    // 3: "not a face" and "stranger" verdicts on faces (never clustered, matched or suggested),
+    // and the history of decisions: each action and, per row it changed in faces, clusters, people
+    // or rejections, the SQL that puts the row back (`?1` is `row_id`). The rows are written by
+    // temporary triggers that exist only while a recorded action runs (see people::history).
+    Migration::Sql(
+        r#"
+    ALTER TABLE faces ADD COLUMN verdict TEXT CHECK (verdict IN ('not_a_face', 'stranger'));
+
+    CREATE TABLE history (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     INTEGER NOT NULL,
+        kind   TEXT NOT NULL,
+        what   TEXT NOT NULL,
+        undone INTEGER
+    );
+    CREATE TABLE history_rows (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        action INTEGER NOT NULL REFERENCES history(id) ON DELETE CASCADE,
+        tbl    TEXT NOT NULL,
+        row_id INTEGER NOT NULL,
+        undo   TEXT NOT NULL
+    );
+    CREATE INDEX history_rows_action ON history_rows(action);
+    CREATE INDEX history_rows_row ON history_rows(tbl, row_id);
+    "#,
+    ),
+    // 4: a library of a million faces. Embeddings move to a table of their own as half floats
     // (1 KiB a face instead of 2, and face rows small enough that listing them reads little);
     // faces carry DBSCAN's state (`neighbours`) so new faces cluster without the old ones being
     // clustered again, and a copy of their photo's `gone`; clusters keep their face count.
@@ -194,9 +220,10 @@ const MILLION_AFTER: &str = r#"
         member     INTEGER NOT NULL,
         vector     BLOB
     );
-    CREATE TRIGGER faces_leave_dbscan AFTER UPDATE OF assigned, person, gone ON faces
+    CREATE TRIGGER faces_leave_dbscan AFTER UPDATE OF assigned, person, gone, verdict ON faces
         WHEN old.neighbours IS NOT NULL
-         AND (new.assigned IS 'manual' OR new.person IS NOT NULL OR new.gone = 1)
+         AND (new.assigned IS 'manual' OR new.person IS NOT NULL OR new.gone = 1
+              OR new.verdict IS NOT NULL)
     BEGIN
         INSERT OR REPLACE INTO dbscan_removed VALUES (old.id, old.neighbours, old.cluster,
             old.member, (SELECT vector FROM embeddings WHERE face = old.id));
@@ -251,7 +278,7 @@ const MILLION_AFTER: &str = r#"
     -- cluster largest first, a person's faces, the faces DBSCAN runs over.
     CREATE INDEX clusters_open ON clusters(faces DESC, id) WHERE kind = 'auto' AND person IS NULL;
     CREATE INDEX faces_open ON faces(size DESC, id)
-        WHERE cluster IS NULL AND person IS NULL AND gone = 0;
+        WHERE cluster IS NULL AND person IS NULL AND gone = 0 AND verdict IS NULL;
     CREATE INDEX faces_dbscan ON faces(id) WHERE neighbours IS NOT NULL;
     -- People with their counts read the named and matched faces alone, from the index.
     DROP INDEX faces_person;

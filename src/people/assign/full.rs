@@ -14,9 +14,10 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rusqlite::{Transaction, params};
 
+use super::named::PersonDecision;
 use super::{
-    ClusterReport, Decision, Faces, Targets, decide, drop_automatic, eligible, join,
-    refresh_manual_clusters,
+    ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, eligible, join,
+    load_named, refresh_manual_clusters,
 };
 use crate::clustering::{self, ClusterSummary};
 use crate::config::Settings;
@@ -66,29 +67,39 @@ pub(super) fn run(
     };
     let rejections = faces::rejections(tx)?;
 
-    // 1. The people named by hand (and ignored clusters) first.
-    let manual = Targets::load(tx, true)?;
-    let decisions = decide(&faces, &manual, &rejections, settings);
+    // 1. The people named by hand first, then the ignored clusters.
+    let named = load_named(tx)?;
+    let people = named.decide(&faces, &rejections, settings);
     let mut decided: HashSet<i64> = HashSet::new();
     let mut ambiguous: HashSet<i64> = HashSet::new();
-    for (c, d) in candidates.iter().zip(&decisions) {
-        match d {
-            Decision::Join(cluster, person) => {
-                join(tx, c.id, *cluster, *person)?;
-                decided.insert(c.id);
-                if person.is_some() {
-                    report.matched_people += 1;
-                } else {
-                    report.joined_clusters += 1;
-                }
+    let mut rest = Faces::default();
+    for (k, d) in people.iter().enumerate() {
+        let id = faces.ids[k];
+        match *d {
+            PersonDecision::Join { person, cluster } => {
+                join(tx, id, cluster, Some(person))?;
+                decided.insert(id);
+                report.matched_people += 1;
             }
-            Decision::Ambiguous => {
-                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [c.id])?;
-                ambiguous.insert(c.id);
+            PersonDecision::Ambiguous => {
+                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;
+                ambiguous.insert(id);
             }
-            Decision::None => {}
+            PersonDecision::None => rest.push_half(id, faces.row(k)),
         }
     }
+    let ignored = Targets::load(tx, Which::Ignored)?;
+    for (k, d) in decide(&rest, &ignored, &rejections, settings)
+        .into_iter()
+        .enumerate()
+    {
+        if let Decision::Join(cluster, _) = d {
+            join(tx, rest.ids[k], Some(cluster), None)?;
+            decided.insert(rest.ids[k]);
+            report.joined_clusters += 1;
+        }
+    }
+    drop(rest);
 
     // 2. DBSCAN over the eligible rest.
     let dbscan: Vec<usize> = (0..candidates.len())
@@ -142,8 +153,8 @@ pub(super) fn run(
         tx.execute("UPDATE clusters SET stale = 0 WHERE kind = 'auto'", [])?;
     }
 
-    // 3. The rest against every cluster, the new ones included.
-    let all = Targets::load(tx, false)?;
+    // 3. The rest against the unnamed clusters, the new ones included.
+    let all = Targets::load(tx, Which::Unnamed)?;
     let mut rest = Faces::default();
     for (k, c) in candidates.iter().enumerate() {
         if !decided.contains(&c.id) {
@@ -158,13 +169,9 @@ pub(super) fn run(
         let id = rest.ids[k];
         match d {
             Decision::Join(cluster, person) => {
-                join(tx, id, cluster, person)?;
+                join(tx, id, Some(cluster), person)?;
                 decided.insert(id);
-                if person.is_some() {
-                    report.matched_people += 1;
-                } else {
-                    report.joined_clusters += 1;
-                }
+                report.joined_clusters += 1;
             }
             Decision::Ambiguous => {
                 tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;

@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use half::slice::HalfFloatSliceExt;
 use rusqlite::{Transaction, params};
 
+use super::named::PersonDecision;
 use super::{
-    ClusterReport, Decision, Faces, Targets, decide, eligible, join, refresh_automatic,
-    refresh_manual_clusters, rejections_of,
+    ClusterReport, Decision, Faces, Named, Targets, Which, decide, eligible, join, load_named,
+    refresh_automatic, refresh_manual_clusters, rejections_of,
 };
 use crate::clustering::incremental::{Batch, Label, Point};
 use crate::config::Settings;
@@ -43,16 +44,26 @@ pub(super) fn run(
     refresh_manual_clusters(tx, false)?;
     rematch_named(tx, settings, &mut report)?;
 
-    // 2. New faces, and faces a decision set free.
-    let new: Vec<(i64, u32, f32)> = tx
+    // 2. New faces, and faces a decision (or an undo) set free: they start from nothing.
+    let new: Vec<(i64, u32, f32, Option<i64>)> = tx
         .prepare(
-            "SELECT id, size, score FROM faces
-             WHERE seen = 0 AND gone = 0 AND cluster IS NULL AND person IS NULL
-               AND assigned IS NULL AND neighbours IS NULL
+            "SELECT id, size, score, cluster FROM faces
+             WHERE seen = 0 AND gone = 0 AND person IS NULL AND assigned IS NOT 'manual'
+               AND neighbours IS NULL AND verdict IS NULL
              ORDER BY id",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<SqlResult<_>>()?;
+    let mut freed_from: Vec<i64> = Vec::new();
+    for (id, _, _, cluster) in &new {
+        if let Some(c) = cluster {
+            tx.execute(
+                "UPDATE faces SET cluster = NULL, assigned = NULL, member = 0 WHERE id = ?1",
+                [id],
+            )?;
+            freed_from.push(*c);
+        }
+    }
     report.considered += new.len();
     let ids: Vec<i64> = new.iter().map(|f| f.0).collect();
     let size: HashMap<i64, (u32, f32)> = new.iter().map(|f| (f.0, (f.1, f.2))).collect();
@@ -63,31 +74,29 @@ pub(super) fn run(
         }
     }
     let rejections = rejections_of(tx, &ids)?;
-    let manual = Targets::load(tx, true)?;
+    let named = load_named(tx)?;
+    let ignored = Targets::load(tx, Which::Ignored)?;
     let mut left: Vec<usize> = Vec::new();
     let mut dbscan: Vec<usize> = Vec::new();
-    let decisions = decide(&open, &manual, &rejections, settings);
-    for (k, d) in decisions.into_iter().enumerate() {
-        match d {
-            Decision::Join(cluster, person) => {
-                join(tx, open.ids[k], cluster, person)?;
-                if person.is_some() {
-                    report.matched_people += 1;
-                } else {
-                    report.joined_clusters += 1;
-                }
+    let people = named.decide(&open, &rejections, settings);
+    let ignored_decisions = decide(&open, &ignored, &rejections, settings);
+    for (k, (p, i)) in people.into_iter().zip(ignored_decisions).enumerate() {
+        let id = open.ids[k];
+        match (p, i) {
+            (PersonDecision::Join { person, cluster }, _) => {
+                join(tx, id, cluster, Some(person))?;
+                report.matched_people += 1;
             }
-            Decision::Ambiguous => {
-                tx.execute(
-                    "UPDATE faces SET ambiguous = 1 WHERE id = ?1",
-                    [open.ids[k]],
-                )?;
+            (PersonDecision::Ambiguous, _) => {
+                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;
                 report.ambiguous += 1;
             }
-            Decision::None if eligible(size[&open.ids[k]].0, size[&open.ids[k]].1, settings) => {
-                dbscan.push(k)
+            (PersonDecision::None, Decision::Join(cluster, _)) => {
+                join(tx, id, Some(cluster), None)?;
+                report.joined_clusters += 1;
             }
-            Decision::None => left.push(k),
+            _ if eligible(size[&id].0, size[&id].1, settings) => dbscan.push(k),
+            _ => left.push(k),
         }
     }
 
@@ -112,6 +121,7 @@ pub(super) fn run(
         touched.extend(round(tx, settings, backend, &adds, &[], &mut report)?);
     }
     tx.execute("DELETE FROM dbscan_removed", [])?;
+    touched.extend(freed_from);
     touched.sort_unstable();
     touched.dedup();
     refresh_automatic(tx, &touched)?;
@@ -130,7 +140,7 @@ pub(super) fn run(
             rest.push_half(open.ids[k], open.row(k));
         }
     }
-    let all = Targets::load(tx, false)?;
+    let all = Targets::load(tx, Which::Unnamed)?;
     let mut unassigned = 0;
     for (k, d) in decide(&rest, &all, &rejections, settings)
         .into_iter()
@@ -139,12 +149,8 @@ pub(super) fn run(
         let id = rest.ids[k];
         match d {
             Decision::Join(cluster, person) => {
-                join(tx, id, cluster, person)?;
-                if person.is_some() {
-                    report.matched_people += 1;
-                } else {
-                    report.joined_clusters += 1;
-                }
+                join(tx, id, Some(cluster), person)?;
+                report.joined_clusters += 1;
             }
             Decision::Ambiguous => {
                 tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;
@@ -370,50 +376,81 @@ fn neighbourhoods(tx: &Transaction, ids: &[i64], eps: f32, batch: &mut Batch) ->
     Ok(())
 }
 
-/// Faces named or un-named by hand since the last run change who the faces around them are:
-/// match again the faces near the named clusters that changed, and the faces matched to their
-/// people.
+/// Matching after a decision, in the decision's transaction: the manual clusters it changed are
+/// re-summarised and the faces around the faces it named or un-named are matched again.
+pub(super) fn after_decision(
+    tx: &Transaction,
+    settings: &Settings,
+) -> Result<ClusterReport, PeopleError> {
+    let mut report = ClusterReport::default();
+    refresh_manual_clusters(tx, false)?;
+    rematch_named(tx, settings, &mut report)?;
+    Ok(report)
+}
+
+/// Faces named or un-named by hand since the last run change who the faces around them are. The
+/// faces the automatic side may decide about (not named by hand, not marked) within reach of a
+/// face that was named or un-named, or of the centroid of a person who changed, and the faces
+/// matched to such a person, are matched to people again, against everyone: one may join a
+/// person (leaving its automatic cluster), become ambiguous, or lose a match that no longer
+/// holds (it is set free and looked at again like a new face).
 fn rematch_named(
     tx: &Transaction,
     settings: &Settings,
     report: &mut ClusterReport,
 ) -> SqlResult<()> {
+    let pending: Vec<(i64, Option<Vec<u8>>)> = tx
+        .prepare("SELECT face, vector FROM match_pending")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<SqlResult<_>>()?;
     let people: Vec<i64> = tx
-        .prepare("SELECT DISTINCT person FROM match_pending")?
+        .prepare("SELECT DISTINCT person FROM match_pending ORDER BY person")?
         .query_map([], |r| r.get(0))?
         .collect::<SqlResult<_>>()?;
     tx.execute("DELETE FROM match_pending", [])?;
-    let manual = Targets::load(tx, true)?;
-    let changed: Vec<&clusters::ClusterRow> = manual
-        .rows
-        .iter()
-        .filter(|c| c.person_id.is_some_and(|p| people.contains(&p)))
-        .collect();
     if people.is_empty() {
         return Ok(());
     }
-    // Faces within reach of a changed cluster, and faces matched to a changed person.
-    let mut candidates: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
-    if !changed.is_empty() {
-        let rows: Vec<f32> = changed.iter().flat_map(|c| c.centroid.clone()).collect();
-        let reach: Vec<f32> = changed
-            .iter()
-            .map(|c| c.radius + settings.face_match_dist)
-            .collect();
-        let queries = Queries::new(rows, DIM, &reach);
+    let named = load_named(tx)?;
+    let (_, near) = Named::reach(settings);
+    // What changed: the faces named or un-named, and the changed people's centroids.
+    let mut rows: Vec<f32> = Vec::new();
+    for (face, vector) in &pending {
+        let v = match vector {
+            Some(b) => from_blob(b),
+            None => embeddings::get(tx, *face)?.unwrap_or_default(),
+        };
+        if v.len() == DIM {
+            rows.extend(v);
+        }
+    }
+    for &p in &people {
+        if let Some((c, _)) = named.matcher.centroid(p) {
+            rows.extend_from_slice(c);
+        }
+    }
+    let mut candidates = Faces::default();
+    if !rows.is_empty() {
+        let n = rows.len() / DIM;
+        let queries = Queries::new(rows, DIM, &vec![near; n]);
+        let mut seen: HashSet<i64> = HashSet::new();
         embeddings::scan(tx, &[], AUTOMATIC, |chunk| {
-            for hit in queries.within(chunk.rows) {
-                let k = hit.row as usize;
-                candidates.entry(chunk.ids[k]).or_insert_with(|| {
-                    let mut v = vec![0f32; DIM];
-                    chunk.rows[k * DIM..(k + 1) * DIM].convert_to_f32_slice(&mut v);
-                    v
-                });
+            let mut hits: Vec<usize> = queries
+                .within(chunk.rows)
+                .iter()
+                .map(|h| h.row as usize)
+                .collect();
+            hits.sort_unstable();
+            hits.dedup();
+            for k in hits {
+                if seen.insert(chunk.ids[k]) {
+                    candidates.push_half(chunk.ids[k], &chunk.rows[k * DIM..(k + 1) * DIM]);
+                }
             }
             Ok(())
         })?;
     }
-    let mut matched_before: HashMap<i64, Option<i64>> = HashMap::new();
+    // Faces matched to a changed person, wherever they are.
     for &p in &people {
         let ids: Vec<i64> = tx
             .prepare_cached(
@@ -422,42 +459,49 @@ fn rematch_named(
             .query_map([p], |r| r.get(0))?
             .collect::<SqlResult<_>>()?;
         for (id, v) in ids.iter().zip(embeddings::get_many(tx, &ids)?) {
-            candidates.entry(*id).or_insert(v);
+            if v.len() == DIM && !candidates.ids.contains(id) {
+                candidates.push(*id, &v);
+            }
         }
     }
-    let ids: Vec<i64> = candidates.keys().copied().collect();
-    let mut state = tx.prepare_cached("SELECT cluster, person FROM faces WHERE id = ?1")?;
-    let mut current: HashMap<i64, (Option<i64>, Option<i64>)> = HashMap::new();
-    for &id in &ids {
-        let (c, p) = state.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        current.insert(id, (c, p));
-        matched_before.insert(id, p);
-    }
-    let mut open = Faces::default();
-    for (id, v) in candidates {
-        open.push(id, &v);
-    }
-    let rejections = rejections_of(tx, &ids)?;
-    for (k, d) in decide(&open, &manual, &rejections, settings)
-        .into_iter()
-        .enumerate()
-    {
-        let id = open.ids[k];
-        let (cluster, person) = current[&id];
+    let rejections = rejections_of(tx, &candidates.ids)?;
+    let decisions = named.decide(&candidates, &rejections, settings);
+    let mut state =
+        tx.prepare_cached("SELECT cluster, person, ambiguous FROM faces WHERE id = ?1")?;
+    for (k, d) in decisions.into_iter().enumerate() {
+        let id = candidates.ids[k];
+        let (cluster, person, ambiguous): (Option<i64>, Option<i64>, bool) =
+            state.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         match d {
-            Decision::Join(c, p) if p.is_some() && (cluster != Some(c) || person != p) => {
-                join(tx, id, c, p)?;
-                report.matched_people += 1;
-                report.considered += 1;
+            PersonDecision::Join {
+                person: p,
+                cluster: c,
+            } => {
+                if person != Some(p) || cluster != c {
+                    join(tx, id, c, Some(p))?;
+                    if person != Some(p) {
+                        report.matched_people += 1;
+                    }
+                }
             }
-            Decision::Join(..) => {}
-            _ if person.is_some() => {
-                // Its person no longer holds: set it free; the run looks at it again below.
+            PersonDecision::Ambiguous if person.is_some() || !ambiguous => {
+                // Set free as ambiguous: in no cluster, of nobody, until a person decides.
                 tx.execute(
                     "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL,
-                         ambiguous = ?2, member = 0
+                         ambiguous = 1, member = 0
                      WHERE id = ?1",
-                    params![id, matches!(d, Decision::Ambiguous)],
+                    [id],
+                )?;
+                report.ambiguous += 1;
+            }
+            PersonDecision::None if person.is_some() || ambiguous => {
+                // Its person (or its rival) no longer holds: set it free; the next run looks at
+                // it again like a new face.
+                tx.execute(
+                    "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL,
+                         ambiguous = 0, member = 0, seen = 0
+                     WHERE id = ?1",
+                    [id],
                 )?;
             }
             _ => {}
@@ -517,12 +561,8 @@ fn rematch_leftovers(
         .enumerate()
     {
         if let Decision::Join(cluster, person) = d {
-            join(tx, open.ids[k], cluster, person)?;
-            if person.is_some() {
-                report.matched_people += 1;
-            } else {
-                report.joined_clusters += 1;
-            }
+            join(tx, open.ids[k], Some(cluster), person)?;
+            report.joined_clusters += 1;
         }
     }
     Ok(())

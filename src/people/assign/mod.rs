@@ -16,6 +16,9 @@
 
 mod full;
 mod incremental;
+mod named;
+
+pub use named::{Candidates, Named, load_named};
 
 use std::collections::HashMap;
 
@@ -26,7 +29,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::PeopleError;
-use crate::clustering::matching::{Identity, Match, Target, choose};
+use crate::clustering::matching::{Identity, Match, SAMPLE_RADIUS_CLAMP, Target, choose};
 use crate::clustering::{self, ClusterSummary};
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
@@ -148,6 +151,28 @@ pub fn run(
         )?;
         Ok(report)
     })?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Matching after a decision, inside the decision's own transaction (and recorded action): the
+/// faces around the faces it named or un-named are matched to people again. Clustering itself
+/// (DBSCAN's state) is left to the next run of [`run`]: a recorded action holds decisions and the
+/// matching they cause, never the automatic clusters. With `recluster`, everything automatic is
+/// rebuilt instead, as `visage cluster --recluster` does.
+pub fn run_in(
+    tx: &Transaction,
+    settings: &Settings,
+    backend: &GraphBackend,
+    recluster: bool,
+    _candidates: Candidates,
+) -> Result<ClusterReport, PeopleError> {
+    let started = std::time::Instant::now();
+    let mut report = if recluster {
+        full::run(tx, settings, backend)?
+    } else {
+        incremental::after_decision(tx, settings)?
+    };
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -274,17 +299,29 @@ pub fn eligible(size: u32, score: f32, settings: &Settings) -> bool {
     size >= settings.face_cluster_size && score >= settings.face_cluster_score as f32
 }
 
-/// The clusters a face can be matched to, as matching sees them.
+/// The clusters a face can be matched to by distance (people named by hand are matched by
+/// their faces instead: [`Named`]).
 struct Targets {
     rows: Vec<ClusterRow>,
 }
 
+/// Which clusters: the ignored ones (matched before DBSCAN, so faces like them stay out of new
+/// clusters), or the unnamed ones, automatic and ignored (what is left over is matched to).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Which {
+    Ignored,
+    Unnamed,
+}
+
 impl Targets {
-    /// `manual_only`: named and ignored clusters only (what faces are matched to before DBSCAN).
-    fn load(conn: &Connection, manual_only: bool) -> SqlResult<Self> {
+    fn load(conn: &Connection, which: Which) -> SqlResult<Self> {
         let rows = clusters::all(conn)?
             .into_iter()
-            .filter(|c| !c.centroid.is_empty() && (!manual_only || c.kind != ClusterKind::Auto))
+            .filter(|c| !c.centroid.is_empty() && c.centroid.len() == DIM)
+            .filter(|c| match which {
+                Which::Ignored => c.kind == ClusterKind::Ignored,
+                Which::Unnamed => c.kind != ClusterKind::Manual,
+            })
             .collect();
         Ok(Targets { rows })
     }
@@ -368,11 +405,7 @@ fn decide(
         .iter()
         .flat_map(|c| c.centroid.iter().copied())
         .collect();
-    let reach: Vec<f32> = targets
-        .rows
-        .iter()
-        .map(|c| c.radius + settings.face_match_dist)
-        .collect();
+    let reach: Vec<f32> = targets.rows.iter().map(|c| reach_of(c, settings)).collect();
     let queries = Queries::new(centroids, DIM, &reach);
     let mut candidates: Vec<Vec<(usize, f32)>> = vec![Vec::new(); n];
     for hit in queries.within(&faces.rows) {
@@ -402,8 +435,14 @@ fn decide(
         .collect()
 }
 
+/// How far a cluster reaches: its sample radius, clamped as PhotoPrism clamps it, plus the match
+/// distance.
+fn reach_of(c: &ClusterRow, settings: &Settings) -> f32 {
+    c.radius.min(SAMPLE_RADIUS_CLAMP) + settings.face_match_dist
+}
+
 /// Write a match: the face joins the cluster (and person) automatically.
-fn join(tx: &Transaction, face: i64, cluster: i64, person: Option<i64>) -> SqlResult<()> {
+fn join(tx: &Transaction, face: i64, cluster: Option<i64>, person: Option<i64>) -> SqlResult<()> {
     tx.prepare_cached(
         "UPDATE faces SET cluster = ?2, person = ?3, assigned = 'auto', ambiguous = 0, member = 0
          WHERE id = ?1",
