@@ -188,12 +188,18 @@ pub fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(e) => {
             // An id or name that is not there says where the real ones are listed.
-            let hint = e
-                .chain()
-                .find_map(|c| match c.downcast_ref::<StoreError>() {
+            let hint = e.chain().find_map(|c| {
+                let store = c.downcast_ref::<StoreError>().or_else(|| {
+                    match c.downcast_ref::<crate::people::PeopleError>() {
+                        Some(crate::people::PeopleError::Store(s)) => Some(s),
+                        _ => None,
+                    }
+                });
+                match store {
                     Some(StoreError::NotFound(item)) => Some(item.listed_by()),
                     _ => None,
-                });
+                }
+            });
             match hint {
                 Some(list) => eprintln!("visage: {e:#} (see `{list}`)"),
                 None => eprintln!("visage: {e:#}"),
