@@ -6,7 +6,7 @@
 use crate::common;
 use std::collections::HashSet;
 
-use crate::server::{Library, Server, library, request};
+use crate::server::{self, Library, Server, library, request};
 use serde_json::{Value, json};
 
 fn ids(list: &Value) -> Vec<String> {
