@@ -17,5 +17,6 @@ mod graph;
 mod library;
 mod pipeline;
 mod serve;
+mod slurm;
 mod verification;
 mod xmp;

@@ -1,5 +1,6 @@
 //! The people commands: reading (`people`, `person`, `faces`, `clusters`, `stats`, `audit`) and
-//! deciding (`name`, `rename`, `merge`, `split`, `reject`, `ignore`, `hide`, `unhide`, `reset`).
+//! deciding (`name`, `rename`, `merge-person`, `split`, `reject`, `ignore`, `hide`, `unhide`,
+//! `reset`).
 //! Every read command takes `--json` (one JSON value per line).
 
 use anyhow::bail;
@@ -77,7 +78,7 @@ pub struct RenameArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct MergeArgs {
+pub struct MergePersonArgs {
     /// The person merged away
     pub from: String,
     /// The person who stays
@@ -355,7 +356,7 @@ pub fn rename(args: RenameArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn merge(args: MergeArgs) -> anyhow::Result<i32> {
+pub fn merge_person(args: MergePersonArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
     let n = people::merge(&mut store, &args.from, &args.into)?;
     println!(

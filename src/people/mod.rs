@@ -204,7 +204,7 @@ pub fn rename(store: &mut Store, old: &str, new: &str) -> Result<(), StoreError>
         }
         if person_id(tx, new)?.is_some_and(|o| o != p) {
             return Err(refused(format!(
-                "{new:?} is already a person; use `visage merge {old:?} {new:?}`"
+                "{new:?} is already a person; use `visage merge-person {old:?} {new:?}`"
             )));
         }
         tx.execute("UPDATE people SET name = ?2 WHERE id = ?1", params![p, new])?;

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{SqlResult, blob_embedding};
+use crate::pipeline::{FoundFace, Source};
 
 /// How a face got its cluster or person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,6 +43,28 @@ pub struct FaceRow {
     pub ambiguous: bool,
     #[serde(skip)]
     pub embedding: Vec<f32>,
+    /// O-Net's five landmarks, `[x, y]` in original pixels; loaded with the embedding only.
+    #[serde(skip)]
+    pub landmarks: Vec<[f32; 2]>,
+}
+
+impl FaceRow {
+    /// The face as `photos::store_indexed` takes it (to store it again elsewhere: a merge). The
+    /// detector that found it is not stored; it reads as PICO.
+    pub fn into_found(self) -> FoundFace {
+        FoundFace {
+            x: self.x,
+            y: self.y,
+            w: self.w,
+            h: self.h,
+            size: self.size,
+            score: self.score,
+            source: Source::Pico,
+            probability: self.probability,
+            landmarks: self.landmarks,
+            embedding: self.embedding,
+        }
+    }
 }
 
 fn face_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -59,9 +82,17 @@ fn cluster_ref<S: serde::Serializer>(id: &Option<i64>, s: S) -> Result<S::Ok, S:
     }
 }
 
-const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
-        f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.embedding
+pub(super) const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
+        f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.embedding,
+        f.landmarks
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person";
+
+/// [`SELECT`] without the embedding and landmarks (listings need neither).
+fn select_without_vectors() -> String {
+    SELECT
+        .replace("f.embedding", "NULL")
+        .replace("f.landmarks", "NULL")
+}
 
 /// Which faces to list, and whether to load their embeddings (2 KiB each; listings need none).
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,7 +108,7 @@ pub fn list(conn: &Connection, filter: Filter) -> SqlResult<Vec<FaceRow>> {
     let select = if filter.embeddings {
         SELECT.to_string()
     } else {
-        SELECT.replace("f.embedding", "NULL")
+        select_without_vectors()
     };
     let mut stmt = conn.prepare(&format!(
         "{select} WHERE p.gone = 0 AND (?1 IS NULL OR f.person = ?1)
@@ -88,7 +119,7 @@ pub fn list(conn: &Connection, filter: Filter) -> SqlResult<Vec<FaceRow>> {
         .collect()
 }
 
-fn from_row(r: &Row) -> SqlResult<FaceRow> {
+pub(super) fn from_row(r: &Row) -> SqlResult<FaceRow> {
     let assigned: Option<String> = r.get(12)?;
     Ok(FaceRow {
         id: r.get(0)?,
@@ -113,6 +144,10 @@ fn from_row(r: &Row) -> SqlResult<FaceRow> {
         embedding: r
             .get::<_, Option<Vec<u8>>>(15)?
             .map(|b| blob_embedding(&b))
+            .unwrap_or_default(),
+        landmarks: r
+            .get::<_, Option<String>>(16)?
+            .and_then(|l| serde_json::from_str(&l).ok())
             .unwrap_or_default(),
     })
 }
@@ -159,7 +194,7 @@ pub fn page(
         [key],
         |r| r.get(0),
     )?;
-    let select = SELECT.replace("f.embedding", "NULL");
+    let select = select_without_vectors();
     let mut stmt = conn.prepare(&format!(
         "{select} WHERE {gone} AND {filter} ORDER BY {order} LIMIT ?2 OFFSET ?3"
     ))?;

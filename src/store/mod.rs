@@ -1,6 +1,7 @@
 //! The library's database: one SQLite file (bundled SQLite, WAL, foreign keys on) holding photos,
 //! their faces and embeddings, clusters and people. [`schema`] migrates it; [`photos`],
-//! [`faces`] and [`clusters`] read and write rows.
+//! [`faces`] and [`clusters`] read and write rows; [`merge`] brings a shard database (one part of a
+//! library indexed on another machine) into a library through them.
 //!
 //! Every write goes through [`Store::write`], one transaction per call, so a crash at any moment
 //! leaves the last committed state. This module stores and loads; it does not decide who a face
@@ -8,6 +9,7 @@
 
 pub mod clusters;
 pub mod faces;
+pub mod merge;
 pub mod photos;
 pub mod schema;
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use visage::gpu::Gpu;
 
 pub mod border;
+pub mod slurm;
 
 /// Root of the test photos: `$VISAGE_TESTDATA` or `~/.cache/visage/testdata`, fetched if missing.
 pub fn testdata() -> PathBuf {
