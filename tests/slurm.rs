@@ -310,6 +310,8 @@ fn an_array_of_shards_merged_equals_one_index_and_survives_a_killed_task() {
         .collect();
     assert_shards(&shard_dbs, &photos, &single.photos);
     assert_same(&single, &library(&library_db), true);
+    drop(cluster);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -377,4 +379,5 @@ fn merge_and_shards_refuse_mistakes_before_writing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(err(&out).contains("1/0"), "{}", err(&out));
     assert!(!db.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

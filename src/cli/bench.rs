@@ -406,23 +406,26 @@ fn run_merge(from: &Path, faces: usize, shards: usize, dir: &Path) -> anyhow::Re
     Ok(0)
 }
 
-/// Run a command to its end; its exit status and peak resident memory in MiB (`wait4`'s
-/// `ru_maxrss`, as `/usr/bin/time -v` reports it).
+/// Run a command to its end; its exit status and its peak resident memory in MiB: the process's
+/// own high-water mark (`VmHWM`), read every 10 ms while it runs. (`wait4`'s `ru_maxrss` would
+/// count this process's memory too: a child inherits its parent's mark across `exec`.)
 fn run_measured(mut cmd: std::process::Command) -> anyhow::Result<(std::process::ExitStatus, f64)> {
-    use std::os::unix::process::ExitStatusExt;
-    let child = cmd.spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data that wait4 fills; `pid` is our child, not yet waited for.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if waited != pid {
-        bail!("waiting for {pid}: {}", std::io::Error::last_os_error());
+    let mut child = cmd.spawn()?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0f64;
+    loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        }) {
+            peak_kib = peak_kib.max(hwm);
+        }
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, peak_kib / 1024.0));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    Ok((
-        std::process::ExitStatus::from_raw(status),
-        usage.ru_maxrss as f64 / 1024.0,
-    ))
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {

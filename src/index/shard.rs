@@ -70,6 +70,12 @@ pub enum ShardError {
         step: u64,
         count: u64,
     },
+    #[error(
+        "Slurm array task {id} is an array of one task (a task submitted again alone?): \
+         --shards auto cannot tell how many shards there are; give --shards N \
+         (scripts/slurm/index.sbatch: VISAGE_SHARDS=N)"
+    )]
+    Alone { id: u64 },
 }
 
 impl Shard {
@@ -150,6 +156,10 @@ impl Shard {
                     (None, Some(max)) => max.saturating_sub(min) / step + 1,
                     (None, None) => return Err(ShardError::NoTaskCount),
                 };
+                // --array=3 alone: a task resubmitted by hand, not a library of one shard.
+                if count == 1 && id != 0 {
+                    return Err(ShardError::Alone { id });
+                }
                 let max = max.unwrap_or(min + (count.max(1) - 1) * step);
                 let uneven = ShardError::Uneven {
                     id,
@@ -327,6 +337,14 @@ mod tests {
             array("5", "0", "5", Some("3")),
             Err(ShardError::Uneven { .. })
         ));
+        assert_eq!(
+            array("3", "3", "3", Some("1")),
+            Err(ShardError::Alone { id: 3 })
+        );
+        assert_eq!(
+            array("0", "0", "0", Some("1")),
+            Ok(Shard { index: 0, count: 1 })
+        );
         assert_eq!(
             shard(ShardCount::Auto, &[("JOB_COMPLETION_INDEX", "0")]),
             Err(ShardError::NoTaskCount)

@@ -26,6 +26,9 @@ use super::photos::{self, StoredPhoto};
 use super::{Store, StoreError};
 use crate::pipeline::FoundFace;
 
+/// The library's page cache during a merge, KiB.
+const MERGE_CACHE_KIB: i64 = 64 * 1024;
+
 /// `--path-map FROM=TO`: a photo path under FROM (the folder as the workers saw it) is the same
 /// path under TO in the library.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +145,10 @@ pub fn merge(
         ..MergeReport::default()
     };
     let library_path = library.path().to_path_buf();
+    // A page cache large enough for the indexes a merge touches on every row: with SQLite's
+    // default (2 MiB) they are spilled to the WAL again and again (five times the write calls,
+    // BENCHMARKS.md). The connection keeps it.
+    library.read(|c| c.pragma_update(None, "cache_size", -MERGE_CACHE_KIB))?;
     library
         .write(|tx| -> Result<(), Failure> {
             shard.read(|conn| {
