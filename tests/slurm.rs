@@ -169,7 +169,9 @@ fn an_array_of_shards_merged_equals_one_index_and_survives_a_killed_task() {
     let single = library(&single_db);
     assert!(single.photos.len() >= 120 && single.faces.len() >= 120);
 
-    // Three shards as a Slurm job array, then the merge and clustering as a dependent job.
+    // Three shards as a Slurm job array (index.sbatch), then the merge and clustering as a
+    // dependent job (merge.sbatch). Each round has its own shards, library and job outputs.
+    let out = |name: &str| format!("--output={}/{name}", jobs.display());
     let submit = |round: &str| {
         let shards = dir.join(round).join("shards");
         let library = dir.join(round).join("library.db");
@@ -182,19 +184,18 @@ fn an_array_of_shards_merged_equals_one_index_and_survives_a_killed_task() {
             ("XDG_RUNTIME_DIR", "/tmp".to_string()),
             ("RUST_LOG", "warn".to_string()),
         ];
-        (shards, library, env)
+        let array = cluster.sbatch(
+            &[
+                &format!("--array=0-{}", SHARDS - 1),
+                "--cpus-per-task=1",
+                &out(&format!("{round}-index-%A_%a.out")),
+                &script("index.sbatch"),
+            ],
+            &borrowed(&env),
+        );
+        (array, shards, library, env)
     };
-    let (shards, library_db, env) = submit("first");
-    let out = |name: &str| format!("--output={}/{name}", jobs.display());
-    let array = cluster.sbatch(
-        &[
-            &format!("--array=0-{}", SHARDS - 1),
-            "--cpus-per-task=1",
-            &out("first-index-%A_%a.out"),
-            &script("index.sbatch"),
-        ],
-        &borrowed(&env),
-    );
+    let (array, shards, library_db, env) = submit("first");
     let merge = cluster.sbatch(
         &[
             &format!("--dependency=afterok:{array}"),
@@ -243,16 +244,7 @@ fn an_array_of_shards_merged_equals_one_index_and_survives_a_killed_task() {
     }
     let victim = (0..SHARDS).max_by_key(|&i| sizes[i as usize]).unwrap();
     assert!(sizes[victim as usize] > visage::index::BATCH, "{sizes:?}");
-    let (shards, library_db, env) = submit("fault");
-    let array = cluster.sbatch(
-        &[
-            &format!("--array=0-{}", SHARDS - 1),
-            "--cpus-per-task=1",
-            &out("fault-index-%A_%a.out"),
-            &script("index.sbatch"),
-        ],
-        &borrowed(&env),
-    );
+    let (array, shards, library_db, env) = submit("fault");
     let task = format!("{array}_{victim}");
     let victim_db = shards.join(format!("shard-{victim}.db"));
     let started = Instant::now();
