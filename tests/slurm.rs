@@ -149,6 +149,7 @@ fn photo_count(db: &Path) -> usize {
 fn an_array_of_shards_merged_equals_one_index_and_survives_a_killed_task() {
     let dir = tempdir("slurm");
     let Some(cluster) = Cluster::start(&dir.join("cluster")) else {
+        let _ = std::fs::remove_dir_all(&dir);
         return;
     };
     models();
