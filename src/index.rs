@@ -2,9 +2,12 @@
 //! whose size and time (or, if those moved, content hash) are unchanged, reads and decodes the
 //! rest in parallel while the previous batch runs through the pipeline, and stores each batch in
 //! one transaction. Files that fail are recorded with the reason and the run goes on; files no
-//! longer on disk are marked gone.
+//! longer on disk are marked gone. A run may take one [`shard`] of the photos only (part I of N,
+//! for many machines); the shards' databases are merged into one library by `store::merge`.
 //!
 //! It does not cluster (see `people::assign`) and holds no algorithm of a pipeline stage.
+
+pub mod shard;
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -21,6 +24,7 @@ use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
 use crate::store::{Store, StoreError};
 use crate::walk;
+pub use shard::{Shard, ShardCount, ShardError};
 
 /// Photos decoded and stored per batch (and per transaction).
 pub const BATCH: usize = 32;
@@ -45,6 +49,10 @@ pub struct IndexReport {
     pub faces: usize,
     /// Files in the store that are no longer under the folders walked.
     pub gone: usize,
+    /// The part of the photos this run took (`None`: all of them).
+    pub shard: Option<Shard>,
+    /// Photo files found that belong to other shards (not counted in `files`).
+    pub other_shards: usize,
     pub seconds: f64,
     /// Where the time went.
     pub stages: Stages,
@@ -84,24 +92,33 @@ struct ReadBatch {
     decode_cpu: f64,
 }
 
-/// Index the photos under `roots`. The pipeline is loaded by `load` only when a file changed
-/// (re-indexing an unchanged library loads no network), beside reading the first batch. Each file that fails is passed to
-/// `on_error` (path and reason); the run goes on. A pipeline or database error stops it, with
-/// every batch before it stored.
+/// Index the photos under `roots` (all of them, or those of one `shard`). The pipeline is
+/// loaded by `load` only when a file changed (re-indexing an unchanged library loads no network),
+/// beside reading the first batch. Each file that fails is passed to `on_error` (path and reason);
+/// the run goes on. A pipeline or database error stops it, with every batch before it stored.
 pub fn index(
     store: &mut Store,
     load: impl FnOnce() -> Result<Pipeline, PipelineError> + Send,
     roots: &[PathBuf],
+    shard: Option<Shard>,
     mut on_error: impl FnMut(&Path, &str),
 ) -> Result<IndexReport, IndexError> {
     let started = Instant::now();
-    let mut report = IndexReport::default();
+    let mut report = IndexReport {
+        shard,
+        ..IndexReport::default()
+    };
     let known = store.read(photos::states)?;
 
-    // Walk, and keep what changed.
+    // Walk, and keep what changed (of this shard's photos).
     let mut seen = HashSet::new();
     let mut todo: Vec<(FileInfo, Option<&PhotoState>)> = Vec::new();
-    for entry in walk::photos(roots) {
+    let found = roots.iter().flat_map(|root| {
+        walk::photos(std::slice::from_ref(root))
+            .into_iter()
+            .map(move |e| (root, e))
+    });
+    for (root, entry) in found {
         let path = match entry {
             Ok(p) => p,
             Err((p, why)) => {
@@ -110,6 +127,12 @@ pub fn index(
                 continue;
             }
         };
+        if let Some(shard) = shard
+            && !shard.takes(&relative(root, &path))
+        {
+            report.other_shards += 1;
+            continue;
+        }
         let path = std::fs::canonicalize(&path).unwrap_or(path);
         let key = path.to_string_lossy().into_owned();
         if !seen.insert(key.clone()) {
@@ -230,8 +253,8 @@ pub fn index(
     }
     bar.finish_and_clear();
 
-    // Files under a walked folder that were not found are gone. A folder that is missing
-    // altogether (an unmounted disk) marks nothing.
+    // Files under a walked folder that were not found are gone (of a shard: those that belong to
+    // it). A folder that is missing altogether (an unmounted disk) marks nothing.
     let mut gone: Vec<i64> = roots
         .iter()
         .filter(|r| r.is_dir())
@@ -240,8 +263,13 @@ pub fn index(
             let prefix = format!("{}/", root.to_string_lossy().trim_end_matches('/'));
             known
                 .iter()
-                .filter(move |(path, s)| !s.gone && path.starts_with(&prefix))
-                .filter(|(path, _)| !seen.contains(*path))
+                .filter(|(path, s)| {
+                    !s.gone
+                        && !seen.contains(*path)
+                        && path.strip_prefix(&prefix).is_some_and(|rel| {
+                            shard.is_none_or(|shard| shard.takes(Path::new(rel)))
+                        })
+                })
                 .map(|(_, s)| s.id)
                 .collect::<Vec<_>>()
         })
@@ -255,6 +283,15 @@ pub fn index(
     report.gone = gone.len();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// A photo's path relative to the folder it was found under (a file given itself: its name), as
+/// [`Shard`] hashes it.
+fn relative(root: &Path, path: &Path) -> PathBuf {
+    match path.strip_prefix(root) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.to_path_buf(),
+        _ => path.file_name().map(PathBuf::from).unwrap_or_default(),
+    }
 }
 
 /// Read, hash and decode a batch in parallel.

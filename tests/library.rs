@@ -139,7 +139,7 @@ fn index_clusters_people_and_manual_decisions_survive() {
     run(&db, &["name", &cid(0), "Alice"], 0);
     run(&db, &["name", &cid(1), "Bob"], 0);
     run(&db, &["name", &cid(2), "Robert"], 0);
-    run(&db, &["merge", "Robert", "Bob"], 0);
+    run(&db, &["merge-person", "Robert", "Bob"], 0);
     run(&db, &["ignore", &cid(3)], 0);
     let named = faces(&db);
     let alice: Vec<&Value> = named.iter().filter(|f| f["person"] == "Alice").collect();

@@ -1,6 +1,6 @@
 //! The integration tests: one binary (as ripgrep does), one module per area, one shared kit
-//! (`common`: test photos, models, the CI rules; `server` and `cdp`: the review page's server and
-//! the browser it is driven through).
+//! (`common`: test photos, models, the CI rules, a one-node Slurm cluster; `server` and `cdp`: the
+//! review page's server and the browser it is driven through).
 
 mod cdp;
 mod common;
@@ -21,5 +21,6 @@ mod mistakes;
 mod pipeline;
 mod review;
 mod serve;
+mod slurm;
 mod verification;
 mod xmp;

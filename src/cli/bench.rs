@@ -2,11 +2,12 @@
 //! the seconds per stage, as one JSON line. `visage bench embed`: FaceNet throughput on the chosen device, on a folder of 160x160 face
 //! crops, as one JSON line (the same fields as `benches/peers/facenet_opencv.py`, so the two can be
 //! compared side by side). `visage bench graph`: the neighbour graph and DBSCAN on N synthetic
-//! 512-d embeddings, with peak memory (compare `benches/peers/pairwise_numpy.py`). Threads:
-//! `RAYON_NUM_THREADS`.
+//! 512-d embeddings, with peak memory (compare `benches/peers/pairwise_numpy.py`). `visage bench
+//! merge`: shard databases of real face rows merged into a new library by a `visage merge`
+//! process, its time and peak memory. Threads: `RAYON_NUM_THREADS`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -107,6 +108,23 @@ pub enum BenchWhat {
         /// noise), for `benches/peers/dbscan_sklearn.py`
         #[arg(long, value_name = "PREFIX")]
         save: Option<PathBuf>,
+    },
+    /// Merge speed: shard databases of real face rows (the photos and faces of an indexed
+    /// library, copied under new paths through the store) merged into a new library by a `visage
+    /// merge` process (wall time, peak memory), then merged again (nothing to change)
+    Merge {
+        /// An indexed library whose photos and faces are copied
+        #[arg(long, value_name = "DB")]
+        from: PathBuf,
+        /// Faces in all the shards together
+        #[arg(long, default_value_t = 1_000_000)]
+        faces: usize,
+        #[arg(long, default_value_t = 10)]
+        shards: usize,
+        /// Folder for the shard databases and the library (emptied of them first; kept after,
+        /// so `visage merge` can be rerun by hand, e.g. under /usr/bin/time -v)
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -269,7 +287,7 @@ fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::R
     remove();
     let mut store = crate::store::Store::open_or_create(&db)?;
     let load = || crate::pipeline::Pipeline::new(settings, true);
-    let report = crate::index::index(&mut store, load, paths, |path, why| {
+    let report = crate::index::index(&mut store, load, paths, None, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     });
     drop(store);
@@ -288,6 +306,159 @@ fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::R
     };
     println!("{}", serde_json::to_string(&line)?);
     Ok(super::exit_code(report.failed))
+}
+
+#[derive(Serialize)]
+struct MergeLine {
+    tool: &'static str,
+    shards: usize,
+    photos: usize,
+    faces: usize,
+    /// Writing the shard databases (not part of the merge).
+    build_seconds: f64,
+    /// `visage merge` into a new library: the whole process.
+    merge_seconds: f64,
+    merge_peak_rss_mib: f64,
+    /// The same merge again: every photo found unchanged.
+    again_seconds: f64,
+    again_peak_rss_mib: f64,
+    shards_mib: f64,
+    library_mib: f64,
+}
+
+/// Build `shards` shard databases holding `faces` faces copied from `from`, then time `visage merge`.
+fn run_merge(from: &Path, faces: usize, shards: usize, dir: &Path) -> anyhow::Result<i32> {
+    use crate::store::photos::{self, StoredPhoto};
+    use crate::store::{Store, StoreError, faces::StoredFace};
+    if !from.is_file() {
+        bail!(
+            "{}: no such database (index a folder into it first)",
+            from.display()
+        );
+    }
+    if shards == 0 || faces == 0 {
+        bail!("--shards and --faces must be at least 1");
+    }
+    let source = Store::open(from)?;
+    let mut real: Vec<StoredPhoto> = Vec::new();
+    source.read(|c| {
+        photos::each_stored(c, |p| {
+            if p.error.is_none() && !p.gone && p.info.is_some() {
+                real.push(p);
+            }
+            Ok::<_, rusqlite::Error>(())
+        })
+    })?;
+    let per_copy: usize = real.iter().map(|p| p.faces.len()).sum();
+    if per_copy == 0 {
+        bail!("{}: no faces to copy", from.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let shard_paths: Vec<PathBuf> = (0..shards)
+        .map(|i| dir.join(format!("shard-{i}.db")))
+        .collect();
+    let library = dir.join("library.db");
+    for db in shard_paths.iter().chain([&library]) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+    }
+
+    // Copy k of the library goes to shard k % shards, its photos under /bench/copy-k/.
+    let clock = Instant::now();
+    let mut stores = shard_paths
+        .iter()
+        .map(|p| Store::open_or_create(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut written, mut photos_written) = (0, 0);
+    let mut copy = 0;
+    while written < faces {
+        stores[copy % shards].write(|tx| -> Result<(), StoreError> {
+            for p in &real {
+                if written >= faces {
+                    break;
+                }
+                let mut file = p.file.clone();
+                file.path = format!("/bench/copy-{copy:07}{}", p.file.path);
+                let found: Vec<_> = p
+                    .faces
+                    .iter()
+                    .take(faces - written)
+                    .cloned()
+                    .map(StoredFace::into_found)
+                    .collect();
+                let id = photos::store_indexed(tx, &file, p.info.expect("kept above"), &found)?;
+                photos::set_indexed_at(tx, id, p.indexed_at)?;
+                written += found.len();
+                photos_written += 1;
+            }
+            Ok(())
+        })?;
+        copy += 1;
+    }
+    drop(stores);
+    let build_seconds = clock.elapsed().as_secs_f64();
+
+    let merge = |what: &str| -> anyhow::Result<(f64, f64)> {
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.arg("merge").arg("--json").arg("--db").arg(&library);
+        cmd.args(&shard_paths).stdout(std::process::Stdio::null());
+        let clock = Instant::now();
+        let (status, peak) = run_measured(cmd)?;
+        let seconds = clock.elapsed().as_secs_f64();
+        if !status.success() {
+            bail!("{what}: visage merge failed ({status})");
+        }
+        Ok((seconds, peak))
+    };
+    let (merge_seconds, merge_peak_rss_mib) = merge("the merge")?;
+    let (again_seconds, again_peak_rss_mib) = merge("the merge again")?;
+    let mib = |paths: &[&PathBuf]| -> f64 {
+        let bytes: u64 = paths
+            .iter()
+            .flat_map(|p| ["", "-wal"].map(|ext| format!("{}{ext}", p.display())))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        bytes as f64 / (1024.0 * 1024.0)
+    };
+    let line = MergeLine {
+        tool: "visage",
+        shards,
+        photos: photos_written,
+        faces: written,
+        build_seconds,
+        merge_seconds,
+        merge_peak_rss_mib,
+        again_seconds,
+        again_peak_rss_mib,
+        shards_mib: mib(&shard_paths.iter().collect::<Vec<_>>()),
+        library_mib: mib(&[&library]),
+    };
+    println!("{}", serde_json::to_string(&line)?);
+    Ok(0)
+}
+
+/// Run a command to its end; its exit status and its peak resident memory in MiB: the process's
+/// own high-water mark (`VmHWM`), read every 10 ms while it runs. (`wait4`'s `ru_maxrss` would
+/// count this process's memory too: a child inherits its parent's mark across `exec`.)
+fn run_measured(mut cmd: std::process::Command) -> anyhow::Result<(std::process::ExitStatus, f64)> {
+    let mut child = cmd.spawn()?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0f64;
+    loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        }) {
+            peak_kib = peak_kib.max(hwm);
+        }
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, peak_kib / 1024.0));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
@@ -327,6 +498,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         }
         BenchWhat::Review(args) => return super::review::run(args),
         BenchWhat::Suggest { faces, named } => return super::review::run_suggest(faces, named),
+        BenchWhat::Merge {
+            from,
+            faces,
+            shards,
+            dir,
+        } => return run_merge(&from, faces, shards, &dir),
         BenchWhat::Embed {
             batch,
             seconds,

@@ -1,4 +1,5 @@
-//! `visage index` (folders into the database, then clustering) and `visage cluster`.
+//! `visage index` (folders into the database, then clustering; or one shard of them into a shard
+//! database) and `visage cluster`.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use super::words::{plural, say_empty};
 use super::{StoreArgs, exit_code};
 use crate::config::Settings;
 use crate::graph::GraphBackend;
-use crate::index;
+use crate::index::{self, Shard, ShardCount};
 use crate::people::assign::{self, ClusterReport};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
@@ -22,6 +23,14 @@ pub struct IndexArgs {
     /// Only index; do not cluster and match afterwards
     #[arg(long)]
     pub no_cluster: bool,
+    /// Index part I of N of the photos only (counted from 0), into this database; merge the N
+    /// shard databases with `visage merge`, then cluster once. Implies --no-cluster
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<Shard>,
+    /// Index one of N shards, I from the scheduler: JOB_COMPLETION_INDEX (Kubernetes Indexed
+    /// Job) or SLURM_ARRAY_TASK_ID; `auto`: N and I from the Slurm job array. Implies --no-cluster
+    #[arg(long, value_name = "N|auto")]
+    pub shards: Option<ShardCount>,
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
@@ -47,15 +56,23 @@ pub struct ClusterArgs {
 
 pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
     super::require_paths(&args.paths)?;
+    let shard = match (args.shard, args.shards) {
+        (Some(shard), _) => Some(shard),
+        (None, Some(count)) => Some(Shard::from_scheduler(count, |name| {
+            std::env::var(name).ok()
+        })?),
+        (None, None) => None,
+    };
     let mut store = args.store.open_or_create()?;
     let load = || Pipeline::new(&args.settings, true);
-    let report = index::index(&mut store, load, &args.paths, |path, why| {
+    let report = index::index(&mut store, load, &args.paths, shard, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     })
     .with_context(|| format!("indexing into {}", store.path().display()))?;
     // Clustering looks at what changed since its last run only (new faces, faces that left,
-    // names given), so a run that changed nothing costs next to nothing.
-    let clustered = if args.no_cluster {
+    // names given), so a run that changed nothing costs next to nothing. A shard is clustered
+    // with the others, once, after `visage merge`.
+    let clustered = if args.no_cluster || shard.is_some() {
         None
     } else {
         Some(cluster(&mut store, &args.settings, false)?)
@@ -75,6 +92,12 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
         let out = serde_json::json!({ "index": report, "cluster": clustered });
         println!("{out}");
     } else {
+        if let Some(shard) = shard {
+            print!(
+                "shard {shard} ({} files are other shards'): ",
+                report.other_shards
+            );
+        }
         println!(
             "{}: {} indexed, {} unchanged, {} failed, {} gone; {} found in {:.1} s",
             plural(report.files, "file"),

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod embed;
 pub mod eval;
 pub mod index;
+pub mod merge;
 pub mod models;
 pub mod people;
 pub mod review;
@@ -46,8 +47,11 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// Measure throughput (one JSON line, comparable with benches/peers)
     Bench(bench::BenchArgs),
-    /// Index folders of photos into the database, then cluster and match the faces
+    /// Index folders of photos into the database, then cluster and match the faces (or one
+    /// shard of them: --shard I/N)
     Index(index::IndexArgs),
+    /// Merge shard databases (`index --shard`) into the library; then run `visage cluster`
+    Merge(merge::MergeArgs),
     /// Cluster unassigned faces and match them to known clusters
     Cluster(index::ClusterArgs),
     /// List people with their face and photo counts
@@ -64,7 +68,7 @@ pub enum Command {
     /// Rename a person
     Rename(people::RenameArgs),
     /// Merge one person into another
-    Merge(people::MergeArgs),
+    MergePerson(people::MergePersonArgs),
     /// Move chosen faces to another or a new person
     Split(people::SplitArgs),
     /// Say a face is not a person; it is never matched to them again
@@ -159,6 +163,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Models(args) => models::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Index(args) => index::run_index(args),
+        Command::Merge(args) => merge::run(args),
         Command::Cluster(args) => index::run_cluster(args),
         Command::People(args) => people::people(args),
         Command::Person(args) => people::person(args),
@@ -166,7 +171,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Clusters(args) => people::clusters(args),
         Command::Name(args) => people::name(args),
         Command::Rename(args) => people::rename(args),
-        Command::Merge(args) => people::merge(args),
+        Command::MergePerson(args) => people::merge_person(args),
         Command::Split(args) => people::split(args),
         Command::Reject(args) => people::reject(args),
         Command::Ignore(args) => people::ignore(args),

@@ -1,8 +1,8 @@
 //! The people commands: reading (`people`, `person`, `faces`, `clusters`, `stats`, `audit`,
-//! `suggestions`, `history`) and deciding (`name`, `rename`, `merge`, `split`, `reject`, `ignore`,
-//! `unignore`, `hide`, `unhide`, `mark`, `undo`, `reset`). Every read command takes `--json` (one
-//! JSON value per line). Decisions that name faces run matching afterwards, as the review page
-//! does, in the same recorded action.
+//! `suggestions`, `history`) and deciding (`name`, `rename`, `merge-person`, `split`, `reject`,
+//! `ignore`, `unignore`, `hide`, `unhide`, `mark`, `undo`, `reset`). Every read command takes
+//! `--json` (one JSON value per line). Decisions that name faces run matching afterwards, as the
+//! review page does, in the same recorded action.
 
 use clap::Args;
 use serde::Serialize;
@@ -94,7 +94,7 @@ pub struct RenameArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct MergeArgs {
+pub struct MergePersonArgs {
     /// The person merged away
     pub from: String,
     /// The person who stays
@@ -498,7 +498,7 @@ pub fn rename(args: RenameArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn merge(args: MergeArgs) -> anyhow::Result<i32> {
+pub fn merge_person(args: MergePersonArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
     let o = people::merge(&mut store, &args.from, &args.into)?;
     println!(

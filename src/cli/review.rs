@@ -120,12 +120,13 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<i32> {
                 .with_context(|| format!("copying {}", src.display()))?;
         }
         None => {
-            let mut store = Store::open(&temp.0)?;
+            let mut store = Store::open_or_create(&temp.0)?;
             let load = || crate::pipeline::Pipeline::new(settings, true);
             crate::index::index(
                 &mut store,
                 load,
                 std::slice::from_ref(&args.dir),
+                None,
                 |p, why| eprintln!("visage: {}: {why}", p.display()),
             )?;
         }
@@ -409,7 +410,7 @@ pub fn run_suggest(n: usize, named: usize) -> anyhow::Result<i32> {
     let rows = crate::graph::synthetic::embeddings(512, n / 20 + 1, 20, 0.55, 0);
     let total = rows.len() / 512;
     let temp = TempDb::new();
-    let mut store = Store::open(&temp.0)?;
+    let mut store = Store::open_or_create(&temp.0)?;
     let started = std::time::Instant::now();
     store.write(|tx| -> anyhow::Result<()> {
         for (k, chunk) in rows.chunks(512 * 100).enumerate() {

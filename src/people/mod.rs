@@ -416,7 +416,7 @@ pub fn rename(store: &mut Store, old: &str, new: &str) -> Result<Outcome, People
         }
         if person_id(tx, new)?.is_some_and(|o| o != p) {
             return Err(refused(format!(
-                "{new:?} is already a person; use `visage merge {old:?} {new:?}`"
+                "{new:?} is already a person; use `visage merge-person {old:?} {new:?}`"
             ))
             .into());
         }

@@ -432,7 +432,7 @@ struct MergeRequest {
     into: String,
 }
 
-/// `POST /api/merge {"from": "...", "into": "..."}`: `visage merge`.
+/// `POST /api/merge {"from": "...", "into": "..."}`: `visage merge-person`.
 pub async fn merge(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{ClusterId, FaceId, PhotoId, SqlResult};
+use crate::pipeline::{FoundFace, Source};
 
 /// How a face got its cluster or person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,6 +45,35 @@ pub struct FaceRow {
     pub verdict: Option<String>,
 }
 
+/// A stored face with all it was stored with (its embedding and landmarks), as a merge reads it
+/// to store it again elsewhere.
+#[derive(Debug, Clone)]
+pub struct StoredFace {
+    pub row: FaceRow,
+    /// O-Net's five landmarks, `[x, y]` in original pixels.
+    pub landmarks: Vec<[f32; 2]>,
+    pub embedding: Vec<f32>,
+}
+
+impl StoredFace {
+    /// The face as `photos::store_indexed` takes it. The detector that found it is not stored;
+    /// it reads as PICO.
+    pub fn into_found(self) -> FoundFace {
+        FoundFace {
+            x: self.row.x,
+            y: self.row.y,
+            w: self.row.w,
+            h: self.row.h,
+            size: self.row.size,
+            score: self.row.score,
+            source: Source::Pico,
+            probability: self.row.probability,
+            landmarks: self.landmarks,
+            embedding: self.embedding,
+        }
+    }
+}
+
 fn face_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&FaceId(*id))
 }
@@ -62,6 +92,28 @@ fn cluster_ref<S: serde::Serializer>(id: &Option<i64>, s: S) -> Result<S::Ok, S:
 const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
         f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person";
+
+/// [`SELECT`] with the landmarks and the embedding (half floats) as well.
+pub(super) const SELECT_STORED: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size,
+        f.score, f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict,
+        f.landmarks, e.vector
+    FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person
+        LEFT JOIN embeddings e ON e.face = f.id";
+
+/// A row of [`SELECT_STORED`].
+pub(super) fn stored_from_row(r: &Row) -> SqlResult<StoredFace> {
+    Ok(StoredFace {
+        row: from_row(r)?,
+        landmarks: r
+            .get::<_, Option<String>>(16)?
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_default(),
+        embedding: match r.get_ref(17)? {
+            rusqlite::types::ValueRef::Blob(b) => super::embeddings::from_blob(b),
+            _ => Vec::new(),
+        },
+    })
+}
 
 /// Which faces to list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -85,7 +137,7 @@ pub fn list(conn: &Connection, filter: Filter) -> SqlResult<Vec<FaceRow>> {
     stmt.query_map(params, from_row)?.collect()
 }
 
-fn from_row(r: &Row) -> SqlResult<FaceRow> {
+pub(super) fn from_row(r: &Row) -> SqlResult<FaceRow> {
     let assigned: Option<String> = r.get(12)?;
     Ok(FaceRow {
         id: r.get(0)?,

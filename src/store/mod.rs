@@ -1,6 +1,7 @@
 //! The library's database: one SQLite file (bundled SQLite, WAL, foreign keys on) holding photos,
 //! their faces and embeddings, clusters and people. [`schema`] migrates it; [`photos`],
-//! [`faces`] and [`clusters`] read and write rows.
+//! [`faces`] and [`clusters`] read and write rows; [`merge`] brings a shard database (one part of a
+//! library indexed on another machine) into a library through them.
 //!
 //! [`ids`] are the ids users type (`f345`, `c12`, `p7`). [`Store::open`] opens an existing
 //! library and creates nothing; [`Store::open_or_create`] is for the commands that fill one.
@@ -13,6 +14,7 @@ pub mod clusters;
 pub mod embeddings;
 pub mod faces;
 pub mod ids;
+pub mod merge;
 pub mod photos;
 pub mod schema;
 

@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
+use super::faces::{self, StoredFace};
 use super::{SqlResult, embeddings, now};
 use crate::alignment::FaceBox;
 use crate::pipeline::FoundFace;
@@ -26,6 +27,8 @@ pub struct PhotoState {
     pub hash: Option<String>,
     pub failed: bool,
     pub gone: bool,
+    /// When it was last indexed (or found unchanged, or failed), seconds since the Unix epoch.
+    pub indexed_at: i64,
 }
 
 /// A file as found on disk.
@@ -71,8 +74,7 @@ fn photo_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// One photo by id (gone or not).
-pub fn get(conn: &rusqlite::Connection, id: i64) -> SqlResult<Option<PhotoRow>> {
-    use rusqlite::OptionalExtension;
+pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<PhotoRow>> {
     conn.query_row(
         "SELECT id, path, width, height, size, mtime_ns, hash, error, gone FROM photos
          WHERE id = ?1",
@@ -94,35 +96,130 @@ pub fn get(conn: &rusqlite::Connection, id: i64) -> SqlResult<Option<PhotoRow>> 
     .optional()
 }
 
+const STATE: &str =
+    "SELECT id, path, size, mtime_ns, hash, error IS NOT NULL, gone, indexed_at FROM photos";
+
+fn state_row(r: &Row) -> SqlResult<(String, PhotoState)> {
+    Ok((
+        r.get(1)?,
+        PhotoState {
+            id: r.get(0)?,
+            size: r.get::<_, i64>(2)? as u64,
+            mtime_ns: r.get(3)?,
+            hash: r.get(4)?,
+            failed: r.get(5)?,
+            gone: r.get(6)?,
+            indexed_at: r.get(7)?,
+        },
+    ))
+}
+
 /// Every photo row by path.
-pub fn states(tx: &rusqlite::Connection) -> SqlResult<HashMap<String, PhotoState>> {
-    let mut stmt =
-        tx.prepare("SELECT id, path, size, mtime_ns, hash, error IS NOT NULL, gone FROM photos")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(1)?,
-            PhotoState {
-                id: r.get(0)?,
+pub fn states(tx: &Connection) -> SqlResult<HashMap<String, PhotoState>> {
+    let mut stmt = tx.prepare(STATE)?;
+    let rows = stmt.query_map([], state_row)?;
+    rows.collect()
+}
+
+/// The row of one path, if there is one.
+pub fn state(conn: &Connection, path: &str) -> SqlResult<Option<PhotoState>> {
+    conn.prepare_cached(&format!("{STATE} WHERE path = ?1"))?
+        .query_row([path], state_row)
+        .optional()
+        .map(|row| row.map(|(_, state)| state))
+}
+
+/// A photo row with its faces, as a database holds them (what `store::merge` carries from a
+/// shard into a library).
+#[derive(Debug, Clone)]
+pub struct StoredPhoto {
+    pub file: FileInfo,
+    /// Size and orientation; `None` if it never decoded.
+    pub info: Option<PhotoInfo>,
+    pub indexed_at: i64,
+    pub error: Option<String>,
+    pub gone: bool,
+    /// Its faces with embeddings and landmarks, in id order; none are read for a photo that
+    /// failed or is gone.
+    pub faces: Vec<StoredFace>,
+}
+
+/// Every photo row in id order, each with its faces, passed to `f` one at a time: a database of
+/// millions of faces is read in one pass and never held whole. Errors of `f` stop the walk.
+pub fn each_stored<E: From<rusqlite::Error>>(
+    conn: &Connection,
+    mut f: impl FnMut(StoredPhoto) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut photos = conn.prepare(
+        "SELECT id, path, size, mtime_ns, hash, width, height, orientation, indexed_at, error,
+                gone
+         FROM photos ORDER BY id",
+    )?;
+    let mut faces = conn.prepare(&format!(
+        "{} WHERE p.gone = 0 AND p.error IS NULL ORDER BY f.photo, f.id",
+        faces::SELECT_STORED
+    ))?;
+    let mut face_rows = faces.query_map([], faces::stored_from_row)?;
+    let mut pending: Option<StoredFace> = face_rows.next().transpose()?;
+    let mut rows = photos.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let orientation = r.get::<_, Option<u8>>(7)?.unwrap_or(1);
+        let info = match (r.get(5)?, r.get(6)?) {
+            (Some(width), Some(height)) => Some(PhotoInfo {
+                width,
+                height,
+                orientation,
+            }),
+            _ => None,
+        };
+        let mut photo = StoredPhoto {
+            file: FileInfo {
+                path: r.get(1)?,
                 size: r.get::<_, i64>(2)? as u64,
                 mtime_ns: r.get(3)?,
                 hash: r.get(4)?,
-                failed: r.get(5)?,
-                gone: r.get(6)?,
             },
-        ))
-    })?;
-    rows.collect()
+            info,
+            indexed_at: r.get(8)?,
+            error: r.get(9)?,
+            gone: r.get(10)?,
+            faces: Vec::new(),
+        };
+        // Faces come in photo order: take this photo's, leave the next photo's.
+        while let Some(face) = pending.take() {
+            if face.row.photo > id {
+                pending = Some(face);
+                break;
+            }
+            if face.row.photo == id {
+                photo.faces.push(face);
+            }
+            pending = face_rows.next().transpose()?;
+        }
+        f(photo)?;
+    }
+    Ok(())
+}
+
+/// Set when a photo was indexed (a merge keeps the time its shard indexed it).
+pub fn set_indexed_at(tx: &Transaction, id: i64, at: i64) -> SqlResult<()> {
+    tx.prepare_cached("UPDATE photos SET indexed_at = ?2 WHERE id = ?1")?
+        .execute([id, at])?;
+    Ok(())
 }
 
 /// Insert or update the row for `file` (clearing `gone`), returning its id.
 fn upsert(tx: &Transaction, file: &FileInfo, error: Option<&str>) -> SqlResult<i64> {
-    tx.query_row(
+    tx.prepare_cached(
         "INSERT INTO photos (path, size, mtime_ns, hash, indexed_at, error, gone)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
          ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
              hash = COALESCE(excluded.hash, hash), indexed_at = excluded.indexed_at,
              error = excluded.error, gone = 0
          RETURNING id",
+    )?
+    .query_row(
         params![
             file.path,
             file.size as i64,
@@ -154,12 +251,11 @@ pub fn store_indexed(
     faces: &[FoundFace],
 ) -> SqlResult<i64> {
     let id = upsert(tx, file, None)?;
-    tx.execute(
-        "UPDATE photos SET width = ?2, height = ?3, orientation = ?4 WHERE id = ?1",
-        params![id, info.width, info.height, info.orientation],
-    )?;
+    tx.prepare_cached("UPDATE photos SET width = ?2, height = ?3, orientation = ?4 WHERE id = ?1")?
+        .execute(params![id, info.width, info.height, info.orientation])?;
     let old = old_decisions(tx, id)?;
-    tx.execute("DELETE FROM faces WHERE photo = ?1", [id])?;
+    tx.prepare_cached("DELETE FROM faces WHERE photo = ?1")?
+        .execute([id])?;
     let mut follow = tx.prepare_cached(
         "UPDATE history_rows SET row_id = ?2 WHERE tbl IN ('faces', 'rejections') AND row_id = ?1",
     )?;

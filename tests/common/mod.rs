@@ -1,5 +1,6 @@
 //! Shared by the integration tests: where the real test photos are (fetched on first use with
-//! `scripts/fetch-testdata`), and opening the GPU, which must not be skipped in CI.
+//! `scripts/fetch-testdata`), and opening the GPU, which must not be skipped in CI; [`slurm`] starts
+//! a one-node Slurm cluster.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use visage::gpu::Gpu;
 
 pub mod border;
+pub mod slurm;
 
 /// Root of the test photos: `$VISAGE_TESTDATA` or `~/.cache/visage/testdata`, fetched if missing.
 pub fn testdata() -> PathBuf {
