@@ -292,11 +292,16 @@ mod tests {
     /// Every face of the library as (path, x, person, embedding[0]), sorted.
     fn faces_of(store: &Store) -> Vec<(String, i64, Option<String>, f32)> {
         let mut out: Vec<_> = store
-            .read(faces::all)
-            .unwrap()
-            .into_iter()
-            .map(|f| (f.path, f.x as i64, f.person, f.embedding[0]))
-            .collect();
+            .read(|c| {
+                faces::list(c, faces::Filter::default())?
+                    .into_iter()
+                    .map(|f| {
+                        let e = crate::store::embeddings::get(c, f.id)?.unwrap_or_default();
+                        Ok((f.path, f.x as i64, f.person, e[0]))
+                    })
+                    .collect::<Result<Vec<_>, rusqlite::Error>>()
+            })
+            .unwrap();
         out.sort_by(|a, b| a.partial_cmp(b).unwrap());
         out
     }
@@ -346,7 +351,10 @@ mod tests {
         assert_eq!(a.indexed_at, 100);
 
         // A person names a face by hand in the library.
-        let a_face = library.read(faces::all).unwrap()[0].clone();
+        let a_face = library
+            .read(|c| faces::list(c, faces::Filter::default()))
+            .unwrap()[0]
+            .clone();
         library
             .write(|tx| -> Result<(), StoreError> {
                 tx.execute("INSERT INTO people (name) VALUES ('Grandma')", [])?;
@@ -393,7 +401,10 @@ mod tests {
             .collect();
         assert_eq!(grandma.len(), 1);
         assert_eq!(grandma[0].0, "/data/photos/a.jpg");
-        assert_eq!(grandma[0].3, face(12.0, 5.0).embedding[0]);
+        assert_eq!(
+            grandma[0].3,
+            crate::store::embeddings::rounded(&face(12.0, 5.0).embedding)[0]
+        );
         assert_eq!(library.integrity_check().unwrap(), "ok");
         std::fs::remove_dir_all(d).unwrap();
     }
