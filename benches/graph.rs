@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use visage::clustering::matching::{Identity, Target, best_match};
 use visage::graph::gpu::GpuGraph;
-use visage::graph::{NeighbourGraph, cpu, product, synthetic};
+use visage::graph::{NeighbourGraph, Rows, cpu, product, synthetic};
 
 const N: usize = 4000;
 const DIM: usize = 512;
@@ -27,7 +27,7 @@ fn graph(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(10))
         .throughput(Throughput::Elements((n * (n - 1) / 2) as u64));
     group.bench_function("cpu matrix products", |b| {
-        b.iter(|| product::edges(&rows, DIM, MAX_D2))
+        b.iter(|| product::edges(Rows::F32(&rows), DIM, MAX_D2))
     });
     group.bench_function("cpu exact twin", |b| {
         b.iter(|| cpu::edges(&rows, DIM, MAX_D2))
@@ -36,7 +36,7 @@ fn graph(c: &mut Criterion) {
         Ok(gpu) => {
             let g = GpuGraph::new(Arc::new(gpu));
             group.bench_function(format!("gpu ({})", g.gpu().describe()), |b| {
-                b.iter(|| g.edges(&rows, DIM, MAX_D2).unwrap())
+                b.iter(|| g.edges(Rows::F32(&rows), DIM, MAX_D2).unwrap())
             });
         }
         Err(e) => eprintln!("no GPU adapter, GPU path not measured: {e}"),
@@ -66,7 +66,7 @@ fn graph(c: &mut Criterion) {
         })
     });
 
-    let edges = product::edges(&rows, DIM, MAX_D2);
+    let edges = product::edges(Rows::F32(&rows), DIM, MAX_D2);
     let g = NeighbourGraph::from_edges(n, &edges);
     c.bench_function("dbscan over the graph", |b| {
         b.iter(|| visage::clustering::dbscan(&g, 4))
