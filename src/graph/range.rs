@@ -9,7 +9,11 @@
 
 use rayon::prelude::*;
 
-use super::product::{Block, Scratch, TILE, close_pairs};
+use super::product::{Block, Scratch, close_pairs};
+
+/// Rows converted and compared at a time: 256 x 512-d f32 is 512 KB, which stays in a core's L2
+/// cache from conversion to products.
+pub const SCAN_ROWS: usize = 256;
 use super::rows::{Rows, squared_norms};
 
 /// A stored row within the threshold of a query.
@@ -80,15 +84,15 @@ impl RangeQuery {
         };
         let max_d2 = self.max_d2;
         // Contiguous parts, one per worker, in tiles.
-        let per = rows.div_ceil(self.workers.len()).div_ceil(TILE) * TILE;
+        let per = rows.div_ceil(self.workers.len()).div_ceil(SCAN_ROWS) * SCAN_ROWS;
         self.workers
             .par_iter_mut()
             .enumerate()
             .for_each(|(w, worker)| {
                 worker.hits.clear();
                 let (start, end) = ((w * per).min(rows), ((w + 1) * per).min(rows));
-                for t0 in (start..end).step_by(TILE) {
-                    let count = TILE.min(end - t0);
+                for t0 in (start..end).step_by(SCAN_ROWS) {
+                    let count = SCAN_ROWS.min(end - t0);
                     let tile = worker.tile.load(chunk, dim, t0, count);
                     let first = worker.hits.len();
                     let hits = &mut worker.hits;

@@ -81,10 +81,18 @@ impl<'a> Rows<'a> {
 /// Squared length of each `dim`-float row.
 pub fn squared_norms(rows: &[f32], dim: usize, out: &mut Vec<f32>) {
     out.clear();
-    out.extend(
-        rows.chunks_exact(dim)
-            .map(|r| r.iter().map(|x| x * x).sum::<f32>()),
-    );
+    out.extend(rows.chunks_exact(dim).map(|r| {
+        // Sixteen independent sums, so the compiler keeps them in vector registers (one
+        // running sum would be a chain of dependent scalar additions).
+        let mut acc = [0f32; 16];
+        let (chunks, rest) = r.as_chunks::<16>();
+        for chunk in chunks {
+            for k in 0..16 {
+                acc[k] += chunk[k] * chunk[k];
+            }
+        }
+        acc.iter().sum::<f32>() + rest.iter().map(|x| x * x).sum::<f32>()
+    }));
 }
 
 #[cfg(test)]

@@ -46,6 +46,13 @@ pub struct GraphArgs {
     /// Seed of the synthetic people
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Embeddings from a file of little-endian f32 rows of 512 (as `--save` writes them, or
+    /// real ones) instead of synthetic ones; --n is ignored
+    #[arg(long, value_name = "FILE", conflicts_with = "people")]
+    load: Option<PathBuf>,
+    /// Round the clusters' or the loaded embeddings to f16 (as the store keeps them)
+    #[arg(long)]
+    f16: bool,
     /// Every pair, whatever N
     #[arg(long, conflicts_with = "approx")]
     exact: bool,
@@ -63,9 +70,9 @@ pub struct GraphArgs {
     /// IVF: coarse cells [default: about sqrt(2 N)]
     #[arg(long)]
     cells: Option<usize>,
-    /// IVF: probe the cells within this much squared distance of the home cell's centroid
+    /// IVF: probe the cells within this share of the exact bound
     #[arg(long)]
-    probe_slack: Option<f32>,
+    probe_ratio: Option<f32>,
     /// IVF: most cells a face probes
     #[arg(long)]
     max_probes: Option<usize>,
@@ -96,7 +103,10 @@ pub struct GraphArgs {
 #[derive(Serialize)]
 struct GraphLine {
     tool: &'static str,
+    /// "clusters", "people" or "loaded".
     data: &'static str,
+    /// Whether the rows were searched as f16.
+    f16: bool,
     device: String,
     method: Method,
     threads: usize,
@@ -186,30 +196,35 @@ impl Data {
 
 pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
     let dim = synthetic::DIM;
-    let n = args.n;
-    if n < 2 {
-        bail!("--n {n}: at least 2 embeddings");
-    }
     let distance = args
         .distance
         .unwrap_or(if args.people { 0.64 } else { 1.0 });
     if let Some(q) = args.queries {
         return run_range(&args, q, distance);
     }
+    if args.load.is_none() && args.n < 2 {
+        bail!("--n {}: at least 2 embeddings", args.n);
+    }
     let data = if args.people {
-        Data::F16(People::new(n, args.seed).rows_f16())
+        Data::F16(People::new(args.n, args.seed).rows_f16())
     } else {
-        let loose = n / 10;
-        let clusters = (n - loose) / 20;
-        Data::F32(synthetic::embeddings(
-            dim,
-            clusters,
-            20,
-            0.55,
-            n - clusters * 20,
-        ))
+        let rows = match &args.load {
+            Some(path) => load(path, dim)?,
+            None => {
+                let n = args.n;
+                let loose = n / 10;
+                let clusters = (n - loose) / 20;
+                synthetic::embeddings(dim, clusters, 20, 0.55, n - clusters * 20)
+            }
+        };
+        if args.f16 {
+            Data::F16(rows.iter().map(|&v| f16::from_f32(v)).collect())
+        } else {
+            Data::F32(rows)
+        }
     };
     let rows = data.rows();
+    let n = rows.count(dim);
     let backend = GraphBackend::choose(args.device)?;
     let search = if args.exact {
         Search::Exact
@@ -241,8 +256,8 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
             let defaults = IvfParams::default();
             let params = IvfParams {
                 cells: args.cells.unwrap_or(defaults.cells),
-                probe_slack: args.probe_slack.unwrap_or(defaults.probe_slack),
                 max_probes: args.max_probes.unwrap_or(defaults.max_probes),
+                probe_ratio: args.probe_ratio.unwrap_or(defaults.probe_ratio),
                 sample_per_cell: args.sample_per_cell.unwrap_or(defaults.sample_per_cell),
                 min_cell_sample: args.min_cell_sample.unwrap_or(defaults.min_cell_sample),
                 seed: args.ivf_seed.unwrap_or(defaults.seed),
@@ -298,7 +313,11 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
     let pairs = n as f64 * (n as f64 - 1.0) / 2.0;
     let line = GraphLine {
         tool: "visage",
-        data: if args.people { "people" } else { "clusters" },
+        data: match (&args.load, args.people) {
+            (Some(_), _) => "loaded",
+            (None, true) => "people",
+            (None, false) => "clusters",
+        },
         device: match (method, args.twin) {
             (Method::CpuExact, true) => format!("{} (exact twin)", backend.describe()),
             (Method::CpuExact, false) => format!("{} (matrix products)", backend.describe()),
@@ -306,6 +325,7 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
             _ => backend.describe(),
         },
         method,
+        f16: matches!(data, Data::F16(_)),
         threads: rayon::current_num_threads(),
         n,
         dim,
@@ -329,6 +349,22 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
     };
     println!("{}", serde_json::to_string(&line)?);
     Ok(0)
+}
+
+/// Rows of `dim` little-endian f32 values from `path`.
+fn load(path: &std::path::Path, dim: usize) -> anyhow::Result<Vec<f32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    if bytes.is_empty() || !bytes.len().is_multiple_of(dim * 4) {
+        bail!(
+            "{}: {} bytes is not a whole number of {dim}-float rows",
+            path.display(),
+            bytes.len()
+        );
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 /// `work(progress)` under a progress bar, and the seconds it took.
