@@ -1,10 +1,12 @@
 //! The neighbour graph and DBSCAN on synthetic 512-d embeddings (clusters of 20 and 10% loose
 //! vectors, distance 1.0): the CPU's matrix-product path, the exact twin of the shader, the GPU
-//! path where wgpu finds an adapter, DBSCAN over the graph, and matching faces to clusters.
+//! path where wgpu finds an adapter, DBSCAN over the graph, and matching faces to clusters. On
+//! 20,000 synthetic people stored as f16 (distance 0.64): the exact and the approximate (IVF)
+//! graph, and the range queries of 30 new faces.
 //!
 //! `cargo bench --profile dev --bench graph` (the project's one profile). Larger N and the peers:
-//! `visage bench graph --n 100000` and `benches/peers/{pairwise_numpy,dbscan_sklearn}.py`
-//! (BENCHMARKS.md).
+//! `visage bench graph --n 100000`, `visage bench graph --people --n 1000000 [--queries 30]` and
+//! `benches/peers/{pairwise_numpy,dbscan_sklearn}.py` (BENCHMARKS.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,10 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use visage::clustering::matching::{Identity, Target, best_match};
 use visage::graph::gpu::GpuGraph;
-use visage::graph::{NeighbourGraph, cpu, product, synthetic};
+use visage::graph::ivf::{self, IvfParams};
+use visage::graph::range::RangeQuery;
+use visage::graph::synthetic::People;
+use visage::graph::{NeighbourGraph, Rows, cpu, product, synthetic};
 
 const N: usize = 4000;
 const DIM: usize = 512;
@@ -27,7 +32,7 @@ fn graph(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(10))
         .throughput(Throughput::Elements((n * (n - 1) / 2) as u64));
     group.bench_function("cpu matrix products", |b| {
-        b.iter(|| product::edges(&rows, DIM, MAX_D2))
+        b.iter(|| product::edges(Rows::F32(&rows), DIM, MAX_D2))
     });
     group.bench_function("cpu exact twin", |b| {
         b.iter(|| cpu::edges(&rows, DIM, MAX_D2))
@@ -36,7 +41,7 @@ fn graph(c: &mut Criterion) {
         Ok(gpu) => {
             let g = GpuGraph::new(Arc::new(gpu));
             group.bench_function(format!("gpu ({})", g.gpu().describe()), |b| {
-                b.iter(|| g.edges(&rows, DIM, MAX_D2).unwrap())
+                b.iter(|| g.edges(Rows::F32(&rows), DIM, MAX_D2).unwrap())
             });
         }
         Err(e) => eprintln!("no GPU adapter, GPU path not measured: {e}"),
@@ -66,12 +71,43 @@ fn graph(c: &mut Criterion) {
         })
     });
 
-    let edges = product::edges(&rows, DIM, MAX_D2);
+    let edges = product::edges(Rows::F32(&rows), DIM, MAX_D2);
     let g = NeighbourGraph::from_edges(n, &edges);
     c.bench_function("dbscan over the graph", |b| {
         b.iter(|| visage::clustering::dbscan(&g, 4))
     });
 }
 
-criterion_group!(benches, graph);
+fn people(c: &mut Criterion) {
+    const FACES: usize = 20_000;
+    const CLUSTER_D2: f32 = 0.64 * 0.64;
+    let people = People::new(FACES + 30, 1);
+    let mut stored = vec![half::f16::ZERO; FACES * DIM];
+    people.write_f16(0, &mut stored);
+    let mut queries = vec![0f32; 30 * DIM];
+    people.write_f32(FACES, &mut queries);
+    let rows = Rows::F16(&stored);
+    let mut group = c.benchmark_group("people f16");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("exact graph (matrix products)", |b| {
+        b.iter(|| product::edges(rows, DIM, CLUSTER_D2))
+    });
+    group.bench_function("approximate graph (IVF)", |b| {
+        b.iter(|| ivf::edges(rows, DIM, CLUSTER_D2, &IvfParams::default(), &|_, _| {}))
+    });
+    let mut range = RangeQuery::new(&queries, DIM, 0.64);
+    let mut hits = Vec::new();
+    group.throughput(Throughput::Elements(FACES as u64));
+    group.bench_function("range queries, 30 new faces", |b| {
+        b.iter(|| {
+            hits.clear();
+            range.scan(rows, 0, &mut hits);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, graph, people);
 criterion_main!(benches);

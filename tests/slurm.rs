@@ -16,7 +16,7 @@ use crate::common::slurm::Cluster;
 use crate::common::{self, copy_tree, run, tempdir};
 use visage::index::Shard;
 use visage::store::Store;
-use visage::store::{faces, photos};
+use visage::store::{embeddings, faces, photos};
 
 const SHARDS: u32 = 3;
 /// The whole array, merge included, on a shared 2-core machine.
@@ -56,7 +56,9 @@ fn library(db: &Path) -> Library {
     for (path, s) in &states {
         assert!(!s.failed && !s.gone, "{path}: {s:?}");
     }
-    let rows = store.read(faces::all).unwrap();
+    let rows = store
+        .read(|c| faces::list(c, faces::Filter::default()))
+        .unwrap();
     let mut faces = BTreeMap::new();
     let mut clusters: BTreeMap<i64, BTreeSet<FaceKey>> = BTreeMap::new();
     for f in rows {
@@ -64,7 +66,8 @@ fn library(db: &Path) -> Library {
         if let Some(c) = f.cluster {
             clusters.entry(c).or_default().insert(key.clone());
         }
-        let twice = faces.insert(key.clone(), f.embedding);
+        let embedding = store.read(|c| embeddings::get(c, f.id)).unwrap().unwrap();
+        let twice = faces.insert(key.clone(), embedding);
         assert!(twice.is_none(), "face stored twice: {key:?}");
     }
     Library {

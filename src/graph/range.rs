@@ -1,57 +1,87 @@
-//! Range queries: which stored rows lie within a distance of a few query rows. The incremental
-//! side of clustering asks this of every face in the library for the handful of faces an index
-//! run adds, a chunk of half-float rows at a time (see `store::embeddings::scan`), so it works on
-//! one chunk, allocates per chunk, not per row, and gives the same pairs as the exact sum.
+//! Exact range queries for the incremental path: a few query rows (the new faces of an index run)
+//! against stored rows streamed in chunks (f16 or f32), returning every pair closer than the
+//! threshold with the twin's exact distance. The same gemm-tile kernel as the exact graph
+//! ([`super::product::close_pairs`]): products of the queries with a converted tile of rows, then
+//! the exact recheck of every pair near or under the threshold.
 //!
-//! Dot products of the queries with the chunk's rows come from `gemm`; every pair the product
-//! form puts near the threshold is recomputed with the exact sum ([`super::cpu::squared_distance`]),
-//! as [`super::product`] does.
+//! A [`RangeQuery`] keeps its scratch (one converted tile and one tile of products per thread)
+//! from chunk to chunk: scanning allocates nothing per row, only the hits it appends.
 
-use half::f16;
-use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
-use super::cpu::squared_distance;
+use super::product::{Block, Scratch, close_pairs};
 
-/// See `product::SLACK`.
-const SLACK: f32 = 1e-3;
-/// Rows converted and multiplied at a time by one thread.
-const TILE: usize = 1024;
+/// Rows converted and compared at a time: 256 x 512-d f32 is 512 KB, which stays in a core's L2
+/// cache from conversion to products.
+pub const SCAN_ROWS: usize = 256;
+use super::rows::{Rows, squared_norms};
 
-/// A pair within range: query `q` and row `row` of the chunk, at squared distance `d2`.
+/// A stored row within the threshold of a query.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
-    pub q: u32,
+    /// Index of the query row.
+    pub query: u32,
+    /// Index of the stored row: the chunk's `base` plus its place in the chunk.
     pub row: u32,
+    /// Exact squared distance (the twin's order of additions).
     pub d2: f32,
 }
 
-/// Query rows in f32 with their squared norms, ready to meet many chunks.
-pub struct Queries {
-    rows: Vec<f32>,
-    norms: Vec<f32>,
-    /// Squared reach of each query.
-    reach2: Vec<f32>,
+/// Queries of `dim` floats and the distance they search within (one for all, or one each).
+pub struct RangeQuery {
     dim: usize,
+    max_d2: f32,
+    /// Each query's own squared reach, when they differ (a cluster's reach is its radius plus
+    /// the match distance).
+    reach2: Option<Vec<f32>>,
+    queries: Vec<f32>,
+    norms: Vec<f32>,
+    workers: Vec<Worker>,
 }
 
-impl Queries {
-    /// `rows` holds `reach.len()` queries of `dim` floats; query `k` finds rows within
-    /// `reach[k]` (a distance, not squared).
-    pub fn new(rows: Vec<f32>, dim: usize, reach: &[f32]) -> Self {
-        assert!(dim > 0 && rows.len() == reach.len() * dim);
-        let norms = rows
-            .chunks_exact(dim)
-            .map(|r| r.iter().map(|x| x * x).sum())
-            .collect();
-        Queries {
-            rows,
-            norms,
-            reach2: reach.iter().map(|r| r * r).collect(),
+#[derive(Default)]
+struct Worker {
+    tile: Scratch,
+    dots: Vec<f32>,
+    hits: Vec<Hit>,
+}
+
+impl RangeQuery {
+    /// `queries`: rows of `dim` floats; pairs strictly closer than `max_distance` are hits.
+    pub fn new(queries: &[f32], dim: usize, max_distance: f32) -> Self {
+        assert!(dim.is_multiple_of(super::LANES) && queries.len().is_multiple_of(dim));
+        let mut norms = Vec::new();
+        squared_norms(queries, dim, &mut norms);
+        RangeQuery {
             dim,
+            max_d2: max_distance * max_distance,
+            reach2: None,
+            queries: queries.to_vec(),
+            norms,
+            workers: (0..rayon::current_num_threads())
+                .map(|_| Worker::default())
+                .collect(),
         }
     }
 
+    /// Each query `k` finds the rows strictly closer than `reach[k]`.
+    pub fn with_reach(queries: &[f32], dim: usize, reach: &[f32]) -> Self {
+        assert_eq!(queries.len(), reach.len() * dim, "one reach per query");
+        let max = reach.iter().copied().fold(0f32, f32::max);
+        RangeQuery {
+            reach2: Some(reach.iter().map(|r| r * r).collect()),
+            ..RangeQuery::new(queries, dim, max)
+        }
+    }
+
+    /// Every hit of the queries in `chunk` (rows numbered from 0), by row then query.
+    pub fn within(&mut self, chunk: Rows) -> Vec<Hit> {
+        let mut out = Vec::new();
+        self.scan(chunk, 0, &mut out);
+        out
+    }
+
+    /// Query rows.
     pub fn len(&self) -> usize {
         self.norms.len()
     }
@@ -60,117 +90,117 @@ impl Queries {
         self.norms.is_empty()
     }
 
-    pub fn row(&self, k: usize) -> &[f32] {
-        &self.rows[k * self.dim..(k + 1) * self.dim]
-    }
-
-    /// Every (query, row) pair of this chunk of half-float rows within the query's reach, by
-    /// row then query.
-    pub fn within(&self, chunk: &[f16]) -> Vec<Hit> {
+    /// Appends to `out` every hit between the queries and the rows of `chunk`, whose first row is
+    /// stored row `base`; ordered by row, then query.
+    pub fn scan(&mut self, chunk: Rows, base: u32, out: &mut Vec<Hit>) {
         let dim = self.dim;
-        assert!(chunk.len().is_multiple_of(dim));
-        if self.is_empty() {
-            return Vec::new();
+        let rows = chunk.count(dim);
+        assert_eq!(chunk.values(), rows * dim, "chunk of whole rows");
+        if rows == 0 || self.is_empty() {
+            return;
         }
-        let n = chunk.len() / dim;
-        let max_reach2 = self.reach2.iter().copied().fold(0f32, f32::max);
-        let tiles: Vec<usize> = (0..n.div_ceil(TILE)).collect();
-        tiles
-            .into_par_iter()
-            .map(|t| {
-                let (r0, r1) = (t * TILE, ((t + 1) * TILE).min(n));
-                let w = r1 - r0;
-                let mut rows = vec![0f32; w * dim];
-                chunk[r0 * dim..r1 * dim].convert_to_f32_slice(&mut rows);
-                let q = self.len();
-                let mut dots = vec![0f32; q * w];
-                // dots[k * w + c] = query(k) . row(r0 + c)
-                // SAFETY: lhs is q rows of `dim` floats, rhs reads w rows of `dim` as a dim x w
-                // matrix, dst is q x w with row stride w: every access stays inside its buffer.
-                unsafe {
-                    gemm::gemm(
-                        q,
-                        w,
+        let queries = Block {
+            rows: &self.queries,
+            norms: &self.norms,
+        };
+        let max_d2 = self.max_d2;
+        // Contiguous parts, one per worker, in tiles.
+        let per = rows.div_ceil(self.workers.len()).div_ceil(SCAN_ROWS) * SCAN_ROWS;
+        self.workers
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(w, worker)| {
+                worker.hits.clear();
+                let (start, end) = ((w * per).min(rows), ((w + 1) * per).min(rows));
+                for t0 in (start..end).step_by(SCAN_ROWS) {
+                    let count = SCAN_ROWS.min(end - t0);
+                    let tile = worker.tile.load(chunk, dim, t0, count);
+                    let first = worker.hits.len();
+                    let hits = &mut worker.hits;
+                    close_pairs(
+                        queries,
+                        tile,
                         dim,
-                        dots.as_mut_ptr(),
-                        1,
-                        w as isize,
+                        max_d2,
                         false,
-                        self.rows.as_ptr(),
-                        1,
-                        dim as isize,
-                        rows.as_ptr(),
-                        dim as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                        &mut worker.dots,
+                        &mut |q, r, d2| {
+                            hits.push(Hit {
+                                query: q as u32,
+                                row: base + (t0 + r) as u32,
+                                d2,
+                            })
+                        },
                     );
+                    hits[first..].sort_unstable_by_key(|h| (h.row, h.query));
                 }
-                let mut hits = Vec::new();
-                for c in 0..w {
-                    let row = &rows[c * dim..(c + 1) * dim];
-                    let norm: f32 = row.iter().map(|x| x * x).sum();
-                    for k in 0..q {
-                        let sum = self.norms[k] + norm;
-                        let approx = sum - 2.0 * dots[k * w + c];
-                        if approx < max_reach2 + SLACK * sum
-                            && approx < self.reach2[k] + SLACK * sum
-                        {
-                            let d2 = squared_distance(self.row(k), row);
-                            if d2 < self.reach2[k] {
-                                hits.push(Hit {
-                                    q: k as u32,
-                                    row: (r0 + c) as u32,
-                                    d2,
-                                });
-                            }
-                        }
-                    }
-                }
-                hits
-            })
-            .flatten_iter()
-            .collect()
+            });
+        for worker in &self.workers {
+            match &self.reach2 {
+                // The distances are exact: each query's own reach is a plain filter.
+                Some(reach2) => out.extend(
+                    worker
+                        .hits
+                        .iter()
+                        .filter(|h| h.d2 < reach2[h.query as usize]),
+                ),
+                None => out.extend_from_slice(&worker.hits),
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::cpu::squared_distance;
+    use half::f16;
 
     #[test]
-    fn finds_exactly_the_pairs_the_exact_sum_finds() {
-        let dim = 64;
-        let rows = crate::graph::synthetic::embeddings(dim, 30, 20, 0.5, 400);
-        let n = rows.len() / dim;
-        let chosen = [3usize, 40, 41, 500, n - 1];
-        let queries: Vec<f32> = chosen
-            .iter()
-            .flat_map(|&i| rows[i * dim..(i + 1) * dim].to_vec())
-            .collect();
-        let reach = [0.6, 0.8, 0.7, 1.0, 0.9];
-        let q = Queries::new(queries, dim, &reach);
-        let mut halves = vec![f16::ZERO; rows.len()];
-        halves.convert_from_f32_slice(&rows);
-        let got = q.within(&halves);
-        let back: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+    fn hits_are_the_brute_force_pairs_with_their_exact_distances() {
+        let rows = crate::graph::synthetic::embeddings(64, 40, 30, 0.5, 200);
+        let half: Vec<f16> = rows.iter().map(|&v| f16::from_f32(v)).collect();
+        let widened: Vec<f32> = half.iter().map(|h| h.to_f32()).collect();
+        let queries: Vec<f32> = rows[64 * 100..64 * 131].to_vec();
+        let mut range = RangeQuery::new(&queries, 64, 0.9);
+        // Streamed in uneven chunks.
+        let mut got = Vec::new();
+        let n = rows.len() / 64;
+        let mut start = 0;
+        for size in [1, 700, 333, 1000] {
+            let end = (start + size).min(n);
+            let chunk = Rows::F16(&half[start * 64..end * 64]);
+            range.scan(chunk, start as u32, &mut got);
+            start = end;
+        }
+        assert_eq!(start, n);
         let mut want = Vec::new();
         for r in 0..n {
-            for (k, reach) in reach.iter().enumerate() {
-                let d2 = squared_distance(q.row(k), &back[r * dim..(r + 1) * dim]);
-                if d2 < reach * reach {
+            for q in 0..31 {
+                let d2 = squared_distance(
+                    &queries[q * 64..(q + 1) * 64],
+                    &widened[r * 64..(r + 1) * 64],
+                );
+                if d2 < 0.81 {
                     want.push(Hit {
-                        q: k as u32,
+                        query: q as u32,
                         row: r as u32,
                         d2,
                     });
                 }
             }
         }
+        assert!(want.len() > 500, "{}", want.len());
+        assert_eq!(got, want);
+
+        // Each query with its own reach: the pairs within it, and no others.
+        let reach: Vec<f32> = (0..31).map(|q| 0.6 + 0.01 * q as f32).collect();
+        let mut range = RangeQuery::with_reach(&queries, 64, &reach);
+        let got = range.within(Rows::F16(&half));
+        let want: Vec<Hit> = want
+            .into_iter()
+            .filter(|h| h.d2 < reach[h.query as usize] * reach[h.query as usize])
+            .collect();
         assert!(!want.is_empty());
         assert_eq!(got, want);
     }

@@ -24,7 +24,8 @@ use crate::clustering::incremental::{Batch, Label, Point};
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::GraphBackend;
-use crate::graph::range::Queries;
+use crate::graph::Rows;
+use crate::graph::range::RangeQuery;
 use crate::people::PeopleError;
 use crate::store::clusters::{self, ClusterKind};
 use crate::store::embeddings::{self, Chunk};
@@ -238,10 +239,10 @@ fn round(
         .flatten()
         .copied()
         .collect();
-    let queries = Queries::new(rows, DIM, &vec![eps; query_ids.len()]);
+    let mut queries = RangeQuery::new(&rows, DIM, eps);
     embeddings::scan(tx, &STATE, IN_DBSCAN, |chunk| {
-        for hit in queries.within(chunk.rows) {
-            let (q, k) = (query_ids[hit.q as usize], hit.row as usize);
+        for hit in queries.within(Rows::F16(chunk.rows)) {
+            let (q, k) = (query_ids[hit.query as usize], hit.row as usize);
             let id = chunk.ids[k];
             if id != q {
                 batch.know(id, point(&chunk, k));
@@ -357,11 +358,11 @@ fn neighbourhoods(tx: &Transaction, ids: &[i64], eps: f32, batch: &mut Batch) ->
     }
     let vectors = embeddings::get_many(tx, ids)?;
     let rows: Vec<f32> = vectors.iter().flatten().copied().collect();
-    let queries = Queries::new(rows, DIM, &vec![eps; ids.len()]);
+    let mut queries = RangeQuery::new(&rows, DIM, eps);
     let mut found: BTreeMap<i64, Vec<i64>> = ids.iter().map(|&g| (g, Vec::new())).collect();
     embeddings::scan(tx, &STATE, IN_DBSCAN, |chunk| {
-        for hit in queries.within(chunk.rows) {
-            let (g, k) = (ids[hit.q as usize], hit.row as usize);
+        for hit in queries.within(Rows::F16(chunk.rows)) {
+            let (g, k) = (ids[hit.query as usize], hit.row as usize);
             let id = chunk.ids[k];
             if id != g {
                 batch.know(id, point(&chunk, k));
@@ -431,12 +432,11 @@ fn rematch_named(
     }
     let mut candidates = Faces::default();
     if !rows.is_empty() {
-        let n = rows.len() / DIM;
-        let queries = Queries::new(rows, DIM, &vec![near; n]);
+        let mut queries = RangeQuery::new(&rows, DIM, near);
         let mut seen: HashSet<i64> = HashSet::new();
         embeddings::scan(tx, &[], AUTOMATIC, |chunk| {
             let mut hits: Vec<usize> = queries
-                .within(chunk.rows)
+                .within(Rows::F16(chunk.rows))
                 .iter()
                 .map(|h| h.row as usize)
                 .collect();
@@ -476,12 +476,10 @@ fn rematch_named(
             PersonDecision::Join {
                 person: p,
                 cluster: c,
-            } => {
-                if person != Some(p) || cluster != c {
-                    join(tx, id, c, Some(p))?;
-                    if person != Some(p) {
-                        report.matched_people += 1;
-                    }
+            } if person != Some(p) || cluster != c => {
+                join(tx, id, c, Some(p))?;
+                if person != Some(p) {
+                    report.matched_people += 1;
                 }
             }
             PersonDecision::Ambiguous if person.is_some() || !ambiguous => {
@@ -532,7 +530,7 @@ fn rematch_leftovers(
         .iter()
         .map(|c| c.radius + settings.face_match_dist)
         .collect();
-    let queries = Queries::new(rows, DIM, &reach);
+    let mut queries = RangeQuery::with_reach(&rows, DIM, &reach);
     let mut candidates: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
     embeddings::scan(
         tx,
@@ -540,7 +538,7 @@ fn rematch_leftovers(
         "f.gone = 0 AND f.cluster IS NULL AND f.person IS NULL AND f.assigned IS NULL
          AND f.seen = 1 AND f.ambiguous = 0",
         |chunk| {
-            for hit in queries.within(chunk.rows) {
+            for hit in queries.within(Rows::F16(chunk.rows)) {
                 let k = hit.row as usize;
                 candidates.entry(chunk.ids[k]).or_insert_with(|| {
                     let mut v = vec![0f32; DIM];

@@ -34,7 +34,8 @@ use crate::clustering::{self, ClusterSummary};
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::GraphBackend;
-use crate::graph::range::Queries;
+use crate::graph::Rows;
+use crate::graph::range::RangeQuery;
 use crate::store::clusters::{self, ClusterKind, ClusterRow};
 use crate::store::{SqlResult, Store, embeddings};
 
@@ -406,10 +407,10 @@ fn decide(
         .flat_map(|c| c.centroid.iter().copied())
         .collect();
     let reach: Vec<f32> = targets.rows.iter().map(|c| reach_of(c, settings)).collect();
-    let queries = Queries::new(centroids, DIM, &reach);
+    let mut queries = RangeQuery::with_reach(&centroids, DIM, &reach);
     let mut candidates: Vec<Vec<(usize, f32)>> = vec![Vec::new(); n];
-    for hit in queries.within(&faces.rows) {
-        candidates[hit.row as usize].push((hit.q as usize, hit.d2.max(0.0).sqrt()));
+    for hit in queries.within(Rows::F16(&faces.rows)) {
+        candidates[hit.row as usize].push((hit.query as usize, hit.d2.max(0.0).sqrt()));
     }
     let none = Vec::new();
     candidates

@@ -15,7 +15,8 @@ use super::Faces;
 use crate::clustering::matching::{PersonMatch, PersonMatcher, Reach};
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
-use crate::graph::range::Queries;
+use crate::graph::Rows;
+use crate::graph::range::RangeQuery;
 use crate::store::{SqlResult, faces};
 
 /// Which people matching must look at after a decision: all of them, or only those whose named
@@ -83,18 +84,15 @@ impl Named {
         let (reach, near) = Self::reach(settings);
         // Faces within reach of a named face or a centroid: the only ones that can join anyone.
         let mut rows: Vec<f32> = Vec::new();
-        let mut count = 0;
         for &p in m.people() {
             if let Some((c, _)) = m.centroid(p) {
                 rows.extend_from_slice(c);
-                count += 1;
             }
         }
         rows.extend_from_slice(m.rows());
-        count += m.named();
-        let queries = Queries::new(rows, DIM, &vec![near; count]);
+        let mut queries = RangeQuery::new(&rows, DIM, near);
         let mut close = vec![false; n];
-        for hit in queries.within(&faces.rows) {
+        for hit in queries.within(Rows::F16(&faces.rows)) {
             close[hit.row as usize] = true;
         }
         let none = Vec::new();

@@ -222,7 +222,8 @@ fn add_synthetic(db: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
                     mtime_ns: 1_600_000_000_000_000_000 + p as i64 * 1_000_000_000,
                     hash: None,
                 };
-                let faces: Vec<FoundFace> = (p * FACES_PER_PHOTO..((p + 1) * FACES_PER_PHOTO).min(n))
+                let faces: Vec<FoundFace> = (p * FACES_PER_PHOTO
+                    ..((p + 1) * FACES_PER_PHOTO).min(n))
                     .enumerate()
                     .map(|(k, i)| {
                         let row = &rows[(i - faces_from) * DIM..(i - faces_from + 1) * DIM];
@@ -307,7 +308,15 @@ fn api(db: &str, drop_caches: bool) -> anyhow::Result<Api> {
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let mut child = Command::new(&exe)
-        .args(["serve", "--bind", "127.0.0.1:0", "--token", token, "--db", db])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--token",
+            token,
+            "--db",
+            db,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -350,7 +359,12 @@ fn api(db: &str, drop_caches: bool) -> anyhow::Result<Api> {
             "/api/faces?unassigned=1&limit=100".into(),
             "/api/faces?unassigned=1&offset=100&limit=100".into(),
         ];
-        for c in clusters["clusters"].as_array().into_iter().flatten().take(5) {
+        for c in clusters["clusters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(5)
+        {
             if let Some(id) = c["id"].as_str() {
                 paths.push(format!("/api/faces?cluster={id}&limit=100"));
             }
@@ -415,7 +429,10 @@ fn get(addr: &str, token: &str, path: &str) -> anyhow::Result<(Vec<u8>, f64)> {
         bail!("GET {path}: {}", head.lines().next().unwrap_or(""));
     }
     let body = answer[split + 4..].to_vec();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(&body)
     } else {
         body
@@ -426,7 +443,8 @@ fn get(addr: &str, token: &str, path: &str) -> anyhow::Result<(Vec<u8>, f64)> {
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(end) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..end]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..end]).trim(), 16).unwrap_or(0);
         if size == 0 || b.len() < end + 2 + size {
             break;
         }

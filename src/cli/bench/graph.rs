@@ -1,0 +1,608 @@
+//! `visage bench graph`: the neighbour graph and DBSCAN on N synthetic 512-d embeddings, as one
+//! JSON line with time and peak memory. Two data models: equal clusters plus loose vectors (the
+//! default, compare `benches/peers/pairwise_numpy.py`), or issue 17's synthetic people
+//! (`--people`, stored as f16 as the library stores them). The graph is exact or approximate by
+//! the backend's rule (`--exact`, `--approx` force one); `--recall` also computes the exact graph
+//! and counts the share of its edges found. `--queries Q` times the incremental path's range
+//! queries instead: Q new faces against the N stored rows, streamed in chunks.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use half::f16;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::config::DeviceChoice;
+use crate::graph::ivf::{IvfParams, IvfStats};
+use crate::graph::range::RangeQuery;
+use crate::graph::synthetic::{self, People};
+use crate::graph::{Edge, GraphBackend, Method, NeighbourGraph, Rows, Search, cpu, ivf, product};
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Embeddings: clusters of 20 (members about 0.7 apart) and 10% loose ones, or with
+    /// `--people`, faces of synthetic people
+    #[arg(long, default_value_t = 20_000)]
+    n: usize,
+    /// Keep pairs closer than this [default: 1.0, with --people 0.64]
+    #[arg(long)]
+    distance: Option<f32>,
+    /// DBSCAN core size
+    #[arg(long, default_value_t = 4)]
+    core: usize,
+    #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
+    /// On the CPU, time the exact twin of the shader instead of the matrix-product path
+    #[arg(long)]
+    twin: bool,
+    /// Synthetic people (issue 17: faces per person by a rank-size law, half of them clustering at
+    /// 0.64), stored as f16
+    #[arg(long)]
+    people: bool,
+    /// Seed of the synthetic people
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Embeddings from a file of little-endian f32 rows of 512 (as `--save` writes them, or
+    /// real ones) instead of synthetic ones; --n is ignored
+    #[arg(long, value_name = "FILE", conflicts_with = "people")]
+    load: Option<PathBuf>,
+    /// Round the clusters' or the loaded embeddings to f16 (as the store keeps them)
+    #[arg(long)]
+    f16: bool,
+    /// Every pair, whatever N
+    #[arg(long, conflicts_with = "approx")]
+    exact: bool,
+    /// The CPU's approximate graph (IVF partition), whatever N
+    #[arg(long)]
+    approx: bool,
+    /// Also compute the exact graph and report the share of its edges the graph found
+    #[arg(long)]
+    recall: bool,
+    /// With --people: the recall against the exact pairs within each synthetic person only
+    /// (the whole exact graph when no two people come within the distance, as they do not at
+    /// 0.64: `--recall` at 100,000 checks it), cheap at any N
+    #[arg(long, conflicts_with = "recall")]
+    recall_within_people: bool,
+    /// IVF: coarse cells [default: about sqrt(2 N)]
+    #[arg(long)]
+    cells: Option<usize>,
+    /// IVF: probe the cells within this share of the exact bound
+    #[arg(long)]
+    probe_ratio: Option<f32>,
+    /// IVF: most cells a face probes
+    #[arg(long)]
+    max_probes: Option<usize>,
+    /// IVF: sample rows per cell for k-means
+    #[arg(long)]
+    sample_per_cell: Option<usize>,
+    /// IVF: drop k-means cells with fewer sample rows than this
+    #[arg(long)]
+    min_cell_sample: Option<usize>,
+    /// IVF: two-hop pass over faces with at most this many neighbours
+    #[arg(long)]
+    refine_degree: Option<usize>,
+    /// IVF: seed of the k-means sample
+    #[arg(long)]
+    ivf_seed: Option<u64>,
+    /// Instead of the graph: range queries of this many new faces against the N rows
+    #[arg(long, value_name = "Q")]
+    queries: Option<usize>,
+    /// Rows per chunk streamed to the range queries
+    #[arg(long, default_value_t = 65_536)]
+    chunk: usize,
+    /// Write the embeddings to PREFIX.f32 and DBSCAN's labels to PREFIX.labels.i32 (-1 is
+    /// noise), for `benches/peers/dbscan_sklearn.py`
+    #[arg(long, value_name = "PREFIX")]
+    save: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct GraphLine {
+    tool: &'static str,
+    /// "clusters", "people" or "loaded".
+    data: &'static str,
+    /// Whether the rows were searched as f16.
+    f16: bool,
+    device: String,
+    method: Method,
+    threads: usize,
+    n: usize,
+    dim: usize,
+    distance: f32,
+    edges: usize,
+    /// Bytes of the neighbour graph (CSR: offsets, neighbours, distances).
+    graph_mib: f64,
+    clusters: usize,
+    graph_seconds: f64,
+    csr_seconds: f64,
+    dbscan_seconds: f64,
+    /// Distinct pairs (i < j) per second of graph time (as if all were measured).
+    pairs_per_s: f64,
+    /// The same work counted as a matrix product would be (2 * n * n * dim flops).
+    sgemm_equivalent_gflops: f64,
+    /// Peak resident memory when the graph and DBSCAN were done (before any recall check).
+    peak_rss_mib: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ivf: Option<IvfStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recall: Option<Recall>,
+}
+
+#[derive(Serialize)]
+struct Recall {
+    /// "all pairs", or "pairs within each person".
+    against: &'static str,
+    exact_edges: usize,
+    exact_seconds: f64,
+    found: usize,
+    /// Edges returned that are not in the exact graph, or whose distance differs (must be 0).
+    false_edges: usize,
+    recall: f64,
+    /// Of the exact graph's edges, those closer than 0.9 x the distance, and the share found.
+    inner_edges: usize,
+    inner_recall: f64,
+    peak_rss_mib: f64,
+    /// DBSCAN's clusters over the exact edges, and the adjusted Rand index of the clusters over
+    /// the graph's edges against them (noise counts as clusters of one).
+    exact_clusters: usize,
+    dbscan_ari_vs_exact: f64,
+    /// Exact edges missed, by the faces of their person (buckets by upper bound).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missed_by_person_size: Option<std::collections::BTreeMap<String, usize>>,
+}
+
+#[derive(Serialize)]
+struct RangeLine {
+    tool: &'static str,
+    data: &'static str,
+    threads: usize,
+    queries: usize,
+    rows: usize,
+    chunk: usize,
+    distance: f32,
+    hits: usize,
+    /// Each pass over all rows, in order (the first reads the rows into cache).
+    seconds: Vec<f64>,
+    rows_per_s: f64,
+    peak_rss_mib: f64,
+}
+
+/// Peak resident memory of this process (Linux), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The embeddings of a run: f32 rows (clusters) or f16 rows (people).
+enum Data {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+}
+
+impl Data {
+    fn rows(&self) -> Rows<'_> {
+        match self {
+            Data::F32(r) => Rows::F32(r),
+            Data::F16(r) => Rows::F16(r),
+        }
+    }
+}
+
+pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
+    let dim = synthetic::DIM;
+    let distance = args
+        .distance
+        .unwrap_or(if args.people { 0.64 } else { 1.0 });
+    if let Some(q) = args.queries {
+        return run_range(&args, q, distance);
+    }
+    if args.load.is_none() && args.n < 2 {
+        bail!("--n {}: at least 2 embeddings", args.n);
+    }
+    let data = if args.people {
+        Data::F16(People::new(args.n, args.seed).rows_f16())
+    } else {
+        let rows = match &args.load {
+            Some(path) => load(path, dim)?,
+            None => {
+                let n = args.n;
+                let loose = n / 10;
+                let clusters = (n - loose) / 20;
+                synthetic::embeddings(dim, clusters, 20, 0.55, n - clusters * 20)
+            }
+        };
+        if args.f16 {
+            Data::F16(rows.iter().map(|&v| f16::from_f32(v)).collect())
+        } else {
+            Data::F32(rows)
+        }
+    };
+    let rows = data.rows();
+    let n = rows.count(dim);
+    let backend = GraphBackend::choose(args.device)?;
+    let search = if args.exact {
+        Search::Exact
+    } else {
+        Search::Auto
+    };
+    let method = if args.approx {
+        if !matches!(backend, GraphBackend::Cpu) {
+            bail!("--approx runs on the CPU: add --device cpu");
+        }
+        Method::CpuApproximate
+    } else {
+        backend.method(n, search)
+    };
+    let max_d2 = distance * distance;
+    let bar = bar();
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let started = Instant::now();
+    let mut ivf_stats = None;
+    let edges = match method {
+        Method::CpuExact if args.twin => match &data {
+            Data::F32(r) => cpu::edges(r, dim, max_d2),
+            Data::F16(_) => bail!("--twin reads f32 rows: leave out --people"),
+        },
+        Method::CpuApproximate => {
+            let defaults = IvfParams::default();
+            let params = IvfParams {
+                cells: args.cells.unwrap_or(defaults.cells),
+                max_probes: args.max_probes.unwrap_or(defaults.max_probes),
+                probe_ratio: args.probe_ratio.unwrap_or(defaults.probe_ratio),
+                sample_per_cell: args.sample_per_cell.unwrap_or(defaults.sample_per_cell),
+                min_cell_sample: args.min_cell_sample.unwrap_or(defaults.min_cell_sample),
+                seed: args.ivf_seed.unwrap_or(defaults.seed),
+                refine_degree: args.refine_degree.unwrap_or(defaults.refine_degree),
+                ..defaults
+            };
+            let (edges, stats) = ivf::edges(rows, dim, max_d2, &params, &progress);
+            ivf_stats = Some(stats);
+            edges
+        }
+        _ => backend.search(rows, dim, distance, Search::Exact, &progress)?,
+    };
+    let graph_seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let started = Instant::now();
+    let graph = NeighbourGraph::from_edges(n, &edges);
+    let csr_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let labels = crate::clustering::dbscan(&graph, args.core);
+    let dbscan_seconds = started.elapsed().as_secs_f64();
+    let graph_mib = (graph.offsets.len() * size_of::<usize>()
+        + graph.neighbours.len() * 4
+        + graph.distances.len() * 4) as f64
+        / (1 << 20) as f64;
+    drop(graph);
+    let peak = peak_rss_mib();
+    if let Some(prefix) = &args.save {
+        save(prefix, rows, dim, &labels)?;
+    }
+    let recall = if args.recall {
+        let (exact, seconds) =
+            timed_with_bar(|progress| product::edges_with_progress(rows, dim, max_d2, progress));
+        let mut r = recall(&exact, seconds, "all pairs", max_d2, &edges);
+        r.compare_clusters(&exact, &labels, args.core);
+        Some(r)
+    } else if args.recall_within_people {
+        if !args.people {
+            bail!("--recall-within-people needs --people");
+        }
+        let people = People::new(n, args.seed);
+        let started = Instant::now();
+        let exact = within_people(rows, dim, max_d2, people.labels());
+        let mut r = recall(
+            &exact,
+            started.elapsed().as_secs_f64(),
+            "pairs within each person",
+            max_d2,
+            &edges,
+        );
+        r.missed_by_person_size = Some(missed_by_size(&exact, &edges, &people));
+        r.compare_clusters(&exact, &labels, args.core);
+        Some(r)
+    } else {
+        None
+    };
+    let pairs = n as f64 * (n as f64 - 1.0) / 2.0;
+    let line = GraphLine {
+        tool: "visage",
+        data: match (&args.load, args.people) {
+            (Some(_), _) => "loaded",
+            (None, true) => "people",
+            (None, false) => "clusters",
+        },
+        device: match (method, args.twin) {
+            (Method::CpuExact, true) => format!("{} (exact twin)", backend.describe()),
+            (Method::CpuExact, false) => format!("{} (matrix products)", backend.describe()),
+            (Method::CpuApproximate, _) => format!("{} (IVF partition)", backend.describe()),
+            _ => backend.describe(),
+        },
+        method,
+        f16: matches!(data, Data::F16(_)),
+        threads: rayon::current_num_threads(),
+        n,
+        dim,
+        distance,
+        edges: edges.len(),
+        graph_mib,
+        clusters: labels
+            .iter()
+            .flatten()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(0),
+        graph_seconds,
+        csr_seconds,
+        dbscan_seconds,
+        pairs_per_s: pairs / graph_seconds,
+        sgemm_equivalent_gflops: 2.0 * pairs * 2.0 * dim as f64 / graph_seconds / 1e9,
+        peak_rss_mib: peak,
+        ivf: ivf_stats,
+        recall,
+    };
+    println!("{}", serde_json::to_string(&line)?);
+    Ok(0)
+}
+
+/// Rows of `dim` little-endian f32 values from `path`.
+fn load(path: &std::path::Path, dim: usize) -> anyhow::Result<Vec<f32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    if bytes.is_empty() || !bytes.len().is_multiple_of(dim * 4) {
+        bail!(
+            "{}: {} bytes is not a whole number of {dim}-float rows",
+            path.display(),
+            bytes.len()
+        );
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// `work(progress)` under a progress bar, and the seconds it took.
+fn timed_with_bar<T>(work: impl FnOnce(&(dyn Fn(usize, usize) + Sync)) -> T) -> (T, f64) {
+    let bar = bar();
+    let started = Instant::now();
+    let out = work(&|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    (out, seconds)
+}
+
+/// The exact edges between faces of the same person (`labels`), in canonical order.
+fn within_people(rows: Rows, dim: usize, max_d2: f32, labels: &[u32]) -> Vec<Edge> {
+    use rayon::prelude::*;
+    let people = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    let mut faces: Vec<Vec<u32>> = vec![Vec::new(); people];
+    for (i, &l) in labels.iter().enumerate() {
+        faces[l as usize].push(i as u32);
+    }
+    let mut out: Vec<Edge> = faces
+        .par_iter()
+        .filter(|f| f.len() > 1)
+        .map_init(
+            || (product::Scratch::default(), Vec::new()),
+            |(scratch, dots), f| {
+                let block = scratch.gather(rows, dim, f);
+                let mut found = Vec::new();
+                product::close_pairs(block, block, dim, max_d2, true, dots, &mut |r, c, d2| {
+                    let (a, b) = (f[r], f[c]);
+                    found.push(Edge {
+                        i: a.min(b),
+                        j: a.max(b),
+                        d2,
+                    })
+                });
+                found
+            },
+        )
+        .flatten_iter()
+        .collect();
+    crate::graph::sort_edges(&mut out);
+    out
+}
+
+/// How much of `exact` the graph's edges `found` hold (`found` must be a subset, with the same
+/// distances).
+fn recall(
+    exact: &[Edge],
+    exact_seconds: f64,
+    against: &'static str,
+    max_d2: f32,
+    found: &[Edge],
+) -> Recall {
+    // Both in canonical order: one merge.
+    let (mut k, mut matched, mut false_edges) = (0, 0, 0);
+    let mut matched_inner = 0;
+    let inner = 0.81 * max_d2;
+    for e in found {
+        while k < exact.len() && (exact[k].i, exact[k].j) < (e.i, e.j) {
+            k += 1;
+        }
+        if exact.get(k) == Some(e) {
+            matched += 1;
+            if e.d2 < inner {
+                matched_inner += 1;
+            }
+        } else {
+            false_edges += 1;
+        }
+    }
+    let inner_edges = exact.iter().filter(|e| e.d2 < inner).count();
+    Recall {
+        against,
+        exact_edges: exact.len(),
+        exact_seconds,
+        found: matched,
+        false_edges,
+        recall: matched as f64 / exact.len().max(1) as f64,
+        inner_edges,
+        inner_recall: matched_inner as f64 / inner_edges.max(1) as f64,
+        peak_rss_mib: peak_rss_mib(),
+        missed_by_person_size: None,
+        exact_clusters: 0,
+        dbscan_ari_vs_exact: 0.0,
+    }
+}
+
+impl Recall {
+    /// DBSCAN over `exact` against `labels` (DBSCAN over the graph's edges).
+    fn compare_clusters(&mut self, exact: &[Edge], labels: &[Option<u32>], core: usize) {
+        let graph = NeighbourGraph::from_edges(labels.len(), exact);
+        let truth = crate::clustering::dbscan(&graph, core);
+        drop(graph);
+        self.exact_clusters = truth
+            .iter()
+            .flatten()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let truth: Vec<usize> = truth
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.map_or(self.exact_clusters + i, |l| l as usize))
+            .collect();
+        self.dbscan_ari_vs_exact =
+            crate::evaluation::cluster_scores(&truth, labels).adjusted_rand_index;
+    }
+}
+
+/// The edges of `exact` missing from `found`, counted by the size of their person.
+fn missed_by_size(
+    exact: &[Edge],
+    found: &[Edge],
+    people: &People,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut k = 0;
+    for e in exact {
+        while k < found.len() && (found[k].i, found[k].j) < (e.i, e.j) {
+            k += 1;
+        }
+        if found.get(k).is_some_and(|f| (f.i, f.j) == (e.i, e.j)) {
+            continue;
+        }
+        let size = people.sizes()[people.labels()[e.i as usize] as usize];
+        let bucket = [2u32, 5, 10, 20, 50, 100, 1000, u32::MAX]
+            .into_iter()
+            .find(|&b| size <= b)
+            .unwrap_or(u32::MAX);
+        *out.entry(format!("<={bucket:>10}")).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Range queries: `q` new faces of the same people against `args.n` stored f16 faces, streamed
+/// in chunks, three passes.
+fn run_range(args: &GraphArgs, q: usize, distance: f32) -> anyhow::Result<i32> {
+    let dim = synthetic::DIM;
+    if !args.people {
+        bail!("--queries needs --people (new faces of the same synthetic people)");
+    }
+    if q == 0 || args.chunk == 0 {
+        bail!("--queries and --chunk must be at least 1");
+    }
+    let n = args.n;
+    let people = People::new(n + q, args.seed);
+    let mut stored = vec![f16::ZERO; n * dim];
+    people.write_f16(0, &mut stored);
+    let mut queries = vec![0f32; q * dim];
+    people.write_f32(n, &mut queries);
+    let mut range = RangeQuery::new(&queries, dim, distance);
+    let mut hits = Vec::new();
+    let mut seconds = Vec::new();
+    for _ in 0..3 {
+        hits.clear();
+        let started = Instant::now();
+        for start in (0..n).step_by(args.chunk) {
+            let count = args.chunk.min(n - start);
+            let chunk = Rows::F16(&stored[start * dim..(start + count) * dim]);
+            range.scan(chunk, start as u32, &mut hits);
+        }
+        seconds.push(started.elapsed().as_secs_f64());
+    }
+    let best = seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    let line = RangeLine {
+        tool: "visage",
+        data: "people",
+        threads: rayon::current_num_threads(),
+        queries: q,
+        rows: n,
+        chunk: args.chunk,
+        distance,
+        hits: hits.len(),
+        seconds,
+        rows_per_s: n as f64 / best,
+        peak_rss_mib: peak_rss_mib(),
+    };
+    println!("{}", serde_json::to_string(&line)?);
+    Ok(0)
+}
+
+/// A bar on a terminal's stderr; hidden otherwise.
+fn bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(1);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} {wide_bar} {percent}% eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Streams the rows (as f32) and DBSCAN's labels next to `prefix`, for the scikit-learn peer.
+fn save(
+    prefix: &std::path::Path,
+    rows: Rows,
+    dim: usize,
+    labels: &[Option<u32>],
+) -> anyhow::Result<()> {
+    let with = |ext: &str| {
+        let mut p = prefix.to_path_buf().into_os_string();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let create = |ext: &str| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+        let path = with(ext);
+        Ok(std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
+        ))
+    };
+    // Streamed a row at a time, so saving does not add a second copy of the embeddings.
+    let mut out = create(".f32")?;
+    let mut row = vec![0f32; dim];
+    for i in 0..rows.count(dim) {
+        rows.copy_to(dim, i, &mut row);
+        for v in &row {
+            out.write_all(&v.to_le_bytes())?;
+        }
+    }
+    out.flush()?;
+    let mut out = create(".labels.i32")?;
+    for l in labels {
+        out.write_all(&l.map_or(-1, |l| l as i32).to_le_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
