@@ -95,9 +95,24 @@ pub struct Settings {
     #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
 
+    /// How a full re-clustering finds the close pairs of faces
+    #[arg(long, env = "VISAGE_GRAPH", value_enum, default_value_t = GraphChoice::Auto)]
+    pub graph: GraphChoice,
+
     /// Folder for model files [default: $XDG_CACHE_HOME/visage/models]
     #[arg(long, env = "VISAGE_MODELS", value_name = "DIR")]
     pub models: Option<std::path::PathBuf>,
+}
+
+/// How a full re-clustering finds the pairs of faces closer than the cluster distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
+pub enum GraphChoice {
+    /// Every pair up to 50,000 faces (and always on a GPU); above that on the CPU, through a
+    /// partition that finds at least 99.9% of them and never a wrong one (BENCHMARKS.md)
+    #[default]
+    Auto,
+    /// Every pair, whatever the number of faces (time grows with its square)
+    Exact,
 }
 
 /// How faces are cut for the embedding network.
@@ -162,6 +177,7 @@ impl Default for Settings {
             face_padding: PaddingChoice::default(),
             face_proposals: Proposals::default(),
             device: DeviceChoice::Auto,
+            graph: GraphChoice::Auto,
             models: None,
         }
     }

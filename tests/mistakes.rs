@@ -102,7 +102,7 @@ fn a_database_that_does_not_exist_is_refused_and_none_is_made() {
         &["cluster"],
         &["name", "c1", "Grandma"],
         &["rename", "Grandma", "Gran"],
-        &["merge", "Grandma", "Gran"],
+        &["merge-person", "Grandma", "Gran"],
         &["split", "f1", "--to", "Gran"],
         &["reject", "f1"],
         &["ignore", "c1"],
@@ -351,7 +351,7 @@ fn mistakes_on_a_real_library_leave_it_as_it_was() {
             "no person named \"Nobody\" (see `visage people --all`)",
         ),
         (
-            &["merge", "Nobody", "Grandma"],
+            &["merge-person", "Nobody", "Grandma"],
             "no person named \"Nobody\" (see `visage people --all`)",
         ),
         (

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::config::DeviceChoice;
+use crate::config::{DeviceChoice, GraphChoice};
 use crate::gpu::{Gpu, GpuError};
 
 /// Dimensions are summed in this many interleaved partial sums, combined pairwise; the shader
@@ -53,6 +53,15 @@ pub enum Search {
     Auto,
     /// Every pair, whatever N.
     Exact,
+}
+
+impl From<GraphChoice> for Search {
+    fn from(choice: GraphChoice) -> Self {
+        match choice {
+            GraphChoice::Auto => Search::Auto,
+            GraphChoice::Exact => Search::Exact,
+        }
+    }
 }
 
 /// The method a full-graph search uses.

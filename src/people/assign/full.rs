@@ -22,7 +22,7 @@ use super::{
 use crate::clustering::{self, ClusterSummary};
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
-use crate::graph::GraphBackend;
+use crate::graph::{GraphBackend, Rows, Search};
 use crate::people::PeopleError;
 use crate::store::clusters::{self, ClusterKind};
 use crate::store::{SqlResult, embeddings, faces};
@@ -112,13 +112,28 @@ pub(super) fn run(
         .collect();
     report.dbscan_faces = dbscan.len();
     if !dbscan.is_empty() {
-        let mut subset = vec![0f32; dbscan.len() * DIM];
+        let mut subset = vec![f16::ZERO; dbscan.len() * DIM];
         for (j, &k) in dbscan.iter().enumerate() {
-            faces
-                .row(k)
-                .convert_to_f32_slice(&mut subset[j * DIM..(j + 1) * DIM]);
+            subset[j * DIM..(j + 1) * DIM].copy_from_slice(faces.row(k));
         }
-        let edges = backend.edges(&subset, DIM, settings.face_cluster_dist)?;
+        let search = Search::from(settings.graph);
+        log::info!(
+            "neighbour graph of {} faces: {:?}",
+            dbscan.len(),
+            backend.method(dbscan.len(), search)
+        );
+        let bar = progress_bar();
+        let edges = backend.search(
+            Rows::F16(&subset),
+            DIM,
+            settings.face_cluster_dist,
+            search,
+            &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        )?;
+        bar.finish_and_clear();
         drop(subset);
         let graph = crate::graph::NeighbourGraph::from_edges(dbscan.len(), &edges);
         drop(edges);
@@ -259,4 +274,20 @@ fn load_rows(tx: &Transaction, candidates: &[Candidate]) -> SqlResult<Vec<f16>> 
         },
     )?;
     Ok(rows)
+}
+
+/// A bar for the neighbour graph on a terminal (the one step of a full run that takes minutes at
+/// a million faces); hidden otherwise.
+fn progress_bar() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(1);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] neighbour graph {percent}%, ETA {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }
