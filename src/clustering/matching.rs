@@ -160,6 +160,11 @@ impl PersonMatcher {
         &self.rows
     }
 
+    /// The named faces' embeddings of the `k`-th person of [`Self::people`].
+    pub fn rows_of(&self, k: usize) -> &[f32] {
+        &self.rows[self.starts[k] * self.dim..self.starts[k + 1] * self.dim]
+    }
+
     /// How many faces are named, in all.
     pub fn named(&self) -> usize {
         self.ids.len()

@@ -10,12 +10,14 @@
 use std::collections::HashMap;
 
 use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
 
 use super::assign;
-use crate::clustering::matching::{PersonMatcher, Reach, fast_distance};
+use crate::clustering::matching::{PersonMatcher, Reach};
+use crate::embedding::EMBEDDING_DIM as DIM;
+use crate::graph::Rows;
+use crate::graph::range::RangeQuery;
 use crate::store::faces::Assigned;
 use crate::store::{SqlResult, embeddings, faces};
 
@@ -40,29 +42,19 @@ fn face_refs<S: serde::Serializer>(ids: &[i64], s: S) -> Result<S::Ok, S::Error>
     s.collect_seq(ids.iter().map(|f| format!("f{f}")))
 }
 
-/// The faces a person could still name: no person, no verdict, not in an ignored cluster, of a
-/// photo still present (open faces and faces of unnamed automatic clusters).
-fn unnamed(conn: &Connection, open_only: bool) -> SqlResult<Vec<(i64, Vec<f32>)>> {
-    let filter = if open_only {
+/// The faces a person could name: no person, no verdict, not in an ignored cluster, of a photo
+/// still present (open faces and faces of unnamed automatic clusters).
+fn unnamed_filter(open_only: bool) -> &'static str {
+    if open_only {
         "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0
          AND f.cluster IS NULL"
     } else {
         "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0"
-    };
-    let mut out = Vec::new();
-    embeddings::scan(conn, &[], filter, |chunk| {
-        for (k, &id) in chunk.ids.iter().enumerate() {
-            let mut v = vec![0f32; chunk.dim];
-            chunk.rows[k * chunk.dim..(k + 1) * chunk.dim].convert_to_f32_slice(&mut v);
-            out.push((id, v));
-        }
-        Ok(())
-    })?;
-    Ok(out)
+    }
 }
 
 /// The two nearest people of a candidate face, by their nearest member (named or suggested).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Nearest {
     first: Option<(i64, f32)>,
     second: Option<(i64, f32)>,
@@ -102,15 +94,24 @@ impl Nearest {
     }
 }
 
+/// A face suggested for a person: in which round of the growth, at what distance.
+#[derive(Debug, Clone, Copy)]
+struct Taken {
+    face: i64,
+    person: i64,
+    round: usize,
+    distance: f32,
+}
+
 /// The suggestion groups: for `person` only, or for everyone with named faces; each at most
 /// `limit` faces; groups whose best face is nearest first.
 ///
 /// A group grows from the person's named faces: a face is suggested when the person's nearest
 /// member (named, or suggested in an earlier round) or their centroid (moved by the faces
 /// suggested) is within the suggestion reach, and no other person is about as near; rounds go on
-/// until nothing joins. So a person
-/// confirms in one group the faces a chain of close photos leads to, nearest rounds first. Costs
-/// the unnamed faces times the named faces once, then times the faces suggested.
+/// until nothing joins. So a person confirms in one group the faces a chain of close photos leads
+/// to, nearest rounds first. Each round is one scan of the faces a person could name (see
+/// [`grow`]).
 pub fn groups(
     conn: &Connection,
     person: Option<i64>,
@@ -124,25 +125,22 @@ pub fn groups(
     }
     let reach = Reach::new(match_distance);
     let rejections = faces::rejections(conn)?;
-    let candidates = unnamed(conn, false)?;
-    let mut nearest = start(m, &candidates, &rejections);
+    let targets = person.map(|p| vec![p]);
     let taken = grow(
+        conn,
+        unnamed_filter(false),
         m,
-        &mut nearest,
-        &candidates,
         &rejections,
         reach,
-        person,
+        targets.as_deref(),
         limit,
-    );
+    )?;
     let mut by_person: HashMap<i64, Vec<(usize, f32, i64)>> = HashMap::new();
-    for (i, t) in taken.iter().enumerate() {
-        if let Some((p, round, d)) = t {
-            by_person
-                .entry(*p)
-                .or_default()
-                .push((*round, *d, candidates[i].0));
-        }
+    for t in taken {
+        by_person
+            .entry(t.person)
+            .or_default()
+            .push((t.round, t.distance, t.face));
     }
     let names = names(conn)?;
     let mut out: Vec<Group> = by_person
@@ -165,51 +163,77 @@ pub fn groups(
     Ok(out)
 }
 
-/// Each candidate's two nearest people by their named faces.
-fn start(
-    m: &PersonMatcher,
-    candidates: &[(i64, Vec<f32>)],
-    rejections: &HashMap<i64, Vec<i64>>,
-) -> Vec<Nearest> {
-    let none = Vec::new();
-    candidates
-        .par_iter()
-        .map(|(f, e)| {
-            let ranked = m.ranked(e, rejections.get(f).unwrap_or(&none));
-            Nearest {
-                first: ranked.first().map(|r| (r.0, r.1)),
-                second: ranked.get(1).map(|r| (r.0, r.1)),
-            }
-        })
-        .collect()
-}
-
-/// Grow the groups round by round (see [`groups`]): for each candidate, the person it joined, in
-/// which round, at what distance.
+/// Grow the groups of `targets` (every person of `m` when `None`) round by round over the faces
+/// `filter` selects (see [`groups`]). A face's two nearest people only matter within the
+/// suggestion reach plus the margin, so each round is one scan of those faces with the round's
+/// new members (all named faces and centroids first, then the faces suggested and the centroids
+/// they moved) as range queries: memory holds the faces within reach, never the library.
 fn grow(
+    conn: &Connection,
+    filter: &str,
     m: &PersonMatcher,
-    nearest: &mut [Nearest],
-    candidates: &[(i64, Vec<f32>)],
     rejections: &HashMap<i64, Vec<i64>>,
     reach: Reach,
-    person: Option<i64>,
+    targets: Option<&[i64]>,
     limit: usize,
-) -> Vec<Option<(i64, usize, f32)>> {
+) -> SqlResult<Vec<Taken>> {
+    let dim = DIM;
     let none = Vec::new();
     let rejected = |f: i64| rejections.get(&f).unwrap_or(&none);
-    let mut taken: Vec<Option<(i64, usize, f32)>> = vec![None; candidates.len()];
+    let within = reach.suggest + reach.margin;
+    let wanted = |p: i64| targets.is_none_or(|t| t.contains(&p));
+
+    // Round 0's members: every named face and every person's centroid.
+    let mut members: Vec<i64> = Vec::new();
+    let mut rows: Vec<f32> = Vec::new();
+    for (k, &p) in m.people().iter().enumerate() {
+        let named = m.rows_of(k);
+        members.extend(std::iter::repeat_n(p, named.len() / dim));
+        rows.extend_from_slice(named);
+        if let Some((c, _)) = m.centroid(p) {
+            members.push(p);
+            rows.extend_from_slice(c);
+        }
+    }
+
+    let mut nearest: HashMap<i64, Nearest> = HashMap::new();
+    let mut vectors: HashMap<i64, Vec<f32>> = HashMap::new();
+    let mut taken: HashMap<i64, Taken> = HashMap::new();
     let mut sizes: HashMap<i64, usize> = HashMap::new();
     // Each person's centroid moves as faces join them: (sum of faces, count).
     let mut centroids: HashMap<i64, (Vec<f32>, usize)> = HashMap::new();
     for round in 0.. {
-        let mut joined: Vec<(usize, i64, f32)> = nearest
+        if rows.is_empty() {
+            break;
+        }
+        let mut queries = RangeQuery::new(&rows, dim, within);
+        embeddings::scan(conn, &[], filter, |chunk| {
+            for hit in queries.within(Rows::F16(chunk.rows)) {
+                let row = hit.row as usize;
+                let face = chunk.ids[row];
+                let person = members[hit.query as usize];
+                if taken.contains_key(&face) || rejected(face).contains(&person) {
+                    continue;
+                }
+                nearest
+                    .entry(face)
+                    .or_default()
+                    .update(person, hit.d2.max(0.0).sqrt());
+                vectors.entry(face).or_insert_with(|| {
+                    let mut v = vec![0f32; dim];
+                    chunk.rows[row * dim..(row + 1) * dim].convert_to_f32_slice(&mut v);
+                    v
+                });
+            }
+            Ok(())
+        })?;
+        let mut joined: Vec<(i64, i64, f32)> = nearest
             .iter()
-            .enumerate()
-            .filter(|(i, _)| taken[*i].is_none())
-            .filter_map(|(i, n)| n.suggestion(reach).map(|(p, d)| (i, p, d)))
-            .filter(|&(_, p, _)| person.is_none_or(|q| q == p))
+            .filter(|(f, _)| !taken.contains_key(f))
+            .filter_map(|(&f, n)| n.suggestion(reach).map(|(p, d)| (f, p, d)))
+            .filter(|&(_, p, _)| wanted(p))
             .collect();
-        joined.sort_by(|a, b| a.2.total_cmp(&b.2));
+        joined.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
         joined.retain(|&(_, p, _)| {
             let n = sizes.entry(p).or_default();
             *n += 1;
@@ -218,49 +242,45 @@ fn grow(
         if joined.is_empty() {
             break;
         }
-        for &(i, p, d) in &joined {
-            taken[i] = Some((p, round, d));
+        for &(face, person, distance) in &joined {
+            taken.insert(
+                face,
+                Taken {
+                    face,
+                    person,
+                    round,
+                    distance,
+                },
+            );
         }
         // The new members reach the faces still open, and so do the centroids they moved.
-        let mut members: Vec<(i64, Vec<f32>)> = joined
-            .iter()
-            .map(|&(i, p, _)| (p, candidates[i].1.clone()))
-            .collect();
+        members.clear();
+        rows.clear();
+        for &(f, p, _) in &joined {
+            members.push(p);
+            rows.extend_from_slice(&vectors[&f]);
+        }
         let mut moved: Vec<i64> = joined.iter().map(|j| j.1).collect();
         moved.sort_unstable();
         moved.dedup();
         for p in moved {
             let (sum, n) = centroids.entry(p).or_insert_with(|| match m.centroid(p) {
                 Some((c, n)) => (c.iter().map(|v| v * n as f32).collect(), n),
-                None => (Vec::new(), 0),
+                None => (vec![0.0; dim], 0),
             });
-            for (_, e) in members.iter().filter(|(q, _)| *q == p) {
-                if sum.is_empty() {
-                    *sum = vec![0.0; e.len()];
-                }
-                for (s, v) in sum.iter_mut().zip(e) {
+            for &(f, _, _) in joined.iter().filter(|j| j.1 == p) {
+                for (s, v) in sum.iter_mut().zip(&vectors[&f]) {
                     *s += v;
                 }
                 *n += 1;
             }
-            let mean: Vec<f32> = sum.iter().map(|s| s / *n as f32).collect();
-            members.push((p, mean));
+            members.push(p);
+            rows.extend(sum.iter().map(|s| s / *n as f32));
         }
-        nearest
-            .par_iter_mut()
-            .zip(candidates.par_iter())
-            .zip(taken.par_iter())
-            .filter(|(_, t)| t.is_none())
-            .for_each(|((n, (f, e)), _)| {
-                let rejected = rejected(*f);
-                for (p, member) in &members {
-                    if !rejected.contains(p) {
-                        n.update(*p, fast_distance(e, member));
-                    }
-                }
-            });
     }
-    taken
+    let mut out: Vec<Taken> = taken.into_values().collect();
+    out.sort_by_key(|t| t.face);
+    Ok(out)
 }
 
 fn names(conn: &Connection) -> SqlResult<HashMap<i64, String>> {
@@ -287,36 +307,62 @@ pub fn near_cluster(
     match_distance: f32,
     limit: usize,
 ) -> SqlResult<Vec<i64>> {
-    let mut seeds: Vec<(i64, i64, Vec<f32>)> = faces::named(conn)?
-        .into_iter()
-        .map(|n| (n.person, n.face, n.embedding))
-        .collect();
-    for f in faces::in_cluster(conn, cluster)? {
-        if let (Some(Assigned::Auto), None) = (f.assigned, f.person_id) {
-            seeds.push((-cluster, f.id, faces::embedding(conn, f.id)?));
+    Ok(near_clusters(conn, &[cluster], match_distance, limit)?
+        .remove(&cluster)
+        .unwrap_or_default())
+}
+
+/// [`near_cluster`] for several clusters at once (a page of them), in one growth: the clusters
+/// are each other's rivals too, so no face is offered with two of them.
+pub fn near_clusters(
+    conn: &Connection,
+    clusters: &[i64],
+    match_distance: f32,
+    limit: usize,
+) -> SqlResult<HashMap<i64, Vec<i64>>> {
+    let named = faces::named(conn)?;
+    let mut members: Vec<(i64, i64, Vec<f32>)> = Vec::new();
+    for &c in clusters {
+        let ids: Vec<i64> = faces::in_cluster(conn, c)?
+            .into_iter()
+            .filter(|f| matches!((f.assigned, f.person_id), (Some(Assigned::Auto), None)))
+            .map(|f| f.id)
+            .collect();
+        for (id, e) in ids.iter().zip(embeddings::get_many(conn, &ids)?) {
+            members.push((-c, *id, e));
         }
     }
-    if !seeds.iter().any(|s| s.0 == -cluster) {
-        return Ok(Vec::new());
+    if members.is_empty() {
+        return Ok(HashMap::new());
     }
-    let m = PersonMatcher::new(seeds.iter().map(|(p, f, e)| (*p, *f, e.as_slice())));
+    let m = PersonMatcher::new(
+        named
+            .iter()
+            .map(|n| (n.person, n.face, n.embedding.as_slice()))
+            .chain(members.iter().map(|(p, f, e)| (*p, *f, e.as_slice()))),
+    );
     let rejections = faces::rejections(conn)?;
-    let candidates = unnamed(conn, true)?;
-    let mut nearest = start(&m, &candidates, &rejections);
+    let targets: Vec<i64> = clusters.iter().map(|c| -c).collect();
     let taken = grow(
+        conn,
+        unnamed_filter(true),
         &m,
-        &mut nearest,
-        &candidates,
         &rejections,
         Reach::new(match_distance),
-        Some(-cluster),
+        Some(&targets),
         limit,
-    );
-    let mut out: Vec<(usize, f32, i64)> = taken
-        .iter()
-        .zip(&candidates)
-        .filter_map(|(t, (f, _))| t.map(|(_, round, d)| (round, d, *f)))
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
-    Ok(out.into_iter().map(|x| x.2).collect())
+    )?;
+    let mut out: HashMap<i64, Vec<(usize, f32, i64)>> = HashMap::new();
+    for t in taken {
+        out.entry(-t.person)
+            .or_default()
+            .push((t.round, t.distance, t.face));
+    }
+    Ok(out
+        .into_iter()
+        .map(|(c, mut faces)| {
+            faces.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+            (c, faces.into_iter().map(|x| x.2).collect())
+        })
+        .collect())
 }

@@ -1,4 +1,4 @@
-//! The JSON API: reads (`/api/people`, `/api/clusters`, `/api/faces`, `/api/photos/pN`,
+//! The JSON API: reads (`/api/people`, `/api/clusters`, `/api/also`, `/api/faces`, `/api/photos/pN`,
 //! `/api/suggestions`, `/api/progress`, `/api/ignored`, `/api/history`) through `people::report`,
 //! `people::suggest`, `people::history` and `store`, and actions (`/api/name`, `rename`, `merge`,
 //! `split`, `reject`, `ignore`, `unignore`, `hide`, `accept`, `confirm`, `mark`, `undo`), each the
@@ -209,28 +209,33 @@ struct ClusterOut {
     cluster: report::ReviewCluster,
     /// Its first faces, largest first.
     preview: Vec<FaceRow>,
-    /// Faces in no cluster that look like its members (`people::suggest::near_cluster`), offered
-    /// with it: naming the cluster names those kept too.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    also: Vec<FaceRow>,
 }
 
-/// The faces offered with an unnamed cluster.
-fn also_of(app: &App, store: &Store, cluster: i64) -> Result<Vec<FaceRow>, ApiError> {
-    let ids = store.read(|c| {
-        suggest::near_cluster(c, cluster, app.settings.face_match_dist, suggest::GROUP)
+/// The faces offered with each of `clusters` (a page of them), as rows.
+fn also_of(
+    app: &App,
+    store: &Store,
+    clusters: &[i64],
+) -> Result<HashMap<i64, Vec<FaceRow>>, ApiError> {
+    let near = store.read(|c| {
+        suggest::near_clusters(c, clusters, app.settings.face_match_dist, suggest::GROUP)
     })?;
-    let mut rows = Vec::with_capacity(ids.len());
-    for f in ids {
-        if let Some(row) = store.read(|c| faces::get(c, f))? {
-            rows.push(row);
+    let mut out = HashMap::new();
+    for (cluster, ids) in near {
+        let mut rows = Vec::with_capacity(ids.len());
+        for f in ids {
+            if let Some(row) = store.read(|c| faces::get(c, f))? {
+                rows.push(row);
+            }
         }
+        out.insert(cluster, rows);
     }
-    Ok(rows)
+    Ok(out)
 }
 
 /// `GET /api/clusters[?offset&limit]`: the automatic clusters nobody has named yet, largest
-/// first, each with its first faces.
+/// first, each with its first faces. The faces offered with them come apart (`/api/also`): they
+/// cost a scan of the faces in no cluster.
 pub async fn clusters(State(app): State<Arc<App>>, q: Params) -> Result<Response, ApiError> {
     let (offset, limit) = paging(&params(q)?, CLUSTERS_PAGE)?;
     app.blocking(move |app| {
@@ -240,17 +245,47 @@ pub async fn clusters(State(app): State<Arc<App>>, q: Params) -> Result<Response
             for cluster in rows {
                 let (_, preview) =
                     store.read(|c| faces::page(c, Selection::Cluster(cluster.id), 0, PREVIEW))?;
-                let also = also_of(app, store, cluster.id)?;
-                out.push(ClusterOut {
-                    cluster,
-                    preview,
-                    also,
-                });
+                out.push(ClusterOut { cluster, preview });
             }
             Ok(Paged {
                 total,
                 offset,
                 items: Clusters { clusters: out },
+            })
+        })
+    })
+    .await
+    .map(ok)
+}
+
+/// `GET /api/also?clusters=c1,c2,...`: for each of these unnamed clusters (a page of them), the
+/// faces in no cluster that look like its members (`people::suggest::near_clusters`), as
+/// `{"also": {"c1": [face rows]}}`; kept until the library changes (see [`super::Answers`]).
+pub async fn also(State(app): State<Arc<App>>, q: Params) -> Result<Response, ApiError> {
+    let q = params(q)?;
+    let list = q
+        .get("clusters")
+        .ok_or_else(|| ApiError::bad("say which clusters: clusters=c1,c2"))?;
+    let mut ids = Vec::new();
+    for c in list.split(',').filter(|c| !c.is_empty()) {
+        ids.push(id_of('c', c)?);
+    }
+    if ids.len() > CLUSTERS_PAGE.1 {
+        return Err(ApiError::bad(format!(
+            "at most {} clusters at once",
+            CLUSTERS_PAGE.1
+        )));
+    }
+    app.blocking(move |app| {
+        app.db.with(|store| {
+            let key = format!("also {ids:?}");
+            app.answers.get(store, &key, |store| {
+                let also = also_of(app, store, &ids)?;
+                let also: serde_json::Map<String, serde_json::Value> = also
+                    .into_iter()
+                    .map(|(c, rows)| (format!("c{c}"), json!(rows)))
+                    .collect();
+                Ok(json!({ "also": also }))
             })
         })
     })
@@ -598,11 +633,7 @@ pub async fn ignored(State(app): State<Arc<App>>) -> Result<Response, ApiError> 
             for cluster in rows {
                 let (_, preview) =
                     store.read(|c| faces::page(c, Selection::Cluster(cluster.id), 0, PREVIEW))?;
-                out.push(ClusterOut {
-                    cluster,
-                    preview,
-                    also: Vec::new(),
-                });
+                out.push(ClusterOut { cluster, preview });
             }
             Ok(json!({ "clusters": out }))
         })
@@ -619,19 +650,23 @@ pub async fn suggestions(State(app): State<Arc<App>>, q: Params) -> Result<Respo
     app.blocking(move |app| {
         app.db.with(|store| {
             let p = person.as_deref().map(|n| person_id(store, n)).transpose()?;
-            let groups = store
-                .read(|c| suggest::groups(c, p, app.settings.face_match_dist, suggest::GROUP))?;
-            let mut out = Vec::with_capacity(groups.len());
-            for g in groups {
-                let mut rows = Vec::with_capacity(g.faces.len());
-                for &f in &g.faces {
-                    if let Some(row) = store.read(|c| faces::get(c, f))? {
-                        rows.push(row);
+            app.answers
+                .get(store, &format!("suggestions {p:?}"), |store| {
+                    let groups = store.read(|c| {
+                        suggest::groups(c, p, app.settings.face_match_dist, suggest::GROUP)
+                    })?;
+                    let mut out = Vec::with_capacity(groups.len());
+                    for g in groups {
+                        let mut rows = Vec::with_capacity(g.faces.len());
+                        for &f in &g.faces {
+                            if let Some(row) = store.read(|c| faces::get(c, f))? {
+                                rows.push(row);
+                            }
+                        }
+                        out.push(json!({ "person": g.person, "faces": rows }));
                     }
-                }
-                out.push(json!({ "person": g.person, "faces": rows }));
-            }
-            Ok(json!({ "groups": out }))
+                    Ok(json!({ "groups": out }))
+                })
         })
     })
     .await
@@ -790,9 +825,11 @@ pub async fn history_list(State(app): State<Arc<App>>, q: Params) -> Result<Resp
 pub async fn progress(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     app.blocking(move |app| {
         app.db.with(|store| {
-            let mut p = store.read(report::progress)?;
-            p.suggested = store.read(|c| suggest::count(c, app.settings.face_match_dist))?;
-            Ok(p)
+            app.answers.get(store, "progress", |store| {
+                let mut p = store.read(report::progress)?;
+                p.suggested = store.read(|c| suggest::count(c, app.settings.face_match_dist))?;
+                serde_json::to_value(p).map_err(|e| ApiError::internal(e.to_string()))
+            })
         })
     })
     .await

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod page;
 pub mod thumbs;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,6 +52,48 @@ pub struct App {
     pub backend: Mutex<GraphBackend>,
     pub auth: auth::Auth,
     pub thumbs: thumbs::Thumbs,
+    /// The heavy reads' answers, kept until the library changes.
+    pub answers: Answers,
+}
+
+/// Answers of reads that scan the faces (clusters with the faces offered with them,
+/// suggestions, progress), each kept while the store's generation (its count of write
+/// transactions, by any process) stays the same: a page that re-reads them pays once per change
+/// of the library, and any change (an action here, `visage index` elsewhere) drops them all.
+#[derive(Default)]
+pub struct Answers {
+    kept: Mutex<(i64, HashMap<String, serde_json::Value>)>,
+}
+
+/// Answers kept at most (distinct pages and people asked for).
+const ANSWERS_KEPT: usize = 256;
+
+impl Answers {
+    /// The answer to `key` for the library as it is now: kept, or computed and kept.
+    pub fn get(
+        &self,
+        store: &Store,
+        key: &str,
+        compute: impl FnOnce(&Store) -> Result<serde_json::Value, ApiError>,
+    ) -> Result<serde_json::Value, ApiError> {
+        // Read before computing: a change while computing makes the kept answer stale at once.
+        let generation = store.generation()?;
+        {
+            let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            if kept.0 == generation
+                && let Some(v) = kept.1.get(key)
+            {
+                return Ok(v.clone());
+            }
+        }
+        let value = compute(store)?;
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.0 != generation || kept.1.len() >= ANSWERS_KEPT {
+            *kept = (generation, HashMap::new());
+        }
+        kept.1.insert(key.to_string(), value.clone());
+        Ok(value)
+    }
 }
 
 impl App {
@@ -131,6 +174,13 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
+
+    /// A failure of the server's own (logged).
+    pub fn internal(message: impl Into<String>) -> Self {
+        let message = message.into();
+        log::error!("{message}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -196,6 +246,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/page.css", get(page::css))
         .route("/api/people", get(api::people))
         .route("/api/clusters", get(api::clusters))
+        .route("/api/also", get(api::also))
         .route("/api/faces", get(api::faces))
         .route("/api/photos/{id}", get(api::photo))
         .route("/api/name", post(api::name))
@@ -265,6 +316,7 @@ pub fn run(options: Options, ready: impl FnOnce(&str)) -> anyhow::Result<()> {
             backend: Mutex::new(backend),
             auth: auth::Auth::new(token.clone(), addr, options.allow_remote),
             thumbs: thumbs::Thumbs::new(options.thumbs.clone())?,
+            answers: Answers::default(),
         });
         ready(&format!("http://{addr}/?token={token}"));
         log::info!(

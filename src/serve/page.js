@@ -197,18 +197,27 @@ function clusterRow(c) {
   const updateMeta = () => {
     meta.textContent = plural(c.faces, 'face') + ' (' + c.id + ')' + (excluded.size ? ', ' + excluded.size + ' taken out' : '');
   };
-  // Faces in no group that look like this one: named with it unless taken out.
-  const also = (c.also || []).map((f) => f.id);
+  // Faces in no group that look like this one (they come after the rows: /api/also): named with
+  // it unless taken out.
+  const also = [];
   const alsoFaces = el('div', { class: 'faces also' });
-  for (const f of c.also || []) {
-    const tile = el('button', { type: 'button', class: 'tile also', title: 'Looks like them; click if it is someone else' }, faceImage(f.id, false));
-    tile.addEventListener('click', () => {
-      if (excluded.has(f.id)) excluded.delete(f.id); else excluded.add(f.id);
-      tile.classList.toggle('out', excluded.has(f.id));
-      updateMeta();
-    });
-    alsoFaces.append(tile);
-  }
+  const alsoLabel = el('div', { class: 'also-label' });
+  alsoLabel.hidden = alsoFaces.hidden = true;
+  row.setAlso = (list) => {
+    if (row.classList.contains('done')) return;
+    for (const f of list) {
+      also.push(f.id);
+      const tile = el('button', { type: 'button', class: 'tile also', title: 'Looks like them; click if it is someone else' }, faceImage(f.id, false));
+      tile.addEventListener('click', () => {
+        if (excluded.has(f.id)) excluded.delete(f.id); else excluded.add(f.id);
+        tile.classList.toggle('out', excluded.has(f.id));
+        updateMeta();
+      });
+      alsoFaces.append(tile);
+    }
+    alsoLabel.textContent = 'And ' + plural(also.length, 'face') + ' in no group that look like them:';
+    alsoLabel.hidden = alsoFaces.hidden = also.length === 0;
+  };
   const more = el('button', { type: 'button', class: 'more-faces', text: 'More faces' });
   more.addEventListener('click', async () => {
     try {
@@ -254,7 +263,7 @@ function clusterRow(c) {
   row.focusName = () => input.focus();
   row.ignore = ignore;
   row.append(meta, faces);
-  if (also.length) row.append(el('div', { class: 'also-label', text: 'And ' + plural(also.length, 'face') + ' in no group that look like them:' }), alsoFaces);
+  row.append(alsoLabel, alsoFaces);
   row.append(el('div', { class: 'controls' }, input, nameButton, ignoreButton, more));
   addFaces(c.preview);
   updateMeta();
@@ -328,8 +337,17 @@ async function review(gen) {
     const page = await api('/api/clusters?offset=' + offset + '&limit=' + CLUSTER_PAGE);
     if (gen !== generation) return false;
     total = page.total;
-    for (const c of page.clusters) list.append(clusterRow(c));
+    const rows = page.clusters.map(clusterRow);
+    list.append(...rows);
     offset += page.clusters.length;
+    // The faces that look like each group, for the whole page at once (a scan of the faces in no
+    // group): the rows show first.
+    if (rows.length) {
+      api('/api/also?clusters=' + page.clusters.map((c) => c.id).join(',')).then((a) => {
+        if (gen !== generation) return;
+        rows.forEach((row, k) => row.setAlso(a.also[page.clusters[k].id] || []));
+      }).catch((e) => say(e.message, true));
+    }
     if (total === 0) list.append(el('p', { class: 'empty', text: 'Nothing to review: every group of faces has a name or is ignored. See Unknown for single faces.' }));
     return offset < total && page.clusters.length > 0;
   };

@@ -213,15 +213,18 @@ impl Store {
             return Ok(()); // no write lock needed
         }
         let mut compact = false;
-        while let Some(ran) = self.write(|tx| -> Result<Option<usize>, StoreError> {
-            let v = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
-            let Some(migration) = schema::MIGRATIONS.get(v) else {
-                return Ok(None);
-            };
-            migration.run(tx)?;
-            tx.pragma_update(None, "user_version", (v + 1) as i64)?;
-            Ok(Some(v))
-        })? {
+        while let Some(ran) =
+            self.transaction(false, |tx| -> Result<Option<usize>, StoreError> {
+                let v =
+                    tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+                let Some(migration) = schema::MIGRATIONS.get(v) else {
+                    return Ok(None);
+                };
+                migration.run(tx)?;
+                tx.pragma_update(None, "user_version", (v + 1) as i64)?;
+                Ok(Some(v))
+            })?
+        {
             compact |= schema::MIGRATIONS[ran].compacts() && found > 0;
         }
         if compact {
@@ -236,8 +239,19 @@ impl Store {
     }
 
     /// Run `f` in one write transaction: committed if it returns `Ok`, rolled back otherwise.
+    /// Each one counts in the library's [`Self::generation`].
     pub fn write<T, E: From<StoreError>>(
         &mut self,
+        f: impl FnOnce(&Transaction) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.transaction(true, f)
+    }
+
+    /// A write transaction; `counted` bumps the generation (not in migrations: the counter's
+    /// table is one of theirs).
+    fn transaction<T, E: From<StoreError>>(
+        &mut self,
+        counted: bool,
         f: impl FnOnce(&Transaction) -> Result<T, E>,
     ) -> Result<T, E> {
         let tx = self
@@ -245,9 +259,29 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| E::from(self_error(&self.path, e)))?;
         let out = f(&tx)?;
+        if counted {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('generation', 1)
+                 ON CONFLICT (key) DO UPDATE SET value = value + 1",
+                [],
+            )
+            .map_err(|e| E::from(self_error(&self.path, e)))?;
+        }
         tx.commit()
             .map_err(|e| E::from(self_error(&self.path, e)))?;
         Ok(out)
+    }
+
+    /// How many write transactions the library has seen (any process's): an answer computed
+    /// from it stays true while this stays the same.
+    pub fn generation(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'), 0)",
+                [],
+                |r| r.get(0),
+            )
+        })
     }
 
     /// Run a read-only query.
