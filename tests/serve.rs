@@ -917,3 +917,72 @@ fn large_photo_thumbnail_timings() {
     );
     s.stop();
 }
+
+/// The faces in no cluster that look like a page of clusters (`/api/also`): each offered with
+/// one cluster only, named with it, and no longer offered once the library changed.
+#[test]
+fn faces_offered_with_a_page_of_clusters_are_named_with_it() {
+    let lib = library("serve-also");
+    let s = Server::start(&lib, &[]);
+    let list = clusters(&s);
+    let page: Vec<String> = list
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let url = format!("/api/also?clusters={}", page.join(","));
+    let r = s.get(&url);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let also = r.json()["also"].as_object().unwrap().clone();
+    let mut offered: Vec<String> = Vec::new();
+    for (c, rows) in &also {
+        assert!(page.contains(c), "{c} is not on the page");
+        for f in rows.as_array().unwrap() {
+            assert!(f["cluster"].is_null() && f["person"].is_null(), "{f}");
+            offered.push(f["id"].as_str().unwrap().to_string());
+        }
+    }
+    let n = offered.len();
+    offered.sort();
+    offered.dedup();
+    assert_eq!(offered.len(), n, "a face offered with two clusters");
+    assert!(
+        n > 0,
+        "the celebrity set's clusters offer no face: {also:?}"
+    );
+    // Asked again: the same answer (kept).
+    assert_eq!(s.get(&url).json()["also"], Value::Object(also.clone()));
+
+    // Naming the cluster that offers most names its faces and those offered with it.
+    let (cid, rows) = also
+        .iter()
+        .max_by_key(|(_, rows)| rows.as_array().unwrap().len())
+        .unwrap();
+    let with: Vec<String> = ids(rows);
+    let size = list.iter().find(|c| c["id"] == cid.as_str()).unwrap()["faces"]
+        .as_i64()
+        .unwrap();
+    let a = s.act(
+        "/api/name",
+        json!({"target": cid, "name": "Offered", "also": with}),
+    );
+    assert_eq!(a["named"].as_i64(), Some(size + with.len() as i64), "{a}");
+    let faces = lib.faces();
+    for f in &with {
+        let row = faces.iter().find(|x| x["id"] == f.as_str()).unwrap();
+        assert_eq!(row["person"], "Offered", "{row}");
+    }
+    // The change drops the kept answer: the named cluster is offered nothing any more.
+    let after = s.get(&url).json();
+    assert!(after["also"].get(cid.as_str()).is_none(), "{after}");
+
+    // Asked wrongly: a 400 that says why.
+    for bad in [
+        "/api/also",
+        "/api/also?clusters=f1",
+        "/api/also?clusters=c1;c2",
+    ] {
+        let r = s.get(bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    s.stop();
+}
