@@ -252,53 +252,79 @@ impl Quantiles {
 
 /// Faces whose distance to their cluster's centroid [`stats`] measures at most: a sample spread
 /// evenly over the library keeps `visage stats` quick on a million faces.
-pub const STATS_SAMPLE: i64 = 20_000;
+pub const STATS_SAMPLE: i64 = 5_000;
 
 pub fn stats(conn: &Connection) -> SqlResult<Stats> {
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
-    let all_clusters = clusters::all(conn)?;
-    let by_id: std::collections::HashMap<i64, &clusters::ClusterRow> =
-        all_clusters.iter().map(|c| (c.id, c)).collect();
-    // Member distances from an even sample of the clustered faces.
-    let clustered = count("SELECT count(*) FROM faces WHERE gone = 0 AND cluster IS NOT NULL")?;
+    // The faces in one pass over an index that holds every column asked (`faces_cluster`).
+    let faces: [i64; 6] = conn.query_row(
+        "SELECT count(*), COALESCE(sum(cluster IS NOT NULL), 0),
+                COALESCE(sum(assigned = 'manual'), 0), COALESCE(sum(assigned = 'auto'), 0),
+                COALESCE(sum(ambiguous = 1), 0), COALESCE(sum(cluster IS NULL AND person IS NULL), 0)
+         FROM faces WHERE gone = 0",
+        [],
+        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
+    )?;
+    let [all_faces, clustered, manual, auto, ambiguous, unassigned] = faces;
+    // Member distances from an even sample of the clustered faces, each against its cluster's
+    // centroid (read for the sampled clusters only).
     let step = (clustered / STATS_SAMPLE).max(1);
     let sample: Vec<(i64, i64)> = conn
         .prepare(
-            "SELECT id, cluster FROM (SELECT id, cluster, row_number() OVER (ORDER BY id) AS k
-                 FROM faces WHERE gone = 0 AND cluster IS NOT NULL) WHERE k % ?1 = 0",
+            "SELECT id, cluster FROM faces
+             WHERE cluster IS NOT NULL AND gone = 0 AND id % ?1 = 0",
         )?
         .query_map([step], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<SqlResult<_>>()?;
     let ids: Vec<i64> = sample.iter().map(|s| s.0).collect();
     let vectors = crate::store::embeddings::get_many(conn, &ids)?;
-    let member_distance = sample
-        .iter()
-        .zip(&vectors)
-        .filter_map(|((_, c), v)| {
-            let c = by_id.get(c)?;
-            (!c.centroid.is_empty() && !v.is_empty()).then(|| distance(v, &c.centroid))
-        })
-        .collect();
-    let kind = |k: ClusterKind| all_clusters.iter().filter(|c| c.kind == k).count() as i64;
+    let mut centroids: std::collections::HashMap<i64, Vec<f32>> = Default::default();
+    let mut member_distance = Vec::with_capacity(sample.len());
+    for ((_, c), v) in sample.iter().zip(&vectors) {
+        if !centroids.contains_key(c) {
+            let centroid = clusters::get(conn, *c)?
+                .map(|c| c.centroid)
+                .unwrap_or_default();
+            centroids.insert(*c, centroid);
+        }
+        let centroid = &centroids[c];
+        if !centroid.is_empty() && !v.is_empty() {
+            member_distance.push(distance(v, centroid));
+        }
+    }
+    let kinds: std::collections::HashMap<String, i64> = conn
+        .prepare("SELECT kind, count(*) FROM clusters GROUP BY kind")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<SqlResult<_>>()?;
+    let kind = |k: ClusterKind| kinds.get(k.as_str()).copied().unwrap_or(0);
+    let radii: Vec<f32> = conn
+        .prepare("SELECT radius FROM clusters")?
+        .query_map([], |r| r.get(0))?
+        .collect::<SqlResult<_>>()?;
+    let [photos, photos_failed, photos_gone]: [i64; 3] = conn.query_row(
+        "SELECT COALESCE(sum(gone = 0), 0), COALESCE(sum(gone = 0 AND error IS NOT NULL), 0),
+                COALESCE(sum(gone = 1), 0)
+         FROM photos",
+        [],
+        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]),
+    )?;
     Ok(Stats {
-        photos: count("SELECT count(*) FROM photos WHERE gone = 0")?,
-        photos_failed: count("SELECT count(*) FROM photos WHERE gone = 0 AND error IS NOT NULL")?,
-        photos_gone: count("SELECT count(*) FROM photos WHERE gone = 1")?,
-        faces: count("SELECT count(*) FROM faces WHERE gone = 0")?,
+        photos,
+        photos_failed,
+        photos_gone,
+        faces: all_faces,
         faces_clustered: clustered,
-        faces_manual: count("SELECT count(*) FROM faces WHERE gone = 0 AND assigned = 'manual'")?,
-        faces_auto: count("SELECT count(*) FROM faces WHERE gone = 0 AND assigned = 'auto'")?,
-        faces_ambiguous: count("SELECT count(*) FROM faces WHERE gone = 0 AND ambiguous = 1")?,
-        faces_unassigned: count(
-            "SELECT count(*) FROM faces WHERE gone = 0 AND cluster IS NULL AND person IS NULL",
-        )?,
+        faces_manual: manual,
+        faces_auto: auto,
+        faces_ambiguous: ambiguous,
+        faces_unassigned: unassigned,
         clusters_auto: kind(ClusterKind::Auto),
         clusters_manual: kind(ClusterKind::Manual),
         clusters_ignored: kind(ClusterKind::Ignored),
         people: count("SELECT count(*) FROM people")?,
         rejections: count("SELECT count(*) FROM rejections")?,
         member_distance: Quantiles::of(member_distance),
-        cluster_radius: Quantiles::of(all_clusters.iter().map(|c| c.radius).collect()),
+        cluster_radius: Quantiles::of(radii),
     })
 }
 

@@ -16,7 +16,6 @@ use serde::Serialize;
 use super::assign;
 use crate::clustering::matching::{PersonMatcher, Reach};
 use crate::embedding::EMBEDDING_DIM as DIM;
-use crate::graph::Rows;
 use crate::graph::range::RangeQuery;
 use crate::store::faces::Assigned;
 use crate::store::{SqlResult, embeddings, faces};
@@ -207,25 +206,20 @@ fn grow(
             break;
         }
         let mut queries = RangeQuery::new(&rows, dim, within);
-        embeddings::scan(conn, &[], filter, |chunk| {
-            for hit in queries.within(Rows::F16(chunk.rows)) {
-                let row = hit.row as usize;
-                let face = chunk.ids[row];
-                let person = members[hit.query as usize];
-                if taken.contains_key(&face) || rejected(face).contains(&person) {
-                    continue;
-                }
-                nearest
-                    .entry(face)
-                    .or_default()
-                    .update(person, hit.d2.max(0.0).sqrt());
-                vectors.entry(face).or_insert_with(|| {
-                    let mut v = vec![0f32; dim];
-                    chunk.rows[row * dim..(row + 1) * dim].convert_to_f32_slice(&mut v);
-                    v
-                });
+        embeddings::search(conn, &mut queries, &[], filter, |hit| {
+            let (face, person) = (hit.id, members[hit.query as usize]);
+            if taken.contains_key(&face) || rejected(face).contains(&person) {
+                return;
             }
-            Ok(())
+            nearest
+                .entry(face)
+                .or_default()
+                .update(person, hit.d2.max(0.0).sqrt());
+            vectors.entry(face).or_insert_with(|| {
+                let mut v = vec![0f32; dim];
+                hit.row.convert_to_f32_slice(&mut v);
+                v
+            });
         })?;
         let mut joined: Vec<(i64, i64, f32)> = nearest
             .iter()

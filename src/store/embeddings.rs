@@ -35,6 +35,22 @@ pub fn blob_halves(b: &[u8]) -> Vec<f16> {
         .collect()
 }
 
+/// Append a stored BLOB's half floats to `halves` (a copy of its bytes on a little-endian
+/// machine).
+fn push_blob(halves: &mut Vec<f16>, blob: &[u8]) {
+    let start = halves.len();
+    halves.resize(start + blob.len() / 2, f16::ZERO);
+    let out = &mut halves[start..];
+    let bytes = out.len() * 2;
+    if cfg!(target_endian = "little") {
+        bytemuck::cast_slice_mut::<f16, u8>(out).copy_from_slice(&blob[..bytes]);
+    } else {
+        for (h, c) in out.iter_mut().zip(blob.chunks_exact(2)) {
+            *h = f16::from_le_bytes([c[0], c[1]]);
+        }
+    }
+}
+
 /// A stored BLOB back as floats.
 pub fn from_blob(b: &[u8]) -> Vec<f32> {
     let half = blob_halves(b);
@@ -152,10 +168,7 @@ pub fn scan(
             continue; // not an embedding of this network (cannot happen through `insert`)
         }
         ids.push(row.get(0)?);
-        halves.extend(
-            blob.chunks_exact(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]])),
-        );
+        push_blob(&mut halves, blob);
         for c in 0..width {
             values.push(row.get::<_, Option<i64>>(2 + c)?.unwrap_or(NULL));
         }
@@ -167,6 +180,149 @@ pub fn scan(
         flush(&mut ids, &mut halves, &mut values, &mut each)?;
     }
     Ok(())
+}
+
+/// A face within reach of a query, as [`search`] finds it: its vector (half floats), the squared
+/// distance, and the extra columns asked for ([`NULL`] where SQL had NULL).
+pub struct Found<'a> {
+    pub query: u32,
+    pub id: i64,
+    pub d2: f32,
+    pub row: &'a [f16],
+    values: &'a [i64],
+}
+
+impl Found<'_> {
+    /// Extra column `c`, `None` for SQL NULL.
+    pub fn value(&self, c: usize) -> Option<i64> {
+        Some(self.values[c]).filter(|v| *v != NULL)
+    }
+}
+
+/// Every face that `face_filter` selects (as for [`scan`]) within reach of `queries`, with the
+/// integer `columns` asked for, handed to `each` in face id order (then query order).
+///
+/// The embeddings table is read on its own, in storage order, and only the faces within reach
+/// are looked up in `faces` (filter and columns): a search over a million faces reads the 1 GiB
+/// of vectors once and a few rows of `faces`, where a filtered [`scan`] reads both tables whole.
+pub fn search(
+    conn: &Connection,
+    queries: &mut crate::graph::range::RangeQuery,
+    columns: &[&str],
+    face_filter: &str,
+    mut each: impl FnMut(&Found),
+) -> SqlResult<()> {
+    use std::sync::mpsc;
+    let extra: String = if columns.is_empty() {
+        "1".to_string()
+    } else {
+        columns.join(", ")
+    };
+    let mut state = conn.prepare(&format!(
+        "SELECT {extra} FROM faces f WHERE f.id = ?1 AND ({face_filter})"
+    ))?;
+    let width = columns.len();
+    let mut values: Vec<i64> = vec![NULL; width];
+    let mut vectors = conn.prepare("SELECT face, vector FROM embeddings ORDER BY face")?;
+    let mut rows = vectors.query([])?;
+    type Chunked = (Vec<i64>, Vec<f16>);
+    // Reading SQLite and the distances overlap: this thread reads the next chunk while a
+    // second one computes the last chunk's hits; two chunks in flight bound the memory.
+    let (to_work, work) = mpsc::sync_channel::<Chunked>(1);
+    let (to_done, done) = mpsc::sync_channel::<(Chunked, Vec<crate::graph::range::Hit>)>(1);
+    std::thread::scope(|scope| -> SqlResult<()> {
+        scope.spawn(move || {
+            for (ids, halves) in work {
+                let hits = queries.within(crate::graph::Rows::F16(&halves));
+                if to_done.send(((ids, halves), hits)).is_err() {
+                    break;
+                }
+            }
+        });
+        // The faces within reach of one computed chunk: filter, columns, and `each`.
+        let mut report = |((ids, halves), hits): (Chunked, Vec<crate::graph::range::Hit>)|
+         -> SqlResult<Vec<f16>> {
+            let mut k = 0;
+            while k < hits.len() {
+                // The hits of one face are next to each other (by row, then query).
+                let row = hits[k].row as usize;
+                let end = k + hits[k..].iter().take_while(|h| h.row as usize == row).count();
+                let id = ids[row];
+                let passed = state
+                    .query_row([id], |r| {
+                        for (c, v) in values.iter_mut().enumerate() {
+                            *v = r.get::<_, Option<i64>>(c)?.unwrap_or(NULL);
+                        }
+                        Ok(())
+                    })
+                    .optional()?
+                    .is_some();
+                if passed {
+                    for h in &hits[k..end] {
+                        each(&Found {
+                            query: h.query,
+                            id,
+                            d2: h.d2,
+                            row: &halves[row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM],
+                            values: &values[..width],
+                        });
+                    }
+                }
+                k = end;
+            }
+            Ok(halves)
+        };
+        let result = (|| -> SqlResult<()> {
+            let mut in_flight = 0;
+            let mut spare: Vec<f16> = Vec::new();
+            let mut ids: Vec<i64> = Vec::with_capacity(SCAN_CHUNK);
+            let mut halves: Vec<f16> = Vec::with_capacity(SCAN_CHUNK * EMBEDDING_DIM);
+            let mut send = |ids: &mut Vec<i64>,
+                            halves: &mut Vec<f16>,
+                            spare: &mut Vec<f16>,
+                            in_flight: &mut usize|
+             -> SqlResult<()> {
+                if *in_flight == 1 {
+                    let back = done.recv().expect("the distance thread stopped");
+                    *spare = report(back)?;
+                    *in_flight = 0;
+                }
+                let mut next = std::mem::take(spare);
+                next.clear();
+                let full = std::mem::replace(halves, next);
+                let chunk = std::mem::replace(ids, Vec::with_capacity(SCAN_CHUNK));
+                to_work
+                    .send((chunk, full))
+                    .expect("the distance thread stopped");
+                *in_flight = 1;
+                Ok(())
+            };
+            while let Some(row) = rows.next()? {
+                let blob = row.get_ref(1)?.as_blob()?;
+                if blob.len() != BLOB_BYTES {
+                    continue;
+                }
+                ids.push(row.get(0)?);
+                push_blob(&mut halves, blob);
+                if ids.len() == SCAN_CHUNK {
+                    send(&mut ids, &mut halves, &mut spare, &mut in_flight)?;
+                }
+            }
+            if !ids.is_empty() {
+                send(&mut ids, &mut halves, &mut spare, &mut in_flight)?;
+            }
+            if in_flight == 1 {
+                let back = done.recv().expect("the distance thread stopped");
+                report(back)?;
+            }
+            Ok(())
+        })();
+        // On an error too: the distance thread ends once nothing more comes and what it was
+        // handing back is taken.
+        drop(to_work);
+        for _ in done.iter() {}
+        result
+    })
 }
 
 /// Migration 3: copy every face's f32 embedding out of `faces.embedding` into this table as

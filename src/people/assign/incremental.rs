@@ -24,11 +24,10 @@ use crate::clustering::incremental::{Batch, Label, Point};
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::GraphBackend;
-use crate::graph::Rows;
 use crate::graph::range::RangeQuery;
 use crate::people::PeopleError;
 use crate::store::clusters::{self, ClusterKind};
-use crate::store::embeddings::{self, Chunk};
+use crate::store::embeddings::{self, Found};
 use crate::store::{SqlResult, embeddings::from_blob};
 
 /// The faces DBSCAN runs over.
@@ -42,8 +41,10 @@ pub(super) fn run(
     backend: &GraphBackend,
 ) -> Result<ClusterReport, PeopleError> {
     let mut report = ClusterReport::default();
+    let phase = Phases::start();
     refresh_manual_clusters(tx, false)?;
     rematch_named(tx, settings, &mut report)?;
+    phase.done("named faces' matches");
 
     // 2. New faces, and faces a decision (or an undo) set free: they start from nothing.
     let new: Vec<(i64, u32, f32, Option<i64>)> = tx
@@ -101,6 +102,7 @@ pub(super) fn run(
         }
     }
 
+    phase.done("new faces against people");
     // 3. DBSCAN takes in the eligible new faces and lets go of those that left.
     let removed = removed_faces(tx)?;
     let adds: Vec<(i64, Vec<f32>)> = dbscan
@@ -126,6 +128,7 @@ pub(super) fn run(
     touched.sort_unstable();
     touched.dedup();
     refresh_automatic(tx, &touched)?;
+    phase.done("DBSCAN");
 
     // 4. Leftovers: the new ones against every cluster; the old ones against what changed.
     let mut is_member = tx.prepare_cached("SELECT member FROM faces WHERE id = ?1")?;
@@ -161,12 +164,32 @@ pub(super) fn run(
         }
     }
     report.unassigned = unassigned;
+    phase.done("leftovers against clusters");
     rematch_leftovers(tx, settings, &touched, &all, &mut report)?;
+    phase.done("old leftovers against changed clusters");
     let mut seen = tx.prepare_cached("UPDATE faces SET seen = 1 WHERE id = ?1")?;
     for id in &ids {
         seen.execute([id])?;
     }
     Ok(report)
+}
+
+/// How long each step of a run took (`RUST_LOG=debug`).
+struct Phases(std::cell::Cell<std::time::Instant>);
+
+impl Phases {
+    fn start() -> Self {
+        Phases(std::cell::Cell::new(std::time::Instant::now()))
+    }
+
+    fn done(&self, what: &str) {
+        let now = std::time::Instant::now();
+        log::debug!(
+            "incremental run: {what} in {:.3} s",
+            (now - self.0.get()).as_secs_f64()
+        );
+        self.0.set(now);
+    }
 }
 
 /// Faces that left DBSCAN since the last run, with the state they had and their vector.
@@ -190,12 +213,12 @@ fn removed_faces(tx: &Transaction) -> SqlResult<Vec<(i64, Point, Vec<f32>)>> {
     .collect()
 }
 
-/// A face's stored DBSCAN state, from a scan's extra columns (neighbours, cluster, member).
-fn point(chunk: &Chunk, k: usize) -> Point {
+/// A face's stored DBSCAN state, from a search's extra columns (neighbours, cluster, member).
+fn point(found: &Found) -> Point {
     Point {
-        count: chunk.value(k, 0).unwrap_or(1).max(1) as u32,
-        cluster: chunk.value(k, 1),
-        member: chunk.value(k, 2) == Some(1),
+        count: found.value(0).unwrap_or(1).max(1) as u32,
+        cluster: found.value(1),
+        member: found.value(2) == Some(1),
     }
 }
 
@@ -240,16 +263,12 @@ fn round(
         .copied()
         .collect();
     let mut queries = RangeQuery::new(&rows, DIM, eps);
-    embeddings::scan(tx, &STATE, IN_DBSCAN, |chunk| {
-        for hit in queries.within(Rows::F16(chunk.rows)) {
-            let (q, k) = (query_ids[hit.query as usize], hit.row as usize);
-            let id = chunk.ids[k];
-            if id != q {
-                batch.know(id, point(&chunk, k));
-                batch.pair(q, id);
-            }
+    embeddings::search(tx, &mut queries, &STATE, IN_DBSCAN, |found| {
+        let q = query_ids[found.query as usize];
+        if found.id != q {
+            batch.know(found.id, point(found));
+            batch.pair(q, found.id);
         }
-        Ok(())
     })?;
 
     // Old faces that became core: their whole neighbourhood.
@@ -360,16 +379,12 @@ fn neighbourhoods(tx: &Transaction, ids: &[i64], eps: f32, batch: &mut Batch) ->
     let rows: Vec<f32> = vectors.iter().flatten().copied().collect();
     let mut queries = RangeQuery::new(&rows, DIM, eps);
     let mut found: BTreeMap<i64, Vec<i64>> = ids.iter().map(|&g| (g, Vec::new())).collect();
-    embeddings::scan(tx, &STATE, IN_DBSCAN, |chunk| {
-        for hit in queries.within(Rows::F16(chunk.rows)) {
-            let (g, k) = (ids[hit.query as usize], hit.row as usize);
-            let id = chunk.ids[k];
-            if id != g {
-                batch.know(id, point(&chunk, k));
-                found.get_mut(&g).expect("a face asked for").push(id);
-            }
+    embeddings::search(tx, &mut queries, &STATE, IN_DBSCAN, |hit| {
+        let g = ids[hit.query as usize];
+        if hit.id != g {
+            batch.know(hit.id, point(hit));
+            found.get_mut(&g).expect("a face asked for").push(hit.id);
         }
-        Ok(())
     })?;
     for (g, n) in found {
         batch.neighbourhood(g, n);
@@ -434,20 +449,10 @@ fn rematch_named(
     if !rows.is_empty() {
         let mut queries = RangeQuery::new(&rows, DIM, near);
         let mut seen: HashSet<i64> = HashSet::new();
-        embeddings::scan(tx, &[], AUTOMATIC, |chunk| {
-            let mut hits: Vec<usize> = queries
-                .within(Rows::F16(chunk.rows))
-                .iter()
-                .map(|h| h.row as usize)
-                .collect();
-            hits.sort_unstable();
-            hits.dedup();
-            for k in hits {
-                if seen.insert(chunk.ids[k]) {
-                    candidates.push_half(chunk.ids[k], &chunk.rows[k * DIM..(k + 1) * DIM]);
-                }
+        embeddings::search(tx, &mut queries, &[], AUTOMATIC, |hit| {
+            if seen.insert(hit.id) {
+                candidates.push_half(hit.id, hit.row);
             }
-            Ok(())
         })?;
     }
     // Faces matched to a changed person, wherever they are.
@@ -532,21 +537,18 @@ fn rematch_leftovers(
         .collect();
     let mut queries = RangeQuery::with_reach(&rows, DIM, &reach);
     let mut candidates: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
-    embeddings::scan(
+    embeddings::search(
         tx,
+        &mut queries,
         &[],
         "f.gone = 0 AND f.cluster IS NULL AND f.person IS NULL AND f.assigned IS NULL
          AND f.seen = 1 AND f.ambiguous = 0",
-        |chunk| {
-            for hit in queries.within(Rows::F16(chunk.rows)) {
-                let k = hit.row as usize;
-                candidates.entry(chunk.ids[k]).or_insert_with(|| {
-                    let mut v = vec![0f32; DIM];
-                    chunk.rows[k * DIM..(k + 1) * DIM].convert_to_f32_slice(&mut v);
-                    v
-                });
-            }
-            Ok(())
+        |hit| {
+            candidates.entry(hit.id).or_insert_with(|| {
+                let mut v = vec![0f32; DIM];
+                hit.row.convert_to_f32_slice(&mut v);
+                v
+            });
         },
     )?;
     let mut open = Faces::default();
