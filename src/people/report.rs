@@ -137,29 +137,34 @@ pub struct Progress {
 }
 
 pub fn progress(conn: &Connection) -> SqlResult<Progress> {
-    conn.query_row(
+    // The faces in one pass over an index that holds every column asked (`faces_cluster`;
+    // `faces.gone` is the photo's), then the few in ignored clusters.
+    let [faces, named, matched, marked, open]: [i64; 5] = conn.query_row(
         "SELECT count(*),
-            count(CASE WHEN f.person IS NOT NULL AND f.assigned = 'manual' THEN 1 END),
-            count(CASE WHEN f.person IS NOT NULL AND f.assigned = 'auto' THEN 1 END),
-            count(CASE WHEN f.verdict IS NOT NULL THEN 1 END),
-            count(CASE WHEN c.kind = 'ignored' THEN 1 END),
-            count(CASE WHEN f.person IS NULL AND f.verdict IS NULL
-                        AND c.kind IS NOT 'ignored' THEN 1 END)
-         FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN clusters c ON c.id = f.cluster
-         WHERE p.gone = 0",
+            count(CASE WHEN person IS NOT NULL AND assigned = 'manual' THEN 1 END),
+            count(CASE WHEN person IS NOT NULL AND assigned = 'auto' THEN 1 END),
+            count(CASE WHEN verdict IS NOT NULL THEN 1 END),
+            count(CASE WHEN person IS NULL AND verdict IS NULL THEN 1 END)
+         FROM faces WHERE gone = 0",
         [],
-        |r| {
-            Ok(Progress {
-                faces: r.get(0)?,
-                named: r.get(1)?,
-                matched: r.get(2)?,
-                suggested: 0,
-                marked: r.get(3)?,
-                ignored: r.get(4)?,
-                left: r.get(5)?,
-            })
-        },
-    )
+        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]),
+    )?;
+    let [ignored, ignored_open]: [i64; 2] = conn.query_row(
+        "SELECT count(*), count(CASE WHEN f.person IS NULL AND f.verdict IS NULL THEN 1 END)
+         FROM clusters c JOIN faces f ON f.cluster = c.id
+         WHERE c.kind = 'ignored' AND f.gone = 0",
+        [],
+        |r| Ok([r.get(0)?, r.get(1)?]),
+    )?;
+    Ok(Progress {
+        faces,
+        named,
+        matched,
+        suggested: 0,
+        marked,
+        ignored,
+        left: open - ignored_open,
+    })
 }
 
 /// One photo of a person.

@@ -23,6 +23,11 @@ use crate::store::{SqlResult, embeddings, faces};
 /// Faces offered per group at most (the page shows a group at once).
 pub const GROUP: usize = 48;
 
+/// Rounds of growth at most: each is a pass over the unnamed faces' vectors (about 1 s at a
+/// million faces on 2 cores), and a chain of photos longer than this is rare and far from the
+/// faces named (the growth's own limit, [`GROUP`], usually ends it first).
+pub const ROUNDS: usize = 6;
+
 /// The faces that are probably `person`, nearest first.
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
@@ -108,8 +113,8 @@ struct Taken {
 /// A group grows from the person's named faces: a face is suggested when the person's nearest
 /// member (named, or suggested in an earlier round) or their centroid (moved by the faces
 /// suggested) is within the suggestion reach, and no other person is about as near; rounds go on
-/// until nothing joins. So a person confirms in one group the faces a chain of close photos leads
-/// to, nearest rounds first. Each round is one scan of the faces a person could name (see
+/// until nothing joins (at most [`ROUNDS`]). So a person confirms in one group the faces a chain
+/// of close photos leads to, nearest rounds first. Each round is one pass over the vectors (see
 /// [`grow`]).
 pub fn groups(
     conn: &Connection,
@@ -201,7 +206,7 @@ fn grow(
     let mut sizes: HashMap<i64, usize> = HashMap::new();
     // Each person's centroid moves as faces join them: (sum of faces, count).
     let mut centroids: HashMap<i64, (Vec<f32>, usize)> = HashMap::new();
-    for round in 0.. {
+    for round in 0..ROUNDS {
         if rows.is_empty() {
             break;
         }
@@ -272,6 +277,11 @@ fn grow(
             rows.extend(sum.iter().map(|s| s / *n as f32));
         }
     }
+    log::debug!(
+        "suggestions: {} faces in {} rounds",
+        taken.len(),
+        taken.values().map(|t| t.round + 1).max().unwrap_or(0)
+    );
     let mut out: Vec<Taken> = taken.into_values().collect();
     out.sort_by_key(|t| t.face);
     Ok(out)

@@ -199,8 +199,14 @@ pub fn page(
         Selection::Photo(_) => "1",
         _ => "f.gone = 0",
     };
+    // Faces in no cluster are counted from their partial index alone (the planner would
+    // otherwise take a cluster index and read every face row for its verdict).
+    let index = match selection {
+        Selection::Unassigned => "INDEXED BY faces_open",
+        _ => "",
+    };
     let total: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM faces f WHERE {gone} AND {filter}"),
+        &format!("SELECT count(*) FROM faces f {index} WHERE {gone} AND {filter}"),
         [key],
         |r| r.get(0),
     )?;

@@ -280,9 +280,12 @@ const MILLION_AFTER: &str = r#"
     CREATE INDEX faces_open ON faces(size DESC, id)
         WHERE cluster IS NULL AND person IS NULL AND gone = 0 AND verdict IS NULL;
     CREATE INDEX faces_dbscan ON faces(id) WHERE neighbours IS NOT NULL;
-    -- A cluster's faces, and `visage stats`' counts in one pass over the index alone.
+    -- A cluster's faces largest first (a page reads its first rows only, however large the
+    -- cluster), and the counts of `visage stats` and the page's progress in one pass over the
+    -- index alone.
     DROP INDEX faces_cluster;
-    CREATE INDEX faces_cluster ON faces(cluster, gone, person, assigned, ambiguous);
+    CREATE INDEX faces_cluster
+        ON faces(cluster, gone, size DESC, id, person, assigned, ambiguous, verdict);
     -- People with their counts read the named and matched faces alone, from the index.
     DROP INDEX faces_person;
     CREATE INDEX faces_person ON faces(person, gone, photo, assigned) WHERE person IS NOT NULL;

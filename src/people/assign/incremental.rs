@@ -262,17 +262,25 @@ fn round(
         .flatten()
         .copied()
         .collect();
-    let mut queries = RangeQuery::new(&rows, DIM, eps);
+    // Within 2 eps too: every neighbour of a face within eps of these is among those, so the
+    // neighbourhoods of the faces that become core need no second pass (up to a bound).
+    let mut queries = RangeQuery::new(&rows, DIM, 2.0 * eps);
+    let eps2 = eps * eps;
+    let mut near = Near::default();
     embeddings::search(tx, &mut queries, &STATE, IN_DBSCAN, |found| {
+        near.keep(found);
         let q = query_ids[found.query as usize];
-        if found.id != q {
+        if found.d2 < eps2 && found.id != q {
             batch.know(found.id, point(found));
             batch.pair(q, found.id);
         }
     })?;
 
     // Old faces that became core: their whole neighbourhood.
-    neighbourhoods(tx, &batch.gained_cores(), eps, &mut batch)?;
+    let gained = batch.gained_cores();
+    if !near.neighbourhoods(&gained, eps, &mut batch) {
+        neighbourhoods(tx, &gained, eps, &mut batch)?;
+    }
     // Clusters that lost a core face: their members and the pairs among them (a cluster named
     // by hand since has no DBSCAN members any more).
     for c in batch.split_candidates() {
@@ -367,6 +375,75 @@ fn round(
     let mut touched: Vec<i64> = existing.into_iter().chain(fresh).collect();
     touched.sort_unstable();
     Ok(touched)
+}
+
+/// The faces a round's search found within 2 eps of its faces, with their state and vectors, up
+/// to [`Near::MAX`] of them.
+#[derive(Default)]
+struct Near {
+    ids: Vec<i64>,
+    points: Vec<Point>,
+    rows: Vec<half::f16>,
+    overflow: bool,
+}
+
+impl Near {
+    /// Faces kept at most (64 MiB of vectors); beyond, neighbourhoods are searched again.
+    const MAX: usize = 65_536;
+
+    fn keep(&mut self, found: &Found) {
+        if self.overflow || self.ids.last() == Some(&found.id) {
+            return; // hits come face by face
+        }
+        if self.ids.len() == Self::MAX {
+            *self = Near {
+                overflow: true,
+                ..Near::default()
+            };
+            return;
+        }
+        self.ids.push(found.id);
+        self.points.push(point(found));
+        self.rows.extend_from_slice(found.row);
+    }
+
+    /// [`neighbourhoods`] of faces among these, from these alone; `false` (and nothing done)
+    /// when these are not all the faces within reach.
+    fn neighbourhoods(&self, ids: &[i64], eps: f32, batch: &mut Batch) -> bool {
+        let at: HashMap<i64, usize> = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(k, &id)| (id, k))
+            .collect();
+        if self.overflow || !ids.iter().all(|g| at.contains_key(g)) {
+            return false;
+        }
+        if ids.is_empty() {
+            return true;
+        }
+        let mut rows: Vec<f32> = Vec::with_capacity(ids.len() * DIM);
+        for g in ids {
+            let k = at[g];
+            let mut v = vec![0f32; DIM];
+            self.rows[k * DIM..(k + 1) * DIM].convert_to_f32_slice(&mut v);
+            rows.extend(v);
+        }
+        let mut queries = RangeQuery::new(&rows, DIM, eps);
+        let mut found: BTreeMap<i64, Vec<i64>> = ids.iter().map(|&g| (g, Vec::new())).collect();
+        for hit in queries.within(crate::graph::Rows::F16(&self.rows)) {
+            let (g, k) = (ids[hit.query as usize], hit.row as usize);
+            let id = self.ids[k];
+            if id != g {
+                batch.know(id, self.points[k]);
+                found.get_mut(&g).expect("a face asked for").push(id);
+            }
+        }
+        for (g, n) in found {
+            batch.neighbourhood(g, n);
+        }
+        true
+    }
 }
 
 /// The whole neighbourhood (faces DBSCAN runs over within `eps`) of each of these faces, into
