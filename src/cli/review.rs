@@ -227,7 +227,7 @@ fn simulate(
         }
 
         // 2. The largest unnamed automatic cluster, the faces of someone else taken out.
-        let (_, clusters) = store.read(|c| report::review_clusters(c, 0, 1))?;
+        let (_, clusters) = store.read(|c| report::review_clusters(c, 0, report::REVIEW_PAGE))?;
         if let Some(c) = clusters.first() {
             let members: Vec<i64> = rows
                 .iter()
@@ -243,10 +243,15 @@ fn simulate(
                 .max_by_key(|(n, k)| (**k, std::cmp::Reverse(**n)))
                 .map(|(n, _)| n.to_string())
                 .unwrap_or_default();
-            // The faces offered with it ("and N that look like them").
-            let also = store.read(|conn| {
-                suggest::near_cluster(conn, c.id, settings.face_match_dist, suggest::GROUP)
-            })?;
+            // The faces offered with it ("and N that look like them"), as the page offers them
+            // with its first page of clusters.
+            let page: Vec<i64> = clusters.iter().map(|c| c.id).collect();
+            let also = store
+                .read(|conn| {
+                    suggest::near_clusters(conn, &page, settings.face_match_dist, suggest::GROUP)
+                })?
+                .remove(&c.id)
+                .unwrap_or_default();
             let out: Vec<i64> = members
                 .iter()
                 .chain(&also)

@@ -77,6 +77,9 @@ fn cluster_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> 
     s.collect_str(&format_args!("c{id}"))
 }
 
+/// Clusters in one page of the review (the page asks for this many at a time).
+pub const REVIEW_PAGE: usize = 20;
+
 /// The automatic clusters still to be named, largest first: how many there are, and those from
 /// `offset` on, at most `limit`.
 pub fn review_clusters(

@@ -23,6 +23,10 @@ use crate::store::{SqlResult, embeddings, faces};
 /// Faces offered per group at most (the page shows a group at once).
 pub const GROUP: usize = 48;
 
+/// Members of an unnamed cluster that stand for it in [`near_clusters`], at most (an even sample
+/// by id of a larger cluster).
+pub const CLUSTER_SEEDS: usize = 32;
+
 /// Rounds of growth at most: each is a pass over the unnamed faces' vectors (about 1 s at a
 /// million faces on 2 cores), and a chain of photos longer than this is rare and far from the
 /// faces named (the growth's own limit, [`GROUP`], usually ends it first).
@@ -332,6 +336,10 @@ pub fn near_clusters(
             .filter(|f| matches!((f.assigned, f.person_id), (Some(Assigned::Auto), None)))
             .map(|f| f.id)
             .collect();
+        // A large cluster stands for its person through an even sample of its members: each is a
+        // query over every unnamed face.
+        let step = ids.len().div_ceil(CLUSTER_SEEDS).max(1);
+        let ids: Vec<i64> = ids.into_iter().step_by(step).collect();
         for (id, e) in ids.iter().zip(embeddings::get_many(conn, &ids)?) {
             members.push((-c, *id, e));
         }

@@ -35,7 +35,7 @@ pub const MAX_NAME: usize = 200;
 pub const PREVIEW: usize = 12;
 /// Page sizes: default and largest.
 const FACES_PAGE: (usize, usize) = (100, 1000);
-const CLUSTERS_PAGE: (usize, usize) = (20, 200);
+const CLUSTERS_PAGE: (usize, usize) = (report::REVIEW_PAGE, 200);
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
@@ -362,7 +362,7 @@ struct NameRequest {
     /// the name.
     #[serde(default)]
     except: Vec<String>,
-    /// Faces offered with the cluster (`also` in `/api/clusters`) that are this person too.
+    /// Faces offered with the cluster (`/api/also`) that are this person too.
     #[serde(default)]
     also: Vec<String>,
 }
