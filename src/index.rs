@@ -10,12 +10,10 @@
 pub mod shard;
 
 use std::collections::HashSet;
-use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -162,7 +160,11 @@ pub fn index(
         }
     }
 
-    let bar = progress_bar(todo.len() as u64);
+    // Files, faces, rate, ETA (log lines instead off a terminal).
+    let bar = crate::progress::bar(
+        todo.len() as u64,
+        "{elapsed_precise} [{bar:30}] {pos}/{len} files, {msg}, {per_sec}, ETA {eta}",
+    );
     let mut last_log = Instant::now();
     let batches: Vec<_> = todo.chunks(BATCH).collect();
     // The networks load while the first batch is read and decoded (an unchanged library has no
@@ -327,18 +329,4 @@ fn read_batch(batch: &[(FileInfo, Option<&PhotoState>)]) -> ReadBatch {
         read_cpu,
         decode_cpu,
     }
-}
-
-/// A bar (files, faces, rate, ETA) on a terminal; hidden otherwise (log lines instead).
-fn progress_bar(len: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] {pos}/{len} files, {msg}, {per_sec}, ETA {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }

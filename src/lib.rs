@@ -29,6 +29,7 @@ pub mod models;
 pub mod people;
 pub mod photo;
 pub mod pipeline;
+pub mod progress;
 pub mod proposal;
 pub mod serve;
 pub mod store;

@@ -25,20 +25,32 @@ pub struct ClusterSummary {
 
 /// One summary per cluster label `0..clusters`, from the labels DBSCAN gave.
 pub fn summarise(labels: &[Option<u32>], embeddings: &[Vec<f32>]) -> Vec<ClusterSummary> {
+    let dim = embeddings.first().map_or(0, Vec::len);
+    summarise_rows(labels, dim, |j, out| out.copy_from_slice(&embeddings[j]))
+}
+
+/// [`summarise`] from rows read one at a time: `row(j, out)` writes row `j`'s `dim` floats into
+/// `out` (so rows stored another way, such as half floats, need no f32 copy of them all).
+pub fn summarise_rows(
+    labels: &[Option<u32>],
+    dim: usize,
+    row: impl Fn(usize, &mut [f32]),
+) -> Vec<ClusterSummary> {
     let clusters = labels
         .iter()
         .flatten()
         .map(|&l| l as usize + 1)
         .max()
         .unwrap_or(0);
-    let dim = embeddings.first().map_or(0, Vec::len);
     let mut sums = vec![vec![0f64; dim]; clusters];
     let mut sizes = vec![0usize; clusters];
-    for (label, e) in labels.iter().zip(embeddings) {
+    let mut v = vec![0f32; dim];
+    for (j, label) in labels.iter().enumerate() {
         if let Some(l) = label {
+            row(j, &mut v);
             sizes[*l as usize] += 1;
-            for (s, v) in sums[*l as usize].iter_mut().zip(e) {
-                *s += *v as f64;
+            for (s, x) in sums[*l as usize].iter_mut().zip(&v) {
+                *s += *x as f64;
             }
         }
     }
@@ -54,10 +66,11 @@ pub fn summarise(labels: &[Option<u32>], embeddings: &[Vec<f32>]) -> Vec<Cluster
             size,
         })
         .collect();
-    for (label, e) in labels.iter().zip(embeddings) {
+    for (j, label) in labels.iter().enumerate() {
         if let Some(l) = label {
+            row(j, &mut v);
             let c = &mut out[*l as usize];
-            c.radius = c.radius.max(distance(&c.centroid, e));
+            c.radius = c.radius.max(distance(&c.centroid, &v));
         }
     }
     out

@@ -95,71 +95,43 @@ pub fn get_many(conn: &Connection, faces: &[i64]) -> SqlResult<Vec<Vec<f32>>> {
 }
 
 /// A chunk of faces and their embeddings, as [`scan`] hands them over: `ids[k]`'s vector is
-/// `rows[k * dim..(k + 1) * dim]` (half floats), and its extra columns are
-/// `values[k * width..(k + 1) * width]` ([`NULL`] where SQL had NULL).
+/// `rows[k * dim..(k + 1) * dim]` (half floats).
 pub struct Chunk<'a> {
     pub ids: &'a [i64],
     pub rows: &'a [f16],
     pub dim: usize,
-    pub values: &'a [i64],
-    pub width: usize,
 }
 
-impl Chunk<'_> {
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// Extra column `c` of row `k`, `None` for SQL NULL.
-    pub fn value(&self, k: usize, c: usize) -> Option<i64> {
-        Some(self.values[k * self.width + c]).filter(|v| *v != NULL)
-    }
-}
-
-/// How [`Chunk::values`] holds an SQL NULL.
+/// How [`Found::value`] holds an SQL NULL.
 pub const NULL: i64 = i64::MIN;
 
 /// Faces per chunk of a scan: 16 MiB of half floats.
 pub const SCAN_CHUNK: usize = 16 * 1024;
 
-/// Every face that `face_filter` (an SQL condition on `faces f`, e.g. `f.neighbours IS NOT
-/// NULL`) selects, with its embedding and the integer `columns` asked for (expressions on
-/// `f`), in face id order, handed to `each` a chunk at a time. Memory stays at one chunk
-/// whatever the library's size.
+/// Every face that `face_filter` (an SQL condition on `faces f`, e.g. `f.cluster IS NULL`)
+/// selects, with its embedding, in face id order, handed to `each` a chunk at a time. Memory
+/// stays at one chunk whatever the library's size. To find the faces near a few vectors, see
+/// [`search`]: it reads only the vectors.
 pub fn scan(
     conn: &Connection,
-    columns: &[&str],
     face_filter: &str,
     mut each: impl FnMut(Chunk) -> SqlResult<()>,
 ) -> SqlResult<()> {
-    let extra: String = columns.iter().map(|c| format!(", {c}")).collect();
     let mut stmt = conn.prepare(&format!(
-        "SELECT f.id, e.vector{extra} FROM faces f JOIN embeddings e ON e.face = f.id
+        "SELECT f.id, e.vector FROM faces f JOIN embeddings e ON e.face = f.id
          WHERE {face_filter} ORDER BY f.id"
     ))?;
-    let width = columns.len();
     let mut rows = stmt.query([])?;
     let mut ids: Vec<i64> = Vec::with_capacity(SCAN_CHUNK);
     let mut halves: Vec<f16> = Vec::with_capacity(SCAN_CHUNK * EMBEDDING_DIM);
-    let mut values: Vec<i64> = Vec::with_capacity(SCAN_CHUNK * width);
-    let flush = |ids: &mut Vec<i64>,
-                 halves: &mut Vec<f16>,
-                 values: &mut Vec<i64>,
-                 each: &mut dyn FnMut(Chunk) -> SqlResult<()>| {
+    let mut flush = |ids: &mut Vec<i64>, halves: &mut Vec<f16>| {
         let out = each(Chunk {
             ids,
             rows: halves,
             dim: EMBEDDING_DIM,
-            values,
-            width,
         });
         ids.clear();
         halves.clear();
-        values.clear();
         out
     };
     while let Some(row) = rows.next()? {
@@ -169,15 +141,12 @@ pub fn scan(
         }
         ids.push(row.get(0)?);
         push_blob(&mut halves, blob);
-        for c in 0..width {
-            values.push(row.get::<_, Option<i64>>(2 + c)?.unwrap_or(NULL));
-        }
         if ids.len() == SCAN_CHUNK {
-            flush(&mut ids, &mut halves, &mut values, &mut each)?;
+            flush(&mut ids, &mut halves)?;
         }
     }
     if !ids.is_empty() {
-        flush(&mut ids, &mut halves, &mut values, &mut each)?;
+        flush(&mut ids, &mut halves)?;
     }
     Ok(())
 }

@@ -6,14 +6,13 @@
 //! and counts the share of its edges found. `--queries Q` times the incremental path's range
 //! queries instead: Q new faces against the N stored rows, streamed in chunks.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use half::f16;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::config::DeviceChoice;
@@ -244,7 +243,7 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
         backend.method(n, search)
     };
     let max_d2 = distance * distance;
-    let bar = bar();
+    let bar = crate::progress::bar(1, "{elapsed_precise} {wide_bar} {percent}% eta {eta}");
     let progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
@@ -376,7 +375,7 @@ fn load(path: &std::path::Path, dim: usize) -> anyhow::Result<Vec<f32>> {
 
 /// `work(progress)` under a progress bar, and the seconds it took.
 fn timed_with_bar<T>(work: impl FnOnce(&(dyn Fn(usize, usize) + Sync)) -> T) -> (T, f64) {
-    let bar = bar();
+    let bar = crate::progress::bar(1, "{elapsed_precise} {wide_bar} {percent}% eta {eta}");
     let started = Instant::now();
     let out = work(&|done, total| {
         bar.set_length(total as u64);
@@ -555,20 +554,6 @@ fn run_range(args: &GraphArgs, q: usize, distance: f32) -> anyhow::Result<i32> {
     };
     println!("{}", serde_json::to_string(&line)?);
     Ok(0)
-}
-
-/// A bar on a terminal's stderr; hidden otherwise.
-fn bar() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(1);
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} {wide_bar} {percent}% eta {eta}")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// Streams the rows (as f32) and DBSCAN's labels next to `prefix`, for the scikit-learn peer.

@@ -19,7 +19,7 @@ use super::{
     ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, eligible, join,
     load_named, refresh_manual_clusters,
 };
-use crate::clustering::{self, ClusterSummary};
+use crate::clustering;
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::{GraphBackend, Rows, Search};
@@ -122,7 +122,11 @@ pub(super) fn run(
             dbscan.len(),
             backend.method(dbscan.len(), search)
         );
-        let bar = progress_bar();
+        // The one step of a full run that takes minutes at a million faces.
+        let bar = crate::progress::bar(
+            1,
+            "{elapsed_precise} [{bar:30}] neighbour graph {percent}%, ETA {eta}",
+        );
         let edges = backend.search(
             Rows::F16(&subset),
             DIM,
@@ -138,7 +142,9 @@ pub(super) fn run(
         let graph = crate::graph::NeighbourGraph::from_edges(dbscan.len(), &edges);
         drop(edges);
         let labels = clustering::dbscan(&graph, settings.face_cluster_core as usize);
-        let summaries = summarise(&labels, |j| faces.row(dbscan[j]));
+        let summaries = clustering::summarise_rows(&labels, DIM, |j, out| {
+            faces.row(dbscan[j]).convert_to_f32_slice(out)
+        });
         let ids: Vec<i64> = summaries
             .iter()
             .map(|s| clusters::insert(tx, ClusterKind::Auto, None, s))
@@ -207,49 +213,6 @@ pub(super) fn run(
     Ok(report)
 }
 
-/// Each cluster's centroid, sample radius and size, from its members' half-float rows (no f32
-/// copy of the library).
-fn summarise<'a>(labels: &[Option<u32>], row: impl Fn(usize) -> &'a [f16]) -> Vec<ClusterSummary> {
-    let clusters = labels
-        .iter()
-        .flatten()
-        .map(|&l| l as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let mut sums = vec![vec![0f64; DIM]; clusters];
-    let mut sizes = vec![0usize; clusters];
-    let mut v = vec![0f32; DIM];
-    for (j, l) in labels.iter().enumerate() {
-        if let Some(l) = l {
-            row(j).convert_to_f32_slice(&mut v);
-            sizes[*l as usize] += 1;
-            for (s, x) in sums[*l as usize].iter_mut().zip(&v) {
-                *s += *x as f64;
-            }
-        }
-    }
-    let mut out: Vec<ClusterSummary> = sums
-        .into_iter()
-        .zip(&sizes)
-        .map(|(sum, &size)| ClusterSummary {
-            centroid: sum
-                .iter()
-                .map(|s| (s / size.max(1) as f64) as f32)
-                .collect(),
-            radius: 0.0,
-            size,
-        })
-        .collect();
-    for (j, l) in labels.iter().enumerate() {
-        if let Some(l) = l {
-            row(j).convert_to_f32_slice(&mut v);
-            let c = &mut out[*l as usize];
-            c.radius = c.radius.max(crate::embedding::distance(&c.centroid, &v));
-        }
-    }
-    out
-}
-
 /// The embeddings of these faces, as half floats in the candidates' order.
 fn load_rows(tx: &Transaction, candidates: &[Candidate]) -> SqlResult<Vec<f16>> {
     let dim = DIM;
@@ -261,7 +224,6 @@ fn load_rows(tx: &Transaction, candidates: &[Candidate]) -> SqlResult<Vec<f16>> 
     let mut rows = vec![f16::ZERO; candidates.len() * dim];
     embeddings::scan(
         tx,
-        &[],
         "f.gone = 0 AND f.cluster IS NULL AND f.person IS NULL",
         |chunk| {
             for (j, id) in chunk.ids.iter().enumerate() {
@@ -274,20 +236,4 @@ fn load_rows(tx: &Transaction, candidates: &[Candidate]) -> SqlResult<Vec<f16>> 
         },
     )?;
     Ok(rows)
-}
-
-/// A bar for the neighbour graph on a terminal (the one step of a full run that takes minutes at
-/// a million faces); hidden otherwise.
-fn progress_bar() -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(1);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] neighbour graph {percent}%, ETA {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }

@@ -5,8 +5,8 @@
 //! 2. New faces (and faces a decision set free) are matched to the people named by hand.
 //! 3. DBSCAN's state takes in the eligible rest and lets go of the faces that left (named,
 //!    matched to a person, gone): `clustering::incremental` works out the change from the
-//!    neighbourhoods of those faces, found by scanning the stored embeddings
-//!    (`store::embeddings::scan`, a chunk at a time).
+//!    neighbourhoods of those faces, found by range queries over the stored embeddings
+//!    (`store::embeddings::search`, a chunk at a time).
 //! 4. What is left over is matched to the clusters, and faces left over earlier are matched to
 //!    the clusters that changed.
 
