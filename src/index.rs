@@ -9,7 +9,7 @@
 
 pub mod shard;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -106,11 +106,19 @@ pub fn index(
         shard,
         ..IndexReport::default()
     };
-    let known = store.read(photos::states)?;
+    // What the library holds under the folders walked (a file given itself, and a file reached
+    // through a link from elsewhere, are looked up on their own below).
+    let mut known: HashMap<String, PhotoState> = HashMap::new();
+    for root in roots.iter().filter_map(|r| std::fs::canonicalize(r).ok()) {
+        if root.is_dir() {
+            let folder = format!("{}/", root.to_string_lossy().trim_end_matches('/'));
+            known.extend(store.read(|c| photos::states_under(c, &folder))?);
+        }
+    }
 
     // Walk, and keep what changed (of this shard's photos).
     let mut seen = HashSet::new();
-    let mut todo: Vec<(FileInfo, Option<&PhotoState>)> = Vec::new();
+    let mut todo: Vec<(FileInfo, Option<PhotoState>)> = Vec::new();
     let found = roots.iter().flat_map(|root| {
         walk::photos(std::slice::from_ref(root))
             .into_iter()
@@ -151,7 +159,10 @@ pub fn index(
             mtime_ns,
             hash: None,
         };
-        let state = known.get(&file.path);
+        let state = match known.get(&file.path) {
+            Some(s) => Some(s.clone()),
+            None => store.read(|c| photos::state(c, &file.path))?,
+        };
         match state {
             Some(s) if !s.failed && !s.gone && s.size == size && s.mtime_ns == mtime_ns => {
                 report.unchanged += 1
@@ -223,7 +234,7 @@ pub fn index(
                             height: photo.original_height,
                             orientation: photo.orientation,
                         };
-                        photos::store_indexed(tx, file, info, &faces)?;
+                        photos::store_indexed(tx, file, info, &faces, crate::store::now())?;
                         report.indexed += 1;
                         report.faces += faces.len();
                     }
@@ -297,7 +308,7 @@ fn relative(root: &Path, path: &Path) -> PathBuf {
 }
 
 /// Read, hash and decode a batch in parallel.
-fn read_batch(batch: &[(FileInfo, Option<&PhotoState>)]) -> ReadBatch {
+fn read_batch(batch: &[(FileInfo, Option<PhotoState>)]) -> ReadBatch {
     let timed: Vec<(Outcome, f64, f64)> = batch
         .par_iter()
         .map(|(file, state)| {
@@ -309,8 +320,9 @@ fn read_batch(batch: &[(FileInfo, Option<&PhotoState>)]) -> ReadBatch {
             };
             let hash = crate::models::sha256_hex(&bytes);
             let read = clock.elapsed().as_secs_f64();
-            let same =
-                state.is_some_and(|s| !s.failed && !s.gone && s.hash.as_ref() == Some(&hash));
+            let same = state
+                .as_ref()
+                .is_some_and(|s| !s.failed && !s.gone && s.hash.as_ref() == Some(&hash));
             file.hash = Some(hash);
             if same {
                 return (Outcome::Unchanged(file), read, 0.0);

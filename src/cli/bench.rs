@@ -250,8 +250,8 @@ fn run_merge(from: &Path, faces: usize, shards: usize, dir: &Path) -> anyhow::Re
                     .cloned()
                     .map(StoredFace::into_found)
                     .collect();
-                let id = photos::store_indexed(tx, &file, p.info.expect("kept above"), &found)?;
-                photos::set_indexed_at(tx, id, p.indexed_at)?;
+                let info = p.info.expect("kept above");
+                photos::store_indexed(tx, &file, info, &found, p.indexed_at)?;
                 written += found.len();
                 photos_written += 1;
             }

@@ -446,7 +446,7 @@ pub fn run_suggest(n: usize, named: usize) -> anyhow::Result<i32> {
                 height: 1000,
                 orientation: 1,
             };
-            photos::store_indexed(tx, &file, info, &found)?;
+            photos::store_indexed(tx, &file, info, &found, crate::store::now())?;
         }
         Ok(())
     })?;

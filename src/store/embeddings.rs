@@ -22,7 +22,11 @@ pub const BLOB_BYTES: usize = EMBEDDING_DIM * 2;
 pub fn to_blob(v: &[f32]) -> Vec<u8> {
     let mut half = vec![f16::ZERO; v.len()];
     half.convert_from_f32_slice(v);
-    half.iter().flat_map(|h| h.to_le_bytes()).collect()
+    if cfg!(target_endian = "little") {
+        bytemuck::cast_slice::<f16, u8>(&half).to_vec()
+    } else {
+        half.iter().flat_map(|h| h.to_le_bytes()).collect()
+    }
 }
 
 /// A stored BLOB as half floats (empty if it is not a whole number of them).

@@ -203,7 +203,7 @@ fn take(
         report.unchanged += 1;
         return Ok(());
     }
-    let id = match (&photo.error, photo.info) {
+    match (&photo.error, photo.info) {
         (None, Some(info)) => {
             let faces: Vec<FoundFace> = photo
                 .faces
@@ -215,15 +215,16 @@ fn take(
                 Some(_) => report.replaced += 1,
                 None => report.added += 1,
             }
-            photos::store_indexed(tx, &file, info, &faces)?
+            photos::store_indexed(tx, &file, info, &faces, photo.indexed_at)?;
         }
         (error, _) => {
             report.failed += 1;
             let why = error.as_deref().unwrap_or("its shard holds no size for it");
-            photos::record_failure(tx, &file, why)?
+            let id = photos::record_failure(tx, &file, why)?;
+            photos::set_indexed_at(tx, id, photo.indexed_at)?;
         }
-    };
-    photos::set_indexed_at(tx, id, photo.indexed_at)
+    }
+    Ok(())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -282,8 +283,7 @@ mod tests {
     fn store_photo(store: &mut Store, path: &str, hash: &str, faces: &[FoundFace], at: i64) {
         store
             .write(|tx| -> Result<(), StoreError> {
-                let id = photos::store_indexed(tx, &file(path, hash), INFO, faces)?;
-                photos::set_indexed_at(tx, id, at)?;
+                photos::store_indexed(tx, &file(path, hash), INFO, faces, at)?;
                 Ok(())
             })
             .unwrap();

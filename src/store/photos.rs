@@ -121,6 +121,19 @@ pub fn states(tx: &Connection) -> SqlResult<HashMap<String, PhotoState>> {
     rows.collect()
 }
 
+/// The rows of the photos under `folder` (a folder's path ending in `/`), by path: read through
+/// the path index, so a small folder costs little however large the library.
+pub fn states_under(conn: &Connection, folder: &str) -> SqlResult<HashMap<String, PhotoState>> {
+    // Paths compare as bytes: those under `a/b/` are the range from `a/b/` up to `a/b0` ('0'
+    // follows '/').
+    let Some(parent) = folder.strip_suffix('/') else {
+        return Ok(HashMap::new());
+    };
+    conn.prepare_cached(&format!("{STATE} WHERE path >= ?1 AND path < ?2"))?
+        .query_map(params![folder, format!("{parent}0")], state_row)?
+        .collect()
+}
+
 /// The row of one path, if there is one.
 pub fn state(conn: &Connection, path: &str) -> SqlResult<Option<PhotoState>> {
     conn.prepare_cached(&format!("{STATE} WHERE path = ?1"))?
@@ -202,7 +215,7 @@ pub fn each_stored<E: From<rusqlite::Error>>(
     Ok(())
 }
 
-/// Set when a photo was indexed (a merge keeps the time its shard indexed it).
+/// Set when a photo was indexed (a merge keeps the time its shard indexed or tried it).
 pub fn set_indexed_at(tx: &Transaction, id: i64, at: i64) -> SqlResult<()> {
     tx.prepare_cached("UPDATE photos SET indexed_at = ?2 WHERE id = ?1")?
         .execute([id, at])?;
@@ -243,19 +256,55 @@ pub fn touch(tx: &Transaction, file: &FileInfo) -> SqlResult<i64> {
 }
 
 /// Store a freshly indexed photo and its faces, replacing its old faces but carrying their
-/// manual decisions over to the new faces that overlap them. Returns the photo id.
+/// manual decisions over to the new faces that overlap them. `indexed_at`: when it was indexed
+/// (seconds since the Unix epoch: [`super::now`], or the time a shard indexed it). Returns the
+/// photo id.
 pub fn store_indexed(
     tx: &Transaction,
     file: &FileInfo,
     info: PhotoInfo,
     faces: &[FoundFace],
+    indexed_at: i64,
 ) -> SqlResult<i64> {
-    let id = upsert(tx, file, None)?;
-    tx.prepare_cached("UPDATE photos SET width = ?2, height = ?3, orientation = ?4 WHERE id = ?1")?
-        .execute(params![id, info.width, info.height, info.orientation])?;
-    let old = old_decisions(tx, id)?;
-    tx.prepare_cached("DELETE FROM faces WHERE photo = ?1")?
-        .execute([id])?;
+    let known: Option<i64> = tx
+        .prepare_cached("SELECT id FROM photos WHERE path = ?1")?
+        .query_row([&file.path], |r| r.get(0))
+        .optional()?;
+    let row = params![
+        file.path,
+        file.size as i64,
+        file.mtime_ns,
+        file.hash,
+        indexed_at,
+        info.width,
+        info.height,
+        info.orientation
+    ];
+    // A new photo (the common case of a first index or a merge) has no old faces to look at.
+    let (id, old) = match known {
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO photos (path, size, mtime_ns, hash, indexed_at, error, gone, width,
+                                     height, orientation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, ?6, ?7, ?8)",
+            )?
+            .execute(row)?;
+            (tx.last_insert_rowid(), Vec::new())
+        }
+        Some(id) => {
+            tx.prepare_cached(
+                "UPDATE photos SET size = ?2, mtime_ns = ?3, hash = COALESCE(?4, hash),
+                     indexed_at = ?5, error = NULL, gone = 0, width = ?6, height = ?7,
+                     orientation = ?8
+                 WHERE path = ?1",
+            )?
+            .execute(row)?;
+            let old = old_decisions(tx, id)?;
+            tx.prepare_cached("DELETE FROM faces WHERE photo = ?1")?
+                .execute([id])?;
+            (id, old)
+        }
+    };
     let mut follow = tx.prepare_cached(
         "UPDATE history_rows SET row_id = ?2 WHERE tbl IN ('faces', 'rejections') AND row_id = ?1",
     )?;
@@ -404,4 +453,56 @@ pub fn mark_gone(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
         faces.execute([id])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreError};
+
+    #[test]
+    fn the_states_under_a_folder_are_its_photos_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_or_create(&dir.path().join("library.db")).unwrap();
+        let paths = [
+            "/a/b/x.jpg",
+            "/a/b/c/y.jpg",
+            "/a/b0.jpg",
+            "/a/bc/z.jpg",
+            "/a/b.jpg",
+            "/a/b",
+            "/a/c/x.jpg",
+        ];
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                for path in paths {
+                    let file = FileInfo {
+                        path: path.into(),
+                        size: 1,
+                        mtime_ns: 0,
+                        hash: None,
+                    };
+                    record_failure(tx, &file, "a test row")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let under = |folder: &str| {
+            let mut got: Vec<String> = store
+                .read(|c| states_under(c, folder))
+                .unwrap()
+                .into_keys()
+                .collect();
+            got.sort();
+            got
+        };
+        assert_eq!(under("/a/b/"), ["/a/b/c/y.jpg", "/a/b/x.jpg"]);
+        assert_eq!(under("/a/"), {
+            let mut all: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            all.sort();
+            all
+        });
+        assert!(under("/z/").is_empty());
+        assert!(under("no slash").is_empty());
+    }
 }

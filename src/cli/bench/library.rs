@@ -244,7 +244,7 @@ fn add_synthetic(db: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
                         }
                     })
                     .collect();
-                photos::store_indexed(tx, &file, info, &faces)?;
+                photos::store_indexed(tx, &file, info, &faces, crate::store::now())?;
             }
             Ok(())
         })?;
