@@ -382,7 +382,7 @@ pub fn clusters(args: ReadArgs) -> anyhow::Result<i32> {
 
 pub fn stats(args: ReadArgs) -> anyhow::Result<i32> {
     let store = args.store.open()?;
-    let s = store.read(report::stats)?;
+    let s = store.snapshot(report::stats)?;
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
     } else {

@@ -2,12 +2,12 @@
 //! photos, statistics, and the audit that finds (and with `fix`, repairs) inconsistencies.
 //! Reading only, except [`audit`] with `fix`, which writes in one transaction.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::assign;
 use crate::embedding::distance;
-use crate::store::clusters::{self, ClusterKind};
+use crate::store::clusters::ClusterKind;
 use crate::store::faces;
 use crate::store::{SqlResult, Store, StoreError};
 
@@ -262,6 +262,33 @@ impl Quantiles {
 /// evenly over the library keeps `visage stats` quick on a million faces.
 pub const STATS_SAMPLE: i64 = 5_000;
 
+/// Clustered faces (id, cluster) at evenly spaced ids, about [`STATS_SAMPLE`] of them: point
+/// lookups by id, so the sample costs the same on a million faces as on a thousand.
+fn clustered_sample(conn: &Connection, faces: i64, clustered: i64) -> SqlResult<Vec<(i64, i64)>> {
+    if clustered == 0 {
+        return Ok(Vec::new());
+    }
+    let (lo, hi): (i64, i64) = conn.query_row("SELECT min(id), max(id) FROM faces", [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    // Enough probes that about STATS_SAMPLE of them land on a clustered face, at most one per id.
+    let span = hi - lo + 1;
+    let probes = (STATS_SAMPLE * faces.max(1) / clustered)
+        .min(STATS_SAMPLE * 20)
+        .min(span);
+    let mut at = conn.prepare_cached(
+        "SELECT cluster FROM faces WHERE id = ?1 AND cluster IS NOT NULL AND gone = 0",
+    )?;
+    let mut out = Vec::new();
+    for k in 0..probes {
+        let id = lo + (k as i128 * span as i128 / probes as i128) as i64;
+        if let Some(c) = at.query_row([id], |r| r.get(0)).optional()? {
+            out.push((id, c));
+        }
+    }
+    Ok(out)
+}
+
 pub fn stats(conn: &Connection) -> SqlResult<Stats> {
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
     // The faces in one pass over an index that holds every column asked (`faces_cluster`).
@@ -276,22 +303,19 @@ pub fn stats(conn: &Connection) -> SqlResult<Stats> {
     let [all_faces, clustered, manual, auto, ambiguous, unassigned] = faces;
     // Member distances from an even sample of the clustered faces, each against its cluster's
     // centroid (read for the sampled clusters only).
-    let step = (clustered / STATS_SAMPLE).max(1);
-    let sample: Vec<(i64, i64)> = conn
-        .prepare(
-            "SELECT id, cluster FROM faces
-             WHERE cluster IS NOT NULL AND gone = 0 AND id % ?1 = 0",
-        )?
-        .query_map([step], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<SqlResult<_>>()?;
+    let sample = clustered_sample(conn, all_faces, clustered)?;
     let ids: Vec<i64> = sample.iter().map(|s| s.0).collect();
     let vectors = crate::store::embeddings::get_many(conn, &ids)?;
     let mut centroids: std::collections::HashMap<i64, Vec<f32>> = Default::default();
+    let mut centroid_of = conn.prepare_cached("SELECT centroid FROM clusters WHERE id = ?1")?;
     let mut member_distance = Vec::with_capacity(sample.len());
     for ((_, c), v) in sample.iter().zip(&vectors) {
         if !centroids.contains_key(c) {
-            let centroid = clusters::get(conn, *c)?
-                .map(|c| c.centroid)
+            let centroid = centroid_of
+                .query_row([c], |r| r.get::<_, Option<Vec<u8>>>(0))
+                .optional()?
+                .flatten()
+                .map(|b| crate::store::blob_embedding(&b))
                 .unwrap_or_default();
             centroids.insert(*c, centroid);
         }
@@ -300,15 +324,16 @@ pub fn stats(conn: &Connection) -> SqlResult<Stats> {
             member_distance.push(distance(v, centroid));
         }
     }
-    let kinds: std::collections::HashMap<String, i64> = conn
-        .prepare("SELECT kind, count(*) FROM clusters GROUP BY kind")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<SqlResult<_>>()?;
+    // Kinds and radii in one pass over the clusters.
+    let mut kinds: std::collections::HashMap<String, i64> = Default::default();
+    let mut radii: Vec<f32> = Vec::new();
+    let mut rows = conn.prepare("SELECT kind, radius FROM clusters")?;
+    let mut rows = rows.query([])?;
+    while let Some(r) = rows.next()? {
+        *kinds.entry(r.get(0)?).or_default() += 1;
+        radii.push(r.get(1)?);
+    }
     let kind = |k: ClusterKind| kinds.get(k.as_str()).copied().unwrap_or(0);
-    let radii: Vec<f32> = conn
-        .prepare("SELECT radius FROM clusters")?
-        .query_map([], |r| r.get(0))?
-        .collect::<SqlResult<_>>()?;
     let [photos, photos_failed, photos_gone]: [i64; 3] = conn.query_row(
         "SELECT COALESCE(sum(gone = 0), 0), COALESCE(sum(gone = 0 AND error IS NOT NULL), 0),
                 COALESCE(sum(gone = 1), 0)

@@ -79,6 +79,12 @@ pub fn all(conn: &Connection) -> SqlResult<Vec<ClusterRow>> {
     stmt.query_map([], from_row)?.collect()
 }
 
+/// The clusters of one kind, by id.
+pub fn of_kind(conn: &Connection, kind: ClusterKind) -> SqlResult<Vec<ClusterRow>> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE c.kind = ?1 ORDER BY c.id"))?;
+    stmt.query_map([kind.as_str()], from_row)?.collect()
+}
+
 pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<ClusterRow>> {
     conn.query_row(&format!("{SELECT} WHERE c.id = ?1"), [id], from_row)
         .optional()

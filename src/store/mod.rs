@@ -289,6 +289,21 @@ impl Store {
         f(&self.conn).map_err(|source| self_error(&self.path, source))
     }
 
+    /// Run several read-only queries on one snapshot of the library (a read transaction): a
+    /// report made of several counts sees one state of it, even while `index` writes, and the
+    /// snapshot is taken once rather than for every query.
+    pub fn snapshot<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> SqlResult<T>,
+    ) -> Result<T, StoreError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|source| self_error(&self.path, source))?;
+        // Nothing is written: the transaction ends (rolled back) when `tx` is dropped.
+        f(&tx).map_err(|source| self_error(&self.path, source))
+    }
+
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         self.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))

@@ -316,14 +316,17 @@ enum Which {
 
 impl Targets {
     fn load(conn: &Connection, which: Which) -> SqlResult<Self> {
-        let rows = clusters::all(conn)?
-            .into_iter()
-            .filter(|c| !c.centroid.is_empty() && c.centroid.len() == DIM)
-            .filter(|c| match which {
-                Which::Ignored => c.kind == ClusterKind::Ignored,
-                Which::Unnamed => c.kind != ClusterKind::Manual,
-            })
-            .collect();
+        let rows = match which {
+            // A few, usually: read those alone.
+            Which::Ignored => clusters::of_kind(conn, ClusterKind::Ignored)?,
+            Which::Unnamed => clusters::all(conn)?
+                .into_iter()
+                .filter(|c| c.kind != ClusterKind::Manual)
+                .collect(),
+        }
+        .into_iter()
+        .filter(|c| c.centroid.len() == DIM)
+        .collect();
         Ok(Targets { rows })
     }
 
