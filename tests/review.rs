@@ -213,7 +213,7 @@ fn every_kind_of_decision_is_undone_to_the_same_rows() {
     let one = unnamed(&store)[0];
     people::name(&mut store, Ref::Face(one), "Eve", &settings, None).unwrap();
     let groups = store
-        .read(|c| suggest::groups(c, None, settings.face_match_dist, suggest::GROUP))
+        .read(|c| suggest::groups(c, None, &settings, suggest::GROUP))
         .unwrap();
     drop(store);
     assert!(!groups.is_empty(), "no suggestions after naming");
@@ -301,8 +301,9 @@ fn every_kind_of_decision_is_undone_to_the_same_rows() {
 #[test]
 fn suggestions_names_history_and_undo_from_the_command_line() {
     let lib = server::library("review-cli");
-    let db = &lib.db;
-    // One face named: suggestions for that person, as JSON lines.
+    // Every command with the settings the library was clustered with (suggestions take a face's
+    // cluster for a person's only within that cluster distance). One face named: suggestions for
+    // that person, as JSON lines.
     let unknown: Vec<Value> = lib
         .faces()
         .into_iter()
@@ -316,8 +317,8 @@ fn suggestions_names_history_and_undo_from_the_command_line() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    run(db, &["name", &first, &truth], 0);
-    let out = run(db, &["suggestions", "--json", "--person", &truth], 0);
+    lib.run(&["name", &first, &truth], 0);
+    let out = lib.run(&["suggestions", "--json", "--person", &truth], 0);
     let groups = lines(&out);
     assert_eq!(groups.len(), 1, "{groups:?}");
     assert_eq!(groups[0]["person"], truth.as_str());
@@ -331,14 +332,14 @@ fn suggestions_names_history_and_undo_from_the_command_line() {
     assert!(!suggested.contains(&first));
     assert!(suggested.iter().all(|f| f.starts_with('f')));
     // Unknown person: a clear error.
-    let out = run(db, &["suggestions", "--person", "Nobody At All"], 2);
+    let out = lib.run(&["suggestions", "--person", "Nobody At All"], 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Nobody At All"));
 
     // Several faces named in one transaction and one action.
     let mut args: Vec<&str> = vec!["name"];
     args.extend(suggested.iter().take(2).map(String::as_str));
     args.push(&truth);
-    run(db, &args, 0);
+    lib.run(&args, 0);
     let named: HashSet<String> = lib
         .faces()
         .into_iter()
@@ -350,7 +351,7 @@ fn suggestions_names_history_and_undo_from_the_command_line() {
     );
 
     // History: newest first, the two namings.
-    let out = run(db, &["history", "--json"], 0);
+    let out = lib.run(&["history", "--json"], 0);
     let actions = lines(&out);
     assert_eq!(actions.len(), 2, "{actions:?}");
     assert_eq!(actions[0]["kind"], "name");
@@ -366,8 +367,8 @@ fn suggestions_names_history_and_undo_from_the_command_line() {
     let img = image::open(&path).unwrap();
     img.save_with_format(&path, image::ImageFormat::Jpeg)
         .unwrap();
-    run(db, &["index", lib.photos.to_str().unwrap()], 0);
-    run(db, &["cluster", "--recluster"], 0);
+    lib.run(&["index", lib.photos.to_str().unwrap()], 0);
+    lib.run(&["cluster", "--recluster"], 0);
     let first = lib
         .faces()
         .into_iter()
@@ -391,7 +392,7 @@ fn suggestions_names_history_and_undo_from_the_command_line() {
     );
 
     // Undo takes back the last one: the two faces have no person again, the first keeps its name.
-    let out = run(db, &["undo"], 0);
+    let out = lib.run(&["undo"], 0);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("undid #"),
         "{}",
@@ -407,11 +408,11 @@ fn suggestions_names_history_and_undo_from_the_command_line() {
     };
     assert_eq!(person_of(&first), truth.as_str());
     assert!(person_of(&suggested[0]).is_null() && person_of(&suggested[1]).is_null());
-    let actions = lines(&run(db, &["history", "--json"], 0));
+    let actions = lines(&lib.run(&["history", "--json"], 0));
     assert!(actions[0]["undone"].is_number(), "{actions:?}");
     // Undo 5 when one is left: takes back that one (the first name, followed to its new face), then
     // says so.
-    run(db, &["undo", "5"], 0);
+    lib.run(&["undo", "5"], 0);
     assert!(
         lib.faces().iter().all(|f| f["person"].is_null()),
         "{:?}",
@@ -420,6 +421,6 @@ fn suggestions_names_history_and_undo_from_the_command_line() {
             .filter(|f| !f["person"].is_null())
             .collect::<Vec<_>>()
     );
-    let out = run(db, &["undo"], 0);
+    let out = lib.run(&["undo"], 0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to undo"));
 }

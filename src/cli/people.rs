@@ -600,8 +600,7 @@ pub fn suggestions(args: SuggestionsArgs) -> anyhow::Result<i32> {
         Some(name) => Some(person_or_fail(&store, name)?),
         None => None,
     };
-    let groups =
-        store.read(|c| suggest::groups(c, person, args.settings.face_match_dist, args.limit))?;
+    let groups = store.read(|c| suggest::groups(c, person, &args.settings, args.limit))?;
     if groups.is_empty() {
         say_empty(
             args.read.json,

@@ -206,8 +206,7 @@ fn simulate(
         let wrong = |id: &i64, name: &str| truth.get(id).is_none_or(|t| t != name);
 
         // 1. "Is this also NAME?"
-        let groups =
-            store.read(|c| suggest::groups(c, None, settings.face_match_dist, suggest::GROUP))?;
+        let groups = store.read(|c| suggest::groups(c, None, settings, suggest::GROUP))?;
         if let Some(g) = groups.first() {
             let (out, keep): (Vec<i64>, Vec<i64>) =
                 g.faces.iter().partition(|f| wrong(f, &g.person));
@@ -466,8 +465,7 @@ pub fn run_suggest(n: usize, named: usize) -> anyhow::Result<i32> {
     let mut suggested = 0;
     for _ in 0..3 {
         let t = std::time::Instant::now();
-        let groups = store
-            .read(|c| suggest::groups(c, Some(p), settings.face_match_dist, suggest::GROUP))?;
+        let groups = store.read(|c| suggest::groups(c, Some(p), &settings, suggest::GROUP))?;
         times.push(t.elapsed().as_secs_f64());
         suggested = groups.iter().map(|g| g.faces.len()).sum::<usize>();
     }

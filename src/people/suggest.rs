@@ -3,18 +3,22 @@
 //! to confirm in one click. They reach further than automatic matching
 //! (`clustering::matching::Reach::suggest`) and grow from face to face (see [`groups`]), because
 //! a person confirms them; a face is only ever suggested for the person nearest to it, never for
-//! one it was rejected for.
+//! one it was rejected for, and a face of an unnamed cluster only when the person is clearly
+//! nearer than its own cluster (the cluster is a rival, as another person is) or linked to that
+//! cluster by a named face (see [`groups`]).
 //!
 //! Reading only: accepting a group is `people::accept`.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use half::slice::HalfFloatSliceExt;
 use rusqlite::Connection;
 use serde::Serialize;
 
 use super::assign;
-use crate::clustering::matching::{PersonMatcher, Reach};
+use crate::clustering::matching::{PersonMatcher, Reach, fast_distance};
+use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::range::RangeQuery;
 use crate::store::faces::Assigned;
@@ -61,7 +65,8 @@ fn unnamed_filter(open_only: bool) -> &'static str {
     }
 }
 
-/// The two nearest people of a candidate face, by their nearest member (named or suggested).
+/// The two nearest people of a candidate face, by their nearest member (named or suggested); a
+/// face of an unnamed cluster counts that cluster (as `-id`, by its nearest other member) too.
 #[derive(Debug, Clone, Copy, Default)]
 struct Nearest {
     first: Option<(i64, f32)>,
@@ -120,10 +125,22 @@ struct Taken {
 /// until nothing joins (at most [`ROUNDS`]). So a person confirms in one group the faces a chain
 /// of close photos leads to, nearest rounds first. Each round is one pass over the vectors (see
 /// [`grow`]).
+///
+/// A face that clustering put in an unnamed cluster goes with that cluster, which the page offers
+/// to be named as a whole, unless the person is linked to the cluster: one of their named faces
+/// lies within the cluster distance (`settings.face_cluster_dist`, what clustering itself calls
+/// one person) of one of its members, as when a face of the cluster was named. For a person not
+/// linked to it, the cluster's nearest other member is a rival like another person's nearest
+/// face, so the face is suggested only when the person is nearer by the margin. Without this, a
+/// group reached its first face of someone else (up to 1.0 away, where this FaceNet still keeps
+/// a few pairs of different people) and grew through that face's whole cluster and on to the
+/// next: on 13 people with 5 photos each, the first group after one name held 21 faces of 5
+/// other people and none of the person's (BENCHMARKS.md, "The second set"). Only named faces
+/// link, never suggested ones, so a chain cannot link the next cluster.
 pub fn groups(
     conn: &Connection,
     person: Option<i64>,
-    match_distance: f32,
+    settings: &Settings,
     limit: usize,
 ) -> SqlResult<Vec<Group>> {
     let named = assign::load_named(conn)?;
@@ -131,7 +148,7 @@ pub fn groups(
     if m.is_empty() || person.is_some_and(|p| !m.people().contains(&p)) {
         return Ok(Vec::new());
     }
-    let reach = Reach::new(match_distance);
+    let reach = Reach::new(settings.face_match_dist);
     let rejections = faces::rejections(conn)?;
     let targets = person.map(|p| vec![p]);
     let taken = grow(
@@ -139,9 +156,12 @@ pub fn groups(
         unnamed_filter(false),
         m,
         &rejections,
-        reach,
+        Bounds {
+            reach,
+            link: settings.face_cluster_dist,
+            limit,
+        },
         targets.as_deref(),
-        limit,
     )?;
     let mut by_person: HashMap<i64, Vec<(usize, f32, i64)>> = HashMap::new();
     for t in taken {
@@ -171,25 +191,42 @@ pub fn groups(
     Ok(out)
 }
 
+/// How far a growth goes.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    reach: Reach,
+    /// A person's named face within this of a member of an unnamed cluster links the person to
+    /// it (the cluster distance; see [`groups`]).
+    link: f32,
+    /// Faces a group at most.
+    limit: usize,
+}
+
 /// Grow the groups of `targets` (every person of `m` when `None`) round by round over the faces
 /// `filter` selects (see [`groups`]). A face's two nearest people only matter within the
 /// suggestion reach plus the margin, so each round is one scan of those faces with the round's
 /// new members (all named faces and centroids first, then the faces suggested and the centroids
-/// they moved) as range queries: memory holds the faces within reach, never the library.
+/// they moved) as range queries: memory holds the faces within reach, never the library. A face
+/// within reach that is in an unnamed cluster is compared with that cluster's seeds (see
+/// [`cluster_seeds`]) once, before it may join.
 fn grow(
     conn: &Connection,
     filter: &str,
     m: &PersonMatcher,
     rejections: &HashMap<i64, Vec<i64>>,
-    reach: Reach,
+    bounds: Bounds,
     targets: Option<&[i64]>,
-    limit: usize,
 ) -> SqlResult<Vec<Taken>> {
+    let Bounds { reach, link, limit } = bounds;
     let dim = DIM;
     let none = Vec::new();
     let rejected = |f: i64| rejections.get(&f).unwrap_or(&none);
     let within = reach.suggest + reach.margin;
-    let wanted = |p: i64| targets.is_none_or(|t| t.contains(&p));
+    // Only the matcher's people (or the targets) get groups: a face's own cluster is a rival.
+    let wanted = |p: i64| match targets {
+        Some(t) => t.contains(&p),
+        None => m.people().binary_search(&p).is_ok(),
+    };
 
     // Round 0's members: every named face and every person's centroid.
     let mut members: Vec<i64> = Vec::new();
@@ -210,15 +247,25 @@ fn grow(
     let mut sizes: HashMap<i64, usize> = HashMap::new();
     // Each person's centroid moves as faces join them: (sum of faces, count).
     let mut centroids: HashMap<i64, (Vec<f32>, usize)> = HashMap::new();
+    // The unnamed cluster of each face met, each cluster's seeds, whether a person is linked to
+    // a cluster, and the faces (with the person they would be suggested for) compared with their
+    // own cluster already.
+    let mut cluster_of: HashMap<i64, i64> = HashMap::new();
+    let mut seeds: HashMap<i64, Vec<(i64, Vec<f32>)>> = HashMap::new();
+    let mut links: HashMap<(i64, i64), bool> = HashMap::new();
+    let mut checked: HashSet<(i64, i64)> = HashSet::new();
     for round in 0..ROUNDS {
         if rows.is_empty() {
             break;
         }
         let mut queries = RangeQuery::new(&rows, dim, within);
-        embeddings::search(conn, &mut queries, &[], filter, |hit| {
+        embeddings::search(conn, &mut queries, &["f.cluster"], filter, |hit| {
             let (face, person) = (hit.id, members[hit.query as usize]);
             if taken.contains_key(&face) || rejected(face).contains(&person) {
                 return;
+            }
+            if let Some(c) = hit.value(0) {
+                cluster_of.insert(face, c);
             }
             nearest
                 .entry(face)
@@ -230,6 +277,45 @@ fn grow(
                 v
             });
         })?;
+        // A face of an unnamed cluster goes with its cluster, unless the person is linked to
+        // that cluster (see [`groups`]): the cluster (its nearest other member) is then a rival
+        // like any person, so the face is suggested only when the person is clearly nearer.
+        let mut unchecked: Vec<(i64, i64, i64)> = nearest
+            .iter()
+            .filter(|(f, _)| !taken.contains_key(f))
+            .filter_map(|(&f, n)| n.suggestion(reach).map(|(p, _)| (f, p)))
+            .filter(|&(_, p)| wanted(p))
+            .filter_map(|(f, p)| cluster_of.get(&f).map(|&c| (f, p, c)))
+            .filter(|&(f, p, _)| !checked.contains(&(f, p)))
+            .collect();
+        unchecked.sort_unstable();
+        for (face, p, c) in unchecked {
+            checked.insert((face, p));
+            let mates: &[(i64, Vec<f32>)] = match seeds.entry(c) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(cluster_seeds(conn, c)?),
+            };
+            let linked = *links.entry((p, c)).or_insert_with(|| {
+                m.people().binary_search(&p).is_ok_and(|k| {
+                    m.rows_of(k)
+                        .chunks_exact(dim)
+                        .any(|named| mates.iter().any(|(_, e)| fast_distance(named, e) <= link))
+                })
+            });
+            if linked {
+                continue;
+            }
+            let own = mates
+                .iter()
+                .filter(|(f, _)| *f != face)
+                .map(|(_, e)| fast_distance(e, &vectors[&face]))
+                .fold(f32::INFINITY, f32::min);
+            if own.is_finite()
+                && let Some(n) = nearest.get_mut(&face)
+            {
+                n.update(-c, own);
+            }
+        }
         let mut joined: Vec<(i64, i64, f32)> = nearest
             .iter()
             .filter(|(f, _)| !taken.contains_key(f))
@@ -291,6 +377,21 @@ fn grow(
     Ok(out)
 }
 
+/// The members of unnamed cluster `c` that stand for it (each with its embedding): all of them, or
+/// an even sample by id of a cluster larger than [`CLUSTER_SEEDS`] (each member is a query over
+/// the unnamed faces in [`near_clusters`]).
+fn cluster_seeds(conn: &Connection, c: i64) -> SqlResult<Vec<(i64, Vec<f32>)>> {
+    let ids: Vec<i64> = faces::in_cluster(conn, c)?
+        .into_iter()
+        .filter(|f| matches!((f.assigned, f.person_id), (Some(Assigned::Auto), None)))
+        .map(|f| f.id)
+        .collect();
+    let step = ids.len().div_ceil(CLUSTER_SEEDS).max(1);
+    let ids: Vec<i64> = ids.into_iter().step_by(step).collect();
+    let vectors = embeddings::get_many(conn, &ids)?;
+    Ok(ids.into_iter().zip(vectors).collect())
+}
+
 fn names(conn: &Connection) -> SqlResult<HashMap<i64, String>> {
     let mut stmt = conn.prepare("SELECT id, name FROM people")?;
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -298,8 +399,8 @@ fn names(conn: &Connection) -> SqlResult<HashMap<i64, String>> {
 }
 
 /// How many faces are suggested in all (each face is in one group at most).
-pub fn count(conn: &Connection, match_distance: f32) -> SqlResult<usize> {
-    Ok(groups(conn, None, match_distance, usize::MAX)?
+pub fn count(conn: &Connection, settings: &Settings) -> SqlResult<usize> {
+    Ok(groups(conn, None, settings, usize::MAX)?
         .iter()
         .map(|g| g.faces.len())
         .sum())
@@ -331,17 +432,8 @@ pub fn near_clusters(
     let named = faces::named(conn)?;
     let mut members: Vec<(i64, i64, Vec<f32>)> = Vec::new();
     for &c in clusters {
-        let ids: Vec<i64> = faces::in_cluster(conn, c)?
-            .into_iter()
-            .filter(|f| matches!((f.assigned, f.person_id), (Some(Assigned::Auto), None)))
-            .map(|f| f.id)
-            .collect();
-        // A large cluster stands for its person through an even sample of its members: each is a
-        // query over every unnamed face.
-        let step = ids.len().div_ceil(CLUSTER_SEEDS).max(1);
-        let ids: Vec<i64> = ids.into_iter().step_by(step).collect();
-        for (id, e) in ids.iter().zip(embeddings::get_many(conn, &ids)?) {
-            members.push((-c, *id, e));
+        for (id, e) in cluster_seeds(conn, c)? {
+            members.push((-c, id, e));
         }
     }
     if members.is_empty() {
@@ -360,9 +452,12 @@ pub fn near_clusters(
         unnamed_filter(true),
         &m,
         &rejections,
-        Reach::new(match_distance),
+        Bounds {
+            reach: Reach::new(match_distance),
+            link: 0.0,
+            limit,
+        },
         Some(&targets),
-        limit,
     )?;
     let mut out: HashMap<i64, Vec<(usize, f32, i64)>> = HashMap::new();
     for t in taken {
@@ -377,4 +472,144 @@ pub fn near_clusters(
             (c, faces.into_iter().map(|x| x.2).collect())
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::people::{self, Ref};
+    use crate::pipeline::{FoundFace, Source};
+    use crate::store::Store;
+    use crate::store::photos::{self, FileInfo, PhotoInfo};
+
+    /// The unit vector in the plane of axes `base` and `axis` that is `chord` away from axis
+    /// `base` (turned on by `from` first: `on(b, x, f, c)` is `c` further along than
+    /// `on(b, x, 0, f)`).
+    fn on(base: usize, axis: usize, from: f32, chord: f32) -> Vec<f32> {
+        let angle = |c: f32| 2.0 * (c / 2.0).asin();
+        let t = angle(from) + angle(chord);
+        let mut v = vec![0f32; DIM];
+        v[base] = t.cos();
+        v[axis] = t.sin();
+        v
+    }
+
+    fn at(axis: usize, from: f32, chord: f32) -> Vec<f32> {
+        on(0, axis, from, chord)
+    }
+
+    /// A face of its own photo for each vector; their ids in order.
+    fn library(store: &mut Store, vectors: &[Vec<f32>]) -> Vec<i64> {
+        store
+            .write(|tx| -> Result<Vec<i64>, crate::store::StoreError> {
+                let mut ids = Vec::new();
+                for (k, e) in vectors.iter().enumerate() {
+                    let found = FoundFace {
+                        x: 10.0,
+                        y: 10.0,
+                        w: 90.0,
+                        h: 90.0,
+                        size: 90,
+                        score: 20.0,
+                        source: Source::Pico,
+                        probability: 1.0,
+                        landmarks: Vec::new(),
+                        embedding: e.clone(),
+                    };
+                    let file = FileInfo {
+                        path: format!("/synthetic/{k}.jpg"),
+                        size: 1,
+                        mtime_ns: 0,
+                        hash: None,
+                    };
+                    let info = PhotoInfo {
+                        width: 200,
+                        height: 200,
+                        orientation: 1,
+                    };
+                    let photo = photos::store_indexed(tx, &file, info, &[found])?;
+                    ids.push(tx.query_row(
+                        "SELECT id FROM faces WHERE photo = ?1",
+                        [photo],
+                        |r| r.get(0),
+                    )?);
+                }
+                Ok(ids)
+            })
+            .unwrap()
+    }
+
+    /// Put `faces` in a new unnamed automatic cluster.
+    fn cluster(store: &mut Store, faces: &[i64]) {
+        store
+            .write(|tx| -> Result<(), crate::store::StoreError> {
+                tx.execute("INSERT INTO clusters (kind) VALUES ('auto')", [])?;
+                let c = tx.last_insert_rowid();
+                for f in faces {
+                    tx.execute(
+                        "UPDATE faces SET cluster = ?1, assigned = 'auto' WHERE id = ?2",
+                        [c, *f],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_face_of_an_unnamed_cluster_goes_with_it_unless_the_person_is_linked_to_it() {
+        let path = std::env::temp_dir().join(format!(
+            "visage-suggest-{}-{}.db",
+            std::process::id(),
+            crate::store::now()
+        ));
+        let mut store = Store::open_or_create(&path).unwrap();
+        let vectors = [
+            at(1, 0.0, 0.0), // Ann, named
+            at(1, 0.0, 0.9), // 0.9 from Ann, in a cluster whose next member is 0.4 from it
+            at(1, 0.9, 0.4),
+            at(1, 1.3, 0.4),
+            at(2, 0.0, 0.9), // 0.9 from Ann, in no cluster
+            at(3, 0.0, 0.3), // 0.3 from Ann (within the cluster distance), in a cluster
+            at(3, 0.3, 0.6),
+            at(3, 0.9, 0.4),
+            on(10, 11, 0.0, 0.0), // Bob, named
+            on(10, 11, 0.0, 0.5), // within the cluster distance of Bob: his cluster
+            on(10, 11, 0.5, 0.4),
+            on(10, 11, 0.9, 0.4), // 1.2 from Bob, reached through the cluster
+        ];
+        let ids = library(&mut store, &vectors);
+        let (ann, far, open, near) = (ids[0], ids[1], ids[4], ids[5]);
+        cluster(&mut store, &ids[1..4]);
+        cluster(&mut store, &ids[5..8]);
+        cluster(&mut store, &ids[9..12]);
+        let settings = Settings::default();
+        people::name_several(&mut store, &[Ref::Face(ann)], "Ann", &[], &settings, None).unwrap();
+        people::name_several(
+            &mut store,
+            &[Ref::Face(ids[8])],
+            "Bob",
+            &[],
+            &settings,
+            None,
+        )
+        .unwrap();
+        let groups = store.read(|c| groups(c, None, &settings, GROUP)).unwrap();
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        let g = &groups[0];
+        assert_eq!(g.person, "Ann");
+        // The open face, and the cluster Ann is linked to through its near member (the rest of it
+        // too: 0.88 from Ann, then 0.4 from that); not the member 0.9 away whose own cluster is
+        // nearer, nor (through it) the rest of its cluster.
+        assert_eq!(g.faces, vec![near, ids[6], open, ids[7]], "{groups:?}");
+        assert!(!g.faces.contains(&far));
+        // A person with a named face within the cluster distance of a cluster's member is linked
+        // to it: its faces are suggested, nearest rounds first.
+        assert_eq!(groups[1].person, "Bob");
+        assert_eq!(groups[1].faces, ids[9..12].to_vec(), "{groups:?}");
+        drop(store);
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+    }
 }

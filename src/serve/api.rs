@@ -652,9 +652,8 @@ pub async fn suggestions(State(app): State<Arc<App>>, q: Params) -> Result<Respo
             let p = person.as_deref().map(|n| person_id(store, n)).transpose()?;
             app.answers
                 .get(store, &format!("suggestions {p:?}"), |store| {
-                    let groups = store.read(|c| {
-                        suggest::groups(c, p, app.settings.face_match_dist, suggest::GROUP)
-                    })?;
+                    let groups =
+                        store.read(|c| suggest::groups(c, p, &app.settings, suggest::GROUP))?;
                     let mut out = Vec::with_capacity(groups.len());
                     for g in groups {
                         let mut rows = Vec::with_capacity(g.faces.len());
@@ -827,7 +826,7 @@ pub async fn progress(State(app): State<Arc<App>>) -> Result<Response, ApiError>
         app.db.with(|store| {
             app.answers.get(store, "progress", |store| {
                 let mut p = store.read(report::progress)?;
-                p.suggested = store.read(|c| suggest::count(c, app.settings.face_match_dist))?;
+                p.suggested = store.read(|c| suggest::count(c, &app.settings))?;
                 serde_json::to_value(p).map_err(|e| ApiError::internal(e.to_string()))
             })
         })
