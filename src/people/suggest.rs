@@ -527,7 +527,7 @@ mod tests {
                         height: 200,
                         orientation: 1,
                     };
-                    let photo = photos::store_indexed(tx, &file, info, &[found])?;
+                    let photo = photos::store_indexed(tx, &file, info, &[found], 0)?;
                     ids.push(tx.query_row(
                         "SELECT id FROM faces WHERE photo = ?1",
                         [photo],
