@@ -152,6 +152,11 @@ pub fn run(
         )?;
         Ok(report)
     })?;
+    if report.full {
+        // Incremental runs read the vectors from the vector file: make it now, after a run that
+        // read every vector anyway, rather than in the next `index`.
+        let _ = crate::store::embeddings::file::VectorFile::open(store.path());
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -8,6 +8,10 @@
 //! every face reads half as much. Faces are read here in chunks ([`scan`]) so that a million of
 //! them never need to be in memory at once. This module stores and loads; it decides nothing.
 
+pub mod file;
+
+use std::path::Path;
+
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -196,8 +200,16 @@ pub fn search(
     ))?;
     let width = columns.len();
     let mut values: Vec<i64> = vec![NULL; width];
-    let mut vectors = conn.prepare("SELECT face, vector FROM embeddings ORDER BY face")?;
-    let mut rows = vectors.query([])?;
+    // The vector file holds the committed rows up to its last id, read in large chunks; SQLite
+    // gives the rest (and everything when there is no file: an in-memory database).
+    let mut vector_file = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .and_then(|p| file::VectorFile::open(Path::new(p)));
+    let after = vector_file.as_ref().map_or(i64::MIN, |f| f.last);
+    let mut vectors =
+        conn.prepare("SELECT face, vector FROM embeddings WHERE face > ?1 ORDER BY face")?;
+    let mut rows = vectors.query([after])?;
     type Chunked = (Vec<i64>, Vec<f16>);
     // Reading SQLite and the distances overlap: this thread reads the next chunk while a
     // second one computes the last chunk's hits; two chunks in flight bound the memory.
@@ -270,6 +282,19 @@ pub fn search(
                 *in_flight = 1;
                 Ok(())
             };
+            if let Some(f) = vector_file.as_mut() {
+                loop {
+                    f.read_chunk(&mut ids, &mut halves).map_err(|e| {
+                        rusqlite::Error::ToSqlConversionFailure(
+                            format!("reading the vector file: {e}").into(),
+                        )
+                    })?;
+                    if ids.is_empty() {
+                        break;
+                    }
+                    send(&mut ids, &mut halves, &mut spare, &mut in_flight)?;
+                }
+            }
             while let Some(row) = rows.next()? {
                 let blob = row.get_ref(1)?.as_blob()?;
                 if blob.len() != BLOB_BYTES {

@@ -1,0 +1,451 @@
+//! The vector file: a copy of the embeddings table beside the database (`LIBRARY.db-vectors`),
+//! which [`super::search`] reads in large sequential chunks. A pass over a million faces then
+//! costs a read of one file instead of a million SQLite rows read a 4 KiB page at a time.
+//!
+//! SQLite stays the one source of truth; the file is a cache that rebuilds itself. It holds
+//! committed rows only, in face id order (an id and its 512 half floats each). Face ids are
+//! never reused (`AUTOINCREMENT`), so a row of the file is either that face's vector or a face
+//! deleted since, which a search drops when it looks the face up. Each use first appends the
+//! rows committed after the file's last id; the file is rebuilt when it is missing or damaged,
+//! when it was made for another database file, when the database's face ids went back (a
+//! restored copy), or when a spot-checked row differs from the database. Writers hold an
+//! exclusive lock on the file, readers a shared one, so nobody reads a file being written.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use half::f16;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use super::{BLOB_BYTES, SCAN_CHUNK, push_blob};
+use crate::embedding::EMBEDDING_DIM as DIM;
+
+const MAGIC: &[u8; 8] = b"VISAGEV1";
+/// Magic, dimension, the database file's device and inode and birth time, rows, last id.
+const HEADER: usize = 8 + 8 + 8 + 8 + 8 + 8 + 8;
+/// One row: the face id (i64, little-endian) and its vector.
+const ROW: usize = 8 + BLOB_BYTES;
+
+/// The vector file of one database, up to date with what was committed when it was opened, and
+/// locked for reading.
+pub struct VectorFile {
+    file: File,
+    rows: u64,
+    /// The last face id it holds (0 when empty): faces after it are read from SQLite.
+    pub last: i64,
+    next: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    dim: u64,
+    device: u64,
+    inode: u64,
+    born: i64,
+    rows: u64,
+    last: i64,
+}
+
+/// Where the vector file of the database at `db` lives.
+pub fn path_of(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-vectors");
+    PathBuf::from(name)
+}
+
+impl VectorFile {
+    /// The vector file of the database at `db`, brought up to date. `None` when it cannot be
+    /// used (a folder that cannot be written, a full disk): the search then reads SQLite alone,
+    /// as correct and slower.
+    pub fn open(db: &Path) -> Option<VectorFile> {
+        match Self::try_open(db) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                log::debug!("vector file of {}: {e}; reading SQLite", db.display());
+                None
+            }
+        }
+    }
+
+    fn try_open(db: &Path) -> Result<VectorFile, Box<dyn std::error::Error>> {
+        let meta = std::fs::metadata(db)?;
+        let born = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        // What is committed: a connection of its own, outside any transaction of the caller.
+        let reader = Connection::open_with_flags(
+            db,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(std::time::Duration::from_secs(30))?;
+        let tx = reader.unchecked_transaction()?;
+        let seq: i64 = tx
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'faces'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path_of(db))?;
+        file.lock()?;
+        let ours = Header {
+            dim: DIM as u64,
+            device: meta.dev(),
+            inode: meta.ino(),
+            born,
+            rows: 0,
+            last: 0,
+        };
+        let header = match read_header(&mut file)? {
+            Some(h)
+                if Header {
+                    rows: 0,
+                    last: 0,
+                    ..h
+                } == ours
+                    && h.last <= seq
+                    && file.metadata()?.len() >= (HEADER + h.rows as usize * ROW) as u64
+                    && spot_check(&tx, &mut file, &h)? =>
+            {
+                h
+            }
+            _ => {
+                // Rebuilt from nothing: the header is written last, after the rows are on disk.
+                file.set_len(0)?;
+                write_header(&mut file, &ours)?;
+                ours
+            }
+        };
+        let header = append(&tx, &mut file, header)?;
+        file.lock_shared()?;
+        Ok(VectorFile {
+            file,
+            rows: header.rows,
+            last: header.last,
+            next: 0,
+        })
+    }
+
+    /// Append the next rows (ids and vectors) to these, at most [`SCAN_CHUNK`]; none at the end.
+    /// Each chunk is mapped on its own and unmapped after (16 MiB), so the rows are copied once,
+    /// straight from the page cache, and the process never holds more than a chunk of them.
+    pub fn read_chunk(&mut self, ids: &mut Vec<i64>, halves: &mut Vec<f16>) -> std::io::Result<()> {
+        let n = (self.rows - self.next).min(SCAN_CHUNK as u64) as usize;
+        if n == 0 {
+            return Ok(());
+        }
+        // SAFETY: the file is locked shared: no writer of ours changes it while it is mapped,
+        // and only visage writes it.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset((HEADER + self.next as usize * ROW) as u64)
+                .len(n * ROW)
+                .populate()
+                .map(&self.file)?
+        };
+        for row in map.chunks_exact(ROW) {
+            ids.push(i64::from_le_bytes(row[..8].try_into().expect("8 bytes")));
+            push_blob(halves, &row[8..]);
+        }
+        self.next += n as u64;
+        Ok(())
+    }
+}
+
+fn read_header(file: &mut File) -> std::io::Result<Option<Header>> {
+    let mut b = [0u8; HEADER];
+    file.seek(SeekFrom::Start(0))?;
+    match file.read_exact(&mut b) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    if &b[..8] != MAGIC {
+        return Ok(None);
+    }
+    let word = |k: usize| u64::from_le_bytes(b[8 + 8 * k..16 + 8 * k].try_into().expect("8"));
+    Ok(Some(Header {
+        dim: word(0),
+        device: word(1),
+        inode: word(2),
+        born: word(3) as i64,
+        rows: word(4),
+        last: word(5) as i64,
+    }))
+}
+
+fn write_header(file: &mut File, h: &Header) -> std::io::Result<()> {
+    let mut b = Vec::with_capacity(HEADER);
+    b.extend_from_slice(MAGIC);
+    for w in [
+        h.dim,
+        h.device,
+        h.inode,
+        h.born as u64,
+        h.rows,
+        h.last as u64,
+    ] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&b)
+}
+
+/// Row `k` of the file: its id and vector bytes.
+fn row_at(file: &mut File, k: u64) -> std::io::Result<(i64, Vec<u8>)> {
+    let mut b = vec![0u8; ROW];
+    file.seek(SeekFrom::Start((HEADER + k as usize * ROW) as u64))?;
+    file.read_exact(&mut b)?;
+    let id = i64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+    Ok((id, b.split_off(8)))
+}
+
+/// Whether a few rows (the first, the last and six between) are what the database holds for
+/// those faces (a face deleted since proves nothing either way), and in id order.
+fn spot_check(
+    conn: &Connection,
+    file: &mut File,
+    h: &Header,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    if h.rows == 0 {
+        return Ok(h.last == 0);
+    }
+    let mut stmt = conn.prepare_cached("SELECT vector FROM embeddings WHERE face = ?1")?;
+    let mut previous = i64::MIN;
+    for k in (0..8).map(|s| s * (h.rows - 1) / 7) {
+        let (id, bytes) = row_at(file, k)?;
+        if id < previous || (k == h.rows - 1 && id != h.last) {
+            return Ok(false);
+        }
+        previous = id;
+        let stored: Option<Vec<u8>> = stmt.query_row([id], |r| r.get(0)).optional()?;
+        if stored.is_some_and(|s| s != bytes) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Append the committed rows after `h.last`; the new header.
+fn append(
+    conn: &Connection,
+    file: &mut File,
+    h: Header,
+) -> Result<Header, Box<dyn std::error::Error>> {
+    let mut stmt =
+        conn.prepare("SELECT face, vector FROM embeddings WHERE face > ?1 ORDER BY face")?;
+    let mut rows = stmt.query([h.last])?;
+    file.seek(SeekFrom::Start((HEADER + h.rows as usize * ROW) as u64))?;
+    let mut out = BufWriter::with_capacity(1 << 20, &mut *file);
+    let mut next = h;
+    while let Some(row) = rows.next()? {
+        let blob = row.get_ref(1)?.as_blob()?;
+        if blob.len() != BLOB_BYTES {
+            continue;
+        }
+        let id: i64 = row.get(0)?;
+        out.write_all(&id.to_le_bytes())?;
+        out.write_all(blob)?;
+        next.rows += 1;
+        next.last = id;
+    }
+    out.flush()?;
+    drop(out);
+    if next != h {
+        // The rows reach the disk before the header that counts them.
+        file.sync_data()?;
+        write_header(file, &next)?;
+        file.sync_data()?;
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::range::RangeQuery;
+    use crate::pipeline::{FoundFace, Source};
+    use crate::store::photos::{self, FileInfo, PhotoInfo};
+    use crate::store::{Store, StoreError};
+
+    /// A unit vector of its own for each seed.
+    fn vector(seed: u64) -> Vec<f32> {
+        let v: Vec<f32> = (0..DIM)
+            .map(|i| ((i as f32 + 1.0) * (seed as f32 * 0.618 + 0.3)).sin())
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect()
+    }
+
+    /// One photo with one face for each seed, in one transaction of `tx`.
+    fn add(tx: &rusqlite::Transaction, seeds: std::ops::Range<u64>) -> Result<(), StoreError> {
+        for s in seeds {
+            let file = FileInfo {
+                path: format!("/v/{s}.jpg"),
+                size: 1,
+                mtime_ns: 0,
+                hash: None,
+            };
+            let face = FoundFace {
+                x: 10.0,
+                y: 10.0,
+                w: 90.0,
+                h: 90.0,
+                size: 90,
+                score: 20.0,
+                source: Source::Pico,
+                probability: 1.0,
+                landmarks: Vec::new(),
+                embedding: vector(s),
+            };
+            let info = PhotoInfo {
+                width: 200,
+                height: 200,
+                orientation: 1,
+            };
+            photos::store_indexed(tx, &file, info, &[face], 0)?;
+        }
+        Ok(())
+    }
+
+    /// Every row the file holds.
+    fn rows(db: &Path) -> Vec<(i64, Vec<f16>)> {
+        let mut f = VectorFile::open(db).expect("a vector file");
+        let (mut ids, mut halves) = (Vec::new(), Vec::new());
+        loop {
+            let before = ids.len();
+            f.read_chunk(&mut ids, &mut halves).unwrap();
+            if ids.len() == before {
+                break;
+            }
+        }
+        ids.iter()
+            .enumerate()
+            .map(|(k, &id)| (id, halves[k * DIM..(k + 1) * DIM].to_vec()))
+            .collect()
+    }
+
+    /// What the database holds: (face, vector) in id order.
+    fn stored(store: &Store) -> Vec<(i64, Vec<f16>)> {
+        store
+            .read(|c| {
+                c.prepare("SELECT face, vector FROM embeddings ORDER BY face")?
+                    .query_map([], |r| {
+                        Ok((
+                            r.get(0)?,
+                            super::super::blob_halves(&r.get::<_, Vec<u8>>(1)?),
+                        ))
+                    })?
+                    .collect()
+            })
+            .unwrap()
+    }
+
+    /// How far [`near`] looks: about as far as two unrelated vectors lie, so that about half of
+    /// them are near.
+    const REACH: f32 = std::f32::consts::SQRT_2;
+
+    /// The faces within [`REACH`] of seed 0's vector, as `search` finds them through `conn`.
+    fn near(conn: &Connection) -> Vec<i64> {
+        let mut q = RangeQuery::new(&vector(0), DIM, REACH);
+        let mut out = Vec::new();
+        super::super::search(conn, &mut q, &[], "1", |f| out.push(f.id)).unwrap();
+        out
+    }
+
+    /// The same by brute force over the database.
+    fn near_by_hand(store: &Store) -> Vec<i64> {
+        let q = vector(0);
+        stored(store)
+            .into_iter()
+            .filter(|(_, v)| {
+                let d2: f32 = v
+                    .iter()
+                    .zip(&q)
+                    .map(|(a, b)| (a.to_f32() - b).powi(2))
+                    .sum();
+                d2 < REACH * REACH
+            })
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    #[test]
+    fn the_file_follows_the_database_and_rebuilds_when_it_cannot_be_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("library.db");
+        let mut store = Store::open_or_create(&db).unwrap();
+        store.write(|tx| add(tx, 0..40)).unwrap();
+        // Built from nothing, then appended to.
+        assert_eq!(rows(&db), stored(&store));
+        store.write(|tx| add(tx, 40..70)).unwrap();
+        assert_eq!(rows(&db), stored(&store));
+        let found = store.read(|c| Ok(near(c))).unwrap();
+        assert!(found.len() > 3 && found.len() < 70, "{}", found.len());
+        assert_eq!(found, near_by_hand(&store));
+
+        // Faces deleted since stay in the file, and the search drops them.
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                tx.execute(
+                    "DELETE FROM photos WHERE path IN ('/v/0.jpg', '/v/5.jpg')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(rows(&db).len(), 70);
+        let conn = Connection::open(&db).unwrap();
+        assert_eq!(near(&conn), near_by_hand(&store));
+
+        // Uncommitted faces of the caller's own transaction are found too.
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                add(tx, 70..75)?;
+                add(tx, 0..1)?; // seed 0 again, at a new id
+                let found = near(tx);
+                let last: i64 =
+                    tx.query_row("SELECT max(face) FROM embeddings", [], |r| r.get(0))?;
+                assert!(found.contains(&last), "{found:?}");
+                Ok(())
+            })
+            .unwrap();
+        let file = rows(&db);
+        assert_eq!(file.len(), 76, "70, then 6 more; the 2 deleted stay");
+        assert!(stored(&store).iter().all(|r| file.contains(r)));
+
+        // A vector that differs from the database's: rebuilt.
+        let last = stored(&store).last().unwrap().0;
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                tx.execute(
+                    "UPDATE embeddings SET vector = ?2 WHERE face = ?1",
+                    rusqlite::params![last, super::super::to_blob(&vector(999))],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(rows(&db), stored(&store));
+
+        // Another database at the same path: rebuilt.
+        drop(store);
+        drop(conn);
+        for end in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{end}", db.display()));
+        }
+        let mut store = Store::open_or_create(&db).unwrap();
+        store.write(|tx| add(tx, 500..520)).unwrap();
+        assert_eq!(rows(&db), stored(&store));
+        assert_eq!(rows(&db).len(), 20);
+    }
+}
