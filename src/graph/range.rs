@@ -74,6 +74,23 @@ impl RangeQuery {
         }
     }
 
+    /// The same queries reaching `margin` further each: what a scan of approximate rows (each
+    /// within `margin` of the exact one) must find so that no exact hit is missed.
+    pub fn widened(&self, margin: f32) -> Self {
+        let wider = |d2: f32| (d2.sqrt() + margin).powi(2);
+        RangeQuery {
+            dim: self.dim,
+            max_d2: wider(self.max_d2),
+            reach2: self
+                .reach2
+                .as_ref()
+                .map(|r| r.iter().map(|&d2| wider(d2)).collect()),
+            queries: self.queries.clone(),
+            norms: self.norms.clone(),
+            workers: (0..self.workers.len()).map(|_| Worker::default()).collect(),
+        }
+    }
+
     /// Every hit of the queries in `chunk` (rows numbered from 0), by row then query.
     pub fn within(&mut self, chunk: Rows) -> Vec<Hit> {
         let mut out = Vec::new();

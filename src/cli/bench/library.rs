@@ -83,6 +83,9 @@ struct LibraryLine {
     api: Api,
     db_bytes: u64,
     bytes_per_face: f64,
+    vector_file_bytes: u64,
+    /// The database and its vector file.
+    disk_bytes_per_face: f64,
     dir: String,
 }
 
@@ -170,7 +173,12 @@ pub fn run(b: LibraryBench) -> anyhow::Result<i32> {
         .filter_map(|ext| std::fs::metadata(format!("{}{ext}", db.display())).ok())
         .map(|m| m.len())
         .sum();
+    // The vector file beside it (a cache of the embeddings) is disk the library takes too.
+    line.vector_file_bytes =
+        std::fs::metadata(crate::store::embeddings::file::path_of(&db)).map_or(0, |m| m.len());
     line.bytes_per_face = line.db_bytes as f64 / line.faces.max(1) as f64;
+    line.disk_bytes_per_face =
+        (line.db_bytes + line.vector_file_bytes) as f64 / line.faces.max(1) as f64;
     println!("{}", serde_json::to_string(&line)?);
     if b.keep.is_some() {
         eprintln!(

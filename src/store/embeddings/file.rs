@@ -1,32 +1,38 @@
-//! The vector file: a copy of the embeddings table beside the database (`LIBRARY.db-vectors`),
-//! which [`super::search`] reads in large sequential chunks. A pass over a million faces then
-//! costs a read of one file instead of a million SQLite rows read a 4 KiB page at a time.
+//! The vector file: a compact copy of the embeddings table beside the database
+//! (`LIBRARY.db-vectors`), which [`super::search`] reads in large sequential chunks. A pass over a
+//! million faces then reads 0.5 GiB of one file instead of a million SQLite rows of 1 KiB read a
+//! 4 KiB page at a time.
+//!
+//! Each row is a face id and its vector in 8 bits a component (the vector's largest component
+//! maps to 127): 524 bytes a face, half the table. The rounding moves a distance by at most
+//! [`VectorFile::margin`], so a search widens each reach by it and checks every face found that
+//! way again with its stored half floats: the hits are exactly those of the table alone.
 //!
 //! SQLite stays the one source of truth; the file is a cache that rebuilds itself. It holds
-//! committed rows only, in face id order (an id and its 512 half floats each). Face ids are
-//! never reused (`AUTOINCREMENT`), so a row of the file is either that face's vector or a face
-//! deleted since, which a search drops when it looks the face up. Each use first appends the
-//! rows committed after the file's last id; the file is rebuilt when it is missing or damaged,
-//! when it was made for another database file, when the database's face ids went back (a
-//! restored copy), or when a spot-checked row differs from the database. Writers hold an
-//! exclusive lock on the file, readers a shared one, so nobody reads a file being written.
+//! committed rows only, in face id order. Face ids are never reused (`AUTOINCREMENT`), so a row
+//! of the file is either that face's vector or a face deleted since, which a search drops when it
+//! looks the face up. Each use first appends the rows committed after the file's last id; the file
+//! is rebuilt when it is missing or damaged, when it was made for another database file, when
+//! the database's face ids went back (a restored copy), or when a spot-checked row differs from
+//! the database. Writers hold an exclusive lock on the file, readers a shared one, so nobody
+//! reads a file being written.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use half::f16;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::{BLOB_BYTES, SCAN_CHUNK, push_blob};
+use super::{BLOB_BYTES, SCAN_CHUNK};
 use crate::embedding::EMBEDDING_DIM as DIM;
 
 const MAGIC: &[u8; 8] = b"VISAGEV1";
-/// Magic, dimension, the database file's device and inode and birth time, rows, last id.
-const HEADER: usize = 8 + 8 + 8 + 8 + 8 + 8 + 8;
-/// One row: the face id (i64, little-endian) and its vector.
-const ROW: usize = 8 + BLOB_BYTES;
+/// Magic, dimension, the database file's device and inode and birth time, rows, last id, and
+/// the largest rounding step of any row.
+const HEADER: usize = 8 + 8 * 7;
+/// One row: the face id (i64), its rounding step (f32) and its components (i8), little-endian.
+const ROW: usize = 8 + 4 + DIM;
 
 /// The vector file of one database, up to date with what was committed when it was opened, and
 /// locked for reading.
@@ -35,10 +41,11 @@ pub struct VectorFile {
     rows: u64,
     /// The last face id it holds (0 when empty): faces after it are read from SQLite.
     pub last: i64,
+    step: f32,
     next: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Header {
     dim: u64,
     device: u64,
@@ -46,6 +53,8 @@ struct Header {
     born: i64,
     rows: u64,
     last: i64,
+    /// The largest rounding step of any row.
+    step: f32,
 }
 
 /// Where the vector file of the database at `db` lives.
@@ -105,12 +114,14 @@ impl VectorFile {
             born,
             rows: 0,
             last: 0,
+            step: 0.0,
         };
         let header = match read_header(&mut file)? {
             Some(h)
                 if Header {
                     rows: 0,
                     last: 0,
+                    step: 0.0,
                     ..h
                 } == ours
                     && h.last <= seq
@@ -132,14 +143,22 @@ impl VectorFile {
             file,
             rows: header.rows,
             last: header.last,
+            step: header.step,
             next: 0,
         })
     }
 
-    /// Append the next rows (ids and vectors) to these, at most [`SCAN_CHUNK`]; none at the end.
-    /// Each chunk is mapped on its own and unmapped after (16 MiB), so the rows are copied once,
-    /// straight from the page cache, and the process never holds more than a chunk of them.
-    pub fn read_chunk(&mut self, ids: &mut Vec<i64>, halves: &mut Vec<f16>) -> std::io::Result<()> {
+    /// How far a distance to a row of the file may lie from the distance to the stored vector:
+    /// each component is off by at most half a step, so the vector by at most √512 half steps
+    /// (with a little more for the float arithmetic).
+    pub fn margin(&self) -> f32 {
+        (DIM as f32).sqrt() * self.step * 0.5 * 1.01 + 1e-4
+    }
+
+    /// Append the next rows to these (ids, and vectors as the file rounds them), at most
+    /// [`SCAN_CHUNK`]; none at the end. Each chunk is mapped on its own and unmapped after
+    /// (8 MiB), so the process never holds more than a chunk of the file.
+    pub fn read_chunk(&mut self, ids: &mut Vec<i64>, rows: &mut Vec<f32>) -> std::io::Result<()> {
         let n = (self.rows - self.next).min(SCAN_CHUNK as u64) as usize;
         if n == 0 {
             return Ok(());
@@ -153,13 +172,35 @@ impl VectorFile {
                 .populate()
                 .map(&self.file)?
         };
+        rows.reserve(n * DIM);
         for row in map.chunks_exact(ROW) {
             ids.push(i64::from_le_bytes(row[..8].try_into().expect("8 bytes")));
-            push_blob(halves, &row[8..]);
+            dequantise(&row[8..], rows);
         }
         self.next += n as u64;
         Ok(())
     }
+}
+
+/// A row of the file without its id (see [`quantise`]) as floats, appended to `out`.
+fn dequantise(row: &[u8], out: &mut Vec<f32>) {
+    let step = f32::from_le_bytes(row[..4].try_into().expect("4 bytes"));
+    out.extend(row[4..].iter().map(|&q| (q as i8) as f32 * step));
+}
+
+/// A stored vector (half floats, as a BLOB) as a row of the file without its id: the rounding
+/// step, then each component in steps.
+fn quantise(blob: &[u8]) -> Vec<u8> {
+    let v = super::from_blob(blob);
+    let largest = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let step = if largest > 0.0 { largest / 127.0 } else { 1.0 };
+    let mut out = Vec::with_capacity(4 + DIM);
+    out.extend_from_slice(&step.to_le_bytes());
+    out.extend(
+        v.iter()
+            .map(|x| (x / step).round().clamp(-127.0, 127.0) as i8 as u8),
+    );
+    out
 }
 
 fn read_header(file: &mut File) -> std::io::Result<Option<Header>> {
@@ -181,6 +222,7 @@ fn read_header(file: &mut File) -> std::io::Result<Option<Header>> {
         born: word(3) as i64,
         rows: word(4),
         last: word(5) as i64,
+        step: f32::from_bits(word(6) as u32),
     }))
 }
 
@@ -194,6 +236,7 @@ fn write_header(file: &mut File, h: &Header) -> std::io::Result<()> {
         h.born as u64,
         h.rows,
         h.last as u64,
+        h.step.to_bits() as u64,
     ] {
         b.extend_from_slice(&w.to_le_bytes());
     }
@@ -229,7 +272,7 @@ fn spot_check(
         }
         previous = id;
         let stored: Option<Vec<u8>> = stmt.query_row([id], |r| r.get(0)).optional()?;
-        if stored.is_some_and(|s| s != bytes) {
+        if stored.is_some_and(|s| quantise(&s) != bytes) {
             return Ok(false);
         }
     }
@@ -254,8 +297,11 @@ fn append(
             continue;
         }
         let id: i64 = row.get(0)?;
+        let quantised = quantise(blob);
         out.write_all(&id.to_le_bytes())?;
-        out.write_all(blob)?;
+        out.write_all(&quantised)?;
+        let step = f32::from_le_bytes(quantised[..4].try_into().expect("4 bytes"));
+        next.step = next.step.max(step);
         next.rows += 1;
         next.last = id;
     }
@@ -318,37 +364,65 @@ mod tests {
         Ok(())
     }
 
-    /// Every row the file holds.
-    fn rows(db: &Path) -> Vec<(i64, Vec<f16>)> {
+    /// Every row the file holds, as it reads back.
+    fn rows(db: &Path) -> Vec<(i64, Vec<f32>)> {
         let mut f = VectorFile::open(db).expect("a vector file");
-        let (mut ids, mut halves) = (Vec::new(), Vec::new());
+        let (mut ids, mut values) = (Vec::new(), Vec::new());
         loop {
             let before = ids.len();
-            f.read_chunk(&mut ids, &mut halves).unwrap();
+            f.read_chunk(&mut ids, &mut values).unwrap();
             if ids.len() == before {
                 break;
             }
         }
         ids.iter()
             .enumerate()
-            .map(|(k, &id)| (id, halves[k * DIM..(k + 1) * DIM].to_vec()))
+            .map(|(k, &id)| (id, values[k * DIM..(k + 1) * DIM].to_vec()))
             .collect()
     }
 
-    /// What the database holds: (face, vector) in id order.
-    fn stored(store: &Store) -> Vec<(i64, Vec<f16>)> {
+    /// What the database holds, as the file should read it back: (face, vector) in id order.
+    fn stored(store: &Store) -> Vec<(i64, Vec<f32>)> {
         store
             .read(|c| {
                 c.prepare("SELECT face, vector FROM embeddings ORDER BY face")?
                     .query_map([], |r| {
-                        Ok((
-                            r.get(0)?,
-                            super::super::blob_halves(&r.get::<_, Vec<u8>>(1)?),
-                        ))
+                        let mut v = Vec::new();
+                        dequantise(&quantise(&r.get::<_, Vec<u8>>(1)?), &mut v);
+                        Ok((r.get(0)?, v))
                     })?
                     .collect()
             })
             .unwrap()
+    }
+
+    /// Each stored vector is within the file's margin of what the file reads back.
+    fn within_margin(db: &Path, store: &Store) {
+        let margin = VectorFile::open(db).unwrap().margin();
+        assert!(margin > 0.0 && margin < 0.05, "{margin}");
+        let exact: Vec<(i64, Vec<f32>)> = store
+            .read(|c| {
+                c.prepare("SELECT face, vector FROM embeddings ORDER BY face")?
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, super::super::from_blob(&r.get::<_, Vec<u8>>(1)?)))
+                    })?
+                    .collect()
+            })
+            .unwrap();
+        let file = rows(db);
+        for (id, v) in exact {
+            let (_, r) = file
+                .iter()
+                .find(|(f, _)| *f == id)
+                .expect("every stored face");
+            let d: f32 = v
+                .iter()
+                .zip(r)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f32>()
+                .sqrt();
+            assert!(d < margin, "{id}: {d} >= {margin}");
+        }
     }
 
     /// How far [`near`] looks: about as far as two unrelated vectors lie, so that about half of
@@ -363,17 +437,24 @@ mod tests {
         out
     }
 
-    /// The same by brute force over the database.
+    /// The same by brute force over the database's own vectors.
     fn near_by_hand(store: &Store) -> Vec<i64> {
         let q = vector(0);
-        stored(store)
+        store
+            .read(|c| {
+                c.prepare("SELECT face, vector FROM embeddings ORDER BY face")?
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            super::super::from_blob(&r.get::<_, Vec<u8>>(1)?),
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap()
             .into_iter()
             .filter(|(_, v)| {
-                let d2: f32 = v
-                    .iter()
-                    .zip(&q)
-                    .map(|(a, b)| (a.to_f32() - b).powi(2))
-                    .sum();
+                let d2: f32 = v.iter().zip(&q).map(|(a, b)| (a - b).powi(2)).sum();
                 d2 < REACH * REACH
             })
             .map(|(id, _)| id)
@@ -390,6 +471,7 @@ mod tests {
         assert_eq!(rows(&db), stored(&store));
         store.write(|tx| add(tx, 40..70)).unwrap();
         assert_eq!(rows(&db), stored(&store));
+        within_margin(&db, &store);
         let found = store.read(|c| Ok(near(c))).unwrap();
         assert!(found.len() > 3 && found.len() < 70, "{}", found.len());
         assert_eq!(found, near_by_hand(&store));

@@ -179,9 +179,11 @@ impl Found<'_> {
 /// Every face that `face_filter` selects (as for [`scan`]) within reach of `queries`, with the
 /// integer `columns` asked for, handed to `each` in face id order (then query order).
 ///
-/// The embeddings table is read on its own, in storage order, and only the faces within reach
-/// are looked up in `faces` (filter and columns): a search over a million faces reads the 1 GiB
-/// of vectors once and a few rows of `faces`, where a filtered [`scan`] reads both tables whole.
+/// The vectors are read on their own, and only the faces within reach are looked up in `faces`
+/// (filter and columns). They come from the vector file ([`file`]: 8-bit vectors, half the
+/// bytes) up to its last face, then from SQLite. A face the file puts within reach (each reach
+/// widened by the file's rounding) is checked again with its stored half floats, so the hits and
+/// their distances are exactly those of a scan of the table alone.
 pub fn search(
     conn: &Connection,
     queries: &mut crate::graph::range::RangeQuery,
@@ -189,6 +191,8 @@ pub fn search(
     face_filter: &str,
     mut each: impl FnMut(&Found),
 ) -> SqlResult<()> {
+    use crate::graph::Rows;
+    use crate::graph::range::Hit;
     use std::sync::mpsc;
     let extra: String = if columns.is_empty() {
         "1".to_string()
@@ -198,40 +202,52 @@ pub fn search(
     let mut state = conn.prepare(&format!(
         "SELECT {extra} FROM faces f WHERE f.id = ?1 AND ({face_filter})"
     ))?;
+    let mut stored = conn.prepare_cached("SELECT vector FROM embeddings WHERE face = ?1")?;
     let width = columns.len();
     let mut values: Vec<i64> = vec![NULL; width];
-    // The vector file holds the committed rows up to its last id, read in large chunks; SQLite
-    // gives the rest (and everything when there is no file: an in-memory database).
+    // The vector file holds the committed rows up to its last id; SQLite gives the rest (and
+    // everything when there is no file: an in-memory database, a folder that cannot be written).
     let mut vector_file = conn
         .path()
         .filter(|p| !p.is_empty())
         .and_then(|p| file::VectorFile::open(Path::new(p)));
     let after = vector_file.as_ref().map_or(i64::MIN, |f| f.last);
+    let mut wide = queries.widened(vector_file.as_ref().map_or(0.0, |f| f.margin()));
+    let mut exact = queries.widened(0.0);
     let mut vectors =
         conn.prepare("SELECT face, vector FROM embeddings WHERE face > ?1 ORDER BY face")?;
     let mut rows = vectors.query([after])?;
-    type Chunked = (Vec<i64>, Vec<f16>);
-    // Reading SQLite and the distances overlap: this thread reads the next chunk while a
-    // second one computes the last chunk's hits; two chunks in flight bound the memory.
-    let (to_work, work) = mpsc::sync_channel::<Chunked>(1);
-    let (to_done, done) = mpsc::sync_channel::<(Chunked, Vec<crate::graph::range::Hit>)>(1);
+    /// Rows to compute: from the file (8-bit, dequantised) or from SQLite (half floats).
+    enum Piece {
+        Approximate(Vec<i64>, Vec<f32>),
+        Exact(Vec<i64>, Vec<f16>),
+    }
+    // Reading and the distances overlap: this thread reads the next chunk while a second one
+    // computes the last chunk's hits; two chunks in flight bound the memory.
+    let (to_work, work) = mpsc::sync_channel::<Piece>(1);
+    let (to_done, done) = mpsc::sync_channel::<(Piece, Vec<Hit>)>(1);
     std::thread::scope(|scope| -> SqlResult<()> {
         scope.spawn(move || {
-            for (ids, halves) in work {
-                let hits = queries.within(crate::graph::Rows::F16(&halves));
-                if to_done.send(((ids, halves), hits)).is_err() {
+            for piece in work {
+                let hits = match &piece {
+                    Piece::Approximate(_, rows) => wide.within(Rows::F32(rows)),
+                    Piece::Exact(_, halves) => exact.within(Rows::F16(halves)),
+                };
+                if to_done.send((piece, hits)).is_err() {
                     break;
                 }
             }
         });
-        // The faces within reach of one computed chunk: filter, columns, and `each`.
-        let mut report = |((ids, halves), hits): (Chunked, Vec<crate::graph::range::Hit>)|
-         -> SqlResult<Vec<f16>> {
+        // The faces within reach among exact rows: filter, columns, and `each`.
+        let mut report_exact = |ids: &[i64], halves: &[f16], hits: &[Hit]| -> SqlResult<()> {
             let mut k = 0;
             while k < hits.len() {
                 // The hits of one face are next to each other (by row, then query).
                 let row = hits[k].row as usize;
-                let end = k + hits[k..].iter().take_while(|h| h.row as usize == row).count();
+                let end = k + hits[k..]
+                    .iter()
+                    .take_while(|h| h.row as usize == row)
+                    .count();
                 let id = ids[row];
                 let passed = state
                     .query_row([id], |r| {
@@ -255,36 +271,54 @@ pub fn search(
                 }
                 k = end;
             }
-            Ok(halves)
+            Ok(())
+        };
+        // A chunk of the file's rows, once computed, is handed back to read the next one into:
+        // fresh buffers of 32 MiB each time cost more in page faults than the distances.
+        type Buffers = (Vec<i64>, Vec<f32>);
+        let mut report = |(piece, hits): (Piece, Vec<Hit>)| -> SqlResult<Option<Buffers>> {
+            match piece {
+                Piece::Exact(ids, halves) => report_exact(&ids, &halves, &hits).map(|()| None),
+                Piece::Approximate(mut ids, mut rows) => {
+                    // The faces the file puts within reach, again with their stored vectors (a
+                    // face deleted since has none).
+                    let (mut near, mut halves) = (Vec::new(), Vec::new());
+                    for h in &hits {
+                        let id = ids[h.row as usize];
+                        if near.last() == Some(&id) {
+                            continue;
+                        }
+                        let blob: Option<Vec<u8>> =
+                            stored.query_row([id], |r| r.get(0)).optional()?;
+                        if let Some(b) = blob.filter(|b| b.len() == BLOB_BYTES) {
+                            near.push(id);
+                            push_blob(&mut halves, &b);
+                        }
+                    }
+                    let hits = queries.within(Rows::F16(&halves));
+                    report_exact(&near, &halves, &hits)?;
+                    ids.clear();
+                    rows.clear();
+                    Ok(Some((ids, rows)))
+                }
+            }
         };
         let result = (|| -> SqlResult<()> {
-            let mut in_flight = 0;
-            let mut spare: Vec<f16> = Vec::new();
-            let mut ids: Vec<i64> = Vec::with_capacity(SCAN_CHUNK);
-            let mut halves: Vec<f16> = Vec::with_capacity(SCAN_CHUNK * EMBEDDING_DIM);
-            let mut send = |ids: &mut Vec<i64>,
-                            halves: &mut Vec<f16>,
-                            spare: &mut Vec<f16>,
-                            in_flight: &mut usize|
-             -> SqlResult<()> {
-                if *in_flight == 1 {
-                    let back = done.recv().expect("the distance thread stopped");
-                    *spare = report(back)?;
-                    *in_flight = 0;
+            let mut in_flight = false;
+            // Two buffers take turns: one computed while the other is read into.
+            let mut free: Vec<Buffers> = Vec::new();
+            let mut send = |piece: Piece, in_flight: &mut bool, free: &mut Vec<Buffers>| {
+                if *in_flight {
+                    free.extend(report(done.recv().expect("the distance thread stopped"))?);
                 }
-                let mut next = std::mem::take(spare);
-                next.clear();
-                let full = std::mem::replace(halves, next);
-                let chunk = std::mem::replace(ids, Vec::with_capacity(SCAN_CHUNK));
-                to_work
-                    .send((chunk, full))
-                    .expect("the distance thread stopped");
-                *in_flight = 1;
-                Ok(())
+                to_work.send(piece).expect("the distance thread stopped");
+                *in_flight = true;
+                SqlResult::Ok(())
             };
             if let Some(f) = vector_file.as_mut() {
                 loop {
-                    f.read_chunk(&mut ids, &mut halves).map_err(|e| {
+                    let (mut ids, mut approx) = free.pop().unwrap_or_default();
+                    f.read_chunk(&mut ids, &mut approx).map_err(|e| {
                         rusqlite::Error::ToSqlConversionFailure(
                             format!("reading the vector file: {e}").into(),
                         )
@@ -292,9 +326,11 @@ pub fn search(
                     if ids.is_empty() {
                         break;
                     }
-                    send(&mut ids, &mut halves, &mut spare, &mut in_flight)?;
+                    send(Piece::Approximate(ids, approx), &mut in_flight, &mut free)?;
                 }
             }
+            let mut ids: Vec<i64> = Vec::new();
+            let mut halves: Vec<f16> = Vec::new();
             while let Some(row) = rows.next()? {
                 let blob = row.get_ref(1)?.as_blob()?;
                 if blob.len() != BLOB_BYTES {
@@ -303,15 +339,15 @@ pub fn search(
                 ids.push(row.get(0)?);
                 push_blob(&mut halves, blob);
                 if ids.len() == SCAN_CHUNK {
-                    send(&mut ids, &mut halves, &mut spare, &mut in_flight)?;
+                    let piece = Piece::Exact(std::mem::take(&mut ids), std::mem::take(&mut halves));
+                    send(piece, &mut in_flight, &mut free)?;
                 }
             }
             if !ids.is_empty() {
-                send(&mut ids, &mut halves, &mut spare, &mut in_flight)?;
+                send(Piece::Exact(ids, halves), &mut in_flight, &mut free)?;
             }
-            if in_flight == 1 {
-                let back = done.recv().expect("the distance thread stopped");
-                report(back)?;
+            if in_flight {
+                report(done.recv().expect("the distance thread stopped"))?;
             }
             Ok(())
         })();
