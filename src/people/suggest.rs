@@ -478,9 +478,8 @@ pub fn near_clusters(
 mod tests {
     use super::*;
     use crate::people::{self, Ref};
-    use crate::pipeline::{FoundFace, Source};
     use crate::store::Store;
-    use crate::store::photos::{self, FileInfo, PhotoInfo};
+    use crate::store::photos;
 
     /// The unit vector in the plane of axes `base` and `axis` that is `chord` away from axis
     /// `base` (turned on by `from` first: `on(b, x, f, c)` is `c` further along than
@@ -504,35 +503,7 @@ mod tests {
             .write(|tx| -> Result<Vec<i64>, crate::store::StoreError> {
                 let mut ids = Vec::new();
                 for (k, e) in vectors.iter().enumerate() {
-                    let found = FoundFace {
-                        x: 10.0,
-                        y: 10.0,
-                        w: 90.0,
-                        h: 90.0,
-                        size: 90,
-                        score: 20.0,
-                        source: Source::Pico,
-                        probability: 1.0,
-                        landmarks: Vec::new(),
-                        embedding: e.clone(),
-                    };
-                    let file = FileInfo {
-                        path: format!("/synthetic/{k}.jpg"),
-                        size: 1,
-                        mtime_ns: 0,
-                        hash: None,
-                    };
-                    let info = PhotoInfo {
-                        width: 200,
-                        height: 200,
-                        orientation: 1,
-                    };
-                    let photo = photos::store_indexed(tx, &file, info, &[found], 0)?;
-                    ids.push(tx.query_row(
-                        "SELECT id FROM faces WHERE photo = ?1",
-                        [photo],
-                        |r| r.get(0),
-                    )?);
+                    ids.push(photos::store_vector(tx, &format!("/synthetic/{k}.jpg"), e)?);
                 }
                 Ok(ids)
             })

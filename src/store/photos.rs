@@ -455,6 +455,39 @@ pub fn mark_gone(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
     Ok(())
 }
 
+/// Store a photo at `path` with one face of this embedding (a 90-pixel face in a 200 x 200
+/// photo, found now): how unit tests build a library of vectors. Returns the face's id.
+#[cfg(test)]
+pub(crate) fn store_vector(tx: &Transaction, path: &str, embedding: &[f32]) -> SqlResult<i64> {
+    let face = FoundFace {
+        x: 10.0,
+        y: 10.0,
+        w: 90.0,
+        h: 90.0,
+        size: 90,
+        score: 20.0,
+        source: crate::pipeline::Source::Pico,
+        probability: 1.0,
+        landmarks: Vec::new(),
+        embedding: embedding.to_vec(),
+    };
+    let file = FileInfo {
+        path: path.to_string(),
+        size: 1,
+        mtime_ns: 0,
+        hash: None,
+    };
+    let info = PhotoInfo {
+        width: 200,
+        height: 200,
+        orientation: 1,
+    };
+    let photo = store_indexed(tx, &file, info, &[face], super::now())?;
+    tx.query_row("SELECT id FROM faces WHERE photo = ?1", [photo], |r| {
+        r.get(0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,9 +161,14 @@ pub fn visage(args: &[&str], envs: &[(&str, &str)]) -> Output {
 
 /// Run `visage ARGS --db DB` on the CPU, asserting the exit code (stdout and stderr in the message).
 pub fn run(db: &Path, args: &[&str], code: i32) -> Output {
+    run_with(db, args, code, &[("VISAGE_DEVICE", "cpu")])
+}
+
+/// [`run`] with these environment variables.
+pub fn run_with(db: &Path, args: &[&str], code: i32, env: &[(&str, &str)]) -> Output {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--db", db.to_str().unwrap()]);
-    let out = visage(&all, &[("VISAGE_DEVICE", "cpu")]);
+    let out = visage(&all, env);
     assert_eq!(
         out.status.code(),
         Some(code),

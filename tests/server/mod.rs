@@ -48,17 +48,7 @@ impl Library {
     /// Run `visage ARGS --db DB` with the settings the library was made with ([`ENV`]), asserting
     /// its exit code.
     pub fn run(&self, args: &[&str], code: i32) -> std::process::Output {
-        let mut all = args.to_vec();
-        all.extend(["--db", self.db.to_str().unwrap()]);
-        let out = visage(&all, ENV);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "visage {all:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        common::run_with(&self.db, args, code, ENV)
     }
 
     pub fn people(&self) -> Vec<Value> {

@@ -320,8 +320,7 @@ fn append(
 mod tests {
     use super::*;
     use crate::graph::range::RangeQuery;
-    use crate::pipeline::{FoundFace, Source};
-    use crate::store::photos::{self, FileInfo, PhotoInfo};
+    use crate::store::photos;
     use crate::store::{Store, StoreError};
 
     /// A unit vector of its own for each seed.
@@ -336,30 +335,7 @@ mod tests {
     /// One photo with one face for each seed, in one transaction of `tx`.
     fn add(tx: &rusqlite::Transaction, seeds: std::ops::Range<u64>) -> Result<(), StoreError> {
         for s in seeds {
-            let file = FileInfo {
-                path: format!("/v/{s}.jpg"),
-                size: 1,
-                mtime_ns: 0,
-                hash: None,
-            };
-            let face = FoundFace {
-                x: 10.0,
-                y: 10.0,
-                w: 90.0,
-                h: 90.0,
-                size: 90,
-                score: 20.0,
-                source: Source::Pico,
-                probability: 1.0,
-                landmarks: Vec::new(),
-                embedding: vector(s),
-            };
-            let info = PhotoInfo {
-                width: 200,
-                height: 200,
-                orientation: 1,
-            };
-            photos::store_indexed(tx, &file, info, &[face], 0)?;
+            photos::store_vector(tx, &format!("/v/{s}.jpg"), &vector(s))?;
         }
         Ok(())
     }
