@@ -87,8 +87,10 @@ pub fn review_clusters(
     offset: usize,
     limit: usize,
 ) -> SqlResult<(usize, Vec<ReviewCluster>)> {
-    // `clusters.faces` is kept by triggers, and `clusters_open` indexes exactly this order.
-    const OPEN: &str = "FROM clusters WHERE kind = 'auto' AND person IS NULL AND faces > 0";
+    // `clusters.faces` is kept by triggers, and `clusters_open` indexes exactly this order (named,
+    // as `clusters_kind` would otherwise be taken for `kind = 'auto'`, then every row sorted).
+    const OPEN: &str = "FROM clusters INDEXED BY clusters_open
+        WHERE kind = 'auto' AND person IS NULL AND faces > 0";
     let total: i64 = conn.query_row(&format!("SELECT count(*) {OPEN}"), [], |r| r.get(0))?;
     let mut stmt = conn.prepare(&format!(
         "SELECT id, faces {OPEN} ORDER BY faces DESC, id LIMIT ?1 OFFSET ?2"

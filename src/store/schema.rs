@@ -142,13 +142,11 @@ pub const MIGRATIONS: &[Migration] = &[
         convert: crate::store::embeddings::migrate_from_faces,
         after: MILLION_AFTER,
     },
-    // 5: `visage stats` at a million faces counts clusters by kind and reads their radii, and
-    // photos by state, from small indexes instead of the tables (a cluster row, with its
-    // centroid, fills a page).
+    // 5: `visage stats` at a million faces counts clusters by kind and reads their radii from a
+    // small index instead of the table (a cluster row, with its centroid, fills a page).
     Migration::Sql(
         r#"
     CREATE INDEX clusters_kind ON clusters(kind, radius);
-    CREATE INDEX photos_state ON photos(gone, error);
     "#,
     ),
 ];
