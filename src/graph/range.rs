@@ -46,6 +46,20 @@ struct Worker {
     hits: Vec<Hit>,
 }
 
+/// The same queries with scratch of their own (for a second thread).
+impl Clone for RangeQuery {
+    fn clone(&self) -> Self {
+        RangeQuery {
+            dim: self.dim,
+            max_d2: self.max_d2,
+            reach2: self.reach2.clone(),
+            queries: self.queries.clone(),
+            norms: self.norms.clone(),
+            workers: (0..self.workers.len()).map(|_| Worker::default()).collect(),
+        }
+    }
+}
+
 impl RangeQuery {
     /// `queries`: rows of `dim` floats; pairs strictly closer than `max_distance` are hits.
     pub fn new(queries: &[f32], dim: usize, max_distance: f32) -> Self {
@@ -78,17 +92,12 @@ impl RangeQuery {
     /// within `margin` of the exact one) must find so that no exact hit is missed.
     pub fn widened(&self, margin: f32) -> Self {
         let wider = |d2: f32| (d2.sqrt() + margin).powi(2);
-        RangeQuery {
-            dim: self.dim,
-            max_d2: wider(self.max_d2),
-            reach2: self
-                .reach2
-                .as_ref()
-                .map(|r| r.iter().map(|&d2| wider(d2)).collect()),
-            queries: self.queries.clone(),
-            norms: self.norms.clone(),
-            workers: (0..self.workers.len()).map(|_| Worker::default()).collect(),
+        let mut out = self.clone();
+        out.max_d2 = wider(self.max_d2);
+        if let Some(r) = out.reach2.as_mut() {
+            r.iter_mut().for_each(|d2| *d2 = wider(*d2));
         }
+        out
     }
 
     /// Every hit of the queries in `chunk` (rows numbered from 0), by row then query.

@@ -131,7 +131,8 @@ impl VectorFile {
                 h
             }
             _ => {
-                // Rebuilt from nothing: the header is written last, after the rows are on disk.
+                // Rebuilt from nothing: an empty file and its header; `append` writes the rows,
+                // then, once they are on disk, the header that counts them.
                 file.set_len(0)?;
                 write_header(&mut file, &ours)?;
                 ours

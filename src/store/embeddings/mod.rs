@@ -213,7 +213,7 @@ pub fn search(
         .and_then(|p| file::VectorFile::open(Path::new(p)));
     let after = vector_file.as_ref().map_or(i64::MIN, |f| f.last);
     let mut wide = queries.widened(vector_file.as_ref().map_or(0.0, |f| f.margin()));
-    let mut exact = queries.widened(0.0);
+    let mut exact = queries.clone();
     let mut vectors =
         conn.prepare("SELECT face, vector FROM embeddings WHERE face > ?1 ORDER BY face")?;
     let mut rows = vectors.query([after])?;
