@@ -1,15 +1,21 @@
-//! `visage index`: brings the store up to date with folders of photos. Walks them, skips files
-//! whose size and time (or, if those moved, content hash) are unchanged, reads and decodes the
-//! rest in parallel while the previous batch runs through the pipeline, and stores each batch in
-//! one transaction. Files that fail are recorded with the reason and the run goes on; files no
-//! longer on disk are marked gone. A run may take one [`shard`] of the photos only (part I of N,
-//! for many machines); the shards' databases are merged into one library by `store::merge`.
+//! `visage index`: brings the store up to date with folders of photos and videos. Walks them
+//! (every file: see [`crate::walk`]), skips files whose size and time (or, if those moved,
+//! content hash) are unchanged, reads and decodes the rest in parallel while the previous batch
+//! runs through the pipeline, and stores each batch in one transaction. A video gives stills at a
+//! few moments, and keeps one face per person ([`video`]). Files that fail are recorded with the
+//! reason and the run goes on; files it does not read (a kind visage does not read, a reader
+//! this machine lacks, the video of a Live Photo, a RAW stacked with its JPEG) are counted with
+//! the reason, never silently; files no longer on disk are marked gone. A run may take one
+//! [`shard`] of the files only (part I of N, for many machines); the shards' databases are merged
+//! into one library by `store::merge`.
 //!
 //! It does not cluster (see `people::assign`) and holds no algorithm of a pipeline stage.
 
 pub mod shard;
+pub mod video;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,14 +23,18 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::config::Settings;
 use crate::photo::Photo;
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::photo::video::{Ffmpeg, Video, VideoError};
+use crate::pipeline::{FoundFace, Pipeline, PipelineError};
 use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
 use crate::store::{Store, StoreError};
-use crate::walk;
+use crate::walk::{self, Kind};
+use crate::wheel::Cache;
 pub use shard::{Shard, ShardCount, ShardError};
 
-/// Photos decoded and stored per batch (and per transaction).
+/// Stills decoded and stored per batch (and per transaction): as many photos, or fewer videos
+/// (each weighs its most stills, [`crate::photo::video::MAX_STILLS`]), so memory stays bounded.
 pub const BATCH: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,35 +45,114 @@ pub enum IndexError {
     Pipeline(#[from] PipelineError),
 }
 
+/// How a run reads what it finds.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// The part of the files this run takes (`None`: all of them).
+    pub shard: Option<Shard>,
+    /// Two faces of one video closer than this are one person, whose clearest face is kept (the
+    /// cluster distance).
+    pub same_person: f32,
+    /// Where parts fetched at run time live (the `ffmpeg` program, when the system has none).
+    pub parts: Cache,
+}
+
+impl IndexOptions {
+    /// The options `settings` give, for all files or one shard.
+    pub fn new(settings: &Settings, shard: Option<Shard>) -> Self {
+        IndexOptions {
+            shard,
+            same_person: settings.face_cluster_dist,
+            parts: crate::models::Models::new(settings.models.clone()),
+        }
+    }
+}
+
 /// What one run did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct IndexReport {
-    /// Photo files found.
+    /// Files found (but for hidden files, sidecars and the like: see [`crate::walk`]): each is
+    /// indexed, unchanged, failed or not read.
     pub files: usize,
     /// Unchanged since the last run (size and time, or content).
     pub unchanged: usize,
     pub indexed: usize,
     pub failed: usize,
     pub faces: usize,
+    /// Of `indexed`: videos, and the stills looked at in them.
+    pub videos: usize,
+    pub stills: usize,
+    /// Files found and not read, for the reasons in `not_read_kinds`.
+    pub not_read: usize,
+    /// `not_read` by extension and reason, most files first.
+    pub not_read_kinds: Vec<NotReadKind>,
+    /// Each file not read.
+    pub not_read_files: Vec<NotReadFile>,
     /// Files in the store that are no longer under the folders walked.
     pub gone: usize,
-    /// The part of the photos this run took (`None`: all of them).
+    /// The part of the files this run took (`None`: all of them).
     pub shard: Option<Shard>,
-    /// Photo files found that belong to other shards (not counted in `files`).
+    /// Files found that belong to other shards (not counted in `files`).
     pub other_shards: usize,
     pub seconds: f64,
     /// Where the time went.
     pub stages: Stages,
 }
 
+/// Why a file found was not read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case", tag = "why", content = "detail")]
+pub enum NotRead {
+    /// A kind visage does not read (by its name and its content).
+    Unsupported,
+    /// A reader this machine lacks, and what to install.
+    Missing(String),
+    /// The video of a Live Photo: its still is read.
+    LivePhoto,
+    /// A RAW stacked with the JPEG (or HEIF) of the same shot: that one is read.
+    Stacked,
+}
+
+impl fmt::Display for NotRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotRead::Unsupported => write!(f, "not a kind visage reads"),
+            NotRead::Missing(why) => write!(f, "{why}"),
+            NotRead::LivePhoto => write!(f, "part of a Live Photo (its still is read)"),
+            NotRead::Stacked => write!(f, "stacked with its JPEG (the JPEG is read)"),
+        }
+    }
+}
+
+/// Files not read, of one extension, for one reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotReadKind {
+    /// Lower case, without the dot ("" for a name without one).
+    pub extension: String,
+    pub reason: String,
+    pub files: usize,
+}
+
+/// One file not read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotReadFile {
+    pub path: String,
+    pub reason: String,
+    #[serde(flatten)]
+    pub why: NotRead,
+    /// The still of a Live Photo's video, the JPEG a RAW is stacked with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
+}
+
 /// Seconds per stage of an index run. Reading and decoding run on all cores beside the networks
-/// (the next batch is decoded while this one is embedded), so they are summed per photo across
+/// (the next batch is decoded while this one is embedded), so they are summed per file across
 /// threads (CPU seconds); the network stages and the store are wall time.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct Stages {
     /// Reading the file and its SHA-256, CPU seconds.
     pub read_cpu: f64,
-    /// Decoding, orienting and downscaling, CPU seconds.
+    /// Decoding, orienting and downscaling (for a video: ffmpeg's run, waited for), CPU seconds.
     pub decode_cpu: f64,
     /// PICO's scan.
     pub detect: f64,
@@ -75,12 +164,48 @@ pub struct Stages {
     pub store: f64,
 }
 
+/// What a file found is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Still,
+    Video,
+}
+
+/// A file to read: as found on disk, what the store knew of it, and how it is read.
+struct Todo {
+    file: FileInfo,
+    state: Option<PhotoState>,
+    reading: Reading,
+}
+
+impl Todo {
+    /// Its share of a batch: a photo is one still, a video its most stills.
+    fn weight(&self) -> usize {
+        match self.reading {
+            Reading::Still => 1,
+            Reading::Video => crate::photo::video::MAX_STILLS,
+        }
+    }
+}
+
 /// One file's way through a batch.
 enum Outcome {
     /// Same content as stored: only size and time move.
     Unchanged(FileInfo),
     Failed(FileInfo, String),
     Decoded(FileInfo, Photo),
+    Video(FileInfo, Video),
+}
+
+impl Outcome {
+    /// The stills it gives the pipeline.
+    fn stills(&self) -> Vec<&Photo> {
+        match self {
+            Outcome::Decoded(_, p) => vec![p],
+            Outcome::Video(_, v) => v.stills.iter().map(|(_, p)| p).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A batch read and decoded, with the CPU seconds that took (read + hash, decode).
@@ -90,7 +215,7 @@ struct ReadBatch {
     decode_cpu: f64,
 }
 
-/// Index the photos under `roots` (all of them, or those of one `shard`). The pipeline is
+/// Index the files under `roots` (all of them, or those of `opts.shard`). The pipeline is
 /// loaded by `load` only when a file changed (re-indexing an unchanged library loads no network),
 /// beside reading the first batch. Each file that fails is passed to `on_error` (path and reason);
 /// the run goes on. A pipeline or database error stops it, with every batch before it stored.
@@ -98,10 +223,11 @@ pub fn index(
     store: &mut Store,
     load: impl FnOnce() -> Result<Pipeline, PipelineError> + Send,
     roots: &[PathBuf],
-    shard: Option<Shard>,
+    opts: &IndexOptions,
     mut on_error: impl FnMut(&Path, &str),
 ) -> Result<IndexReport, IndexError> {
     let started = Instant::now();
+    let shard = opts.shard;
     let mut report = IndexReport {
         shard,
         ..IndexReport::default()
@@ -116,17 +242,21 @@ pub fn index(
         }
     }
 
-    // Walk, and keep what changed (of this shard's photos).
+    // Walk, and keep what changed (of this shard's files). `seen`: every file counted once (a
+    // symlink or two overlapping roots reach one twice); `present`: files whose rows stay (a
+    // stacked RAW or a Live Photo's video indexed before is one photo now: its row goes).
     let mut seen = HashSet::new();
-    let mut todo: Vec<(FileInfo, Option<PhotoState>)> = Vec::new();
+    let mut present = HashSet::new();
+    let mut not_read: Vec<NotReadFile> = Vec::new();
+    let mut todo: Vec<Todo> = Vec::new();
     let found = roots.iter().flat_map(|root| {
-        walk::photos(std::slice::from_ref(root))
+        walk::files(std::slice::from_ref(root))
             .into_iter()
             .map(move |e| (root, e))
     });
     for (root, entry) in found {
-        let path = match entry {
-            Ok(p) => p,
+        let found = match entry {
+            Ok(f) => f,
             Err((p, why)) => {
                 on_error(&p, &why);
                 report.failed += 1;
@@ -134,17 +264,46 @@ pub fn index(
             }
         };
         if let Some(shard) = shard
-            && !shard.takes(&relative(root, &path))
+            && !shard.takes(&relative(root, &found.path))
         {
             report.other_shards += 1;
             continue;
         }
-        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let path = std::fs::canonicalize(&found.path).unwrap_or(found.path.clone());
         let key = path.to_string_lossy().into_owned();
         if !seen.insert(key.clone()) {
-            continue; // the same file reached twice (a symlink, or two overlapping roots)
+            continue;
         }
         report.files += 1;
+        let reading = match found.kind {
+            Kind::Photo | Kind::Raw => Ok(Reading::Still),
+            Kind::Video => Ok(Reading::Video),
+            Kind::LivePhotoVideo => Err(NotRead::LivePhoto),
+            Kind::StackedRaw => Err(NotRead::Stacked),
+            // A name visage does not know may still hold a photo or a video.
+            Kind::Other => sniff(&path).ok_or(NotRead::Unsupported),
+        };
+        let reading = match reading {
+            Ok(r) => r,
+            Err(why) => {
+                if !matches!(why, NotRead::LivePhoto | NotRead::Stacked) {
+                    present.insert(key.clone());
+                }
+                not_read.push(NotReadFile {
+                    path: key,
+                    reason: why.to_string(),
+                    why,
+                    partner: found.partner.map(|p| {
+                        std::fs::canonicalize(&p)
+                            .unwrap_or(p)
+                            .to_string_lossy()
+                            .into_owned()
+                    }),
+                });
+                continue;
+            }
+        };
+        present.insert(key.clone());
         let (size, mtime_ns) = match std::fs::metadata(&path) {
             Ok(m) => (m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()),
             Err(e) => {
@@ -167,9 +326,45 @@ pub fn index(
             Some(s) if !s.failed && !s.gone && s.size == size && s.mtime_ns == mtime_ns => {
                 report.unchanged += 1
             }
-            _ => todo.push((file, state)),
+            _ => todo.push(Todo {
+                file,
+                state,
+                reading,
+            }),
         }
     }
+
+    // Videos need ffmpeg: found (or fetched) once, and only when a video is to be read.
+    let ffmpeg = if todo.iter().any(|t| t.reading == Reading::Video) {
+        match Ffmpeg::find(&opts.parts) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                log::warn!("videos are not read: {e}");
+                let why = NotRead::Missing(match e {
+                    VideoError::NoFfmpeg(_) => {
+                        "ffmpeg not found (install ffmpeg, or python3 with pip to fetch it)".into()
+                    }
+                    other => other.to_string(),
+                });
+                todo.retain(|t| {
+                    if t.reading != Reading::Video {
+                        return true;
+                    }
+                    not_read.push(NotReadFile {
+                        path: t.file.path.clone(),
+                        reason: why.to_string(),
+                        why: why.clone(),
+                        partner: None,
+                    });
+                    false
+                });
+                None
+            }
+        }
+    } else {
+        None
+    };
+    summarise(&mut report, not_read);
 
     // Files, faces, rate, ETA (log lines instead off a terminal).
     let bar = crate::progress::bar(
@@ -177,12 +372,13 @@ pub fn index(
         "{elapsed_precise} [{bar:30}] {pos}/{len} files, {msg}, {per_sec}, ETA {eta}",
     );
     let mut last_log = Instant::now();
-    let batches: Vec<_> = todo.chunks(BATCH).collect();
+    let batches = batches(&todo);
+    let read = |batch: &[Todo]| read_batch(batch, ffmpeg.as_ref());
     // The networks load while the first batch is read and decoded (an unchanged library has no
     // batch, and loads nothing).
     let (mut next, loaded) = match batches.first() {
         Some(first) => {
-            let (read, loaded) = rayon::join(|| read_batch(first), || bar.suspend(load));
+            let (read, loaded) = rayon::join(|| read(first), || bar.suspend(load));
             (Some(read), Some(loaded))
         }
         None => (None, None),
@@ -193,20 +389,14 @@ pub fn index(
         report.stages.read_cpu += batch.read_cpu;
         report.stages.decode_cpu += batch.decode_cpu;
         let outcomes = batch.outcomes;
-        let decoded: Vec<&Photo> = outcomes
-            .iter()
-            .filter_map(|o| match o {
-                Outcome::Decoded(_, p) => Some(p),
-                _ => None,
-            })
-            .collect();
+        let stills: Vec<&Photo> = outcomes.iter().flat_map(Outcome::stills).collect();
         // Decode the next batch while this one runs through the networks.
         let (found, following) = rayon::join(
             || match &pipeline {
-                Some(p) if !decoded.is_empty() => p.run_timed(&decoded),
+                Some(p) if !stills.is_empty() => p.run_timed(&stills),
                 _ => Ok((Vec::new(), Default::default())),
             },
-            || batches.get(k + 1).map(|b| read_batch(b)),
+            || batches.get(k + 1).map(|b| read(b)),
         );
         next = following;
         let (found, times) = found?;
@@ -218,27 +408,49 @@ pub fn index(
         let clock = Instant::now();
         store.write(|tx| -> Result<(), StoreError> {
             for outcome in &outcomes {
-                match outcome {
+                let (file, info, faces) = match outcome {
                     Outcome::Unchanged(file) => {
                         photos::touch(tx, file)?;
                         report.unchanged += 1;
+                        continue;
                     }
                     Outcome::Failed(file, why) => {
                         photos::record_failure(tx, file, why)?;
                         report.failed += 1;
+                        continue;
                     }
                     Outcome::Decoded(file, photo) => {
-                        let faces = found.next().unwrap_or_default();
                         let info = PhotoInfo {
                             width: photo.original_width,
                             height: photo.original_height,
                             orientation: photo.orientation,
                         };
-                        photos::store_indexed(tx, file, info, &faces, crate::store::now())?;
-                        report.indexed += 1;
-                        report.faces += faces.len();
+                        (file, info, found.next().unwrap_or_default())
                     }
-                }
+                    Outcome::Video(file, v) => {
+                        let mut faces: Vec<FoundFace> = Vec::new();
+                        for (at, _) in &v.stills {
+                            let at = *at as f32;
+                            faces.extend(found.next().unwrap_or_default().into_iter().map(|f| {
+                                FoundFace {
+                                    moment: Some(at),
+                                    ..f
+                                }
+                            }));
+                        }
+                        report.videos += 1;
+                        report.stills += v.stills.len();
+                        let info = PhotoInfo {
+                            width: v.width,
+                            height: v.height,
+                            orientation: 1,
+                        };
+                        (file, info, video::one_per_person(faces, opts.same_person))
+                    }
+                };
+                photos::store_indexed(tx, file, info, &faces, crate::store::now())?;
+                report.indexed += 1;
+                report.faces += faces.len();
             }
             Ok(())
         })?;
@@ -267,7 +479,8 @@ pub fn index(
     bar.finish_and_clear();
 
     // Files under a walked folder that were not found are gone (of a shard: those that belong to
-    // it). A folder that is missing altogether (an unmounted disk) marks nothing.
+    // it), and so are a stacked RAW's and a Live Photo's video's rows. A folder that is missing
+    // altogether (an unmounted disk) marks nothing.
     let mut gone: Vec<i64> = roots
         .iter()
         .filter(|r| r.is_dir())
@@ -278,7 +491,7 @@ pub fn index(
                 .iter()
                 .filter(|(path, s)| {
                     !s.gone
-                        && !seen.contains(*path)
+                        && !present.contains(*path)
                         && path.strip_prefix(&prefix).is_some_and(|rel| {
                             shard.is_none_or(|shard| shard.takes(Path::new(rel)))
                         })
@@ -298,6 +511,69 @@ pub fn index(
     Ok(report)
 }
 
+/// The files not read into the report: each, and their count by extension and reason.
+fn summarise(report: &mut IndexReport, mut files: Vec<NotReadFile>) {
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut kinds: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for f in &files {
+        let ext = walk::extension(Path::new(&f.path));
+        *kinds.entry((ext, f.reason.clone())).or_default() += 1;
+    }
+    let mut kinds: Vec<NotReadKind> = kinds
+        .into_iter()
+        .map(|((extension, reason), files)| NotReadKind {
+            extension,
+            reason,
+            files,
+        })
+        .collect();
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.files));
+    report.not_read = files.len();
+    report.not_read_kinds = kinds;
+    report.not_read_files = files;
+}
+
+/// What a file of a name visage does not know holds, by its first bytes: a photo, a video, or
+/// neither (`None`).
+fn sniff(path: &Path) -> Option<Reading> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|f| f.take(16).read(&mut head))
+        .ok()?;
+    let head = &head[..n];
+    if crate::photo::video::is_video(head) {
+        Some(Reading::Video)
+    } else if crate::photo::video::is_heif(head)
+        || image::guess_format(head).is_ok_and(|f| {
+            use image::ImageFormat::*;
+            matches!(f, Jpeg | Png | Gif | WebP | Tiff | Bmp)
+        })
+    {
+        Some(Reading::Still)
+    } else {
+        None
+    }
+}
+
+/// The files to read cut into batches of at most [`BATCH`] stills (a batch holds one file at
+/// least).
+fn batches(todo: &[Todo]) -> Vec<&[Todo]> {
+    let mut out = Vec::new();
+    let (mut start, mut weight) = (0, 0);
+    for (i, t) in todo.iter().enumerate() {
+        if i > start && weight + t.weight() > BATCH {
+            out.push(&todo[start..i]);
+            (start, weight) = (i, 0);
+        }
+        weight += t.weight();
+    }
+    if start < todo.len() {
+        out.push(&todo[start..]);
+    }
+    out
+}
+
 /// A photo's path relative to the folder it was found under (a file given itself: its name), as
 /// [`Shard`] hashes it.
 fn relative(root: &Path, path: &Path) -> PathBuf {
@@ -307,20 +583,33 @@ fn relative(root: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// Read, hash and decode a batch in parallel.
-fn read_batch(batch: &[(FileInfo, Option<PhotoState>)]) -> ReadBatch {
+/// Read, hash and decode a batch in parallel (a video is hashed as it is read, never held, and
+/// its stills taken by ffmpeg).
+fn read_batch(batch: &[Todo], ffmpeg: Option<&Ffmpeg>) -> ReadBatch {
     let timed: Vec<(Outcome, f64, f64)> = batch
         .par_iter()
-        .map(|(file, state)| {
+        .map(|todo| {
             let clock = Instant::now();
-            let mut file = file.clone();
-            let bytes = match std::fs::read(&file.path) {
-                Ok(b) => b,
-                Err(e) => return (Outcome::Failed(file, format!("cannot read: {e}")), 0.0, 0.0),
+            let mut file = todo.file.clone();
+            let bytes = match todo.reading {
+                Reading::Still => match std::fs::read(&file.path) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        return (Outcome::Failed(file, format!("cannot read: {e}")), 0.0, 0.0);
+                    }
+                },
+                Reading::Video => None,
             };
-            let hash = crate::models::sha256_hex(&bytes);
+            let hash = match &bytes {
+                Some(b) => crate::models::sha256_hex(b),
+                None => match crate::models::sha256_file(Path::new(&file.path)) {
+                    Ok(h) => h,
+                    Err(e) => return (Outcome::Failed(file, e.to_string()), 0.0, 0.0),
+                },
+            };
             let read = clock.elapsed().as_secs_f64();
-            let same = state
+            let same = todo
+                .state
                 .as_ref()
                 .is_some_and(|s| !s.failed && !s.gone && s.hash.as_ref() == Some(&hash));
             file.hash = Some(hash);
@@ -328,9 +617,16 @@ fn read_batch(batch: &[(FileInfo, Option<PhotoState>)]) -> ReadBatch {
                 return (Outcome::Unchanged(file), read, 0.0);
             }
             let clock = Instant::now();
-            let outcome = match Photo::from_bytes(&bytes) {
-                Ok(photo) => Outcome::Decoded(file, photo),
-                Err(e) => Outcome::Failed(file, e.to_string()),
+            let outcome = match (bytes, ffmpeg) {
+                (Some(bytes), _) => match Photo::from_bytes(&bytes) {
+                    Ok(photo) => Outcome::Decoded(file, photo),
+                    Err(e) => Outcome::Failed(file, e.to_string()),
+                },
+                (None, Some(ffmpeg)) => match ffmpeg.video(Path::new(&file.path)) {
+                    Ok(v) => Outcome::Video(file, v),
+                    Err(e) => Outcome::Failed(file, e.to_string()),
+                },
+                (None, None) => Outcome::Failed(file, "ffmpeg not found".into()),
             };
             (outcome, read, clock.elapsed().as_secs_f64())
         })

@@ -7,6 +7,8 @@
 //! Decoding is bounded (dimensions and allocation limits) so a decompression bomb fails cleanly.
 //! It must not detect anything or touch any device.
 
+pub mod video;
+
 use std::io::Cursor;
 use std::path::Path;
 

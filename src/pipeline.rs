@@ -66,6 +66,9 @@ pub struct FoundFace {
     /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` (empty without O-Net).
     pub landmarks: Vec<[f32; 2]>,
     pub embedding: Embedding,
+    /// Seconds from a video's start of the still the face was found in (`None`: a photo's face).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moment: Option<f32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -408,6 +411,7 @@ fn found(c: Candidate, embedding: Embedding, photo: &Photo) -> FoundFace {
         probability: d.probability,
         landmarks: d.landmarks,
         embedding,
+        moment: None,
     }
 }
 

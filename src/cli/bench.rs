@@ -117,7 +117,12 @@ struct IndexLine {
     tool: &'static str,
     threads: usize,
     photos: usize,
+    /// Of `photos`: videos, and the stills looked at in them.
+    videos: usize,
+    stills: usize,
     failed: usize,
+    /// Files found and not read (see `visage index`).
+    not_read: usize,
     faces: usize,
     /// The whole run, the networks' loading included.
     seconds: f64,
@@ -150,7 +155,8 @@ fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::R
     remove();
     let mut store = crate::store::Store::open_or_create(&db)?;
     let load = || crate::pipeline::Pipeline::new(settings, true);
-    let report = crate::index::index(&mut store, load, paths, None, |path, why| {
+    let opts = crate::index::IndexOptions::new(settings, None);
+    let report = crate::index::index(&mut store, load, paths, &opts, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     });
     drop(store);
@@ -160,7 +166,10 @@ fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::R
         tool: "visage",
         threads: rayon::current_num_threads(),
         photos: report.indexed,
+        videos: report.videos,
+        stills: report.stills,
         failed: report.failed,
+        not_read: report.not_read,
         faces: report.faces,
         seconds: report.seconds,
         photos_per_s: report.indexed as f64 / report.seconds,

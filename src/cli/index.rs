@@ -10,7 +10,7 @@ use super::words::{plural, say_empty};
 use super::{StoreArgs, exit_code};
 use crate::config::Settings;
 use crate::graph::GraphBackend;
-use crate::index::{self, Shard, ShardCount};
+use crate::index::{self, IndexOptions, IndexReport, Shard, ShardCount};
 use crate::people::assign::{self, ClusterReport};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
@@ -65,7 +65,8 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
     };
     let mut store = args.store.open_or_create()?;
     let load = || Pipeline::new(&args.settings, true);
-    let report = index::index(&mut store, load, &args.paths, shard, |path, why| {
+    let opts = IndexOptions::new(&args.settings, shard);
+    let report = index::index(&mut store, load, &args.paths, &opts, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     })
     .with_context(|| format!("indexing into {}", store.path().display()))?;
@@ -82,9 +83,12 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
         say_empty(
             args.json,
             &format!(
-                "no photo files under {} (visage reads {})",
+                "no photo or video files under {} (visage reads {}, RAW photos ({}) and videos \
+                 ({}))",
                 paths.join(", "),
-                crate::walk::EXTENSIONS.join(", ")
+                crate::walk::PHOTO_EXTENSIONS.join(", "),
+                crate::walk::RAW_EXTENSIONS.join(", "),
+                crate::walk::VIDEO_EXTENSIONS.join(", ")
             ),
         );
     }
@@ -99,15 +103,17 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
             );
         }
         println!(
-            "{}: {} indexed, {} unchanged, {} failed, {} gone; {} found in {:.1} s",
+            "{}: {} indexed, {} unchanged, {} failed, {} not read, {} gone; {} found in {:.1} s",
             plural(report.files, "file"),
             report.indexed,
             report.unchanged,
             report.failed,
+            report.not_read,
             report.gone,
             plural(report.faces, "face"),
             report.seconds
         );
+        print_not_read(&report);
         if let Some(c) = &clustered {
             print_cluster(c);
         }
@@ -135,6 +141,34 @@ fn cluster(
     log::info!("neighbour graph on {}", backend.describe());
     assign::run(store, settings, &backend, recluster)
         .with_context(|| format!("clustering the faces in {}", store.path().display()))
+}
+
+/// The files not read, by kind and reason ("3 .psd: not a kind visage reads"), most first.
+fn print_not_read(report: &IndexReport) {
+    if report.not_read == 0 {
+        return;
+    }
+    println!("not read:");
+    for kind in &report.not_read_kinds {
+        let ext = match kind.extension.as_str() {
+            "" => "without an extension".to_string(),
+            e => format!(".{e}"),
+        };
+        println!("  {} {ext}: {}", thousands(kind.files), kind.reason);
+    }
+}
+
+/// `1204` as "1,204".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn print_cluster(c: &ClusterReport) {

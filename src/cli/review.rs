@@ -126,7 +126,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<i32> {
                 &mut store,
                 load,
                 std::slice::from_ref(&args.dir),
-                None,
+                &crate::index::IndexOptions::new(settings, None),
                 |p, why| eprintln!("visage: {}: {why}", p.display()),
             )?;
         }
@@ -432,6 +432,7 @@ pub fn run_suggest(n: usize, named: usize) -> anyhow::Result<i32> {
                     probability: 1.0,
                     landmarks: Vec::new(),
                     embedding: e.to_vec(),
+                    moment: None,
                 })
                 .collect();
             let file = FileInfo {

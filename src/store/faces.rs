@@ -43,6 +43,10 @@ pub struct FaceRow {
     pub ambiguous: bool,
     /// "not_a_face" or "stranger": a person said it is nobody to name.
     pub verdict: Option<String>,
+    /// A video's face: seconds from the start of the still it was found in (its box is in that
+    /// still's pixels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moment: Option<f32>,
 }
 
 /// A stored face with all it was stored with (its embedding and landmarks), as a merge reads it
@@ -70,6 +74,7 @@ impl StoredFace {
             probability: self.row.probability,
             landmarks: self.landmarks,
             embedding: self.embedding,
+            moment: self.row.moment,
         }
     }
 }
@@ -90,13 +95,13 @@ fn cluster_ref<S: serde::Serializer>(id: &Option<i64>, s: S) -> Result<S::Ok, S:
 }
 
 const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
-        f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict
+        f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict, f.moment
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person";
 
 /// [`SELECT`] with the landmarks and the embedding (half floats) as well.
 pub(super) const SELECT_STORED: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size,
         f.score, f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict,
-        f.landmarks, e.vector
+        f.moment, f.landmarks, e.vector
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person
         LEFT JOIN embeddings e ON e.face = f.id";
 
@@ -105,10 +110,10 @@ pub(super) fn stored_from_row(r: &Row) -> SqlResult<StoredFace> {
     Ok(StoredFace {
         row: from_row(r)?,
         landmarks: r
-            .get::<_, Option<String>>(16)?
+            .get::<_, Option<String>>(17)?
             .and_then(|l| serde_json::from_str(&l).ok())
             .unwrap_or_default(),
-        embedding: match r.get_ref(17)? {
+        embedding: match r.get_ref(18)? {
             rusqlite::types::ValueRef::Blob(b) => super::embeddings::from_blob(b),
             _ => Vec::new(),
         },
@@ -160,6 +165,7 @@ pub(super) fn from_row(r: &Row) -> SqlResult<FaceRow> {
         ambiguous: r.get(13)?,
         person: r.get(14)?,
         verdict: r.get(15)?,
+        moment: r.get(16)?,
     })
 }
 

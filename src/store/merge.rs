@@ -268,6 +268,7 @@ mod tests {
                 [x + 85.0, 220.0],
             ],
             embedding,
+            moment: None,
         }
     }
 

@@ -358,8 +358,8 @@ fn insert_face(
     let landmarks = serde_json::to_string(&f.landmarks).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
         "INSERT INTO faces (photo, rel_x, rel_y, rel_w, rel_h, x, y, w, h, size, score,
-                            probability, landmarks, cluster, person, assigned)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                            probability, landmarks, cluster, person, assigned, moment)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          RETURNING id",
     )?
     .query_row(
@@ -379,7 +379,8 @@ fn insert_face(
             landmarks,
             cluster,
             person,
-            assigned
+            assigned,
+            f.moment
         ],
         |r| r.get(0),
     )
@@ -470,6 +471,7 @@ pub(crate) fn store_vector(tx: &Transaction, path: &str, embedding: &[f32]) -> S
         probability: 1.0,
         landmarks: Vec::new(),
         embedding: embedding.to_vec(),
+        moment: None,
     };
     let file = FileInfo {
         path: path.to_string(),

@@ -149,6 +149,13 @@ pub const MIGRATIONS: &[Migration] = &[
     CREATE INDEX clusters_kind ON clusters(kind, radius);
     "#,
     ),
+    // 6: a face found in a video carries the moment of the still it was found in, seconds from
+    // the video's start (its box is in that still's pixels); NULL for a photo's faces.
+    Migration::Sql(
+        r#"
+    ALTER TABLE faces ADD COLUMN moment REAL;
+    "#,
+    ),
 ];
 
 const MILLION_BEFORE: &str = r#"

@@ -249,6 +249,7 @@ fn add_synthetic(db: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
                             probability: 0.99,
                             landmarks: Vec::new(),
                             embedding: row.to_vec(),
+                            moment: None,
                         }
                     })
                     .collect();
