@@ -135,8 +135,15 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<i32> {
             plural(report.conflicts, "conflict"),
             report.seconds
         );
+        if report.videos > 0 {
+            println!(
+                "{} with named faces left out: a video gets no sidecar (a face region is a \
+                 place on one picture)",
+                plural(report.videos, "video")
+            );
+        }
     }
-    if report.photos == 0 {
+    if report.photos == 0 && report.videos == 0 {
         let named = if args.include_matched {
             "named or matched"
         } else {

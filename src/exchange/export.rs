@@ -1,9 +1,13 @@
 //! `visage export xmp`: the people named in visage, written into XMP sidecars next to their
-//! photos (MWG and Microsoft regions, people keywords), merged into sidecars that exist.
+//! photos (MWG and Microsoft regions, people keywords), merged into sidecars that exist. Every
+//! kind of photo gets a sidecar (RAW and HEIC too), its regions in the stored pixels the file's
+//! own orientation turns; a video gets none (a region is a place on one picture, and a video's
+//! face is on one moment of many): videos with named faces are counted, not written. Two photos
+//! that would share a sidecar (`IMG_1.jpg` and `IMG_1.png` with `photo.xmp` names) are refused.
 //!
 //! Reads the store, never writes it; writes only sidecars, each atomically, never a photo.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -44,6 +48,8 @@ pub struct SidecarReport {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ExportReport {
     pub photos: usize,
+    /// Videos with named faces: no sidecar is written for a video.
+    pub videos: usize,
     pub faces: usize,
     pub written: usize,
     pub unchanged: usize,
@@ -55,6 +61,8 @@ pub struct ExportReport {
 /// One photo with the faces to write.
 struct PhotoFaces {
     path: String,
+    /// A video's faces (each found at a moment of it).
+    video: bool,
     shown: (u32, u32),
     orientation: u8,
     faces: Vec<NamedFace>,
@@ -68,21 +76,26 @@ pub fn export(
 ) -> Result<ExportReport, StoreError> {
     let start = std::time::Instant::now();
     let selected = under_roots(&opts.paths);
-    let photos: Vec<PhotoFaces> = store
+    let (photos, videos): (Vec<PhotoFaces>, Vec<PhotoFaces>) = store
         .read(|c| named_faces(c, opts.include_matched))?
         .into_iter()
         .filter(|p| selected(&p.path))
-        .collect();
+        .partition(|p| !p.video);
+    let shared = shared_sidecars(&photos, opts.sidecar);
     let reports: Vec<SidecarReport> = photos
         .par_iter()
         .map(|p| {
-            let r = export_one(p, opts);
+            let r = match shared.get(&p.path) {
+                Some(other) => refused(p, opts.sidecar, other),
+                None => export_one(p, opts),
+            };
             on_sidecar(&r);
             r
         })
         .collect();
     let mut out = ExportReport {
         photos: photos.len(),
+        videos: videos.len(),
         faces: photos.iter().map(|p| p.faces.len()).sum(),
         ..ExportReport::default()
     };
@@ -96,6 +109,41 @@ pub fn export(
     }
     out.seconds = start.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// Photos whose sidecar name another photo of the list has too (`IMG_1.jpg` and `IMG_1.png`
+/// named `IMG_1.xmp`), each with the other's path.
+fn shared_sidecars(photos: &[PhotoFaces], name: SidecarName) -> HashMap<String, String> {
+    let mut by_sidecar: HashMap<PathBuf, Vec<&str>> = HashMap::new();
+    for p in photos {
+        by_sidecar
+            .entry(name.for_photo(Path::new(&p.path)))
+            .or_default()
+            .push(&p.path);
+    }
+    let mut out = HashMap::new();
+    for paths in by_sidecar.values().filter(|v| v.len() > 1) {
+        for (i, path) in paths.iter().enumerate() {
+            let other = paths[(i + 1) % paths.len()];
+            out.insert(path.to_string(), other.to_string());
+        }
+    }
+    out
+}
+
+/// The report of a photo whose sidecar would also be `other`'s: nothing written.
+fn refused(p: &PhotoFaces, name: SidecarName, other: &str) -> SidecarReport {
+    let sidecar = name.for_photo(Path::new(&p.path));
+    SidecarReport {
+        photo: p.path.clone(),
+        sidecar: sidecar.to_string_lossy().into_owned(),
+        outcome: "failed",
+        changes: Changes::default(),
+        error: Some(format!(
+            "{} would be the sidecar of {other} too; use --sidecar-name photo.jpg.xmp",
+            sidecar.display()
+        )),
+    }
 }
 
 fn export_one(p: &PhotoFaces, opts: &ExportOptions) -> SidecarReport {
@@ -152,7 +200,8 @@ pub(crate) fn read_sidecar(path: &Path) -> Result<Option<Vec<u8>>, String> {
 /// The named faces of photos still present, grouped by photo, as regions of the stored image.
 fn named_faces(c: &rusqlite::Connection, include_matched: bool) -> SqlResult<Vec<PhotoFaces>> {
     let mut stmt = c.prepare(
-        "SELECT p.path, p.width, p.height, p.orientation, f.x, f.y, f.w, f.h, pe.name
+        "SELECT p.path, p.width, p.height, p.orientation, f.x, f.y, f.w, f.h, pe.name,
+                f.moment IS NOT NULL
          FROM faces f JOIN photos p ON p.id = f.photo JOIN people pe ON pe.id = f.person
          WHERE p.gone = 0 AND p.width > 0 AND p.height > 0
            AND (f.assigned = 'manual' OR (?1 AND f.assigned = 'auto'))
@@ -171,12 +220,14 @@ fn named_faces(c: &rusqlite::Connection, include_matched: bool) -> SqlResult<Vec
                 h: r.get(7)?,
             },
             r.get::<_, String>(8)?,
+            r.get::<_, bool>(9)?,
         ))
     })?;
     for row in rows {
-        let (path, shown, orientation, b, name) = row?;
+        let (path, shown, orientation, b, name, video) = row?;
         let entry = by_photo.entry(path.clone()).or_insert_with(|| PhotoFaces {
             path,
+            video,
             shown,
             orientation,
             faces: Vec::new(),

@@ -11,14 +11,17 @@ pub mod import;
 
 use std::path::{Path, PathBuf};
 
-/// How a sidecar is named next to its photo.
+/// How a sidecar is named next to its photo, for every kind alike (a RAW's is `IMG_1.CR2.xmp` or
+/// `IMG_1.xmp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SidecarName {
-    /// `photo.jpg.xmp`, as digiKam and darktable name them
+    /// `IMG_1.CR2.xmp`: the whole name plus `.xmp`, as darktable and digiKam name them (RAW,
+    /// JPEG, HEIC alike; two files of one name never share one)
     #[default]
     #[value(name = "photo.jpg.xmp")]
     Appended,
-    /// `photo.xmp`, as Lightroom names them
+    /// `IMG_1.xmp`: the extension replaced, as Lightroom, Capture One and ExifTool name a RAW's
+    /// (Lightroom reads a sidecar for RAW files only)
     #[value(name = "photo.xmp")]
     Replaced,
 }
