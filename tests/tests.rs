@@ -16,6 +16,7 @@ mod gpu_parity;
 mod graph;
 mod incremental;
 mod library;
+mod library_kinds;
 mod migration;
 mod mistakes;
 mod pipeline;

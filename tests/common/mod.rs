@@ -43,6 +43,63 @@ pub fn testdata() -> PathBuf {
     .clone()
 }
 
+/// The library-kinds test files (videos, a Live Photo, motion photos, a RAW and its JPEG, a
+/// folder of what visage does not read), made from the test photos by `scripts/make-kinds` with
+/// ffmpeg and ExifTool on first use: `testdata()/kinds`. Fails naming the package of a missing
+/// tool.
+pub fn kinds() -> PathBuf {
+    static KINDS: OnceLock<PathBuf> = OnceLock::new();
+    KINDS
+        .get_or_init(|| {
+            let root = testdata();
+            let kinds = root.join("kinds");
+            if !kinds.join(".complete-v1").exists() {
+                tool("ffmpeg", "ffmpeg");
+                tool("exiftool", "libimage-exiftool-perl");
+                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-kinds");
+                let status = Command::new("bash")
+                    .arg(&script)
+                    .arg(&root)
+                    .status()
+                    .expect("run scripts/make-kinds");
+                assert!(
+                    status.success() && kinds.join(".complete-v1").exists(),
+                    "scripts/make-kinds failed: the library-kinds tests need its files"
+                );
+            }
+            kinds
+        })
+        .clone()
+}
+
+/// Check that a program the tests run is installed; fails naming the Debian package if not.
+pub fn tool(program: &str, package: &str) {
+    let found = Command::new(program)
+        .arg(match program {
+            "exiftool" => "-ver",
+            "ffmpeg" | "ffprobe" => "-version",
+            _ => "--version",
+        })
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "this test needs {program}: apt-get install {package} (.ci/run installs it)"
+    );
+}
+
+/// Run a program the tests need (see [`tool`]), asserting it succeeds.
+pub fn run_tool(program: &str, package: &str, args: &[&str]) -> Output {
+    tool(program, package);
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Every photo of the 5-celebrity set, sorted, as paths relative to [`testdata`].
 pub fn celebrity_photos() -> Vec<String> {
     let root = testdata();

@@ -1,0 +1,505 @@
+//! Every kind of file a real library holds, with the real binary on files real tools made from
+//! the test photos (`scripts/make-kinds`: ffmpeg, ExifTool): videos give one face per person at
+//! the moment it is clearest, a Live Photo and a motion photo give their still's faces only, a
+//! RAW and its JPEG are one photo, and every file not read is counted with its reason, in the
+//! summary and in `--json`. ffmpeg comes from the system, or from its wheel when there is none.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::common::{self, kinds, lines, run, run_tool, run_with, tempdir};
+
+/// The networks' files, fetched once.
+fn models() {
+    common::model(&visage::models::ONET);
+    common::model(&visage::models::PNET);
+    common::model(&visage::models::RNET);
+    common::model(&visage::models::FACENET);
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn faces(db: &Path) -> Vec<Value> {
+    lines(&run(db, &["faces", "--json"], 0))
+}
+
+fn f64s(v: &Value, keys: &[&str]) -> Vec<f64> {
+    keys.iter().map(|k| v[k].as_f64().unwrap()).collect()
+}
+
+/// `visage index --json --no-cluster PATHS`: its report's `index` part.
+fn index_json(db: &Path, paths: &[&Path], code: i32) -> Value {
+    let mut args = vec!["index", "--json", "--no-cluster"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let out = run(db, &args, code);
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["index"].clone()
+}
+
+/// The file names in a report's `not_read_files`, each with its `why`.
+fn not_read(report: &Value) -> Vec<(String, String)> {
+    report["not_read_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let name = Path::new(f["path"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, f["why"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn name_of(face: &Value) -> String {
+    Path::new(face["path"].as_str().unwrap())
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn every_file_not_read_is_counted_with_its_reason() {
+    models();
+    let kinds = kinds();
+    let dir = tempdir("kinds-summary");
+    let db = dir.join("library.db");
+    let (mixed, live) = (kinds.join("mixed"), kinds.join("live"));
+    let out = run(
+        &db,
+        &[
+            "index",
+            "--no-cluster",
+            mixed.to_str().unwrap(),
+            live.to_str().unwrap(),
+        ],
+        0,
+    );
+    let text = stdout(&out);
+    // IMG_0005.JPG, logo.svg, poster.psd; IMG_0001.JPG and its MOV. The sidecar, the AAE, the
+    // Takeout JSON, notes.txt, Thumbs.db, .DS_Store and the NAS thumbnail are not worth a word.
+    assert!(
+        text.contains("5 files: 2 indexed, 0 unchanged, 0 failed, 3 not read, 0 gone"),
+        "{text}"
+    );
+    for line in [
+        "  1 .mov: part of a Live Photo (its still is read)",
+        "  1 .psd: not a kind visage reads",
+        "  1 .svg: not a kind visage reads",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in {text}");
+    }
+    let listed = faces(&db);
+    let mut names: Vec<String> = listed.iter().map(name_of).collect();
+    names.sort();
+    assert_eq!(names, ["IMG_0001.JPG", "IMG_0005.JPG"], "{listed:?}");
+
+    // --json lists each file not read, with its reason (and a Live Photo's still).
+    let report = index_json(&dir.join("other.db"), &[&mixed, &live], 0);
+    assert_eq!(report["files"], 5, "{report}");
+    assert_eq!(report["not_read"], 3, "{report}");
+    assert_eq!(
+        not_read(&report),
+        [
+            ("IMG_0001.MOV".to_string(), "live_photo".to_string()),
+            ("logo.svg".into(), "unsupported".into()),
+            ("poster.psd".into(), "unsupported".into()),
+        ]
+    );
+    let mov = &report["not_read_files"][0];
+    assert_eq!(mov["reason"], "part of a Live Photo (its still is read)");
+    assert!(
+        mov["partner"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("live/IMG_0001.JPG")),
+        "{mov}"
+    );
+    let kinds_list = report["not_read_kinds"].as_array().unwrap();
+    assert!(kinds_list.iter().any(|k| k["extension"] == "psd"
+        && k["files"] == 1
+        && k["reason"] == "not a kind visage reads"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_live_photo_gives_its_still_s_faces_only() {
+    models();
+    let dir = tempdir("kinds-live");
+    common::copy_tree(&kinds().join("live"), &dir.join("live"));
+    let (folder, mov) = (dir.join("live"), dir.join("live/IMG_0001.MOV"));
+    let db = dir.join("library.db");
+    // Named by itself, the MOV is read as the video it is (someone else's face)...
+    let report = index_json(&db, &[&mov], 0);
+    assert_eq!(
+        (report["indexed"].as_u64(), report["videos"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let video_faces = faces(&db);
+    assert_eq!(video_faces.len(), 1, "{video_faces:?}");
+    // ...but beside its still it is part of the Live Photo: the still is read, the video's row
+    // goes, and the faces are the still's alone.
+    let report = index_json(&db, &[&folder], 0);
+    assert_eq!(report["indexed"], 1, "{report}");
+    assert_eq!(report["gone"], 1, "{report}");
+    assert_eq!(
+        not_read(&report),
+        [("IMG_0001.MOV".into(), "live_photo".into())]
+    );
+    let listed = faces(&db);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(name_of(&listed[0]), "IMG_0001.JPG");
+    assert!(listed[0].get("moment").is_none(), "{}", listed[0]);
+
+    // The still alone gives the same face.
+    let alone = dir.join("alone.db");
+    index_json(&alone, &[&folder.join("IMG_0001.JPG")], 0);
+    assert_eq!(
+        f64s(&faces(&alone)[0], &["x", "y", "w", "h"]),
+        f64s(&listed[0], &["x", "y", "w", "h"])
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_motion_photo_gives_its_still_s_faces_only() {
+    models();
+    let dir = tempdir("kinds-motion");
+    let db = dir.join("library.db");
+    let motion = kinds().join("motion");
+    let report = index_json(&db, &[&motion], 0);
+    assert_eq!(report["indexed"], 2, "{report}");
+    assert_eq!(report["videos"], 0, "{report}");
+    // Both are Madonna's photo with a video of Ben Affleck after it: the faces are the photo's.
+    let plain = common::testdata()
+        .join("celebrity/train/madonna/httpwwwetonlinecomphotomadonnabdayjpg.jpg");
+    let alone = dir.join("alone.db");
+    index_json(&alone, &[&plain], 0);
+    let want = faces(&alone);
+    assert_eq!(want.len(), 1, "{want:?}");
+    let got = faces(&db);
+    assert_eq!(got.len(), 2, "{got:?}");
+    for f in &got {
+        assert_eq!(
+            f64s(f, &["x", "y", "w", "h"]),
+            f64s(&want[0], &["x", "y", "w", "h"]),
+            "{f}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The stills `visage` takes from a video, taken with ffmpeg itself into PNG files (lossless, so
+/// visage sees the same pixels): `(moment, path)`.
+fn stills(video: &Path, moments: &[f64], into: &Path) -> Vec<(f64, PathBuf)> {
+    std::fs::create_dir_all(into).unwrap();
+    moments
+        .iter()
+        .map(|&at| {
+            let png = into.join(format!("at-{at:06.3}.png"));
+            run_tool(
+                "ffmpeg",
+                "ffmpeg",
+                &[
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-ss",
+                    &format!("{at:.3}"),
+                    "-i",
+                    video.to_str().unwrap(),
+                    "-frames:v",
+                    "1",
+                    "-vf",
+                    "scale=w='min(1280,iw)':h='min(1280,ih)':force_original_aspect_ratio=decrease",
+                    "-pix_fmt",
+                    "rgb24",
+                    png.to_str().unwrap(),
+                ],
+            );
+            (at, png)
+        })
+        .collect()
+}
+
+#[test]
+fn a_video_gives_one_face_per_person_at_the_moment_it_is_clearest() {
+    models();
+    let dir = tempdir("kinds-video");
+    let video = kinds().join("video/slideshow.mp4");
+    let db = dir.join("library.db");
+    let report = index_json(&db, &[&video], 0);
+    // 60 s: a still every 10 s, each in the middle of its stretch.
+    assert_eq!(
+        (report["videos"].as_u64(), report["stills"].as_u64()),
+        (Some(1), Some(6))
+    );
+    let got = faces(&db);
+    // Three people, 20 s each, each seen at two moments: three faces.
+    assert_eq!(got.len(), 3, "{got:?}");
+    let photo = lines(&run(&db, &["faces", "--json"], 0));
+    assert!(
+        photo
+            .iter()
+            .all(|f| f["path"].as_str().unwrap().ends_with("slideshow.mp4"))
+    );
+
+    // The same stills as PNG files, indexed as photos: two faces of each person.
+    let moments = [5.0, 15.0, 25.0, 35.0, 45.0, 55.0];
+    let pngs = stills(&video, &moments, &dir.join("stills"));
+    let still_db = dir.join("stills.db");
+    index_json(&still_db, &[&dir.join("stills")], 0);
+    let still_faces = faces(&still_db);
+    assert_eq!(still_faces.len(), 6, "{still_faces:?}");
+    let at = |f: &Value| -> f64 {
+        let name = name_of(f);
+        pngs.iter()
+            .find(|(_, p)| p.file_name().unwrap().to_string_lossy() == name)
+            .unwrap()
+            .0
+    };
+    // Each person's face is the clearer of their two, from that still, its box in the video's
+    // full 1920 x 1080 frame (the stills are 1280 x 720).
+    for (k, face) in got.iter().enumerate() {
+        let moment = face["moment"]
+            .as_f64()
+            .expect("a video's face has its moment");
+        let segment = (moment / 20.0).floor() as usize;
+        assert_eq!(segment, k, "one face in each person's 20 s: {got:?}");
+        let pair: Vec<&Value> = still_faces
+            .iter()
+            .filter(|f| (at(f) / 20.0).floor() as usize == segment)
+            .collect();
+        assert_eq!(pair.len(), 2, "{still_faces:?}");
+        let clarity = |f: &Value| f["size"].as_f64().unwrap() * f["probability"].as_f64().unwrap();
+        let clearest = pair
+            .iter()
+            .max_by(|a, b| clarity(a).total_cmp(&clarity(b)))
+            .unwrap();
+        assert_eq!(moment, at(clearest), "{face} vs {pair:?}");
+        // The same pixels; PICO's boxes are whole pixels of each photo's own size, so O-Net
+        // refines from boxes a rounding apart.
+        let want: Vec<f64> = f64s(clearest, &["x", "y", "w", "h"])
+            .iter()
+            .map(|v| v * 1.5)
+            .collect();
+        let side = want[2].max(want[3]);
+        for (g, w) in f64s(face, &["x", "y", "w", "h"]).iter().zip(&want) {
+            assert!((g - w).abs() < 0.02 * side, "{face} vs {clearest}");
+        }
+        let (s, t) = (
+            face["size"].as_f64().unwrap(),
+            clearest["size"].as_f64().unwrap(),
+        );
+        assert!((s - t).abs() <= 0.02 * t, "{face} vs {clearest}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_turned_video_s_faces_are_in_the_frame_as_shown() {
+    models();
+    let dir = tempdir("kinds-portrait");
+    let video = kinds().join("video/portrait.mov");
+    let db = dir.join("library.db");
+    index_json(&db, &[&video], 0);
+    // 640 x 480 coded, shown turned a quarter: the photo is 480 x 640.
+    let stats = lines(&run(&db, &["faces", "--json"], 0));
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    let face = &stats[0];
+    assert_eq!(face["moment"], 4.0);
+    let pngs = stills(&video, &[4.0], &dir.join("stills"));
+    let still_db = dir.join("stills.db");
+    index_json(&still_db, &[&pngs[0].1], 0);
+    let want = &faces(&still_db)[0];
+    let image = image::open(&pngs[0].1).unwrap();
+    assert_eq!((image.width(), image.height()), (480, 640));
+    // The video's still is the frame as shown, at full size: the same pixels, the same face.
+    assert_eq!(
+        f64s(face, &["x", "y", "w", "h"]),
+        f64s(want, &["x", "y", "w", "h"])
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_video_ffmpeg_cannot_read_fails_alone_and_the_run_goes_on() {
+    models();
+    let dir = tempdir("kinds-broken");
+    let folder = dir.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(
+        kinds().join("mixed/IMG_0005.JPG"),
+        folder.join("IMG_0005.JPG"),
+    )
+    .unwrap();
+    std::fs::write(folder.join("broken.mp4"), b"this is not a video at all").unwrap();
+    let bytes = std::fs::read(kinds().join("video/slideshow.mp4")).unwrap();
+    std::fs::write(folder.join("cut.mp4"), &bytes[..bytes.len() / 50]).unwrap();
+    let db = dir.join("library.db");
+    let out = run(&db, &["index", "--no-cluster", folder.to_str().unwrap()], 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("3 files: 1 indexed, 0 unchanged, 2 failed"),
+        "{text}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    for bad in ["broken.mp4", "cut.mp4"] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(bad))
+            .unwrap_or_else(|| panic!("{err}"));
+        assert!(line.contains("ffmpeg"), "{line}");
+    }
+    assert_eq!(faces(&db).len(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A folder on `PATH` holding only links to these programs (found on the real `PATH`).
+fn path_with(dir: &Path, programs: &[&str]) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    for p in programs {
+        // The real program, not a shim that needs its own tools on PATH (pyenv's python3).
+        let real = match *p {
+            "python3" => {
+                let out = run_tool(
+                    "python3",
+                    "python3",
+                    &["-c", "import sys; print(sys.executable)"],
+                );
+                PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+            }
+            other => PathBuf::from(other),
+        };
+        std::os::unix::fs::symlink(real, dir.join(p)).unwrap();
+    }
+    dir.to_str().unwrap().to_string()
+}
+
+#[test]
+fn without_ffmpeg_videos_are_counted_not_read_never_silently() {
+    let dir = tempdir("kinds-no-ffmpeg");
+    let folder = dir.join("videos");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(kinds().join("video/portrait.mov"), folder.join("clip.mov")).unwrap();
+    // No ffmpeg on PATH, and no python3 to fetch one with, nor a fetched one in the cache.
+    let path = path_with(&dir.join("bin"), &[]);
+    let models = dir.join("models");
+    let db = dir.join("library.db");
+    let out = run_with(
+        &db,
+        &["index", "--no-cluster", folder.to_str().unwrap()],
+        0,
+        &[
+            ("VISAGE_DEVICE", "cpu"),
+            ("PATH", &path),
+            ("VISAGE_MODELS", models.to_str().unwrap()),
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("1 file: 0 indexed, 0 unchanged, 0 failed, 1 not read"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  1 .mov: ffmpeg not found (install ffmpeg"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ffmpeg_is_fetched_from_its_wheel_when_the_system_has_none() {
+    models();
+    let dir = tempdir("kinds-fetched-ffmpeg");
+    // python3 (with pip) but no ffmpeg on PATH: the static build comes from the imageio-ffmpeg
+    // wheel, once, into the models folder (the tests' own, kept between runs).
+    let path = path_with(&dir.join("bin"), &["python3"]);
+    let models = common::model(&visage::models::ONET)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let db = dir.join("library.db");
+    let video = kinds().join("video/portrait.mov");
+    let out = run_with(
+        &db,
+        &["index", "--json", "--no-cluster", video.to_str().unwrap()],
+        0,
+        &[
+            ("VISAGE_DEVICE", "cpu"),
+            ("PATH", &path),
+            ("VISAGE_MODELS", models.to_str().unwrap()),
+        ],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["index"]["videos"], 1, "{report}");
+    let fetched = models.join(visage::photo::video::FFMPEG_WHEEL.file);
+    assert!(fetched.is_file(), "{}", fetched.display());
+    assert_eq!(faces(&db).len(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_video_gets_no_sidecar_and_two_photos_never_share_one() {
+    models();
+    let dir = tempdir("kinds-sidecars");
+    let folder = dir.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(kinds().join("video/portrait.mov"), folder.join("clip.mov")).unwrap();
+    // One shot kept as JPEG and as PNG: both are read (neither is a RAW).
+    let jpeg = kinds().join("mixed/IMG_0005.JPG");
+    std::fs::copy(&jpeg, folder.join("IMG_7.jpg")).unwrap();
+    run_tool(
+        "ffmpeg",
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            jpeg.to_str().unwrap(),
+            folder.join("IMG_7.png").to_str().unwrap(),
+        ],
+    );
+    let db = dir.join("library.db");
+    run(&db, &["index", "--no-cluster", folder.to_str().unwrap()], 0);
+    let listed = faces(&db);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    for f in &listed {
+        run(&db, &["name", f["id"].as_str().unwrap(), "Someone"], 0);
+    }
+    // Sidecars named after the whole file name: one each, none for the video.
+    let out = run(&db, &["export", "xmp"], 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("1 video with named faces left out: a video gets no sidecar"),
+        "{text}"
+    );
+    let mut sidecars: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".xmp"))
+        .collect();
+    sidecars.sort();
+    assert_eq!(sidecars, ["IMG_7.jpg.xmp", "IMG_7.png.xmp"]);
+    // Named as Lightroom names them, both would be IMG_7.xmp: each is refused, naming the other.
+    let out = run(&db, &["export", "xmp", "--sidecar-name", "photo.xmp"], 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (photo, other) in [("IMG_7.jpg", "IMG_7.png"), ("IMG_7.png", "IMG_7.jpg")] {
+        assert!(
+            err.lines().any(|l| l.contains("IMG_7.xmp would be the sidecar of")
+                && l.ends_with(&format!("{other} too; use --sidecar-name photo.jpg.xmp"))),
+            "{photo}: {err}"
+        );
+    }
+    assert!(!folder.join("IMG_7.xmp").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
