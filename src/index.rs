@@ -282,6 +282,7 @@ pub fn index(
             Kind::StackedRaw => Err(NotRead::Stacked),
             // A name visage does not know may still hold a photo or a video.
             Kind::Other => sniff(&path).ok_or(NotRead::Unsupported),
+            Kind::Unread => Err(NotRead::Unsupported),
         };
         let reading = match reading {
             Ok(r) => r,

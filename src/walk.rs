@@ -30,7 +30,17 @@ pub const RAW_EXTENSIONS: &[&str] = &[
 /// Videos, read through the `ffmpeg` program.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
     "mp4", "m4v", "mov", "qt", "3gp", "3g2", "mkv", "avi", "webm", "mts", "m2ts", "mpg", "mpeg",
-    "wmv",
+    "wmv", "asf", "ogv", "flv", "f4v", "vob", "divx", "dv", "mxf", "rm", "rmvb",
+];
+
+/// Pictures visage has no reader for: layered and vector images, other still formats. Named "not a
+/// kind visage reads" by their name alone (a file of a name visage does not know at all is looked
+/// into first: it may be a photo).
+pub const UNREAD_EXTENSIONS: &[&str] = &[
+    "psd", "psb", "xcf", "kra", "ora", "svg", "svgz", "ai", "eps", "ps", "cdr", "afphoto", "jxl",
+    "jp2", "j2k", "jpx", "jxr", "wdp", "hdp", "ico", "icns", "tga", "exr", "hdr", "pcx", "ppm",
+    "pgm", "pbm", "dds", "emf", "wmf", "x3f", "swf", "insv", "insp", "gpr", "zip", "rar", "7z",
+    "tar", "gz",
 ];
 
 /// Files beside photos that hold no picture of their own: sidecars and edit records of photo
@@ -127,8 +137,9 @@ pub enum Kind {
     /// A RAW beside a JPEG or HEIF of the same name in one folder: the two are one photo, read
     /// from the JPEG (as PhotoPrism stacks them).
     StackedRaw,
-    /// A kind visage does not read: media it has no reader for (`.psd`, `.jxl`), or a name it
-    /// does not know (its content may still be a photo: `index` looks).
+    /// Media visage has no reader for (`.psd`, `.svg`, `.jxl`: [`UNREAD_EXTENSIONS`]).
+    Unread,
+    /// A name visage does not know, or none (its content may still be a photo: `index` looks).
     Other,
 }
 
@@ -161,6 +172,8 @@ pub fn kind_of(path: &Path) -> Kind {
         Kind::Raw
     } else if one_of(&ext, VIDEO_EXTENSIONS) {
         Kind::Video
+    } else if one_of(&ext, UNREAD_EXTENSIONS) {
+        Kind::Unread
     } else {
         Kind::Other
     }
@@ -191,15 +204,19 @@ pub fn missing(paths: &[PathBuf]) -> impl Iterator<Item = &PathBuf> {
 
 /// One entry per file found under `paths` (quiet files left out), or an error naming a path that
 /// could not be walked; sorted by path within each of `paths`. A file named explicitly is kept
-/// whatever its name (a quiet one as [`Kind::Other`]) and is never paired: the user asked for
-/// it.
+/// whatever its name (a quiet one as [`Kind::Other`], so its content is looked into) and is never
+/// paired: the user asked for it.
 pub fn files(paths: &[PathBuf]) -> Vec<Result<Found, (PathBuf, String)>> {
     let mut out = Vec::new();
     for root in paths {
         if root.is_file() {
             out.push(Ok(Found {
                 path: root.clone(),
-                kind: kind_of(root),
+                kind: if is_quiet(root) {
+                    Kind::Other
+                } else {
+                    kind_of(root)
+                },
                 partner: None,
             }));
             continue;
@@ -252,14 +269,14 @@ pub fn files(paths: &[PathBuf]) -> Vec<Result<Found, (PathBuf, String)>> {
 }
 
 /// The still photos (and RAWs) under `paths`, as [`files`] finds them: videos, stacked RAWs and
-/// kinds visage does not read left out (a file named explicitly is kept whatever its name, so
-/// the user sees why it fails).
+/// kinds visage does not read left out (a file named explicitly is kept whatever it is, so the
+/// user sees why it fails).
 pub fn photos(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
     files(paths)
         .into_iter()
         .filter_map(|entry| match entry {
             Ok(f) if matches!(f.kind, Kind::Photo | Kind::Raw) => Some(Ok(f.path)),
-            Ok(f) if paths.contains(&f.path) && f.kind == Kind::Other => Some(Ok(f.path)),
+            Ok(f) if paths.contains(&f.path) => Some(Ok(f.path)),
             Ok(_) => None,
             Err(e) => Some(Err(e)),
         })
@@ -389,7 +406,7 @@ mod tests {
                 ("IMG_2.JPG".into(), Kind::Photo, None),
                 ("IMG_3.mov".into(), Kind::LivePhotoVideo, s("img_3.jpeg")),
                 ("IMG_4.NEF".into(), Kind::Raw, None),
-                ("art.psd".into(), Kind::Other, None),
+                ("art.psd".into(), Kind::Unread, None),
                 ("clip.mp4".into(), Kind::Video, None),
                 ("img_3.jpeg".into(), Kind::Photo, None),
                 ("noextension".into(), Kind::Other, None),

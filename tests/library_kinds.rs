@@ -495,11 +495,177 @@ fn a_video_gets_no_sidecar_and_two_photos_never_share_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     for (photo, other) in [("IMG_7.jpg", "IMG_7.png"), ("IMG_7.png", "IMG_7.jpg")] {
         assert!(
-            err.lines().any(|l| l.contains("IMG_7.xmp would be the sidecar of")
-                && l.ends_with(&format!("{other} too; use --sidecar-name photo.jpg.xmp"))),
+            err.lines()
+                .any(|l| l.contains("IMG_7.xmp would be the sidecar of")
+                    && l.ends_with(&format!("{other} too; use --sidecar-name photo.jpg.xmp"))),
             "{photo}: {err}"
         );
     }
     assert!(!folder.join("IMG_7.xmp").exists());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_raw_and_its_jpeg_are_one_photo_whose_faces_count_once() {
+    models();
+    let dir = tempdir("kinds-stack");
+    common::copy_tree(&kinds().join("stack"), &dir.join("stack"));
+    let folder = dir.join("stack");
+    let db = dir.join("library.db");
+    // The RAW alone is read (its faces are the group photo's)...
+    let report = index_json(&db, &[&folder.join("IMG_0004.DNG")], 0);
+    assert_eq!(report["indexed"], 1, "{report}");
+    let raw_faces = faces(&db).len();
+    assert!(raw_faces >= 5, "{raw_faces} faces in the RAW");
+    // ...beside its JPEG the two are one photo: the JPEG is read, the RAW counted once, stacked,
+    // and its row goes, so no face is counted twice.
+    let report = index_json(&db, &[&folder], 0);
+    assert_eq!(
+        (
+            report["files"].as_u64(),
+            report["indexed"].as_u64(),
+            report["gone"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{report}"
+    );
+    assert_eq!(
+        not_read(&report),
+        [("IMG_0004.DNG".into(), "stacked".into())]
+    );
+    assert!(
+        report["not_read_files"][0]["partner"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("IMG_0004.JPG"))
+    );
+    let listed = faces(&db);
+    assert!(
+        listed.iter().all(|f| name_of(f) == "IMG_0004.JPG"),
+        "{listed:?}"
+    );
+    let alone = dir.join("alone.db");
+    index_json(&alone, &[&folder.join("IMG_0004.JPG")], 0);
+    assert_eq!(listed.len(), faces(&alone).len());
+    let out = run(
+        &dir.join("text.db"),
+        &["index", "--no-cluster", folder.to_str().unwrap()],
+        0,
+    );
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l == "  1 .dng: stacked with its JPEG (the JPEG is read)"),
+        "{}",
+        stdout(&out)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A point of the stored image in the image as shown with EXIF `orientation` (stored size `w x h`).
+fn shown_point(orientation: u64, w: f64, h: f64, (x, y): (f64, f64)) -> (f64, f64) {
+    match orientation {
+        2 => (w - x, y),
+        3 => (w - x, h - y),
+        4 => (x, h - y),
+        5 => (y, x),
+        6 => (h - y, x),
+        7 => (h - y, w - x),
+        8 => (y, w - x),
+        _ => (x, y),
+    }
+}
+
+#[test]
+fn a_raw_s_sidecar_regions_lie_where_its_readers_draw_them() {
+    models();
+    let dir = tempdir("kinds-raw-xmp");
+    // A DNG stored a quarter turn left (Orientation 6), of the group photo at twice its size.
+    let raw = dir.join("IMG_0006.DNG");
+    std::fs::copy(common::testdata().join("raw/group-rot.dng"), &raw).unwrap();
+    let db = dir.join("library.db");
+    index_json(&db, &[&raw], 0);
+    let listed = faces(&db);
+    assert!(listed.len() >= 5, "{listed:?}");
+    for (k, f) in listed.iter().enumerate() {
+        run(
+            &db,
+            &["name", f["id"].as_str().unwrap(), &format!("Person {k}")],
+            0,
+        );
+    }
+    // darktable's and digiKam's name by default, Lightroom's on request.
+    run(&db, &["export", "xmp"], 0);
+    run(&db, &["export", "xmp", "--sidecar-name", "photo.xmp"], 0);
+    let sidecar = dir.join("IMG_0006.DNG.xmp");
+    assert!(sidecar.is_file() && dir.join("IMG_0006.xmp").is_file());
+
+    // What ExifTool reads: the RAW's stored size and orientation, and the sidecar's regions.
+    let exif = |file: &Path, tags: &[&str]| -> Value {
+        let mut args = vec!["-j", "-struct", "-n"];
+        args.extend(tags);
+        args.push(file.to_str().unwrap());
+        serde_json::from_slice::<Value>(
+            &run_tool("exiftool", "libimage-exiftool-perl", &args).stdout,
+        )
+        .unwrap()[0]
+            .clone()
+    };
+    let dng = exif(
+        &raw,
+        &["-IFD0:ImageWidth", "-IFD0:ImageHeight", "-IFD0:Orientation"],
+    );
+    let (w, h) = (
+        dng["ImageWidth"].as_f64().unwrap(),
+        dng["ImageHeight"].as_f64().unwrap(),
+    );
+    let orientation = dng["Orientation"].as_u64().unwrap();
+    assert_eq!(orientation, 6, "{dng}");
+    let regions = exif(&sidecar, &["-RegionInfo"]);
+    let info = &regions["RegionInfo"];
+    // Regions refer to the RAW's own stored pixels.
+    assert_eq!(info["AppliedToDimensions"]["W"].as_f64(), Some(w), "{info}");
+    assert_eq!(info["AppliedToDimensions"]["H"].as_f64(), Some(h), "{info}");
+
+    // Turned as its readers show the RAW, each region lies on a face of the upright photo it was
+    // made from (at twice its size).
+    let jpeg_db = dir.join("jpeg.db");
+    index_json(&jpeg_db, &[&common::testdata().join("group/t1.jpg")], 0);
+    let upright: Vec<[f64; 4]> = faces(&jpeg_db)
+        .iter()
+        .map(|f| {
+            let v = f64s(f, &["x", "y", "w", "h"]);
+            [2.0 * v[0], 2.0 * v[1], 2.0 * v[2], 2.0 * v[3]]
+        })
+        .collect();
+    let list = info["RegionList"].as_array().unwrap();
+    assert_eq!(list.len(), listed.len(), "{info}");
+    for r in list {
+        let a = &r["Area"];
+        let (cx, cy, rw, rh) = (
+            a["X"].as_f64().unwrap() * w,
+            a["Y"].as_f64().unwrap() * h,
+            a["W"].as_f64().unwrap() * w,
+            a["H"].as_f64().unwrap() * h,
+        );
+        let p = shown_point(orientation, w, h, (cx - rw / 2.0, cy - rh / 2.0));
+        let q = shown_point(orientation, w, h, (cx + rw / 2.0, cy + rh / 2.0));
+        let shown = [
+            p.0.min(q.0),
+            p.1.min(q.1),
+            (p.0 - q.0).abs(),
+            (p.1 - q.1).abs(),
+        ];
+        let best = upright.iter().map(|u| iou(shown, *u)).fold(0.0, f64::max);
+        assert!(
+            best > 0.6,
+            "region {r} shown at {shown:?}: best IoU {best} with {upright:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let w = ((a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0])).max(0.0);
+    let h = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
+    w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
 }

@@ -83,12 +83,9 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
         say_empty(
             args.json,
             &format!(
-                "no photo or video files under {} (visage reads {}, RAW photos ({}) and videos \
-                 ({}))",
+                "no photo files under {} (visage reads JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC and \
+                 AVIF photos, camera RAWs and videos)",
                 paths.join(", "),
-                crate::walk::PHOTO_EXTENSIONS.join(", "),
-                crate::walk::RAW_EXTENSIONS.join(", "),
-                crate::walk::VIDEO_EXTENSIONS.join(", ")
             ),
         );
     }
