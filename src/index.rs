@@ -249,10 +249,17 @@ pub fn index(
     let mut present = HashSet::new();
     let mut not_read: Vec<NotReadFile> = Vec::new();
     let mut todo: Vec<Todo> = Vec::new();
-    let found = roots.iter().flat_map(|root| {
-        walk::files(std::slice::from_ref(root))
+    // A folder is walked from its canonical path, so the paths found are canonical (walkdir
+    // follows no link) and only a file named itself is looked up; a file's shard is decided by
+    // its name as given.
+    let found = roots.iter().flat_map(|given| {
+        let root = match std::fs::canonicalize(given) {
+            Ok(c) if c.is_dir() => c,
+            _ => given.clone(),
+        };
+        walk::files(std::slice::from_ref(&root))
             .into_iter()
-            .map(move |e| (root, e))
+            .map(move |e| (root.clone(), e))
     });
     for (root, entry) in found {
         let found = match entry {
@@ -264,12 +271,16 @@ pub fn index(
             }
         };
         if let Some(shard) = shard
-            && !shard.takes(&relative(root, &found.path))
+            && !shard.takes(&relative(&root, &found.path))
         {
             report.other_shards += 1;
             continue;
         }
-        let path = std::fs::canonicalize(&found.path).unwrap_or(found.path.clone());
+        let path = if found.link {
+            std::fs::canonicalize(&found.path).unwrap_or(found.path.clone())
+        } else {
+            found.path.clone()
+        };
         let key = path.to_string_lossy().into_owned();
         if !seen.insert(key.clone()) {
             continue;

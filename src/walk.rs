@@ -150,6 +150,9 @@ pub struct Found {
     pub kind: Kind,
     /// The still of a Live Photo's video, the JPEG of a stacked RAW.
     pub partner: Option<PathBuf>,
+    /// Whether the file is a symbolic link, or a file named explicitly: its path may not be
+    /// where it really is (a walk of a canonical folder gives canonical paths for the rest).
+    pub link: bool,
 }
 
 /// A file's extension in lower case ("" when it has none).
@@ -218,6 +221,7 @@ pub fn files(paths: &[PathBuf]) -> Vec<Result<Found, (PathBuf, String)>> {
                     kind_of(root)
                 },
                 partner: None,
+                link: true,
             }));
             continue;
         }
@@ -237,6 +241,7 @@ pub fn files(paths: &[PathBuf]) -> Vec<Result<Found, (PathBuf, String)>> {
             match entry {
                 Ok(e) if e.file_type().is_file() && !is_quiet(e.path()) => found.push(Found {
                     kind: kind_of(e.path()),
+                    link: e.path_is_symlink(),
                     path: e.into_path(),
                     partner: None,
                 }),
