@@ -442,7 +442,7 @@ pub fn index(
                     Outcome::Video(file, v) => {
                         let mut faces: Vec<FoundFace> = Vec::new();
                         for (at, _) in &v.stills {
-                            let at = *at as f32;
+                            let at = *at;
                             faces.extend(found.next().unwrap_or_default().into_iter().map(|f| {
                                 FoundFace {
                                     moment: Some(at),

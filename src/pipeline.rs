@@ -68,7 +68,7 @@ pub struct FoundFace {
     pub embedding: Embedding,
     /// Seconds from a video's start of the still the face was found in (`None`: a photo's face).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub moment: Option<f32>,
+    pub moment: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -235,7 +235,8 @@ fn a_video_gives_one_face_per_person_at_the_moment_it_is_clearest() {
     let video = kinds().join("video/slideshow.mp4");
     let db = dir.join("library.db");
     let report = index_json(&db, &[&video], 0);
-    // 60 s: a still every 10 s, each in the middle of its stretch.
+    // 60 s: a still every 10 s, each in the middle of its stretch (key frames every 5 s, so the
+    // moments are exactly 5, 15, ... 55 s).
     assert_eq!(
         (report["videos"].as_u64(), report["stills"].as_u64()),
         (Some(1), Some(6))
@@ -313,8 +314,9 @@ fn a_turned_video_s_faces_are_in_the_frame_as_shown() {
     let stats = lines(&run(&db, &["faces", "--json"], 0));
     assert_eq!(stats.len(), 1, "{stats:?}");
     let face = &stats[0];
-    assert_eq!(face["moment"], 4.0);
-    let pngs = stills(&video, &[4.0], &dir.join("stills"));
+    // 8 s: one still, at the first key frame after 4 s (the clip has one every 5 s).
+    assert_eq!(face["moment"], 5.0);
+    let pngs = stills(&video, &[5.0], &dir.join("stills"));
     let still_db = dir.join("stills.db");
     index_json(&still_db, &[&pngs[0].1], 0);
     let want = &faces(&still_db)[0];

@@ -23,7 +23,7 @@ pub fn one_per_person(mut faces: Vec<FoundFace>, same_person: f32) -> Vec<FoundF
         cb.0.total_cmp(&ca.0).then(cb.1.total_cmp(&ca.1))
     });
     // Each person: the index of its clearest face, and the moments it has a face at.
-    let mut people: Vec<(usize, Vec<Option<f32>>)> = Vec::new();
+    let mut people: Vec<(usize, Vec<Option<f64>>)> = Vec::new();
     for (i, face) in faces.iter().enumerate() {
         let nearest = people
             .iter_mut()
@@ -58,7 +58,7 @@ mod tests {
     use super::*;
     use crate::pipeline::Source;
 
-    fn face(at: f32, x: f32, size: u32, direction: usize) -> FoundFace {
+    fn face(at: f64, x: f32, size: u32, direction: usize) -> FoundFace {
         let mut embedding = vec![0.0; 8];
         embedding[direction] = 1.0;
         FoundFace {
@@ -86,7 +86,7 @@ mod tests {
             face(15.0, 400.0, 50, 2),
         ];
         let kept = one_per_person(faces, 0.64);
-        let got: Vec<(f32, f32)> = kept.iter().map(|f| (f.moment.unwrap(), f.x)).collect();
+        let got: Vec<(f64, f32)> = kept.iter().map(|f| (f.moment.unwrap(), f.x)).collect();
         assert_eq!(got, [(5.0, 300.0), (15.0, 20.0), (15.0, 400.0)]);
     }
 

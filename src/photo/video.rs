@@ -1,11 +1,12 @@
 //! Stills from videos, through the `ffmpeg` program: the one on `PATH`, or the static build in
 //! the `imageio-ffmpeg` wheel, fetched once into the models folder by [`crate::wheel`].
 //!
-//! [`Ffmpeg::video`] looks at a few moments of a video (see [`moments`]) and returns each still
-//! as a [`Photo`] ready for detection: taken with ffmpeg's own seeking, rotation and scaling (at
-//! most [`DETECT_SIDE`] a side, so memory stays bounded whatever the video's size), its boxes
-//! mapping to the video's full frame as ffmpeg shows it. [`Ffmpeg::still`] takes one still again
-//! (the review page's thumbnails). Every run of ffmpeg has a time limit, and what it writes a
+//! [`Ffmpeg::video`] looks at a few moments of a video (see [`moments`]), takes the first key
+//! frame at or after each, and returns each still as a [`Photo`] ready for detection: taken with
+//! ffmpeg's own seeking, rotation and scaling (at most [`DETECT_SIDE`] a side, so memory stays
+//! bounded whatever the video's size), its boxes mapping to the video's full frame as ffmpeg
+//! shows it. [`Ffmpeg::still`] takes one still again at the moment it was taken (the review
+//! page's thumbnails). Every run of ffmpeg has a time limit, and what it writes a
 //! size limit; a video ffmpeg cannot read is an error naming ffmpeg's reason.
 //!
 //! It must not detect anything: stills in, stills out.
@@ -113,13 +114,30 @@ impl Ffmpeg {
         &self.program
     }
 
-    /// The video's size and duration, and its stills at [`moments`] of it, each at most
-    /// [`DETECT_SIDE`] a side.
+    /// The video's size and duration, and its stills near [`moments`] of it, each at most
+    /// [`DETECT_SIDE`] a side: the first key frame at or after each moment (a key frame is
+    /// decoded alone, and is the sharpest picture of its stretch), or the frame at the moment
+    /// where no key frame follows it. Each still's moment is the time of the frame taken, so
+    /// [`Ffmpeg::still`] takes it again; two moments that fall on one key frame give one still.
     pub fn video(&self, path: &Path) -> Result<Video, VideoError> {
         let probe = self.probe(path)?;
-        let mut stills = Vec::new();
+        let mut stills: Vec<(f64, Photo)> = Vec::new();
         for at in moments(probe.duration) {
-            let rgb = self.frame(path, at, DETECT_SIDE)?;
+            let (at, rgb) = match self.frame(path, at, DETECT_SIDE, true)? {
+                Some(still) => still,
+                None => match self.frame(path, at, DETECT_SIDE, false)? {
+                    Some(still) => still,
+                    None => {
+                        return Err(VideoError::NoStill {
+                            at,
+                            why: "no picture at that moment".into(),
+                        });
+                    }
+                },
+            };
+            if stills.last().is_some_and(|(last, _)| *last >= at) {
+                continue;
+            }
             let mut photo = Photo::from_dynamic(DynamicImage::ImageRgb8(rgb))?;
             // The still is the full frame scaled down: boxes map back to the full frame.
             let (w, h) = probe.frame_for(photo.width, photo.height);
@@ -139,15 +157,16 @@ impl Ffmpeg {
         })
     }
 
-    /// The still at `at` seconds, the full frame at most [`THUMB_SIDE`] a side (use
-    /// [`Ffmpeg::frame_size`] to map boxes onto it).
+    /// The still at `at` seconds (a moment [`Ffmpeg::video`] gave), the full frame at most
+    /// [`THUMB_SIDE`] a side.
     pub fn still(&self, path: &Path, at: f64) -> Result<RgbImage, VideoError> {
-        self.frame(path, at, THUMB_SIDE)
-    }
-
-    /// The full frame's size (rotation applied) of a video whose still is `w x h`.
-    pub fn frame_size(&self, path: &Path, w: u32, h: u32) -> Result<(u32, u32), VideoError> {
-        Ok(self.probe(path)?.frame_for(w, h))
+        match self.frame(path, at, THUMB_SIDE, false)? {
+            Some((_, rgb)) => Ok(rgb),
+            None => Err(VideoError::NoStill {
+                at,
+                why: "no picture at that moment".into(),
+            }),
+        }
     }
 
     /// What ffmpeg says of the input (it prints it, then stops: no output was asked for).
@@ -162,10 +181,28 @@ impl Ffmpeg {
         Ok(probe)
     }
 
-    /// One still at `at` seconds, scaled by ffmpeg to at most `side` a side, as RGB.
-    fn frame(&self, path: &Path, at: f64, side: u32) -> Result<RgbImage, VideoError> {
+    /// One still at `at` seconds (with `key`: the first key frame at or after it), scaled by
+    /// ffmpeg to at most `side` a side, as RGB, with the time of the frame taken; `None` when
+    /// there is no such frame.
+    fn frame(
+        &self,
+        path: &Path,
+        at: f64,
+        side: u32,
+        key: bool,
+    ) -> Result<Option<(f64, RgbImage)>, VideoError> {
         let mut cmd = self.command();
-        cmd.args(["-v", "error", "-ss", &format!("{at:.3}"), "-i"])
+        // Frames before the moment are dropped (accurate seeking); with `key`, only key frames
+        // are decoded at all, and showinfo says which one came out.
+        if key {
+            cmd.args(["-v", "info", "-nostats", "-skip_frame", "nokey"]);
+        } else {
+            cmd.args(["-v", "error"]);
+        }
+        let scale = format!(
+            "scale=w='min({side},iw)':h='min({side},ih)':force_original_aspect_ratio=decrease"
+        );
+        cmd.args(["-ss", &format!("{at:.3}"), "-i"])
             .arg(path)
             .args([
                 "-map",
@@ -176,9 +213,11 @@ impl Ffmpeg {
                 "-sn",
                 "-dn",
                 "-vf",
-                &format!(
-                    "scale=w='min({side},iw)':h='min({side},ih)':force_original_aspect_ratio=decrease"
-                ),
+                &if key {
+                    format!("showinfo,{scale}")
+                } else {
+                    scale
+                },
                 "-pix_fmt",
                 "rgb24",
                 "-c:v",
@@ -189,16 +228,25 @@ impl Ffmpeg {
             ]);
         let limit = side as usize * side as usize * 3 + 64;
         let out = run(cmd, limit, &self.program)?;
-        let why = || last_line(&String::from_utf8_lossy(&out.stderr)).map(str::to_string);
+        let text = String::from_utf8_lossy(&out.stderr);
         if !out.ok {
             return Err(VideoError::Unreadable(
-                why().unwrap_or_else(|| "ffmpeg failed".into()),
+                last_line(&text).unwrap_or("ffmpeg failed").to_string(),
             ));
         }
-        parse_ppm(&out.stdout).ok_or_else(|| VideoError::NoStill {
-            at,
-            why: why().unwrap_or_else(|| "no picture at that moment".into()),
-        })
+        let Some(rgb) = parse_ppm(&out.stdout) else {
+            return Ok(None);
+        };
+        let taken = match key {
+            // Output times start at the moment sought; the frame's time is rounded down to the
+            // millisecond, so seeking to it again finds this very frame first.
+            true => match shown_at(&text) {
+                Some(after) => ((at + after) * 1000.0 + 1e-6).floor() / 1000.0,
+                None => return Ok(None),
+            },
+            false => at,
+        };
+        Ok(Some((taken, rgb)))
     }
 
     fn command(&self) -> Command {
@@ -333,6 +381,36 @@ fn run(mut cmd: Command, limit: usize, program: &Path) -> Result<Output, VideoEr
     })
 }
 
+/// The time of the first frame showinfo described, seconds from the moment sought: its `pts`
+/// in the filter's `time_base` (exact, where `pts_time` is printed to 6 digits).
+fn shown_at(text: &str) -> Option<f64> {
+    let lines = || text.lines().filter(|l| l.contains("showinfo"));
+    let field = |line: &str, name: &str| -> Option<String> {
+        let rest = line.split(name).nth(1)?.trim_start();
+        Some(
+            rest.split(|c: char| c.is_whitespace() || c == ',')
+                .next()?
+                .to_string(),
+        )
+    };
+    let first = lines().find(|l| l.contains(" pts:"))?;
+    let base = lines()
+        .find_map(|l| field(l, "config in time_base:"))
+        .and_then(|b| {
+            let (num, den) = b.split_once('/')?;
+            Some((num.parse::<f64>().ok()?, den.parse::<f64>().ok()?))
+        })
+        .filter(|(n, d)| *n > 0.0 && *d > 0.0);
+    let t = match (
+        base,
+        field(first, " pts:").and_then(|p| p.parse::<i64>().ok()),
+    ) {
+        (Some((num, den)), Some(pts)) => pts as f64 * num / den,
+        _ => field(first, "pts_time:")?.parse().ok()?,
+    };
+    (t.is_finite() && t >= 0.0).then_some(t)
+}
+
 /// The last line ffmpeg wrote (its reason, when it fails).
 fn last_line(text: &str) -> Option<&str> {
     text.lines().map(str::trim).rfind(|l| !l.is_empty())
@@ -465,6 +543,18 @@ mod tests {
         );
         assert_eq!(parse_size("0x31637668"), None);
         assert_eq!(parse_clock("N/A"), None);
+    }
+
+    #[test]
+    fn showinfo_says_when_the_key_frame_came() {
+        let text = "Stream mapping:\n[Parsed_showinfo_0 @ 0x5] config in time_base: 1/15360, frame_rate: 30/1\n[Parsed_showinfo_0 @ 0x5] n:   0 pts:  15360 pts_time:1       pos:  1713549 fmt:yuv420p iskey:1 type:I\n";
+        assert_eq!(shown_at(text), Some(1.0));
+        // The exact time, where pts_time is rounded to 6 digits.
+        let text = "[Parsed_showinfo_0 @ 0x5] config in time_base: 1/90000, frame_rate: 30000/1001\n[Parsed_showinfo_0 @ 0x5] n:   0 pts: 1801800 pts_time:20.02   pos: 1\n";
+        assert_eq!(shown_at(text), Some(20.02));
+        let text = "[Parsed_showinfo_0 @ 0x5] n:   0 pts: 7 pts_time:0.466667 pos: 1\n";
+        assert_eq!(shown_at(text), Some(0.466667));
+        assert_eq!(shown_at("no frame\n"), None);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct FaceRow {
     /// A video's face: seconds from the start of the still it was found in (its box is in that
     /// still's pixels).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub moment: Option<f32>,
+    pub moment: Option<f64>,
 }
 
 /// A stored face with all it was stored with (its embedding and landmarks), as a merge reads it
