@@ -37,14 +37,7 @@ fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn automatic_clusters_after_several_runs_equal_a_full_recluster() {
-    for m in [
-        &visage::models::FACENET,
-        &visage::models::ONET,
-        &visage::models::PNET,
-        &visage::models::RNET,
-    ] {
-        common::model(m);
-    }
+    common::models();
     let dir = tempdir("incremental");
     let (photos, db) = (dir.join("photos"), dir.join("visage.db"));
     std::fs::create_dir_all(&photos).unwrap();

@@ -68,10 +68,7 @@ impl Library {
 fn template() -> &'static (PathBuf, PathBuf) {
     static TEMPLATE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
-        common::model(&visage::models::ONET);
-        common::model(&visage::models::PNET);
-        common::model(&visage::models::RNET);
-        common::model(&visage::models::FACENET);
+        common::models();
         let dir = tempdir("serve-template");
         let photos = dir.join("photos");
         common::copy_tree(&common::testdata().join("celebrity"), &photos);
