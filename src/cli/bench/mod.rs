@@ -9,6 +9,7 @@
 
 mod graph;
 mod library;
+mod review;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -81,7 +82,7 @@ pub enum BenchWhat {
     },
     /// The simulated review: how many actions name every face of a folder with one subfolder per
     /// person (one JSON line)
-    Review(super::review::ReviewArgs),
+    Review(review::ReviewArgs),
     /// Suggestions for one person over a synthetic library of unnamed faces (one JSON line)
     Suggest {
         /// Unnamed faces in the library
@@ -349,8 +350,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             super::require_paths(&paths)?;
             return run_index(&paths, &settings);
         }
-        BenchWhat::Review(args) => return super::review::run(args),
-        BenchWhat::Suggest { faces, named } => return super::review::run_suggest(faces, named),
+        BenchWhat::Review(args) => return review::run(args),
+        BenchWhat::Suggest { faces, named } => return review::run_suggest(faces, named),
         BenchWhat::Merge {
             from,
             faces,
