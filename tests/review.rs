@@ -42,6 +42,10 @@ fn the_simulated_review_names_everyone_in_a_few_actions() {
     eprintln!("defaults: {defaults}");
     assert_eq!(defaults["people"], 5, "{defaults}");
     assert!(defaults["faces"].as_u64().unwrap() >= 110, "{defaults}");
+    // Three photos show someone beside the folder's person (Cher beside Elton John, Julia
+    // Louis-Dreyfus beside Jerry Seinfeld, a face behind Mindy Kaling): strangers, whom the
+    // simulated user never names.
+    assert_eq!(defaults["strangers"], 3, "{defaults}");
     assert!(defaults["actions"].as_u64().unwrap() <= 12, "{defaults}");
     assert!(defaults["corrections"].as_u64().unwrap() <= 2, "{defaults}");
     assert!(

@@ -1,20 +1,29 @@
 //! `visage bench review DIR`: the simulated review. A folder with one subfolder per person gives
-//! the truth; the photos are indexed (or an indexed database is copied) and clustered with the
-//! settings given, then a user is simulated who does what the review page offers, through the
-//! same `people` operations the page calls, until every face carries its right name:
+//! the truth: in each photo the largest face (by box area) is the folder's person, and any other
+//! face is a stranger (someone in the background, a face on a poster). The photos are indexed (or
+//! an indexed database is copied) and clustered with the settings given, then a user is simulated
+//! who does what the review page offers, through the same `people` operations the page calls,
+//! until every person's face carries its right name and no stranger carries a name:
 //!
-//! 1. a suggestion group ("Is this also NAME?"): take out the faces that are someone else (one
-//!    action each), then accept the group (one action);
-//! 2. otherwise name the largest unnamed automatic cluster, with the faces the page offers with
-//!    it ("and these that look like them"), after taking out the faces that are someone else (one
-//!    action each, and one for the name);
-//! 3. otherwise "Not NAME" on a face that carries a wrong name (the person's page);
-//! 4. otherwise name the largest face that has no person yet (the Unknown page).
+//! 1. a suggestion group ("Is this also NAME?"): take out the faces that are not NAME's, strangers
+//!    included (one action each), then accept the group (one action);
+//! 2. otherwise name the largest unnamed automatic cluster most of whose faces are one person's,
+//!    with the faces the page offers with it ("and these that look like them"), after taking out
+//!    the faces that are not that person's (one action each, and one for the name); a cluster
+//!    most of whose faces are strangers is left unnamed;
+//! 3. otherwise "Not NAME" on a face that carries a wrong name (the person's page), a stranger's
+//!    included;
+//! 4. otherwise name the largest face of a person that has no name yet (the Unknown page).
+//!
+//! The user never names a stranger. Taking a stranger out of a group or cluster and "Not NAME"
+//! on a stranger visage named count as one action and one correction each, as for a person's face
+//! with a wrong name: each undoes a mistake of visage's. Leaving a stranger unnamed costs nothing.
 //!
 //! Matching runs after each decision, as the page runs it. Take-outs and "Not NAME" are
-//! corrections. Every face a matching run gives a person is checked against the truth: the
-//! automatic assignments' precision. One JSON line; `--calibrate` adds the distance calibration
-//! (pairs of faces, and each face's nearest other face) as further lines.
+//! corrections. Every face a matching run gives a person is checked against the truth (a stranger
+//! given any name is a wrong one): the automatic assignments' precision. One JSON line;
+//! `--calibrate` adds the distance calibration (pairs of the people's faces, and each face's
+//! nearest other face) as further lines.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -29,6 +38,8 @@ use crate::evaluation;
 use crate::graph::GraphBackend;
 use crate::people::{self, Ref, Rematch, assign, report, suggest};
 use crate::store::{Store, faces};
+
+use super::TempDb;
 
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
@@ -51,6 +62,8 @@ pub struct ReviewArgs {
 struct Line {
     people: usize,
     faces: usize,
+    /// Faces that are not the largest of their photo: nobody the folder names.
+    strangers: usize,
     actions: usize,
     corrections: usize,
     /// Actions by kind.
@@ -59,7 +72,10 @@ struct Line {
     named_clusters: usize,
     not_name: usize,
     named_faces: usize,
-    /// Faces that matching gave a person, and how many of those were right.
+    /// Of the corrections, those on strangers (taken out, or "Not NAME").
+    strangers_corrected: usize,
+    /// Faces that matching gave a person, and how many of those were right (a stranger given a
+    /// name is a wrong one).
     auto_assigned: usize,
     auto_right: usize,
     auto_precision: f64,
@@ -71,46 +87,75 @@ struct Line {
     seconds: f64,
 }
 
-/// The person a photo shows: its parent folder's name.
-fn truth_of(path: &str) -> String {
-    Path::new(path)
-        .parent()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
+/// Who each face is: the largest face of a photo (by box area; the lower id of two equal ones) is
+/// the person its parent folder names, any other face of the photo is a stranger.
+struct Truth(HashMap<i64, Option<String>>);
 
-/// A temporary database file, removed (with its WAL files) when dropped.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "visage-bench-review-{}-{}.db",
-            std::process::id(),
-            crate::store::now()
-        ));
-        let db = TempDb(path);
-        db.remove();
-        db
-    }
-
-    fn remove(&self) {
-        for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+impl Truth {
+    fn new(rows: &[faces::FaceRow]) -> Self {
+        let mut largest: HashMap<i64, &faces::FaceRow> = HashMap::new();
+        for f in rows {
+            let area = |f: &faces::FaceRow| f.w * f.h;
+            largest
+                .entry(f.photo)
+                .and_modify(|l| {
+                    if area(f) > area(l) || (area(f) == area(l) && f.id < l.id) {
+                        *l = f;
+                    }
+                })
+                .or_insert(f);
         }
+        let folder = |path: &str| {
+            Path::new(path)
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        Truth(
+            rows.iter()
+                .map(|f| {
+                    let person = (largest[&f.photo].id == f.id).then(|| folder(&f.path));
+                    (f.id, person)
+                })
+                .collect(),
+        )
     }
-}
 
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        self.remove();
+    fn knows(&self, face: i64) -> bool {
+        self.0.contains_key(&face)
+    }
+
+    /// The person `face` is, or `None` for a stranger.
+    fn of(&self, face: i64) -> Option<&str> {
+        self.0.get(&face).and_then(|p| p.as_deref())
+    }
+
+    /// Whether `face` is not `name`'s: someone else's, or a stranger's.
+    fn wrong(&self, face: i64, name: &str) -> bool {
+        self.of(face) != Some(name)
+    }
+
+    fn is_stranger(&self, face: i64) -> bool {
+        self.knows(face) && self.of(face).is_none()
+    }
+
+    fn faces(&self) -> usize {
+        self.0.len()
+    }
+
+    fn strangers(&self) -> usize {
+        self.0.values().filter(|p| p.is_none()).count()
+    }
+
+    fn people(&self) -> usize {
+        self.0.values().flatten().collect::<HashSet<_>>().len()
     }
 }
 
 pub fn run(args: ReviewArgs) -> anyhow::Result<i32> {
     let settings = &args.settings;
-    let temp = TempDb::new();
+    let temp = TempDb::new("review");
     match &args.db {
         Some(src) => {
             let source = Store::open(src)?;
@@ -140,12 +185,8 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<i32> {
         Ok(())
     })?;
     assign::run(&mut store, settings, &backend, true)?;
-    let truth: HashMap<i64, String> = store
-        .read(|c| faces::list(c, faces::Filter::default()))?
-        .into_iter()
-        .map(|f| (f.id, truth_of(&f.path)))
-        .collect();
-    if truth.is_empty() {
+    let truth = Truth::new(&store.read(|c| faces::list(c, faces::Filter::default()))?);
+    if truth.faces() == 0 {
         bail!("{}: no faces to review", args.dir.display());
     }
     if args.calibrate {
@@ -165,53 +206,52 @@ fn simulate(
     store: &mut Store,
     settings: &Settings,
     backend: &GraphBackend,
-    truth: &HashMap<i64, String>,
+    truth: &Truth,
 ) -> anyhow::Result<Line> {
     let rematch = Some(Rematch { settings, backend });
-    let people: HashSet<&String> = truth.values().collect();
     let mut line = Line {
-        people: people.len(),
-        faces: truth.len(),
+        people: truth.people(),
+        faces: truth.faces(),
+        strangers: truth.strangers(),
         face_cluster_dist: settings.face_cluster_dist,
         face_match_dist: settings.face_match_dist,
         ..Line::default()
     };
     let mut seen_auto: HashSet<(i64, String)> = HashSet::new();
-    let limit = 10 * truth.len() + 10;
+    let limit = 10 * truth.faces() + 10;
+    // Take-outs and "Not NAME": corrections, those on strangers counted too.
+    let correct = |line: &mut Line, faces: &[i64]| {
+        line.actions += faces.len();
+        line.corrections += faces.len();
+        line.strangers_corrected += faces.iter().filter(|&&f| truth.is_stranger(f)).count();
+    };
     loop {
         let rows = store.read(|c| faces::list(c, faces::Filter::default()))?;
-        let rows: Vec<_> = rows
-            .into_iter()
-            .filter(|f| truth.contains_key(&f.id))
-            .collect();
+        let rows: Vec<_> = rows.into_iter().filter(|f| truth.knows(f.id)).collect();
         for f in &rows {
             if let (Some(faces::Assigned::Auto), Some(p)) = (f.assigned, &f.person)
                 && seen_auto.insert((f.id, p.clone()))
             {
                 line.auto_assigned += 1;
-                if truth[&f.id] == *p {
+                if !truth.wrong(f.id, p) {
                     line.auto_right += 1;
                 }
             }
         }
-        if rows
-            .iter()
-            .all(|f| f.person.as_deref() == Some(truth[&f.id].as_str()))
-        {
+        if rows.iter().all(|f| f.person.as_deref() == truth.of(f.id)) {
             break;
         }
         if line.actions > limit {
             bail!("the simulated review did not converge in {limit} actions");
         }
-        let wrong = |id: &i64, name: &str| truth.get(id).is_none_or(|t| t != name);
 
         // 1. "Is this also NAME?"
         let groups = store.read(|c| suggest::groups(c, None, settings, suggest::GROUP))?;
         if let Some(g) = groups.first() {
             let (out, keep): (Vec<i64>, Vec<i64>) =
-                g.faces.iter().partition(|f| wrong(f, &g.person));
-            line.actions += out.len() + 1;
-            line.corrections += out.len();
+                g.faces.iter().partition(|&&f| truth.wrong(f, &g.person));
+            correct(&mut line, &out);
+            line.actions += 1;
             line.taken_out += out.len();
             line.accepted_groups += 1;
             line.suggested_accepted += keep.len();
@@ -225,23 +265,31 @@ fn simulate(
             continue;
         }
 
-        // 2. The largest unnamed automatic cluster, the faces of someone else taken out.
+        // 2. The largest unnamed automatic cluster that is mostly one person's, the faces of
+        // someone else taken out.
         let (_, clusters) = store.read(|c| report::review_clusters(c, 0, report::REVIEW_PAGE))?;
-        if let Some(c) = clusters.first() {
-            let members: Vec<i64> = rows
-                .iter()
-                .filter(|f| f.cluster == Some(c.id))
+        let members = |cluster: i64| -> Vec<i64> {
+            rows.iter()
+                .filter(|f| f.cluster == Some(cluster))
                 .map(|f| f.id)
-                .collect();
-            let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
-            for f in &members {
-                *votes.entry(truth[f].as_str()).or_default() += 1;
+                .collect()
+        };
+        // Who most of a cluster's faces are (strangers vote as one); `None`: strangers.
+        let majority = |faces: &[i64]| -> Option<String> {
+            let mut votes: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+            for &f in faces {
+                *votes.entry(truth.of(f)).or_default() += 1;
             }
-            let name = votes
-                .iter()
-                .max_by_key(|(n, k)| (**k, std::cmp::Reverse(**n)))
-                .map(|(n, _)| n.to_string())
-                .unwrap_or_default();
+            votes
+                .into_iter()
+                .max_by_key(|(n, k)| (*k, std::cmp::Reverse(*n)))
+                .and_then(|(n, _)| n.map(str::to_string))
+        };
+        let named = clusters
+            .iter()
+            .find_map(|c| majority(&members(c.id)).map(|name| (c, name)));
+        if let Some((c, name)) = named {
+            let members = members(c.id);
             // The faces offered with it ("and N that look like them"), as the page offers them
             // with its first page of clusters.
             let page: Vec<i64> = clusters.iter().map(|c| c.id).collect();
@@ -255,7 +303,7 @@ fn simulate(
                 .iter()
                 .chain(&also)
                 .copied()
-                .filter(|f| wrong(f, &name))
+                .filter(|&f| truth.wrong(f, &name))
                 .collect();
             let mut targets = vec![Ref::Cluster(c.id)];
             targets.extend(
@@ -263,8 +311,8 @@ fn simulate(
                     .filter(|f| !out.contains(f))
                     .map(|&f| Ref::Face(f)),
             );
-            line.actions += out.len() + 1;
-            line.corrections += out.len();
+            correct(&mut line, &out);
+            line.actions += 1;
             line.taken_out += out.len();
             line.named_clusters += 1;
             line.offered_with_clusters += also.len();
@@ -279,33 +327,29 @@ fn simulate(
             continue;
         }
 
-        // 3. "Not NAME" on a face with a wrong name, largest first.
+        // 3. "Not NAME" on a face with a wrong name (a stranger's included), largest first.
         let mut by_size: Vec<&faces::FaceRow> = rows.iter().collect();
         by_size.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
         if let Some(f) = by_size
             .iter()
-            .find(|f| f.person.as_deref().is_some_and(|p| wrong(&f.id, p)))
+            .find(|f| f.person.as_deref().is_some_and(|p| truth.wrong(f.id, p)))
         {
-            line.actions += 1;
-            line.corrections += 1;
+            correct(&mut line, &[f.id]);
             line.not_name += 1;
             people::reject(store, &[f.id], None)?;
             continue;
         }
 
-        // 4. The largest face without a person.
-        if let Some(f) = by_size.iter().find(|f| f.person.is_none()) {
+        // 4. The largest face of a person without a name.
+        if let Some((f, name)) = by_size
+            .iter()
+            .filter(|f| f.person.is_none())
+            .find_map(|f| truth.of(f.id).map(|name| (f, name)))
+        {
             line.actions += 1;
             line.named_faces += 1;
-            log::debug!("name f{} {}", f.id, truth[&f.id]);
-            people::name_several(
-                store,
-                &[Ref::Face(f.id)],
-                &truth[&f.id],
-                &[],
-                settings,
-                rematch,
-            )?;
+            log::debug!("name f{} {name}", f.id);
+            people::name_several(store, &[Ref::Face(f.id)], name, &[], settings, rematch)?;
             continue;
         }
         bail!("the simulated review found nothing to do, yet not every face is right");
@@ -333,21 +377,22 @@ struct Calibration {
     faces: usize,
 }
 
-fn calibrate(store: &Store, truth: &HashMap<i64, String>) -> anyhow::Result<()> {
+/// The calibration over the people's faces (strangers have no label to pair them by).
+fn calibrate(store: &Store, truth: &Truth) -> anyhow::Result<()> {
     let rows = store.read(|c| faces::list(c, faces::Filter::default()))?;
-    let rows: Vec<_> = rows
-        .into_iter()
-        .filter(|f| truth.contains_key(&f.id))
+    let people: Vec<(i64, &str)> = rows
+        .iter()
+        .filter_map(|f| truth.of(f.id).map(|p| (f.id, p)))
         .collect();
     let mut labels_of: BTreeMap<&str, usize> = BTreeMap::new();
-    let labels: Vec<usize> = rows
+    let labels: Vec<usize> = people
         .iter()
-        .map(|f| {
+        .map(|&(_, p)| {
             let next = labels_of.len();
-            *labels_of.entry(truth[&f.id].as_str()).or_insert(next)
+            *labels_of.entry(p).or_insert(next)
         })
         .collect();
-    let ids: Vec<i64> = rows.iter().map(|f| f.id).collect();
+    let ids: Vec<i64> = people.iter().map(|&(f, _)| f).collect();
     let embeddings: Vec<Vec<f32>> = store.read(|c| crate::store::embeddings::get_many(c, &ids))?;
     let (same, different) = evaluation::pair_distances(&labels, &embeddings);
     if let Some(sep) = evaluation::separation(&same, &different) {
@@ -355,10 +400,10 @@ fn calibrate(store: &Store, truth: &HashMap<i64, String>) -> anyhow::Result<()> 
     }
     let default = Reach::new(Settings::default().face_match_dist);
     // For each face: the nearest other face of each person.
-    let nearest: Vec<Vec<(usize, f32)>> = (0..rows.len())
+    let nearest: Vec<Vec<(usize, f32)>> = (0..ids.len())
         .map(|i| {
             let mut best: BTreeMap<usize, f32> = BTreeMap::new();
-            for j in (0..rows.len()).filter(|&j| j != i) {
+            for j in (0..ids.len()).filter(|&j| j != i) {
                 let d = crate::embedding::distance(&embeddings[i], &embeddings[j]);
                 let e = best.entry(labels[j]).or_insert(f32::INFINITY);
                 *e = e.min(d);
@@ -391,7 +436,7 @@ fn calibrate(store: &Store, truth: &HashMap<i64, String>) -> anyhow::Result<()> 
             } else {
                 right as f64 / decided as f64
             },
-            faces: rows.len(),
+            faces: ids.len(),
         };
         println!("{}", serde_json::to_string(&c)?);
     }
@@ -403,82 +448,54 @@ fn calibrate(store: &Store, truth: &HashMap<i64, String>) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `visage bench suggest`: a synthetic library (deterministic 512-d embeddings in groups of 20
-/// about 0.7 apart, stored through `store::photos` as 100 faces a photo), one person named by hand
-/// on `named` faces of the first group, then suggestions for that person over all the unnamed
-/// faces, timed (three runs; the database is in the page cache after the first).
-pub fn run_suggest(n: usize, named: usize) -> anyhow::Result<i32> {
-    use crate::pipeline::{FoundFace, Source};
-    use crate::store::photos::{self, FileInfo, PhotoInfo};
-    let named = named.clamp(1, 19);
-    let rows = crate::graph::synthetic::embeddings(512, n / 20 + 1, 20, 0.55, 0);
-    let total = rows.len() / 512;
-    let temp = TempDb::new();
-    let mut store = Store::open_or_create(&temp.0)?;
-    let started = std::time::Instant::now();
-    store.write(|tx| -> anyhow::Result<()> {
-        for (k, chunk) in rows.chunks(512 * 100).enumerate() {
-            let found: Vec<FoundFace> = chunk
-                .chunks(512)
-                .enumerate()
-                .map(|(i, e)| FoundFace {
-                    x: (i % 10) as f32 * 100.0,
-                    y: (i / 10) as f32 * 100.0,
-                    w: 90.0,
-                    h: 90.0,
-                    size: 90,
-                    score: 20.0,
-                    source: Source::Pico,
-                    probability: 1.0,
-                    landmarks: Vec::new(),
-                    embedding: e.to_vec(),
-                })
-                .collect();
-            let file = FileInfo {
-                path: format!("/synthetic/{k:05}.jpg"),
-                size: 1,
-                mtime_ns: 0,
-                hash: None,
-            };
-            let info = PhotoInfo {
-                width: 1000,
-                height: 1000,
-                orientation: 1,
-            };
-            photos::store_indexed(tx, &file, info, &found, crate::store::now())?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(id: i64, photo: i64, path: &str, (w, h): (f32, f32), size: u32) -> faces::FaceRow {
+        faces::FaceRow {
+            id,
+            photo,
+            path: path.to_string(),
+            x: 0.0,
+            y: 0.0,
+            w,
+            h,
+            size,
+            score: 10.0,
+            probability: 1.0,
+            cluster: None,
+            person: None,
+            person_id: None,
+            assigned: None,
+            ambiguous: false,
+            verdict: None,
         }
-        Ok(())
-    })?;
-    let stored = started.elapsed().as_secs_f64();
-    let first: Vec<i64> = store.read(|c| {
-        c.prepare("SELECT id FROM faces ORDER BY id LIMIT ?1")?
-            .query_map([named as i64], |r| r.get(0))?
-            .collect()
-    })?;
-    let targets: Vec<Ref> = first.iter().map(|&f| Ref::Face(f)).collect();
-    let settings = Settings::default();
-    people::name_several(&mut store, &targets, "Synthetic", &[], &settings, None)?;
-    let p = store
-        .read(|c| people::person_id(c, "Synthetic"))?
-        .context("the synthetic person")?;
-    let mut times = Vec::new();
-    let mut suggested = 0;
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        let groups = store.read(|c| suggest::groups(c, Some(p), &settings, suggest::GROUP))?;
-        times.push(t.elapsed().as_secs_f64());
-        suggested = groups.iter().map(|g| g.faces.len()).sum::<usize>();
     }
-    println!(
-        "{}",
-        serde_json::json!({
-            "unnamed_faces": total - named,
-            "named": named,
-            "suggested": suggested,
-            "seconds": times,
-            "library_written_s": stored,
-            "threads": rayon::current_num_threads(),
-        })
-    );
-    Ok(0)
+
+    /// The celebrity set's Elton John photo: Cher's face beside his is the larger detection window
+    /// (`size` 109 against 107) but the smaller box (76x109 against 83x107). The box decides.
+    #[test]
+    fn the_largest_box_of_a_photo_is_its_folders_person_and_the_rest_strangers() {
+        let rows = [
+            face(23, 1, "/p/elton_john/a.jpg", (83.2, 106.7), 107),
+            face(24, 1, "/p/elton_john/a.jpg", (76.5, 108.9), 109),
+            face(25, 2, "/p/madonna/b.jpg", (40.0, 50.0), 50),
+            face(26, 3, "/p/madonna/c.jpg", (30.0, 30.0), 30),
+            face(27, 3, "/p/madonna/c.jpg", (30.0, 30.0), 30),
+        ];
+        let truth = Truth::new(&rows);
+        assert_eq!(truth.of(23), Some("elton_john"));
+        assert_eq!(truth.of(24), None);
+        assert!(truth.is_stranger(24) && !truth.is_stranger(23));
+        assert_eq!(truth.of(25), Some("madonna"));
+        // Two equal boxes: the lower id is the person.
+        assert_eq!((truth.of(26), truth.of(27)), (Some("madonna"), None));
+        assert!(truth.wrong(24, "elton_john") && !truth.wrong(23, "elton_john"));
+        assert!(!truth.knows(99) && !truth.is_stranger(99));
+        assert_eq!(
+            (truth.faces(), truth.strangers(), truth.people()),
+            (5, 2, 2)
+        );
+    }
 }
