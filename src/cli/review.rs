@@ -28,7 +28,7 @@ use crate::config::Settings;
 use crate::evaluation;
 use crate::graph::GraphBackend;
 use crate::people::{self, Ref, Rematch, assign, report, suggest};
-use crate::store::{Store, faces};
+use crate::store::{ClusterId, FaceId, Store, faces};
 
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
@@ -140,7 +140,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<i32> {
         Ok(())
     })?;
     assign::run(&mut store, settings, &backend, true)?;
-    let truth: HashMap<i64, String> = store
+    let truth: HashMap<FaceId, String> = store
         .read(|c| faces::list(c, faces::Filter::default()))?
         .into_iter()
         .map(|f| (f.id, truth_of(&f.path)))
@@ -165,7 +165,7 @@ fn simulate(
     store: &mut Store,
     settings: &Settings,
     backend: &GraphBackend,
-    truth: &HashMap<i64, String>,
+    truth: &HashMap<FaceId, String>,
 ) -> anyhow::Result<Line> {
     let rematch = Some(Rematch { settings, backend });
     let people: HashSet<&String> = truth.values().collect();
@@ -176,7 +176,7 @@ fn simulate(
         face_match_dist: settings.face_match_dist,
         ..Line::default()
     };
-    let mut seen_auto: HashSet<(i64, String)> = HashSet::new();
+    let mut seen_auto: HashSet<(FaceId, String)> = HashSet::new();
     let limit = 10 * truth.len() + 10;
     loop {
         let rows = store.read(|c| faces::list(c, faces::Filter::default()))?;
@@ -203,12 +203,12 @@ fn simulate(
         if line.actions > limit {
             bail!("the simulated review did not converge in {limit} actions");
         }
-        let wrong = |id: &i64, name: &str| truth.get(id).is_none_or(|t| t != name);
+        let wrong = |id: &FaceId, name: &str| truth.get(id).is_none_or(|t| t != name);
 
         // 1. "Is this also NAME?"
         let groups = store.read(|c| suggest::groups(c, None, settings, suggest::GROUP))?;
         if let Some(g) = groups.first() {
-            let (out, keep): (Vec<i64>, Vec<i64>) =
+            let (out, keep): (Vec<FaceId>, Vec<FaceId>) =
                 g.faces.iter().partition(|f| wrong(f, &g.person));
             line.actions += out.len() + 1;
             line.corrections += out.len();
@@ -228,7 +228,7 @@ fn simulate(
         // 2. The largest unnamed automatic cluster, the faces of someone else taken out.
         let (_, clusters) = store.read(|c| report::review_clusters(c, 0, report::REVIEW_PAGE))?;
         if let Some(c) = clusters.first() {
-            let members: Vec<i64> = rows
+            let members: Vec<FaceId> = rows
                 .iter()
                 .filter(|f| f.cluster == Some(c.id))
                 .map(|f| f.id)
@@ -244,14 +244,14 @@ fn simulate(
                 .unwrap_or_default();
             // The faces offered with it ("and N that look like them"), as the page offers them
             // with its first page of clusters.
-            let page: Vec<i64> = clusters.iter().map(|c| c.id).collect();
+            let page: Vec<ClusterId> = clusters.iter().map(|c| c.id).collect();
             let also = store
                 .read(|conn| {
                     suggest::near_clusters(conn, &page, settings.face_match_dist, suggest::GROUP)
                 })?
                 .remove(&c.id)
                 .unwrap_or_default();
-            let out: Vec<i64> = members
+            let out: Vec<FaceId> = members
                 .iter()
                 .chain(&also)
                 .copied()
@@ -269,7 +269,7 @@ fn simulate(
             line.named_clusters += 1;
             line.offered_with_clusters += also.len();
             log::debug!(
-                "name c{} ({} faces, {} offered with it) {name}, {} taken out",
+                "name {} ({} faces, {} offered with it) {name}, {} taken out",
                 c.id,
                 members.len(),
                 also.len(),
@@ -297,7 +297,7 @@ fn simulate(
         if let Some(f) = by_size.iter().find(|f| f.person.is_none()) {
             line.actions += 1;
             line.named_faces += 1;
-            log::debug!("name f{} {}", f.id, truth[&f.id]);
+            log::debug!("name {} {}", f.id, truth[&f.id]);
             people::name_several(
                 store,
                 &[Ref::Face(f.id)],
@@ -333,7 +333,7 @@ struct Calibration {
     faces: usize,
 }
 
-fn calibrate(store: &Store, truth: &HashMap<i64, String>) -> anyhow::Result<()> {
+fn calibrate(store: &Store, truth: &HashMap<FaceId, String>) -> anyhow::Result<()> {
     let rows = store.read(|c| faces::list(c, faces::Filter::default()))?;
     let rows: Vec<_> = rows
         .into_iter()
@@ -347,7 +347,7 @@ fn calibrate(store: &Store, truth: &HashMap<i64, String>) -> anyhow::Result<()> 
             *labels_of.entry(truth[&f.id].as_str()).or_insert(next)
         })
         .collect();
-    let ids: Vec<i64> = rows.iter().map(|f| f.id).collect();
+    let ids: Vec<i64> = rows.iter().map(|f| f.id.0).collect();
     let embeddings: Vec<Vec<f32>> = store.read(|c| crate::store::embeddings::get_many(c, &ids))?;
     let (same, different) = evaluation::pair_distances(&labels, &embeddings);
     if let Some(sep) = evaluation::separation(&same, &different) {
@@ -450,7 +450,7 @@ pub fn run_suggest(n: usize, named: usize) -> anyhow::Result<i32> {
         Ok(())
     })?;
     let stored = started.elapsed().as_secs_f64();
-    let first: Vec<i64> = store.read(|c| {
+    let first: Vec<FaceId> = store.read(|c| {
         c.prepare("SELECT id FROM faces ORDER BY id LIMIT ?1")?
             .query_map([named as i64], |r| r.get(0))?
             .collect()
