@@ -50,7 +50,7 @@ fn ari(list: &[Value]) -> (f64, usize) {
         let next = folders.len();
         truth.push(*folders.entry(folder).or_insert(next));
         let group = match (&f["person"], &f["cluster"]) {
-            (Value::String(p), _) => Some(format!("p{p}")),
+            (Value::String(p), _) => Some(format!("person {p}")),
             (_, Value::String(c)) => Some(c.clone()),
             _ => None,
         };

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::common::slurm::Cluster;
 use crate::common::{self, copy_tree, models, run, tempdir};
 use visage::index::Shard;
-use visage::store::Store;
+use visage::store::{ClusterId, Store};
 use visage::store::{embeddings, faces, photos};
 
 const SHARDS: u32 = 3;
@@ -53,13 +53,13 @@ fn library(db: &Path) -> Library {
         .read(|c| faces::list(c, faces::Filter::default()))
         .unwrap();
     let mut faces = BTreeMap::new();
-    let mut clusters: BTreeMap<i64, BTreeSet<FaceKey>> = BTreeMap::new();
+    let mut clusters: BTreeMap<ClusterId, BTreeSet<FaceKey>> = BTreeMap::new();
     for f in rows {
         let key = (f.path.clone(), [f.x, f.y, f.w, f.h].map(f32::to_bits));
         if let Some(c) = f.cluster {
             clusters.entry(c).or_default().insert(key.clone());
         }
-        let embedding = store.read(|c| embeddings::get(c, f.id)).unwrap().unwrap();
+        let embedding = store.read(|c| embeddings::get(c, f.id.0)).unwrap().unwrap();
         let twice = faces.insert(key.clone(), embedding);
         assert!(twice.is_none(), "face stored twice: {key:?}");
     }

@@ -61,12 +61,9 @@ fn region_names(tags: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A face's id as the commands take it (`f12`), whichever way `faces --json` writes it.
+/// A face's id as the commands take it (`f12`), as `faces --json` writes it.
 fn face_ref(f: &Value) -> String {
-    match &f["id"] {
-        Value::String(s) => s.clone(),
-        v => format!("f{}", v.as_i64().unwrap()),
-    }
+    f["id"].as_str().unwrap().to_string()
 }
 
 fn boxes(v: &Value) -> [f64; 4] {

@@ -24,7 +24,7 @@ use crate::people;
 use crate::photo::Photo;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, PhotoInfo, SAME_FACE_IOU};
-use crate::store::{SqlResult, Store, StoreError, faces};
+use crate::store::{FaceId, PhotoId, SqlResult, Store, StoreError, faces};
 use crate::xmp::orientation;
 use crate::xmp::{MAX_PACKET_BYTES, NamedFace, SAME_REGION_IOU, read};
 
@@ -50,7 +50,7 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct Conflict {
     pub photo: String,
-    pub face: String,
+    pub face: FaceId,
     pub visage: String,
     pub file: String,
     pub source: String,
@@ -109,7 +109,7 @@ struct Marked {
 
 /// The marked regions of one photo, to become faces of their own.
 struct ToCreate {
-    photo: i64,
+    photo: PhotoId,
     info: PhotoInfo,
     path: String,
     regions: Vec<Marked>,
@@ -117,7 +117,7 @@ struct ToCreate {
 
 /// A stored face of a photo, as import needs it (with the people it was rejected for).
 struct StoredFace {
-    id: i64,
+    id: FaceId,
     b: FaceBox,
     person: Option<String>,
     manual: bool,
@@ -164,7 +164,7 @@ pub fn import(
     report.regions = found.iter().map(|f| f.faces.len()).sum();
 
     // Decide region by region what to do.
-    let mut to_name: Vec<(i64, String, String)> = Vec::new();
+    let mut to_name: Vec<(FaceId, String, String)> = Vec::new();
     let mut to_create: Vec<ToCreate> = Vec::new();
     for f in &found {
         let Some((photo, info)) = store.read(|c| photo_row(c, &f.path))? else {
@@ -176,7 +176,7 @@ pub fn import(
             continue;
         };
         let stored = store.read(|c| faces_of(c, photo))?;
-        let mut taken: Vec<i64> = Vec::new();
+        let mut taken: Vec<FaceId> = Vec::new();
         let mut create = Vec::new();
         for (region, source) in &f.faces {
             let b =
@@ -225,7 +225,7 @@ pub fn import(
             if let Some(visage) = visage_says {
                 report.conflicts.push(Conflict {
                     photo: f.path.clone(),
-                    face: format!("f{}", face.id),
+                    face: face.id,
                     visage,
                     file: region.name.clone(),
                     source: source.clone(),
@@ -350,7 +350,7 @@ fn embedded_xmp(path: &Path) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// A photo's id and size facts, if it is indexed and present.
-fn photo_row(c: &rusqlite::Connection, path: &str) -> SqlResult<Option<(i64, PhotoInfo)>> {
+fn photo_row(c: &rusqlite::Connection, path: &str) -> SqlResult<Option<(PhotoId, PhotoInfo)>> {
     c.query_row(
         "SELECT id, width, height, orientation FROM photos
          WHERE path = ?1 AND gone = 0 AND width > 0 AND height > 0",
@@ -369,14 +369,14 @@ fn photo_row(c: &rusqlite::Connection, path: &str) -> SqlResult<Option<(i64, Pho
     .optional()
 }
 
-fn faces_of(c: &rusqlite::Connection, photo: i64) -> SqlResult<Vec<StoredFace>> {
-    let mut rejected: HashMap<i64, Vec<String>> = HashMap::new();
+fn faces_of(c: &rusqlite::Connection, photo: PhotoId) -> SqlResult<Vec<StoredFace>> {
+    let mut rejected: HashMap<FaceId, Vec<String>> = HashMap::new();
     let mut stmt = c.prepare(
         "SELECT r.face, pe.name FROM rejections r JOIN faces f ON f.id = r.face
          JOIN people pe ON pe.id = r.person WHERE f.photo = ?1",
     )?;
     for row in stmt.query_map([photo], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        Ok((r.get::<_, FaceId>(0)?, r.get::<_, String>(1)?))
     })? {
         let (face, name) = row?;
         rejected.entry(face).or_default().push(name);

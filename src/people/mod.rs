@@ -20,7 +20,9 @@ use crate::config::Settings;
 use crate::embedding::distance;
 use crate::gpu::GpuError;
 use crate::graph::GraphBackend;
+pub use crate::store::Ref;
 use crate::store::clusters::{self, ClusterKind};
+use crate::store::ids::listed;
 use crate::store::{ClusterId, FaceId, Item, SqlResult, Store, StoreError, faces};
 use history::Kind;
 
@@ -35,27 +37,6 @@ pub enum PeopleError {
 impl From<rusqlite::Error> for PeopleError {
     fn from(e: rusqlite::Error) -> Self {
         PeopleError::Store(StoreError::Sql(e))
-    }
-}
-
-/// A cluster (`c12`) or a face (`f345`), as the read commands print them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ref {
-    Cluster(i64),
-    Face(i64),
-}
-
-impl std::str::FromStr for Ref {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected a cluster like c12 or a face like f345");
-        let (kind, num) = s.split_at_checked(1).ok_or_else(bad)?;
-        let id: i64 = num.parse().map_err(|_| bad())?;
-        match kind {
-            "c" | "C" => Ok(Ref::Cluster(id)),
-            "f" | "F" => Ok(Ref::Face(id)),
-            _ => Err(bad()),
-        }
     }
 }
 
@@ -84,8 +65,8 @@ fn ensure_person(tx: &Transaction, name: &str) -> Result<i64, StoreError> {
     existing_person(tx, name)
 }
 
-fn existing_face(tx: &rusqlite::Connection, id: i64) -> Result<faces::FaceRow, StoreError> {
-    faces::get(tx, id)?.ok_or(StoreError::NotFound(Item::Face(FaceId(id))))
+fn existing_face(tx: &rusqlite::Connection, id: FaceId) -> Result<faces::FaceRow, StoreError> {
+    faces::get(tx, id)?.ok_or(StoreError::NotFound(Item::Face(id)))
 }
 
 /// What a decision did: how many faces it named (or moved, rejected, ...), how many more faces
@@ -152,14 +133,6 @@ fn auto_faces(tx: &Transaction, people: &[i64]) -> SqlResult<usize> {
     Ok(n)
 }
 
-fn ids(faces: &[i64]) -> String {
-    let mut s: Vec<String> = faces.iter().take(6).map(|f| format!("f{f}")).collect();
-    if faces.len() > 6 {
-        s.push(format!("and {} more", faces.len() - 6));
-    }
-    s.join(" ")
-}
-
 /// Name a cluster or a face. Naming a cluster makes it manual and names all its faces (except
 /// those rejected for that person, which leave it); naming a face puts it in that person's
 /// nearest manual cluster within reach, or a new one.
@@ -179,31 +152,13 @@ pub fn name_several(
     store: &mut Store,
     targets: &[Ref],
     name: &str,
-    except: &[i64],
+    except: &[FaceId],
     settings: &Settings,
     rematch: Option<Rematch>,
 ) -> Result<Outcome, PeopleError> {
-    let list: Vec<String> = targets
-        .iter()
-        .take(6)
-        .map(|t| match t {
-            Ref::Cluster(c) => format!("c{c}"),
-            Ref::Face(f) => format!("f{f}"),
-        })
-        .collect();
-    let more = targets.len().saturating_sub(6);
-    let mut what = format!(
-        "named {}{} {:?}",
-        list.join(" "),
-        if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        },
-        name.trim()
-    );
+    let mut what = format!("named {} {:?}", listed(targets), name.trim());
     if !except.is_empty() {
-        what.push_str(&format!(", not {}", ids(except)));
+        what.push_str(&format!(", not {}", listed(except)));
     }
     act(store, Kind::Name, what, rematch, |tx| {
         let p = ensure_person(tx, name)?;
@@ -238,15 +193,15 @@ pub fn name_several(
 /// `except` (taken out of the group) are not.
 pub fn accept(
     store: &mut Store,
-    faces: &[i64],
+    faces: &[FaceId],
     name: &str,
-    except: &[i64],
+    except: &[FaceId],
     settings: &Settings,
     rematch: Option<Rematch>,
 ) -> Result<Outcome, PeopleError> {
-    let mut what = format!("accepted {} as {:?}", ids(faces), name.trim());
+    let mut what = format!("accepted {} as {:?}", listed(faces), name.trim());
     if !except.is_empty() {
-        what.push_str(&format!(", not {}", ids(except)));
+        what.push_str(&format!(", not {}", listed(except)));
     }
     act(store, Kind::Accept, what, rematch, |tx| {
         let p = existing_person(tx, name)?;
@@ -264,14 +219,14 @@ pub fn accept(
 /// Confirm faces matched automatically: each becomes named by hand as the person it has.
 pub fn confirm(
     store: &mut Store,
-    faces: &[i64],
+    faces: &[FaceId],
     settings: &Settings,
     rematch: Option<Rematch>,
 ) -> Result<Outcome, PeopleError> {
     act(
         store,
         Kind::Confirm,
-        format!("confirmed {}", ids(faces)),
+        format!("confirmed {}", listed(faces)),
         rematch,
         |tx| {
             let mut changed = Vec::new();
@@ -279,7 +234,7 @@ pub fn confirm(
                 let row = existing_face(tx, f)?;
                 let p = row
                     .person_id
-                    .ok_or_else(|| refused(format!("face f{f} has no person to confirm")))?;
+                    .ok_or_else(|| refused(format!("face {f} has no person to confirm")))?;
                 name_face(tx, f, p, settings)?;
                 if !changed.contains(&p) {
                     changed.push(p);
@@ -290,8 +245,8 @@ pub fn confirm(
     )
 }
 
-fn name_cluster(tx: &Transaction, c: i64, p: i64) -> Result<usize, StoreError> {
-    clusters::get(tx, c)?.ok_or(StoreError::NotFound(Item::Cluster(ClusterId(c))))?;
+fn name_cluster(tx: &Transaction, c: ClusterId, p: i64) -> Result<usize, StoreError> {
+    clusters::get(tx, c)?.ok_or(StoreError::NotFound(Item::Cluster(c)))?;
     let rejected = "SELECT face FROM rejections WHERE person = ?2";
     tx.execute(
         &format!(
@@ -312,7 +267,7 @@ fn name_cluster(tx: &Transaction, c: i64, p: i64) -> Result<usize, StoreError> {
     Ok(n)
 }
 
-fn name_face(tx: &Transaction, f: i64, p: i64, settings: &Settings) -> Result<(), StoreError> {
+fn name_face(tx: &Transaction, f: FaceId, p: i64, settings: &Settings) -> Result<(), StoreError> {
     let face = existing_face(tx, f)?;
     if face.verdict.is_some() {
         tx.execute("UPDATE faces SET verdict = NULL WHERE id = ?1", [f])?;
@@ -361,7 +316,7 @@ fn name_face(tx: &Transaction, f: i64, p: i64, settings: &Settings) -> Result<()
 /// Move chosen faces to another (or a new) person. Returns how many moved.
 pub fn split(
     store: &mut Store,
-    face_ids: &[i64],
+    face_ids: &[FaceId],
     to: &str,
     settings: &Settings,
     rematch: Option<Rematch>,
@@ -369,7 +324,7 @@ pub fn split(
     act(
         store,
         Kind::Split,
-        format!("moved {} to {:?}", ids(face_ids), to.trim()),
+        format!("moved {} to {:?}", listed(face_ids), to.trim()),
         rematch,
         |tx| {
             let p = ensure_person(tx, to)?;
@@ -392,7 +347,7 @@ pub fn split(
 /// the same one). Returns how many were named.
 pub fn name_faces(
     tx: &Transaction,
-    named: &[(i64, String, String)],
+    named: &[(FaceId, String, String)],
     settings: &Settings,
 ) -> Result<usize, StoreError> {
     let mut source = tx.prepare_cached("UPDATE faces SET name_source = ?2 WHERE id = ?1")?;
@@ -464,7 +419,7 @@ pub fn merge(store: &mut Store, from: &str, into: &str) -> Result<Outcome, Peopl
 }
 
 /// Say `face` is not person `p`: it is rejected for them and leaves them if it was theirs.
-fn reject_in(tx: &Transaction, face: i64, p: i64) -> SqlResult<()> {
+fn reject_in(tx: &Transaction, face: FaceId, p: i64) -> SqlResult<()> {
     tx.execute(
         "INSERT OR IGNORE INTO rejections VALUES (?1, ?2)",
         params![face, p],
@@ -481,13 +436,13 @@ fn reject_in(tx: &Transaction, face: i64, p: i64) -> SqlResult<()> {
 /// matched to that person again. Returns the people named, in order.
 pub fn reject(
     store: &mut Store,
-    faces: &[i64],
+    faces: &[FaceId],
     person: Option<&str>,
 ) -> Result<(Outcome, Vec<String>), PeopleError> {
     let mut who = Vec::new();
     let what = format!(
         "{} not {}",
-        ids(faces),
+        listed(faces),
         person.map_or("their person".to_string(), |p| format!("{p:?}"))
     );
     let out = act(store, Kind::Reject, what, None, |tx| {
@@ -500,7 +455,7 @@ pub fn reject(
                     (Some(p), Some(n)) => (p, n),
                     _ => {
                         return Err(refused(format!(
-                            "face f{face} has no person; say which with --person"
+                            "face {face} has no person; say which with --person"
                         ))
                         .into());
                     }
@@ -521,15 +476,14 @@ pub fn reject(
 
 /// Not a person of interest: the cluster's faces lose their person and new faces like them
 /// join it instead of becoming someone. Returns how many faces it holds.
-pub fn ignore(store: &mut Store, cluster: i64) -> Result<Outcome, PeopleError> {
+pub fn ignore(store: &mut Store, cluster: ClusterId) -> Result<Outcome, PeopleError> {
     act(
         store,
         Kind::Ignore,
-        format!("ignored c{cluster}"),
+        format!("ignored {cluster}"),
         None,
         |tx| {
-            clusters::get(tx, cluster)?
-                .ok_or(StoreError::NotFound(Item::Cluster(ClusterId(cluster))))?;
+            clusters::get(tx, cluster)?.ok_or(StoreError::NotFound(Item::Cluster(cluster)))?;
             tx.execute(
                 "UPDATE clusters SET kind = 'ignored', person = NULL WHERE id = ?1",
                 [cluster],
@@ -546,17 +500,17 @@ pub fn ignore(store: &mut Store, cluster: i64) -> Result<Outcome, PeopleError> {
 
 /// Bring an ignored cluster back: its faces are set free, and the next clustering run groups
 /// them again (as an unnamed automatic cluster, to review).
-pub fn unignore(store: &mut Store, cluster: i64) -> Result<Outcome, PeopleError> {
+pub fn unignore(store: &mut Store, cluster: ClusterId) -> Result<Outcome, PeopleError> {
     act(
         store,
         Kind::Unignore,
-        format!("brought back c{cluster}"),
+        format!("brought back {cluster}"),
         None,
         |tx| {
-            let c = clusters::get(tx, cluster)?
-                .ok_or(StoreError::NotFound(Item::Cluster(ClusterId(cluster))))?;
+            let c =
+                clusters::get(tx, cluster)?.ok_or(StoreError::NotFound(Item::Cluster(cluster)))?;
             if c.kind != ClusterKind::Ignored {
-                return Err(refused(format!("c{cluster} is not ignored")).into());
+                return Err(refused(format!("{cluster} is not ignored")).into());
             }
             // Its faces are set free (the next clustering run groups them again, as new faces)
             // and the ignored cluster goes.
@@ -611,12 +565,12 @@ impl Verdict {
 /// and person, and are never clustered, matched or suggested again.
 pub fn set_verdict(
     store: &mut Store,
-    faces: &[i64],
+    faces: &[FaceId],
     verdict: Option<Verdict>,
 ) -> Result<Outcome, PeopleError> {
     let what = format!(
         "marked {} {}",
-        ids(faces),
+        listed(faces),
         verdict.map_or("as faces to review", |v| match v {
             Verdict::NotAFace => "not a face",
             Verdict::Stranger => "a stranger",
@@ -690,17 +644,4 @@ pub fn reset(store: &mut Store, all: bool, force: bool) -> Result<ResetReport, S
             faces_cleared,
         })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refs_parse() {
-        assert_eq!("c12".parse::<Ref>(), Ok(Ref::Cluster(12)));
-        assert_eq!("f7".parse::<Ref>(), Ok(Ref::Face(7)));
-        assert!("12".parse::<Ref>().unwrap_err().contains("c12"));
-        assert!("x1".parse::<Ref>().is_err());
-    }
 }

@@ -9,7 +9,7 @@ use super::assign;
 use crate::embedding::distance;
 use crate::store::clusters::ClusterKind;
 use crate::store::faces;
-use crate::store::{SqlResult, Store, StoreError};
+use crate::store::{ClusterId, FaceId, SqlResult, Store, StoreError};
 
 /// A person with their counts (photos still present only).
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +51,7 @@ pub fn people(conn: &Connection, include_hidden: bool) -> SqlResult<Vec<PersonSu
 
 /// Each person's clearest face (the largest, then the most probable), by the person's name: the
 /// face that stands for them in a list of people.
-pub fn covers(conn: &Connection) -> SqlResult<std::collections::HashMap<String, i64>> {
+pub fn covers(conn: &Connection) -> SqlResult<std::collections::HashMap<String, FaceId>> {
     let mut stmt = conn.prepare(
         "SELECT name, face FROM (
              SELECT pe.name, f.id AS face, row_number() OVER (
@@ -67,14 +67,9 @@ pub fn covers(conn: &Connection) -> SqlResult<std::collections::HashMap<String, 
 /// An automatic cluster nobody has named or ignored yet.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReviewCluster {
-    #[serde(serialize_with = "cluster_ref")]
-    pub id: i64,
+    pub id: ClusterId,
     /// Its faces (of photos still present).
     pub faces: i64,
-}
-
-fn cluster_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("c{id}"))
 }
 
 /// Clusters in one page of the review (the page asks for this many at a time).
@@ -176,13 +171,8 @@ pub fn progress(conn: &Connection) -> SqlResult<Progress> {
 #[derive(Debug, Clone, Serialize)]
 pub struct PersonPhoto {
     pub path: String,
-    /// The person's faces in it (serialised as f-ids: `"f345"`).
-    #[serde(serialize_with = "face_refs")]
-    pub faces: Vec<i64>,
-}
-
-fn face_refs<S: serde::Serializer>(ids: &[i64], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(ids.iter().map(|f| format!("f{f}")))
+    /// The person's faces in it.
+    pub faces: Vec<FaceId>,
 }
 
 /// The photos of `name`, by path. `None` if there is no such person.

@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::range::RangeQuery;
 use crate::store::faces::Assigned;
-use crate::store::{SqlResult, embeddings, faces};
+use crate::store::{ClusterId, FaceId, SqlResult, embeddings, faces};
 
 /// Faces offered per group at most (the page shows a group at once).
 pub const GROUP: usize = 48;
@@ -42,16 +42,10 @@ pub struct Group {
     pub person: String,
     #[serde(skip)]
     pub person_id: i64,
-    /// Serialised as f-ids: `"f12"`.
-    #[serde(serialize_with = "face_refs")]
-    pub faces: Vec<i64>,
+    pub faces: Vec<FaceId>,
     /// Distance from each face to the person's nearest named face.
     #[serde(skip)]
     pub distances: Vec<f32>,
-}
-
-fn face_refs<S: serde::Serializer>(ids: &[i64], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(ids.iter().map(|f| format!("f{f}")))
 }
 
 /// The faces a person could name: no person, no verdict, not in an ignored cluster, of a photo
@@ -179,7 +173,7 @@ pub fn groups(
                 person: names.get(&p).cloned().unwrap_or_default(),
                 person_id: p,
                 distances: faces.iter().map(|x| x.1).collect(),
-                faces: faces.iter().map(|x| x.2).collect(),
+                faces: faces.iter().map(|x| FaceId(x.2)).collect(),
             }
         })
         .collect();
@@ -381,10 +375,10 @@ fn grow(
 /// an even sample by id of a cluster larger than [`CLUSTER_SEEDS`] (each member is a query over
 /// the unnamed faces in [`near_clusters`]).
 fn cluster_seeds(conn: &Connection, c: i64) -> SqlResult<Vec<(i64, Vec<f32>)>> {
-    let ids: Vec<i64> = faces::in_cluster(conn, c)?
+    let ids: Vec<i64> = faces::in_cluster(conn, ClusterId(c))?
         .into_iter()
         .filter(|f| matches!((f.assigned, f.person_id), (Some(Assigned::Auto), None)))
-        .map(|f| f.id)
+        .map(|f| f.id.0)
         .collect();
     let step = ids.len().div_ceil(CLUSTER_SEEDS).max(1);
     let ids: Vec<i64> = ids.into_iter().step_by(step).collect();
@@ -412,10 +406,10 @@ pub fn count(conn: &Connection, settings: &Settings) -> SqlResult<usize> {
 /// with the cluster, so one name takes them too.
 pub fn near_cluster(
     conn: &Connection,
-    cluster: i64,
+    cluster: ClusterId,
     match_distance: f32,
     limit: usize,
-) -> SqlResult<Vec<i64>> {
+) -> SqlResult<Vec<FaceId>> {
     Ok(near_clusters(conn, &[cluster], match_distance, limit)?
         .remove(&cluster)
         .unwrap_or_default())
@@ -425,13 +419,13 @@ pub fn near_cluster(
 /// are each other's rivals too, so no face is offered with two of them.
 pub fn near_clusters(
     conn: &Connection,
-    clusters: &[i64],
+    clusters: &[ClusterId],
     match_distance: f32,
     limit: usize,
-) -> SqlResult<HashMap<i64, Vec<i64>>> {
+) -> SqlResult<HashMap<ClusterId, Vec<FaceId>>> {
     let named = faces::named(conn)?;
     let mut members: Vec<(i64, i64, Vec<f32>)> = Vec::new();
-    for &c in clusters {
+    for &ClusterId(c) in clusters {
         for (id, e) in cluster_seeds(conn, c)? {
             members.push((-c, id, e));
         }
@@ -442,11 +436,11 @@ pub fn near_clusters(
     let m = PersonMatcher::new(
         named
             .iter()
-            .map(|n| (n.person, n.face, n.embedding.as_slice()))
+            .map(|n| (n.person, n.face.0, n.embedding.as_slice()))
             .chain(members.iter().map(|(p, f, e)| (*p, *f, e.as_slice()))),
     );
     let rejections = faces::rejections(conn)?;
-    let targets: Vec<i64> = clusters.iter().map(|c| -c).collect();
+    let targets: Vec<i64> = clusters.iter().map(|c| -c.0).collect();
     let taken = grow(
         conn,
         unnamed_filter(true),
@@ -469,7 +463,10 @@ pub fn near_clusters(
         .into_iter()
         .map(|(c, mut faces)| {
             faces.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
-            (c, faces.into_iter().map(|x| x.2).collect())
+            (
+                ClusterId(c),
+                faces.into_iter().map(|x| FaceId(x.2)).collect(),
+            )
         })
         .collect())
 }
@@ -480,6 +477,7 @@ mod tests {
     use crate::people::{self, Ref};
     use crate::store::Store;
     use crate::store::photos;
+    use rusqlite::params;
 
     /// The unit vector in the plane of axes `base` and `axis` that is `chord` away from axis
     /// `base` (turned on by `from` first: `on(b, x, f, c)` is `c` further along than
@@ -498,9 +496,9 @@ mod tests {
     }
 
     /// A face of its own photo for each vector; their ids in order.
-    fn library(store: &mut Store, vectors: &[Vec<f32>]) -> Vec<i64> {
+    fn library(store: &mut Store, vectors: &[Vec<f32>]) -> Vec<FaceId> {
         store
-            .write(|tx| -> Result<Vec<i64>, crate::store::StoreError> {
+            .write(|tx| -> Result<Vec<FaceId>, crate::store::StoreError> {
                 let mut ids = Vec::new();
                 for (k, e) in vectors.iter().enumerate() {
                     ids.push(photos::store_vector(tx, &format!("/synthetic/{k}.jpg"), e)?);
@@ -511,7 +509,7 @@ mod tests {
     }
 
     /// Put `faces` in a new unnamed automatic cluster.
-    fn cluster(store: &mut Store, faces: &[i64]) {
+    fn cluster(store: &mut Store, faces: &[FaceId]) {
         store
             .write(|tx| -> Result<(), crate::store::StoreError> {
                 tx.execute("INSERT INTO clusters (kind) VALUES ('auto')", [])?;
@@ -519,7 +517,7 @@ mod tests {
                 for f in faces {
                     tx.execute(
                         "UPDATE faces SET cluster = ?1, assigned = 'auto' WHERE id = ?2",
-                        [c, *f],
+                        params![c, f],
                     )?;
                 }
                 Ok(())

@@ -10,6 +10,7 @@
 //! decision about faces is made here, and nothing here touches a file.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::{Arc, PoisonError};
 
 use axum::Json;
@@ -25,7 +26,8 @@ use serde_json::json;
 use super::{ApiError, App};
 use crate::people::{self, Ref, Rematch, assign, history, report, suggest};
 use crate::store::faces::{self, FaceRow, Selection};
-use crate::store::{Store, clusters, photos};
+use crate::store::ids::IdError;
+use crate::store::{ClusterId, FaceId, Item, PhotoId, Store, clusters, photos};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -65,21 +67,14 @@ fn paging(
     Ok((offset, limit))
 }
 
-/// `f345` → 345 (the letter says which kind of id it must be).
-fn id_of(prefix: char, s: &str) -> Result<i64, ApiError> {
-    let what = match prefix {
-        'f' => "a face like f345",
-        'c' => "a cluster like c12",
-        _ => "a photo like p7",
-    };
-    s.strip_prefix(prefix)
-        .and_then(|n| n.parse::<i64>().ok())
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::bad(format!("{s:?} is not {what}")))
+/// An id of the kind asked for (`f345`, `c12`, `p7`, or a cluster or face for [`Ref`]), or a 400
+/// that says what was expected.
+fn id_of<T: FromStr<Err = IdError>>(s: &str) -> Result<T, ApiError> {
+    s.parse().map_err(|e: IdError| ApiError::bad(e.to_string()))
 }
 
-fn face_ids(list: &[String]) -> Result<Vec<i64>, ApiError> {
-    list.iter().map(|s| id_of('f', s)).collect()
+fn face_ids(list: &[String]) -> Result<Vec<FaceId>, ApiError> {
+    list.iter().map(|s| id_of(s)).collect()
 }
 
 /// A name as given: trimmed, not empty, not too long.
@@ -178,7 +173,7 @@ struct PersonOut {
     #[serde(flatten)]
     person: report::PersonSummary,
     /// The clearest face, standing for the person.
-    face: Option<String>,
+    face: Option<FaceId>,
 }
 
 /// `GET /api/people[?hidden=1]`: the people, most faces first, each with their clearest face.
@@ -192,7 +187,7 @@ pub async fn people(State(app): State<Arc<App>>, q: Params) -> Result<Response, 
             let out: Vec<PersonOut> = rows
                 .into_iter()
                 .map(|p| PersonOut {
-                    face: covers.get(&p.name).map(|f| format!("f{f}")),
+                    face: covers.get(&p.name).copied(),
                     person: p,
                 })
                 .collect();
@@ -215,8 +210,8 @@ struct ClusterOut {
 fn also_of(
     app: &App,
     store: &Store,
-    clusters: &[i64],
-) -> Result<HashMap<i64, Vec<FaceRow>>, ApiError> {
+    clusters: &[ClusterId],
+) -> Result<HashMap<ClusterId, Vec<FaceRow>>, ApiError> {
     let near = store.read(|c| {
         suggest::near_clusters(c, clusters, app.settings.face_match_dist, suggest::GROUP)
     })?;
@@ -268,7 +263,7 @@ pub async fn also(State(app): State<Arc<App>>, q: Params) -> Result<Response, Ap
         .ok_or_else(|| ApiError::bad("say which clusters: clusters=c1,c2"))?;
     let mut ids = Vec::new();
     for c in list.split(',').filter(|c| !c.is_empty()) {
-        ids.push(id_of('c', c)?);
+        ids.push(id_of::<ClusterId>(c)?);
     }
     if ids.len() > CLUSTERS_PAGE.1 {
         return Err(ApiError::bad(format!(
@@ -283,7 +278,7 @@ pub async fn also(State(app): State<Arc<App>>, q: Params) -> Result<Response, Ap
                 let also = also_of(app, store, &ids)?;
                 let also: serde_json::Map<String, serde_json::Value> = also
                     .into_iter()
-                    .map(|(c, rows)| (format!("c{c}"), json!(rows)))
+                    .map(|(c, rows)| (c.to_string(), json!(rows)))
                     .collect();
                 Ok(json!({ "also": also }))
             })
@@ -307,7 +302,7 @@ pub async fn faces(State(app): State<Arc<App>>, q: Params) -> Result<Response, A
             "say which faces: exactly one of person=NAME, cluster=cN, unassigned=1",
         ));
     }
-    let cluster = q.get("cluster").map(|c| id_of('c', c)).transpose()?;
+    let cluster = q.get("cluster").map(|c| id_of(c)).transpose()?;
     let person = q.get("person").cloned();
     app.blocking(move |app| {
         app.db.with(|store| {
@@ -316,7 +311,7 @@ pub async fn faces(State(app): State<Arc<App>>, q: Params) -> Result<Response, A
             } else if let Some(c) = cluster {
                 store
                     .read(|conn| clusters::get(conn, c))?
-                    .ok_or_else(|| ApiError::not_found(format!("no cluster c{c}")))?;
+                    .ok_or_else(|| ApiError::not_found(format!("no {}", Item::Cluster(c))))?;
                 Selection::Cluster(c)
             } else {
                 Selection::Unassigned
@@ -338,12 +333,12 @@ pub async fn photo(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = id_of('p', &id).map_err(|e| ApiError::not_found(e.message))?;
+    let id: PhotoId = id_of(&id).map_err(|e| ApiError::not_found(e.message))?;
     app.blocking(move |app| {
         app.db.with(|store| {
             let photo = store
                 .read(|c| photos::get(c, id))?
-                .ok_or_else(|| ApiError::not_found(format!("no photo p{id}")))?;
+                .ok_or_else(|| ApiError::not_found(format!("no {}", Item::Photo(id))))?;
             let (_, faces) = store.read(|c| faces::page(c, Selection::Photo(id), 0, 10_000))?;
             Ok(PhotoOut { photo, faces })
         })
@@ -376,7 +371,7 @@ pub async fn name(
     b: Body,
 ) -> Result<Response, ApiError> {
     let req: NameRequest = body(&headers, b).await?;
-    let target: Ref = req.target.parse().map_err(ApiError::bad)?;
+    let target: Ref = id_of(&req.target)?;
     let name = checked_name(&req.name)?;
     let except = face_ids(&req.except)?;
     let also = face_ids(&req.also)?;
@@ -394,15 +389,15 @@ pub async fn name(
                 for &f in except.iter().chain(&also) {
                     let row = store
                         .read(|conn| faces::get(conn, f))?
-                        .ok_or_else(|| ApiError::not_found(format!("no face f{f}")))?;
+                        .ok_or_else(|| ApiError::not_found(format!("no {}", Item::Face(f))))?;
                     let member = row.cluster == Some(c);
                     if !member && !offered.contains(&f) {
                         return Err(ApiError::bad(format!(
-                            "f{f} is not in c{c} nor offered with it"
+                            "{f} is not in {c} nor offered with it"
                         )));
                     }
                     if member && also.contains(&f) {
-                        return Err(ApiError::bad(format!("f{f} is in c{c} already")));
+                        return Err(ApiError::bad(format!("{f} is in {c} already")));
                     }
                 }
             }
@@ -562,11 +557,11 @@ pub async fn ignore(
     b: Body,
 ) -> Result<Response, ApiError> {
     let req: IgnoreRequest = body(&headers, b).await?;
-    let c = id_of('c', &req.cluster)?;
+    let c: ClusterId = id_of(&req.cluster)?;
     app.blocking(move |app| {
         app.db.with(|store| {
             let o = people::ignore(store, c)?;
-            Ok(json!({ "ignored": format!("c{c}"), "faces": o.faces, "action": o.action }))
+            Ok(json!({ "ignored": c, "faces": o.faces, "action": o.action }))
         })
     })
     .await
@@ -610,14 +605,14 @@ pub async fn unignore(
     b: Body,
 ) -> Result<Response, ApiError> {
     let req: IgnoreRequest = body(&headers, b).await?;
-    let c = id_of('c', &req.cluster)?;
+    let c: ClusterId = id_of(&req.cluster)?;
     app.blocking(move |app| {
         app.db.with(|store| {
             let o = people::unignore(store, c)?;
             // Group its faces again right away, so they are back in Review.
             let backend = app.backend.lock().unwrap_or_else(PoisonError::into_inner);
             assign::rematch(store, &app.settings, &backend)?;
-            Ok(json!({ "cluster": format!("c{c}"), "faces": o.faces, "action": o.action }))
+            Ok(json!({ "cluster": c, "faces": o.faces, "action": o.action }))
         })
     })
     .await

@@ -23,6 +23,7 @@ use super::{ApiError, App};
 use crate::photo;
 use crate::store::faces::{self, Selection};
 use crate::store::photos::{self, PhotoRow};
+use crate::store::{FaceId, PhotoId};
 
 /// Side of a face thumbnail, pixels (the grid shows them at up to 160 CSS px, so this stays
 /// sharp on a 1.5x screen).
@@ -43,7 +44,7 @@ pub struct Thumbs {
     permits: tokio::sync::Semaphore,
     /// One decode per photo at a time: faces of one group photo wait for the first and find
     /// their thumbnails made.
-    busy: Mutex<HashMap<i64, Weak<Mutex<()>>>>,
+    busy: Mutex<HashMap<PhotoId, Weak<Mutex<()>>>>,
     placeholder: Vec<u8>,
     counter: AtomicU64,
 }
@@ -56,7 +57,7 @@ pub fn default_dir() -> PathBuf {
 /// One face to cut: its id and box in original oriented pixels.
 #[derive(Debug, Clone, Copy)]
 struct FaceBox {
-    id: i64,
+    id: FaceId,
     x: f32,
     y: f32,
     w: f32,
@@ -108,7 +109,7 @@ impl Thumbs {
         })
     }
 
-    fn photo_lock(&self, photo: i64) -> Arc<Mutex<()>> {
+    fn photo_lock(&self, photo: PhotoId) -> Arc<Mutex<()>> {
         let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
         busy.retain(|_, w| w.strong_count() > 0);
         if let Some(lock) = busy.get(&photo).and_then(Weak::upgrade) {
@@ -213,29 +214,29 @@ fn key(what: &str, photo: &PhotoRow) -> String {
 
 fn face_key(f: &FaceBox, photo: &PhotoRow) -> String {
     key(
-        &format!("face {} {} {} {} {} {FACE_SIDE}", f.id, f.x, f.y, f.w, f.h),
+        // The row id as a bare number, as the cache's keys have always been written.
+        &format!(
+            "face {} {} {} {} {} {FACE_SIDE}",
+            f.id.0, f.x, f.y, f.w, f.h
+        ),
         photo,
     )
 }
 
-/// `fN.jpg` → N.
-fn file_id(file: &str, prefix: char) -> Option<i64> {
-    file.strip_suffix(".jpg")?
-        .strip_prefix(prefix)?
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
+/// `f12.jpg` → face f12, `p3.jpg` → photo p3 (the id's kind as `T` asks).
+fn file_id<T: std::str::FromStr>(file: &str) -> Option<T> {
+    file.strip_suffix(".jpg")?.parse().ok()
 }
 
 /// The job for face `id`: its photo and every face of that photo.
-fn face_job(app: &App, id: i64) -> Result<Job, ApiError> {
+fn face_job(app: &App, id: FaceId) -> Result<Job, ApiError> {
     app.db.with(|store| {
         let face = store
             .read(|c| faces::get(c, id))?
-            .ok_or_else(|| ApiError::not_found(format!("no face f{id}")))?;
+            .ok_or_else(|| ApiError::not_found(format!("no face {id}")))?;
         let photo = store
             .read(|c| photos::get(c, face.photo))?
-            .ok_or_else(|| ApiError::not_found(format!("no photo for f{id}")))?;
+            .ok_or_else(|| ApiError::not_found(format!("no photo for {id}")))?;
         let (_, all) = store.read(|c| faces::page(c, Selection::Photo(photo.id), 0, 10_000))?;
         let boxed = |f: &faces::FaceRow| FaceBox {
             id: f.id,
@@ -254,11 +255,11 @@ fn face_job(app: &App, id: i64) -> Result<Job, ApiError> {
     })
 }
 
-fn photo_job(app: &App, id: i64) -> Result<Job, ApiError> {
+fn photo_job(app: &App, id: PhotoId) -> Result<Job, ApiError> {
     app.db.with(|store| {
         let photo = store
             .read(|c| photos::get(c, id))?
-            .ok_or_else(|| ApiError::not_found(format!("no photo p{id}")))?;
+            .ok_or_else(|| ApiError::not_found(format!("no photo {id}")))?;
         Ok(Job {
             faces: Vec::new(),
             view: key(&format!("photo {PHOTO_SIDE}"), &photo),
@@ -273,7 +274,7 @@ pub async fn face(
     UrlPath(file): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = file_id(&file, 'f').ok_or_else(|| ApiError::not_found("no such face"))?;
+    let id: FaceId = file_id(&file).ok_or_else(|| ApiError::not_found("no such face"))?;
     let job = app.blocking(move |app| face_job(app, id)).await?;
     let want = job.faces[0].0.clone();
     serve(&app, job, want, &headers).await
@@ -285,7 +286,7 @@ pub async fn photo(
     UrlPath(file): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = file_id(&file, 'p').ok_or_else(|| ApiError::not_found("no such photo"))?;
+    let id: PhotoId = file_id(&file).ok_or_else(|| ApiError::not_found("no such photo"))?;
     let job = app.blocking(move |app| photo_job(app, id)).await?;
     let want = job.view.clone();
     serve(&app, job, want, &headers).await
@@ -376,7 +377,13 @@ mod tests {
         let img = RgbImage::from_fn(400, 300, |x, y| {
             image::Rgb([(x / 2) as u8, (y / 2) as u8, 0])
         });
-        let face = |x, y, w, h| FaceBox { id: 1, x, y, w, h };
+        let face = |x, y, w, h| FaceBox {
+            id: FaceId(1),
+            x,
+            y,
+            w,
+            h,
+        };
         // In the middle: centred on the box.
         let t = cut(&img, &face(150.0, 100.0, 50.0, 50.0)).unwrap();
         assert_eq!(t.dimensions(), (FACE_SIDE, FACE_SIDE));
@@ -394,8 +401,8 @@ mod tests {
 
     #[test]
     fn only_ids_name_files() {
-        assert_eq!(file_id("f12.jpg", 'f'), Some(12));
-        assert_eq!(file_id("p3.jpg", 'p'), Some(3));
+        assert_eq!(file_id("f12.jpg"), Some(FaceId(12)));
+        assert_eq!(file_id("p3.jpg"), Some(PhotoId(3)));
         for bad in [
             "f12",
             "p12.jpg",
@@ -406,7 +413,7 @@ mod tests {
             "f1.png",
             "",
         ] {
-            assert_eq!(file_id(bad, 'f'), None, "{bad}");
+            assert_eq!(file_id::<FaceId>(bad), None, "{bad}");
         }
     }
 }

@@ -40,8 +40,7 @@ impl ClusterKind {
 /// Serialised (`visage clusters --json`), the id is the one commands take: `"id": "c3"`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterRow {
-    #[serde(serialize_with = "cluster_ref")]
-    pub id: i64,
+    pub id: ClusterId,
     pub kind: ClusterKind,
     #[serde(skip)]
     pub person_id: Option<i64>,
@@ -50,10 +49,6 @@ pub struct ClusterRow {
     pub centroid: Vec<f32>,
     pub radius: f32,
     pub samples: u32,
-}
-
-fn cluster_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&ClusterId(*id))
 }
 
 fn from_row(r: &Row) -> SqlResult<ClusterRow> {
@@ -85,7 +80,7 @@ pub fn of_kind(conn: &Connection, kind: ClusterKind) -> SqlResult<Vec<ClusterRow
     stmt.query_map([kind.as_str()], from_row)?.collect()
 }
 
-pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<ClusterRow>> {
+pub fn get(conn: &Connection, id: ClusterId) -> SqlResult<Option<ClusterRow>> {
     conn.query_row(&format!("{SELECT} WHERE c.id = ?1"), [id], from_row)
         .optional()
 }
@@ -96,7 +91,7 @@ pub fn insert(
     kind: ClusterKind,
     person: Option<i64>,
     summary: &ClusterSummary,
-) -> SqlResult<i64> {
+) -> SqlResult<ClusterId> {
     conn.query_row(
         "INSERT INTO clusters (kind, person, centroid, radius, samples)
          VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
@@ -111,7 +106,7 @@ pub fn insert(
     )
 }
 
-pub fn set_summary(conn: &Connection, id: i64, summary: &ClusterSummary) -> SqlResult<()> {
+pub fn set_summary(conn: &Connection, id: ClusterId, summary: &ClusterSummary) -> SqlResult<()> {
     conn.execute(
         "UPDATE clusters SET centroid = ?2, radius = ?3, samples = ?4, stale = 0 WHERE id = ?1",
         params![
@@ -125,7 +120,9 @@ pub fn set_summary(conn: &Connection, id: i64, summary: &ClusterSummary) -> SqlR
 }
 
 /// Per cluster: how many faces (of photos still present) it holds, and one photo's path.
-pub fn members(conn: &Connection) -> SqlResult<std::collections::HashMap<i64, (i64, String)>> {
+pub fn members(
+    conn: &Connection,
+) -> SqlResult<std::collections::HashMap<ClusterId, (i64, String)>> {
     let mut stmt = conn.prepare(
         "SELECT c.id, c.faces, (SELECT p.path FROM faces f JOIN photos p ON p.id = f.photo
                                 WHERE f.cluster = c.id AND f.gone = 0 LIMIT 1)

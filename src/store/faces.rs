@@ -22,10 +22,8 @@ pub enum Assigned {
 /// `"id": "f1"`, `"photo": "p2"`, `"cluster": "c3"`.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaceRow {
-    #[serde(serialize_with = "face_ref")]
-    pub id: i64,
-    #[serde(serialize_with = "photo_ref")]
-    pub photo: i64,
+    pub id: FaceId,
+    pub photo: PhotoId,
     pub path: String,
     pub x: f32,
     pub y: f32,
@@ -34,8 +32,7 @@ pub struct FaceRow {
     pub size: u32,
     pub score: f32,
     pub probability: f32,
-    #[serde(serialize_with = "cluster_ref")]
-    pub cluster: Option<i64>,
+    pub cluster: Option<ClusterId>,
     pub person: Option<String>,
     #[serde(skip)]
     pub person_id: Option<i64>,
@@ -74,21 +71,6 @@ impl StoredFace {
     }
 }
 
-fn face_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&FaceId(*id))
-}
-
-fn photo_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&PhotoId(*id))
-}
-
-fn cluster_ref<S: serde::Serializer>(id: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match id {
-        Some(c) => s.collect_str(&ClusterId(*c)),
-        None => s.serialize_none(),
-    }
-}
-
 const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
         f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person";
@@ -119,7 +101,7 @@ pub(super) fn stored_from_row(r: &Row) -> SqlResult<StoredFace> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter {
     pub person: Option<i64>,
-    pub cluster: Option<i64>,
+    pub cluster: Option<ClusterId>,
     /// Only faces in no cluster and of no person (the review page's "Unknown").
     pub unassigned: bool,
 }
@@ -169,12 +151,12 @@ pub enum Selection {
     /// A person's faces, newest photos first (file modification time), then by face id.
     Person(i64),
     /// A cluster's faces, largest first.
-    Cluster(i64),
+    Cluster(ClusterId),
     /// Faces in no cluster and of no person, with no verdict ("not a face", "stranger"), largest
     /// first.
     Unassigned,
     /// The faces of one photo, in id order.
-    Photo(i64),
+    Photo(PhotoId),
 }
 
 /// One page of the faces (of photos still present) in `selection`: how many there are in all,
@@ -187,13 +169,13 @@ pub fn page(
 ) -> SqlResult<(usize, Vec<FaceRow>)> {
     let (filter, order, key) = match selection {
         Selection::Person(p) => ("f.person = ?1", "p.mtime_ns DESC, p.path, f.id", p),
-        Selection::Cluster(c) => ("f.cluster = ?1", "f.size DESC, f.id", c),
+        Selection::Cluster(c) => ("f.cluster = ?1", "f.size DESC, f.id", c.0),
         Selection::Unassigned => (
             "f.cluster IS NULL AND f.person IS NULL AND f.gone = 0 AND f.verdict IS NULL AND ?1 = 0",
             "f.size DESC, f.id",
             0,
         ),
-        Selection::Photo(p) => ("f.photo = ?1", "f.id", p),
+        Selection::Photo(p) => ("f.photo = ?1", "f.id", p.0),
     };
     let gone = match selection {
         Selection::Photo(_) => "1",
@@ -223,20 +205,20 @@ pub fn page(
 }
 
 /// One face by id (gone or not).
-pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<FaceRow>> {
+pub fn get(conn: &Connection, id: FaceId) -> SqlResult<Option<FaceRow>> {
     conn.query_row(&format!("{SELECT} WHERE f.id = ?1"), [id], from_row)
         .optional()
 }
 
 /// The faces of a cluster (of photos still present).
-pub fn in_cluster(conn: &Connection, cluster: i64) -> SqlResult<Vec<FaceRow>> {
+pub fn in_cluster(conn: &Connection, cluster: ClusterId) -> SqlResult<Vec<FaceRow>> {
     let mut stmt = conn.prepare(&format!(
         "{SELECT} WHERE f.cluster = ?1 AND f.gone = 0 ORDER BY f.id"
     ))?;
     stmt.query_map([cluster], from_row)?.collect()
 }
 
-/// The people each face was rejected for.
+/// The people each face (by row id) was rejected for.
 pub fn rejections(conn: &Connection) -> SqlResult<HashMap<i64, Vec<i64>>> {
     let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
     let mut stmt = conn.prepare("SELECT face, person FROM rejections")?;
@@ -248,16 +230,16 @@ pub fn rejections(conn: &Connection) -> SqlResult<HashMap<i64, Vec<i64>>> {
 }
 
 /// One face's embedding (empty if there is no such face).
-pub fn embedding(conn: &Connection, id: i64) -> SqlResult<Vec<f32>> {
-    Ok(super::embeddings::get(conn, id)?.unwrap_or_default())
+pub fn embedding(conn: &Connection, id: FaceId) -> SqlResult<Vec<f32>> {
+    Ok(super::embeddings::get(conn, id.0)?.unwrap_or_default())
 }
 
 /// A face named by hand: what person matching and suggestions compare with.
 #[derive(Debug, Clone)]
 pub struct NamedFace {
-    pub face: i64,
+    pub face: FaceId,
     pub person: i64,
-    pub cluster: i64,
+    pub cluster: ClusterId,
     pub embedding: Vec<f32>,
 }
 

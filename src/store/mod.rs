@@ -18,7 +18,7 @@ pub mod merge;
 pub mod photos;
 pub mod schema;
 
-pub use ids::{ClusterId, FaceId, Item, PhotoId};
+pub use ids::{ClusterId, FaceId, Item, PhotoId, Ref};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

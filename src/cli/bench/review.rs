@@ -37,7 +37,7 @@ use crate::config::Settings;
 use crate::evaluation;
 use crate::graph::GraphBackend;
 use crate::people::{self, Ref, Rematch, assign, report, suggest};
-use crate::store::{Store, faces};
+use crate::store::{ClusterId, FaceId, PhotoId, Store, faces};
 
 use super::TempDb;
 
@@ -89,11 +89,11 @@ struct Line {
 
 /// Who each face is: the largest face of a photo (by box area; the lower id of two equal ones) is
 /// the person its parent folder names, any other face of the photo is a stranger.
-struct Truth(HashMap<i64, Option<String>>);
+struct Truth(HashMap<FaceId, Option<String>>);
 
 impl Truth {
     fn new(rows: &[faces::FaceRow]) -> Self {
-        let mut largest: HashMap<i64, &faces::FaceRow> = HashMap::new();
+        let mut largest: HashMap<PhotoId, &faces::FaceRow> = HashMap::new();
         for f in rows {
             let area = |f: &faces::FaceRow| f.w * f.h;
             largest
@@ -122,21 +122,21 @@ impl Truth {
         )
     }
 
-    fn knows(&self, face: i64) -> bool {
+    fn knows(&self, face: FaceId) -> bool {
         self.0.contains_key(&face)
     }
 
     /// The person `face` is, or `None` for a stranger.
-    fn of(&self, face: i64) -> Option<&str> {
+    fn of(&self, face: FaceId) -> Option<&str> {
         self.0.get(&face).and_then(|p| p.as_deref())
     }
 
     /// Whether `face` is not `name`'s: someone else's, or a stranger's.
-    fn wrong(&self, face: i64, name: &str) -> bool {
+    fn wrong(&self, face: FaceId, name: &str) -> bool {
         self.of(face) != Some(name)
     }
 
-    fn is_stranger(&self, face: i64) -> bool {
+    fn is_stranger(&self, face: FaceId) -> bool {
         self.knows(face) && self.of(face).is_none()
     }
 
@@ -217,10 +217,10 @@ fn simulate(
         face_match_dist: settings.face_match_dist,
         ..Line::default()
     };
-    let mut seen_auto: HashSet<(i64, String)> = HashSet::new();
+    let mut seen_auto: HashSet<(FaceId, String)> = HashSet::new();
     let limit = 10 * truth.faces() + 10;
     // Take-outs and "Not NAME": corrections, those on strangers counted too.
-    let correct = |line: &mut Line, faces: &[i64]| {
+    let correct = |line: &mut Line, faces: &[FaceId]| {
         line.actions += faces.len();
         line.corrections += faces.len();
         line.strangers_corrected += faces.iter().filter(|&&f| truth.is_stranger(f)).count();
@@ -248,7 +248,7 @@ fn simulate(
         // 1. "Is this also NAME?"
         let groups = store.read(|c| suggest::groups(c, None, settings, suggest::GROUP))?;
         if let Some(g) = groups.first() {
-            let (out, keep): (Vec<i64>, Vec<i64>) =
+            let (out, keep): (Vec<FaceId>, Vec<FaceId>) =
                 g.faces.iter().partition(|&&f| truth.wrong(f, &g.person));
             correct(&mut line, &out);
             line.actions += 1;
@@ -268,14 +268,14 @@ fn simulate(
         // 2. The largest unnamed automatic cluster that is mostly one person's, the faces of
         // someone else taken out.
         let (_, clusters) = store.read(|c| report::review_clusters(c, 0, report::REVIEW_PAGE))?;
-        let members = |cluster: i64| -> Vec<i64> {
+        let members = |cluster: ClusterId| -> Vec<FaceId> {
             rows.iter()
                 .filter(|f| f.cluster == Some(cluster))
                 .map(|f| f.id)
                 .collect()
         };
         // Who most of a cluster's faces are (strangers vote as one); `None`: strangers.
-        let majority = |faces: &[i64]| -> Option<String> {
+        let majority = |faces: &[FaceId]| -> Option<String> {
             let mut votes: BTreeMap<Option<&str>, usize> = BTreeMap::new();
             for &f in faces {
                 *votes.entry(truth.of(f)).or_default() += 1;
@@ -292,14 +292,14 @@ fn simulate(
             let members = members(c.id);
             // The faces offered with it ("and N that look like them"), as the page offers them
             // with its first page of clusters.
-            let page: Vec<i64> = clusters.iter().map(|c| c.id).collect();
+            let page: Vec<ClusterId> = clusters.iter().map(|c| c.id).collect();
             let also = store
                 .read(|conn| {
                     suggest::near_clusters(conn, &page, settings.face_match_dist, suggest::GROUP)
                 })?
                 .remove(&c.id)
                 .unwrap_or_default();
-            let out: Vec<i64> = members
+            let out: Vec<FaceId> = members
                 .iter()
                 .chain(&also)
                 .copied()
@@ -317,7 +317,7 @@ fn simulate(
             line.named_clusters += 1;
             line.offered_with_clusters += also.len();
             log::debug!(
-                "name c{} ({} faces, {} offered with it) {name}, {} taken out",
+                "name {} ({} faces, {} offered with it) {name}, {} taken out",
                 c.id,
                 members.len(),
                 also.len(),
@@ -348,7 +348,7 @@ fn simulate(
         {
             line.actions += 1;
             line.named_faces += 1;
-            log::debug!("name f{} {name}", f.id);
+            log::debug!("name {} {name}", f.id);
             people::name_several(store, &[Ref::Face(f.id)], name, &[], settings, rematch)?;
             continue;
         }
@@ -380,7 +380,7 @@ struct Calibration {
 /// The calibration over the people's faces (strangers have no label to pair them by).
 fn calibrate(store: &Store, truth: &Truth) -> anyhow::Result<()> {
     let rows = store.read(|c| faces::list(c, faces::Filter::default()))?;
-    let people: Vec<(i64, &str)> = rows
+    let people: Vec<(FaceId, &str)> = rows
         .iter()
         .filter_map(|f| truth.of(f.id).map(|p| (f.id, p)))
         .collect();
@@ -392,7 +392,7 @@ fn calibrate(store: &Store, truth: &Truth) -> anyhow::Result<()> {
             *labels_of.entry(p).or_insert(next)
         })
         .collect();
-    let ids: Vec<i64> = people.iter().map(|&(f, _)| f).collect();
+    let ids: Vec<i64> = people.iter().map(|&(f, _)| f.0).collect();
     let embeddings: Vec<Vec<f32>> = store.read(|c| crate::store::embeddings::get_many(c, &ids))?;
     let (same, different) = evaluation::pair_distances(&labels, &embeddings);
     if let Some(sep) = evaluation::separation(&same, &different) {
@@ -454,8 +454,8 @@ mod tests {
 
     fn face(id: i64, photo: i64, path: &str, (w, h): (f32, f32), size: u32) -> faces::FaceRow {
         faces::FaceRow {
-            id,
-            photo,
+            id: FaceId(id),
+            photo: PhotoId(photo),
             path: path.to_string(),
             x: 0.0,
             y: 0.0,
@@ -485,14 +485,17 @@ mod tests {
             face(27, 3, "/p/madonna/c.jpg", (30.0, 30.0), 30),
         ];
         let truth = Truth::new(&rows);
-        assert_eq!(truth.of(23), Some("elton_john"));
-        assert_eq!(truth.of(24), None);
-        assert!(truth.is_stranger(24) && !truth.is_stranger(23));
-        assert_eq!(truth.of(25), Some("madonna"));
+        assert_eq!(truth.of(FaceId(23)), Some("elton_john"));
+        assert_eq!(truth.of(FaceId(24)), None);
+        assert!(truth.is_stranger(FaceId(24)) && !truth.is_stranger(FaceId(23)));
+        assert_eq!(truth.of(FaceId(25)), Some("madonna"));
         // Two equal boxes: the lower id is the person.
-        assert_eq!((truth.of(26), truth.of(27)), (Some("madonna"), None));
-        assert!(truth.wrong(24, "elton_john") && !truth.wrong(23, "elton_john"));
-        assert!(!truth.knows(99) && !truth.is_stranger(99));
+        assert_eq!(
+            (truth.of(FaceId(26)), truth.of(FaceId(27))),
+            (Some("madonna"), None)
+        );
+        assert!(truth.wrong(FaceId(24), "elton_john") && !truth.wrong(FaceId(23), "elton_john"));
+        assert!(!truth.knows(FaceId(99)) && !truth.is_stranger(FaceId(99)));
         assert_eq!(
             (truth.faces(), truth.strangers(), truth.people()),
             (5, 2, 2)

@@ -147,7 +147,7 @@ pub(super) fn run(
         });
         let ids: Vec<i64> = summaries
             .iter()
-            .map(|s| clusters::insert(tx, ClusterKind::Auto, None, s))
+            .map(|s| clusters::insert(tx, ClusterKind::Auto, None, s).map(|c| c.0))
             .collect::<SqlResult<_>>()?;
         report.new_clusters = ids.len();
         let mut place = tx.prepare_cached(

@@ -341,6 +341,7 @@ fn round(
                     size: 0,
                 },
             )
+            .map(|c| c.0)
         })
         .collect::<SqlResult<_>>()?;
     report.new_clusters += fresh.len();
@@ -602,7 +603,7 @@ fn rematch_leftovers(
     let changed: Vec<&clusters::ClusterRow> = all
         .rows
         .iter()
-        .filter(|c| touched.contains(&c.id))
+        .filter(|c| touched.contains(&c.id.0))
         .collect();
     if changed.is_empty() {
         return Ok(());

@@ -37,7 +37,7 @@ use crate::graph::GraphBackend;
 use crate::graph::Rows;
 use crate::graph::range::RangeQuery;
 use crate::store::clusters::{self, ClusterKind, ClusterRow};
-use crate::store::{SqlResult, Store, embeddings};
+use crate::store::{ClusterId, SqlResult, Store, embeddings};
 
 /// What one clustering run did. Counts are of this run's work.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -251,7 +251,7 @@ fn refresh_manual_clusters(tx: &Transaction, all: bool) -> SqlResult<Vec<i64>> {
             tx.execute("DELETE FROM clusters WHERE id = ?1", [c])?;
         } else {
             let vectors = embeddings::get_many(tx, &members)?;
-            clusters::set_summary(tx, c, &summary_of(&vectors))?;
+            clusters::set_summary(tx, ClusterId(c), &summary_of(&vectors))?;
         }
     }
     Ok(ids)
@@ -294,7 +294,7 @@ fn refresh_automatic(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
             tx.execute("DELETE FROM clusters WHERE id = ?1 AND kind = 'auto'", [c])?;
         } else {
             let vectors = embeddings::get_many(tx, &members)?;
-            clusters::set_summary(tx, c, &summary_of(&vectors))?;
+            clusters::set_summary(tx, ClusterId(c), &summary_of(&vectors))?;
         }
     }
     Ok(())
@@ -344,7 +344,7 @@ impl Targets {
                 manual: c.kind != ClusterKind::Auto,
                 identity: match (c.kind, c.person_id) {
                     (ClusterKind::Manual, Some(p)) => Identity::Person(p),
-                    _ => Identity::Cluster(c.id),
+                    _ => Identity::Cluster(c.id.0),
                 },
             })
             .collect()
@@ -435,7 +435,7 @@ fn decide(
                     let person = (c.kind == ClusterKind::Manual)
                         .then_some(c.person_id)
                         .flatten();
-                    Decision::Join(c.id, person)
+                    Decision::Join(c.id.0, person)
                 }
                 Match::Ambiguous => Decision::Ambiguous,
                 Match::None => Decision::None,
