@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::cdp::Browser;
 use crate::common::tools::chromium;
-use crate::server::{Library, Server, library};
+use crate::server::{Client, Library, Server, library};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);

@@ -321,7 +321,23 @@ fn suggestions_names_history_and_undo_from_the_command_line() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
+    // The page's rule for names holds on the command line too: empty, blank or over 200
+    // characters is refused with the reason, and nothing is named.
+    let long = "x".repeat(201);
+    for bad in ["", "  ", long.as_str()] {
+        for args in [
+            vec!["name", first.as_str(), bad],
+            vec!["split", first.as_str(), "--to", bad],
+        ] {
+            let out = lib.run(&args, 2);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("name"), "{args:?}: {stderr}");
+        }
+    }
+    assert!(lib.people().is_empty());
     lib.run(&["name", &first, &truth], 0);
+    let out = lib.run(&["rename", &truth, &long], 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 200 characters"));
     let out = lib.run(&["suggestions", "--json", "--person", &truth], 0);
     let groups = lines(&out);
     assert_eq!(groups.len(), 1, "{groups:?}");

@@ -56,6 +56,25 @@ fn existing_person(tx: &rusqlite::Connection, name: &str) -> Result<i64, StoreEr
     person_id(tx, name)?.ok_or_else(|| StoreError::NotFound(Item::Person(name.to_string())))
 }
 
+/// Longest name a person can be given, in characters.
+pub const MAX_NAME: usize = 200;
+
+/// A person's name as given by someone naming faces: trimmed, and refused when it is empty or
+/// longer than [`MAX_NAME`] characters. The one rule for naming, renaming and splitting, from
+/// the command line as from the review page.
+pub fn checked_name(name: &str) -> Result<&str, StoreError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(refused("a person's name cannot be empty".into()));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(refused(format!("a name is at most {MAX_NAME} characters")));
+    }
+    Ok(name)
+}
+
+/// The person called `name` (trimmed), made if there is none. Names typed by someone pass
+/// [`checked_name`] first; names read from elsewhere (XMP regions) are taken as they are.
 fn ensure_person(tx: &Transaction, name: &str) -> Result<i64, StoreError> {
     let name = name.trim();
     if name.is_empty() {
@@ -156,7 +175,8 @@ pub fn name_several(
     settings: &Settings,
     rematch: Option<Rematch>,
 ) -> Result<Outcome, PeopleError> {
-    let mut what = format!("named {} {:?}", listed(targets), name.trim());
+    let name = checked_name(name)?;
+    let mut what = format!("named {} {name:?}", listed(targets));
     if !except.is_empty() {
         what.push_str(&format!(", not {}", listed(except)));
     }
@@ -321,10 +341,11 @@ pub fn split(
     settings: &Settings,
     rematch: Option<Rematch>,
 ) -> Result<Outcome, PeopleError> {
+    let to = checked_name(to)?;
     act(
         store,
         Kind::Split,
-        format!("moved {} to {:?}", listed(face_ids), to.trim()),
+        format!("moved {} to {to:?}", listed(face_ids)),
         rematch,
         |tx| {
             let p = ensure_person(tx, to)?;
@@ -362,13 +383,10 @@ pub fn name_faces(
 
 /// Rename a person; the new name must not belong to someone else (merge them instead).
 pub fn rename(store: &mut Store, old: &str, new: &str) -> Result<Outcome, PeopleError> {
-    let what = format!("renamed {:?} to {:?}", old, new.trim());
+    let new = checked_name(new)?;
+    let what = format!("renamed {old:?} to {new:?}");
     act(store, Kind::Rename, what, None, |tx| {
         let p = existing_person(tx, old)?;
-        let new = new.trim();
-        if new.is_empty() {
-            return Err(refused("a person's name cannot be empty".into()).into());
-        }
         if person_id(tx, new)?.is_some_and(|o| o != p) {
             return Err(refused(format!(
                 "{new:?} is already a person; use `visage merge-person {old:?} {new:?}`"
@@ -644,4 +662,26 @@ pub fn reset(store: &mut Store, all: bool, force: bool) -> Result<ResetReport, S
             faces_cleared,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_trimmed_and_neither_empty_nor_over_the_limit() {
+        assert_eq!(checked_name("  Ada Lovelace \n").unwrap(), "Ada Lovelace");
+        let longest = "é".repeat(MAX_NAME);
+        assert_eq!(
+            checked_name(&longest).unwrap(),
+            longest,
+            "characters, not bytes"
+        );
+        for bad in ["", "  \t ", &"x".repeat(MAX_NAME + 1)] {
+            assert!(
+                matches!(checked_name(bad), Err(StoreError::Refused(_))),
+                "{bad:?}"
+            );
+        }
+    }
 }
