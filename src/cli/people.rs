@@ -420,7 +420,7 @@ pub fn stats(args: ReadArgs) -> anyhow::Result<i32> {
 
 pub fn audit(args: AuditArgs) -> anyhow::Result<i32> {
     let mut store = args.read.store.open()?;
-    let findings = report::audit(&mut store, args.fix)?;
+    let findings = people::audit::audit(&mut store, args.fix)?;
     let integrity = store.integrity_check()?;
     let problems = findings.iter().filter(|f| f.count > 0 && !f.fixed).count();
     if args.read.json {

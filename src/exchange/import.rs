@@ -7,13 +7,11 @@
 //! is not lost. A face that visage names differently is a conflict: reported, and decided by
 //! `prefer`, never silently. Photos are read, never written; all changes are one transaction.
 
-use std::collections::HashMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::{ImageDecoder, ImageReader};
 use rayon::prelude::*;
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::SidecarName;
@@ -167,7 +165,7 @@ pub fn import(
     let mut to_name: Vec<(FaceId, String, String)> = Vec::new();
     let mut to_create: Vec<ToCreate> = Vec::new();
     for f in &found {
-        let Some((photo, info)) = store.read(|c| photo_row(c, &f.path))? else {
+        let Some((photo, info)) = store.read(|c| photos::decoded(c, &f.path))? else {
             report.not_indexed += 1;
             on_error(
                 Path::new(&f.path),
@@ -349,38 +347,9 @@ fn embedded_xmp(path: &Path) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-/// A photo's id and size facts, if it is indexed and present.
-fn photo_row(c: &rusqlite::Connection, path: &str) -> SqlResult<Option<(PhotoId, PhotoInfo)>> {
-    c.query_row(
-        "SELECT id, width, height, orientation FROM photos
-         WHERE path = ?1 AND gone = 0 AND width > 0 AND height > 0",
-        [path],
-        |r| {
-            Ok((
-                r.get(0)?,
-                PhotoInfo {
-                    width: r.get(1)?,
-                    height: r.get(2)?,
-                    orientation: r.get::<_, Option<u8>>(3)?.unwrap_or(1),
-                },
-            ))
-        },
-    )
-    .optional()
-}
-
+/// The faces of a photo, with the names of the people each was rejected for.
 fn faces_of(c: &rusqlite::Connection, photo: PhotoId) -> SqlResult<Vec<StoredFace>> {
-    let mut rejected: HashMap<FaceId, Vec<String>> = HashMap::new();
-    let mut stmt = c.prepare(
-        "SELECT r.face, pe.name FROM rejections r JOIN faces f ON f.id = r.face
-         JOIN people pe ON pe.id = r.person WHERE f.photo = ?1",
-    )?;
-    for row in stmt.query_map([photo], |r| {
-        Ok((r.get::<_, FaceId>(0)?, r.get::<_, String>(1)?))
-    })? {
-        let (face, name) = row?;
-        rejected.entry(face).or_default().push(name);
-    }
+    let mut rejected = crate::store::people::rejected_names_in(c, photo)?;
     let (_, rows) = faces::page(c, faces::Selection::Photo(photo), 0, usize::MAX)?;
     Ok(rows
         .into_iter()

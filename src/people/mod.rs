@@ -1,20 +1,23 @@
 //! People: the decisions a person makes about faces and clusters (name, rename, merge, split,
 //! reject, ignore, hide, accept suggestions, confirm matches, "not a face" / "stranger", reset)
 //! applied to the store, each in one transaction and recorded in [`history`] (so it can be
-//! undone), and the views of the result (people, a person's photos, stats, progress, audit).
-//! [`assign`] runs the automatic side: clustering and matching, which follows a decision inside
-//! the same transaction and the same recorded action; [`suggest`] offers faces for a person to
-//! confirm.
+//! undone); the views of the result in [`report`] (people, a person's photos, stats, progress)
+//! and [`audit`] (inconsistencies found and repaired). [`assign`] runs the automatic side:
+//! clustering and matching, which follows a decision inside the same transaction and the same
+//! recorded action; [`suggest`] offers faces for a person to confirm.
 //!
-//! Manual decisions are marked `assigned = 'manual'` (faces) or kind `manual` / `ignored`
-//! (clusters); nothing automatic ever overwrites them. No embedding is computed here.
+//! Here each decision is made: what it changes, what it refuses, what follows. What it writes is
+//! written by `store` (`store::faces`, `store::clusters`, `store::people`), which holds every SQL
+//! statement. Manual decisions are marked `assigned = 'manual'` (faces) or kind `manual` /
+//! `ignored` (clusters); nothing automatic ever overwrites them. No embedding is computed here.
 
 pub mod assign;
+pub mod audit;
 pub mod history;
 pub mod report;
 pub mod suggest;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::Transaction;
 
 use crate::config::Settings;
 use crate::embedding::distance;
@@ -22,8 +25,10 @@ use crate::gpu::GpuError;
 use crate::graph::GraphBackend;
 pub use crate::store::Ref;
 use crate::store::clusters::{self, ClusterKind};
+pub use crate::store::faces::Verdict;
 use crate::store::ids::listed;
-use crate::store::{ClusterId, FaceId, Item, SqlResult, Store, StoreError, faces};
+pub use crate::store::people::find as person_id;
+use crate::store::{ClusterId, FaceId, Item, Store, StoreError, faces, people as rows};
 use history::Kind;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +47,6 @@ impl From<rusqlite::Error> for PeopleError {
 
 fn refused(msg: String) -> StoreError {
     StoreError::Refused(msg)
-}
-
-/// The id of the person called `name` (case-insensitive).
-pub fn person_id(tx: &rusqlite::Connection, name: &str) -> SqlResult<Option<i64>> {
-    tx.query_row("SELECT id FROM people WHERE name = ?1", [name], |r| {
-        r.get(0)
-    })
-    .optional()
 }
 
 fn existing_person(tx: &rusqlite::Connection, name: &str) -> Result<i64, StoreError> {
@@ -80,7 +77,7 @@ fn ensure_person(tx: &Transaction, name: &str) -> Result<i64, StoreError> {
     if name.is_empty() {
         return Err(refused("a person's name cannot be empty".into()));
     }
-    tx.execute("INSERT OR IGNORE INTO people (name) VALUES (?1)", [name])?;
+    rows::add(tx, name)?;
     existing_person(tx, name)
 }
 
@@ -121,7 +118,7 @@ fn act(
             assign::refresh_manual(tx)?;
             let mut joined = 0;
             if let Some(r) = rematch {
-                let before = auto_faces(tx, &changed)?;
+                let before = faces::count_matched(tx, &changed)?;
                 assign::run_in(
                     tx,
                     r.settings,
@@ -129,7 +126,7 @@ fn act(
                     false,
                     assign::Candidates::People(&changed),
                 )?;
-                joined = auto_faces(tx, &changed)?.saturating_sub(before);
+                joined = faces::count_matched(tx, &changed)?.saturating_sub(before);
             }
             Ok::<_, PeopleError>((faces, joined))
         })?;
@@ -139,17 +136,6 @@ fn act(
             action,
         })
     })
-}
-
-/// Faces matched automatically to these people.
-fn auto_faces(tx: &Transaction, people: &[i64]) -> SqlResult<usize> {
-    let mut n = 0;
-    let mut stmt =
-        tx.prepare_cached("SELECT count(*) FROM faces WHERE person = ?1 AND assigned = 'auto'")?;
-    for p in people {
-        n += stmt.query_row([p], |r| r.get::<_, i64>(0))? as usize;
-    }
-    Ok(n)
 }
 
 /// Name a cluster or a face. Naming a cluster makes it manual and names all its faces (except
@@ -267,36 +253,20 @@ pub fn confirm(
 
 fn name_cluster(tx: &Transaction, c: ClusterId, p: i64) -> Result<usize, StoreError> {
     clusters::get(tx, c)?.ok_or(StoreError::NotFound(Item::Cluster(c)))?;
-    let rejected = "SELECT face FROM rejections WHERE person = ?2";
-    tx.execute(
-        &format!(
-            "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
-             WHERE cluster = ?1 AND id IN ({rejected})"
-        ),
-        params![c, p],
-    )?;
-    let n = tx.execute(
-        "UPDATE faces SET person = ?2, assigned = 'manual', ambiguous = 0, name_source = NULL
-         WHERE cluster = ?1",
-        params![c, p],
-    )?;
-    tx.execute(
-        "UPDATE clusters SET kind = 'manual', person = ?2 WHERE id = ?1",
-        params![c, p],
-    )?;
+    // Its faces rejected for the person leave it first.
+    faces::take_rejected_out(tx, c, p)?;
+    let n = faces::name_cluster(tx, c, p)?;
+    clusters::name(tx, c, p)?;
     Ok(n)
 }
 
 fn name_face(tx: &Transaction, f: FaceId, p: i64, settings: &Settings) -> Result<(), StoreError> {
     let face = existing_face(tx, f)?;
     if face.verdict.is_some() {
-        tx.execute("UPDATE faces SET verdict = NULL WHERE id = ?1", [f])?;
+        faces::unmark(tx, f)?;
     }
     // Naming by hand overrides an earlier "not this person".
-    tx.execute(
-        "DELETE FROM rejections WHERE face = ?1 AND person = ?2",
-        params![f, p],
-    )?;
+    rows::unreject(tx, f, p)?;
     // Already named by hand as this person: nothing to do.
     if face.person_id == Some(p) && face.assigned == Some(faces::Assigned::Manual) {
         return Ok(());
@@ -317,19 +287,14 @@ fn name_face(tx: &Transaction, f: FaceId, p: i64, settings: &Settings) -> Result
         .map(|(_, c)| c.id);
     let cluster = match nearest {
         Some(c) => c,
-        None => clusters::insert(
+        None => assign::insert_cluster(
             tx,
             ClusterKind::Manual,
             Some(p),
             &assign::summary_of(std::slice::from_ref(&embedding)),
         )?,
     };
-    tx.execute(
-        "UPDATE faces SET person = ?2, cluster = ?3, assigned = 'manual', ambiguous = 0,
-             name_source = NULL
-         WHERE id = ?1",
-        params![f, p, cluster],
-    )?;
+    faces::name(tx, f, p, cluster)?;
     Ok(())
 }
 
@@ -371,11 +336,10 @@ pub fn name_faces(
     named: &[(FaceId, String, String)],
     settings: &Settings,
 ) -> Result<usize, StoreError> {
-    let mut source = tx.prepare_cached("UPDATE faces SET name_source = ?2 WHERE id = ?1")?;
     for (f, name, from) in named {
         let p = ensure_person(tx, name)?;
         name_face(tx, *f, p, settings)?;
-        source.execute(params![f, from])?;
+        faces::set_name_source(tx, *f, from)?;
     }
     assign::refresh_manual(tx)?;
     Ok(named.len())
@@ -393,7 +357,7 @@ pub fn rename(store: &mut Store, old: &str, new: &str) -> Result<Outcome, People
             ))
             .into());
         }
-        tx.execute("UPDATE people SET name = ?2 WHERE id = ?1", params![p, new])?;
+        rows::rename(tx, p, new)?;
         Ok((0, Vec::new()))
     })
 }
@@ -407,46 +371,20 @@ pub fn merge(store: &mut Store, from: &str, into: &str) -> Result<Outcome, Peopl
         if a == b {
             return Err(refused(format!("{from:?} and {into:?} are the same person")).into());
         }
-        let n = tx.execute(
-            "UPDATE faces SET person = ?2 WHERE person = ?1",
-            params![a, b],
-        )?;
-        tx.execute(
-            "UPDATE clusters SET person = ?2 WHERE person = ?1",
-            params![a, b],
-        )?;
-        tx.execute(
-            "INSERT OR IGNORE INTO rejections SELECT face, ?2 FROM rejections WHERE person = ?1",
-            params![a, b],
-        )?;
+        let n = rows::move_all(tx, a, b)?;
         // A face named by hand as `from` but rejected for `into`: the name is the newer word.
-        tx.execute(
-            "DELETE FROM rejections WHERE person = ?1 AND face IN
-                 (SELECT id FROM faces WHERE person = ?1 AND assigned = 'manual')",
-            [b],
-        )?;
-        tx.execute(
-            "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL
-             WHERE person = ?1 AND assigned = 'auto'
-               AND id IN (SELECT face FROM rejections WHERE person = ?1)",
-            [b],
-        )?;
-        tx.execute("DELETE FROM people WHERE id = ?1", [a])?;
+        rows::unreject_named(tx, b)?;
+        // A face matched to `from` but rejected for `into` is nobody's match any more.
+        faces::drop_rejected_matches(tx, b)?;
+        rows::delete(tx, a)?;
         Ok((n, vec![b]))
     })
 }
 
 /// Say `face` is not person `p`: it is rejected for them and leaves them if it was theirs.
-fn reject_in(tx: &Transaction, face: FaceId, p: i64) -> SqlResult<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO rejections VALUES (?1, ?2)",
-        params![face, p],
-    )?;
-    tx.execute(
-        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
-         WHERE id = ?1 AND person = ?2",
-        params![face, p],
-    )?;
+fn reject_in(tx: &Transaction, face: FaceId, p: i64) -> Result<(), StoreError> {
+    rows::reject(tx, face, p)?;
+    faces::leave_person(tx, face, p)?;
     Ok(())
 }
 
@@ -502,15 +440,8 @@ pub fn ignore(store: &mut Store, cluster: ClusterId) -> Result<Outcome, PeopleEr
         None,
         |tx| {
             clusters::get(tx, cluster)?.ok_or(StoreError::NotFound(Item::Cluster(cluster)))?;
-            tx.execute(
-                "UPDATE clusters SET kind = 'ignored', person = NULL WHERE id = ?1",
-                [cluster],
-            )?;
-            let n = tx.execute(
-                "UPDATE faces SET person = NULL, assigned = 'manual', ambiguous = 0
-                 WHERE cluster = ?1",
-                [cluster],
-            )?;
+            clusters::ignore(tx, cluster)?;
+            let n = faces::ignore_cluster(tx, cluster)?;
             Ok((n, Vec::new()))
         },
     )
@@ -532,12 +463,8 @@ pub fn unignore(store: &mut Store, cluster: ClusterId) -> Result<Outcome, People
             }
             // Its faces are set free (the next clustering run groups them again, as new faces)
             // and the ignored cluster goes.
-            let n = tx.execute(
-                "UPDATE faces SET cluster = NULL, assigned = NULL, ambiguous = 0, seen = 0
-                 WHERE cluster = ?1 AND person IS NULL",
-                [cluster],
-            )?;
-            tx.execute("DELETE FROM clusters WHERE id = ?1", [cluster])?;
+            let n = faces::free_cluster(tx, cluster)?;
+            clusters::delete(tx, cluster)?;
             Ok((n, Vec::new()))
         },
     )
@@ -552,31 +479,9 @@ pub fn hide(store: &mut Store, name: &str, hidden: bool) -> Result<Outcome, Peop
     };
     act(store, kind, format!("{verb} {name:?}"), None, |tx| {
         let p = existing_person(tx, name)?;
-        tx.execute(
-            "UPDATE people SET hidden = ?2 WHERE id = ?1",
-            params![p, hidden],
-        )?;
+        rows::set_hidden(tx, p, hidden)?;
         Ok((0, Vec::new()))
     })
-}
-
-/// What a person says a face is, when it is nobody to name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// A false detection: it leaves every list and is never clustered or matched again.
-    NotAFace,
-    /// A real face nobody needs to name.
-    Stranger,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::NotAFace => "not_a_face",
-            Verdict::Stranger => "stranger",
-        }
-    }
 }
 
 /// Mark faces "not a face" or "stranger" (`None` takes the mark away): they leave their cluster
@@ -602,14 +507,9 @@ pub fn set_verdict(
                 changed.push(p);
             }
             match verdict {
-                Some(v) => tx.execute(
-                    "UPDATE faces SET verdict = ?2, cluster = NULL, person = NULL,
-                         assigned = NULL, ambiguous = 0
-                     WHERE id = ?1",
-                    params![f, v.as_str()],
-                )?,
-                None => tx.execute("UPDATE faces SET verdict = NULL WHERE id = ?1", [f])?,
-            };
+                Some(v) => faces::mark(tx, f, v)?,
+                None => faces::unmark(tx, f)?,
+            }
         }
         Ok((faces.len(), changed))
     })
@@ -628,34 +528,21 @@ pub struct ResetReport {
 pub fn reset(store: &mut Store, all: bool, force: bool) -> Result<ResetReport, StoreError> {
     store.write(|tx| {
         if !all {
-            let faces_cleared = tx.query_row(
-                "SELECT count(*) FROM faces WHERE assigned = 'auto' OR ambiguous = 1",
-                [],
-                |r| r.get::<_, i64>(0),
-            )? as usize;
+            let faces_cleared = faces::count_automatic(tx)?;
             return Ok(ResetReport {
                 clusters: assign::drop_automatic(tx)?,
                 people: 0,
                 faces_cleared,
             });
         }
-        let people =
-            tx.query_row("SELECT count(*) FROM people", [], |r| r.get::<_, i64>(0))? as usize;
+        let people = rows::count(tx)? as usize;
         if !force {
             return Err(refused(format!(
                 "`reset --all` deletes every cluster, all {people} people and every manual \
                  decision; add --force to do it"
             )));
         }
-        let faces_cleared = tx.execute(
-            "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
-             WHERE cluster IS NOT NULL OR person IS NOT NULL OR assigned IS NOT NULL
-                OR ambiguous = 1",
-            [],
-        )?;
-        tx.execute("DELETE FROM rejections", [])?;
-        let clusters = tx.execute("DELETE FROM clusters", [])?;
-        tx.execute("DELETE FROM people", [])?;
+        let (faces_cleared, clusters) = rows::forget_all(tx)?;
         Ok(ResetReport {
             clusters,
             people,

@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::range::RangeQuery;
 use crate::store::faces::Assigned;
-use crate::store::{ClusterId, FaceId, SqlResult, embeddings, faces};
+use crate::store::{ClusterId, FaceId, SqlResult, embeddings, faces, people};
 
 /// Faces offered per group at most (the page shows a group at once).
 pub const GROUP: usize = 48;
@@ -46,17 +46,6 @@ pub struct Group {
     /// Distance from each face to the person's nearest named face.
     #[serde(skip)]
     pub distances: Vec<f32>,
-}
-
-/// The faces a person could name: no person, no verdict, not in an ignored cluster, of a photo
-/// still present (open faces and faces of unnamed automatic clusters).
-fn unnamed_filter(open_only: bool) -> &'static str {
-    if open_only {
-        "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0
-         AND f.cluster IS NULL"
-    } else {
-        "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0"
-    }
 }
 
 /// The two nearest people of a candidate face, by their nearest member (named or suggested); a
@@ -143,11 +132,11 @@ pub fn groups(
         return Ok(Vec::new());
     }
     let reach = Reach::new(settings.face_match_dist);
-    let rejections = faces::rejections(conn)?;
+    let rejections = people::rejections(conn)?;
     let targets = person.map(|p| vec![p]);
     let taken = grow(
         conn,
-        unnamed_filter(false),
+        false,
         m,
         &rejections,
         Bounds {
@@ -164,7 +153,7 @@ pub fn groups(
             .or_default()
             .push((t.round, t.distance, t.face));
     }
-    let names = names(conn)?;
+    let names = people::names(conn)?;
     let mut out: Vec<Group> = by_person
         .into_iter()
         .map(|(p, mut faces)| {
@@ -196,8 +185,9 @@ struct Bounds {
     limit: usize,
 }
 
-/// Grow the groups of `targets` (every person of `m` when `None`) round by round over the faces
-/// `filter` selects (see [`groups`]). A face's two nearest people only matter within the
+/// Grow the groups of `targets` (every person of `m` when `None`) round by round over the faces a
+/// person could name (no person, no verdict, not in an ignored cluster, of a photo still present;
+/// with `open_only`, in no cluster either; see [`groups`]). A face's two nearest people only matter within the
 /// suggestion reach plus the margin, so each round is one scan of those faces with the round's
 /// new members (all named faces and centroids first, then the faces suggested and the centroids
 /// they moved) as range queries: memory holds the faces within reach, never the library. A face
@@ -205,7 +195,7 @@ struct Bounds {
 /// [`cluster_seeds`]) once, before it may join.
 fn grow(
     conn: &Connection,
-    filter: &str,
+    open_only: bool,
     m: &PersonMatcher,
     rejections: &HashMap<i64, Vec<i64>>,
     bounds: Bounds,
@@ -253,7 +243,7 @@ fn grow(
             break;
         }
         let mut queries = RangeQuery::new(&rows, dim, within);
-        embeddings::search(conn, &mut queries, &["f.cluster"], filter, |hit| {
+        faces::search_unnamed(conn, &mut queries, open_only, |hit| {
             let (face, person) = (hit.id, members[hit.query as usize]);
             if taken.contains_key(&face) || rejected(face).contains(&person) {
                 return;
@@ -386,12 +376,6 @@ fn cluster_seeds(conn: &Connection, c: i64) -> SqlResult<Vec<(i64, Vec<f32>)>> {
     Ok(ids.into_iter().zip(vectors).collect())
 }
 
-fn names(conn: &Connection) -> SqlResult<HashMap<i64, String>> {
-    let mut stmt = conn.prepare("SELECT id, name FROM people")?;
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect()
-}
-
 /// How many faces are suggested in all (each face is in one group at most).
 pub fn count(conn: &Connection, settings: &Settings) -> SqlResult<usize> {
     Ok(groups(conn, None, settings, usize::MAX)?
@@ -439,11 +423,11 @@ pub fn near_clusters(
             .map(|n| (n.person, n.face.0, n.embedding.as_slice()))
             .chain(members.iter().map(|(p, f, e)| (*p, *f, e.as_slice()))),
     );
-    let rejections = faces::rejections(conn)?;
+    let rejections = people::rejections(conn)?;
     let targets: Vec<i64> = clusters.iter().map(|c| -c.0).collect();
     let taken = grow(
         conn,
-        unnamed_filter(true),
+        true,
         &m,
         &rejections,
         Bounds {
@@ -476,8 +460,8 @@ mod tests {
     use super::*;
     use crate::people::{self, Ref};
     use crate::store::Store;
+    use crate::store::clusters::{self, ClusterKind};
     use crate::store::photos;
-    use rusqlite::params;
 
     /// The unit vector in the plane of axes `base` and `axis` that is `chord` away from axis
     /// `base` (turned on by `from` first: `on(b, x, f, c)` is `c` further along than
@@ -508,17 +492,13 @@ mod tests {
             .unwrap()
     }
 
-    /// Put `faces` in a new unnamed automatic cluster.
+    /// Put `faces` in a new unnamed automatic cluster (matched there).
     fn cluster(store: &mut Store, faces: &[FaceId]) {
         store
             .write(|tx| -> Result<(), crate::store::StoreError> {
-                tx.execute("INSERT INTO clusters (kind) VALUES ('auto')", [])?;
-                let c = tx.last_insert_rowid();
+                let c = clusters::insert(tx, ClusterKind::Auto, None, &[], 0.0, 0)?;
                 for f in faces {
-                    tx.execute(
-                        "UPDATE faces SET cluster = ?1, assigned = 'auto' WHERE id = ?2",
-                        params![c, f],
-                    )?;
+                    crate::store::matching::join(tx, f.0, Some(c.0), None)?;
                 }
                 Ok(())
             })

@@ -1,11 +1,10 @@
 //! Cluster rows: a centroid, a sample radius and a sample count per cluster, with its kind
 //! (found automatically, confirmed or named by hand, or ignored) and its person.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
-use super::{ClusterId, SqlResult, blob_embedding, embedding_blob};
-use crate::clustering::ClusterSummary;
+use super::{ClusterId, SqlResult, blob_embedding, embedding_blob, embeddings};
 
 /// Where a cluster came from and what it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,7 +27,7 @@ impl ClusterKind {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub fn parse(s: &str) -> Self {
         match s {
             "manual" => ClusterKind::Manual,
             "ignored" => ClusterKind::Ignored,
@@ -85,12 +84,14 @@ pub fn get(conn: &Connection, id: ClusterId) -> SqlResult<Option<ClusterRow>> {
         .optional()
 }
 
-/// A new cluster with this summary; returns its id.
+/// A new cluster with this summary (centroid, sample radius, sample count); returns its id.
 pub fn insert(
     conn: &Connection,
     kind: ClusterKind,
     person: Option<i64>,
-    summary: &ClusterSummary,
+    centroid: &[f32],
+    radius: f32,
+    samples: usize,
 ) -> SqlResult<ClusterId> {
     conn.query_row(
         "INSERT INTO clusters (kind, person, centroid, radius, samples)
@@ -98,25 +99,107 @@ pub fn insert(
         params![
             kind.as_str(),
             person,
-            embedding_blob(&summary.centroid),
-            summary.radius,
-            summary.size as i64
+            embedding_blob(centroid),
+            radius,
+            samples as i64
         ],
         |r| r.get(0),
     )
 }
 
-pub fn set_summary(conn: &Connection, id: ClusterId, summary: &ClusterSummary) -> SqlResult<()> {
+/// A cluster's summary, computed from its faces now (it is no longer stale).
+pub fn set_summary(
+    conn: &Connection,
+    id: ClusterId,
+    centroid: &[f32],
+    radius: f32,
+    samples: usize,
+) -> SqlResult<()> {
     conn.execute(
         "UPDATE clusters SET centroid = ?2, radius = ?3, samples = ?4, stale = 0 WHERE id = ?1",
-        params![
-            id,
-            embedding_blob(&summary.centroid),
-            summary.radius,
-            summary.size as i64
-        ],
+        params![id, embedding_blob(centroid), radius, samples as i64],
     )?;
     Ok(())
+}
+
+/// A cluster's kind (`None` if there is no such cluster).
+pub fn kind(conn: &Connection, id: ClusterId) -> SqlResult<Option<ClusterKind>> {
+    conn.prepare_cached("SELECT kind FROM clusters WHERE id = ?1")?
+        .query_row([id], |r| r.get::<_, String>(0))
+        .optional()
+        .map(|k| k.as_deref().map(ClusterKind::parse))
+}
+
+/// A cluster's centroid (`None` if there is no such cluster or it has none yet).
+pub fn centroid(conn: &Connection, id: ClusterId) -> SqlResult<Option<Vec<f32>>> {
+    Ok(conn
+        .prepare_cached("SELECT centroid FROM clusters WHERE id = ?1")?
+        .query_row([id], |r| r.get::<_, Option<Vec<u8>>>(0))
+        .optional()?
+        .flatten()
+        .map(|b| blob_embedding(&b)))
+}
+
+/// Cluster `id` is person `person`'s, named by hand.
+pub fn name(tx: &Transaction, id: ClusterId, person: i64) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE clusters SET kind = 'manual', person = ?2 WHERE id = ?1",
+        params![id, person],
+    )?;
+    Ok(())
+}
+
+/// Cluster `id` is ignored: nobody's.
+pub fn ignore(tx: &Transaction, id: ClusterId) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE clusters SET kind = 'ignored', person = NULL WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+/// Cluster `id` goes (its faces are left in no cluster).
+pub fn delete(tx: &Transaction, id: ClusterId) -> SqlResult<()> {
+    tx.execute("DELETE FROM clusters WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// The clusters named by hand: all of them, or (`stale_only`) those whose faces changed since
+/// their summary was computed.
+pub fn manual(tx: &Transaction, stale_only: bool) -> SqlResult<Vec<ClusterId>> {
+    tx.prepare(if stale_only {
+        "SELECT id FROM clusters WHERE kind = 'manual' AND stale = 1"
+    } else {
+        "SELECT id FROM clusters WHERE kind = 'manual'"
+    })?
+    .query_map([], |r| r.get(0))?
+    .collect()
+}
+
+/// The faces named by hand in cluster `id` (of photos still present), by row id.
+pub fn named_members(tx: &Transaction, id: ClusterId) -> SqlResult<Vec<i64>> {
+    tx.prepare_cached(
+        "SELECT id FROM faces WHERE cluster = ?1 AND assigned = 'manual' AND gone = 0",
+    )?
+    .query_map([id], |r| r.get(0))?
+    .collect()
+}
+
+/// A named cluster left without faces named by hand goes: the faces matched to it automatically
+/// lose the match, the others their cluster.
+pub fn delete_manual(tx: &Transaction, id: ClusterId) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL
+         WHERE cluster = ?1 AND assigned IS NOT 'manual'",
+        [id],
+    )?;
+    tx.execute("UPDATE faces SET cluster = NULL WHERE cluster = ?1", [id])?;
+    delete(tx, id)
+}
+
+/// The stored embeddings of the faces named by hand in cluster `id`, for its summary.
+pub fn named_vectors(tx: &Transaction, id: ClusterId) -> SqlResult<Vec<Vec<f32>>> {
+    embeddings::get_many(tx, &named_members(tx, id)?)
 }
 
 /// Per cluster: how many faces (of photos still present) it holds, and one photo's path.

@@ -129,6 +129,26 @@ pub fn states_under(conn: &Connection, folder: &str) -> SqlResult<HashMap<String
         .collect()
 }
 
+/// The id and facts of the photo at `path`, if it is indexed, present and decoded.
+pub fn decoded(conn: &Connection, path: &str) -> SqlResult<Option<(PhotoId, PhotoInfo)>> {
+    conn.query_row(
+        "SELECT id, width, height, orientation FROM photos
+         WHERE path = ?1 AND gone = 0 AND width > 0 AND height > 0",
+        [path],
+        |r| {
+            Ok((
+                r.get(0)?,
+                PhotoInfo {
+                    width: r.get(1)?,
+                    height: r.get(2)?,
+                    orientation: r.get::<_, Option<u8>>(3)?.unwrap_or(1),
+                },
+            ))
+        },
+    )
+    .optional()
+}
+
 /// The row of one path, if there is one.
 pub fn state(conn: &Connection, path: &str) -> SqlResult<Option<PhotoState>> {
     conn.prepare_cached(&format!("{STATE} WHERE path = ?1"))?
