@@ -28,7 +28,7 @@ use crate::photo::Photo;
 use crate::photo::video::{Ffmpeg, Video, VideoError};
 use crate::pipeline::{FoundFace, Pipeline, PipelineError};
 use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
-use crate::store::{Store, StoreError};
+use crate::store::{PhotoId, Store, StoreError};
 use crate::walk::{self, Kind};
 use crate::wheel::Cache;
 pub use shard::{Shard, ShardCount, ShardError};
@@ -493,7 +493,7 @@ pub fn index(
     // Files under a walked folder that were not found are gone (of a shard: those that belong to
     // it), and so are a stacked RAW's and a Live Photo's video's rows. A folder that is missing
     // altogether (an unmounted disk) marks nothing.
-    let mut gone: Vec<i64> = roots
+    let mut gone: Vec<PhotoId> = roots
         .iter()
         .filter(|r| r.is_dir())
         .filter_map(|r| std::fs::canonicalize(r).ok())
