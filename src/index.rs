@@ -29,7 +29,7 @@ use crate::photo::video::{Ffmpeg, Video, VideoError};
 use crate::pipeline::{FoundFace, Pipeline, PipelineError};
 use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
 use crate::store::{PhotoId, Store, StoreError};
-use crate::walk::{self, Kind};
+use crate::walk::{self, Role};
 use crate::wheel::Cache;
 pub use shard::{Shard, ShardCount, ShardError};
 
@@ -286,14 +286,14 @@ pub fn index(
             continue;
         }
         report.files += 1;
-        let reading = match found.kind {
-            Kind::Photo | Kind::Raw => Ok(Reading::Still),
-            Kind::Video => Ok(Reading::Video),
-            Kind::LivePhotoVideo => Err(NotRead::LivePhoto),
-            Kind::StackedRaw => Err(NotRead::Stacked),
+        let reading = match found.role {
+            Role::Photo | Role::Raw => Ok(Reading::Still),
+            Role::Video => Ok(Reading::Video),
+            Role::LivePhotoVideo => Err(NotRead::LivePhoto),
+            Role::StackedRaw => Err(NotRead::Stacked),
             // A name visage does not know may still hold a photo or a video.
-            Kind::Other => sniff(&path).ok_or(NotRead::Unsupported),
-            Kind::Unread => Err(NotRead::Unsupported),
+            Role::Other => sniff(&path).ok_or(NotRead::Unsupported),
+            Role::Unread => Err(NotRead::Unsupported),
         };
         let reading = match reading {
             Ok(r) => r,

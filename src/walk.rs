@@ -121,10 +121,11 @@ pub const QUIET_FOLDERS: &[&str] = &[
     "lost+found",
 ];
 
-/// What a file is to visage.
+/// What a file is to visage by its name and its neighbours' (its role in the library; what it
+/// holds is told from its content when it is read, see `photo::kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub enum Role {
     /// A still photo (JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF, AVIF).
     Photo,
     /// A camera RAW.
@@ -147,7 +148,7 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub path: PathBuf,
-    pub kind: Kind,
+    pub role: Role,
     /// The still of a Live Photo's video, the JPEG of a stacked RAW.
     pub partner: Option<PathBuf>,
     /// Whether the file is a symbolic link, or a file named explicitly: its path may not be
@@ -167,24 +168,24 @@ fn one_of(ext: &str, list: &[&str]) -> bool {
 }
 
 /// What a file is by its name alone (before pairing with its neighbours).
-pub fn kind_of(path: &Path) -> Kind {
+pub fn role_of(path: &Path) -> Role {
     let ext = extension(path);
     if one_of(&ext, PHOTO_EXTENSIONS) {
-        Kind::Photo
+        Role::Photo
     } else if one_of(&ext, RAW_EXTENSIONS) {
-        Kind::Raw
+        Role::Raw
     } else if one_of(&ext, VIDEO_EXTENSIONS) {
-        Kind::Video
+        Role::Video
     } else if one_of(&ext, UNREAD_EXTENSIONS) {
-        Kind::Unread
+        Role::Unread
     } else {
-        Kind::Other
+        Role::Other
     }
 }
 
 /// A still photo (not a RAW, not a video) by its name.
 pub fn is_photo(path: &Path) -> bool {
-    kind_of(path) == Kind::Photo
+    role_of(path) == Role::Photo
 }
 
 /// Not worth a word: a hidden file, or a sidecar, system file, document or audio file.
@@ -207,7 +208,7 @@ pub fn missing(paths: &[PathBuf]) -> impl Iterator<Item = &PathBuf> {
 
 /// One entry per file found under `paths` (quiet files left out), or an error naming a path that
 /// could not be walked; sorted by path within each of `paths`. A file named explicitly is kept
-/// whatever its name (a quiet one as [`Kind::Other`], so its content is looked into) and is never
+/// whatever its name (a quiet one as [`Role::Other`], so its content is looked into) and is never
 /// paired: the user asked for it.
 pub fn files(paths: &[PathBuf]) -> Vec<Result<Found, (PathBuf, String)>> {
     let mut out = Vec::new();
@@ -215,10 +216,10 @@ pub fn files(paths: &[PathBuf]) -> Vec<Result<Found, (PathBuf, String)>> {
         if root.is_file() {
             out.push(Ok(Found {
                 path: root.clone(),
-                kind: if is_quiet(root) {
-                    Kind::Other
+                role: if is_quiet(root) {
+                    Role::Other
                 } else {
-                    kind_of(root)
+                    role_of(root)
                 },
                 partner: None,
                 link: true,
@@ -240,7 +241,7 @@ pub fn files(paths: &[PathBuf]) -> Vec<Result<Found, (PathBuf, String)>> {
         for entry in walk {
             match entry {
                 Ok(e) if e.file_type().is_file() && !is_quiet(e.path()) => found.push(Found {
-                    kind: kind_of(e.path()),
+                    role: role_of(e.path()),
                     link: e.path_is_symlink(),
                     path: e.into_path(),
                     partner: None,
@@ -280,7 +281,7 @@ pub fn photos(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
     files(paths)
         .into_iter()
         .filter_map(|entry| match entry {
-            Ok(f) if matches!(f.kind, Kind::Photo | Kind::Raw) => Some(Ok(f.path)),
+            Ok(f) if matches!(f.role, Role::Photo | Role::Raw) => Some(Ok(f.path)),
             Ok(f) if paths.contains(&f.path) => Some(Ok(f.path)),
             Ok(_) => None,
             Err(e) => Some(Err(e)),
@@ -312,22 +313,22 @@ fn pair(found: &mut [Found]) {
         members.sort_by(|&a, &b| found[a].path.cmp(&found[b].path));
         let first_with = |exts: &[&str]| {
             members.iter().copied().find(|&i| {
-                found[i].kind == Kind::Photo && exts.contains(&extension(&found[i].path).as_str())
+                found[i].role == Role::Photo && exts.contains(&extension(&found[i].path).as_str())
             })
         };
         let still = first_with(LIVE_STILLS);
         let twin = first_with(RAW_TWINS);
         for &i in &members {
             let ext = extension(&found[i].path);
-            let partner = match found[i].kind {
-                Kind::Video if LIVE_VIDEOS.contains(&ext.as_str()) => {
-                    still.map(|s| (Kind::LivePhotoVideo, s))
+            let partner = match found[i].role {
+                Role::Video if LIVE_VIDEOS.contains(&ext.as_str()) => {
+                    still.map(|s| (Role::LivePhotoVideo, s))
                 }
-                Kind::Raw => twin.map(|t| (Kind::StackedRaw, t)),
+                Role::Raw => twin.map(|t| (Role::StackedRaw, t)),
                 _ => None,
             };
-            if let Some((kind, with)) = partner {
-                found[i].kind = kind;
+            if let Some((role, with)) = partner {
+                found[i].role = role;
                 found[i].partner = Some(found[with].path.clone());
             }
         }
@@ -393,35 +394,35 @@ mod tests {
                 "noextension",
             ],
         );
-        let found: Vec<(String, Kind, Option<String>)> = files(&[dir.path().to_path_buf()])
+        let found: Vec<(String, Role, Option<String>)> = files(&[dir.path().to_path_buf()])
             .into_iter()
             .map(|f| {
                 let f = f.unwrap();
                 let rel = |p: &Path| p.strip_prefix(dir.path()).unwrap().display().to_string();
-                (rel(&f.path), f.kind, f.partner.as_deref().map(rel))
+                (rel(&f.path), f.role, f.partner.as_deref().map(rel))
             })
             .collect();
         let s = |p: &str| Some(p.to_string());
         assert_eq!(
             found,
             [
-                ("IMG_1.HEIC".into(), Kind::Photo, None),
-                ("IMG_1.MOV".into(), Kind::LivePhotoVideo, s("IMG_1.HEIC")),
-                ("IMG_2.CR2".into(), Kind::StackedRaw, s("IMG_2.JPG")),
-                ("IMG_2.JPG".into(), Kind::Photo, None),
-                ("IMG_3.mov".into(), Kind::LivePhotoVideo, s("img_3.jpeg")),
-                ("IMG_4.NEF".into(), Kind::Raw, None),
-                ("art.psd".into(), Kind::Unread, None),
-                ("clip.mp4".into(), Kind::Video, None),
-                ("img_3.jpeg".into(), Kind::Photo, None),
-                ("noextension".into(), Kind::Other, None),
-                ("other/clip.jpg".into(), Kind::Photo, None),
+                ("IMG_1.HEIC".into(), Role::Photo, None),
+                ("IMG_1.MOV".into(), Role::LivePhotoVideo, s("IMG_1.HEIC")),
+                ("IMG_2.CR2".into(), Role::StackedRaw, s("IMG_2.JPG")),
+                ("IMG_2.JPG".into(), Role::Photo, None),
+                ("IMG_3.mov".into(), Role::LivePhotoVideo, s("img_3.jpeg")),
+                ("IMG_4.NEF".into(), Role::Raw, None),
+                ("art.psd".into(), Role::Unread, None),
+                ("clip.mp4".into(), Role::Video, None),
+                ("img_3.jpeg".into(), Role::Photo, None),
+                ("noextension".into(), Role::Other, None),
+                ("other/clip.jpg".into(), Role::Photo, None),
             ]
         );
         // A file named explicitly is kept whatever it is, and never paired.
         let named = [dir.path().join("notes.txt"), dir.path().join("IMG_1.MOV")];
-        let kinds: Vec<Kind> = files(&named).into_iter().map(|f| f.unwrap().kind).collect();
-        assert_eq!(kinds, [Kind::Other, Kind::Video]);
+        let roles: Vec<Role> = files(&named).into_iter().map(|f| f.unwrap().role).collect();
+        assert_eq!(roles, [Role::Other, Role::Video]);
         assert_eq!(photos(&named[..1]), [Ok(named[0].clone())]);
     }
 }
