@@ -35,8 +35,15 @@ use history::Kind;
 pub enum PeopleError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The message carries the GPU's error (no `source`, so a printed chain says it once).
     #[error("GPU: {0}")]
-    Gpu(#[from] GpuError),
+    Gpu(GpuError),
+}
+
+impl From<GpuError> for PeopleError {
+    fn from(e: GpuError) -> Self {
+        PeopleError::Gpu(e)
+    }
 }
 
 impl From<rusqlite::Error> for PeopleError {

@@ -322,7 +322,7 @@ impl From<PeopleError> for ApiError {
 
 fn is_busy(e: &StoreError) -> bool {
     let sql = match e {
-        StoreError::Sql(s) | StoreError::Sqlite { source: s, .. } => s,
+        StoreError::Sql(s) | StoreError::Sqlite { error: s, .. } => s,
         _ => return false,
     };
     matches!(

@@ -1,5 +1,7 @@
-//! Face rows: reading them (with their photo's path and their person's name) and the few
-//! per-face updates the people commands make. Faces of photos marked gone are never listed.
+//! Face rows: reading them (with their photo's path and their person's name), and writing what a
+//! person decided about them (a name, a mark, a cluster named or ignored, a rejection's
+//! consequence), each a plain write that `people` calls when it has decided. Faces of photos
+//! marked gone are never listed.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
