@@ -424,6 +424,6 @@ fn match_leftovers(
 
 /// How far a cluster reaches: its sample radius, clamped as PhotoPrism clamps it, plus the match
 /// distance.
-fn reach_of(c: &ClusterRow, settings: &Settings) -> f32 {
+pub(super) fn reach_of(c: &ClusterRow, settings: &Settings) -> f32 {
     c.radius.min(SAMPLE_RADIUS_CLAMP) + settings.face_match_dist
 }
