@@ -70,8 +70,8 @@ pub(super) struct Job {
 
 impl Thumbs {
     pub fn new(dir: PathBuf) -> Result<Self, ServeError> {
-        if let Err(source) = std::fs::create_dir_all(&dir) {
-            return Err(ServeError::Cache { dir, source });
+        if let Err(error) = std::fs::create_dir_all(&dir) {
+            return Err(ServeError::Cache { dir, error });
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Thumbs {

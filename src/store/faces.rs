@@ -423,6 +423,19 @@ pub fn mark(tx: &Transaction, face: FaceId, verdict: Verdict) -> SqlResult<()> {
     Ok(())
 }
 
+/// Every face's mark goes (a library made to be reviewed again from the start).
+pub fn unmark_all(tx: &Transaction) -> SqlResult<()> {
+    tx.execute("UPDATE faces SET verdict = NULL", [])?;
+    Ok(())
+}
+
+/// The first `n` faces by id.
+pub fn first(conn: &Connection, n: usize) -> SqlResult<Vec<FaceId>> {
+    conn.prepare("SELECT id FROM faces ORDER BY id LIMIT ?1")?
+        .query_map([n.min(i64::MAX as usize) as i64], |r| r.get(0))?
+        .collect()
+}
+
 /// Face `face`'s mark ("not a face", "stranger") goes.
 pub fn unmark(tx: &Transaction, face: FaceId) -> SqlResult<()> {
     tx.execute("UPDATE faces SET verdict = NULL WHERE id = ?1", [face])?;

@@ -328,6 +328,19 @@ impl Store {
         f(&tx).map_err(|source| self_error(&self.path, source))
     }
 
+    /// Move everything the write-ahead log holds into the database file and empty the log (so
+    /// the file alone is the whole library, as its size on disk is measured).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
+    }
+
+    /// A compact copy of the library at `target` (SQLite's `VACUUM INTO`: one consistent
+    /// snapshot, even while another process writes). `target` must not exist yet.
+    pub fn copy_to(&self, target: &Path) -> Result<(), StoreError> {
+        let target = target.to_string_lossy();
+        self.read(|c| c.execute("VACUUM INTO ?1", [target.as_ref()]).map(drop))
+    }
+
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         self.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
