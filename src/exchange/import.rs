@@ -18,6 +18,7 @@ use super::SidecarName;
 use super::export::read_sidecar;
 use crate::alignment::FaceBox;
 use crate::config::Settings;
+use crate::index::IndexError;
 use crate::people;
 use crate::photo::Photo;
 use crate::pipeline::{Pipeline, PipelineError};
@@ -78,20 +79,6 @@ pub struct ImportReport {
     pub seconds: f64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Pipeline(#[from] PipelineError),
-}
-
-impl From<rusqlite::Error> for ImportError {
-    fn from(e: rusqlite::Error) -> Self {
-        ImportError::Store(StoreError::Sql(e))
-    }
-}
-
 /// The named face regions of one photo and where each came from.
 struct Found {
     path: String,
@@ -130,7 +117,7 @@ pub fn import(
     opts: &ImportOptions,
     load: impl FnOnce() -> Result<Pipeline, PipelineError>,
     on_error: impl Fn(&Path, &str) + Sync,
-) -> Result<ImportReport, ImportError> {
+) -> Result<ImportReport, IndexError> {
     let start = std::time::Instant::now();
     let mut report = ImportReport::default();
     let files: Vec<PathBuf> = crate::walk::photos(&opts.paths)

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use image::RgbImage;
@@ -43,7 +42,6 @@ pub struct Thumbs {
     busy: Mutex<HashMap<PhotoId, Weak<Mutex<()>>>>,
     /// A neutral face, sent where the photo cannot be read.
     pub(super) placeholder: Vec<u8>,
-    counter: AtomicU64,
 }
 
 /// `$XDG_CACHE_HOME/visage/thumbs` (or `~/.cache/visage/thumbs`).
@@ -72,8 +70,8 @@ pub(super) struct Job {
 
 impl Thumbs {
     pub fn new(dir: PathBuf) -> Result<Self, ServeError> {
-        if let Err(source) = std::fs::create_dir_all(&dir) {
-            return Err(ServeError::Cache { dir, source });
+        if let Err(error) = std::fs::create_dir_all(&dir) {
+            return Err(ServeError::Cache { dir, error });
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Thumbs {
@@ -81,7 +79,6 @@ impl Thumbs {
             permits: tokio::sync::Semaphore::new(cores),
             busy: Mutex::new(HashMap::new()),
             placeholder: placeholder()?,
-            counter: AtomicU64::new(0),
         })
     }
 
@@ -97,14 +94,8 @@ impl Thumbs {
     /// Write atomically: a reader sees the whole file or none.
     fn store(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.path(key);
-        let dir = path.parent().expect("keyed paths have a folder");
-        std::fs::create_dir_all(dir)?;
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{key}.{}.{n}.tmp", std::process::id()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+        std::fs::create_dir_all(path.parent().expect("keyed paths have a folder"))?;
+        crate::atomic::write(&path, bytes)
     }
 
     fn photo_lock(&self, photo: PhotoId) -> Arc<Mutex<()>> {
@@ -252,7 +243,7 @@ fn key(what: &str, photo: &PhotoRow) -> String {
         None => format!("{}:{}", photo.size, photo.mtime_ns),
     };
     let digest = Sha256::digest(format!("{VERSION}|{what}|{}|{content}", photo.path));
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 fn face_key(f: &FaceBox, photo: &PhotoRow) -> String {

@@ -1,5 +1,7 @@
-//! Face rows: reading them (with their photo's path and their person's name) and the few
-//! per-face updates the people commands make. Faces of photos marked gone are never listed.
+//! Face rows: reading them (with their photo's path and their person's name), and writing what a
+//! person decided about them (a name, a mark, a cluster named or ignored, a rejection's
+//! consequence), each a plain write that `people` calls when it has decided. Faces of photos
+//! marked gone are never listed.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
@@ -429,6 +431,19 @@ pub fn mark(tx: &Transaction, face: FaceId, verdict: Verdict) -> SqlResult<()> {
         params![face, verdict.as_str()],
     )?;
     Ok(())
+}
+
+/// Every face's mark goes (a library made to be reviewed again from the start).
+pub fn unmark_all(tx: &Transaction) -> SqlResult<()> {
+    tx.execute("UPDATE faces SET verdict = NULL", [])?;
+    Ok(())
+}
+
+/// The first `n` faces by id.
+pub fn first(conn: &Connection, n: usize) -> SqlResult<Vec<FaceId>> {
+    conn.prepare("SELECT id FROM faces ORDER BY id LIMIT ?1")?
+        .query_map([n.min(i64::MAX as usize) as i64], |r| r.get(0))?
+        .collect()
 }
 
 /// Face `face`'s mark ("not a face", "stranger") goes.

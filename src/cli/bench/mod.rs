@@ -347,21 +347,27 @@ fn run_merge(from: &Path, faces: usize, shards: usize, dir: &Path) -> anyhow::Re
 /// count this process's memory too: a child inherits its parent's mark across `exec`.)
 fn run_measured(mut cmd: std::process::Command) -> anyhow::Result<(std::process::ExitStatus, f64)> {
     let mut child = cmd.spawn()?;
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0f64;
+    let pid = child.id().to_string();
+    let mut peak = 0f64;
     loop {
-        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        }) {
-            peak_kib = peak_kib.max(hwm);
+        if let Some(hwm) = peak_kib(&pid) {
+            peak = peak.max(hwm);
         }
         if let Some(status) = child.try_wait()? {
-            return Ok((status, peak_kib / 1024.0));
+            return Ok((status, peak / 1024.0));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The peak resident memory (`VmHWM`) of process `pid` (`self`: this one) so far, in KiB, as
+/// Linux reports it; `None` where it does not (the process has ended, another system).
+pub fn peak_kib(pid: &str) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use super::TempDb;
 use crate::config::Settings;
 use crate::people::{self, Ref, suggest};
-use crate::store::{FaceId, Store};
+use crate::store::{FaceId, Store, faces};
 
 /// A synthetic library (deterministic 512-d embeddings in groups of 20
 /// about 0.7 apart, stored through `store::photos` as 100 faces a photo), one person named by hand
@@ -56,11 +56,7 @@ pub fn run(n: usize, named: usize) -> anyhow::Result<i32> {
         Ok(())
     })?;
     let stored = started.elapsed().as_secs_f64();
-    let first: Vec<FaceId> = store.read(|c| {
-        c.prepare("SELECT id FROM faces ORDER BY id LIMIT ?1")?
-            .query_map([named as i64], |r| r.get(0))?
-            .collect()
-    })?;
+    let first: Vec<FaceId> = store.read(|c| faces::first(c, named))?;
     let targets: Vec<Ref> = first.iter().map(|&f| Ref::Face(f)).collect();
     let settings = Settings::default();
     people::name_several(&mut store, &targets, "Synthetic", &[], &settings, None)?;

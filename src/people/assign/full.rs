@@ -16,8 +16,8 @@ use rusqlite::Transaction;
 
 use super::named::PersonDecision;
 use super::{
-    ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, eligible,
-    insert_cluster, load_named, refresh_manual_clusters,
+    ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, insert_cluster,
+    load_named, match_leftovers, refresh_manual_clusters,
 };
 use crate::clustering;
 use crate::config::Settings;
@@ -89,7 +89,7 @@ pub(super) fn run(
             let c = &candidates[k];
             !decided.contains(&c.id)
                 && !ambiguous.contains(&c.id)
-                && eligible(c.size, c.score, settings)
+                && settings.eligible(c.size, c.score)
         })
         .collect();
     report.dbscan_faces = dbscan.len();
@@ -154,19 +154,13 @@ pub(super) fn run(
         }
     }
     drop(faces);
-    for (k, d) in decide(&rest, &all, &rejections, settings)
-        .into_iter()
-        .enumerate()
-    {
-        let id = rest.ids[k];
+    let decisions = match_leftovers(tx, &rest, &all, &rejections, settings, &mut report)?;
+    for (&id, d) in rest.ids.iter().zip(decisions) {
         match d {
-            Decision::Join(cluster, person) => {
-                join(tx, id, Some(cluster), person)?;
+            Decision::Join(..) => {
                 decided.insert(id);
-                report.joined_clusters += 1;
             }
             Decision::Ambiguous => {
-                matching::set_ambiguous(tx, id)?;
                 ambiguous.insert(id);
             }
             Decision::None => {}
