@@ -12,13 +12,12 @@ use serde::Serialize;
 
 use crate::alignment::{self, FaceBox, Landmarks};
 use crate::config::{CropMethod, Proposals, Settings};
+use crate::detection::mtcnn::{Proposer, Verifier};
 use crate::detection::{DetectError, Detector};
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
 use crate::inference::InferenceDevice;
 use crate::models::{self, ModelError, Models};
 use crate::photo::Photo;
-use crate::proposal::Proposer;
-use crate::verification::Verifier;
 
 /// Total margin added around the O-Net box before cutting (0.2: 10% each side).
 pub const BOX_MARGIN: f32 = 0.2;
@@ -76,7 +75,7 @@ pub enum PipelineError {
     #[error(transparent)]
     Detect(#[from] DetectError),
     #[error("MTCNN: {0}")]
-    Verify(#[from] crate::verification::WeightsError),
+    Verify(#[from] crate::detection::mtcnn::WeightsError),
     #[error("FaceNet: {0}")]
     Embed(#[from] crate::embedding::WeightsError),
     #[error("GPU: {0}")]

@@ -4,10 +4,10 @@
 
 use crate::common;
 use visage::alignment::FaceBox;
+use visage::detection::mtcnn::Verifier;
 use visage::inference::InferenceDevice;
 use visage::models::ONET;
 use visage::photo::Photo;
-use visage::verification::Verifier;
 
 fn verifier() -> Verifier {
     Verifier::load(&common::model(&ONET), &InferenceDevice::cpu()).unwrap()

@@ -6,6 +6,7 @@
 
 pub mod cascade;
 pub mod merge;
+pub mod mtcnn;
 pub mod scan;
 pub mod windows;
 

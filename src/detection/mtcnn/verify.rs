@@ -5,19 +5,17 @@
 //! same order. Dropping candidates below a threshold is the caller's choice; this module neither
 //! detects nor embeds.
 
-pub mod onet;
-pub mod weights;
-
 use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use rayon::prelude::*;
 
+use super::layers::{floats, normalise};
+use super::onet::{INPUT_SIDE, ONet};
+use super::weights::{self, WeightsError};
 use crate::alignment::{self, FaceBox, Landmarks};
 use crate::inference::InferenceDevice;
-use onet::{INPUT_SIDE, ONet};
-pub use weights::WeightsError;
 
 /// O-Net's verdict on one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,7 +38,7 @@ pub struct Verifier {
 impl Verifier {
     pub fn load(path: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
         Ok(Verifier {
-            net: weights::load(path, &device.device)?,
+            net: weights::load_onet(path, &device.device)?,
             device: device.clone(),
         })
     }
@@ -77,7 +75,7 @@ impl Verifier {
                 .zip(input.chunks_exact_mut(3 * side * side))
             {
                 let pixels = alignment::crop(image, *square, side as u32);
-                alignment::to_chw(&pixels, dst, |v| (v - 127.5) / 128.0);
+                alignment::to_chw(&pixels, dst, normalise);
             }
             let x = Tensor::<4>::from_data(
                 TensorData::new(input, [chunk.len(), 3, side, side]),
@@ -110,11 +108,4 @@ impl Verifier {
         }
         out
     }
-}
-
-/// A tensor's values (every MTCNN network computes in f32).
-pub(crate) fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec::<f32>()
-        .expect("networks compute in f32")
 }

@@ -1,13 +1,10 @@
 //! The second proposal source: MTCNN's P-Net slides over an image pyramid and R-Net re-scores what
 //! it proposes. It finds what the PICO cascade cannot reach (faces cut by the frame or filling it,
-//! turned heads); its boxes go to O-Net (`verification`) with PICO's, which decides what is a face.
+//! turned heads); its boxes go to O-Net ([`super::verify`]) with PICO's, which decides what is a
+//! face.
 //!
 //! Input is decoded photos in detection pixels; output is candidate boxes with R-Net's probability.
 //! It does not verify, merge with PICO's candidates, or embed.
-
-pub mod pnet;
-pub mod rnet;
-pub mod weights;
 
 use std::path::Path;
 
@@ -15,11 +12,12 @@ use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use rayon::prelude::*;
 
+use super::layers::{floats, normalise};
+use super::pnet::{self, PNet};
+use super::rnet::{self, RNet};
+use super::weights::{self, WeightsError};
 use crate::alignment::{self, FaceBox};
 use crate::inference::InferenceDevice;
-use crate::verification::{WeightsError, floats};
-use pnet::PNet;
-use rnet::RNet;
 
 /// Each pyramid level is this factor of the one before (MTCNN's).
 pub const PYRAMID_FACTOR: f32 = 0.709;
@@ -203,11 +201,6 @@ impl Proposer {
             })
             .collect()
     }
-}
-
-/// MTCNN's input scaling.
-fn normalise(v: f32) -> f32 {
-    (v - 127.5) / 128.0
 }
 
 /// Pyramid scales for faces of at least `min_size` px: the first maps `min_size` onto P-Net's

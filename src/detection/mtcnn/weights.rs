@@ -1,7 +1,7 @@
-//! Where O-Net's weights come from: facenet-pytorch's `onet.pt` (a PyTorch state dict, MIT), read
-//! by burn-store's PyTorch reader, and the reader every MTCNN network shares. Every tensor must
-//! land: a missing, unused or misshapen one is an error that names it. This module does not fetch
-//! files (see `models`).
+//! Where MTCNN's weights come from: facenet-pytorch's `pnet.pt`, `rnet.pt` and `onet.pt` (PyTorch
+//! state dicts, MIT), read by burn-store's PyTorch reader into each network by name. Every tensor
+//! must land: a missing, unused or misshapen one is an error that names it. This module does not
+//! fetch files (see `models`).
 
 use std::path::Path;
 
@@ -9,7 +9,10 @@ use burn::store::{ModuleSnapshot, PytorchStore};
 use burn::tensor::Device;
 
 use super::onet::ONet;
+use super::pnet::PNet;
+use super::rnet::RNet;
 
+/// A weights file that does not fit its network.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {why}")]
 pub struct WeightsError {
@@ -17,16 +20,26 @@ pub struct WeightsError {
     pub why: String,
 }
 
-/// Load O-Net from facenet-pytorch's state dict.
-pub fn load(path: &Path, device: &Device) -> Result<ONet, WeightsError> {
+pub fn load_pnet(path: &Path, device: &Device) -> Result<PNet, WeightsError> {
+    let mut net = PNet::new(device);
+    load_state_dict(&mut net, path)?;
+    Ok(net)
+}
+
+pub fn load_rnet(path: &Path, device: &Device) -> Result<RNet, WeightsError> {
+    let mut net = RNet::new(device);
+    load_state_dict(&mut net, path)?;
+    Ok(net)
+}
+
+pub fn load_onet(path: &Path, device: &Device) -> Result<ONet, WeightsError> {
     let mut net = ONet::new(device);
     load_state_dict(&mut net, path)?;
     Ok(net)
 }
 
-/// Fill every tensor of an MTCNN network (O-Net here, P-Net and R-Net in `proposal`) from a
-/// facenet-pytorch state dict, by name.
-pub fn load_state_dict(net: &mut impl ModuleSnapshot, path: &Path) -> Result<(), WeightsError> {
+/// Fill every tensor of an MTCNN network from a facenet-pytorch state dict, by name.
+fn load_state_dict(net: &mut impl ModuleSnapshot, path: &Path) -> Result<(), WeightsError> {
     let err = |why: String| WeightsError {
         path: path.display().to_string(),
         why,
