@@ -408,7 +408,8 @@ fn calibrate(store: &Store, truth: &HashMap<i64, String>) -> anyhow::Result<()> 
 /// on `named` faces of the first group, then suggestions for that person over all the unnamed
 /// faces, timed (three runs; the database is in the page cache after the first).
 pub fn run_suggest(n: usize, named: usize) -> anyhow::Result<i32> {
-    use crate::pipeline::{FoundFace, Source};
+    use crate::detection::Source;
+    use crate::pipeline::FoundFace;
     use crate::store::photos::{self, FileInfo, PhotoInfo};
     let named = named.clamp(1, 19);
     let rows = crate::graph::synthetic::embeddings(512, n / 20 + 1, 20, 0.55, 0);

@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{ClusterId, FaceId, PhotoId, SqlResult};
-use crate::pipeline::{FoundFace, Source};
+use crate::detection::Source;
+use crate::pipeline::FoundFace;
 
 /// How a face got its cluster or person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

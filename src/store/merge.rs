@@ -237,7 +237,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Source;
+    use crate::detection::Source;
     use crate::store::faces;
     use crate::store::photos::{FileInfo, PhotoInfo};
 

@@ -466,7 +466,7 @@ pub(crate) fn store_vector(tx: &Transaction, path: &str, embedding: &[f32]) -> S
         h: 90.0,
         size: 90,
         score: 20.0,
-        source: crate::pipeline::Source::Pico,
+        source: crate::detection::Source::Pico,
         probability: 1.0,
         landmarks: Vec::new(),
         embedding: embedding.to_vec(),

@@ -104,8 +104,8 @@ pub fn reference_faces() -> Vec<(String, Vec<[f32; 4]>)> {
 /// Pigo's facefinder with its 444 mid-stage tree thresholds (-15.0) set to `value`: -1337.0 gives the
 /// file visage shipped before issue 19 (no window is rejected mid-stage), a value near the stage
 /// thresholds rejects many windows mid-stage.
-pub fn facefinder_with_mid_stage(value: f32) -> visage::detection::cascade::Cascade {
-    use visage::detection::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
+pub fn facefinder_with_mid_stage(value: f32) -> visage::detection::pico::cascade::Cascade {
+    use visage::detection::pico::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
     let mut cascade = Cascade::facefinder().unwrap();
     for t in &mut cascade.thresholds {
         if *t == FACEFINDER_MID_STAGE_THRESHOLD {

@@ -19,8 +19,9 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::detection::Source;
 use crate::graph::synthetic::{DIM, People};
-use crate::pipeline::{FoundFace, Source};
+use crate::pipeline::FoundFace;
 use crate::store::Store;
 use crate::store::photos::{self, FileInfo, PhotoInfo};
 
