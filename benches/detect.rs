@@ -14,6 +14,7 @@ use visage::config::{DeviceChoice, Settings};
 use visage::detection::pico::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
 use visage::detection::pico::scan::gpu::GpuScanner;
 use visage::detection::pico::{Backend, DetectParams, Pico};
+use visage::device::Device;
 use visage::gpu::Gpu;
 use visage::photo::Photo;
 
@@ -50,7 +51,7 @@ fn bench(c: &mut Criterion) {
         ..Settings::default()
     };
     let params = DetectParams::from(&settings);
-    let cpu = Pico::new(&settings).unwrap();
+    let cpu = Pico::new(&settings, &Device::cpu()).unwrap();
     let gpu = Gpu::open().ok().map(|g| {
         let cascade = Cascade::facefinder().unwrap();
         let scanner = GpuScanner::new(Arc::new(g), &cascade);
@@ -72,7 +73,7 @@ fn bench(c: &mut Criterion) {
                 face_angles,
                 ..settings.clone()
             };
-            (name, Pico::new(&s).unwrap())
+            (name, Pico::new(&s, &Device::cpu()).unwrap())
         })
         .collect();
 

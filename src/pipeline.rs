@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::alignment::{self, FaceBox, Landmarks};
 use crate::config::{CropMethod, Settings};
 use crate::detection::{Candidate, DetectError, DetectTimes, Detector, Source};
+use crate::device::Device;
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
-use crate::inference::InferenceDevice;
 use crate::models::{self, ModelError, Models};
 use crate::photo::Photo;
 
@@ -86,12 +86,16 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Load every stage for these settings, fetching model files that are missing.
+    /// Load every stage for these settings on the device they ask for (see [`Pipeline::on`]).
     pub fn new(settings: &Settings, use_onet: bool) -> Result<Self, PipelineError> {
+        Self::on(settings, use_onet, &Device::choose(settings.device)?)
+    }
+
+    /// Load every stage for these settings on `device`, fetching model files that are missing.
+    pub fn on(settings: &Settings, use_onet: bool, device: &Device) -> Result<Self, PipelineError> {
         let models = Models::new(settings.models.clone());
-        let device = InferenceDevice::choose(settings.device)?;
-        let detector = Detector::new(settings, use_onet, &models, &device)?;
-        let embedder = Embedder::load(&models.get(&models::FACENET)?, &device)?;
+        let detector = Detector::new(settings, use_onet, &models, device)?;
+        let embedder = Embedder::load(&models.get(&models::FACENET)?, &device.networks)?;
         Ok(Pipeline {
             detector,
             embedder,

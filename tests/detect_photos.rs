@@ -4,19 +4,16 @@
 use crate::common;
 use std::sync::Arc;
 
-use visage::config::{DeviceChoice, Settings};
+use visage::config::Settings;
 use visage::detection::pico::cascade::Cascade;
 use visage::detection::pico::scan::gpu::GpuScanner;
 use visage::detection::pico::scan::{ScanInput, cpu};
 use visage::detection::pico::{Backend, DetectParams, Face, Pico};
+use visage::device::Device;
 use visage::photo::Photo;
 
 fn cpu_detector(settings: &Settings) -> Pico {
-    Pico::new(&Settings {
-        device: DeviceChoice::Cpu,
-        ..settings.clone()
-    })
-    .unwrap()
+    Pico::new(settings, &Device::cpu()).unwrap()
 }
 
 fn boxed(f: &Face) -> [f32; 4] {

@@ -5,7 +5,7 @@
 use crate::common;
 use visage::alignment::FaceBox;
 use visage::detection::mtcnn::Verifier;
-use visage::inference::InferenceDevice;
+use visage::device::InferenceDevice;
 use visage::models::ONET;
 use visage::photo::Photo;
 

@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use crate::alignment;
 use crate::config::DeviceChoice;
+use crate::device::Device;
 use crate::embedding::{Embedder, INPUT_SIDE};
-use crate::inference::InferenceDevice;
 use crate::models::{self, Models};
 
 #[derive(Debug, Args)]
@@ -378,7 +378,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         .map(|(_, p)| alignment::whole(&p.rgb, side))
         .collect();
     let input: Vec<Vec<u8>> = crops.iter().cycle().take(batch).cloned().collect();
-    let device = InferenceDevice::choose(device)?;
+    let device = Device::choose(device)?.networks;
     let embedder = if untrained {
         Embedder::untrained(&device)
     } else {

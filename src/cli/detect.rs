@@ -15,7 +15,7 @@ use super::words::plural;
 use crate::config::Settings;
 use crate::detection::pico::{Face, Pico};
 use crate::detection::{Detection, Detector};
-use crate::inference::InferenceDevice;
+use crate::device::Device;
 use crate::models::Models;
 use crate::photo::Photo;
 
@@ -103,14 +103,13 @@ fn print<F: Boxed>(
 
 pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     super::require_paths(&args.paths)?;
+    let device = Device::choose(args.settings.device).context("cannot start the face detector")?;
     let stage = if args.scan_only {
         Stage::Scan(Box::new(
-            Pico::new(&args.settings).context("cannot start the face detector")?,
+            Pico::new(&args.settings, &device).context("cannot start the face detector")?,
         ))
     } else {
         let models = Models::new(args.settings.models.clone());
-        let device = InferenceDevice::choose(args.settings.device)
-            .context("cannot start the face detector")?;
         Stage::Find(Box::new(
             Detector::new(&args.settings, true, &models, &device)
                 .context("cannot start the face detector")?,

@@ -12,8 +12,8 @@ use serde::Serialize;
 use super::words::plural;
 use crate::alignment;
 use crate::config::Settings;
+use crate::device::Device;
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
-use crate::inference::InferenceDevice;
 use crate::models::{self, Models};
 use crate::pipeline::{FoundFace, Pipeline};
 
@@ -101,7 +101,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
 
 fn run_aligned(args: EmbedArgs) -> anyhow::Result<i32> {
     let models = Models::new(args.settings.models.clone());
-    let device = InferenceDevice::choose(args.settings.device)?;
+    let device = Device::choose(args.settings.device)?.networks;
     let mut embedder =
         Embedder::load(&models.get(&models::FACENET)?, &device).context("cannot load FaceNet")?;
     embedder.standardisation = args.networks.standardisation;

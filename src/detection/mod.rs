@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use crate::alignment::{FaceBox, Landmarks};
 use crate::config::{Proposals, Settings};
+use crate::device::Device;
 use crate::gpu::GpuError;
-use crate::inference::InferenceDevice;
 use crate::models::{self, ModelError, Models};
 use crate::photo::Photo;
 use mtcnn::{Proposer, Verifier, WeightsError};
@@ -144,17 +144,18 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// Load the stage's cascade and networks for these settings on `device` (the networks'
-    /// device), fetching files that are missing. Without `use_onet`, PICO alone.
+    /// Load the stage's cascade and networks for these settings on `device`, fetching files that
+    /// are missing. Without `use_onet`, PICO alone.
     pub fn new(
         settings: &Settings,
         use_onet: bool,
         models: &Models,
-        device: &InferenceDevice,
+        device: &Device,
     ) -> Result<Self, DetectError> {
-        log::info!("networks run on {}", device.description);
+        let networks = &device.networks;
+        log::info!("networks run on {}", networks.description);
         let verifier = if use_onet {
-            Some(Verifier::load(&models.get(&models::ONET)?, device)?)
+            Some(Verifier::load(&models.get(&models::ONET)?, networks)?)
         } else {
             None
         };
@@ -162,12 +163,12 @@ impl Detector {
             (Some(_), Proposals::On) => Some(Proposer::load(
                 &models.get(&models::PNET)?,
                 &models.get(&models::RNET)?,
-                device,
+                networks,
             )?),
             _ => None,
         };
         Ok(Detector {
-            pico: Pico::new(settings)?,
+            pico: Pico::new(settings, device)?,
             verifier,
             proposer,
             min_probability: settings.face_verify,

@@ -17,7 +17,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::alignment::to_chw;
-use crate::inference::InferenceDevice;
+use crate::device::InferenceDevice;
 use facenet::FaceNet;
 pub use facenet::{EMBEDDING_DIM, INPUT_SIDE};
 pub use weights::WeightsError;

@@ -135,9 +135,9 @@ pub fn model(file: &visage::models::ModelFile) -> PathBuf {
 }
 
 /// Burn's wgpu device on the adapter visage picks, under the same rule as [`gpu`].
-pub fn burn_gpu() -> Option<visage::inference::InferenceDevice> {
+pub fn burn_gpu() -> Option<visage::device::InferenceDevice> {
     gpu()?;
-    Some(visage::inference::InferenceDevice::gpu().expect("an adapter was found just before"))
+    Some(visage::device::InferenceDevice::gpu().expect("an adapter was found just before"))
 }
 
 /// An RGB image file as 160x160 HWC bytes (the FaceNet fixture crops are exactly that size).

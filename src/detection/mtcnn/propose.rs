@@ -17,7 +17,7 @@ use super::pnet::{self, PNet};
 use super::rnet::{self, RNet};
 use super::weights::{self, WeightsError};
 use crate::alignment::{self, FaceBox};
-use crate::inference::InferenceDevice;
+use crate::device::InferenceDevice;
 
 /// Each pyramid level is this factor of the one before (MTCNN's).
 pub const PYRAMID_FACTOR: f32 = 0.709;

@@ -15,7 +15,7 @@ use super::layers::{floats, normalise};
 use super::onet::{INPUT_SIDE, ONet};
 use super::weights::{self, WeightsError};
 use crate::alignment::{self, FaceBox, Landmarks};
-use crate::inference::InferenceDevice;
+use crate::device::InferenceDevice;
 
 /// O-Net's verdict on one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]

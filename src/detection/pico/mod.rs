@@ -11,15 +11,13 @@ pub mod merge;
 pub mod scan;
 pub mod windows;
 
-use std::sync::Arc;
-
 use rayon::prelude::*;
 
 use serde::Serialize;
 
 use super::DetectError;
-use crate::config::{DeviceChoice, PaddingChoice, Settings};
-use crate::gpu::Gpu;
+use crate::config::{PaddingChoice, Settings};
+use crate::device::Device;
 use crate::photo::Photo;
 use cascade::Cascade;
 use merge::Candidate;
@@ -95,17 +93,12 @@ pub struct Pico {
 }
 
 impl Pico {
-    /// Load the built-in cascade and open the device the settings ask for. With `auto`, only a
-    /// hardware GPU is used; otherwise the CPU twin (with one log line).
-    pub fn new(settings: &Settings) -> Result<Self, DetectError> {
+    /// Load the built-in cascade onto `device`'s GPU (the shader), or the CPU twin without one.
+    pub fn new(settings: &Settings, device: &Device) -> Result<Self, DetectError> {
         let cascade = Cascade::facefinder()?;
-        let backend = match settings.device {
-            DeviceChoice::Cpu => Backend::Cpu,
-            DeviceChoice::Gpu => Backend::Gpu(GpuScanner::new(Arc::new(Gpu::open()?), &cascade)),
-            DeviceChoice::Auto => match Gpu::open_hardware() {
-                Some(gpu) => Backend::Gpu(GpuScanner::new(Arc::new(gpu), &cascade)),
-                None => Backend::Cpu,
-            },
+        let backend = match &device.gpu {
+            Some(gpu) => Backend::Gpu(GpuScanner::new(gpu.clone(), &cascade)),
+            None => Backend::Cpu,
         };
         if let Backend::Gpu(s) = &backend {
             log::info!("detecting on {}", s.gpu().describe());
