@@ -22,6 +22,7 @@ pub mod device;
 pub mod embedding;
 pub mod evaluation;
 pub mod exchange;
+pub mod geometry;
 pub mod gpu;
 pub mod graph;
 pub mod index;

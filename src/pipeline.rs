@@ -10,11 +10,12 @@ use std::time::Instant;
 use image::RgbImage;
 use serde::Serialize;
 
-use crate::alignment::{self, FaceBox, Landmarks};
+use crate::alignment::{self, Landmarks};
 use crate::config::{CropMethod, Settings};
 use crate::detection::{Candidate, DetectError, DetectTimes, Detector, Source};
 use crate::device::Device;
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
+use crate::geometry::Rect;
 use crate::models::{self, ModelError, Models};
 use crate::photo::Photo;
 
@@ -137,9 +138,9 @@ impl Pipeline {
 
     /// Embed faces a person marked by hand (boxes in original pixels): O-Net gives their
     /// probability and landmarks, but the box is kept as marked and nothing is dropped.
-    pub fn embed_boxes(&self, photo: &Photo, boxes: &[FaceBox]) -> Vec<FoundFace> {
+    pub fn embed_boxes(&self, photo: &Photo, boxes: &[Rect]) -> Vec<FoundFace> {
         let (sx, sy) = photo.scale();
-        let scaled: Vec<FaceBox> = boxes.iter().map(|b| b.scaled(1.0 / sx, 1.0 / sy)).collect();
+        let scaled: Vec<Rect> = boxes.iter().map(|b| b.scaled(1.0 / sx, 1.0 / sy)).collect();
         let candidates = self.detector.marked(photo, &scaled);
         let crops: Vec<Vec<u8>> = candidates.iter().map(|c| self.cut(&photo.rgb, c)).collect();
         let embeddings = self.embedder.embed(&crops);

@@ -3,9 +3,9 @@
 //! file with its name.
 
 use crate::common;
-use visage::alignment::FaceBox;
 use visage::detection::mtcnn::Verifier;
 use visage::device::InferenceDevice;
+use visage::geometry::Rect;
 use visage::models::ONET;
 use visage::photo::Photo;
 
@@ -24,7 +24,7 @@ fn reference_faces_are_faces_with_plausible_landmarks() {
         let inputs: Vec<_> = boxes
             .iter()
             .map(|b| {
-                let fb = FaceBox {
+                let fb = Rect {
                     x: b[0],
                     y: b[1],
                     w: b[2],
@@ -89,7 +89,7 @@ fn patches_without_faces_are_not_faces() {
                 for j in 0..5 {
                     let x = (w - s) * i as f32 / 4.0;
                     let y = (h - s) * j as f32 / 4.0;
-                    inputs.push((&photo.rgb, FaceBox { x, y, w: s, h: s }));
+                    inputs.push((&photo.rgb, Rect { x, y, w: s, h: s }));
                 }
             }
         }

@@ -17,9 +17,10 @@ use std::time::Instant;
 use image::RgbImage;
 use serde::Serialize;
 
-use crate::alignment::{FaceBox, Landmarks};
+use crate::alignment::Landmarks;
 use crate::config::{Proposals, Settings};
 use crate::device::Device;
+use crate::geometry::Rect;
 use crate::gpu::GpuError;
 use crate::models::{self, ModelError, Models};
 use crate::photo::Photo;
@@ -67,7 +68,7 @@ pub struct Detection {
 pub struct Candidate {
     /// Index of its photo in the batch.
     pub photo: usize,
-    pub region: FaceBox,
+    pub region: Rect,
     pub score: f32,
     pub source: Source,
     pub probability: f32,
@@ -199,7 +200,7 @@ impl Detector {
         for (i, (photo, faces)) in photos.iter().zip(&detected).enumerate() {
             let (sx, sy) = photo.scale();
             for f in faces {
-                let region = FaceBox {
+                let region = Rect {
                     x: f.x as f32,
                     y: f.y as f32,
                     w: f.w as f32,
@@ -261,7 +262,7 @@ impl Detector {
 
     /// Boxes a person marked on one photo (in detection pixels), as candidates of photo 0: O-Net
     /// gives their probability and landmarks, but each box is kept as marked and none is dropped.
-    pub fn marked(&self, photo: &Photo, boxes: &[FaceBox]) -> Vec<Candidate> {
+    pub fn marked(&self, photo: &Photo, boxes: &[Rect]) -> Vec<Candidate> {
         let mut candidates: Vec<Candidate> = boxes
             .iter()
             .map(|&region| Candidate {
@@ -274,7 +275,7 @@ impl Detector {
             })
             .collect();
         if let Some(verifier) = &self.verifier {
-            let inputs: Vec<(&RgbImage, FaceBox)> =
+            let inputs: Vec<(&RgbImage, Rect)> =
                 candidates.iter().map(|c| (&photo.rgb, c.region)).collect();
             for (c, v) in candidates.iter_mut().zip(verifier.verify(&inputs)) {
                 c.probability = v.probability;
@@ -287,7 +288,7 @@ impl Detector {
     /// O-Net on candidates: each takes O-Net's box, probability and landmarks (a proposal also
     /// takes its score from the probability), and those below `--face-verify` are dropped.
     fn verify(&self, verifier: &Verifier, photos: &[&Photo], candidates: &mut Vec<Candidate>) {
-        let inputs: Vec<(&RgbImage, FaceBox)> = candidates
+        let inputs: Vec<(&RgbImage, Rect)> = candidates
             .iter()
             .map(|c| (&photos[c.photo].rgb, c.region))
             .collect();
@@ -324,7 +325,7 @@ fn remove_duplicates(mut faces: Vec<Candidate>) -> Vec<Candidate> {
     }
     // A proposal that lies largely on a face PICO found is a part of that face (O-Net can take a
     // chin for a face), not another one: proposals add faces only where there was none.
-    let pico: Vec<(usize, FaceBox)> = kept
+    let pico: Vec<(usize, Rect)> = kept
         .iter()
         .filter(|k| k.source == Source::Pico)
         .map(|k| (k.photo, k.region))

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::faces::{self, StoredFace};
 use super::{SqlResult, embeddings, now};
-use crate::alignment::FaceBox;
+use crate::geometry::Rect;
 use crate::pipeline::FoundFace;
 
 /// A new face box overlapping an old one at least this much (IoU) is the same face.
@@ -334,9 +334,9 @@ pub fn store_indexed(
 }
 
 /// A face box relative to the photo's size (0-1).
-fn relative(info: PhotoInfo, f: &FoundFace) -> FaceBox {
+fn relative(info: PhotoInfo, f: &FoundFace) -> Rect {
     let (pw, ph) = (info.width.max(1) as f32, info.height.max(1) as f32);
-    FaceBox {
+    Rect {
         x: f.x / pw,
         y: f.y / ph,
         w: f.w / pw,
@@ -395,7 +395,7 @@ pub fn add_face(tx: &Transaction, photo: i64, info: PhotoInfo, f: &FoundFace) ->
 /// An old face's box and the decisions a person made about it.
 struct OldFace {
     id: i64,
-    rel: FaceBox,
+    rel: Rect,
     manual: bool,
     cluster: Option<i64>,
     person: Option<i64>,
@@ -414,7 +414,7 @@ fn old_decisions(tx: &Transaction, photo: i64) -> SqlResult<Vec<OldFace>> {
                 r.get(0)?,
                 OldFace {
                     id: r.get(0)?,
-                    rel: FaceBox {
+                    rel: Rect {
                         x: r.get(1)?,
                         y: r.get(2)?,
                         w: r.get(3)?,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
+use visage::geometry::Rect;
 use visage::gpu::Gpu;
 
 pub mod border;
@@ -115,12 +116,9 @@ pub fn facefinder_with_mid_stage(value: f32) -> visage::detection::pico::cascade
     cascade
 }
 
-/// Intersection over union of two (x, y, w, h) boxes.
-pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let ix = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
-    let iy = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
-    let i = ix.max(0.0) * iy.max(0.0);
-    i / (a[2] * a[3] + b[2] * b[3] - i)
+/// Intersection over union of two (x, y, w, h) boxes: visage's own [`Rect::iou`].
+pub fn iou<T: num_traits::Float>(a: [T; 4], b: [T; 4]) -> T {
+    Rect::from(a).iou(&Rect::from(b))
 }
 
 /// The model cache (`$VISAGE_MODELS` or the default), with a model fetched if missing (once per

@@ -14,8 +14,9 @@ use rayon::prelude::*;
 use super::layers::{floats, normalise};
 use super::onet::{INPUT_SIDE, ONet};
 use super::weights::{self, WeightsError};
-use crate::alignment::{self, FaceBox, Landmarks};
+use crate::alignment::{self, Landmarks};
 use crate::device::InferenceDevice;
+use crate::geometry::Rect;
 
 /// O-Net's verdict on one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,7 +24,7 @@ pub struct Verified {
     /// Probability that the candidate is a face, 0 to 1.
     pub probability: f32,
     /// The box after O-Net's correction, in the photo's pixels.
-    pub refined: FaceBox,
+    pub refined: Rect,
     pub landmarks: Landmarks,
 }
 
@@ -45,7 +46,7 @@ impl Verifier {
 
     /// Verify candidate boxes, each on its own image. On the CPU, the candidates are split into
     /// one batch per thread, run side by side (as FaceNet's are).
-    pub fn verify(&self, candidates: &[(&RgbImage, FaceBox)]) -> Vec<Verified> {
+    pub fn verify(&self, candidates: &[(&RgbImage, Rect)]) -> Vec<Verified> {
         if self.device.is_gpu || candidates.len() < 2 {
             return candidates
                 .chunks(BATCH)
@@ -63,10 +64,10 @@ impl Verifier {
         parts.into_iter().flatten().collect()
     }
 
-    fn verify_batch(&self, chunk: &[(&RgbImage, FaceBox)]) -> Vec<Verified> {
+    fn verify_batch(&self, chunk: &[(&RgbImage, Rect)]) -> Vec<Verified> {
         let mut out = Vec::with_capacity(chunk.len());
         {
-            let squares: Vec<FaceBox> = chunk.iter().map(|(_, b)| b.square()).collect();
+            let squares: Vec<Rect> = chunk.iter().map(|(_, b)| b.square()).collect();
             let side = INPUT_SIDE;
             let mut input = vec![0f32; chunk.len() * 3 * side * side];
             for (((image, _), square), dst) in chunk
@@ -96,7 +97,7 @@ impl Verifier {
                 }
                 out.push(Verified {
                     probability: prob[i * 2 + 1],
-                    refined: FaceBox {
+                    refined: Rect {
                         x: x1,
                         y: y1,
                         w: x2 - x1,
