@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::alignment::{self, Landmarks};
 use crate::config::{CropMethod, Settings};
-use crate::detection::{Candidate, DetectError, DetectTimes, Detector, Source};
+use crate::detection::{Candidate, DetectError, DetectTimes, Detector, FoundFace};
 use crate::device::Device;
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
 use crate::geometry::Rect;
@@ -33,25 +33,6 @@ pub const LANDMARK_TEMPLATE: Landmarks = [
     [53.2, 113.2],
     [106.8, 113.2],
 ];
-
-/// One face found, verified and embedded. Coordinates are the original (oriented) image's pixels.
-#[derive(Debug, Clone, Serialize)]
-pub struct FoundFace {
-    pub x: f32,
-    pub y: f32,
-    pub w: f32,
-    pub h: f32,
-    /// Side of the face in detection-image pixels (longest side 1280), as `--face-size` counts.
-    pub size: u32,
-    /// Detection quality score: PICO's, or 100 x O-Net's probability for MTCNN's proposals.
-    pub score: f32,
-    pub source: Source,
-    /// O-Net face probability (1 when O-Net is off).
-    pub probability: f32,
-    /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` (empty without O-Net).
-    pub landmarks: Vec<[f32; 2]>,
-    pub embedding: Embedding,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -171,24 +152,16 @@ impl Pipeline {
 
 /// A candidate's result in original pixels, with its embedding.
 fn found(c: Candidate, embedding: Embedding, photo: &Photo) -> FoundFace {
-    let d = c.detection(photo);
     FoundFace {
-        x: d.x,
-        y: d.y,
-        w: d.w,
-        h: d.h,
-        size: d.size,
-        score: d.score,
-        source: d.source,
-        probability: d.probability,
-        landmarks: d.landmarks,
+        detection: c.detection(photo),
         embedding,
     }
 }
 
 /// The largest face of a photo (by box area), if any.
 pub fn largest(faces: Vec<FoundFace>) -> Option<FoundFace> {
-    faces
-        .into_iter()
-        .max_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)))
+    faces.into_iter().max_by(|a, b| {
+        let (a, b) = (&a.detection.rect, &b.detection.rect);
+        (a.w * a.h).total_cmp(&(b.w * b.h))
+    })
 }

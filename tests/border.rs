@@ -28,7 +28,7 @@ fn found(pipeline: &Pipeline, cases: &[BorderCase]) -> Vec<bool> {
             out.push(
                 faces
                     .iter()
-                    .any(|f| common::iou([f.x, f.y, f.w, f.h], case.face) >= 0.4),
+                    .any(|f| common::iou(f.detection.rect, case.face) >= 0.4),
             );
         }
     }

@@ -192,7 +192,7 @@ struct MergeLine {
 /// Build `shards` shard databases holding `faces` faces copied from `from`, then time `visage merge`.
 fn run_merge(from: &Path, faces: usize, shards: usize, dir: &Path) -> anyhow::Result<i32> {
     use crate::store::photos::{self, StoredPhoto};
-    use crate::store::{Store, StoreError, faces::StoredFace};
+    use crate::store::{Store, StoreError};
     if !from.is_file() {
         bail!(
             "{}: no such database (index a folder into it first)",
@@ -247,8 +247,7 @@ fn run_merge(from: &Path, faces: usize, shards: usize, dir: &Path) -> anyhow::Re
                     .faces
                     .iter()
                     .take(faces - written)
-                    .cloned()
-                    .map(StoredFace::into_found)
+                    .map(|stored| stored.face.clone())
                     .collect();
                 let info = p.info.expect("kept above");
                 photos::store_indexed(tx, &file, info, &found, p.indexed_at)?;

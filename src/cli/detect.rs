@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::detection::pico::{Face, Pico};
 use crate::detection::{Detection, Detector};
 use crate::device::Device;
+use crate::geometry::Rect;
 use crate::models::Models;
 use crate::photo::Photo;
 
@@ -53,18 +54,18 @@ enum Stage {
 
 /// A face as the text output shows it.
 trait Boxed: Serialize {
-    fn rect(&self) -> (f32, f32, f32, f32);
+    fn rect(&self) -> Rect;
 }
 
 impl Boxed for Face {
-    fn rect(&self) -> (f32, f32, f32, f32) {
-        (self.x as f32, self.y as f32, self.w as f32, self.h as f32)
+    fn rect(&self) -> Rect {
+        Face::rect(self)
     }
 }
 
 impl Boxed for Detection {
-    fn rect(&self) -> (f32, f32, f32, f32) {
-        (self.x, self.y, self.w, self.h)
+    fn rect(&self) -> Rect {
+        self.rect
     }
 }
 
@@ -87,8 +88,8 @@ fn print<F: Boxed>(
         let boxes: Vec<String> = faces
             .iter()
             .map(|f| {
-                let (x, y, w, h) = f.rect();
-                format!("{:.0}x{:.0}+{:.0}+{:.0}", w, h, x, y)
+                let r = f.rect();
+                format!("{:.0}x{:.0}+{:.0}+{:.0}", r.w, r.h, r.x, r.y)
             })
             .collect();
         writeln!(

@@ -171,8 +171,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                 Some(face) => {
                     labels.push(label);
                     eligible.push(
-                        face.size >= args.settings.face_cluster_size
-                            && face.score >= args.settings.face_cluster_score as f32,
+                        face.detection.size >= args.settings.face_cluster_size
+                            && face.detection.score >= args.settings.face_cluster_score as f32,
                     );
                     embeddings.push(face.embedding);
                 }

@@ -44,13 +44,11 @@ pub enum Source {
 }
 
 /// A face found and verified (what `visage detect` prints), in the original (EXIF-oriented)
-/// image's pixels.
-#[derive(Debug, Clone, Serialize)]
+/// image's pixels. Serialised, the box's `x`, `y`, `w`, `h` come first, beside the other fields.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detection {
-    pub x: f32,
-    pub y: f32,
-    pub w: f32,
-    pub h: f32,
+    #[serde(flatten)]
+    pub rect: Rect,
     /// Side of the face in detection-image pixels (longest side 1280), as `--face-size` counts.
     pub size: u32,
     /// Detection quality score: PICO's, or 100 x O-Net's probability for MTCNN's proposals.
@@ -60,6 +58,16 @@ pub struct Detection {
     pub probability: f32,
     /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` (empty without O-Net).
     pub landmarks: Vec<[f32; 2]>,
+}
+
+/// A face found, verified and embedded (what the pipeline gives the store). Serialised, the
+/// detection's fields come first, then `embedding`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoundFace {
+    #[serde(flatten)]
+    pub detection: Detection,
+    /// Its FaceNet vector: 512 floats of unit length.
+    pub embedding: Vec<f32>,
 }
 
 /// A face of one photo of a batch on its way through the stage, in detection-image pixels (what
@@ -82,15 +90,11 @@ impl Candidate {
     /// cut it).
     pub fn detection(&self, photo: &Photo) -> Detection {
         let (sx, sy) = photo.scale();
-        let b = self
-            .region
-            .scaled(sx, sy)
-            .clamped(photo.original_width, photo.original_height);
         Detection {
-            x: b.x,
-            y: b.y,
-            w: b.w,
-            h: b.h,
+            rect: self
+                .region
+                .scaled(sx, sy)
+                .clamped(photo.original_width, photo.original_height),
             size: self.region.w.max(self.region.h).round() as u32,
             score: self.score,
             source: self.source,
@@ -200,13 +204,7 @@ impl Detector {
         for (i, (photo, faces)) in photos.iter().zip(&detected).enumerate() {
             let (sx, sy) = photo.scale();
             for f in faces {
-                let region = Rect {
-                    x: f.x as f32,
-                    y: f.y as f32,
-                    w: f.w as f32,
-                    h: f.h as f32,
-                }
-                .scaled(1.0 / sx, 1.0 / sy);
+                let region = f.rect().scaled(1.0 / sx, 1.0 / sy);
                 candidates.push(Candidate {
                     photo: i,
                     region,

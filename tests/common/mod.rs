@@ -116,9 +116,10 @@ pub fn facefinder_with_mid_stage(value: f32) -> visage::detection::pico::cascade
     cascade
 }
 
-/// Intersection over union of two (x, y, w, h) boxes: visage's own [`Rect::iou`].
-pub fn iou<T: num_traits::Float>(a: [T; 4], b: [T; 4]) -> T {
-    Rect::from(a).iou(&Rect::from(b))
+/// Intersection over union of two boxes (a [`Rect`] or `[x, y, w, h]`): visage's own
+/// [`Rect::iou`].
+pub fn iou<T: num_traits::Float>(a: impl Into<Rect<T>>, b: impl Into<Rect<T>>) -> T {
+    a.into().iou(&b.into())
 }
 
 /// The model cache (`$VISAGE_MODELS` or the default), with a model fetched if missing (once per

@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::DetectError;
 use crate::config::{PaddingChoice, Settings};
 use crate::device::Device;
+use crate::geometry::Rect;
 use crate::photo::Photo;
 use cascade::Cascade;
 use merge::Candidate;
@@ -34,6 +35,18 @@ pub struct Face {
     pub h: u32,
     /// Quality: the summed cascade confidence of the windows that make up the face.
     pub score: f32,
+}
+
+impl Face {
+    /// The box, in floating point.
+    pub fn rect(&self) -> Rect {
+        Rect {
+            x: self.x as f32,
+            y: self.y as f32,
+            w: self.w as f32,
+            h: self.h as f32,
+        }
+    }
 }
 
 /// The detection settings, taken from [`Settings`].
