@@ -42,7 +42,7 @@ pub enum PipelineError {
     #[error(transparent)]
     Detect(#[from] DetectError),
     #[error("FaceNet: {0}")]
-    Embed(#[from] crate::embedding::WeightsError),
+    Embed(#[from] crate::models::WeightsError),
     #[error("GPU: {0}")]
     Gpu(#[from] crate::gpu::GpuError),
 }

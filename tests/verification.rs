@@ -117,3 +117,24 @@ fn a_bad_weights_file_is_named() {
     assert!(err.contains("onet.pt"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Weights of another network (P-Net's file given as O-Net's) fail with the file and the first
+/// tensor that does not fit.
+#[test]
+fn another_networks_weights_name_the_file_and_the_tensor() {
+    let pnet = common::model(&visage::models::PNET);
+    let err = Verifier::load(&pnet, &InferenceDevice::cpu())
+        .err()
+        .expect("P-Net's weights are not O-Net's");
+    let text = err.to_string();
+    assert!(
+        matches!(err, visage::models::WeightsError::Mismatch { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("pnet.pt")
+            && text.contains("tensor `conv1.weight`")
+            && text.contains("shape"),
+        "{text}"
+    );
+}

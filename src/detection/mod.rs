@@ -22,9 +22,9 @@ use crate::config::{Proposals, Settings};
 use crate::device::Device;
 use crate::geometry::Rect;
 use crate::gpu::GpuError;
-use crate::models::{self, ModelError, Models};
+use crate::models::{self, ModelError, Models, WeightsError};
 use crate::photo::Photo;
-use mtcnn::{Proposer, Verifier, WeightsError};
+use mtcnn::{Proposer, Verifier};
 use pico::Pico;
 use pico::cascade::{CascadeError, FACEFINDER_FILE};
 

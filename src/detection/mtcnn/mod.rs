@@ -18,4 +18,3 @@ pub mod weights;
 
 pub use propose::{Proposal, Proposer};
 pub use verify::{Verified, Verifier};
-pub use weights::WeightsError;

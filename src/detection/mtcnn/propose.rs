@@ -15,10 +15,11 @@ use rayon::prelude::*;
 use super::layers::{floats, normalise};
 use super::pnet::{self, PNet};
 use super::rnet::{self, RNet};
-use super::weights::{self, WeightsError};
+use super::weights;
 use crate::alignment;
 use crate::device::InferenceDevice;
 use crate::geometry::Rect;
+use crate::models::WeightsError;
 
 /// Each pyramid level is this factor of the one before (MTCNN's).
 pub const PYRAMID_FACTOR: f32 = 0.709;

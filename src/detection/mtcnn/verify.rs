@@ -13,10 +13,11 @@ use rayon::prelude::*;
 
 use super::layers::{floats, normalise};
 use super::onet::{INPUT_SIDE, ONet};
-use super::weights::{self, WeightsError};
+use super::weights;
 use crate::alignment::{self, Landmarks};
 use crate::device::InferenceDevice;
 use crate::geometry::Rect;
+use crate::models::WeightsError;
 
 /// O-Net's verdict on one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,20 +5,13 @@
 
 use std::path::Path;
 
-use burn::store::{ModuleSnapshot, PytorchStore};
+use burn::store::{ApplyError, ModuleSnapshot, PytorchStore};
 use burn::tensor::Device;
 
 use super::onet::ONet;
 use super::pnet::PNet;
 use super::rnet::RNet;
-
-/// A weights file that does not fit its network.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {why}")]
-pub struct WeightsError {
-    pub path: String,
-    pub why: String,
-}
+use crate::models::WeightsError;
 
 pub fn load_pnet(path: &Path, device: &Device) -> Result<PNet, WeightsError> {
     let mut net = PNet::new(device);
@@ -40,23 +33,56 @@ pub fn load_onet(path: &Path, device: &Device) -> Result<ONet, WeightsError> {
 
 /// Fill every tensor of an MTCNN network from a facenet-pytorch state dict, by name.
 fn load_state_dict(net: &mut impl ModuleSnapshot, path: &Path) -> Result<(), WeightsError> {
-    let err = |why: String| WeightsError {
-        path: path.display().to_string(),
+    let shown = path.display().to_string();
+    let mismatch = |name: &str, why: String| WeightsError::Mismatch {
+        path: shown.clone(),
+        name: name.to_string(),
         why,
     };
-    // PyTorch calls a PReLU's slopes `weight`; Burn calls them `alpha`.
+    // PyTorch calls a PReLU's slopes `weight`; Burn calls them `alpha`. Missing, unused and
+    // misshapen tensors are read from the result (not a validation error), to name the first.
     let mut store = PytorchStore::from_file(path)
         .with_key_remapping(r"^(prelu\d)\.weight$", "$1.alpha")
-        .allow_partial(true);
-    let result = net.load_from(&mut store).map_err(|e| err(e.to_string()))?;
+        .allow_partial(true)
+        .validate(false);
+    let result = net
+        .load_from(&mut store)
+        .map_err(|e| WeightsError::Format {
+            path: shown.clone(),
+            why: e.to_string(),
+        })?;
     if let Some(e) = result.errors.first() {
-        return Err(err(format!("{e:?}")));
+        return Err(match e {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => mismatch(
+                path,
+                format!(
+                    "shape {:?}, expected {:?}",
+                    found.as_slice(),
+                    expected.as_slice()
+                ),
+            ),
+            ApplyError::DTypeMismatch {
+                path,
+                expected,
+                found,
+            } => mismatch(path, format!("type {found:?}, expected {expected:?}")),
+            ApplyError::AdapterError { path, message }
+            | ApplyError::LoadError { path, message } => mismatch(path, message.clone()),
+        });
     }
     if let Some((name, _)) = result.missing.first() {
-        return Err(err(format!("no tensor for `{name}`")));
+        return Err(mismatch(name, "not in the file".into()));
     }
-    if let Some(name) = result.unused.first() {
-        return Err(err(format!("tensor `{name}` is not used by the network")));
+    if let Some(example) = result.unused.first() {
+        return Err(WeightsError::Unused {
+            path: shown,
+            count: result.unused.len(),
+            example: example.clone(),
+        });
     }
     Ok(())
 }
