@@ -1,6 +1,7 @@
-//! From decoded photos to embedded faces: PICO's detections and MTCNN's proposals are verified by
-//! O-Net (probability, refined box, landmarks), cut out (box with margin, or landmark alignment)
-//! and embedded by FaceNet, all in batches across photos.
+//! The chain photo → detection → alignment → embedding: the detection stage's faces
+//! ([`Detector`]) are cut out (box with margin, or landmark alignment) and embedded by FaceNet, in
+//! batches across photos, each coming out as a [`FoundFace`]; [`Pipeline::embed_boxes`] does the
+//! same for boxes a person marked. Every stage runs on the one [`Device`] it is given.
 //!
 //! This is the composition of the stages and nothing more: each stage's algorithm lives in its own
 //! module, and nothing here reads files or stores results.

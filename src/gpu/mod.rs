@@ -1,5 +1,6 @@
 //! GPU plumbing: finding a wgpu adapter, opening a device, and the small helpers every compute
-//! kernel's host code shares (buffers, readback). It holds no kernel and no algorithm.
+//! kernel's host code shares (buffers, readback). It holds no kernel and no algorithm, and does
+//! not decide which adapter a run uses (`device` does, once).
 
 use std::sync::mpsc;
 
