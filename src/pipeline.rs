@@ -42,10 +42,24 @@ pub enum PipelineError {
     /// Transparent: [`DetectError`] names the cascade file or the GPU itself.
     #[error(transparent)]
     Detect(#[from] DetectError),
+    /// These two carry their error in the message and have no `source`, so a printed chain
+    /// (`{:#}`) says it once.
     #[error("FaceNet: {0}")]
-    Embed(#[from] crate::models::WeightsError),
+    Embed(crate::models::WeightsError),
     #[error("GPU: {0}")]
-    Gpu(#[from] crate::gpu::GpuError),
+    Gpu(crate::gpu::GpuError),
+}
+
+impl From<crate::models::WeightsError> for PipelineError {
+    fn from(e: crate::models::WeightsError) -> Self {
+        PipelineError::Embed(e)
+    }
+}
+
+impl From<crate::gpu::GpuError> for PipelineError {
+    fn from(e: crate::gpu::GpuError) -> Self {
+        PipelineError::Gpu(e)
+    }
 }
 
 /// Seconds a batch spent in each stage (wall time; each stage uses every core).

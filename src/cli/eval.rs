@@ -171,8 +171,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                 Some(face) => {
                     labels.push(label);
                     eligible.push(
-                        face.detection.size >= args.settings.face_cluster_size
-                            && face.detection.score >= args.settings.face_cluster_score as f32,
+                        args.settings
+                            .eligible(face.detection.size, face.detection.score),
                     );
                     embeddings.push(face.embedding);
                 }

@@ -117,13 +117,20 @@ pub enum DetectError {
     Gpu(#[from] GpuError),
     #[error(transparent)]
     Models(#[from] ModelError),
+    /// As `Cascade`: the message carries the reason, and there is no `source`.
     #[error("MTCNN: {0}")]
-    Weights(#[from] WeightsError),
+    Weights(WeightsError),
 }
 
 impl From<CascadeError> for DetectError {
     fn from(e: CascadeError) -> Self {
         DetectError::Cascade(e)
+    }
+}
+
+impl From<WeightsError> for DetectError {
+    fn from(e: WeightsError) -> Self {
+        DetectError::Weights(e)
     }
 }
 
