@@ -24,9 +24,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::detection::FoundFace;
 use crate::photo::Photo;
 use crate::photo::video::{Ffmpeg, Video, VideoError};
-use crate::pipeline::{FoundFace, Pipeline, PipelineError};
+use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
 use crate::store::{PhotoId, Store, StoreError};
 use crate::walk::{self, Role};

@@ -6,13 +6,14 @@
 //! clearest first, joins the nearest person within the distance that has no face from its own
 //! still (two faces of one still are two people), or leads a new one.
 
+use crate::detection::FoundFace;
 use crate::embedding::distance;
-use crate::pipeline::FoundFace;
 
 /// How clear a face is: its side in detection pixels times O-Net's probability (a large face
 /// that O-Net doubts is no clearer than a smaller sure one), then its detection score.
 fn clarity(f: &FoundFace) -> (f32, f32) {
-    (f.size as f32 * f.probability, f.score)
+    let d = &f.detection;
+    (d.size as f32 * d.probability, d.score)
 }
 
 /// One face per person of `faces` (each with the moment of its still), in the order of their
@@ -48,7 +49,7 @@ pub fn one_per_person(mut faces: Vec<FoundFace>, same_person: f32) -> Vec<FoundF
         a.moment
             .unwrap_or(0.0)
             .total_cmp(&b.moment.unwrap_or(0.0))
-            .then(a.x.total_cmp(&b.x))
+            .then(a.detection.rect.x.total_cmp(&b.detection.rect.x))
     });
     kept
 }
@@ -56,21 +57,26 @@ pub fn one_per_person(mut faces: Vec<FoundFace>, same_person: f32) -> Vec<FoundF
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Source;
+    use crate::detection::{Detection, Source};
+    use crate::geometry::Rect;
 
     fn face(at: f64, x: f32, size: u32, direction: usize) -> FoundFace {
         let mut embedding = vec![0.0; 8];
         embedding[direction] = 1.0;
         FoundFace {
-            x,
-            y: 0.0,
-            w: size as f32,
-            h: size as f32,
-            size,
-            score: 10.0,
-            source: Source::Pico,
-            probability: 0.99,
-            landmarks: Vec::new(),
+            detection: Detection {
+                rect: Rect {
+                    x,
+                    y: 0.0,
+                    w: size as f32,
+                    h: size as f32,
+                },
+                size,
+                score: 10.0,
+                source: Source::Pico,
+                probability: 0.99,
+                landmarks: Vec::new(),
+            },
             embedding,
             moment: Some(at),
         }
@@ -86,7 +92,10 @@ mod tests {
             face(15.0, 400.0, 50, 2),
         ];
         let kept = one_per_person(faces, 0.64);
-        let got: Vec<(f64, f32)> = kept.iter().map(|f| (f.moment.unwrap(), f.x)).collect();
+        let got: Vec<(f64, f32)> = kept
+            .iter()
+            .map(|f| (f.moment.unwrap(), f.detection.rect.x))
+            .collect();
         assert_eq!(got, [(5.0, 300.0), (15.0, 20.0), (15.0, 400.0)]);
     }
 
