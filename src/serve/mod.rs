@@ -315,7 +315,12 @@ pub fn run(options: Options, ready: impl FnOnce(&str)) -> anyhow::Result<()> {
             settings: options.settings.clone(),
             backend: Mutex::new(backend),
             auth: auth::Auth::new(token.clone(), addr, options.allow_remote),
-            thumbs: thumbs::Thumbs::new(options.thumbs.clone())?,
+            thumbs: thumbs::Thumbs::new(
+                options.thumbs.clone(),
+                crate::photo::Reader::new(crate::models::Models::new(
+                    options.settings.models.clone(),
+                )),
+            )?,
             answers: Answers::default(),
         });
         ready(&format!("http://{addr}/?token={token}"));

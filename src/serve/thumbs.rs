@@ -1,5 +1,6 @@
 //! Face thumbnails (`/faces/fN.jpg`) and display-sized photos (`/photos/pN.jpg`): cut from the
-//! original photo at full size with its EXIF orientation (not from the 1280 px detection image),
+//! original photo, oriented, decoded at the scale they need (a JPEG at a DCT scale; never the
+//! 1280 px detection image),
 //! made on demand on blocking threads (as many at once as there are cores), and cached on disk
 //! under `$XDG_CACHE_HOME/visage/thumbs`, keyed by the face, its box and the photo's content, and
 //! written atomically (temporary file, then rename). Answers carry an ETag; a photo that is gone
@@ -46,6 +47,8 @@ pub struct Thumbs {
     busy: Mutex<HashMap<i64, Weak<Mutex<()>>>>,
     placeholder: Vec<u8>,
     counter: AtomicU64,
+    /// Reads the photos (at the scale the thumbnails need).
+    reader: photo::Reader,
 }
 
 /// `$XDG_CACHE_HOME/visage/thumbs` (or `~/.cache/visage/thumbs`).
@@ -73,7 +76,7 @@ struct Job {
 }
 
 impl Thumbs {
-    pub fn new(dir: PathBuf) -> anyhow::Result<Self> {
+    pub fn new(dir: PathBuf, reader: photo::Reader) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir).map_err(|e| {
             anyhow::anyhow!("cannot create the thumbnail cache {}: {e}", dir.display())
         })?;
@@ -84,6 +87,7 @@ impl Thumbs {
             busy: Mutex::new(HashMap::new()),
             placeholder: placeholder()?,
             counter: AtomicU64::new(0),
+            reader,
         })
     }
 
@@ -127,7 +131,19 @@ impl Thumbs {
         if let Some(bytes) = self.cached(want) {
             return Ok(bytes); // made while this request waited
         }
-        let full = photo::open_full(Path::new(&job.photo.path))?;
+        // Decoded at the scale the view or the smallest face to cut needs, no finer.
+        let finest = job
+            .faces
+            .iter()
+            .map(|(_, f)| FACE_SIDE as f32 / (f.w.max(f.h) * FACE_CONTEXT))
+            .reduce(f32::max);
+        let scale = finest.map_or(photo::Want::Side(PHOTO_SIDE), photo::Want::Fraction);
+        let scaled = self.reader.scaled(Path::new(&job.photo.path), scale)?;
+        let (kx, ky) = (
+            scaled.rgb.width() as f32 / scaled.original.0 as f32,
+            scaled.rgb.height() as f32 / scaled.original.1 as f32,
+        );
+        let full = scaled.rgb;
         let mut wanted = None;
         let mut keep = |key: &str, bytes: Vec<u8>| {
             if let Err(e) = self.store(key, &bytes) {
@@ -153,7 +169,14 @@ impl Thumbs {
                 if key != want && self.path(key).exists() {
                     continue;
                 }
-                keep(key, jpeg(&cut(&full, face)?)?);
+                let face = FaceBox {
+                    x: face.x * kx,
+                    y: face.y * ky,
+                    w: face.w * kx,
+                    h: face.h * ky,
+                    ..*face
+                };
+                keep(key, jpeg(&cut(&full, &face)?)?);
             }
         }
         Ok(wanted.unwrap_or_default())
