@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use crate::common;
 use visage::config::{DeviceChoice, Settings};
+use visage::detection::FoundFace;
 use visage::models::Models;
 use visage::photo::heif::Origin;
 use visage::photo::{Kind, Photo, PhotoError, RawFormat, Reader, Unsupported, Want};
-use visage::pipeline::{FoundFace, Pipeline, StageTimes};
+use visage::pipeline::{Pipeline, StageTimes};
 
 /// The models folder of the tests (`$VISAGE_MODELS`): libheif is fetched into it as the weights
 /// are, as on a fresh machine.
@@ -53,7 +54,13 @@ fn faces(p: &Pipeline, photos: &[&Photo]) -> (Vec<Vec<FoundFace>>, StageTimes) {
 }
 
 fn boxes(faces: &[FoundFace]) -> Vec<[f32; 4]> {
-    faces.iter().map(|f| [f.x, f.y, f.w, f.h]).collect()
+    faces
+        .iter()
+        .map(|f| {
+            let r = f.detection.rect;
+            [r.x, r.y, r.w, r.h]
+        })
+        .collect()
 }
 
 /// Every face of the twin (scaled by `k`) is found in `got` with IoU >= `iou`, and `got` has no
@@ -260,6 +267,7 @@ fn a_face_cut_from_a_finer_decode_embeds_like_its_twin() {
             .iter()
             .max_by(|x, y| {
                 let iou = |f: &FoundFace| {
+                    let (a, f) = (a.detection.rect, f.detection.rect);
                     common::iou(
                         [a.x * 3.25, a.y * 3.25, a.w * 3.25, a.h * 3.25],
                         [f.x, f.y, f.w, f.h],

@@ -2,6 +2,7 @@
 //! database) and `visage cluster`.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use clap::Args;
@@ -9,6 +10,8 @@ use clap::Args;
 use super::words::{plural, say_empty};
 use super::{StoreArgs, exit_code};
 use crate::config::Settings;
+use crate::device::Device;
+use crate::gpu::GpuError;
 use crate::graph::GraphBackend;
 use crate::index::{self, Shard, ShardCount};
 use crate::models::Models;
@@ -66,7 +69,10 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
         (None, None) => None,
     };
     let mut store = args.store.open_or_create()?;
-    let load = || Pipeline::new(&args.settings, true);
+    // One device for the pipeline (loaded only when there is a photo to index) and the
+    // clustering, chosen when the first of them needs it.
+    let device = OnceLock::new();
+    let load = || Pipeline::on(&args.settings, true, chosen(&device, &args.settings)?);
     let reader = Reader::new(Models::new(args.settings.models.clone()));
     let report = index::index(
         &mut store,
@@ -83,7 +89,8 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
     let clustered = if args.no_cluster || shard.is_some() {
         None
     } else {
-        Some(cluster(&mut store, &args.settings, false)?)
+        let device = chosen(&device, &args.settings)?;
+        Some(cluster(&mut store, &args.settings, device, false)?)
     };
     if report.files == 0 && report.failed == 0 {
         let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
@@ -125,7 +132,8 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
 
 pub fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let report = cluster(&mut store, &args.settings, args.recluster)?;
+    let device = Device::choose(args.settings.device)?;
+    let report = cluster(&mut store, &args.settings, &device, args.recluster)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -137,12 +145,22 @@ pub fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
 fn cluster(
     store: &mut Store,
     settings: &Settings,
+    device: &Device,
     recluster: bool,
 ) -> anyhow::Result<ClusterReport> {
-    let backend = GraphBackend::choose(settings.device)?;
+    let backend = GraphBackend::on(device);
     log::info!("neighbour graph on {}", backend.describe());
     assign::run(store, settings, &backend, recluster)
         .with_context(|| format!("clustering the faces in {}", store.path().display()))
+}
+
+/// The device `settings` ask for, chosen on first use.
+fn chosen<'a>(cell: &'a OnceLock<Device>, settings: &Settings) -> Result<&'a Device, GpuError> {
+    if let Some(device) = cell.get() {
+        return Ok(device);
+    }
+    let device = Device::choose(settings.device)?;
+    Ok(cell.get_or_init(|| device))
 }
 
 fn print_cluster(c: &ClusterReport) {

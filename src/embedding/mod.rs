@@ -17,10 +17,10 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::alignment::to_chw;
-use crate::inference::InferenceDevice;
+use crate::device::InferenceDevice;
+use crate::models::WeightsError;
 use facenet::FaceNet;
 pub use facenet::{EMBEDDING_DIM, INPUT_SIDE};
-pub use weights::WeightsError;
 
 /// A face's embedding: 512 floats of unit length.
 pub type Embedding = Vec<f32>;

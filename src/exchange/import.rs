@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use super::SidecarName;
 use super::export::read_sidecar;
-use crate::alignment::FaceBox;
 use crate::config::Settings;
+use crate::geometry::Rect;
 use crate::index::IndexError;
 use crate::models::Models;
 use crate::people;
@@ -88,7 +88,7 @@ struct Found {
 
 /// A region visage detected no face in: its box (shown pixels), name and source.
 struct Marked {
-    b: FaceBox,
+    b: Rect,
     name: String,
     source: String,
 }
@@ -104,7 +104,7 @@ struct ToCreate {
 /// A stored face of a photo, as import needs it (with the people it was rejected for).
 struct StoredFace {
     id: FaceId,
-    b: FaceBox,
+    b: Rect,
     person: Option<String>,
     manual: bool,
     rejected_for: Vec<String>,
@@ -167,7 +167,7 @@ pub fn import(
         for (region, source) in &f.faces {
             let b =
                 orientation::to_pixels(info.orientation, (info.width, info.height), region.rect);
-            let b = FaceBox {
+            let b = Rect {
                 x: b.x as f32,
                 y: b.y as f32,
                 w: b.w as f32,
@@ -254,7 +254,7 @@ pub fn import(
                     continue;
                 }
             };
-            let boxes: Vec<FaceBox> = regions.iter().map(|r| r.b).collect();
+            let boxes: Vec<Rect> = regions.iter().map(|r| r.b).collect();
             let faces = pipeline.embed_boxes(&decoded, &boxes);
             for (face, r) in faces.into_iter().zip(regions) {
                 created.push((photo, info, face, r.name, r.source));
@@ -344,7 +344,7 @@ fn faces_of(c: &rusqlite::Connection, photo: PhotoId) -> SqlResult<Vec<StoredFac
         .into_iter()
         .map(|f| StoredFace {
             id: f.id,
-            b: FaceBox {
+            b: Rect {
                 x: f.x,
                 y: f.y,
                 w: f.w,

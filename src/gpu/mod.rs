@@ -1,5 +1,6 @@
 //! GPU plumbing: finding a wgpu adapter, opening a device, and the small helpers every compute
-//! kernel's host code shares (buffers, readback). It holds no kernel and no algorithm.
+//! kernel's host code shares (buffers, readback). It holds no kernel and no algorithm, and does
+//! not decide which adapter a run uses (`device` does, once).
 
 use std::sync::mpsc;
 
@@ -91,29 +92,6 @@ impl Gpu {
             info,
             limits,
         })
-    }
-
-    /// What `--device auto` runs on: a hardware adapter, or `None` when there is only a software
-    /// one (lavapipe, SwiftShader, WARP; far slower than the CPU paths) or none. Says which, once
-    /// per process.
-    pub fn open_hardware() -> Option<Self> {
-        static SAID: std::sync::Once = std::sync::Once::new();
-        match Self::open() {
-            Ok(gpu) if !gpu.is_software() => Some(gpu),
-            Ok(gpu) => {
-                SAID.call_once(|| {
-                    log::info!(
-                        "only a software GPU adapter ({}): running on the CPU (--device gpu uses it anyway)",
-                        gpu.info.name
-                    )
-                });
-                None
-            }
-            Err(e) => {
-                SAID.call_once(|| log::info!("no GPU: running on the CPU ({e})"));
-                None
-            }
-        }
     }
 
     /// True for a CPU-emulated adapter (lavapipe, SwiftShader, WARP).

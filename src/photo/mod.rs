@@ -30,7 +30,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage};
 use thiserror::Error;
 
-use crate::alignment::FaceBox;
+use crate::geometry::Rect;
 use crate::models::Models;
 pub use kind::{Container, Kind, RawFormat, sniff};
 
@@ -342,8 +342,8 @@ pub struct Detail {
 
 impl Detail {
     /// A box in detection-image pixels, in `rgb`'s pixels.
-    pub fn map(&self, b: FaceBox) -> FaceBox {
-        FaceBox {
+    pub fn map(&self, b: Rect) -> Rect {
+        Rect {
             x: (b.x - self.x) * self.kx,
             y: (b.y - self.y) * self.ky,
             w: b.w * self.kx,
@@ -416,7 +416,7 @@ impl Photo {
     /// fewer), read again from the file. `None` when the photo has no finer pixels there (the
     /// detection image is the original), came from memory, or cannot be read again (it changed
     /// or went away since: the caller keeps the detection image's pixels).
-    pub fn detail(&self, region: FaceBox, k: f32) -> Option<Detail> {
+    pub fn detail(&self, region: Rect, k: f32) -> Option<Detail> {
         let source = self.source.as_ref()?;
         let (sx, sy) = self.scale();
         let finest = sx.min(sy);

@@ -16,6 +16,7 @@ use image::RgbImage;
 use sha2::{Digest, Sha256};
 
 use super::ServeError;
+use crate::geometry::Rect;
 use crate::photo;
 use crate::store::faces::{self, Selection};
 use crate::store::photos::{self, PhotoRow};
@@ -52,21 +53,12 @@ pub fn default_dir() -> PathBuf {
     crate::models::cache_dir().join("thumbs")
 }
 
-/// One face to cut: its id and box in original oriented pixels.
-#[derive(Debug, Clone, Copy)]
-struct FaceBox {
-    id: FaceId,
-    x: f32,
-    y: f32,
-    w: f32,
-    h: f32,
-}
-
 /// What a request needs cut: the photo, the faces to cut from it, and the cache key of each.
 pub(super) struct Job {
     pub(super) photo: PhotoRow,
-    /// (key, face); the first is the one asked for. Empty for the photo view.
-    faces: Vec<(String, FaceBox)>,
+    /// (key, box in original oriented pixels) of each face; the first is the one asked for.
+    /// Empty for the photo view.
+    faces: Vec<(String, Rect)>,
     /// The photo view's key.
     view: String,
 }
@@ -159,14 +151,7 @@ impl Thumbs {
                 if key != want && self.path(key).exists() {
                     continue;
                 }
-                let face = FaceBox {
-                    x: face.x * kx,
-                    y: face.y * ky,
-                    w: face.w * kx,
-                    h: face.h * ky,
-                    ..*face
-                };
-                keep(key, jpeg(&cut(&full, &face)?)?);
+                keep(key, jpeg(&cut(&full, &face.scaled(kx, ky))?)?);
             }
         }
         Ok(wanted.unwrap_or_default())
@@ -184,17 +169,19 @@ impl Job {
             .read(|c| photos::get(c, face.photo))?
             .ok_or(StoreError::NotFound(Item::Photo(face.photo)))?;
         let (_, all) = store.read(|c| faces::page(c, Selection::Photo(photo.id), 0, 10_000))?;
-        let boxed = |f: &faces::FaceRow| FaceBox {
-            id: f.id,
-            x: f.x,
-            y: f.y,
-            w: f.w,
-            h: f.h,
+        let boxed = |f: &faces::FaceRow| {
+            let rect = Rect {
+                x: f.x,
+                y: f.y,
+                w: f.w,
+                h: f.h,
+            };
+            (face_key(f.id, &rect, &photo), rect)
         };
         let mut list = vec![boxed(&face)];
         list.extend(all.iter().filter(|f| f.id != id).map(boxed));
         Ok(Job {
-            faces: list.iter().map(|f| (face_key(f, &photo), *f)).collect(),
+            faces: list,
             view: String::new(),
             photo,
         })
@@ -220,7 +207,7 @@ impl Job {
 
 /// The square around a face: centred on its box, [`FACE_CONTEXT`] times its longer side, moved
 /// (and if need be shrunk) to lie inside the photo, resampled to [`FACE_SIDE`].
-fn cut(full: &RgbImage, f: &FaceBox) -> Result<RgbImage, photo::PhotoError> {
+fn cut(full: &RgbImage, f: &Rect) -> Result<RgbImage, photo::PhotoError> {
     let (iw, ih) = (full.width() as f32, full.height() as f32);
     let side = (f.w.max(f.h) * FACE_CONTEXT).min(iw).min(ih).max(1.0);
     let (cx, cy) = (f.x + f.w / 2.0, f.y + f.h / 2.0);
@@ -269,13 +256,10 @@ fn key(what: &str, photo: &PhotoRow) -> String {
     hex::encode(digest)
 }
 
-fn face_key(f: &FaceBox, photo: &PhotoRow) -> String {
+fn face_key(id: FaceId, f: &Rect, photo: &PhotoRow) -> String {
     key(
         // The row id as a bare number, as the cache's keys have always been written.
-        &format!(
-            "face {} {} {} {} {} {FACE_SIDE}",
-            f.id.0, f.x, f.y, f.w, f.h
-        ),
+        &format!("face {} {} {} {} {} {FACE_SIDE}", id.0, f.x, f.y, f.w, f.h),
         photo,
     )
 }
@@ -290,13 +274,7 @@ mod tests {
         let img = RgbImage::from_fn(400, 300, |x, y| {
             image::Rgb([(x / 2) as u8, (y / 2) as u8, 0])
         });
-        let face = |x, y, w, h| FaceBox {
-            id: FaceId(1),
-            x,
-            y,
-            w,
-            h,
-        };
+        let face = |x, y, w, h| Rect { x, y, w, h };
         // In the middle: centred on the box.
         let t = cut(&img, &face(150.0, 100.0, 50.0, 50.0)).unwrap();
         assert_eq!(t.dimensions(), (FACE_SIDE, FACE_SIDE));

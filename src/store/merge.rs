@@ -21,10 +21,9 @@ use std::time::Instant;
 use rusqlite::Transaction;
 use serde::Serialize;
 
-use super::faces::StoredFace;
 use super::photos::{self, StoredPhoto};
 use super::{Store, StoreError};
-use crate::pipeline::FoundFace;
+use crate::detection::FoundFace;
 
 /// The library's page cache during a merge, KiB.
 const MERGE_CACHE_KIB: i64 = 64 * 1024;
@@ -206,11 +205,7 @@ fn take(
     }
     match (&photo.error, photo.info) {
         (None, Some(info)) => {
-            let faces: Vec<FoundFace> = photo
-                .faces
-                .into_iter()
-                .map(StoredFace::into_found)
-                .collect();
+            let faces: Vec<FoundFace> = photo.faces.into_iter().map(|stored| stored.face).collect();
             report.faces += faces.len();
             match known {
                 Some(_) => report.replaced += 1,
@@ -238,7 +233,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Source;
+    use crate::detection::{Detection, Source};
+    use crate::geometry::Rect;
     use crate::store::faces;
     use crate::store::photos::{FileInfo, PhotoInfo};
 
@@ -253,21 +249,25 @@ mod tests {
         let norm = embedding.iter().map(|v| v * v).sum::<f32>().sqrt();
         embedding.iter_mut().for_each(|v| *v /= norm);
         FoundFace {
-            x,
-            y: 100.0,
-            w: 120.0,
-            h: 150.0,
-            size: 130,
-            score: 20.0,
-            source: Source::Pico,
-            probability: 0.99,
-            landmarks: vec![
-                [x + 30.0, 150.0],
-                [x + 90.0, 150.0],
-                [x + 60.0, 190.0],
-                [x + 35.0, 220.0],
-                [x + 85.0, 220.0],
-            ],
+            detection: Detection {
+                rect: Rect {
+                    x,
+                    y: 100.0,
+                    w: 120.0,
+                    h: 150.0,
+                },
+                size: 130,
+                score: 20.0,
+                source: Source::Pico,
+                probability: 0.99,
+                landmarks: vec![
+                    [x + 30.0, 150.0],
+                    [x + 90.0, 150.0],
+                    [x + 60.0, 190.0],
+                    [x + 35.0, 220.0],
+                    [x + 85.0, 220.0],
+                ],
+            },
             embedding,
         }
     }

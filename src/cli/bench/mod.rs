@@ -27,8 +27,8 @@ use serde::Serialize;
 
 use crate::alignment;
 use crate::config::DeviceChoice;
+use crate::device::Device;
 use crate::embedding::{Embedder, INPUT_SIDE};
-use crate::inference::InferenceDevice;
 use crate::models::{self, Models};
 
 #[derive(Debug, Args)]
@@ -224,7 +224,7 @@ struct MergeLine {
 /// Build `shards` shard databases holding `faces` faces copied from `from`, then time `visage merge`.
 fn run_merge(from: &Path, faces: usize, shards: usize, dir: &Path) -> anyhow::Result<i32> {
     use crate::store::photos::{self, StoredPhoto};
-    use crate::store::{Store, StoreError, faces::StoredFace};
+    use crate::store::{Store, StoreError};
     if !from.is_file() {
         bail!(
             "{}: no such database (index a folder into it first)",
@@ -279,8 +279,7 @@ fn run_merge(from: &Path, faces: usize, shards: usize, dir: &Path) -> anyhow::Re
                     .faces
                     .iter()
                     .take(faces - written)
-                    .cloned()
-                    .map(StoredFace::into_found)
+                    .map(|stored| stored.face.clone())
                     .collect();
                 let info = p.info.expect("kept above");
                 photos::store_indexed(tx, &file, info, &found, p.indexed_at)?;
@@ -417,7 +416,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         .map(|(_, p)| alignment::whole(&p.rgb, side))
         .collect();
     let input: Vec<Vec<u8>> = crops.iter().cycle().take(batch).cloned().collect();
-    let device = InferenceDevice::choose(device)?;
+    let device = Device::choose(device)?.networks;
     let embedder = if untrained {
         Embedder::untrained(&device)
     } else {
