@@ -25,13 +25,12 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::detection::FoundFace;
-use crate::photo::Photo;
-use crate::photo::video::{Ffmpeg, Video, VideoError};
+use crate::photo::video::Video;
+use crate::photo::{self, Kind, Photo, PhotoError, Reader, Unsupported};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
 use crate::store::{PhotoId, Store, StoreError};
 use crate::walk::{self, Role};
-use crate::wheel::Cache;
 pub use shard::{Shard, ShardCount, ShardError};
 
 /// Stills decoded and stored per batch (and per transaction): as many photos, or fewer videos
@@ -57,8 +56,6 @@ pub struct IndexOptions {
     /// Two faces of one video closer than this are one person, whose clearest face is kept (the
     /// cluster distance).
     pub same_person: f32,
-    /// Where parts fetched at run time live (the `ffmpeg` program, when the system has none).
-    pub parts: Cache,
 }
 
 impl IndexOptions {
@@ -67,7 +64,6 @@ impl IndexOptions {
         IndexOptions {
             shard,
             same_person: settings.face_cluster_dist,
-            parts: crate::models::Models::new(settings.models.clone()),
         }
     }
 }
@@ -164,6 +160,9 @@ pub struct Stages {
     pub propose: f64,
     pub onet: f64,
     pub facenet: f64,
+    /// Of `facenet`: reading finer parts of photos for faces too small in the detection image
+    /// (wall time; a cost of decoding).
+    pub detail: f64,
     /// Writing the batches (one transaction each).
     pub store: f64,
 }
@@ -199,6 +198,8 @@ enum Outcome {
     Failed(FileInfo, String),
     Decoded(FileInfo, Photo),
     Video(FileInfo, Video),
+    /// A kind this machine lacks the reader for (libheif, ffmpeg, a codec): counted, not stored.
+    NotRead(FileInfo, NotRead),
 }
 
 impl Outcome {
@@ -221,11 +222,13 @@ struct ReadBatch {
 
 /// Index the files under `roots` (all of them, or those of `opts.shard`). The pipeline is
 /// loaded by `load` only when a file changed (re-indexing an unchanged library loads no network),
-/// beside reading the first batch. Each file that fails is passed to `on_error` (path and reason);
-/// the run goes on. A pipeline or database error stops it, with every batch before it stored.
+/// beside reading the first batch. Photos are read by `reader`. Each file that fails is passed to
+/// `on_error` (path and reason); the run goes on. A pipeline or database error stops it, with
+/// every batch before it stored.
 pub fn index(
     store: &mut Store,
     load: impl FnOnce() -> Result<Pipeline, PipelineError> + Send,
+    reader: &Reader,
     roots: &[PathBuf],
     opts: &IndexOptions,
     mut on_error: impl FnMut(&Path, &str),
@@ -350,37 +353,25 @@ pub fn index(
         }
     }
 
-    // Videos need ffmpeg: found (or fetched) once, and only when a video is to be read.
-    let ffmpeg = if todo.iter().any(|t| t.reading == Reading::Video) {
-        match Ffmpeg::find(&opts.parts) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                log::warn!("videos are not read: {e}");
-                let why = NotRead::Missing(match e {
-                    VideoError::NoFfmpeg(_) => {
-                        "ffmpeg not found (install ffmpeg, or python3 with pip to fetch it)".into()
-                    }
-                    other => other.to_string(),
-                });
-                todo.retain(|t| {
-                    if t.reading != Reading::Video {
-                        return true;
-                    }
-                    not_read.push(NotReadFile {
-                        path: t.file.path.clone(),
-                        reason: why.to_string(),
-                        why: why.clone(),
-                        partner: None,
-                    });
-                    false
-                });
-                None
+    // Videos need ffmpeg: found (or fetched) once, when a video is to be read. Without it they
+    // are counted, never hashed.
+    if todo.iter().any(|t| t.reading == Reading::Video)
+        && let Err(reason) = reader.ffmpeg()
+    {
+        let why = NotRead::Missing(reason.to_string());
+        todo.retain(|t| {
+            if t.reading != Reading::Video {
+                return true;
             }
-        }
-    } else {
-        None
-    };
-    summarise(&mut report, not_read);
+            not_read.push(NotReadFile {
+                path: t.file.path.clone(),
+                reason: why.to_string(),
+                why: why.clone(),
+                partner: None,
+            });
+            false
+        });
+    }
 
     // Files, faces, rate, ETA (log lines instead off a terminal).
     let bar = crate::progress::bar(
@@ -389,7 +380,7 @@ pub fn index(
     );
     let mut last_log = Instant::now();
     let batches = batches(&todo);
-    let read = |batch: &[Todo]| read_batch(batch, ffmpeg.as_ref());
+    let read = |batch: &[Todo]| read_batch(reader, batch);
     // The networks load while the first batch is read and decoded (an unchanged library has no
     // batch, and loads nothing).
     let (mut next, loaded) = match batches.first() {
@@ -420,6 +411,7 @@ pub fn index(
         report.stages.propose += times.propose;
         report.stages.onet += times.onet;
         report.stages.facenet += times.facenet;
+        report.stages.detail += times.detail;
         let mut found = found.into_iter();
         let clock = Instant::now();
         store.write(|tx| -> Result<(), StoreError> {
@@ -433,6 +425,15 @@ pub fn index(
                     Outcome::Failed(file, why) => {
                         photos::record_failure(tx, file, why)?;
                         report.failed += 1;
+                        continue;
+                    }
+                    Outcome::NotRead(file, why) => {
+                        not_read.push(NotReadFile {
+                            path: file.path.clone(),
+                            reason: why.to_string(),
+                            why: why.clone(),
+                            partner: None,
+                        });
                         continue;
                     }
                     Outcome::Decoded(file, photo) => {
@@ -523,6 +524,7 @@ pub fn index(
         store.write(|tx| -> Result<(), StoreError> { Ok(photos::mark_gone(tx, &gone)?) })?;
     }
     report.gone = gone.len();
+    summarise(&mut report, not_read);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -552,23 +554,10 @@ fn summarise(report: &mut IndexReport, mut files: Vec<NotReadFile>) {
 /// What a file of a name visage does not know holds, by its first bytes: a photo, a video, or
 /// neither (`None`).
 fn sniff(path: &Path) -> Option<Reading> {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    let n = std::fs::File::open(path)
-        .and_then(|f| f.take(16).read(&mut head))
-        .ok()?;
-    let head = &head[..n];
-    if crate::photo::video::is_video(head) {
-        Some(Reading::Video)
-    } else if crate::photo::video::is_heif(head)
-        || image::guess_format(head).is_ok_and(|f| {
-            use image::ImageFormat::*;
-            matches!(f, Jpeg | Png | Gif | WebP | Tiff | Bmp)
-        })
-    {
-        Some(Reading::Still)
-    } else {
-        None
+    match photo::kind::sniff_file(path).ok()? {
+        Kind::Unknown => None,
+        Kind::Video(_) => Some(Reading::Video),
+        _ => Some(Reading::Still),
     }
 }
 
@@ -599,26 +588,34 @@ fn relative(root: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// Read, hash and decode a batch in parallel (a video is hashed as it is read, never held, and
-/// its stills taken by ffmpeg).
-fn read_batch(batch: &[Todo], ffmpeg: Option<&Ffmpeg>) -> ReadBatch {
+/// Read, hash and decode a batch in parallel, each file as its content says (a video named
+/// `.jpg` is read as a video, a photo named `.mov` as a photo): a photo by `reader`, a video
+/// hashed as it is read (never held) and its stills taken by the reader's ffmpeg. A kind this
+/// machine has no reader for (no libheif, no ffmpeg) is not read, with the reason.
+fn read_batch(reader: &Reader, batch: &[Todo]) -> ReadBatch {
     let timed: Vec<(Outcome, f64, f64)> = batch
         .par_iter()
         .map(|todo| {
             let clock = Instant::now();
             let mut file = todo.file.clone();
-            let bytes = match todo.reading {
-                Reading::Still => match std::fs::read(&file.path) {
+            let path = Path::new(&todo.file.path);
+            // A file named as a video is one unless its first bytes are a photo's (ffmpeg reads
+            // containers the sniffer does not know).
+            let video = todo.reading == Reading::Video
+                && !photo::kind::sniff_file(path)
+                    .is_ok_and(|k| !matches!(k, Kind::Video(_) | Kind::Unknown));
+            let bytes = match video {
+                true => None,
+                false => match std::fs::read(path) {
                     Ok(b) => Some(b),
                     Err(e) => {
                         return (Outcome::Failed(file, format!("cannot read: {e}")), 0.0, 0.0);
                     }
                 },
-                Reading::Video => None,
             };
             let hash = match &bytes {
                 Some(b) => crate::models::sha256_hex(b),
-                None => match crate::models::sha256_file(Path::new(&file.path)) {
+                None => match crate::models::sha256_file(path) {
                     Ok(h) => h,
                     Err(e) => return (Outcome::Failed(file, e.to_string()), 0.0, 0.0),
                 },
@@ -633,16 +630,30 @@ fn read_batch(batch: &[Todo], ffmpeg: Option<&Ffmpeg>) -> ReadBatch {
                 return (Outcome::Unchanged(file), read, 0.0);
             }
             let clock = Instant::now();
-            let outcome = match (bytes, ffmpeg) {
-                (Some(bytes), _) => match Photo::from_bytes(&bytes) {
-                    Ok(photo) => Outcome::Decoded(file, photo),
-                    Err(e) => Outcome::Failed(file, e.to_string()),
+            let not_read = |file, reason: &Unsupported| {
+                Outcome::NotRead(file, NotRead::Missing(reason.to_string()))
+            };
+            let outcome = match bytes {
+                Some(bytes) if !matches!(photo::sniff(&bytes), Kind::Video(_)) => {
+                    match reader.read(path, &bytes) {
+                        Ok(photo) => Outcome::Decoded(file, photo),
+                        // No libheif (or ffmpeg) here: every file of the kind is not read. A
+                        // codec libheif lacks is this file's failure.
+                        Err(PhotoError::Unsupported {
+                            reason:
+                                reason @ (Unsupported::NoLibheif(_) | Unsupported::NoFfmpeg { .. }),
+                            ..
+                        }) => not_read(file, &reason),
+                        Err(e) => Outcome::Failed(file, e.to_string()),
+                    }
+                }
+                _ => match reader.ffmpeg() {
+                    Ok(ffmpeg) => match ffmpeg.video(path) {
+                        Ok(v) => Outcome::Video(file, v),
+                        Err(e) => Outcome::Failed(file, e.to_string()),
+                    },
+                    Err(reason) => not_read(file, &reason),
                 },
-                (None, Some(ffmpeg)) => match ffmpeg.video(Path::new(&file.path)) {
-                    Ok(v) => Outcome::Video(file, v),
-                    Err(e) => Outcome::Failed(file, e.to_string()),
-                },
-                (None, None) => Outcome::Failed(file, "ffmpeg not found".into()),
             };
             (outcome, read, clock.elapsed().as_secs_f64())
         })

@@ -1,8 +1,10 @@
 //! Every kind of file a real library holds, with the real binary on files real tools made from
 //! the test photos (`scripts/make-kinds`: ffmpeg, ExifTool): videos give one face per person at
 //! the moment it is clearest, a Live Photo and a motion photo give their still's faces only, a
-//! RAW and its JPEG are one photo, and every file not read is counted with its reason, in the
-//! summary and in `--json`. ffmpeg comes from the system, or from its wheel when there is none.
+//! RAW and its JPEG are one photo, a file is read as its content says, and every file not read
+//! is counted with its reason (ffmpeg or libheif missing too), in the summary and in `--json`.
+//! ffmpeg comes from the system, or from its wheel when there is none. A video's face's
+//! thumbnail is cut from the still it was found in.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -670,4 +672,219 @@ fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     let w = ((a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0])).max(0.0);
     let h = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
     w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
+}
+
+#[test]
+fn a_file_is_read_as_its_content_says_whatever_its_name() {
+    models();
+    let dir = tempdir("kinds-content");
+    let folder = dir.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    // A video named as a JPEG, and a JPEG named as a video.
+    std::fs::copy(kinds().join("video/portrait.mov"), folder.join("clip.jpg")).unwrap();
+    std::fs::copy(kinds().join("mixed/IMG_0005.JPG"), folder.join("photo.mov")).unwrap();
+    let db = dir.join("library.db");
+    let report = index_json(&db, &[&folder], 0);
+    assert_eq!(
+        (
+            report["indexed"].as_u64(),
+            report["videos"].as_u64(),
+            report["failed"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0)),
+        "{report}"
+    );
+    let got = faces(&db);
+    assert_eq!(got.len(), 2, "{got:?}");
+    for face in &got {
+        match name_of(face).as_str() {
+            "clip.jpg" => assert_eq!(face["moment"], 5.0, "{face}"),
+            "photo.mov" => assert!(face.get("moment").is_none(), "{face}"),
+            other => panic!("{other}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_heif_without_libheif_is_counted_not_read_with_how_to_get_it() {
+    use visage::photo::heif::Origin;
+    models();
+    let dir = tempdir("kinds-no-libheif");
+    let folder = dir.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(
+        common::testdata().join("heif/group.heic"),
+        folder.join("IMG_0007.HEIC"),
+    )
+    .unwrap();
+    std::fs::copy(
+        kinds().join("mixed/IMG_0005.JPG"),
+        folder.join("IMG_0008.JPG"),
+    )
+    .unwrap();
+    let settings = visage::config::Settings {
+        device: visage::config::DeviceChoice::Cpu,
+        models: std::env::var_os("VISAGE_MODELS").map(Into::into),
+        ..Default::default()
+    };
+    // The system's libheif not asked for, and none can be fetched: the machine a user without
+    // libheif1 and pip has.
+    let nowhere = visage::models::Models::new(Some("/dev/null/models".into()));
+    let reader = visage::photo::Reader::with_libheif(nowhere, Origin::Wheel);
+    let mut store = visage::store::Store::open_or_create(&dir.join("library.db")).unwrap();
+    let mut errors = Vec::new();
+    let report = visage::index::index(
+        &mut store,
+        || visage::pipeline::Pipeline::new(&settings, true),
+        &reader,
+        std::slice::from_ref(&folder),
+        &visage::index::IndexOptions::new(&settings, None),
+        |p, why| errors.push(format!("{}: {why}", p.display())),
+    )
+    .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        (report.files, report.indexed, report.failed, report.not_read),
+        (2, 1, 0, 1),
+        "{report:?}"
+    );
+    let kind = &report.not_read_kinds[0];
+    assert_eq!((kind.extension.as_str(), kind.files), ("heic", 1));
+    assert!(
+        kind.reason.contains("apt-get install libheif1") && kind.reason.contains("pip"),
+        "{}",
+        kind.reason
+    );
+    assert!(report.not_read_files[0].path.ends_with("IMG_0007.HEIC"));
+    // Nothing of it is stored: with libheif, the next run reads it.
+    let reader = visage::photo::Reader::new(visage::models::Models::new(settings.models.clone()));
+    let report = visage::index::index(
+        &mut store,
+        || visage::pipeline::Pipeline::new(&settings, true),
+        &reader,
+        std::slice::from_ref(&folder),
+        &visage::index::IndexOptions::new(&settings, None),
+        |p, why| panic!("{}: {why}", p.display()),
+    )
+    .unwrap();
+    assert_eq!(
+        (report.indexed, report.unchanged, report.not_read),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert!(report.faces >= 5, "{report:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A video's full frame at `at` seconds, as ffmpeg shows it, lossless.
+fn full_still(video: &Path, at: f64, png: &Path) -> image::RgbImage {
+    run_tool(
+        "ffmpeg",
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-ss",
+            &format!("{at:.3}"),
+            "-i",
+            video.to_str().unwrap(),
+            "-frames:v",
+            "1",
+            "-pix_fmt",
+            "rgb24",
+            png.to_str().unwrap(),
+        ],
+    );
+    image::open(png).unwrap().into_rgb8()
+}
+
+/// The review page's square around a face's box (1.6 times its side, inside the image, 256 px).
+fn square(img: &image::RgbImage, face: &Value) -> image::RgbImage {
+    let f = |k: &str| face[k].as_f64().unwrap() as f32;
+    let (iw, ih) = (img.width() as f32, img.height() as f32);
+    let side = (f("w").max(f("h")) * 1.6).min(iw).min(ih);
+    let left = (f("x") + f("w") / 2.0 - side / 2.0).clamp(0.0, iw - side);
+    let top = (f("y") + f("h") / 2.0 - side / 2.0).clamp(0.0, ih - side);
+    let cut = image::imageops::crop_imm(
+        img,
+        left.round() as u32,
+        top.round() as u32,
+        side.round() as u32,
+        side.round() as u32,
+    )
+    .to_image();
+    image::imageops::resize(&cut, 256, 256, image::imageops::FilterType::CatmullRom)
+}
+
+fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y) as u64)
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn a_video_face_s_thumbnail_is_cut_from_the_still_it_was_found_in() {
+    use crate::server::{self, Client};
+    models();
+    let dir = tempdir("kinds-video-thumbs");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let video = photos.join("slideshow.mp4");
+    std::fs::copy(kinds().join("video/slideshow.mp4"), &video).unwrap();
+    let db = dir.join("visage.db");
+    index_json(&db, &[&video], 0);
+    let got = faces(&db);
+    assert_eq!(got.len(), 3, "{got:?}");
+    let lib = server::Library {
+        dir: dir.clone(),
+        photos,
+        db,
+        cache: dir.join("cache"),
+    };
+    let api = server::Api::new(&lib);
+    let still_of = |face: &Value| {
+        let at = face["moment"].as_f64().unwrap();
+        full_still(&video, at, &dir.join(format!("at-{at}.png")))
+    };
+    for (k, face) in got.iter().enumerate() {
+        let r = api.get(&format!("/faces/{}.jpg", face["id"].as_str().unwrap()));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let thumb = image::load_from_memory(&r.body).unwrap().into_rgb8();
+        assert_eq!(thumb.dimensions(), (256, 256));
+        // The face's square of its own still, not the same square of another moment (another
+        // person stands there then).
+        let own = mean_abs_diff(&thumb, &square(&still_of(face), face));
+        let other = mean_abs_diff(&thumb, &square(&still_of(&got[(k + 1) % 3]), face));
+        assert!(own < 8.0 && other > own + 5.0, "{face}: {own} vs {other}");
+    }
+    // The video's view: the still of its first face, the boxes of that still's faces.
+    let photo = got[0]["photo"].as_str().unwrap();
+    let r = api.get(&format!("/photos/{photo}.jpg"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let view = image::load_from_memory(&r.body).unwrap().into_rgb8();
+    assert_eq!(view.dimensions(), (1600, 900));
+    let first = image::imageops::resize(
+        &still_of(&got[0]),
+        1600,
+        900,
+        image::imageops::FilterType::CatmullRom,
+    );
+    assert!(mean_abs_diff(&view, &first) < 8.0);
+    let listed = api.get(&format!("/api/photos/{photo}")).json();
+    let moments: Vec<f64> = listed["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["moment"].as_f64().unwrap())
+        .collect();
+    assert_eq!(moments.len(), 3, "{listed}");
+    let _ = std::fs::remove_dir_all(dir);
 }

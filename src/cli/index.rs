@@ -14,7 +14,9 @@ use crate::device::Device;
 use crate::gpu::GpuError;
 use crate::graph::GraphBackend;
 use crate::index::{self, IndexOptions, IndexReport, Shard, ShardCount};
+use crate::models::Models;
 use crate::people::assign::{self, ClusterReport};
+use crate::photo::Reader;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 
@@ -71,10 +73,16 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
     // clustering, chosen when the first of them needs it.
     let device = OnceLock::new();
     let load = || Pipeline::on(&args.settings, true, chosen(&device, &args.settings)?);
+    let reader = Reader::new(Models::new(args.settings.models.clone()));
     let opts = IndexOptions::new(&args.settings, shard);
-    let report = index::index(&mut store, load, &args.paths, &opts, |path, why| {
-        eprintln!("visage: {}: {why}", path.display())
-    })
+    let report = index::index(
+        &mut store,
+        load,
+        &reader,
+        &args.paths,
+        &opts,
+        |path, why| eprintln!("visage: {}: {why}", path.display()),
+    )
     .with_context(|| format!("indexing into {}", store.path().display()))?;
     // Clustering looks at what changed since its last run only (new faces, faces that left,
     // names given), so a run that changed nothing costs next to nothing. A shard is clustered

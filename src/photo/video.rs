@@ -6,8 +6,9 @@
 //! ffmpeg's own seeking, rotation and scaling (at most [`DETECT_SIDE`] a side, so memory stays
 //! bounded whatever the video's size), its boxes mapping to the video's full frame as ffmpeg
 //! shows it. [`Ffmpeg::still`] takes one still again at the moment it was taken (the review
-//! page's thumbnails). Every run of ffmpeg has a time limit, and what it writes a
-//! size limit; a video ffmpeg cannot read is an error naming ffmpeg's reason.
+//! page's thumbnails, through [`super::Reader::still`]). Every run of ffmpeg has a time limit,
+//! and what it writes a size limit; a video ffmpeg cannot read is an error naming ffmpeg's
+//! reason. Which files are videos is [`super::kind`]'s to say.
 //!
 //! It must not detect anything: stills in, stills out.
 
@@ -20,7 +21,7 @@ use std::time::Duration;
 use image::{DynamicImage, RgbImage};
 use thiserror::Error;
 
-use super::{DETECT_SIDE, Photo, PhotoError};
+use super::{DETECT_SIDE, Photo};
 use crate::wheel::{Cache, WheelFile};
 
 /// Look for faces every this many seconds of a video...
@@ -58,14 +59,20 @@ pub enum VideoError {
     TooSlow,
     #[error("ffmpeg gave no still at {at:.1} s: {why}")]
     NoStill { at: f64, why: String },
-    #[error(transparent)]
-    Photo(#[from] PhotoError),
 }
 
 /// The ffmpeg program visage runs.
 #[derive(Debug, Clone)]
 pub struct Ffmpeg {
     program: PathBuf,
+}
+
+/// One still of a video.
+#[derive(Debug)]
+pub struct Still {
+    pub rgb: RgbImage,
+    /// The full frame as ffmpeg shows it: `rgb` is a scaled copy of it.
+    pub frame: (u32, u32),
 }
 
 /// A video's facts and the stills taken from it.
@@ -138,7 +145,12 @@ impl Ffmpeg {
             if stills.last().is_some_and(|(last, _)| *last >= at) {
                 continue;
             }
-            let mut photo = Photo::from_dynamic(DynamicImage::ImageRgb8(rgb))?;
+            let mut photo = Photo::from_dynamic(DynamicImage::ImageRgb8(rgb)).map_err(|e| {
+                VideoError::NoStill {
+                    at,
+                    why: e.to_string(),
+                }
+            })?;
             // The still is the full frame scaled down: boxes map back to the full frame.
             let (w, h) = probe.frame_for(photo.width, photo.height);
             photo.original_width = w;
@@ -157,11 +169,21 @@ impl Ffmpeg {
         })
     }
 
-    /// The still at `at` seconds (a moment [`Ffmpeg::video`] gave), the full frame at most
-    /// [`THUMB_SIDE`] a side.
-    pub fn still(&self, path: &Path, at: f64) -> Result<RgbImage, VideoError> {
-        match self.frame(path, at, THUMB_SIDE, false)? {
-            Some((_, rgb)) => Ok(rgb),
+    /// The still at `at` seconds (a moment [`Ffmpeg::video`] gave), the full frame scaled to at
+    /// most `side(longest side of the frame)` a side, and never more than [`THUMB_SIDE`].
+    pub fn still(
+        &self,
+        path: &Path,
+        at: f64,
+        side: impl FnOnce(u32) -> u32,
+    ) -> Result<Still, VideoError> {
+        let probe = self.probe(path)?;
+        let side = side(probe.width.max(probe.height)).clamp(1, THUMB_SIDE);
+        match self.frame(path, at, side, false)? {
+            Some((_, rgb)) => Ok(Still {
+                frame: probe.frame_for(rgb.width(), rgb.height()),
+                rgb,
+            }),
             None => Err(VideoError::NoStill {
                 at,
                 why: "no picture at that moment".into(),
@@ -270,30 +292,6 @@ pub fn moments(duration: Option<f64>) -> Vec<f64> {
         }
         _ => vec![0.0],
     }
-}
-
-/// HEIF brands (HEIC, AVIF and their sequences): an ISO file of these is a photo, not a video.
-const HEIF_BRANDS: &[&[u8; 4]] = &[
-    b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis",
-];
-
-/// The major brand of an ISO base media file (`ftyp` box first), if it is one.
-fn iso_brand(head: &[u8]) -> Option<&[u8]> {
-    (head.len() >= 12 && &head[4..8] == b"ftyp").then(|| &head[8..12])
-}
-
-/// Whether a file's first bytes are a HEIF (HEIC, AVIF) photo's.
-pub fn is_heif(head: &[u8]) -> bool {
-    iso_brand(head).is_some_and(|b| HEIF_BRANDS.iter().any(|h| &h[..] == b))
-}
-
-/// Whether a file's first bytes are a video's: MP4, MOV, 3GP (an ISO file of another brand than
-/// HEIF's), Matroska or WebM, AVI.
-pub fn is_video(head: &[u8]) -> bool {
-    let iso = iso_brand(head).is_some() && !is_heif(head);
-    let matroska = head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]);
-    let avi = head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"AVI ";
-    iso || matroska || avi
 }
 
 /// Whether the program answers `-version`.

@@ -150,11 +150,15 @@ const viewerFrame = document.getElementById('viewer-frame');
 async function openPhoto(photoId) {
   let photo;
   try { photo = await api('/api/photos/' + photoId); } catch (e) { say(e.message, true); return; }
-  document.getElementById('viewer-title').textContent = photo.path + (photo.gone ? ' (gone)' : '');
+  // A video is shown at the moment of its first face, with the faces of that still.
+  const at = photo.faces.length ? photo.faces[0].moment : undefined;
+  document.getElementById('viewer-title').textContent = photo.path
+    + (at !== undefined ? ' at ' + at.toFixed(1) + ' s' : '') + (photo.gone ? ' (gone)' : '');
   viewerFrame.querySelectorAll('.box').forEach((b) => b.remove());
   viewerImg.src = '/photos/' + photoId + '.jpg';
   const w = photo.width || 1, h = photo.height || 1;
   for (const f of photo.faces) {
+    if (f.moment !== at) continue;
     const label = f.person || (f.cluster ? 'unnamed ' + f.cluster : 'unknown') ;
     const box = el('a', { class: 'box' + (f.person ? '' : ' unnamed'), title: f.id, href: f.person ? '#/person/' + encodeURIComponent(f.person) : null },
       el('span', { text: label }));

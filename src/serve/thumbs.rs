@@ -1,6 +1,7 @@
-//! The thumbnail cache: face thumbnails and display-sized photos cut from the original photo at
-//! full size with its EXIF orientation (not from the 1280 px detection image), all the faces of
-//! a photo in one decode, and kept on disk under `$XDG_CACHE_HOME/visage/thumbs`, keyed by the
+//! The thumbnail cache: face thumbnails and display-sized photos cut from the original photo,
+//! oriented, decoded at the scale they need (a JPEG at a DCT scale, never the 1280 px detection
+//! image; a video's face from the video's still at its moment), all the faces of a photo (or of
+//! a still) in one decode, and kept on disk under `$XDG_CACHE_HOME/visage/thumbs`, keyed by the
 //! face, its box and the photo's content, written atomically (temporary file, then rename). The
 //! HTTP side (`/faces/fN.jpg`, `/photos/pN.jpg`) is [`super::images`].
 //!
@@ -43,6 +44,8 @@ pub struct Thumbs {
     busy: Mutex<HashMap<PhotoId, Weak<Mutex<()>>>>,
     /// A neutral face, sent where the photo cannot be read.
     pub(super) placeholder: Vec<u8>,
+    /// Reads the photos (at the scale the thumbnails need).
+    reader: photo::Reader,
 }
 
 /// `$XDG_CACHE_HOME/visage/thumbs` (or `~/.cache/visage/thumbs`).
@@ -58,10 +61,12 @@ pub(super) struct Job {
     faces: Vec<(String, Rect)>,
     /// The photo view's key.
     view: String,
+    /// A video's: the moment of the still cut from (its faces' boxes are in that still).
+    moment: Option<f64>,
 }
 
 impl Thumbs {
-    pub fn new(dir: PathBuf) -> Result<Self, ServeError> {
+    pub fn new(dir: PathBuf, reader: photo::Reader) -> Result<Self, ServeError> {
         if let Err(error) = std::fs::create_dir_all(&dir) {
             return Err(ServeError::Cache { dir, error });
         }
@@ -71,6 +76,7 @@ impl Thumbs {
             permits: tokio::sync::Semaphore::new(cores),
             busy: Mutex::new(HashMap::new()),
             placeholder: placeholder()?,
+            reader,
         })
     }
 
@@ -109,7 +115,23 @@ impl Thumbs {
         if let Some(bytes) = self.cached(want) {
             return Ok(bytes); // made while this request waited
         }
-        let full = photo::open_full(Path::new(&job.photo.path))?;
+        // Decoded at the scale the view or the smallest face to cut needs, no finer.
+        let finest = job
+            .faces
+            .iter()
+            .map(|(_, f)| FACE_SIDE as f32 / (f.w.max(f.h) * FACE_CONTEXT))
+            .reduce(f32::max);
+        let scale = finest.map_or(photo::Want::Side(PHOTO_SIDE), photo::Want::Fraction);
+        let path = Path::new(&job.photo.path);
+        let scaled = match job.moment {
+            Some(at) => self.reader.still(path, at)?,
+            None => self.reader.scaled(path, scale)?,
+        };
+        let (kx, ky) = (
+            scaled.rgb.width() as f32 / scaled.original.0 as f32,
+            scaled.rgb.height() as f32 / scaled.original.1 as f32,
+        );
+        let full = scaled.rgb;
         let mut wanted = None;
         let mut keep = |key: &str, bytes: Vec<u8>| {
             if let Err(e) = self.store(key, &bytes) {
@@ -135,7 +157,7 @@ impl Thumbs {
                 if key != want && self.path(key).exists() {
                     continue;
                 }
-                keep(key, jpeg(&cut(&full, face)?)?);
+                keep(key, jpeg(&cut(&full, &face.scaled(kx, ky))?)?);
             }
         }
         Ok(wanted.unwrap_or_default())
@@ -144,7 +166,8 @@ impl Thumbs {
 
 impl Job {
     /// What face `id`'s thumbnail needs: its photo and every face of it (cut in the same decode),
-    /// the one asked for first.
+    /// the one asked for first; of a video, its still at the face's moment and the faces found
+    /// in that still.
     pub(super) fn face(store: &Store, id: FaceId) -> Result<Job, StoreError> {
         let face = store
             .read(|c| faces::get(c, id))?
@@ -163,22 +186,35 @@ impl Job {
             (face_key(f.id, &rect, &photo), rect)
         };
         let mut list = vec![boxed(&face)];
-        list.extend(all.iter().filter(|f| f.id != id).map(boxed));
+        list.extend(
+            all.iter()
+                .filter(|f| f.id != id && f.moment == face.moment)
+                .map(boxed),
+        );
         Ok(Job {
             faces: list,
             view: String::new(),
+            moment: face.moment,
             photo,
         })
     }
 
-    /// What photo `id`'s view at display size needs.
+    /// What photo `id`'s view at display size needs: of a video, its still at the moment of its
+    /// first face (the page draws the boxes of that still's faces), or its first frame.
     pub(super) fn photo(store: &Store, id: PhotoId) -> Result<Job, StoreError> {
         let photo = store
             .read(|c| photos::get(c, id))?
             .ok_or(StoreError::NotFound(Item::Photo(id)))?;
+        let (_, first) = store.read(|c| faces::page(c, Selection::Photo(id), 0, 1))?;
+        let moment = first.first().and_then(|f| f.moment);
+        let what = match moment {
+            Some(at) => format!("photo {PHOTO_SIDE} at {at}"),
+            None => format!("photo {PHOTO_SIDE}"),
+        };
         Ok(Job {
             faces: Vec::new(),
-            view: key(&format!("photo {PHOTO_SIDE}"), &photo),
+            view: key(&what, &photo),
+            moment,
             photo,
         })
     }
