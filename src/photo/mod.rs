@@ -21,6 +21,7 @@ pub mod kind;
 mod orientation;
 mod raster;
 pub mod raw;
+mod tiff;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

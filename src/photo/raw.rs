@@ -134,27 +134,11 @@ fn embedded_jpeg(bytes: &[u8], full: (u32, u32), want: Want) -> Option<RgbImage>
 /// each a JPEGInterchangeFormat and its length, or a JPEG-compressed image in one strip.
 /// Bounded: at most 64 IFDs are read, each checked against the file's size.
 fn tiff_jpegs(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let little = match bytes.get(..4) {
-        Some(b"II*\0") => true,
-        Some(b"MM\0*") => false,
-        _ => return Vec::new(),
+    let Some(t) = super::tiff::Tiff::new(bytes) else {
+        return Vec::new();
     };
-    let u16_at = |at: usize| -> Option<u32> {
-        let b: [u8; 2] = bytes.get(at..at + 2)?.try_into().ok()?;
-        Some(if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        } as u32)
-    };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
+    let u16_at = |at: usize| t.u16_at(at).map(u32::from);
+    let u32_at = |at: usize| t.u32_at(at);
     // A tag's values (SHORT or LONG), inline or at their offset.
     let values = |entry: usize| -> Vec<u32> {
         let (Some(kind), Some(count)) = (u16_at(entry + 2), u32_at(entry + 4)) else {
