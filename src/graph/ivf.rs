@@ -108,6 +108,11 @@ pub struct IvfStats {
     pub kmeans_seconds: f64,
     pub assign_seconds: f64,
     pub search_seconds: f64,
+    /// The same steps in CPU time of the whole process (user and system, all threads): what a
+    /// machine shared with other work does not inflate.
+    pub kmeans_cpu_seconds: f64,
+    pub assign_cpu_seconds: f64,
+    pub search_cpu_seconds: f64,
     /// Groups of cells searched one after another (1 when the rows are in memory), and the
     /// rows copied into their buffers (a face once per cell it belongs to or probes).
     pub groups: usize,
@@ -180,7 +185,7 @@ pub fn edges(
 }
 
 /// Marks unused probe slots.
-const NONE: u16 = u16::MAX;
+pub(super) const NONE: u16 = u16::MAX;
 
 /// The cells and, for every row, the cells it probes (its home first).
 pub struct Partition {
@@ -210,14 +215,16 @@ impl Partition {
             params.cells.min(n)
         }
         .clamp(1, MAX_CELLS);
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), cpu_seconds());
         let (centroids, sample) = kmeans(source, cells, params, ctl)?;
         stats.sample = sample;
         stats.cells = centroids.len() / dim;
         stats.kmeans_seconds = started.elapsed().as_secs_f64();
-        let started = Instant::now();
+        stats.kmeans_cpu_seconds = cpu_seconds() - cpu;
+        let (started, cpu) = (Instant::now(), cpu_seconds());
         let probes = assign(source, &centroids, params, max_d2, ctl)?;
         stats.assign_seconds = started.elapsed().as_secs_f64();
+        stats.assign_cpu_seconds = cpu_seconds() - cpu;
         let part = Partition {
             dim,
             centroids,
@@ -245,6 +252,16 @@ impl Partition {
 
     pub fn cells(&self) -> usize {
         self.centroids.len() / self.dim
+    }
+
+    /// The cells' centres, `cells x dim`.
+    pub(super) fn centroids(&self) -> &[f32] {
+        &self.centroids
+    }
+
+    /// Row `i`'s home cell.
+    pub(super) fn home_of(&self, i: usize) -> usize {
+        self.home(i) as usize
     }
 
     /// Every cell, in order.
@@ -392,7 +409,7 @@ pub fn search(
     ctl: &Control,
     stats: &mut IvfStats,
 ) -> Result<(), GraphError> {
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     let (n, dim) = (part.len(), part.dim);
     let (members, visitors) = part.counts();
     // Largest cells first, so no thread is left with a big one at the end.
@@ -533,7 +550,19 @@ pub fn search(
         stats.exact_rows += exact_rows.into_inner();
     }
     stats.search_seconds += started.elapsed().as_secs_f64();
+    stats.search_cpu_seconds += cpu_seconds() - cpu;
     Ok(())
+}
+
+/// CPU time this process has used so far (user and system, every thread), seconds.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given, for this process.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// What one thread keeps from cell to cell.
@@ -964,18 +993,26 @@ fn assign(
     let (n, dim) = (source.len(), source.dim());
     let cells = centroids.len() / dim;
     let p = params.max_probes;
-    let mut cn = Vec::new();
-    squared_norms(centroids, dim, &mut cn);
-    // Distances between centroids, for the bound below.
-    let mut apart = Vec::new();
-    products(centroids, cells, centroids, cells, dim, &mut apart);
-    for h in 0..cells {
-        for j in 0..cells {
-            let g = &mut apart[h * cells + j];
-            *g = (cn[h] + cn[j] - 2.0 * *g).max(0.0).sqrt();
-        }
-    }
+    let (cn, apart) = cell_distances(centroids, dim);
     let reach = 2.0 * max_d2.sqrt() * params.probe_ratio;
+    // 8-bit rows meet 8-bit centroids in integer products (the probes are a heuristic: the
+    // rounding moves a product by a few thousandths at most).
+    let mut rounded = QuantisedRows::new(dim);
+    for c in centroids.chunks_exact(dim) {
+        rounded.push_f32(c);
+    }
+    let mut panels = int8::Panels::default();
+    panels.pack(&rounded.values, cells, dim);
+    let mut rounded_cn = Vec::new();
+    squared_norms(
+        &{
+            let mut back = vec![0f32; cells * dim];
+            rounded.rows().copy_to(dim, 0, &mut back);
+            back
+        },
+        dim,
+        &mut rounded_cn,
+    );
     let mut probes = vec![NONE; n * p];
     let mut assigned = 0;
     source.scan(&mut |ids, rows| {
@@ -984,17 +1021,36 @@ fn assign(
         let tiles: Vec<Vec<u16>> = (0..m.div_ceil(TILE))
             .into_par_iter()
             .map_init(
-                || (Vec::new(), Vec::new(), Vec::new()),
-                |(scratch, dots, near), t| {
+                || (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+                |(scratch, dots, near, sums, whole), t| {
                     let start = t * TILE;
                     let count = TILE.min(m - start);
-                    let tile = rows.f32_rows(dim, start, count, scratch);
-                    products(tile, count, centroids, cells, dim, dots);
+                    let norms = match rows.slice(dim, start, count) {
+                        Rows::Q8 { steps, values } => {
+                            int8::row_sums(values, dim, sums);
+                            int8::products(values, count, sums, &panels, whole);
+                            dots.clear();
+                            for (r, &sa) in steps.iter().enumerate() {
+                                let line = &whole[r * cells..(r + 1) * cells];
+                                dots.extend(
+                                    line.iter()
+                                        .zip(&rounded.steps)
+                                        .map(|(&d, &sc)| sa * sc * d as f32),
+                                );
+                            }
+                            &rounded_cn
+                        }
+                        _ => {
+                            let tile = rows.f32_rows(dim, start, count, scratch);
+                            products(tile, count, centroids, cells, dim, dots);
+                            &cn
+                        }
+                    };
                     let mut out = vec![NONE; count * p];
                     for r in 0..count {
                         probe(
                             &mut dots[r * cells..(r + 1) * cells],
-                            &cn,
+                            norms,
                             &apart,
                             reach,
                             near,
@@ -1018,8 +1074,27 @@ fn assign(
     Ok(probes)
 }
 
-/// One row's probes into `out`, from `line`, its products with every centroid (overwritten).
-fn probe(
+/// The centroids' squared norms, and the distance between every two centroids (`cells x cells`),
+/// for the bound [`probe`] ranks cells by.
+pub(super) fn cell_distances(centroids: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let cells = centroids.len() / dim;
+    let mut cn = Vec::new();
+    squared_norms(centroids, dim, &mut cn);
+    let mut apart = Vec::new();
+    products(centroids, cells, centroids, cells, dim, &mut apart);
+    for h in 0..cells {
+        for j in 0..cells {
+            let g = &mut apart[h * cells + j];
+            *g = (cn[h] + cn[j] - 2.0 * *g).max(0.0).sqrt();
+        }
+    }
+    (cn, apart)
+}
+
+/// One row's probes into `out`, from `line`, its products with every centroid (overwritten):
+/// its home (nearest centroid) first, then the cells within `reach` times the bound, closest
+/// share first; unused slots [`NONE`].
+pub(super) fn probe(
     line: &mut [f32],
     cn: &[f32],
     apart: &[f32],
@@ -1044,22 +1119,39 @@ fn probe(
     // from mu_j than from mu_home: cells within that bound may hold its neighbours. Ranked by the
     // share of the bound used; the home first.
     let bounds = &apart[home * cells..(home + 1) * cells];
+    // Each cell's share of the bound (infinite: beyond it), in one pass the compiler vectorises.
+    for (x, &apart) in line.iter_mut().zip(bounds) {
+        let (gap, bound) = (*x - best, reach * apart);
+        *x = if gap <= bound {
+            gap / bound.max(f32::MIN_POSITIVE)
+        } else {
+            f32::INFINITY
+        };
+    }
+    line[home] = f32::INFINITY;
+    // The `p - 1` smallest shares in order (ties: the lower cell), kept sorted as the cells go
+    // by: after the first few, a cell costs one comparison (on synthetic data most cells are
+    // within the bound).
     near.clear();
-    near.push((f32::NEG_INFINITY, home as u16));
-    for (c, (&score, &apart)) in line.iter().zip(bounds).enumerate() {
-        let (gap, bound) = (score - best, reach * apart);
-        if gap <= bound && c != home {
-            near.push((gap / bound.max(f32::MIN_POSITIVE), c as u16));
+    let keep = p - 1;
+    if keep > 0 {
+        for (c, &r) in line.iter().enumerate() {
+            let worst = if near.len() == keep {
+                near[keep - 1].0
+            } else {
+                f32::INFINITY
+            };
+            if r < worst {
+                if near.len() == keep {
+                    near.pop();
+                }
+                let at = near.partition_point(|x| x.0 <= r);
+                near.insert(at, (r, c as u16));
+            }
         }
     }
-    // The `p` best, in order (on synthetic data most cells are within the bound).
-    let order = |x: &(f32, u16), y: &(f32, u16)| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1));
-    if near.len() > p {
-        near.select_nth_unstable_by(p - 1, order);
-        near.truncate(p);
-    }
-    near.sort_by(order);
-    for (slot, &(_, c)) in out.iter_mut().zip(near.iter()) {
+    out[0] = home as u16;
+    for (slot, &(_, c)) in out[1..].iter_mut().zip(near.iter()) {
         *slot = c;
     }
 }

@@ -19,6 +19,7 @@ pub mod product;
 pub mod quantised;
 pub mod random;
 pub mod range;
+pub mod reach;
 pub mod rows;
 pub mod source;
 pub mod synthetic;

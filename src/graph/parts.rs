@@ -292,6 +292,26 @@ impl Split {
     pub fn file_name(&self) -> String {
         format!("part-{:04}-of-{:04}.edges", self.index, self.count)
     }
+
+    /// The part a file name of [`Self::file_name`] names.
+    pub fn from_file_name(name: &str) -> Option<Split> {
+        let rest = name.strip_prefix("part-")?.strip_suffix(".edges")?;
+        let (i, n) = rest.split_once("-of-")?;
+        let (index, count) = (i.parse().ok()?, n.parse().ok()?);
+        (index < count).then_some(Split { index, count })
+    }
+}
+
+impl PartialOrd for Split {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Split {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.count, self.index).cmp(&(other.count, other.index))
+    }
 }
 
 /// What computing a part did.
@@ -402,6 +422,158 @@ fn keep(
     failed.is_none()
 }
 
+/// Why a part cannot be used (`Err`), from its split and header.
+pub type PartCheck<'a> = dyn Fn(Split, &[u8]) -> Result<(), String> + 'a;
+
+/// The edges of a full graph on disk: the files of its parts (or the one file of a one-machine
+/// run) and the few edges added after them in memory (the two-hop pass), read in passes.
+pub struct Edges {
+    files: Vec<PairFile>,
+    extra: Vec<(u32, u32)>,
+}
+
+impl Edges {
+    pub fn new(files: Vec<PairFile>) -> Self {
+        Edges {
+            files,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The parts of a graph in `dir`: every `part-I-of-N.edges` there, which must be all `N` of one
+    /// split. `check(part, header)` says why a part cannot be used (computed for another library or
+    /// other settings). Refuses, naming every part missing or refused.
+    pub fn open_parts(dir: &Path, check: &PartCheck) -> Result<Self, GraphError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| GraphError::io(dir, e))?;
+        let mut found: Vec<(Split, PathBuf)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| GraphError::io(dir, e))?;
+            let name = entry.file_name();
+            if let Some(split) = name.to_str().and_then(Split::from_file_name) {
+                found.push((split, entry.path()));
+            }
+        }
+        let refuse = |why: String| GraphError::Parts {
+            path: dir.display().to_string(),
+            why,
+        };
+        let Some(count) = found.iter().map(|(s, _)| s.count).max() else {
+            return Err(refuse(
+                "no part of a graph here (part-I-of-N.edges, written by `visage cluster \
+                 --graph-shard I/N --graphs DIR`)"
+                    .into(),
+            ));
+        };
+        let mut problems = Vec::new();
+        if let Some((other, _)) = found.iter().find(|(s, _)| s.count != count) {
+            problems.push(format!(
+                "parts of two splits ({} and {count} parts): keep the files of one",
+                other.count
+            ));
+        }
+        found.retain(|(s, _)| s.count == count);
+        found.sort();
+        let missing: Vec<String> = (0..count)
+            .filter(|&i| !found.iter().any(|(s, _)| s.index == i))
+            .map(|i| i.to_string())
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "part {} of {count} missing (compute it: visage cluster --graph-shard I/{count} \
+                 --graphs {})",
+                missing.join(", "),
+                dir.display()
+            ));
+        }
+        let mut files = Vec::new();
+        for (split, path) in found {
+            match PairFile::open(&path) {
+                Ok(f) => match check(split, f.header()) {
+                    Ok(()) => files.push(f),
+                    Err(why) => problems.push(format!("{}: {why}", path.display())),
+                },
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(refuse(problems.join("; ")));
+        }
+        Ok(Edges::new(files))
+    }
+
+    /// Edges, those added included.
+    pub fn count(&self) -> u64 {
+        self.files.iter().map(|f| f.count()).sum::<u64>() + self.extra.len() as u64
+    }
+
+    /// Bytes of the files.
+    pub fn file_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| 8 * f.count() + f.header().len() as u64 + 28)
+            .sum()
+    }
+
+    /// Every pair, a chunk at a time: the files', then those added.
+    pub fn pairs(&self, each: &mut PairChunks) -> Result<(), GraphError> {
+        for f in &self.files {
+            f.pairs(each)?;
+        }
+        for chunk in self.extra.chunks(CHUNK) {
+            each(chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Each row's degree (of `n` rows).
+    pub fn degrees(&self, n: usize) -> Result<Vec<u32>, GraphError> {
+        let mut degree = vec![0u32; n];
+        self.pairs(&mut |chunk| {
+            for &(i, j) in chunk {
+                if i as usize >= n || j as usize >= n {
+                    return Err(GraphError::Source(format!(
+                        "an edge ({i}, {j}) outside the graph's {n} rows"
+                    )));
+                }
+                degree[i as usize] += 1;
+                degree[j as usize] += 1;
+            }
+            Ok(())
+        })?;
+        Ok(degree)
+    }
+
+    /// The approximate graph's second pass ([`ivf::two_hop`]) over these edges, with `degree`
+    /// ([`Self::degrees`]), which is brought up to date with the edges it adds.
+    pub fn two_hop(
+        &mut self,
+        source: &dyn RowSource,
+        degree: &mut [u32],
+        params: &IvfParams,
+        max_d2: f32,
+        ctl: &Control,
+    ) -> Result<usize, GraphError> {
+        if params.refine_degree == 0 {
+            return Ok(0);
+        }
+        let lists = ivf::low_degree_lists(degree, params.refine_degree, &mut |each| {
+            self.pairs(&mut |chunk| {
+                for &(i, j) in chunk {
+                    each(i, j);
+                }
+                Ok(())
+            })
+        })?;
+        let added = ivf::two_hop(source, &lists, max_d2, ctl)?;
+        for e in &added {
+            degree[e.i as usize] += 1;
+            degree[e.j as usize] += 1;
+        }
+        self.extra.extend(added.iter().map(|e| (e.i, e.j)));
+        Ok(added.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,9 +642,67 @@ mod tests {
         }
         assert!(seen.iter().all(|&s| s == 1));
         assert_eq!(Split::WHOLE.take(&costs).len(), costs.len());
-        assert_eq!(
-            Split { index: 2, count: 4 }.file_name(),
-            "part-0002-of-0004.edges"
+        let two = Split { index: 2, count: 4 };
+        assert_eq!(two.file_name(), "part-0002-of-0004.edges");
+        assert_eq!(Split::from_file_name(&two.file_name()), Some(two));
+        for bad in ["part-0004-of-0004.edges", "part-1-of-2.edge", "x.edges"] {
+            assert_eq!(Split::from_file_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_set_of_parts_is_whole_and_of_one_library_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |index: u32, count: u32, header: &[u8], pairs: &[(u32, u32)]| {
+            let split = Split { index, count };
+            let mut w = PairWriter::create(&dir.path().join(split.file_name()), header).unwrap();
+            w.push(pairs.iter().copied()).unwrap();
+            w.finish().unwrap();
+        };
+        let ours = |_: Split, h: &[u8]| {
+            if h == b"library A" {
+                Ok(())
+            } else {
+                Err(format!("computed for {}", String::from_utf8_lossy(h)))
+            }
+        };
+        write(0, 3, b"library A", &[(0, 1), (1, 2)]);
+        write(2, 3, b"library A", &[(3, 4)]);
+        let err = Edges::open_parts(dir.path(), &ours)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("part 1 of 3 missing"), "{err}");
+        write(1, 3, b"library B", &[(2, 3)]);
+        let err = Edges::open_parts(dir.path(), &ours)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("part-0001-of-0003.edges: computed for library B"),
+            "{err}"
         );
+        write(1, 3, b"library A", &[(2, 3)]);
+        let mut edges = Edges::open_parts(dir.path(), &ours).unwrap();
+        assert_eq!(edges.count(), 4);
+        let degree = edges.degrees(6).unwrap();
+        assert_eq!(degree, vec![1, 2, 2, 2, 1, 0]);
+        // A part of another split beside them is named.
+        write(0, 2, b"library A", &[]);
+        let err = Edges::open_parts(dir.path(), &ours)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("two splits"), "{err}");
+        edges.extra.push((4, 5));
+        let mut all = Vec::new();
+        edges
+            .pairs(&mut |c| {
+                all.extend_from_slice(c);
+                Ok(())
+            })
+            .unwrap();
+        all.sort();
+        assert_eq!(all, vec![(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]);
     }
 }

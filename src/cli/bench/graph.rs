@@ -115,6 +115,30 @@ pub struct GraphArgs {
     /// folder]
     #[arg(long, value_name = "DIR", requires = "stream")]
     scratch: Option<PathBuf>,
+    /// Compute part I of N of the graph only (its tile pairs, block pairs or cells, as one machine
+    /// of N would), count its edges and project the whole graph's time from it: a graph too large
+    /// for one run (every pair of ten million faces on a GPU)
+    #[arg(long, value_name = "I/N", conflicts_with_all = ["stream", "recall", "save"])]
+    part: Option<crate::index::Shard>,
+}
+
+#[derive(Serialize)]
+struct PartLine {
+    tool: &'static str,
+    data: &'static str,
+    device: String,
+    method: Method,
+    n: usize,
+    distance: f32,
+    part: String,
+    edges: u64,
+    seconds: f64,
+    cpu_seconds: f64,
+    /// The whole graph's time if every part took as long (the parts are dealt to be even).
+    projected_seconds: f64,
+    peak_rss_mib: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ivf: Option<IvfStats>,
 }
 
 #[derive(Serialize)]
@@ -269,6 +293,50 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
+    if let Some(part) = args.part {
+        let split = crate::graph::parts::Split {
+            index: part.index,
+            count: part.count,
+        };
+        let (started, cpu) = (Instant::now(), ivf::cpu_seconds());
+        let mut edges = 0u64;
+        let report = crate::graph::parts::compute(
+            &backend,
+            &crate::graph::InMemory { rows, dim },
+            max_d2,
+            method,
+            &ivf_params(&args),
+            split,
+            usize::MAX,
+            &mut |e| {
+                edges += e.len() as u64;
+                Ok(())
+            },
+            &crate::graph::Control {
+                progress: &progress,
+                ..crate::graph::Control::quiet()
+            },
+        )?;
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let line = PartLine {
+            tool: "visage",
+            data: if args.people { "people" } else { "clusters" },
+            device: backend.describe(),
+            method,
+            n,
+            distance,
+            part: part.to_string(),
+            edges,
+            seconds,
+            cpu_seconds: ivf::cpu_seconds() - cpu,
+            projected_seconds: seconds * part.count as f64,
+            peak_rss_mib: peak_rss_mib(),
+            ivf: report.ivf,
+        };
+        println!("{}", serde_json::to_string(&line)?);
+        return Ok(0);
+    }
     let started = Instant::now();
     let mut ivf_stats = None;
     let edges = match method {
@@ -736,8 +804,10 @@ struct StreamLine {
     memory_mib: usize,
     parts: u32,
     rows_file_seconds: f64,
-    /// Each part's time (the partition, then its cells), one after another.
+    /// Each part's time (the partition, then its cells), one after another, and its CPU time
+    /// (what a machine shared with other work does not inflate).
     part_seconds: Vec<f64>,
+    part_cpu_seconds: Vec<f64>,
     edges: u64,
     edge_file_bytes: u64,
     /// Counting the edges of every face (one pass over the files).
@@ -746,8 +816,9 @@ struct StreamLine {
     two_hop_seconds: f64,
     dbscan_seconds: f64,
     clusters: usize,
-    /// The graph and DBSCAN, without writing the row file.
+    /// The graph and DBSCAN, without writing the row file, and their CPU time.
     total_seconds: f64,
+    total_cpu_seconds: f64,
     peak_rss_mib: f64,
     ivf: Option<IvfStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -797,7 +868,9 @@ fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
     };
     let backend = GraphBackend::Cpu;
     let started = Instant::now();
+    let cpu = ivf::cpu_seconds();
     let mut part_seconds = Vec::new();
+    let mut part_cpu_seconds = Vec::new();
     let mut files = Vec::new();
     let mut ivf_stats = None;
     for index in 0..args.parts {
@@ -806,6 +879,7 @@ fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
             count: args.parts,
         };
         let part_started = Instant::now();
+        let part_cpu = ivf::cpu_seconds();
         let path = dir.path().join(split.file_name());
         let mut out = PairWriter::create(&path, b"bench")?;
         let report = parts::compute(
@@ -822,6 +896,7 @@ fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
         out.finish()?;
         files.push(PairFile::open(&path)?);
         part_seconds.push(part_started.elapsed().as_secs_f64());
+        part_cpu_seconds.push(ivf::cpu_seconds() - part_cpu);
         ivf_stats = report.ivf;
     }
     bar.finish_and_clear();
@@ -877,6 +952,7 @@ fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
     let labels = dbscan.labels(&mut all_pairs)?;
     let dbscan_seconds = t.elapsed().as_secs_f64();
     let total_seconds = started.elapsed().as_secs_f64();
+    let total_cpu_seconds = ivf::cpu_seconds() - cpu;
     let clusters = labels
         .iter()
         .filter(|&&l| l != NOISE)
@@ -926,6 +1002,7 @@ fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
         parts: args.parts,
         rows_file_seconds,
         part_seconds,
+        part_cpu_seconds,
         edges: edges + extra.len() as u64,
         edge_file_bytes,
         degrees_seconds,
@@ -934,6 +1011,7 @@ fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
         dbscan_seconds,
         clusters,
         total_seconds,
+        total_cpu_seconds,
         peak_rss_mib: peak,
         ivf: ivf_stats,
         recall,
