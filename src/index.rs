@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::photo::Photo;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
-use crate::store::{Store, StoreError};
+use crate::store::{PhotoId, Store, StoreError};
 use crate::walk;
 pub use shard::{Shard, ShardCount, ShardError};
 
@@ -268,7 +268,7 @@ pub fn index(
 
     // Files under a walked folder that were not found are gone (of a shard: those that belong to
     // it). A folder that is missing altogether (an unmounted disk) marks nothing.
-    let mut gone: Vec<i64> = roots
+    let mut gone: Vec<PhotoId> = roots
         .iter()
         .filter(|r| r.is_dir())
         .filter_map(|r| std::fs::canonicalize(r).ok())

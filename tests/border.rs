@@ -36,14 +36,7 @@ fn found(pipeline: &Pipeline, cases: &[BorderCase]) -> Vec<bool> {
 }
 
 fn pipeline(proposals: Proposals) -> Pipeline {
-    for m in [
-        &visage::models::ONET,
-        &visage::models::PNET,
-        &visage::models::RNET,
-        &visage::models::FACENET,
-    ] {
-        common::model(m);
-    }
+    common::models();
     let settings = Settings {
         device: DeviceChoice::Cpu,
         models: std::env::var_os("VISAGE_MODELS").map(Into::into),
@@ -96,7 +89,7 @@ fn faces_cut_by_the_frame_or_filling_it_are_found() {
 
 #[test]
 fn border_windows_are_scanned_alike_on_the_gpu_and_the_cpu() {
-    let Some(gpu) = common::gpu() else { return };
+    let gpu = common::gpu();
     let cascade = Cascade::facefinder().unwrap();
     let params = |padding| DetectParams {
         border: Border {

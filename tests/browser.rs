@@ -6,30 +6,18 @@
 //! photo with its boxes. Screenshots of the review and person pages go to `$VISAGE_SCREENSHOTS`
 //! (`scripts/screenshots` sets it to `docs/`).
 //!
-//! With `CI=true` a missing Chromium fails the test; elsewhere it is skipped with a note.
+//! A missing Chromium fails the test, naming the package (`chromium`).
 
 use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cdp::{Browser, find_chromium};
-use crate::server::{Library, Server, library};
+use crate::cdp::Browser;
+use crate::common::tools::chromium;
+use crate::server::{Client, Library, Server, library};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn chromium() -> Option<PathBuf> {
-    match find_chromium() {
-        Some(p) => Some(p),
-        None if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("CI=true but no Chromium: install the Debian package chromium (.ci/run does)")
-        }
-        None => {
-            eprintln!("SKIPPED: no chromium on the PATH (apt-get install chromium)");
-            None
-        }
-    }
-}
 
 /// Every face image in `scope` has loaded, at thumbnail size.
 fn thumbnails_loaded(scope: &str) -> String {
@@ -80,7 +68,7 @@ fn person_faces(lib: &Library, name: &str) -> u64 {
 
 #[test]
 fn name_people_in_the_browser() {
-    let Some(chromium) = chromium() else { return };
+    let chromium = chromium();
     let lib = library("browser");
     let s = Server::start(&lib, &[]);
     let clusters = s.get("/api/clusters").json()["clusters"]
@@ -302,7 +290,7 @@ fn name_people_in_the_browser() {
 /// face back as it was.
 #[test]
 fn accept_a_suggested_group_then_undo() {
-    let Some(chromium) = chromium() else { return };
+    let chromium = chromium();
     let lib = library("browser-suggest");
     let s = Server::start(&lib, &[]);
     let before = lib.faces();
@@ -404,7 +392,7 @@ fn review_page_timings() {
     let Some(db) = std::env::var_os("VISAGE_BENCH_DB").map(PathBuf::from) else {
         panic!("set VISAGE_BENCH_DB to the library to measure");
     };
-    let chromium = chromium().expect("chromium");
+    let chromium = chromium();
     let dir = common::tempdir("bench-serve");
     let lib = Library {
         photos: dir.join("photos"),

@@ -7,10 +7,8 @@ use crate::common::{self, lines, tempdir, visage};
 
 /// The binary's environment: the models the tests use, and the CPU (deterministic and fast here).
 fn env() -> Vec<(&'static str, String)> {
+    common::models();
     let facenet = common::model(&visage::models::FACENET);
-    common::model(&visage::models::ONET);
-    common::model(&visage::models::PNET);
-    common::model(&visage::models::RNET);
     let dir = facenet.parent().unwrap().parent().unwrap();
     vec![
         ("VISAGE_MODELS", dir.to_string_lossy().into_owned()),

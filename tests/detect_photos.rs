@@ -192,7 +192,7 @@ fn photos_without_faces_give_no_boxes() {
 
 #[test]
 fn gpu_and_cpu_detectors_report_the_same_faces() {
-    let Some(gpu) = common::gpu() else { return };
+    let gpu = common::gpu();
     let settings = Settings::default();
     let cascade = Cascade::facefinder().unwrap();
     let scanner = GpuScanner::new(Arc::clone(&gpu), &cascade);

@@ -28,9 +28,7 @@ fn assert_same(gpu: &[Edge], cpu: &[Edge], max_d2: f32) {
 
 #[test]
 fn random_embeddings_give_the_same_edges_across_blocks_and_overflow() {
-    let Some(gpu) = common::gpu() else {
-        return;
-    };
+    let gpu = common::gpu();
     let dim = 512;
     // 6 clusters of 30 (members about 0.7 apart) plus 60 loose vectors (about 1.41 apart).
     let rows = synthetic::embeddings(dim, 6, 30, 0.55, 60);
@@ -75,9 +73,7 @@ fn random_embeddings_give_the_same_edges_across_blocks_and_overflow() {
 
 #[test]
 fn real_embeddings_give_the_same_edges() {
-    let Some(gpu) = common::gpu() else {
-        return;
-    };
+    let gpu = common::gpu();
     let rows = reference_rows();
     let graph = GpuGraph::new(gpu);
     let max_d2 = 1.0f32;
@@ -147,9 +143,7 @@ fn people_f16(n: usize, seed: u64) -> (Vec<f16>, Vec<f32>) {
 
 #[test]
 fn streaming_f16_blocks_on_the_gpu_give_the_twins_edges() {
-    let Some(gpu) = common::gpu() else {
-        return;
-    };
+    let gpu = common::gpu();
     // 1000 faces of synthetic people in six blocks of 176 rows (the last one partial): 21 block
     // pairs through two block buffers, each overflowing a 16-edge buffer first.
     let (half, widened) = people_f16(1000, 4);

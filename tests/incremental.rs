@@ -8,6 +8,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 use visage::evaluation::cluster_scores;
+use visage::store::FaceId;
 
 use crate::common::{self, run, tempdir};
 
@@ -16,7 +17,7 @@ const SETTINGS: [&str; 4] = ["--face-cluster-dist", "0.9", "--face-cluster-core"
 
 /// Every face the automatic side decides about (not named by hand, photo present): its group
 /// (its person if matched to one, else its cluster, else none) and its DBSCAN neighbour count.
-fn automatic(db: &Path) -> BTreeMap<i64, (Option<String>, Option<i64>)> {
+fn automatic(db: &Path) -> BTreeMap<FaceId, (Option<String>, Option<i64>)> {
     let conn = Connection::open(db).unwrap();
     let mut stmt = conn
         .prepare(
@@ -37,14 +38,7 @@ fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn automatic_clusters_after_several_runs_equal_a_full_recluster() {
-    for m in [
-        &visage::models::FACENET,
-        &visage::models::ONET,
-        &visage::models::PNET,
-        &visage::models::RNET,
-    ] {
-        common::model(m);
-    }
+    common::models();
     let dir = tempdir("incremental");
     let (photos, db) = (dir.join("photos"), dir.join("visage.db"));
     std::fs::create_dir_all(&photos).unwrap();
@@ -97,10 +91,10 @@ fn automatic_clusters_after_several_runs_equal_a_full_recluster() {
     );
     // DBSCAN's state: the same neighbour count for every face, exactly.
     for (id, (_, n)) in &incremental {
-        assert_eq!(*n, full[id].1, "neighbour count of f{id}");
+        assert_eq!(*n, full[id].1, "neighbour count of {id}");
     }
     // The same groups (labels differ: compare partitions).
-    let label = |m: &BTreeMap<i64, (Option<String>, Option<i64>)>| -> Vec<Option<u32>> {
+    let label = |m: &BTreeMap<FaceId, (Option<String>, Option<i64>)>| -> Vec<Option<u32>> {
         let mut names: BTreeMap<String, u32> = BTreeMap::new();
         m.values()
             .map(|(g, _)| {

@@ -8,22 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, copy_tree, lines, run, tempdir};
+use crate::common::{self, copy_tree, faces, lines, models, run, tempdir};
 use serde_json::Value;
 use visage::evaluation::cluster_scores;
 use visage::store::Store;
-
-/// Fetch both models first (once per binary) so the commands below find them.
-fn models() {
-    common::model(&visage::models::ONET);
-    common::model(&visage::models::PNET);
-    common::model(&visage::models::RNET);
-    common::model(&visage::models::FACENET);
-}
-
-fn faces(db: &Path) -> Vec<Value> {
-    lines(&run(db, &["faces", "--json"], 0))
-}
 
 fn iou(a: &Value, b: &Value) -> f64 {
     let r = |v: &Value| {
@@ -62,7 +50,7 @@ fn ari(list: &[Value]) -> (f64, usize) {
         let next = folders.len();
         truth.push(*folders.entry(folder).or_insert(next));
         let group = match (&f["person"], &f["cluster"]) {
-            (Value::String(p), _) => Some(format!("p{p}")),
+            (Value::String(p), _) => Some(format!("person {p}")),
             (_, Value::String(c)) => Some(c.clone()),
             _ => None,
         };

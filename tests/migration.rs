@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::Connection;
-use visage::store::{Store, embeddings, schema};
+use visage::store::{FaceId, Store, embeddings, schema};
 
 use crate::common::{run, tempdir};
 
@@ -42,7 +42,7 @@ const REJECTIONS: &str = "SELECT face || ',' || person, * FROM rejections ORDER 
 const DECISIONS: &str = "SELECT id, cluster, person, assigned FROM faces
     WHERE assigned = 'manual' ORDER BY id";
 
-fn old_embeddings(conn: &Connection) -> BTreeMap<i64, Vec<f32>> {
+fn old_embeddings(conn: &Connection) -> BTreeMap<FaceId, Vec<f32>> {
     let mut stmt = conn.prepare("SELECT id, embedding FROM faces").unwrap();
     stmt.query_map([], |r| {
         let b: Vec<u8> = r.get(1)?;
@@ -92,10 +92,10 @@ fn a_library_of_the_last_release_migrates_in_place_with_nothing_lost() {
             assert_eq!(rows(c, REJECTIONS), rejections);
             // Every embedding, as half floats.
             for (id, old) in &vectors {
-                let now = embeddings::get(c, *id)?.expect("an embedding for every face");
+                let now = embeddings::get(c, id.0)?.expect("an embedding for every face");
                 // Half floats keep 11 significant bits: relative error at most 2^-11.
                 for (a, b) in old.iter().zip(&now) {
-                    assert!((a - b).abs() <= a.abs() / 2048.0 + 1e-7, "f{id}: {a} {b}");
+                    assert!((a - b).abs() <= a.abs() / 2048.0 + 1e-7, "{id}: {a} {b}");
                 }
             }
             // The embedding column is gone from the face rows, and the space came back.

@@ -20,9 +20,7 @@ fn pipeline() -> Pipeline {
 
 fn pipeline_with(settings: Settings) -> Pipeline {
     // Fetch the models first so a missing one fails with the tests' message.
-    for m in visage::models::ALL {
-        common::model(&m);
-    }
+    common::models();
     Pipeline::new(&settings, true).unwrap()
 }
 

@@ -14,7 +14,7 @@ use crate::server::{self, Library};
 use visage::config::{DeviceChoice, Settings};
 use visage::graph::GraphBackend;
 use visage::people::{self, Ref, Rematch, Verdict, history, suggest};
-use visage::store::Store;
+use visage::store::{ClusterId, FaceId, Store};
 
 /// `visage bench review PHOTOS --db DB` with extra flags; its one JSON line.
 fn review(lib: &Library, flags: &[&str]) -> Value {
@@ -42,6 +42,10 @@ fn the_simulated_review_names_everyone_in_a_few_actions() {
     eprintln!("defaults: {defaults}");
     assert_eq!(defaults["people"], 5, "{defaults}");
     assert!(defaults["faces"].as_u64().unwrap() >= 110, "{defaults}");
+    // Three photos show someone beside the folder's person (Cher beside Elton John, Julia
+    // Louis-Dreyfus beside Jerry Seinfeld, a face behind Mindy Kaling): strangers, whom the
+    // simulated user never names.
+    assert_eq!(defaults["strangers"], 3, "{defaults}");
     assert!(defaults["actions"].as_u64().unwrap() <= 12, "{defaults}");
     assert!(defaults["corrections"].as_u64().unwrap() <= 2, "{defaults}");
     assert!(
@@ -88,7 +92,7 @@ fn snapshot(db: &Path) -> Vec<(String, Vec<Vec<Sql>>)> {
 }
 
 /// Faces of a person (or `None`: faces with no person), by id.
-fn faces_of(store: &Store, person: Option<&str>) -> Vec<i64> {
+fn faces_of(store: &Store, person: Option<&str>) -> Vec<FaceId> {
     store
         .read(|c| {
             let mut stmt = c.prepare(
@@ -136,8 +140,8 @@ fn every_kind_of_decision_is_undone_to_the_same_rows() {
         backend: &backend,
     });
     let clusters: Vec<Value> = lib.visage_json(&["clusters", "--json"]);
-    let cid = |k: usize| -> i64 { clusters[k]["id"].as_str().unwrap()[1..].parse().unwrap() };
-    let members = |store: &Store, c: i64| -> Vec<i64> {
+    let cid = |k: usize| -> ClusterId { clusters[k]["id"].as_str().unwrap().parse().unwrap() };
+    let members = |store: &Store, c: ClusterId| -> Vec<FaceId> {
         store
             .read(|conn| {
                 let mut stmt =
@@ -185,13 +189,13 @@ fn every_kind_of_decision_is_undone_to_the_same_rows() {
         people::merge(s, "Ben", "Ann").unwrap().action
     });
     undone_exactly(db, "split", |s| {
-        let f: Vec<i64> = faces_of(s, Some("Ann")).into_iter().take(2).collect();
+        let f: Vec<FaceId> = faces_of(s, Some("Ann")).into_iter().take(2).collect();
         people::split(s, &f, "Dee", &settings, rematch)
             .unwrap()
             .action
     });
     undone_exactly(db, "reject", |s| {
-        let f: Vec<i64> = faces_of(s, Some("Ben")).into_iter().take(2).collect();
+        let f: Vec<FaceId> = faces_of(s, Some("Ben")).into_iter().take(2).collect();
         people::reject(s, &f, None).unwrap().0.action
     });
     undone_exactly(db, "ignore", |s| people::ignore(s, cid(2)).unwrap().action);
@@ -203,7 +207,7 @@ fn every_kind_of_decision_is_undone_to_the_same_rows() {
     });
     undone_exactly(db, "hide", |s| people::hide(s, "Ben", true).unwrap().action);
     undone_exactly(db, "mark", |s| {
-        let f: Vec<i64> = unnamed(s).into_iter().take(2).collect();
+        let f: Vec<FaceId> = unnamed(s).into_iter().take(2).collect();
         people::set_verdict(s, &f, Some(Verdict::NotAFace))
             .unwrap()
             .action
@@ -226,7 +230,7 @@ fn every_kind_of_decision_is_undone_to_the_same_rows() {
     });
     // Matched faces confirmed.
     let store = Store::open(db).unwrap();
-    let matched: Vec<i64> = store
+    let matched: Vec<FaceId> = store
         .read(|c| {
             let mut stmt =
                 c.prepare("SELECT id FROM faces WHERE assigned = 'auto' AND person IS NOT NULL")?;
@@ -317,7 +321,23 @@ fn suggestions_names_history_and_undo_from_the_command_line() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
+    // The page's rule for names holds on the command line too: empty, blank or over 200
+    // characters is refused with the reason, and nothing is named.
+    let long = "x".repeat(201);
+    for bad in ["", "  ", long.as_str()] {
+        for args in [
+            vec!["name", first.as_str(), bad],
+            vec!["split", first.as_str(), "--to", bad],
+        ] {
+            let out = lib.run(&args, 2);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("name"), "{args:?}: {stderr}");
+        }
+    }
+    assert!(lib.people().is_empty());
     lib.run(&["name", &first, &truth], 0);
+    let out = lib.run(&["rename", &truth, &long], 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 200 characters"));
     let out = lib.run(&["suggestions", "--json", "--person", &truth], 0);
     let groups = lines(&out);
     assert_eq!(groups.len(), 1, "{groups:?}");

@@ -1,12 +1,15 @@
-//! `visage serve` over real HTTP: a real server on an ephemeral port, on the real indexed
-//! 5-celebrity library. Listings and paging, thumbnails cut from the original photo, every action
-//! and its effect in `visage people --json`, the token, Host and Origin checks, path traversal,
-//! bad requests, escaping, a gone photo, and `visage index` running next to the server.
+//! The review page's server on the real indexed 5-celebrity library. The API's behaviour in
+//! process (`serve::router` driven with tower's `oneshot`, see `server::Api`): listings and
+//! paging, thumbnails cut from the original photo, every action and its effect in `visage people
+//! --json`, path traversal, bad requests, escaping, a gone photo, `visage index` running next to
+//! the server, faces offered with clusters. Over a real socket (`visage serve` on an ephemeral
+//! port): the token, Host and Origin checks, bytes that are not HTTP, `--allow-remote`, and a
+//! healthy log.
 
 use crate::common;
 use std::collections::HashSet;
 
-use crate::server::{self, Library, Server, library, request};
+use crate::server::{self, Api, Client, Library, Server, library, request};
 use serde_json::{Value, json};
 
 fn ids(list: &Value) -> Vec<String> {
@@ -18,7 +21,7 @@ fn ids(list: &Value) -> Vec<String> {
 }
 
 /// The review list: automatic clusters, largest first.
-fn clusters(s: &Server) -> Vec<Value> {
+fn clusters(s: &impl Client) -> Vec<Value> {
     let r = s.get("/api/clusters?limit=200");
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["clusters"].as_array().unwrap().clone()
@@ -35,7 +38,7 @@ fn jpeg_of(r: &server::Response) -> image::RgbImage {
 #[test]
 fn lists_pages_thumbnails_and_photos() {
     let lib = library("serve-list");
-    let s = Server::start(&lib, &[]);
+    let s = Api::new(&lib);
     let faces = lib.faces();
 
     // Nobody is named yet; the five people are automatic clusters, largest first.
@@ -128,12 +131,11 @@ fn lists_pages_thumbnails_and_photos() {
     let again = s.get(&format!("/faces/{}.jpg", face["id"].as_str().unwrap()));
     assert_eq!(again.header("etag"), Some(etag.as_str()));
     assert_eq!(again.body, r.body);
-    let not_modified = request(
-        s.addr,
+    let not_modified = s.request(
         "GET",
         &format!("/faces/{}.jpg", face["id"].as_str().unwrap()),
         &[
-            ("X-Visage-Token", s.token.as_str()),
+            ("X-Visage-Token", s.token()),
             ("If-None-Match", etag.as_str()),
         ],
         b"",
@@ -191,7 +193,6 @@ fn lists_pages_thumbnails_and_photos() {
                 .contains("script-src 'self'")
         );
     }
-    s.stop();
 }
 
 /// The face's photo as decoded independently (EXIF orientation applied).
@@ -240,7 +241,7 @@ fn count_of(lib: &Library, name: &str) -> Option<u64> {
 #[test]
 fn every_action_changes_what_visage_people_says() {
     let lib = library("serve-actions");
-    let s = Server::start(&lib, &[]);
+    let s = Api::new(&lib);
     let list = clusters(&s);
     let cid = |k: usize| list[k]["id"].as_str().unwrap().to_string();
     let size = |k: usize| list[k]["faces"].as_i64().unwrap();
@@ -452,7 +453,6 @@ fn every_action_changes_what_visage_people_says() {
         "{audit:?}"
     );
     assert_eq!(audit.last().unwrap()["integrity_check"], "ok");
-    s.stop();
 }
 
 #[test]
@@ -617,6 +617,18 @@ fn token_host_and_origin_are_checked() {
     let r = s.get("/api/hide");
     assert_eq!(r.status, 405);
     r.error();
+
+    // Bytes that are not HTTP: a 4xx or a closed connection; the server lives on.
+    for garbage in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost\r\n\r\n",
+        b"\x00\x01\x02\r\n\r\n",
+    ] {
+        let answer = server::exchange(a, garbage);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
+    }
+    assert_eq!(s.get("/api/people").status, 200);
     s.stop();
 
     // A non-loopback address needs --allow-remote; with it, the token is still required.
@@ -650,8 +662,8 @@ fn token_host_and_origin_are_checked() {
 #[test]
 fn traversal_bad_requests_and_names_are_harmless() {
     let lib = library("serve-bad");
-    let s = Server::start(&lib, &[]);
-    let token = [("X-Visage-Token", s.token.as_str())];
+    let s = Api::new(&lib);
+    let token = [("X-Visage-Token", s.token())];
 
     // Files only by id: no request path reaches the file system.
     for target in [
@@ -671,7 +683,7 @@ fn traversal_bad_requests_and_names_are_harmless() {
         "/etc/passwd",
         "/page.js/../../etc/passwd",
     ] {
-        let r = request(s.addr, "GET", target, &token, b"");
+        let r = s.request("GET", target, &token, b"");
         assert_eq!(r.status, 404, "{target}: {}", r.text());
         assert!(!r.text().contains("root:"), "{target}");
         r.error();
@@ -689,7 +701,7 @@ fn traversal_bad_requests_and_names_are_harmless() {
         b"",
         b"\xff\xfe",
     ] {
-        let r = request(s.addr, "POST", "/api/name", &[token[0], json], body);
+        let r = s.request("POST", "/api/name", &[token[0], json], body);
         assert_eq!(
             r.status,
             400,
@@ -700,20 +712,11 @@ fn traversal_bad_requests_and_names_are_harmless() {
         assert!(r.error().contains("JSON"), "{}", r.error());
     }
     let huge = vec![b' '; 2 << 20];
-    let r = request(s.addr, "POST", "/api/name", &[token[0], json], &huge);
+    let r = s.request("POST", "/api/name", &[token[0], json], &huge);
     assert_eq!(r.status, 413, "{}", r.text());
     let long = "x".repeat(201);
     let r = s.post("/api/name", &json!({"target": "c1", "name": long}));
     assert_eq!(r.status, 400);
-    for garbage in [
-        &b"GARBAGE\r\n\r\n"[..],
-        b"GET / HTTP/1.1\r\nHost\r\n\r\n",
-        b"\x00\x01\x02\r\n\r\n",
-    ] {
-        let answer = server::exchange(s.addr, garbage);
-        let text = String::from_utf8_lossy(&answer);
-        assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
-    }
     assert_eq!(s.get("/api/people").status, 200);
 
     // A name that is markup stays data: the API gives it back as it was typed, and the page
@@ -735,13 +738,12 @@ fn traversal_bad_requests_and_names_are_harmless() {
         assert!(!js.contains(sink), "page.js uses {sink}");
     }
     assert!(!s.get("/").text().contains(evil));
-    s.stop();
 }
 
 #[test]
 fn a_gone_photo_gives_a_placeholder() {
     let lib = library("serve-gone");
-    let s = Server::start(&lib, &[]);
+    let s = Api::new(&lib);
     let faces = lib.faces();
     let face = &faces[0];
     let (fid, pid) = (
@@ -799,13 +801,12 @@ fn a_gone_photo_gives_a_placeholder() {
             .json();
         assert!(ids(&page["faces"]).iter().all(|f| f != fid));
     }
-    s.stop();
 }
 
 #[test]
 fn index_may_run_while_the_page_is_open() {
     let lib = library("serve-index");
-    let s = Server::start(&lib, &[]);
+    let s = Api::new(&lib);
     let before = lib.faces().len();
     std::fs::copy(
         common::testdata().join("group/t1.jpg"),
@@ -870,7 +871,6 @@ fn index_may_run_while_the_page_is_open() {
     jpeg_of(&s.get(&format!("/faces/{}.jpg", group["id"].as_str().unwrap())));
     let audit = lib.visage_json(&["audit", "--json"]);
     assert_eq!(audit.last().unwrap()["integrity_check"], "ok");
-    s.stop();
 }
 
 /// Not a test of behaviour: BENCHMARKS.md's cost of thumbnails from a 12-megapixel photo (the
@@ -923,7 +923,7 @@ fn large_photo_thumbnail_timings() {
 #[test]
 fn faces_offered_with_a_page_of_clusters_are_named_with_it() {
     let lib = library("serve-also");
-    let s = Server::start(&lib, &[]);
+    let s = Api::new(&lib);
     let list = clusters(&s);
     let page: Vec<String> = list
         .iter()
@@ -984,5 +984,4 @@ fn faces_offered_with_a_page_of_clusters_are_named_with_it() {
         let r = s.get(bad);
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
     }
-    s.stop();
 }

@@ -1,6 +1,7 @@
 //! The integration tests: one binary (as ripgrep does), one module per area, one shared kit
-//! (`common`: test photos, models, the CI rules, a one-node Slurm cluster; `server` and `cdp`: the
-//! review page's server and the browser it is driven through).
+//! (`common`: test photos, models, the real tools or a failure naming their package, a one-node
+//! Slurm cluster; `server` and `cdp`: the review page's server and the browser it is driven
+//! through).
 
 mod cdp;
 mod common;

@@ -9,24 +9,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{self, lines, run, tempdir};
+use crate::common::{self, faces, lines, models, run, tempdir};
 use image::DynamicImage;
 use image::metadata::Orientation;
 use serde_json::Value;
 
-fn models() {
-    common::model(&visage::models::ONET);
-    common::model(&visage::models::PNET);
-    common::model(&visage::models::RNET);
-    common::model(&visage::models::FACENET);
-}
-
-/// ExifTool, which CI installs; missing, the test fails (it is the point of the test).
+/// `exiftool ARGS`, which must succeed; without ExifTool the test fails naming its package.
 fn exiftool(args: &[&str]) -> Output {
-    let out = Command::new("exiftool")
+    let out = Command::new(common::tools::exiftool())
         .args(args)
         .output()
-        .expect("these tests need ExifTool: apt-get install libimage-exiftool-perl");
+        .unwrap();
     assert!(
         out.status.success(),
         "exiftool {args:?}: {}",
@@ -68,16 +61,9 @@ fn region_names(tags: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A face's id as the commands take it (`f12`), whichever way `faces --json` writes it.
+/// A face's id as the commands take it (`f12`), as `faces --json` writes it.
 fn face_ref(f: &Value) -> String {
-    match &f["id"] {
-        Value::String(s) => s.clone(),
-        v => format!("f{}", v.as_i64().unwrap()),
-    }
-}
-
-fn faces(db: &Path) -> Vec<Value> {
-    lines(&run(db, &["faces", "--json"], 0))
+    f["id"].as_str().unwrap().to_string()
 }
 
 fn boxes(v: &Value) -> [f64; 4] {

@@ -9,7 +9,6 @@ pub mod index;
 pub mod merge;
 pub mod models;
 pub mod people;
-pub mod review;
 pub mod serve;
 pub mod words;
 pub mod xmp;

@@ -268,7 +268,7 @@ pub fn person(args: PersonArgs) -> anyhow::Result<i32> {
         print_json_lines(&photos)?;
     } else {
         for p in &photos {
-            let ids: Vec<String> = p.faces.iter().map(|&f| FaceId(f).to_string()).collect();
+            let ids: Vec<String> = p.faces.iter().map(FaceId::to_string).collect();
             println!("{}\t{}", p.path, ids.join(" "));
         }
     }
@@ -294,13 +294,13 @@ pub fn faces(args: FacesArgs) -> anyhow::Result<i32> {
         None => None,
     };
     if let Some(c) = args.cluster
-        && store.read(|conn| clusters::get(conn, c.0))?.is_none()
+        && store.read(|conn| clusters::get(conn, c))?.is_none()
     {
         return Err(StoreError::NotFound(Item::Cluster(c)).into());
     }
     let filter = faces::Filter {
         person,
-        cluster: args.cluster.map(|c| c.0),
+        cluster: args.cluster,
         unassigned: args.unassigned,
     };
     let list = store.read(|c| faces::list(c, filter))?;
@@ -310,14 +310,14 @@ pub fn faces(args: FacesArgs) -> anyhow::Result<i32> {
         } else {
             println!(
                 "{}\t{}\t{:.0},{:.0} {:.0}x{:.0}\tscore {:.1}\t{}\t{}{}",
-                FaceId(f.id),
+                f.id,
                 f.path,
                 f.x,
                 f.y,
                 f.w,
                 f.h,
                 f.score,
-                f.cluster.map_or("-".into(), |c| ClusterId(c).to_string()),
+                f.cluster.map_or("-".into(), |c| c.to_string()),
                 f.person.as_deref().unwrap_or("-"),
                 if f.ambiguous { "\tambiguous" } else { "" }
             );
@@ -368,7 +368,7 @@ pub fn clusters(args: ReadArgs) -> anyhow::Result<i32> {
         } else {
             println!(
                 "{}\t{}\t{}\t{}, radius {:.2}\te.g. {}",
-                ClusterId(line.row.id),
+                line.row.id,
                 line.row.kind.as_str(),
                 line.row.person.as_deref().unwrap_or("-"),
                 plural(line.faces, "face"),
@@ -420,7 +420,7 @@ pub fn stats(args: ReadArgs) -> anyhow::Result<i32> {
 
 pub fn audit(args: AuditArgs) -> anyhow::Result<i32> {
     let mut store = args.read.store.open()?;
-    let findings = report::audit(&mut store, args.fix)?;
+    let findings = people::audit::audit(&mut store, args.fix)?;
     let integrity = store.integrity_check()?;
     let problems = findings.iter().filter(|f| f.count > 0 && !f.fixed).count();
     if args.read.json {
@@ -512,11 +512,10 @@ pub fn merge_person(args: MergePersonArgs) -> anyhow::Result<i32> {
 
 pub fn split(args: SplitArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let ids: Vec<i64> = args.faces.iter().map(|f| f.0).collect();
     let o = with_rematch(&args.settings, |r| {
         Ok(people::split(
             &mut store,
-            &ids,
+            &args.faces,
             &args.to,
             &args.settings,
             Some(r),
@@ -533,7 +532,7 @@ pub fn split(args: SplitArgs) -> anyhow::Result<i32> {
 
 pub fn reject(args: RejectArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let (_, who) = people::reject(&mut store, &[args.face.0], args.person.as_deref())?;
+    let (_, who) = people::reject(&mut store, &[args.face], args.person.as_deref())?;
     println!(
         "{} is not {:?}; it will not be matched to them again",
         args.face,
@@ -544,14 +543,14 @@ pub fn reject(args: RejectArgs) -> anyhow::Result<i32> {
 
 pub fn ignore(args: IgnoreArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let o = people::ignore(&mut store, args.cluster.0)?;
+    let o = people::ignore(&mut store, args.cluster)?;
     println!("ignoring {} ({})", args.cluster, plural(o.faces, "face"));
     Ok(0)
 }
 
 pub fn unignore(args: IgnoreArgs) -> anyhow::Result<i32> {
     let mut store = args.store.open()?;
-    let o = people::unignore(&mut store, args.cluster.0)?;
+    let o = people::unignore(&mut store, args.cluster)?;
     println!(
         "{} is back for review ({})",
         args.cluster,
@@ -581,8 +580,7 @@ pub fn mark(args: MarkArgs) -> anyhow::Result<i32> {
         MarkChoice::Stranger => Some(people::Verdict::Stranger),
         MarkChoice::Face => None,
     };
-    let ids: Vec<i64> = args.faces.iter().map(|f| f.0).collect();
-    let o = people::set_verdict(&mut store, &ids, verdict)?;
+    let o = people::set_verdict(&mut store, &args.faces, verdict)?;
     println!(
         "marked {} {}",
         plural(o.faces, "face"),
@@ -611,7 +609,7 @@ pub fn suggestions(args: SuggestionsArgs) -> anyhow::Result<i32> {
         print_json_lines(&groups)?;
     } else {
         for g in &groups {
-            let ids: Vec<String> = g.faces.iter().map(|f| FaceId(*f).to_string()).collect();
+            let ids: Vec<String> = g.faces.iter().map(FaceId::to_string).collect();
             println!("Is this also {}?\t{}", g.person, ids.join(" "));
         }
         if !groups.is_empty() {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{SidecarName, under_roots, write_atomically};
-use crate::store::{SqlResult, Store, StoreError};
+use crate::store::{SqlResult, Store, StoreError, faces};
 use crate::xmp::orientation::{self, PixelBox};
 use crate::xmp::write::{self, Changes, Update};
 use crate::xmp::{MAX_PACKET_BYTES, NamedFace};
@@ -151,30 +151,16 @@ pub(crate) fn read_sidecar(path: &Path) -> Result<Option<Vec<u8>>, String> {
 
 /// The named faces of photos still present, grouped by photo, as regions of the stored image.
 fn named_faces(c: &rusqlite::Connection, include_matched: bool) -> SqlResult<Vec<PhotoFaces>> {
-    let mut stmt = c.prepare(
-        "SELECT p.path, p.width, p.height, p.orientation, f.x, f.y, f.w, f.h, pe.name
-         FROM faces f JOIN photos p ON p.id = f.photo JOIN people pe ON pe.id = f.person
-         WHERE p.gone = 0 AND p.width > 0 AND p.height > 0
-           AND (f.assigned = 'manual' OR (?1 AND f.assigned = 'auto'))
-         ORDER BY p.path, f.id",
-    )?;
     let mut by_photo: BTreeMap<String, PhotoFaces> = BTreeMap::new();
-    let rows = stmt.query_map([include_matched], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            (r.get::<_, u32>(1)?, r.get::<_, u32>(2)?),
-            r.get::<_, Option<u8>>(3)?.unwrap_or(1),
-            PixelBox {
-                x: r.get(4)?,
-                y: r.get(5)?,
-                w: r.get(6)?,
-                h: r.get(7)?,
-            },
-            r.get::<_, String>(8)?,
-        ))
-    })?;
-    for row in rows {
-        let (path, shown, orientation, b, name) = row?;
+    for row in faces::named_in_photos(c, include_matched)? {
+        let (path, shown, orientation, name) =
+            (row.path, (row.width, row.height), row.orientation, row.name);
+        let b = PixelBox {
+            x: row.x,
+            y: row.y,
+            w: row.w,
+            h: row.h,
+        };
         let entry = by_photo.entry(path.clone()).or_insert_with(|| PhotoFaces {
             path,
             shown,

@@ -7,13 +7,11 @@
 //! is not lost. A face that visage names differently is a conflict: reported, and decided by
 //! `prefer`, never silently. Photos are read, never written; all changes are one transaction.
 
-use std::collections::HashMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::{ImageDecoder, ImageReader};
 use rayon::prelude::*;
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::SidecarName;
@@ -24,7 +22,7 @@ use crate::people;
 use crate::photo::Photo;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, PhotoInfo, SAME_FACE_IOU};
-use crate::store::{SqlResult, Store, StoreError, faces};
+use crate::store::{FaceId, PhotoId, SqlResult, Store, StoreError, faces};
 use crate::xmp::orientation;
 use crate::xmp::{MAX_PACKET_BYTES, NamedFace, SAME_REGION_IOU, read};
 
@@ -50,7 +48,7 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct Conflict {
     pub photo: String,
-    pub face: String,
+    pub face: FaceId,
     pub visage: String,
     pub file: String,
     pub source: String,
@@ -109,7 +107,7 @@ struct Marked {
 
 /// The marked regions of one photo, to become faces of their own.
 struct ToCreate {
-    photo: i64,
+    photo: PhotoId,
     info: PhotoInfo,
     path: String,
     regions: Vec<Marked>,
@@ -117,7 +115,7 @@ struct ToCreate {
 
 /// A stored face of a photo, as import needs it (with the people it was rejected for).
 struct StoredFace {
-    id: i64,
+    id: FaceId,
     b: FaceBox,
     person: Option<String>,
     manual: bool,
@@ -164,10 +162,10 @@ pub fn import(
     report.regions = found.iter().map(|f| f.faces.len()).sum();
 
     // Decide region by region what to do.
-    let mut to_name: Vec<(i64, String, String)> = Vec::new();
+    let mut to_name: Vec<(FaceId, String, String)> = Vec::new();
     let mut to_create: Vec<ToCreate> = Vec::new();
     for f in &found {
-        let Some((photo, info)) = store.read(|c| photo_row(c, &f.path))? else {
+        let Some((photo, info)) = store.read(|c| photos::decoded(c, &f.path))? else {
             report.not_indexed += 1;
             on_error(
                 Path::new(&f.path),
@@ -176,7 +174,7 @@ pub fn import(
             continue;
         };
         let stored = store.read(|c| faces_of(c, photo))?;
-        let mut taken: Vec<i64> = Vec::new();
+        let mut taken: Vec<FaceId> = Vec::new();
         let mut create = Vec::new();
         for (region, source) in &f.faces {
             let b =
@@ -225,7 +223,7 @@ pub fn import(
             if let Some(visage) = visage_says {
                 report.conflicts.push(Conflict {
                     photo: f.path.clone(),
-                    face: format!("f{}", face.id),
+                    face: face.id,
                     visage,
                     file: region.name.clone(),
                     source: source.clone(),
@@ -349,38 +347,9 @@ fn embedded_xmp(path: &Path) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-/// A photo's id and size facts, if it is indexed and present.
-fn photo_row(c: &rusqlite::Connection, path: &str) -> SqlResult<Option<(i64, PhotoInfo)>> {
-    c.query_row(
-        "SELECT id, width, height, orientation FROM photos
-         WHERE path = ?1 AND gone = 0 AND width > 0 AND height > 0",
-        [path],
-        |r| {
-            Ok((
-                r.get(0)?,
-                PhotoInfo {
-                    width: r.get(1)?,
-                    height: r.get(2)?,
-                    orientation: r.get::<_, Option<u8>>(3)?.unwrap_or(1),
-                },
-            ))
-        },
-    )
-    .optional()
-}
-
-fn faces_of(c: &rusqlite::Connection, photo: i64) -> SqlResult<Vec<StoredFace>> {
-    let mut rejected: HashMap<i64, Vec<String>> = HashMap::new();
-    let mut stmt = c.prepare(
-        "SELECT r.face, pe.name FROM rejections r JOIN faces f ON f.id = r.face
-         JOIN people pe ON pe.id = r.person WHERE f.photo = ?1",
-    )?;
-    for row in stmt.query_map([photo], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-    })? {
-        let (face, name) = row?;
-        rejected.entry(face).or_default().push(name);
-    }
+/// The faces of a photo, with the names of the people each was rejected for.
+fn faces_of(c: &rusqlite::Connection, photo: PhotoId) -> SqlResult<Vec<StoredFace>> {
+    let mut rejected = crate::store::people::rejected_names_in(c, photo)?;
     let (_, rows) = faces::page(c, faces::Selection::Photo(photo), 0, usize::MAX)?;
     Ok(rows
         .into_iter()

@@ -1,21 +1,17 @@
 //! The history of decisions and undo. Every decision a person makes (name, rename, merge, split,
 //! reject, ignore, hide, accepting suggestions, confirming matches, "not a face", XMP import) is
 //! one action, recorded with exactly the rows it changed in `faces`, `clusters`, `people` and
-//! `rejections`, the automatic matching that follows it in the same transaction included.
+//! `rejections`, the automatic matching that follows it in the same transaction included
+//! (`store::history` keeps the rows, and the triggers that log them while an action runs).
 //!
-//! This is SQLite's documented undo technique: while an action runs, temporary triggers (built
-//! from the tables' columns as they are) write, for each row changed, the SQL that puts it back
-//! into `history_rows`. The triggers exist only inside a recorded action's transaction, so
-//! automatic runs (`index`, `cluster`) over a million faces log nothing and pay nothing. An update
-//! logs only the columns it changed, and an update that changes nothing logs nothing.
-//!
-//! Undo runs those statements newest first. An action that a later action (not undone) depends on,
+//! Undo puts the rows back newest first. An action that a later action (not undone) depends on,
 //! because it touched the same rows, is refused with that action named.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::Transaction;
 use serde::Serialize;
 
-use crate::store::{SqlResult, Store, StoreError, now};
+pub use crate::store::history::{Action, BOOKKEEPING, list};
+use crate::store::{Store, StoreError, history, now};
 
 /// What kind of decision an action was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,121 +52,6 @@ impl Kind {
     }
 }
 
-/// One recorded action.
-#[derive(Debug, Clone, Serialize)]
-pub struct Action {
-    pub id: i64,
-    /// Unix seconds.
-    pub at: i64,
-    pub kind: String,
-    /// What was done, in words (`named c12 "Jerry Seinfeld"`).
-    pub what: String,
-    /// How many rows it changed.
-    pub rows: i64,
-    /// When it was undone (Unix seconds), if it was.
-    pub undone: Option<i64>,
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{} {}: {}", self.id, self.kind, self.what)
-    }
-}
-
-/// The tables whose rows an action records, and the column naming each row.
-const TABLES: [&str; 3] = ["faces", "clusters", "people"];
-
-/// Columns that are the automatic side's bookkeeping, not decisions: DBSCAN's state of a face,
-/// the copy of its photo's `gone`, a cluster's face count and staleness. Triggers and the
-/// automatic runs keep them; an undo leaves them to those, and never puts an old count back.
-pub const BOOKKEEPING: [&str; 6] = ["neighbours", "member", "seen", "gone", "faces", "stale"];
-
-fn columns(tx: &Connection, table: &str) -> SqlResult<Vec<String>> {
-    let mut stmt = tx.prepare(&format!("PRAGMA main.table_info({table})"))?;
-    stmt.query_map([], |r| r.get::<_, String>(1))?
-        .filter(|c| !matches!(c.as_deref(), Ok("id")))
-        .filter(|c| !matches!(c.as_deref(), Ok(name) if BOOKKEEPING.contains(&name)))
-        .collect()
-}
-
-/// The temporary triggers that log each change to `history_rows` under the open action.
-fn trigger_sql(tx: &Connection) -> SqlResult<String> {
-    let action = "(SELECT action FROM temp.visage_action)";
-    let mut sql = String::new();
-    for table in TABLES {
-        let cols = columns(tx, table)?;
-        let changed = cols
-            .iter()
-            .map(|c| format!("old.\"{c}\" IS NOT new.\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let sets = cols
-            .iter()
-            .map(|c| {
-                format!(
-                    "CASE WHEN old.\"{c}\" IS NOT new.\"{c}\" \
-                     THEN '\"{c}\" = ' || quote(old.\"{c}\") || ', ' ELSE '' END"
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" || ");
-        let names = cols
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let values = cols
-            .iter()
-            .map(|c| format!("quote(old.\"{c}\")"))
-            .collect::<Vec<_>>()
-            .join(" || ', ' || ");
-        sql.push_str(&format!(
-            "CREATE TEMP TRIGGER visage_undo_{table}_insert AFTER INSERT ON main.{table} BEGIN
-                 INSERT INTO history_rows (action, tbl, row_id, undo)
-                 VALUES ({action}, '{table}', new.id, 'DELETE FROM {table} WHERE id = ?1');
-             END;
-             CREATE TEMP TRIGGER visage_undo_{table}_update AFTER UPDATE ON main.{table}
-             WHEN {changed} BEGIN
-                 INSERT INTO history_rows (action, tbl, row_id, undo)
-                 VALUES ({action}, '{table}', old.id,
-                         'UPDATE {table} SET ' || {sets} || 'id = id WHERE id = ?1');
-             END;
-             CREATE TEMP TRIGGER visage_undo_{table}_delete AFTER DELETE ON main.{table} BEGIN
-                 INSERT INTO history_rows (action, tbl, row_id, undo)
-                 VALUES ({action}, '{table}', old.id,
-                         'INSERT INTO {table} (id, {names}) VALUES (?1, ' || {values} || ')');
-             END;\n"
-        ));
-    }
-    sql.push_str(&format!(
-        "CREATE TEMP TRIGGER visage_undo_rejections_insert AFTER INSERT ON main.rejections BEGIN
-             INSERT INTO history_rows (action, tbl, row_id, undo)
-             VALUES ({action}, 'rejections', new.face,
-                     'DELETE FROM rejections WHERE face = ?1 AND person = ' || new.person);
-         END;
-         CREATE TEMP TRIGGER visage_undo_rejections_delete AFTER DELETE ON main.rejections BEGIN
-             INSERT INTO history_rows (action, tbl, row_id, undo)
-             VALUES ({action}, 'rejections', old.face,
-                     'INSERT OR IGNORE INTO rejections (face, person) VALUES (?1, ' || old.person || ')');
-         END;\n"
-    ));
-    Ok(sql)
-}
-
-const TRIGGERS: [&str; 11] = [
-    "faces_insert",
-    "faces_update",
-    "faces_delete",
-    "clusters_insert",
-    "clusters_update",
-    "clusters_delete",
-    "people_insert",
-    "people_update",
-    "people_delete",
-    "rejections_insert",
-    "rejections_delete",
-];
-
 /// Run `f` as one recorded action inside the caller's transaction: every row it changes is logged
 /// under a new history entry. An action that changed nothing leaves no entry. Returns `f`'s
 /// result and the action's id (`None` when nothing changed).
@@ -181,152 +62,26 @@ pub fn record<T, E: From<StoreError>>(
     f: impl FnOnce(&Transaction) -> Result<T, E>,
 ) -> Result<(T, Option<i64>), E> {
     let sql = |e| E::from(StoreError::Sql(e));
-    let id: i64 = tx
-        .query_row(
-            "INSERT INTO history (at, kind, what) VALUES (?1, ?2, ?3) RETURNING id",
-            params![now(), kind.as_str(), what.into()],
-            |r| r.get(0),
-        )
-        .map_err(sql)?;
-    tx.execute_batch(&format!(
-        "CREATE TEMP TABLE IF NOT EXISTS visage_action (action INTEGER);
-         DELETE FROM temp.visage_action;
-         INSERT INTO temp.visage_action VALUES ({id});
-         {}",
-        trigger_sql(tx).map_err(sql)?
-    ))
-    .map_err(sql)?;
+    let id = history::open(tx, kind.as_str(), &what.into(), now()).map_err(sql)?;
     let out = f(tx);
-    let closed = close(tx);
+    // The triggers go whatever `f` did: its error, if any, is the one reported.
+    let stopped = history::stop(tx);
     let out = out?;
-    closed.map_err(sql)?;
-    let rows: i64 = tx
-        .query_row(
-            "SELECT count(*) FROM history_rows WHERE action = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .map_err(sql)?;
-    if rows == 0 {
-        tx.execute("DELETE FROM history WHERE id = ?1", [id])
-            .map_err(sql)?;
-        return Ok((out, None));
-    }
-    Ok((out, Some(id)))
+    stopped.map_err(sql)?;
+    let kept = history::keep_if_logged(tx, id).map_err(sql)?;
+    Ok((out, kept.then_some(id)))
 }
 
-fn close(tx: &Transaction) -> SqlResult<()> {
-    let drops: String = TRIGGERS
-        .iter()
-        .map(|t| format!("DROP TRIGGER IF EXISTS temp.visage_undo_{t};"))
-        .collect();
-    tx.execute_batch(&format!("{drops} DELETE FROM temp.visage_action;"))
-}
-
-const SELECT: &str = "SELECT h.id, h.at, h.kind, h.what,
-        (SELECT count(*) FROM history_rows r WHERE r.action = h.id), h.undone
-    FROM history h";
-
-fn action_of(r: &rusqlite::Row) -> SqlResult<Action> {
-    Ok(Action {
-        id: r.get(0)?,
-        at: r.get(1)?,
-        kind: r.get(2)?,
-        what: r.get(3)?,
-        rows: r.get(4)?,
-        undone: r.get(5)?,
-    })
-}
-
-/// The recorded actions, newest first, at most `limit`.
-pub fn list(conn: &Connection, limit: usize) -> SqlResult<Vec<Action>> {
-    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY h.id DESC LIMIT ?1"))?;
-    stmt.query_map([limit.min(i64::MAX as usize) as i64], action_of)?
-        .collect()
-}
-
-/// One action by id.
-pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<Action>> {
-    conn.query_row(&format!("{SELECT} WHERE h.id = ?1"), [id], action_of)
-        .optional()
-}
-
-/// The latest action still in force.
-fn last(conn: &Connection) -> SqlResult<Option<Action>> {
-    conn.query_row(
-        &format!("{SELECT} WHERE h.undone IS NULL ORDER BY h.id DESC LIMIT 1"),
-        [],
-        action_of,
-    )
-    .optional()
-}
-
-/// The first later action still in force that touched a row `action` touched.
-fn dependent(conn: &Connection, action: i64) -> SqlResult<Option<Action>> {
-    let later: Option<i64> = conn
-        .query_row(
-            "SELECT min(l.action) FROM history_rows l JOIN history h ON h.id = l.action
-             WHERE l.action > ?1 AND h.undone IS NULL
-               AND EXISTS (SELECT 1 FROM history_rows r WHERE r.action = ?1
-                           AND r.tbl = l.tbl AND r.row_id = l.row_id)",
-            [action],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
-    later.map_or(Ok(None), |id| get(conn, id))
-}
-
-/// Put back every row `action` changed, newest change first. References to rows that automatic
-/// runs removed since (an automatic cluster dropped by `cluster --recluster`) are cleared, as
-/// those runs clear them.
+/// Put back every row `action` changed, unless a later action still in force touched the same
+/// rows.
 fn apply(tx: &Transaction, action: &Action) -> Result<(), StoreError> {
-    if let Some(later) = dependent(tx, action.id)? {
+    if let Some(later) = history::dependent(tx, action.id)? {
         return Err(StoreError::Refused(format!(
             "cannot undo {action}: {later} was done later and changed the same faces, clusters \
              or people; undo it first"
         )));
     }
-    tx.pragma_update(None, "defer_foreign_keys", true)?;
-    let rows: Vec<(i64, String)> = {
-        let mut stmt = tx
-            .prepare("SELECT row_id, undo FROM history_rows WHERE action = ?1 ORDER BY seq DESC")?;
-        stmt.query_map([action.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<SqlResult<_>>()?
-    };
-    for (row, sql) in rows {
-        tx.execute(&sql, [row])?;
-    }
-    tx.execute_batch(
-        "UPDATE faces SET cluster = NULL,
-             person = CASE WHEN assigned = 'manual' THEN person END,
-             assigned = CASE WHEN assigned = 'manual' THEN 'manual' END
-         WHERE cluster IS NOT NULL AND cluster NOT IN (SELECT id FROM clusters);
-         UPDATE faces SET person = NULL, assigned = NULL
-         WHERE person IS NOT NULL AND person NOT IN (SELECT id FROM people);
-         UPDATE clusters SET person = NULL
-         WHERE person IS NOT NULL AND person NOT IN (SELECT id FROM people);
-         DELETE FROM rejections WHERE face NOT IN (SELECT id FROM faces)
-             OR person NOT IN (SELECT id FROM people);",
-    )?;
-    // The automatic side takes up again what the undo gave back to it: faces that are automatic
-    // again and outside DBSCAN are looked at again by the next clustering run (as new faces),
-    // and the clusters put back are summarised again.
-    tx.execute(
-        "UPDATE faces SET seen = 0
-         WHERE id IN (SELECT row_id FROM history_rows WHERE action = ?1 AND tbl = 'faces')
-           AND assigned IS NOT 'manual' AND person IS NULL AND neighbours IS NULL",
-        [action.id],
-    )?;
-    tx.execute(
-        "UPDATE clusters SET stale = 1
-         WHERE id IN (SELECT row_id FROM history_rows WHERE action = ?1 AND tbl = 'clusters')",
-        [action.id],
-    )?;
-    tx.execute(
-        "UPDATE history SET undone = ?2 WHERE id = ?1",
-        params![action.id, now()],
-    )?;
+    history::put_back(tx, action.id, now())?;
     Ok(())
 }
 
@@ -336,7 +91,9 @@ pub fn undo(store: &mut Store, count: usize) -> Result<Vec<Action>, StoreError> 
     store.write(|tx| {
         let mut done = Vec::new();
         for _ in 0..count {
-            let Some(action) = last(tx)? else { break };
+            let Some(action) = history::last(tx)? else {
+                break;
+            };
             apply(tx, &action)?;
             done.push(action);
         }
@@ -347,7 +104,8 @@ pub fn undo(store: &mut Store, count: usize) -> Result<Vec<Action>, StoreError> 
 /// Take back one action by id, unless a later action still in force depends on it.
 pub fn undo_action(store: &mut Store, id: i64) -> Result<Action, StoreError> {
     store.write(|tx| {
-        let action = get(tx, id)?.ok_or_else(|| StoreError::Refused(format!("no action #{id}")))?;
+        let action =
+            history::get(tx, id)?.ok_or_else(|| StoreError::Refused(format!("no action #{id}")))?;
         if action.undone.is_some() {
             return Err(StoreError::Refused(format!("{action} is already undone")));
         }

@@ -1,27 +1,34 @@
 //! People: the decisions a person makes about faces and clusters (name, rename, merge, split,
 //! reject, ignore, hide, accept suggestions, confirm matches, "not a face" / "stranger", reset)
 //! applied to the store, each in one transaction and recorded in [`history`] (so it can be
-//! undone), and the views of the result (people, a person's photos, stats, progress, audit).
-//! [`assign`] runs the automatic side: clustering and matching, which follows a decision inside
-//! the same transaction and the same recorded action; [`suggest`] offers faces for a person to
-//! confirm.
+//! undone); the views of the result in [`report`] (people, a person's photos, stats, progress)
+//! and [`audit`] (inconsistencies found and repaired). [`assign`] runs the automatic side:
+//! clustering and matching, which follows a decision inside the same transaction and the same
+//! recorded action; [`suggest`] offers faces for a person to confirm.
 //!
-//! Manual decisions are marked `assigned = 'manual'` (faces) or kind `manual` / `ignored`
-//! (clusters); nothing automatic ever overwrites them. No embedding is computed here.
+//! Here each decision is made: what it changes, what it refuses, what follows. What it writes is
+//! written by `store` (`store::faces`, `store::clusters`, `store::people`), which holds every SQL
+//! statement. Manual decisions are marked `assigned = 'manual'` (faces) or kind `manual` /
+//! `ignored` (clusters); nothing automatic ever overwrites them. No embedding is computed here.
 
 pub mod assign;
+pub mod audit;
 pub mod history;
 pub mod report;
 pub mod suggest;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::Transaction;
 
 use crate::config::Settings;
 use crate::embedding::distance;
 use crate::gpu::GpuError;
 use crate::graph::GraphBackend;
+pub use crate::store::Ref;
 use crate::store::clusters::{self, ClusterKind};
-use crate::store::{ClusterId, FaceId, Item, SqlResult, Store, StoreError, faces};
+pub use crate::store::faces::Verdict;
+use crate::store::ids::listed;
+pub use crate::store::people::find as person_id;
+use crate::store::{ClusterId, FaceId, Item, Store, StoreError, faces, people as rows};
 use history::Kind;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,54 +45,44 @@ impl From<rusqlite::Error> for PeopleError {
     }
 }
 
-/// A cluster (`c12`) or a face (`f345`), as the read commands print them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ref {
-    Cluster(i64),
-    Face(i64),
-}
-
-impl std::str::FromStr for Ref {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected a cluster like c12 or a face like f345");
-        let (kind, num) = s.split_at_checked(1).ok_or_else(bad)?;
-        let id: i64 = num.parse().map_err(|_| bad())?;
-        match kind {
-            "c" | "C" => Ok(Ref::Cluster(id)),
-            "f" | "F" => Ok(Ref::Face(id)),
-            _ => Err(bad()),
-        }
-    }
-}
-
 fn refused(msg: String) -> StoreError {
     StoreError::Refused(msg)
-}
-
-/// The id of the person called `name` (case-insensitive).
-pub fn person_id(tx: &rusqlite::Connection, name: &str) -> SqlResult<Option<i64>> {
-    tx.query_row("SELECT id FROM people WHERE name = ?1", [name], |r| {
-        r.get(0)
-    })
-    .optional()
 }
 
 fn existing_person(tx: &rusqlite::Connection, name: &str) -> Result<i64, StoreError> {
     person_id(tx, name)?.ok_or_else(|| StoreError::NotFound(Item::Person(name.to_string())))
 }
 
+/// Longest name a person can be given, in characters.
+pub const MAX_NAME: usize = 200;
+
+/// A person's name as given by someone naming faces: trimmed, and refused when it is empty or
+/// longer than [`MAX_NAME`] characters. The one rule for naming, renaming and splitting, from
+/// the command line as from the review page.
+pub fn checked_name(name: &str) -> Result<&str, StoreError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(refused("a person's name cannot be empty".into()));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(refused(format!("a name is at most {MAX_NAME} characters")));
+    }
+    Ok(name)
+}
+
+/// The person called `name` (trimmed), made if there is none. Names typed by someone pass
+/// [`checked_name`] first; names read from elsewhere (XMP regions) are taken as they are.
 fn ensure_person(tx: &Transaction, name: &str) -> Result<i64, StoreError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(refused("a person's name cannot be empty".into()));
     }
-    tx.execute("INSERT OR IGNORE INTO people (name) VALUES (?1)", [name])?;
+    rows::add(tx, name)?;
     existing_person(tx, name)
 }
 
-fn existing_face(tx: &rusqlite::Connection, id: i64) -> Result<faces::FaceRow, StoreError> {
-    faces::get(tx, id)?.ok_or(StoreError::NotFound(Item::Face(FaceId(id))))
+fn existing_face(tx: &rusqlite::Connection, id: FaceId) -> Result<faces::FaceRow, StoreError> {
+    faces::get(tx, id)?.ok_or(StoreError::NotFound(Item::Face(id)))
 }
 
 /// What a decision did: how many faces it named (or moved, rejected, ...), how many more faces
@@ -121,7 +118,7 @@ fn act(
             assign::refresh_manual(tx)?;
             let mut joined = 0;
             if let Some(r) = rematch {
-                let before = auto_faces(tx, &changed)?;
+                let before = faces::count_matched(tx, &changed)?;
                 assign::run_in(
                     tx,
                     r.settings,
@@ -129,7 +126,7 @@ fn act(
                     false,
                     assign::Candidates::People(&changed),
                 )?;
-                joined = auto_faces(tx, &changed)?.saturating_sub(before);
+                joined = faces::count_matched(tx, &changed)?.saturating_sub(before);
             }
             Ok::<_, PeopleError>((faces, joined))
         })?;
@@ -139,25 +136,6 @@ fn act(
             action,
         })
     })
-}
-
-/// Faces matched automatically to these people.
-fn auto_faces(tx: &Transaction, people: &[i64]) -> SqlResult<usize> {
-    let mut n = 0;
-    let mut stmt =
-        tx.prepare_cached("SELECT count(*) FROM faces WHERE person = ?1 AND assigned = 'auto'")?;
-    for p in people {
-        n += stmt.query_row([p], |r| r.get::<_, i64>(0))? as usize;
-    }
-    Ok(n)
-}
-
-fn ids(faces: &[i64]) -> String {
-    let mut s: Vec<String> = faces.iter().take(6).map(|f| format!("f{f}")).collect();
-    if faces.len() > 6 {
-        s.push(format!("and {} more", faces.len() - 6));
-    }
-    s.join(" ")
 }
 
 /// Name a cluster or a face. Naming a cluster makes it manual and names all its faces (except
@@ -179,31 +157,14 @@ pub fn name_several(
     store: &mut Store,
     targets: &[Ref],
     name: &str,
-    except: &[i64],
+    except: &[FaceId],
     settings: &Settings,
     rematch: Option<Rematch>,
 ) -> Result<Outcome, PeopleError> {
-    let list: Vec<String> = targets
-        .iter()
-        .take(6)
-        .map(|t| match t {
-            Ref::Cluster(c) => format!("c{c}"),
-            Ref::Face(f) => format!("f{f}"),
-        })
-        .collect();
-    let more = targets.len().saturating_sub(6);
-    let mut what = format!(
-        "named {}{} {:?}",
-        list.join(" "),
-        if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        },
-        name.trim()
-    );
+    let name = checked_name(name)?;
+    let mut what = format!("named {} {name:?}", listed(targets));
     if !except.is_empty() {
-        what.push_str(&format!(", not {}", ids(except)));
+        what.push_str(&format!(", not {}", listed(except)));
     }
     act(store, Kind::Name, what, rematch, |tx| {
         let p = ensure_person(tx, name)?;
@@ -238,15 +199,15 @@ pub fn name_several(
 /// `except` (taken out of the group) are not.
 pub fn accept(
     store: &mut Store,
-    faces: &[i64],
+    faces: &[FaceId],
     name: &str,
-    except: &[i64],
+    except: &[FaceId],
     settings: &Settings,
     rematch: Option<Rematch>,
 ) -> Result<Outcome, PeopleError> {
-    let mut what = format!("accepted {} as {:?}", ids(faces), name.trim());
+    let mut what = format!("accepted {} as {:?}", listed(faces), name.trim());
     if !except.is_empty() {
-        what.push_str(&format!(", not {}", ids(except)));
+        what.push_str(&format!(", not {}", listed(except)));
     }
     act(store, Kind::Accept, what, rematch, |tx| {
         let p = existing_person(tx, name)?;
@@ -264,14 +225,14 @@ pub fn accept(
 /// Confirm faces matched automatically: each becomes named by hand as the person it has.
 pub fn confirm(
     store: &mut Store,
-    faces: &[i64],
+    faces: &[FaceId],
     settings: &Settings,
     rematch: Option<Rematch>,
 ) -> Result<Outcome, PeopleError> {
     act(
         store,
         Kind::Confirm,
-        format!("confirmed {}", ids(faces)),
+        format!("confirmed {}", listed(faces)),
         rematch,
         |tx| {
             let mut changed = Vec::new();
@@ -279,7 +240,7 @@ pub fn confirm(
                 let row = existing_face(tx, f)?;
                 let p = row
                     .person_id
-                    .ok_or_else(|| refused(format!("face f{f} has no person to confirm")))?;
+                    .ok_or_else(|| refused(format!("face {f} has no person to confirm")))?;
                 name_face(tx, f, p, settings)?;
                 if !changed.contains(&p) {
                     changed.push(p);
@@ -290,38 +251,22 @@ pub fn confirm(
     )
 }
 
-fn name_cluster(tx: &Transaction, c: i64, p: i64) -> Result<usize, StoreError> {
-    clusters::get(tx, c)?.ok_or(StoreError::NotFound(Item::Cluster(ClusterId(c))))?;
-    let rejected = "SELECT face FROM rejections WHERE person = ?2";
-    tx.execute(
-        &format!(
-            "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
-             WHERE cluster = ?1 AND id IN ({rejected})"
-        ),
-        params![c, p],
-    )?;
-    let n = tx.execute(
-        "UPDATE faces SET person = ?2, assigned = 'manual', ambiguous = 0, name_source = NULL
-         WHERE cluster = ?1",
-        params![c, p],
-    )?;
-    tx.execute(
-        "UPDATE clusters SET kind = 'manual', person = ?2 WHERE id = ?1",
-        params![c, p],
-    )?;
+fn name_cluster(tx: &Transaction, c: ClusterId, p: i64) -> Result<usize, StoreError> {
+    clusters::get(tx, c)?.ok_or(StoreError::NotFound(Item::Cluster(c)))?;
+    // Its faces rejected for the person leave it first.
+    faces::take_rejected_out(tx, c, p)?;
+    let n = faces::name_cluster(tx, c, p)?;
+    clusters::name(tx, c, p)?;
     Ok(n)
 }
 
-fn name_face(tx: &Transaction, f: i64, p: i64, settings: &Settings) -> Result<(), StoreError> {
+fn name_face(tx: &Transaction, f: FaceId, p: i64, settings: &Settings) -> Result<(), StoreError> {
     let face = existing_face(tx, f)?;
     if face.verdict.is_some() {
-        tx.execute("UPDATE faces SET verdict = NULL WHERE id = ?1", [f])?;
+        faces::unmark(tx, f)?;
     }
     // Naming by hand overrides an earlier "not this person".
-    tx.execute(
-        "DELETE FROM rejections WHERE face = ?1 AND person = ?2",
-        params![f, p],
-    )?;
+    rows::unreject(tx, f, p)?;
     // Already named by hand as this person: nothing to do.
     if face.person_id == Some(p) && face.assigned == Some(faces::Assigned::Manual) {
         return Ok(());
@@ -342,34 +287,30 @@ fn name_face(tx: &Transaction, f: i64, p: i64, settings: &Settings) -> Result<()
         .map(|(_, c)| c.id);
     let cluster = match nearest {
         Some(c) => c,
-        None => clusters::insert(
+        None => assign::insert_cluster(
             tx,
             ClusterKind::Manual,
             Some(p),
             &assign::summary_of(std::slice::from_ref(&embedding)),
         )?,
     };
-    tx.execute(
-        "UPDATE faces SET person = ?2, cluster = ?3, assigned = 'manual', ambiguous = 0,
-             name_source = NULL
-         WHERE id = ?1",
-        params![f, p, cluster],
-    )?;
+    faces::name(tx, f, p, cluster)?;
     Ok(())
 }
 
 /// Move chosen faces to another (or a new) person. Returns how many moved.
 pub fn split(
     store: &mut Store,
-    face_ids: &[i64],
+    face_ids: &[FaceId],
     to: &str,
     settings: &Settings,
     rematch: Option<Rematch>,
 ) -> Result<Outcome, PeopleError> {
+    let to = checked_name(to)?;
     act(
         store,
         Kind::Split,
-        format!("moved {} to {:?}", ids(face_ids), to.trim()),
+        format!("moved {} to {to:?}", listed(face_ids)),
         rematch,
         |tx| {
             let p = ensure_person(tx, to)?;
@@ -392,14 +333,13 @@ pub fn split(
 /// the same one). Returns how many were named.
 pub fn name_faces(
     tx: &Transaction,
-    named: &[(i64, String, String)],
+    named: &[(FaceId, String, String)],
     settings: &Settings,
 ) -> Result<usize, StoreError> {
-    let mut source = tx.prepare_cached("UPDATE faces SET name_source = ?2 WHERE id = ?1")?;
     for (f, name, from) in named {
         let p = ensure_person(tx, name)?;
         name_face(tx, *f, p, settings)?;
-        source.execute(params![f, from])?;
+        faces::set_name_source(tx, *f, from)?;
     }
     assign::refresh_manual(tx)?;
     Ok(named.len())
@@ -407,20 +347,17 @@ pub fn name_faces(
 
 /// Rename a person; the new name must not belong to someone else (merge them instead).
 pub fn rename(store: &mut Store, old: &str, new: &str) -> Result<Outcome, PeopleError> {
-    let what = format!("renamed {:?} to {:?}", old, new.trim());
+    let new = checked_name(new)?;
+    let what = format!("renamed {old:?} to {new:?}");
     act(store, Kind::Rename, what, None, |tx| {
         let p = existing_person(tx, old)?;
-        let new = new.trim();
-        if new.is_empty() {
-            return Err(refused("a person's name cannot be empty".into()).into());
-        }
         if person_id(tx, new)?.is_some_and(|o| o != p) {
             return Err(refused(format!(
                 "{new:?} is already a person; use `visage merge-person {old:?} {new:?}`"
             ))
             .into());
         }
-        tx.execute("UPDATE people SET name = ?2 WHERE id = ?1", params![p, new])?;
+        rows::rename(tx, p, new)?;
         Ok((0, Vec::new()))
     })
 }
@@ -434,46 +371,20 @@ pub fn merge(store: &mut Store, from: &str, into: &str) -> Result<Outcome, Peopl
         if a == b {
             return Err(refused(format!("{from:?} and {into:?} are the same person")).into());
         }
-        let n = tx.execute(
-            "UPDATE faces SET person = ?2 WHERE person = ?1",
-            params![a, b],
-        )?;
-        tx.execute(
-            "UPDATE clusters SET person = ?2 WHERE person = ?1",
-            params![a, b],
-        )?;
-        tx.execute(
-            "INSERT OR IGNORE INTO rejections SELECT face, ?2 FROM rejections WHERE person = ?1",
-            params![a, b],
-        )?;
+        let n = rows::move_all(tx, a, b)?;
         // A face named by hand as `from` but rejected for `into`: the name is the newer word.
-        tx.execute(
-            "DELETE FROM rejections WHERE person = ?1 AND face IN
-                 (SELECT id FROM faces WHERE person = ?1 AND assigned = 'manual')",
-            [b],
-        )?;
-        tx.execute(
-            "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL
-             WHERE person = ?1 AND assigned = 'auto'
-               AND id IN (SELECT face FROM rejections WHERE person = ?1)",
-            [b],
-        )?;
-        tx.execute("DELETE FROM people WHERE id = ?1", [a])?;
+        rows::unreject_named(tx, b)?;
+        // A face matched to `from` but rejected for `into` is nobody's match any more.
+        faces::drop_rejected_matches(tx, b)?;
+        rows::delete(tx, a)?;
         Ok((n, vec![b]))
     })
 }
 
 /// Say `face` is not person `p`: it is rejected for them and leaves them if it was theirs.
-fn reject_in(tx: &Transaction, face: i64, p: i64) -> SqlResult<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO rejections VALUES (?1, ?2)",
-        params![face, p],
-    )?;
-    tx.execute(
-        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
-         WHERE id = ?1 AND person = ?2",
-        params![face, p],
-    )?;
+fn reject_in(tx: &Transaction, face: FaceId, p: i64) -> Result<(), StoreError> {
+    rows::reject(tx, face, p)?;
+    faces::leave_person(tx, face, p)?;
     Ok(())
 }
 
@@ -481,13 +392,13 @@ fn reject_in(tx: &Transaction, face: i64, p: i64) -> SqlResult<()> {
 /// matched to that person again. Returns the people named, in order.
 pub fn reject(
     store: &mut Store,
-    faces: &[i64],
+    faces: &[FaceId],
     person: Option<&str>,
 ) -> Result<(Outcome, Vec<String>), PeopleError> {
     let mut who = Vec::new();
     let what = format!(
         "{} not {}",
-        ids(faces),
+        listed(faces),
         person.map_or("their person".to_string(), |p| format!("{p:?}"))
     );
     let out = act(store, Kind::Reject, what, None, |tx| {
@@ -500,7 +411,7 @@ pub fn reject(
                     (Some(p), Some(n)) => (p, n),
                     _ => {
                         return Err(refused(format!(
-                            "face f{face} has no person; say which with --person"
+                            "face {face} has no person; say which with --person"
                         ))
                         .into());
                     }
@@ -521,24 +432,16 @@ pub fn reject(
 
 /// Not a person of interest: the cluster's faces lose their person and new faces like them
 /// join it instead of becoming someone. Returns how many faces it holds.
-pub fn ignore(store: &mut Store, cluster: i64) -> Result<Outcome, PeopleError> {
+pub fn ignore(store: &mut Store, cluster: ClusterId) -> Result<Outcome, PeopleError> {
     act(
         store,
         Kind::Ignore,
-        format!("ignored c{cluster}"),
+        format!("ignored {cluster}"),
         None,
         |tx| {
-            clusters::get(tx, cluster)?
-                .ok_or(StoreError::NotFound(Item::Cluster(ClusterId(cluster))))?;
-            tx.execute(
-                "UPDATE clusters SET kind = 'ignored', person = NULL WHERE id = ?1",
-                [cluster],
-            )?;
-            let n = tx.execute(
-                "UPDATE faces SET person = NULL, assigned = 'manual', ambiguous = 0
-                 WHERE cluster = ?1",
-                [cluster],
-            )?;
+            clusters::get(tx, cluster)?.ok_or(StoreError::NotFound(Item::Cluster(cluster)))?;
+            clusters::ignore(tx, cluster)?;
+            let n = faces::ignore_cluster(tx, cluster)?;
             Ok((n, Vec::new()))
         },
     )
@@ -546,26 +449,22 @@ pub fn ignore(store: &mut Store, cluster: i64) -> Result<Outcome, PeopleError> {
 
 /// Bring an ignored cluster back: its faces are set free, and the next clustering run groups
 /// them again (as an unnamed automatic cluster, to review).
-pub fn unignore(store: &mut Store, cluster: i64) -> Result<Outcome, PeopleError> {
+pub fn unignore(store: &mut Store, cluster: ClusterId) -> Result<Outcome, PeopleError> {
     act(
         store,
         Kind::Unignore,
-        format!("brought back c{cluster}"),
+        format!("brought back {cluster}"),
         None,
         |tx| {
-            let c = clusters::get(tx, cluster)?
-                .ok_or(StoreError::NotFound(Item::Cluster(ClusterId(cluster))))?;
+            let c =
+                clusters::get(tx, cluster)?.ok_or(StoreError::NotFound(Item::Cluster(cluster)))?;
             if c.kind != ClusterKind::Ignored {
-                return Err(refused(format!("c{cluster} is not ignored")).into());
+                return Err(refused(format!("{cluster} is not ignored")).into());
             }
             // Its faces are set free (the next clustering run groups them again, as new faces)
             // and the ignored cluster goes.
-            let n = tx.execute(
-                "UPDATE faces SET cluster = NULL, assigned = NULL, ambiguous = 0, seen = 0
-                 WHERE cluster = ?1 AND person IS NULL",
-                [cluster],
-            )?;
-            tx.execute("DELETE FROM clusters WHERE id = ?1", [cluster])?;
+            let n = faces::free_cluster(tx, cluster)?;
+            clusters::delete(tx, cluster)?;
             Ok((n, Vec::new()))
         },
     )
@@ -580,43 +479,21 @@ pub fn hide(store: &mut Store, name: &str, hidden: bool) -> Result<Outcome, Peop
     };
     act(store, kind, format!("{verb} {name:?}"), None, |tx| {
         let p = existing_person(tx, name)?;
-        tx.execute(
-            "UPDATE people SET hidden = ?2 WHERE id = ?1",
-            params![p, hidden],
-        )?;
+        rows::set_hidden(tx, p, hidden)?;
         Ok((0, Vec::new()))
     })
-}
-
-/// What a person says a face is, when it is nobody to name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// A false detection: it leaves every list and is never clustered or matched again.
-    NotAFace,
-    /// A real face nobody needs to name.
-    Stranger,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::NotAFace => "not_a_face",
-            Verdict::Stranger => "stranger",
-        }
-    }
 }
 
 /// Mark faces "not a face" or "stranger" (`None` takes the mark away): they leave their cluster
 /// and person, and are never clustered, matched or suggested again.
 pub fn set_verdict(
     store: &mut Store,
-    faces: &[i64],
+    faces: &[FaceId],
     verdict: Option<Verdict>,
 ) -> Result<Outcome, PeopleError> {
     let what = format!(
         "marked {} {}",
-        ids(faces),
+        listed(faces),
         verdict.map_or("as faces to review", |v| match v {
             Verdict::NotAFace => "not a face",
             Verdict::Stranger => "a stranger",
@@ -630,14 +507,9 @@ pub fn set_verdict(
                 changed.push(p);
             }
             match verdict {
-                Some(v) => tx.execute(
-                    "UPDATE faces SET verdict = ?2, cluster = NULL, person = NULL,
-                         assigned = NULL, ambiguous = 0
-                     WHERE id = ?1",
-                    params![f, v.as_str()],
-                )?,
-                None => tx.execute("UPDATE faces SET verdict = NULL WHERE id = ?1", [f])?,
-            };
+                Some(v) => faces::mark(tx, f, v)?,
+                None => faces::unmark(tx, f)?,
+            }
         }
         Ok((faces.len(), changed))
     })
@@ -656,34 +528,21 @@ pub struct ResetReport {
 pub fn reset(store: &mut Store, all: bool, force: bool) -> Result<ResetReport, StoreError> {
     store.write(|tx| {
         if !all {
-            let faces_cleared = tx.query_row(
-                "SELECT count(*) FROM faces WHERE assigned = 'auto' OR ambiguous = 1",
-                [],
-                |r| r.get::<_, i64>(0),
-            )? as usize;
+            let faces_cleared = faces::count_automatic(tx)?;
             return Ok(ResetReport {
                 clusters: assign::drop_automatic(tx)?,
                 people: 0,
                 faces_cleared,
             });
         }
-        let people =
-            tx.query_row("SELECT count(*) FROM people", [], |r| r.get::<_, i64>(0))? as usize;
+        let people = rows::count(tx)? as usize;
         if !force {
             return Err(refused(format!(
                 "`reset --all` deletes every cluster, all {people} people and every manual \
                  decision; add --force to do it"
             )));
         }
-        let faces_cleared = tx.execute(
-            "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
-             WHERE cluster IS NOT NULL OR person IS NOT NULL OR assigned IS NOT NULL
-                OR ambiguous = 1",
-            [],
-        )?;
-        tx.execute("DELETE FROM rejections", [])?;
-        let clusters = tx.execute("DELETE FROM clusters", [])?;
-        tx.execute("DELETE FROM people", [])?;
+        let (faces_cleared, clusters) = rows::forget_all(tx)?;
         Ok(ResetReport {
             clusters,
             people,
@@ -697,10 +556,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refs_parse() {
-        assert_eq!("c12".parse::<Ref>(), Ok(Ref::Cluster(12)));
-        assert_eq!("f7".parse::<Ref>(), Ok(Ref::Face(7)));
-        assert!("12".parse::<Ref>().unwrap_err().contains("c12"));
-        assert!("x1".parse::<Ref>().is_err());
+    fn a_name_is_trimmed_and_neither_empty_nor_over_the_limit() {
+        assert_eq!(checked_name("  Ada Lovelace \n").unwrap(), "Ada Lovelace");
+        let longest = "é".repeat(MAX_NAME);
+        assert_eq!(
+            checked_name(&longest).unwrap(),
+            longest,
+            "characters, not bytes"
+        );
+        for bad in ["", "  \t ", &"x".repeat(MAX_NAME + 1)] {
+            assert!(
+                matches!(checked_name(bad), Err(StoreError::Refused(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::range::RangeQuery;
 use crate::store::faces::Assigned;
-use crate::store::{SqlResult, embeddings, faces};
+use crate::store::{ClusterId, FaceId, SqlResult, embeddings, faces, people};
 
 /// Faces offered per group at most (the page shows a group at once).
 pub const GROUP: usize = 48;
@@ -42,27 +42,10 @@ pub struct Group {
     pub person: String,
     #[serde(skip)]
     pub person_id: i64,
-    /// Serialised as f-ids: `"f12"`.
-    #[serde(serialize_with = "face_refs")]
-    pub faces: Vec<i64>,
+    pub faces: Vec<FaceId>,
     /// Distance from each face to the person's nearest named face.
     #[serde(skip)]
     pub distances: Vec<f32>,
-}
-
-fn face_refs<S: serde::Serializer>(ids: &[i64], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(ids.iter().map(|f| format!("f{f}")))
-}
-
-/// The faces a person could name: no person, no verdict, not in an ignored cluster, of a photo
-/// still present (open faces and faces of unnamed automatic clusters).
-fn unnamed_filter(open_only: bool) -> &'static str {
-    if open_only {
-        "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0
-         AND f.cluster IS NULL"
-    } else {
-        "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0"
-    }
 }
 
 /// The two nearest people of a candidate face, by their nearest member (named or suggested); a
@@ -149,11 +132,11 @@ pub fn groups(
         return Ok(Vec::new());
     }
     let reach = Reach::new(settings.face_match_dist);
-    let rejections = faces::rejections(conn)?;
+    let rejections = people::rejections(conn)?;
     let targets = person.map(|p| vec![p]);
     let taken = grow(
         conn,
-        unnamed_filter(false),
+        false,
         m,
         &rejections,
         Bounds {
@@ -170,7 +153,7 @@ pub fn groups(
             .or_default()
             .push((t.round, t.distance, t.face));
     }
-    let names = names(conn)?;
+    let names = people::names(conn)?;
     let mut out: Vec<Group> = by_person
         .into_iter()
         .map(|(p, mut faces)| {
@@ -179,7 +162,7 @@ pub fn groups(
                 person: names.get(&p).cloned().unwrap_or_default(),
                 person_id: p,
                 distances: faces.iter().map(|x| x.1).collect(),
-                faces: faces.iter().map(|x| x.2).collect(),
+                faces: faces.iter().map(|x| FaceId(x.2)).collect(),
             }
         })
         .collect();
@@ -202,8 +185,9 @@ struct Bounds {
     limit: usize,
 }
 
-/// Grow the groups of `targets` (every person of `m` when `None`) round by round over the faces
-/// `filter` selects (see [`groups`]). A face's two nearest people only matter within the
+/// Grow the groups of `targets` (every person of `m` when `None`) round by round over the faces a
+/// person could name (no person, no verdict, not in an ignored cluster, of a photo still present;
+/// with `open_only`, in no cluster either; see [`groups`]). A face's two nearest people only matter within the
 /// suggestion reach plus the margin, so each round is one scan of those faces with the round's
 /// new members (all named faces and centroids first, then the faces suggested and the centroids
 /// they moved) as range queries: memory holds the faces within reach, never the library. A face
@@ -211,7 +195,7 @@ struct Bounds {
 /// [`cluster_seeds`]) once, before it may join.
 fn grow(
     conn: &Connection,
-    filter: &str,
+    open_only: bool,
     m: &PersonMatcher,
     rejections: &HashMap<i64, Vec<i64>>,
     bounds: Bounds,
@@ -259,7 +243,7 @@ fn grow(
             break;
         }
         let mut queries = RangeQuery::new(&rows, dim, within);
-        embeddings::search(conn, &mut queries, &["f.cluster"], filter, |hit| {
+        faces::search_unnamed(conn, &mut queries, open_only, |hit| {
             let (face, person) = (hit.id, members[hit.query as usize]);
             if taken.contains_key(&face) || rejected(face).contains(&person) {
                 return;
@@ -381,21 +365,15 @@ fn grow(
 /// an even sample by id of a cluster larger than [`CLUSTER_SEEDS`] (each member is a query over
 /// the unnamed faces in [`near_clusters`]).
 fn cluster_seeds(conn: &Connection, c: i64) -> SqlResult<Vec<(i64, Vec<f32>)>> {
-    let ids: Vec<i64> = faces::in_cluster(conn, c)?
+    let ids: Vec<i64> = faces::in_cluster(conn, ClusterId(c))?
         .into_iter()
         .filter(|f| matches!((f.assigned, f.person_id), (Some(Assigned::Auto), None)))
-        .map(|f| f.id)
+        .map(|f| f.id.0)
         .collect();
     let step = ids.len().div_ceil(CLUSTER_SEEDS).max(1);
     let ids: Vec<i64> = ids.into_iter().step_by(step).collect();
     let vectors = embeddings::get_many(conn, &ids)?;
     Ok(ids.into_iter().zip(vectors).collect())
-}
-
-fn names(conn: &Connection) -> SqlResult<HashMap<i64, String>> {
-    let mut stmt = conn.prepare("SELECT id, name FROM people")?;
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect()
 }
 
 /// How many faces are suggested in all (each face is in one group at most).
@@ -412,10 +390,10 @@ pub fn count(conn: &Connection, settings: &Settings) -> SqlResult<usize> {
 /// with the cluster, so one name takes them too.
 pub fn near_cluster(
     conn: &Connection,
-    cluster: i64,
+    cluster: ClusterId,
     match_distance: f32,
     limit: usize,
-) -> SqlResult<Vec<i64>> {
+) -> SqlResult<Vec<FaceId>> {
     Ok(near_clusters(conn, &[cluster], match_distance, limit)?
         .remove(&cluster)
         .unwrap_or_default())
@@ -425,13 +403,13 @@ pub fn near_cluster(
 /// are each other's rivals too, so no face is offered with two of them.
 pub fn near_clusters(
     conn: &Connection,
-    clusters: &[i64],
+    clusters: &[ClusterId],
     match_distance: f32,
     limit: usize,
-) -> SqlResult<HashMap<i64, Vec<i64>>> {
+) -> SqlResult<HashMap<ClusterId, Vec<FaceId>>> {
     let named = faces::named(conn)?;
     let mut members: Vec<(i64, i64, Vec<f32>)> = Vec::new();
-    for &c in clusters {
+    for &ClusterId(c) in clusters {
         for (id, e) in cluster_seeds(conn, c)? {
             members.push((-c, id, e));
         }
@@ -442,14 +420,14 @@ pub fn near_clusters(
     let m = PersonMatcher::new(
         named
             .iter()
-            .map(|n| (n.person, n.face, n.embedding.as_slice()))
+            .map(|n| (n.person, n.face.0, n.embedding.as_slice()))
             .chain(members.iter().map(|(p, f, e)| (*p, *f, e.as_slice()))),
     );
-    let rejections = faces::rejections(conn)?;
-    let targets: Vec<i64> = clusters.iter().map(|c| -c).collect();
+    let rejections = people::rejections(conn)?;
+    let targets: Vec<i64> = clusters.iter().map(|c| -c.0).collect();
     let taken = grow(
         conn,
-        unnamed_filter(true),
+        true,
         &m,
         &rejections,
         Bounds {
@@ -469,7 +447,10 @@ pub fn near_clusters(
         .into_iter()
         .map(|(c, mut faces)| {
             faces.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
-            (c, faces.into_iter().map(|x| x.2).collect())
+            (
+                ClusterId(c),
+                faces.into_iter().map(|x| FaceId(x.2)).collect(),
+            )
         })
         .collect())
 }
@@ -479,6 +460,7 @@ mod tests {
     use super::*;
     use crate::people::{self, Ref};
     use crate::store::Store;
+    use crate::store::clusters::{self, ClusterKind};
     use crate::store::photos;
 
     /// The unit vector in the plane of axes `base` and `axis` that is `chord` away from axis
@@ -498,9 +480,9 @@ mod tests {
     }
 
     /// A face of its own photo for each vector; their ids in order.
-    fn library(store: &mut Store, vectors: &[Vec<f32>]) -> Vec<i64> {
+    fn library(store: &mut Store, vectors: &[Vec<f32>]) -> Vec<FaceId> {
         store
-            .write(|tx| -> Result<Vec<i64>, crate::store::StoreError> {
+            .write(|tx| -> Result<Vec<FaceId>, crate::store::StoreError> {
                 let mut ids = Vec::new();
                 for (k, e) in vectors.iter().enumerate() {
                     ids.push(photos::store_vector(tx, &format!("/synthetic/{k}.jpg"), e)?);
@@ -510,17 +492,13 @@ mod tests {
             .unwrap()
     }
 
-    /// Put `faces` in a new unnamed automatic cluster.
-    fn cluster(store: &mut Store, faces: &[i64]) {
+    /// Put `faces` in a new unnamed automatic cluster (matched there).
+    fn cluster(store: &mut Store, faces: &[FaceId]) {
         store
             .write(|tx| -> Result<(), crate::store::StoreError> {
-                tx.execute("INSERT INTO clusters (kind) VALUES ('auto')", [])?;
-                let c = tx.last_insert_rowid();
+                let c = clusters::insert(tx, ClusterKind::Auto, None, &[], 0.0, 0)?;
                 for f in faces {
-                    tx.execute(
-                        "UPDATE faces SET cluster = ?1, assigned = 'auto' WHERE id = ?2",
-                        [c, *f],
-                    )?;
+                    crate::store::matching::join(tx, f.0, Some(c.0), None)?;
                 }
                 Ok(())
             })

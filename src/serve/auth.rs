@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, App};
+use super::{ApiError, App, ServeError};
 
 /// The header scripts can send the token in (or `Authorization: Bearer TOKEN`).
 pub const TOKEN_HEADER: &str = "x-visage-token";
@@ -117,21 +117,18 @@ fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// A fresh random token: 32 hex digits from the kernel's generator.
-pub fn new_token() -> anyhow::Result<String> {
+pub fn new_token() -> Result<String, ServeError> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| anyhow::anyhow!("cannot make an access token from /dev/urandom: {e}"))?;
+        .map_err(ServeError::NoRandom)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A token given by the user: long enough, and only characters that need no escaping.
-pub fn check_token(token: &str) -> anyhow::Result<String> {
+pub fn check_token(token: &str) -> Result<String, ServeError> {
     if token.len() < MIN_TOKEN_LEN || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
-        anyhow::bail!(
-            "the token must be at least {MIN_TOKEN_LEN} letters and digits (leave it out for a \
-             random one)"
-        );
+        return Err(ServeError::BadToken);
     }
     Ok(token.to_string())
 }

@@ -1,13 +1,18 @@
 //! `visage serve`: a local web server with a review page for seeing faces and naming people, and
-//! the JSON API the page uses (and scripts can). This module holds the server's state, its
-//! router, the error type every handler answers with, and the loop that runs it.
+//! the JSON API the page uses (and scripts can). This module holds the server's state ([`App`]),
+//! its router, the error every handler answers with ([`ApiError`]: its `From` impls turn the
+//! library's typed errors and axum's extractor rejections into a status and `{"error": ...}`),
+//! the error of starting ([`ServeError`]), and the loop that runs it. [`auth`] admits requests,
+//! [`api`] is the JSON API, [`images`] the thumbnails and photos over HTTP, [`thumbs`] their
+//! cache, [`page`] the page itself.
 //!
 //! It decides nothing about faces: every action calls the same `people` operation as the CLI
 //! command, and every view reads through `people::report` and `store`. No request path ever
-//! reaches the file system; files are found by id in the database (see [`thumbs`]).
+//! reaches the file system; files are found by id in the database.
 
 pub mod api;
 pub mod auth;
+pub mod images;
 pub mod page;
 pub mod thumbs;
 
@@ -16,13 +21,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use anyhow::Context;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::config::Settings;
+use crate::gpu::GpuError;
 use crate::graph::GraphBackend;
 use crate::people::PeopleError;
 use crate::store::{Store, StoreError};
@@ -42,6 +49,41 @@ pub struct Options {
     pub thumbs: PathBuf,
     /// The settings naming and re-matching use (match distance, cluster settings, device).
     pub settings: Settings,
+}
+
+/// Why the server could not start, or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address, so other machines could reach \
+         the page; add --allow-remote to do it anyway (the token is still required)"
+    )]
+    NotLoopback(SocketAddr),
+    #[error(
+        "the token must be at least {} letters and digits (leave it out for a random one)",
+        auth::MIN_TOKEN_LEN
+    )]
+    BadToken,
+    #[error("cannot make an access token from /dev/urandom: {0}")]
+    NoRandom(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Device(#[from] GpuError),
+    #[error("cannot create the thumbnail cache {}: {source}", dir.display())]
+    Cache {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make the placeholder image: {0}")]
+    Placeholder(crate::photo::PhotoError),
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The address cannot be listened on; `advice` says why and what to do instead.
+    #[error("cannot listen on {bind}: {advice}")]
+    Bind { bind: SocketAddr, advice: String },
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
 }
 
 /// The server's state, shared by every request.
@@ -97,6 +139,25 @@ impl Answers {
 }
 
 impl App {
+    /// The state of a server that answers at `addr` to requests carrying `token` (see [`auth`]):
+    /// the database opened (and migrated) once, so a bad one fails here and not per page, the
+    /// device for re-matching chosen, the thumbnail cache ready.
+    pub fn new(options: &Options, token: String, addr: SocketAddr) -> Result<App, ServeError> {
+        let store = Store::open(&options.db)?;
+        let backend = GraphBackend::choose(options.settings.device)?;
+        log::info!("re-matching on {}", backend.describe());
+        let db = Db::new(options.db.clone());
+        db.lock().push(store);
+        Ok(App {
+            db,
+            settings: options.settings.clone(),
+            backend: Mutex::new(backend),
+            auth: auth::Auth::new(token, addr, options.allow_remote),
+            thumbs: thumbs::Thumbs::new(options.thumbs.clone())?,
+            answers: Answers::default(),
+        })
+    }
+
     /// Run `f` on a blocking thread (SQLite and image work must not stall the async workers).
     pub async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
@@ -209,6 +270,38 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A query string that does not fit what the handler reads: a 400 that says which field and why.
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::bad(format!("bad query: {}", reason(&e, e.body_text())))
+    }
+}
+
+/// A body that is not the JSON an action takes: 415 without `Content-Type: application/json`,
+/// 413 over [`api::MAX_BODY`] bytes, otherwise a 400 that says where and why (axum's own 422 for
+/// JSON of the wrong shape included: to the client both are a malformed request).
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        match e {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the request as Content-Type: application/json",
+            ),
+            e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is over {} bytes", api::MAX_BODY),
+            ),
+            e => ApiError::bad(format!("bad JSON: {}", reason(&e, e.body_text()))),
+        }
+    }
+}
+
+/// What an extractor's rejection says underneath axum's summary (serde's message with the
+/// field's path), or the summary where there is nothing underneath.
+fn reason(e: &dyn std::error::Error, summary: String) -> String {
+    e.source().map_or(summary, |s| s.to_string())
+}
+
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Sql(e).into()
@@ -265,8 +358,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/suggestions", get(api::suggestions))
         .route("/api/history", get(api::history_list))
         .route("/api/progress", get(api::progress))
-        .route("/faces/{file}", get(thumbs::face))
-        .route("/photos/{file}", get(thumbs::photo))
+        .route("/faces/{file}", get(images::face))
+        .route("/photos/{file}", get(images::photo))
         .fallback(|| async { ApiError::not_found("no such page") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -274,6 +367,7 @@ pub fn router(app: Arc<App>) -> Router {
                 "method not allowed: reads are GET, actions are POST",
             )
         })
+        .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             auth::guard,
@@ -283,77 +377,58 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// Listen, call `ready` with the URL to open (token included), and serve until Ctrl-C or
 /// SIGTERM.
-pub fn run(options: Options, ready: impl FnOnce(&str)) -> anyhow::Result<()> {
+pub fn run(options: Options, ready: impl FnOnce(&str)) -> Result<(), ServeError> {
     if !options.bind.ip().is_loopback() && !options.allow_remote {
-        anyhow::bail!(
-            "refusing to listen on {}: it is not a loopback address, so other machines could \
-             reach the page; add --allow-remote to do it anyway (the token is still required)",
-            options.bind
-        );
+        return Err(ServeError::NotLoopback(options.bind));
     }
     let token = match options.token.clone() {
         Some(t) => auth::check_token(&t)?,
         None => auth::new_token()?,
     };
-    // Open (and migrate) the database once up front, so a bad --db fails here and not per page.
-    let store = Store::open(&options.db)?;
-    let backend = GraphBackend::choose(options.settings.device)?;
-    log::info!("re-matching on {}", backend.describe());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(options.bind)
-            .await
-            .map_err(|e| bind_error(options.bind, e))?;
-        let addr = listener.local_addr()?;
-        let db = Db::new(options.db.clone());
-        db.lock().push(store);
-        let app = Arc::new(App {
-            db,
-            settings: options.settings.clone(),
-            backend: Mutex::new(backend),
-            auth: auth::Auth::new(token.clone(), addr, options.allow_remote),
-            thumbs: thumbs::Thumbs::new(options.thumbs.clone())?,
-            answers: Answers::default(),
-        });
-        ready(&format!("http://{addr}/?token={token}"));
-        log::info!(
-            "serving {} on http://{addr}/ (thumbnails cached in {})",
-            options.db.display(),
-            options.thumbs.display()
-        );
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown())
-            .await
-            .context("serving")
-    })
+        .map_err(ServeError::Runtime)?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(options.bind))
+        .map_err(|e| bind_error(options.bind, e))?;
+    let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    let app = Arc::new(App::new(&options, token.clone(), addr)?);
+    ready(&format!("http://{addr}/?token={token}"));
+    log::info!(
+        "serving {} on http://{addr}/ (thumbnails cached in {})",
+        options.db.display(),
+        options.thumbs.display()
+    );
+    let serving = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown());
+    runtime
+        .block_on(std::future::IntoFuture::into_future(serving))
+        .map_err(ServeError::Serve)
 }
 
 /// Why `bind` cannot be listened on, and what to do instead.
-fn bind_error(bind: SocketAddr, e: std::io::Error) -> anyhow::Error {
+fn bind_error(bind: SocketAddr, e: std::io::Error) -> ServeError {
     let other = |port: u16| SocketAddr::new(bind.ip(), port);
     let next = other(bind.port().checked_add(1).unwrap_or(8177));
-    match e.kind() {
-        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
-            "cannot listen on {bind}: the port is taken, probably by another `visage serve` \
-             (or another program); pick another port with --bind {next}, or --bind {} for any \
-             free one (the URL to open is printed)",
+    let advice = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "the port is taken, probably by another `visage serve` (or another program); pick \
+             another port with --bind {next}, or --bind {} for any free one (the URL to open is \
+             printed)",
             other(0)
         ),
-        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
-            "cannot listen on {bind}: ports below 1024 need privileges; pick another with \
-             --bind {}",
+        std::io::ErrorKind::PermissionDenied => format!(
+            "ports below 1024 need privileges; pick another with --bind {}",
             other(8177)
         ),
-        std::io::ErrorKind::AddrNotAvailable => anyhow::anyhow!(
-            "cannot listen on {bind}: no network interface of this machine has that address \
-             ({e}); --bind 127.0.0.1:{} listens on this machine only",
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "no network interface of this machine has that address ({e}); --bind 127.0.0.1:{} \
+             listens on this machine only",
             bind.port()
         ),
-        _ => anyhow::Error::new(e).context(format!("cannot listen on {bind}")),
-    }
+        _ => e.to_string(),
+    };
+    ServeError::Bind { bind, advice }
 }
 
 async fn shutdown() {

@@ -1,9 +1,8 @@
-//! Face thumbnails (`/faces/fN.jpg`) and display-sized photos (`/photos/pN.jpg`): cut from the
-//! original photo at full size with its EXIF orientation (not from the 1280 px detection image),
-//! made on demand on blocking threads (as many at once as there are cores), and cached on disk
-//! under `$XDG_CACHE_HOME/visage/thumbs`, keyed by the face, its box and the photo's content, and
-//! written atomically (temporary file, then rename). Answers carry an ETag; a photo that is gone
-//! or unreadable gives a placeholder image, never an error page.
+//! The thumbnail cache: face thumbnails and display-sized photos cut from the original photo at
+//! full size with its EXIF orientation (not from the 1280 px detection image), all the faces of
+//! a photo in one decode, and kept on disk under `$XDG_CACHE_HOME/visage/thumbs`, keyed by the
+//! face, its box and the photo's content, written atomically (temporary file, then rename). The
+//! HTTP side (`/faces/fN.jpg`, `/photos/pN.jpg`) is [`super::images`].
 //!
 //! The file read is always the path the database holds for the id asked for; no part of a
 //! request becomes a path. This module must not change the database.
@@ -13,16 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use image::RgbImage;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, App};
+use super::ServeError;
 use crate::photo;
 use crate::store::faces::{self, Selection};
 use crate::store::photos::{self, PhotoRow};
+use crate::store::{FaceId, Item, PhotoId, Store, StoreError};
 
 /// Side of a face thumbnail, pixels (the grid shows them at up to 160 CSS px, so this stays
 /// sharp on a 1.5x screen).
@@ -40,11 +37,12 @@ const VERSION: &str = "v1";
 pub struct Thumbs {
     dir: PathBuf,
     /// Photos decoded at once (each can take hundreds of MB at full size).
-    permits: tokio::sync::Semaphore,
+    pub(super) permits: tokio::sync::Semaphore,
     /// One decode per photo at a time: faces of one group photo wait for the first and find
     /// their thumbnails made.
-    busy: Mutex<HashMap<i64, Weak<Mutex<()>>>>,
-    placeholder: Vec<u8>,
+    busy: Mutex<HashMap<PhotoId, Weak<Mutex<()>>>>,
+    /// A neutral face, sent where the photo cannot be read.
+    pub(super) placeholder: Vec<u8>,
     counter: AtomicU64,
 }
 
@@ -56,7 +54,7 @@ pub fn default_dir() -> PathBuf {
 /// One face to cut: its id and box in original oriented pixels.
 #[derive(Debug, Clone, Copy)]
 struct FaceBox {
-    id: i64,
+    id: FaceId,
     x: f32,
     y: f32,
     w: f32,
@@ -64,8 +62,8 @@ struct FaceBox {
 }
 
 /// What a request needs cut: the photo, the faces to cut from it, and the cache key of each.
-struct Job {
-    photo: PhotoRow,
+pub(super) struct Job {
+    pub(super) photo: PhotoRow,
     /// (key, face); the first is the one asked for. Empty for the photo view.
     faces: Vec<(String, FaceBox)>,
     /// The photo view's key.
@@ -73,10 +71,10 @@ struct Job {
 }
 
 impl Thumbs {
-    pub fn new(dir: PathBuf) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            anyhow::anyhow!("cannot create the thumbnail cache {}: {e}", dir.display())
-        })?;
+    pub fn new(dir: PathBuf) -> Result<Self, ServeError> {
+        if let Err(source) = std::fs::create_dir_all(&dir) {
+            return Err(ServeError::Cache { dir, source });
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Thumbs {
             dir,
@@ -91,7 +89,8 @@ impl Thumbs {
         self.dir.join(&key[..2]).join(format!("{key}.jpg"))
     }
 
-    fn cached(&self, key: &str) -> Option<Vec<u8>> {
+    /// The cached bytes under `key`, if they are there.
+    pub(super) fn cached(&self, key: &str) -> Option<Vec<u8>> {
         std::fs::read(self.path(key)).ok()
     }
 
@@ -108,7 +107,7 @@ impl Thumbs {
         })
     }
 
-    fn photo_lock(&self, photo: i64) -> Arc<Mutex<()>> {
+    fn photo_lock(&self, photo: PhotoId) -> Arc<Mutex<()>> {
         let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
         busy.retain(|_, w| w.strong_count() > 0);
         if let Some(lock) = busy.get(&photo).and_then(Weak::upgrade) {
@@ -121,7 +120,7 @@ impl Thumbs {
 
     /// Decode the photo once and cut every face of it not cached yet (or the photo view);
     /// returns the bytes asked for.
-    fn make(&self, job: &Job, want: &str) -> Result<Vec<u8>, photo::PhotoError> {
+    pub(super) fn make(&self, job: &Job, want: &str) -> Result<Vec<u8>, photo::PhotoError> {
         let lock = self.photo_lock(job.photo.id);
         let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(bytes) = self.cached(want) {
@@ -160,6 +159,51 @@ impl Thumbs {
     }
 }
 
+impl Job {
+    /// What face `id`'s thumbnail needs: its photo and every face of it (cut in the same decode),
+    /// the one asked for first.
+    pub(super) fn face(store: &Store, id: FaceId) -> Result<Job, StoreError> {
+        let face = store
+            .read(|c| faces::get(c, id))?
+            .ok_or(StoreError::NotFound(Item::Face(id)))?;
+        let photo = store
+            .read(|c| photos::get(c, face.photo))?
+            .ok_or(StoreError::NotFound(Item::Photo(face.photo)))?;
+        let (_, all) = store.read(|c| faces::page(c, Selection::Photo(photo.id), 0, 10_000))?;
+        let boxed = |f: &faces::FaceRow| FaceBox {
+            id: f.id,
+            x: f.x,
+            y: f.y,
+            w: f.w,
+            h: f.h,
+        };
+        let mut list = vec![boxed(&face)];
+        list.extend(all.iter().filter(|f| f.id != id).map(boxed));
+        Ok(Job {
+            faces: list.iter().map(|f| (face_key(f, &photo), *f)).collect(),
+            view: String::new(),
+            photo,
+        })
+    }
+
+    /// What photo `id`'s view at display size needs.
+    pub(super) fn photo(store: &Store, id: PhotoId) -> Result<Job, StoreError> {
+        let photo = store
+            .read(|c| photos::get(c, id))?
+            .ok_or(StoreError::NotFound(Item::Photo(id)))?;
+        Ok(Job {
+            faces: Vec::new(),
+            view: key(&format!("photo {PHOTO_SIDE}"), &photo),
+            photo,
+        })
+    }
+
+    /// The cache key of what was asked for: the first face, or the photo view.
+    pub(super) fn wanted(&self) -> &str {
+        self.faces.first().map_or(&self.view, |(key, _)| key)
+    }
+}
+
 /// The square around a face: centred on its box, [`FACE_CONTEXT`] times its longer side, moved
 /// (and if need be shrunk) to lie inside the photo, resampled to [`FACE_SIDE`].
 fn cut(full: &RgbImage, f: &FaceBox) -> Result<RgbImage, photo::PhotoError> {
@@ -185,7 +229,7 @@ fn jpeg(img: &RgbImage) -> Result<Vec<u8>, photo::PhotoError> {
 }
 
 /// A neutral head-and-shoulders shape on grey, for faces whose photo cannot be read.
-fn placeholder() -> anyhow::Result<Vec<u8>> {
+fn placeholder() -> Result<Vec<u8>, ServeError> {
     let s = FACE_SIDE as f32;
     let img = RgbImage::from_fn(FACE_SIDE, FACE_SIDE, |x, y| {
         let (x, y) = (x as f32 / s, y as f32 / s);
@@ -197,7 +241,7 @@ fn placeholder() -> anyhow::Result<Vec<u8>> {
             image::Rgb([208, 208, 212])
         }
     });
-    jpeg(&img).map_err(|e| anyhow::anyhow!("cannot make the placeholder image: {e}"))
+    jpeg(&img).map_err(ServeError::Placeholder)
 }
 
 /// The cache key of what is cut from a photo: what it is, and the photo's content as the
@@ -213,157 +257,13 @@ fn key(what: &str, photo: &PhotoRow) -> String {
 
 fn face_key(f: &FaceBox, photo: &PhotoRow) -> String {
     key(
-        &format!("face {} {} {} {} {} {FACE_SIDE}", f.id, f.x, f.y, f.w, f.h),
+        // The row id as a bare number, as the cache's keys have always been written.
+        &format!(
+            "face {} {} {} {} {} {FACE_SIDE}",
+            f.id.0, f.x, f.y, f.w, f.h
+        ),
         photo,
     )
-}
-
-/// `fN.jpg` → N.
-fn file_id(file: &str, prefix: char) -> Option<i64> {
-    file.strip_suffix(".jpg")?
-        .strip_prefix(prefix)?
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-}
-
-/// The job for face `id`: its photo and every face of that photo.
-fn face_job(app: &App, id: i64) -> Result<Job, ApiError> {
-    app.db.with(|store| {
-        let face = store
-            .read(|c| faces::get(c, id))?
-            .ok_or_else(|| ApiError::not_found(format!("no face f{id}")))?;
-        let photo = store
-            .read(|c| photos::get(c, face.photo))?
-            .ok_or_else(|| ApiError::not_found(format!("no photo for f{id}")))?;
-        let (_, all) = store.read(|c| faces::page(c, Selection::Photo(photo.id), 0, 10_000))?;
-        let boxed = |f: &faces::FaceRow| FaceBox {
-            id: f.id,
-            x: f.x,
-            y: f.y,
-            w: f.w,
-            h: f.h,
-        };
-        let mut list = vec![boxed(&face)];
-        list.extend(all.iter().filter(|f| f.id != id).map(boxed));
-        Ok(Job {
-            faces: list.iter().map(|f| (face_key(f, &photo), *f)).collect(),
-            view: String::new(),
-            photo,
-        })
-    })
-}
-
-fn photo_job(app: &App, id: i64) -> Result<Job, ApiError> {
-    app.db.with(|store| {
-        let photo = store
-            .read(|c| photos::get(c, id))?
-            .ok_or_else(|| ApiError::not_found(format!("no photo p{id}")))?;
-        Ok(Job {
-            faces: Vec::new(),
-            view: key(&format!("photo {PHOTO_SIDE}"), &photo),
-            photo,
-        })
-    })
-}
-
-/// `GET /faces/fN.jpg`: a face's square thumbnail.
-pub async fn face(
-    State(app): State<Arc<App>>,
-    UrlPath(file): UrlPath<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let id = file_id(&file, 'f').ok_or_else(|| ApiError::not_found("no such face"))?;
-    let job = app.blocking(move |app| face_job(app, id)).await?;
-    let want = job.faces[0].0.clone();
-    serve(&app, job, want, &headers).await
-}
-
-/// `GET /photos/pN.jpg`: a photo at display size (longest side [`PHOTO_SIDE`]).
-pub async fn photo(
-    State(app): State<Arc<App>>,
-    UrlPath(file): UrlPath<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let id = file_id(&file, 'p').ok_or_else(|| ApiError::not_found("no such photo"))?;
-    let job = app.blocking(move |app| photo_job(app, id)).await?;
-    let want = job.view.clone();
-    serve(&app, job, want, &headers).await
-}
-
-/// Answer with the cached image, a 304 when the browser has it, or make it (a placeholder if
-/// the photo cannot be read).
-async fn serve(
-    app: &Arc<App>,
-    job: Job,
-    want: String,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let etag = format!("\"{}\"", &want[..32]);
-    let revalidated = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    if revalidated && !job.photo.gone {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
-    }
-    let made = if job.photo.gone {
-        None
-    } else {
-        let cached = {
-            let (app, want) = (Arc::clone(app), want.clone());
-            tokio::task::spawn_blocking(move || app.thumbs.cached(&want))
-                .await
-                .ok()
-                .flatten()
-        };
-        match cached {
-            Some(bytes) => Some(bytes),
-            None => {
-                let _permit = app.thumbs.permits.acquire().await.ok();
-                let (app, want) = (Arc::clone(app), want.clone());
-                let path = job.photo.path.clone();
-                match tokio::task::spawn_blocking(move || app.thumbs.make(&job, &want)).await {
-                    Ok(Ok(bytes)) => Some(bytes),
-                    Ok(Err(e)) => {
-                        log::info!("{path}: {e} (a placeholder is shown)");
-                        None
-                    }
-                    Err(e) => {
-                        log::error!("{path}: making a thumbnail failed: {e}");
-                        None
-                    }
-                }
-            }
-        }
-    };
-    let jpeg = HeaderValue::from_static("image/jpeg");
-    Ok(match made {
-        Some(bytes) => (
-            [
-                (header::CONTENT_TYPE, jpeg),
-                (header::ETAG, HeaderValue::from_str(&etag).expect("hex")),
-                (
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("private, no-cache"),
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
-        None => (
-            [
-                (header::CONTENT_TYPE, jpeg),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                (
-                    header::HeaderName::from_static("x-visage-placeholder"),
-                    HeaderValue::from_static("1"),
-                ),
-            ],
-            app.thumbs.placeholder.clone(),
-        )
-            .into_response(),
-    })
 }
 
 #[cfg(test)]
@@ -376,7 +276,13 @@ mod tests {
         let img = RgbImage::from_fn(400, 300, |x, y| {
             image::Rgb([(x / 2) as u8, (y / 2) as u8, 0])
         });
-        let face = |x, y, w, h| FaceBox { id: 1, x, y, w, h };
+        let face = |x, y, w, h| FaceBox {
+            id: FaceId(1),
+            x,
+            y,
+            w,
+            h,
+        };
         // In the middle: centred on the box.
         let t = cut(&img, &face(150.0, 100.0, 50.0, 50.0)).unwrap();
         assert_eq!(t.dimensions(), (FACE_SIDE, FACE_SIDE));
@@ -390,23 +296,5 @@ mod tests {
         assert_eq!(t.dimensions(), (FACE_SIDE, FACE_SIDE));
         let t = cut(&img, &face(-50.0, -50.0, 900.0, 900.0)).unwrap();
         assert_eq!(t.dimensions(), (FACE_SIDE, FACE_SIDE));
-    }
-
-    #[test]
-    fn only_ids_name_files() {
-        assert_eq!(file_id("f12.jpg", 'f'), Some(12));
-        assert_eq!(file_id("p3.jpg", 'p'), Some(3));
-        for bad in [
-            "f12",
-            "p12.jpg",
-            "f0.jpg",
-            "f-1.jpg",
-            "f1.jpg.jpg",
-            "../f1.jpg",
-            "f1.png",
-            "",
-        ] {
-            assert_eq!(file_id(bad, 'f'), None, "{bad}");
-        }
     }
 }

@@ -1,11 +1,10 @@
 //! Cluster rows: a centroid, a sample radius and a sample count per cluster, with its kind
 //! (found automatically, confirmed or named by hand, or ignored) and its person.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
-use super::{ClusterId, SqlResult, blob_embedding, embedding_blob};
-use crate::clustering::ClusterSummary;
+use super::{ClusterId, SqlResult, blob_embedding, embedding_blob, embeddings};
 
 /// Where a cluster came from and what it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,7 +27,7 @@ impl ClusterKind {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub fn parse(s: &str) -> Self {
         match s {
             "manual" => ClusterKind::Manual,
             "ignored" => ClusterKind::Ignored,
@@ -40,8 +39,7 @@ impl ClusterKind {
 /// Serialised (`visage clusters --json`), the id is the one commands take: `"id": "c3"`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterRow {
-    #[serde(serialize_with = "cluster_ref")]
-    pub id: i64,
+    pub id: ClusterId,
     pub kind: ClusterKind,
     #[serde(skip)]
     pub person_id: Option<i64>,
@@ -50,10 +48,6 @@ pub struct ClusterRow {
     pub centroid: Vec<f32>,
     pub radius: f32,
     pub samples: u32,
-}
-
-fn cluster_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&ClusterId(*id))
 }
 
 fn from_row(r: &Row) -> SqlResult<ClusterRow> {
@@ -85,47 +79,133 @@ pub fn of_kind(conn: &Connection, kind: ClusterKind) -> SqlResult<Vec<ClusterRow
     stmt.query_map([kind.as_str()], from_row)?.collect()
 }
 
-pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<ClusterRow>> {
+pub fn get(conn: &Connection, id: ClusterId) -> SqlResult<Option<ClusterRow>> {
     conn.query_row(&format!("{SELECT} WHERE c.id = ?1"), [id], from_row)
         .optional()
 }
 
-/// A new cluster with this summary; returns its id.
+/// A new cluster with this summary (centroid, sample radius, sample count); returns its id.
 pub fn insert(
     conn: &Connection,
     kind: ClusterKind,
     person: Option<i64>,
-    summary: &ClusterSummary,
-) -> SqlResult<i64> {
+    centroid: &[f32],
+    radius: f32,
+    samples: usize,
+) -> SqlResult<ClusterId> {
     conn.query_row(
         "INSERT INTO clusters (kind, person, centroid, radius, samples)
          VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
         params![
             kind.as_str(),
             person,
-            embedding_blob(&summary.centroid),
-            summary.radius,
-            summary.size as i64
+            embedding_blob(centroid),
+            radius,
+            samples as i64
         ],
         |r| r.get(0),
     )
 }
 
-pub fn set_summary(conn: &Connection, id: i64, summary: &ClusterSummary) -> SqlResult<()> {
+/// A cluster's summary, computed from its faces now (it is no longer stale).
+pub fn set_summary(
+    conn: &Connection,
+    id: ClusterId,
+    centroid: &[f32],
+    radius: f32,
+    samples: usize,
+) -> SqlResult<()> {
     conn.execute(
         "UPDATE clusters SET centroid = ?2, radius = ?3, samples = ?4, stale = 0 WHERE id = ?1",
-        params![
-            id,
-            embedding_blob(&summary.centroid),
-            summary.radius,
-            summary.size as i64
-        ],
+        params![id, embedding_blob(centroid), radius, samples as i64],
     )?;
     Ok(())
 }
 
+/// A cluster's kind (`None` if there is no such cluster).
+pub fn kind(conn: &Connection, id: ClusterId) -> SqlResult<Option<ClusterKind>> {
+    conn.prepare_cached("SELECT kind FROM clusters WHERE id = ?1")?
+        .query_row([id], |r| r.get::<_, String>(0))
+        .optional()
+        .map(|k| k.as_deref().map(ClusterKind::parse))
+}
+
+/// A cluster's centroid (`None` if there is no such cluster or it has none yet).
+pub fn centroid(conn: &Connection, id: ClusterId) -> SqlResult<Option<Vec<f32>>> {
+    Ok(conn
+        .prepare_cached("SELECT centroid FROM clusters WHERE id = ?1")?
+        .query_row([id], |r| r.get::<_, Option<Vec<u8>>>(0))
+        .optional()?
+        .flatten()
+        .map(|b| blob_embedding(&b)))
+}
+
+/// Cluster `id` is person `person`'s, named by hand.
+pub fn name(tx: &Transaction, id: ClusterId, person: i64) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE clusters SET kind = 'manual', person = ?2 WHERE id = ?1",
+        params![id, person],
+    )?;
+    Ok(())
+}
+
+/// Cluster `id` is ignored: nobody's.
+pub fn ignore(tx: &Transaction, id: ClusterId) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE clusters SET kind = 'ignored', person = NULL WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+/// Cluster `id` goes (its faces are left in no cluster).
+pub fn delete(tx: &Transaction, id: ClusterId) -> SqlResult<()> {
+    tx.execute("DELETE FROM clusters WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// The clusters named by hand: all of them, or (`stale_only`) those whose faces changed since
+/// their summary was computed.
+pub fn manual(tx: &Transaction, stale_only: bool) -> SqlResult<Vec<ClusterId>> {
+    tx.prepare(if stale_only {
+        "SELECT id FROM clusters WHERE kind = 'manual' AND stale = 1"
+    } else {
+        "SELECT id FROM clusters WHERE kind = 'manual'"
+    })?
+    .query_map([], |r| r.get(0))?
+    .collect()
+}
+
+/// The faces named by hand in cluster `id` (of photos still present), by row id.
+pub fn named_members(tx: &Transaction, id: ClusterId) -> SqlResult<Vec<i64>> {
+    tx.prepare_cached(
+        "SELECT id FROM faces WHERE cluster = ?1 AND assigned = 'manual' AND gone = 0",
+    )?
+    .query_map([id], |r| r.get(0))?
+    .collect()
+}
+
+/// A named cluster left without faces named by hand goes: the faces matched to it automatically
+/// lose the match, the others their cluster.
+pub fn delete_manual(tx: &Transaction, id: ClusterId) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL
+         WHERE cluster = ?1 AND assigned IS NOT 'manual'",
+        [id],
+    )?;
+    tx.execute("UPDATE faces SET cluster = NULL WHERE cluster = ?1", [id])?;
+    delete(tx, id)
+}
+
+/// The stored embeddings of the faces named by hand in cluster `id`, for its summary.
+pub fn named_vectors(tx: &Transaction, id: ClusterId) -> SqlResult<Vec<Vec<f32>>> {
+    embeddings::get_many(tx, &named_members(tx, id)?)
+}
+
 /// Per cluster: how many faces (of photos still present) it holds, and one photo's path.
-pub fn members(conn: &Connection) -> SqlResult<std::collections::HashMap<i64, (i64, String)>> {
+pub fn members(
+    conn: &Connection,
+) -> SqlResult<std::collections::HashMap<ClusterId, (i64, String)>> {
     let mut stmt = conn.prepare(
         "SELECT c.id, c.faces, (SELECT p.path FROM faces f JOIN photos p ON p.id = f.photo
                                 WHERE f.cluster = c.id AND f.gone = 0 LIMIT 1)

@@ -1,13 +1,30 @@
 //! Face rows: reading them (with their photo's path and their person's name) and the few
 //! per-face updates the people commands make. Faces of photos marked gone are never listed.
 
-use std::collections::HashMap;
-
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
-use super::{ClusterId, FaceId, PhotoId, SqlResult};
+use super::{ClusterId, FaceId, PhotoId, SqlResult, embeddings};
 use crate::pipeline::{FoundFace, Source};
+
+/// What a person says a face is, when it is nobody to name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A false detection: it leaves every list and is never clustered or matched again.
+    NotAFace,
+    /// A real face nobody needs to name.
+    Stranger,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::NotAFace => "not_a_face",
+            Verdict::Stranger => "stranger",
+        }
+    }
+}
 
 /// How a face got its cluster or person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -22,10 +39,8 @@ pub enum Assigned {
 /// `"id": "f1"`, `"photo": "p2"`, `"cluster": "c3"`.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaceRow {
-    #[serde(serialize_with = "face_ref")]
-    pub id: i64,
-    #[serde(serialize_with = "photo_ref")]
-    pub photo: i64,
+    pub id: FaceId,
+    pub photo: PhotoId,
     pub path: String,
     pub x: f32,
     pub y: f32,
@@ -34,8 +49,7 @@ pub struct FaceRow {
     pub size: u32,
     pub score: f32,
     pub probability: f32,
-    #[serde(serialize_with = "cluster_ref")]
-    pub cluster: Option<i64>,
+    pub cluster: Option<ClusterId>,
     pub person: Option<String>,
     #[serde(skip)]
     pub person_id: Option<i64>,
@@ -74,21 +88,6 @@ impl StoredFace {
     }
 }
 
-fn face_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&FaceId(*id))
-}
-
-fn photo_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&PhotoId(*id))
-}
-
-fn cluster_ref<S: serde::Serializer>(id: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match id {
-        Some(c) => s.collect_str(&ClusterId(*c)),
-        None => s.serialize_none(),
-    }
-}
-
 const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
         f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person";
@@ -109,7 +108,7 @@ pub(super) fn stored_from_row(r: &Row) -> SqlResult<StoredFace> {
             .and_then(|l| serde_json::from_str(&l).ok())
             .unwrap_or_default(),
         embedding: match r.get_ref(17)? {
-            rusqlite::types::ValueRef::Blob(b) => super::embeddings::from_blob(b),
+            rusqlite::types::ValueRef::Blob(b) => embeddings::from_blob(b),
             _ => Vec::new(),
         },
     })
@@ -119,7 +118,7 @@ pub(super) fn stored_from_row(r: &Row) -> SqlResult<StoredFace> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter {
     pub person: Option<i64>,
-    pub cluster: Option<i64>,
+    pub cluster: Option<ClusterId>,
     /// Only faces in no cluster and of no person (the review page's "Unknown").
     pub unassigned: bool,
 }
@@ -169,12 +168,12 @@ pub enum Selection {
     /// A person's faces, newest photos first (file modification time), then by face id.
     Person(i64),
     /// A cluster's faces, largest first.
-    Cluster(i64),
+    Cluster(ClusterId),
     /// Faces in no cluster and of no person, with no verdict ("not a face", "stranger"), largest
     /// first.
     Unassigned,
     /// The faces of one photo, in id order.
-    Photo(i64),
+    Photo(PhotoId),
 }
 
 /// One page of the faces (of photos still present) in `selection`: how many there are in all,
@@ -187,13 +186,13 @@ pub fn page(
 ) -> SqlResult<(usize, Vec<FaceRow>)> {
     let (filter, order, key) = match selection {
         Selection::Person(p) => ("f.person = ?1", "p.mtime_ns DESC, p.path, f.id", p),
-        Selection::Cluster(c) => ("f.cluster = ?1", "f.size DESC, f.id", c),
+        Selection::Cluster(c) => ("f.cluster = ?1", "f.size DESC, f.id", c.0),
         Selection::Unassigned => (
             "f.cluster IS NULL AND f.person IS NULL AND f.gone = 0 AND f.verdict IS NULL AND ?1 = 0",
             "f.size DESC, f.id",
             0,
         ),
-        Selection::Photo(p) => ("f.photo = ?1", "f.id", p),
+        Selection::Photo(p) => ("f.photo = ?1", "f.id", p.0),
     };
     let gone = match selection {
         Selection::Photo(_) => "1",
@@ -223,41 +222,30 @@ pub fn page(
 }
 
 /// One face by id (gone or not).
-pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<FaceRow>> {
+pub fn get(conn: &Connection, id: FaceId) -> SqlResult<Option<FaceRow>> {
     conn.query_row(&format!("{SELECT} WHERE f.id = ?1"), [id], from_row)
         .optional()
 }
 
 /// The faces of a cluster (of photos still present).
-pub fn in_cluster(conn: &Connection, cluster: i64) -> SqlResult<Vec<FaceRow>> {
+pub fn in_cluster(conn: &Connection, cluster: ClusterId) -> SqlResult<Vec<FaceRow>> {
     let mut stmt = conn.prepare(&format!(
         "{SELECT} WHERE f.cluster = ?1 AND f.gone = 0 ORDER BY f.id"
     ))?;
     stmt.query_map([cluster], from_row)?.collect()
 }
 
-/// The people each face was rejected for.
-pub fn rejections(conn: &Connection) -> SqlResult<HashMap<i64, Vec<i64>>> {
-    let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT face, person FROM rejections")?;
-    for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-        let (face, person) = row?;
-        out.entry(face).or_default().push(person);
-    }
-    Ok(out)
-}
-
 /// One face's embedding (empty if there is no such face).
-pub fn embedding(conn: &Connection, id: i64) -> SqlResult<Vec<f32>> {
-    Ok(super::embeddings::get(conn, id)?.unwrap_or_default())
+pub fn embedding(conn: &Connection, id: FaceId) -> SqlResult<Vec<f32>> {
+    Ok(embeddings::get(conn, id.0)?.unwrap_or_default())
 }
 
 /// A face named by hand: what person matching and suggestions compare with.
 #[derive(Debug, Clone)]
 pub struct NamedFace {
-    pub face: i64,
+    pub face: FaceId,
     pub person: i64,
-    pub cluster: i64,
+    pub cluster: ClusterId,
     pub embedding: Vec<f32>,
 }
 
@@ -273,8 +261,187 @@ pub fn named(conn: &Connection) -> SqlResult<Vec<NamedFace>> {
             face: r.get(0)?,
             person: r.get(1)?,
             cluster: r.get(2)?,
-            embedding: super::embeddings::from_blob(r.get_ref(3)?.as_blob()?),
+            embedding: embeddings::from_blob(r.get_ref(3)?.as_blob()?),
         })
     })?
     .collect()
+}
+
+/// The photos still present with faces of a person (named by hand; with `include_matched`,
+/// matched automatically too), in path then face order: each face's box (original oriented
+/// pixels), its person's name, and its photo's size and orientation.
+pub fn named_in_photos(conn: &Connection, include_matched: bool) -> SqlResult<Vec<NamedInPhoto>> {
+    let mut stmt = conn.prepare(
+        "SELECT p.path, p.width, p.height, p.orientation, f.x, f.y, f.w, f.h, pe.name
+         FROM faces f JOIN photos p ON p.id = f.photo JOIN people pe ON pe.id = f.person
+         WHERE p.gone = 0 AND p.width > 0 AND p.height > 0
+           AND (f.assigned = 'manual' OR (?1 AND f.assigned = 'auto'))
+         ORDER BY p.path, f.id",
+    )?;
+    stmt.query_map([include_matched], |r| {
+        Ok(NamedInPhoto {
+            path: r.get(0)?,
+            width: r.get(1)?,
+            height: r.get(2)?,
+            orientation: r.get::<_, Option<u8>>(3)?.unwrap_or(1),
+            x: r.get(4)?,
+            y: r.get(5)?,
+            w: r.get(6)?,
+            h: r.get(7)?,
+            name: r.get(8)?,
+        })
+    })?
+    .collect()
+}
+
+/// A named face with its photo's facts, as [`named_in_photos`] reads it.
+#[derive(Debug, Clone)]
+pub struct NamedInPhoto {
+    pub path: String,
+    /// The photo's size after EXIF orientation, and the orientation (1-8).
+    pub width: u32,
+    pub height: u32,
+    pub orientation: u8,
+    /// The box as stored (original oriented pixels).
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub name: String,
+}
+
+/// Faces matched automatically to these people.
+pub fn count_matched(conn: &Connection, people: &[i64]) -> SqlResult<usize> {
+    let mut n = 0;
+    let mut stmt =
+        conn.prepare_cached("SELECT count(*) FROM faces WHERE person = ?1 AND assigned = 'auto'")?;
+    for p in people {
+        n += stmt.query_row([p], |r| r.get::<_, i64>(0))? as usize;
+    }
+    Ok(n)
+}
+
+/// Faces with an automatic match or a rival (what `reset` clears).
+pub fn count_automatic(conn: &Connection) -> SqlResult<usize> {
+    conn.query_row(
+        "SELECT count(*) FROM faces WHERE assigned = 'auto' OR ambiguous = 1",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as usize)
+}
+
+// What people decide, written onto faces. Each is a plain write; `people` decides when.
+
+/// Face `face` is person `person`'s, named by hand, in cluster `cluster`.
+pub fn name(tx: &Transaction, face: FaceId, person: i64, cluster: ClusterId) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE faces SET person = ?2, cluster = ?3, assigned = 'manual', ambiguous = 0,
+             name_source = NULL
+         WHERE id = ?1",
+        params![face, person, cluster],
+    )?;
+    Ok(())
+}
+
+/// Every face of cluster `cluster` is person `person`'s, named by hand. Returns how many.
+pub fn name_cluster(tx: &Transaction, cluster: ClusterId, person: i64) -> SqlResult<usize> {
+    tx.execute(
+        "UPDATE faces SET person = ?2, assigned = 'manual', ambiguous = 0, name_source = NULL
+         WHERE cluster = ?1",
+        params![cluster, person],
+    )
+}
+
+/// The faces of cluster `cluster` rejected for `person` leave it (and any person).
+pub fn take_rejected_out(tx: &Transaction, cluster: ClusterId, person: i64) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
+         WHERE cluster = ?1 AND id IN (SELECT face FROM rejections WHERE person = ?2)",
+        params![cluster, person],
+    )?;
+    Ok(())
+}
+
+/// Where face `face`'s name came from (`xmp:PATH`).
+pub fn set_name_source(tx: &Transaction, face: FaceId, source: &str) -> SqlResult<()> {
+    tx.prepare_cached("UPDATE faces SET name_source = ?2 WHERE id = ?1")?
+        .execute(params![face, source])?;
+    Ok(())
+}
+
+/// Face `face` leaves its cluster and person if that person is `person`.
+pub fn leave_person(tx: &Transaction, face: FaceId, person: i64) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
+         WHERE id = ?1 AND person = ?2",
+        params![face, person],
+    )?;
+    Ok(())
+}
+
+/// Faces matched automatically to `person` but rejected for them lose the match.
+pub fn drop_rejected_matches(tx: &Transaction, person: i64) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL
+         WHERE person = ?1 AND assigned = 'auto'
+           AND id IN (SELECT face FROM rejections WHERE person = ?1)",
+        [person],
+    )?;
+    Ok(())
+}
+
+/// The faces of cluster `cluster`, ignored: of no person, kept there by hand. Returns how many.
+pub fn ignore_cluster(tx: &Transaction, cluster: ClusterId) -> SqlResult<usize> {
+    tx.execute(
+        "UPDATE faces SET person = NULL, assigned = 'manual', ambiguous = 0
+         WHERE cluster = ?1",
+        [cluster],
+    )
+}
+
+/// The faces of cluster `cluster` with no person are set free, to be clustered again as new
+/// faces. Returns how many.
+pub fn free_cluster(tx: &Transaction, cluster: ClusterId) -> SqlResult<usize> {
+    tx.execute(
+        "UPDATE faces SET cluster = NULL, assigned = NULL, ambiguous = 0, seen = 0
+         WHERE cluster = ?1 AND person IS NULL",
+        [cluster],
+    )
+}
+
+/// Face `face` is marked `verdict`: it leaves its cluster and person.
+pub fn mark(tx: &Transaction, face: FaceId, verdict: Verdict) -> SqlResult<()> {
+    tx.execute(
+        "UPDATE faces SET verdict = ?2, cluster = NULL, person = NULL,
+             assigned = NULL, ambiguous = 0
+         WHERE id = ?1",
+        params![face, verdict.as_str()],
+    )?;
+    Ok(())
+}
+
+/// Face `face`'s mark ("not a face", "stranger") goes.
+pub fn unmark(tx: &Transaction, face: FaceId) -> SqlResult<()> {
+    tx.execute("UPDATE faces SET verdict = NULL WHERE id = ?1", [face])?;
+    Ok(())
+}
+
+/// The faces a person could still name (no person, no verdict, not decided by hand, photo
+/// present; with `open_only`, in no cluster either) within reach of `queries`, each with its
+/// cluster as the one extra column ([`embeddings::Found::value`]`(0)`), as
+/// [`embeddings::search`] finds them.
+pub fn search_unnamed(
+    conn: &Connection,
+    queries: &mut crate::graph::range::RangeQuery,
+    open_only: bool,
+    each: impl FnMut(&embeddings::Found),
+) -> SqlResult<()> {
+    let filter = if open_only {
+        "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0
+         AND f.cluster IS NULL"
+    } else {
+        "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0"
+    };
+    embeddings::search(conn, queries, &["f.cluster"], filter, each)
 }

@@ -296,7 +296,7 @@ mod tests {
                 faces::list(c, faces::Filter::default())?
                     .into_iter()
                     .map(|f| {
-                        let e = crate::store::embeddings::get(c, f.id)?.unwrap_or_default();
+                        let e = crate::store::embeddings::get(c, f.id.0)?.unwrap_or_default();
                         Ok((f.path, f.x as i64, f.person, e[0]))
                     })
                     .collect::<Result<Vec<_>, rusqlite::Error>>()

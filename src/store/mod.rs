@@ -1,24 +1,40 @@
 //! The library's database: one SQLite file (bundled SQLite, WAL, foreign keys on) holding photos,
-//! their faces and embeddings, clusters and people. [`schema`] migrates it; [`photos`],
-//! [`faces`] and [`clusters`] read and write rows; [`merge`] brings a shard database (one part of a
-//! library indexed on another machine) into a library through them.
+//! their faces and embeddings, clusters and people. Every SQL statement of visage lives here, in a
+//! module named for what it holds:
+//! - [`schema`] migrates the file; [`ids`] are the ids users type (`f345`, `c12`, `p7`);
+//! - [`photos`], [`faces`], [`embeddings`] and [`clusters`] read and write those rows (a face's
+//!   name, mark or cluster as a decision sets it included); [`people`] holds people and
+//!   rejections;
+//! - [`dbscan`] keeps DBSCAN's state (neighbour counts, members, the faces that left, the settings
+//!   it is for) and [`matching`] what automatic matching writes (a match, "ambiguous", the names
+//!   pending), both for `people::assign`;
+//! - [`history`] records each decision's rows (the triggers of SQLite's undo technique);
+//! - [`report`] holds the views' queries, [`audit`] the consistency checks and their repairs;
+//! - [`merge`] brings a shard database (one part of a library indexed on another machine) into a
+//!   library through [`photos`].
 //!
-//! [`ids`] are the ids users type (`f345`, `c12`, `p7`). [`Store::open`] opens an existing
-//! library and creates nothing; [`Store::open_or_create`] is for the commands that fill one.
-//!
-//! Every write goes through [`Store::write`], one transaction per call, so a crash at any moment
-//! leaves the last committed state. This module stores and loads; it does not decide who a face
-//! is (see `people`) and never computes embeddings.
+//! [`Store::open`] opens an existing library and creates nothing; [`Store::open_or_create`] is for
+//! the commands that fill one. Every write goes through [`Store::write`], one transaction per call,
+//! so a crash at any moment leaves the last committed state. This module stores and loads: which
+//! person a face is, what a decision changes and when the automatic side runs are decided in
+//! `people`, and no embedding is computed here. It imports nothing above it (not `people`,
+//! `clustering`, `serve` or `cli`).
 
+pub mod audit;
 pub mod clusters;
+pub mod dbscan;
 pub mod embeddings;
 pub mod faces;
+pub mod history;
 pub mod ids;
+pub mod matching;
 pub mod merge;
+pub mod people;
 pub mod photos;
+pub mod report;
 pub mod schema;
 
-pub use ids::{ClusterId, FaceId, Item, PhotoId};
+pub use ids::{ClusterId, FaceId, Item, PhotoId, Ref};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::faces::{self, StoredFace};
-use super::{SqlResult, embeddings, now};
+use super::{ClusterId, FaceId, PhotoId, SqlResult, embeddings, now};
 use crate::alignment::FaceBox;
 use crate::pipeline::FoundFace;
 
@@ -21,7 +21,7 @@ pub const SAME_FACE_IOU: f32 = 0.5;
 /// What the store knows of a file, to decide whether to index it again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhotoState {
-    pub id: i64,
+    pub id: PhotoId,
     pub size: u64,
     pub mtime_ns: i64,
     pub hash: Option<String>,
@@ -52,8 +52,7 @@ pub struct PhotoInfo {
 /// One photo row as the review page shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PhotoRow {
-    #[serde(serialize_with = "photo_ref")]
-    pub id: i64,
+    pub id: PhotoId,
     pub path: String,
     /// Original size after EXIF orientation (the pixels face boxes are in); `None` if it never
     /// decoded.
@@ -69,12 +68,8 @@ pub struct PhotoRow {
     pub gone: bool,
 }
 
-fn photo_ref<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("p{id}"))
-}
-
 /// One photo by id (gone or not).
-pub fn get(conn: &Connection, id: i64) -> SqlResult<Option<PhotoRow>> {
+pub fn get(conn: &Connection, id: PhotoId) -> SqlResult<Option<PhotoRow>> {
     conn.query_row(
         "SELECT id, path, width, height, size, mtime_ns, hash, error, gone FROM photos
          WHERE id = ?1",
@@ -134,6 +129,26 @@ pub fn states_under(conn: &Connection, folder: &str) -> SqlResult<HashMap<String
         .collect()
 }
 
+/// The id and facts of the photo at `path`, if it is indexed, present and decoded.
+pub fn decoded(conn: &Connection, path: &str) -> SqlResult<Option<(PhotoId, PhotoInfo)>> {
+    conn.query_row(
+        "SELECT id, width, height, orientation FROM photos
+         WHERE path = ?1 AND gone = 0 AND width > 0 AND height > 0",
+        [path],
+        |r| {
+            Ok((
+                r.get(0)?,
+                PhotoInfo {
+                    width: r.get(1)?,
+                    height: r.get(2)?,
+                    orientation: r.get::<_, Option<u8>>(3)?.unwrap_or(1),
+                },
+            ))
+        },
+    )
+    .optional()
+}
+
 /// The row of one path, if there is one.
 pub fn state(conn: &Connection, path: &str) -> SqlResult<Option<PhotoState>> {
     conn.prepare_cached(&format!("{STATE} WHERE path = ?1"))?
@@ -176,7 +191,7 @@ pub fn each_stored<E: From<rusqlite::Error>>(
     let mut pending: Option<StoredFace> = face_rows.next().transpose()?;
     let mut rows = photos.query([])?;
     while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
+        let id: PhotoId = r.get(0)?;
         let orientation = r.get::<_, Option<u8>>(7)?.unwrap_or(1);
         let info = match (r.get(5)?, r.get(6)?) {
             (Some(width), Some(height)) => Some(PhotoInfo {
@@ -216,14 +231,14 @@ pub fn each_stored<E: From<rusqlite::Error>>(
 }
 
 /// Set when a photo was indexed (a merge keeps the time its shard indexed or tried it).
-pub fn set_indexed_at(tx: &Transaction, id: i64, at: i64) -> SqlResult<()> {
+pub fn set_indexed_at(tx: &Transaction, id: PhotoId, at: i64) -> SqlResult<()> {
     tx.prepare_cached("UPDATE photos SET indexed_at = ?2 WHERE id = ?1")?
-        .execute([id, at])?;
+        .execute(params![id, at])?;
     Ok(())
 }
 
 /// Insert or update the row for `file` (clearing `gone`), returning its id.
-fn upsert(tx: &Transaction, file: &FileInfo, error: Option<&str>) -> SqlResult<i64> {
+fn upsert(tx: &Transaction, file: &FileInfo, error: Option<&str>) -> SqlResult<PhotoId> {
     tx.prepare_cached(
         "INSERT INTO photos (path, size, mtime_ns, hash, indexed_at, error, gone)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
@@ -246,12 +261,12 @@ fn upsert(tx: &Transaction, file: &FileInfo, error: Option<&str>) -> SqlResult<i
 }
 
 /// The file could not be read or decoded: record why. Faces stored before stay.
-pub fn record_failure(tx: &Transaction, file: &FileInfo, error: &str) -> SqlResult<i64> {
+pub fn record_failure(tx: &Transaction, file: &FileInfo, error: &str) -> SqlResult<PhotoId> {
     upsert(tx, file, Some(error))
 }
 
 /// The file's content is unchanged (same hash) though its size or time moved: note the new ones.
-pub fn touch(tx: &Transaction, file: &FileInfo) -> SqlResult<i64> {
+pub fn touch(tx: &Transaction, file: &FileInfo) -> SqlResult<PhotoId> {
     upsert(tx, file, None)
 }
 
@@ -265,8 +280,8 @@ pub fn store_indexed(
     info: PhotoInfo,
     faces: &[FoundFace],
     indexed_at: i64,
-) -> SqlResult<i64> {
-    let known: Option<i64> = tx
+) -> SqlResult<PhotoId> {
+    let known: Option<PhotoId> = tx
         .prepare_cached("SELECT id FROM photos WHERE path = ?1")?
         .query_row([&file.path], |r| r.get(0))
         .optional()?;
@@ -289,7 +304,7 @@ pub fn store_indexed(
                  VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, ?6, ?7, ?8)",
             )?
             .execute(row)?;
-            (tx.last_insert_rowid(), Vec::new())
+            (PhotoId(tx.last_insert_rowid()), Vec::new())
         }
         Some(id) => {
             tx.prepare_cached(
@@ -327,7 +342,7 @@ pub fn store_indexed(
             follow.execute([o.id, face])?;
         }
         for p in carried.map(|o| o.rejected.as_slice()).unwrap_or_default() {
-            reject.execute([face, *p])?;
+            reject.execute(params![face, p])?;
         }
     }
     Ok(id)
@@ -347,13 +362,13 @@ fn relative(info: PhotoInfo, f: &FoundFace) -> FaceBox {
 /// Insert one face of photo `photo`; returns its id.
 fn insert_face(
     tx: &Transaction,
-    photo: i64,
+    photo: PhotoId,
     info: PhotoInfo,
     f: &FoundFace,
-    cluster: Option<i64>,
+    cluster: Option<ClusterId>,
     person: Option<i64>,
     assigned: Option<&str>,
-) -> SqlResult<i64> {
+) -> SqlResult<FaceId> {
     let rel = relative(info, f);
     let landmarks = serde_json::to_string(&f.landmarks).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
@@ -383,32 +398,37 @@ fn insert_face(
         ],
         |r| r.get(0),
     )
-    .and_then(|id| embeddings::insert(tx, id, &f.embedding).map(|()| id))
+    .and_then(|id| embeddings::insert(tx, id, &f.embedding).map(|()| FaceId(id)))
 }
 
 /// Add a face to a photo already indexed (one a person marked that detection missed); it has
 /// no cluster or person yet. Returns its id.
-pub fn add_face(tx: &Transaction, photo: i64, info: PhotoInfo, f: &FoundFace) -> SqlResult<i64> {
+pub fn add_face(
+    tx: &Transaction,
+    photo: PhotoId,
+    info: PhotoInfo,
+    f: &FoundFace,
+) -> SqlResult<FaceId> {
     insert_face(tx, photo, info, f, None, None, None)
 }
 
 /// An old face's box and the decisions a person made about it.
 struct OldFace {
-    id: i64,
+    id: FaceId,
     rel: FaceBox,
     manual: bool,
-    cluster: Option<i64>,
+    cluster: Option<ClusterId>,
     person: Option<i64>,
     rejected: Vec<i64>,
 }
 
-fn old_decisions(tx: &Transaction, photo: i64) -> SqlResult<Vec<OldFace>> {
+fn old_decisions(tx: &Transaction, photo: PhotoId) -> SqlResult<Vec<OldFace>> {
     let mut stmt = tx.prepare_cached(
         "SELECT id, rel_x, rel_y, rel_w, rel_h, assigned = 'manual', cluster, person
          FROM faces WHERE photo = ?1",
     )?;
     let mut rejections = tx.prepare_cached("SELECT person FROM rejections WHERE face = ?1")?;
-    let rows: Vec<(i64, OldFace)> = stmt
+    let rows: Vec<(FaceId, OldFace)> = stmt
         .query_map([photo], |r| {
             Ok((
                 r.get(0)?,
@@ -440,7 +460,7 @@ fn old_decisions(tx: &Transaction, photo: i64) -> SqlResult<Vec<OldFace>> {
 
 /// Mark photos gone (their files were removed): their faces leave their clusters and lose
 /// automatic matches; manual names stay, in case the file comes back.
-pub fn mark_gone(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
+pub fn mark_gone(tx: &Transaction, ids: &[PhotoId]) -> SqlResult<()> {
     let mut photo = tx.prepare_cached("UPDATE photos SET gone = 1 WHERE id = ?1")?;
     let mut faces = tx.prepare_cached(
         "UPDATE faces SET cluster = NULL, ambiguous = 0,
@@ -458,7 +478,7 @@ pub fn mark_gone(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
 /// Store a photo at `path` with one face of this embedding (a 90-pixel face in a 200 x 200
 /// photo, found now): how unit tests build a library of vectors. Returns the face's id.
 #[cfg(test)]
-pub(crate) fn store_vector(tx: &Transaction, path: &str, embedding: &[f32]) -> SqlResult<i64> {
+pub(crate) fn store_vector(tx: &Transaction, path: &str, embedding: &[f32]) -> SqlResult<FaceId> {
     let face = FoundFace {
         x: 10.0,
         y: 10.0,

@@ -18,17 +18,6 @@ use serde_json::{Value, json};
 /// How long one command may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The browser: `$VISAGE_CHROMIUM`, else `chromium` or `chromium-browser` on the PATH.
-pub fn find_chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("VISAGE_CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
-        .find(|p| p.is_file())
-}
-
 pub struct Browser {
     child: Child,
     to: File,

@@ -1,16 +1,20 @@
 //! Shared by the integration tests: where the real test photos are (fetched on first use with
-//! `scripts/fetch-testdata`), and opening the GPU, which must not be skipped in CI; [`slurm`] starts
-//! a one-node Slurm cluster.
+//! `scripts/fetch-testdata`), the models (fetched on first use), running the binary and reading
+//! its faces back; [`tools`] finds the real tools (GPU adapter, Chromium, ExifTool, Slurm) or fails
+//! naming the package to install; [`slurm`] starts a one-node Slurm cluster.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use visage::gpu::Gpu;
+use serde_json::Value;
 
 pub mod border;
 pub mod slurm;
+pub mod tools;
+
+pub use tools::{burn_gpu, gpu};
 
 /// Root of the test photos: `$VISAGE_TESTDATA` or `~/.cache/visage/testdata`, fetched if missing.
 pub fn testdata() -> PathBuf {
@@ -60,23 +64,6 @@ pub fn celebrity_photos() -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-/// The GPU, shared by the tests of one binary. `None` (test skipped, with a note) only outside CI:
-/// with `CI=true` a missing adapter fails the test.
-pub fn gpu() -> Option<Arc<Gpu>> {
-    static GPU: OnceLock<Option<Arc<Gpu>>> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::open() {
-        Ok(g) => Some(Arc::new(g)),
-        Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                panic!("CI=true but no GPU adapter: {e} (install mesa-vulkan-drivers)");
-            }
-            eprintln!("SKIPPED: no GPU adapter ({e})");
-            None
-        }
-    })
-    .clone()
 }
 
 /// Reference face boxes (see `scripts/reference_faces.py`): path relative to [`testdata`] ->
@@ -134,10 +121,12 @@ pub fn model(file: &visage::models::ModelFile) -> PathBuf {
         .unwrap_or_else(|e| panic!("the tests need model {}: {e}", file.name))
 }
 
-/// Burn's wgpu device on the adapter visage picks, under the same rule as [`gpu`].
-pub fn burn_gpu() -> Option<visage::inference::InferenceDevice> {
-    gpu()?;
-    Some(visage::inference::InferenceDevice::gpu().expect("an adapter was found just before"))
+/// Every model the binary loads (FaceNet, P-Net, R-Net, O-Net), fetched first so a command run
+/// by a test finds them and a failed fetch fails with the tests' message.
+pub fn models() {
+    for m in &visage::models::ALL {
+        model(m);
+    }
 }
 
 /// An RGB image file as 160x160 HWC bytes (the FaceNet fixture crops are exactly that size).
@@ -208,11 +197,16 @@ pub fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// Each stdout line parsed as JSON.
-pub fn lines(out: &Output) -> Vec<serde_json::Value> {
+pub fn lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Every face of the library at `db`, as `visage faces --json` gives them (on the CPU).
+pub fn faces(db: &Path) -> Vec<Value> {
+    lines(&run(db, &["faces", "--json"], 0))
 }
 
 /// A fresh, empty folder for one test.

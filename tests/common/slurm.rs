@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::tools;
+
 /// The daemons and the commands a test needs, from Debian's `slurmctld`, `slurmd`,
 /// `slurm-client` and `munge`.
 const PROGRAMS: &[&str] = &[
@@ -32,19 +34,6 @@ pub struct Cluster {
     daemons: Vec<(&'static str, Child)>,
 }
 
-/// Whether the tests run in CI, where a missing Slurm fails instead of skipping.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn found(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .any(|d| d.join(program).is_file())
-}
-
 /// A port nobody listens on now.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -53,29 +42,11 @@ fn free_port() -> u16 {
         .expect("a free local port")
 }
 
-fn sbin(program: &str) -> PathBuf {
-    ["/usr/sbin", "/sbin"]
-        .iter()
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(program))
-}
-
 impl Cluster {
-    /// Start a cluster in `dir` (made empty first). Without Slurm installed: `None` with a SKIPPED
-    /// line, or a failure when `CI=true` (CI installs it: `.ci/run`).
-    pub fn start(dir: &Path) -> Option<Cluster> {
-        let missing: Vec<&str> = PROGRAMS.iter().copied().filter(|p| !found(p)).collect();
-        if !missing.is_empty() {
-            let why = format!(
-                "Slurm is not installed ({} missing: apt-get install slurmctld slurmd \
-                 slurm-client munge)",
-                missing.join(", ")
-            );
-            assert!(!in_ci(), "CI=true but {why}");
-            eprintln!("SKIPPED: {why}");
-            return None;
-        }
+    /// Start a cluster in `dir` (made empty first). Without Slurm installed the test fails,
+    /// naming the packages (`.ci/run` installs them).
+    pub fn start(dir: &Path) -> Cluster {
+        tools::require(PROGRAMS, tools::SLURM_PACKAGES);
         let _ = std::fs::remove_dir_all(dir);
         for sub in ["munge", "state", "spool", "log", "jobs"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -174,12 +145,13 @@ PartitionName=visage Nodes=localhost Default=YES MaxTime=INFINITE State=UP
             let out = c.command("sinfo", &["-h", "-o", "%t"]);
             String::from_utf8_lossy(&out.stdout).trim() == "idle"
         });
-        Some(cluster)
+        cluster
     }
 
     fn daemon(&mut self, name: &'static str, args: &[&str]) {
         let log = |ext: &str| std::fs::File::create(self.dir.join(format!("log/{name}.{ext}")));
-        let child = Command::new(sbin(name))
+        let program = tools::find(name).expect("found when the cluster started");
+        let child = Command::new(program)
             .args(args)
             .env("SLURM_CONF", &self.conf)
             .stdin(Stdio::null())

@@ -1,7 +1,10 @@
 //! Shared by `tests/serve.rs` and `tests/browser.rs`: a real library (the 5-celebrity set indexed
-//! by the real binary, once per test binary, then copied for each test), a real `visage serve`
-//! on an ephemeral port, and a small HTTP/1.1 client over a plain TCP socket (so a request can
-//! say exactly what a hostile client would: any path, Host or Origin).
+//! by the real binary, once per test binary, then copied for each test), and two ways to reach
+//! the review page's server, both behind one [`Client`]: [`Api`], its router in this process
+//! driven with tower's `oneshot` (as axum's examples/testing does), for the API's behaviour; and
+//! [`Server`], a real `visage serve` on an ephemeral port with a small HTTP/1.1 client over a
+//! plain TCP socket (so a request can say exactly what a hostile client would: any path, Host,
+//! Origin or bytes), for binding, the token, Host, Origin and the browser.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -68,10 +71,7 @@ impl Library {
 fn template() -> &'static (PathBuf, PathBuf) {
     static TEMPLATE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
-        common::model(&visage::models::ONET);
-        common::model(&visage::models::PNET);
-        common::model(&visage::models::RNET);
-        common::model(&visage::models::FACENET);
+        common::models();
         let dir = tempdir("serve-template");
         let photos = dir.join("photos");
         common::copy_tree(&common::testdata().join("celebrity"), &photos);
@@ -127,6 +127,127 @@ pub fn library(name: &str) -> Library {
         photos: mine,
         db: my_db,
         cache,
+    }
+}
+
+/// What the tests ask of the server, in this process ([`Api`]) or over a socket ([`Server`]).
+pub trait Client {
+    /// One request exactly as given (the target is not normalised). `Host` is the server's own
+    /// unless `headers` has one.
+    fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response;
+
+    /// The access token.
+    fn token(&self) -> &str;
+
+    /// A GET as a script makes it: the token in a header.
+    fn get(&self, target: &str) -> Response {
+        self.request("GET", target, &[("X-Visage-Token", self.token())], b"")
+    }
+
+    /// A POST as a script makes it: JSON, the token in a header.
+    fn post(&self, target: &str, body: &Value) -> Response {
+        let headers = [
+            ("X-Visage-Token", self.token()),
+            ("Content-Type", "application/json"),
+        ];
+        self.request("POST", target, &headers, body.to_string().as_bytes())
+    }
+
+    /// POST, asserting 200; the answer.
+    fn act(&self, target: &str, body: Value) -> Value {
+        let r = self.post(target, &body);
+        assert_eq!(r.status, 200, "POST {target} {body}: {}", r.text());
+        r.json()
+    }
+}
+
+/// The server's router (`visage::serve::router`) on the library, in this process: each request
+/// goes through `tower::ServiceExt::oneshot`, the token check, the Host and Origin checks and the
+/// handlers as over a socket, with the settings `visage serve` would have under [`ENV`].
+pub struct Api {
+    router: axum::Router,
+    runtime: tokio::runtime::Runtime,
+    token: String,
+    host: String,
+}
+
+impl Api {
+    pub fn new(lib: &Library) -> Api {
+        let addr: SocketAddr = "127.0.0.1:8177".parse().unwrap();
+        let token = "0123456789abcdef0123456789abcdef".to_string();
+        let settings = visage::config::Settings {
+            device: visage::config::DeviceChoice::Cpu,
+            face_cluster_dist: 1.0,
+            ..Default::default()
+        };
+        let options = visage::serve::Options {
+            bind: addr,
+            allow_remote: false,
+            db: lib.db.clone(),
+            token: Some(token.clone()),
+            thumbs: lib.cache.join("visage/thumbs"),
+            settings,
+        };
+        let app = visage::serve::App::new(&options, token.clone(), addr).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        Api {
+            router: visage::serve::router(Arc::new(app)),
+            runtime,
+            token,
+            host: addr.to_string(),
+        }
+    }
+}
+
+impl Client for Api {
+    fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::builder().method(method).uri(target);
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req = req.header("host", &self.host);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(axum::body::Body::from(body.to_vec())).unwrap();
+        self.runtime.block_on(async {
+            let answer = self.router.clone().oneshot(req).await.unwrap();
+            let status = answer.status().as_u16();
+            let headers = answer
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect();
+            let body = axum::body::to_bytes(answer.into_body(), usize::MAX)
+                .await
+                .unwrap()
+                .to_vec();
+            Response {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+
+    fn token(&self) -> &str {
+        &self.token
     }
 }
 
@@ -207,38 +328,6 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// A GET as a script makes it: the token in a header.
-    pub fn get(&self, target: &str) -> Response {
-        request(
-            self.addr,
-            "GET",
-            target,
-            &[("X-Visage-Token", self.token.as_str())],
-            b"",
-        )
-    }
-
-    /// A POST as a script makes it: JSON, the token in a header.
-    pub fn post(&self, target: &str, body: &Value) -> Response {
-        request(
-            self.addr,
-            "POST",
-            target,
-            &[
-                ("X-Visage-Token", self.token.as_str()),
-                ("Content-Type", "application/json"),
-            ],
-            body.to_string().as_bytes(),
-        )
-    }
-
-    /// POST, asserting 200; the answer.
-    pub fn act(&self, target: &str, body: Value) -> Value {
-        let r = self.post(target, &body);
-        assert_eq!(r.status, 200, "POST {target} {body}: {}", r.text());
-        r.json()
-    }
-
     /// What it logged so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
@@ -256,6 +345,22 @@ impl Server {
                 "the server logged: {line}\n{log}"
             );
         }
+    }
+}
+
+impl Client for Server {
+    fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        request(self.addr, method, target, headers, body)
+    }
+
+    fn token(&self) -> &str {
+        &self.token
     }
 }
 

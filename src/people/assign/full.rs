@@ -12,27 +12,22 @@ use std::collections::HashSet;
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use rusqlite::{Transaction, params};
+use rusqlite::Transaction;
 
 use super::named::PersonDecision;
 use super::{
-    ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, eligible, join,
-    load_named, refresh_manual_clusters,
+    ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, eligible,
+    insert_cluster, load_named, refresh_manual_clusters,
 };
 use crate::clustering;
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::{GraphBackend, Rows, Search};
 use crate::people::PeopleError;
-use crate::store::clusters::{self, ClusterKind};
-use crate::store::{SqlResult, embeddings, faces};
-
-/// A face the run decides about, with what gates DBSCAN.
-struct Candidate {
-    id: i64,
-    size: u32,
-    score: f32,
-}
+use crate::store::clusters::ClusterKind;
+use crate::store::dbscan::{self, Candidate};
+use crate::store::matching::{self, join};
+use crate::store::{SqlResult, people};
 
 pub(super) fn run(
     tx: &Transaction,
@@ -46,26 +41,13 @@ pub(super) fn run(
     report.dropped_clusters = drop_automatic(tx)?;
     refresh_manual_clusters(tx, true)?;
 
-    let candidates: Vec<Candidate> = tx
-        .prepare(
-            "SELECT f.id, f.size, f.score FROM faces f JOIN photos p ON p.id = f.photo
-             WHERE f.gone = 0 AND f.cluster IS NULL AND f.person IS NULL
-             ORDER BY p.path, f.id",
-        )?
-        .query_map([], |r| {
-            Ok(Candidate {
-                id: r.get(0)?,
-                size: r.get(1)?,
-                score: r.get(2)?,
-            })
-        })?
-        .collect::<SqlResult<_>>()?;
+    let candidates = dbscan::open_by_path(tx)?;
     report.considered = candidates.len();
     let faces = Faces {
         ids: candidates.iter().map(|c| c.id).collect(),
         rows: load_rows(tx, &candidates)?,
     };
-    let rejections = faces::rejections(tx)?;
+    let rejections = people::rejections(tx)?;
 
     // 1. The people named by hand first, then the ignored clusters.
     let named = load_named(tx)?;
@@ -82,7 +64,7 @@ pub(super) fn run(
                 report.matched_people += 1;
             }
             PersonDecision::Ambiguous => {
-                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;
+                matching::set_ambiguous(tx, id)?;
                 ambiguous.insert(id);
             }
             PersonDecision::None => rest.push_half(id, faces.row(k)),
@@ -147,31 +129,20 @@ pub(super) fn run(
         });
         let ids: Vec<i64> = summaries
             .iter()
-            .map(|s| clusters::insert(tx, ClusterKind::Auto, None, s))
+            .map(|s| insert_cluster(tx, ClusterKind::Auto, None, s).map(|c| c.0))
             .collect::<SqlResult<_>>()?;
         report.new_clusters = ids.len();
-        let mut place = tx.prepare_cached(
-            "UPDATE faces SET neighbours = ?2, cluster = ?3, member = ?4, assigned = ?5,
-                 ambiguous = 0, seen = 1
-             WHERE id = ?1",
-        )?;
         for (j, &k) in dbscan.iter().enumerate() {
             let c = &candidates[k];
             let count = graph.neighbours(j).len() as i64 + 1;
             let cluster = labels[j].map(|l| ids[l as usize]);
-            place.execute(params![
-                c.id,
-                count,
-                cluster,
-                cluster.is_some(),
-                cluster.map(|_| "auto")
-            ])?;
+            dbscan::place(tx, c.id, count, cluster)?;
             if cluster.is_some() {
                 decided.insert(c.id);
                 report.new_cluster_faces += 1;
             }
         }
-        tx.execute("UPDATE clusters SET stale = 0 WHERE kind = 'auto'", [])?;
+        dbscan::mark_clusters_fresh(tx)?;
     }
 
     // 3. The rest against the unnamed clusters, the new ones included.
@@ -195,7 +166,7 @@ pub(super) fn run(
                 report.joined_clusters += 1;
             }
             Decision::Ambiguous => {
-                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;
+                matching::set_ambiguous(tx, id)?;
                 ambiguous.insert(id);
             }
             Decision::None => {}
@@ -206,10 +177,7 @@ pub(super) fn run(
         .iter()
         .filter(|c| !decided.contains(&c.id))
         .count();
-    tx.execute(
-        "UPDATE faces SET seen = 1 WHERE seen = 0 AND gone = 0 AND assigned IS NOT 'manual'",
-        [],
-    )?;
+    dbscan::mark_all_seen(tx)?;
     Ok(report)
 }
 
@@ -222,18 +190,13 @@ fn load_rows(tx: &Transaction, candidates: &[Candidate]) -> SqlResult<Vec<f16>> 
         .map(|(k, c)| (c.id, k))
         .collect();
     let mut rows = vec![f16::ZERO; candidates.len() * dim];
-    embeddings::scan(
-        tx,
-        "f.gone = 0 AND f.cluster IS NULL AND f.person IS NULL",
-        |chunk| {
-            for (j, id) in chunk.ids.iter().enumerate() {
-                if let Some(&k) = position.get(id) {
-                    rows[k * dim..(k + 1) * dim]
-                        .copy_from_slice(&chunk.rows[j * dim..(j + 1) * dim]);
-                }
+    dbscan::scan_open(tx, |chunk| {
+        for (j, id) in chunk.ids.iter().enumerate() {
+            if let Some(&k) = position.get(id) {
+                rows[k * dim..(k + 1) * dim].copy_from_slice(&chunk.rows[j * dim..(j + 1) * dim]);
             }
-            Ok(())
-        },
-    )?;
+        }
+        Ok(())
+    })?;
     Ok(rows)
 }

@@ -6,19 +6,19 @@
 //! 3. DBSCAN's state takes in the eligible rest and lets go of the faces that left (named,
 //!    matched to a person, gone): `clustering::incremental` works out the change from the
 //!    neighbourhoods of those faces, found by range queries over the stored embeddings
-//!    (`store::embeddings::search`, a chunk at a time).
+//!    (`store::dbscan::search`, a chunk at a time).
 //! 4. What is left over is matched to the clusters, and faces left over earlier are matched to
 //!    the clusters that changed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use half::slice::HalfFloatSliceExt;
-use rusqlite::{Transaction, params};
+use rusqlite::Transaction;
 
 use super::named::PersonDecision;
 use super::{
-    ClusterReport, Decision, Faces, Named, Targets, Which, decide, eligible, join, load_named,
-    refresh_automatic, refresh_manual_clusters, rejections_of,
+    ClusterReport, Decision, Faces, Named, Targets, Which, decide, eligible, load_named,
+    refresh_automatic, refresh_manual_clusters,
 };
 use crate::clustering::incremental::{Batch, Label, Point};
 use crate::config::Settings;
@@ -28,12 +28,9 @@ use crate::graph::range::RangeQuery;
 use crate::people::PeopleError;
 use crate::store::clusters::{self, ClusterKind};
 use crate::store::embeddings::{self, Found};
-use crate::store::{SqlResult, embeddings::from_blob};
-
-/// The faces DBSCAN runs over.
-const IN_DBSCAN: &str = "f.neighbours IS NOT NULL";
-/// Faces the automatic side may assign or take back (not decided by hand, photo present).
-const AUTOMATIC: &str = "f.gone = 0 AND f.assigned IS NOT 'manual'";
+use crate::store::matching::{self, join};
+use crate::store::people::rejections_of;
+use crate::store::{SqlResult, dbscan};
 
 pub(super) fn run(
     tx: &Transaction,
@@ -47,28 +44,17 @@ pub(super) fn run(
     phase.done("named faces' matches");
 
     // 2. New faces, and faces a decision (or an undo) set free: they start from nothing.
-    let new: Vec<(i64, u32, f32, Option<i64>)> = tx
-        .prepare(
-            "SELECT id, size, score, cluster FROM faces
-             WHERE seen = 0 AND gone = 0 AND person IS NULL AND assigned IS NOT 'manual'
-               AND neighbours IS NULL AND verdict IS NULL
-             ORDER BY id",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<SqlResult<_>>()?;
+    let new = dbscan::unseen(tx)?;
     let mut freed_from: Vec<i64> = Vec::new();
-    for (id, _, _, cluster) in &new {
-        if let Some(c) = cluster {
-            tx.execute(
-                "UPDATE faces SET cluster = NULL, assigned = NULL, member = 0 WHERE id = ?1",
-                [id],
-            )?;
-            freed_from.push(*c);
+    for f in &new {
+        if let Some(c) = f.cluster {
+            dbscan::leave_cluster(tx, f.id)?;
+            freed_from.push(c);
         }
     }
     report.considered += new.len();
-    let ids: Vec<i64> = new.iter().map(|f| f.0).collect();
-    let size: HashMap<i64, (u32, f32)> = new.iter().map(|f| (f.0, (f.1, f.2))).collect();
+    let ids: Vec<i64> = new.iter().map(|f| f.id).collect();
+    let size: HashMap<i64, (u32, f32)> = new.iter().map(|f| (f.id, (f.size, f.score))).collect();
     let mut open = Faces::default();
     for (id, v) in ids.iter().zip(embeddings::get_many(tx, &ids)?) {
         if v.len() == DIM {
@@ -79,7 +65,7 @@ pub(super) fn run(
     let named = load_named(tx)?;
     let ignored = Targets::load(tx, Which::Ignored)?;
     let mut left: Vec<usize> = Vec::new();
-    let mut dbscan: Vec<usize> = Vec::new();
+    let mut in_dbscan: Vec<usize> = Vec::new();
     let people = named.decide(&open, &rejections, settings);
     let ignored_decisions = decide(&open, &ignored, &rejections, settings);
     for (k, (p, i)) in people.into_iter().zip(ignored_decisions).enumerate() {
@@ -90,22 +76,25 @@ pub(super) fn run(
                 report.matched_people += 1;
             }
             (PersonDecision::Ambiguous, _) => {
-                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;
+                matching::set_ambiguous(tx, id)?;
                 report.ambiguous += 1;
             }
             (PersonDecision::None, Decision::Join(cluster, _)) => {
                 join(tx, id, Some(cluster), None)?;
                 report.joined_clusters += 1;
             }
-            _ if eligible(size[&id].0, size[&id].1, settings) => dbscan.push(k),
+            _ if eligible(size[&id].0, size[&id].1, settings) => in_dbscan.push(k),
             _ => left.push(k),
         }
     }
 
     phase.done("new faces against people");
     // 3. DBSCAN takes in the eligible new faces and lets go of those that left.
-    let removed = removed_faces(tx)?;
-    let adds: Vec<(i64, Vec<f32>)> = dbscan
+    let removed: Vec<(i64, Point, Vec<f32>)> = dbscan::removed(tx)?
+        .into_iter()
+        .map(|r| (r.face, point(r.state), r.vector))
+        .collect();
+    let adds: Vec<(i64, Vec<f32>)> = in_dbscan
         .iter()
         .map(|&k| (open.ids[k], open.row_f32(k)))
         .collect();
@@ -123,7 +112,7 @@ pub(super) fn run(
         touched.extend(round(tx, settings, backend, &[], &removed, &mut report)?);
         touched.extend(round(tx, settings, backend, &adds, &[], &mut report)?);
     }
-    tx.execute("DELETE FROM dbscan_removed", [])?;
+    dbscan::clear_removed(tx)?;
     touched.extend(freed_from);
     touched.sort_unstable();
     touched.dedup();
@@ -131,15 +120,14 @@ pub(super) fn run(
     phase.done("DBSCAN");
 
     // 4. Leftovers: the new ones against every cluster; the old ones against what changed.
-    let mut is_member = tx.prepare_cached("SELECT member FROM faces WHERE id = ?1")?;
     let mut placed: HashSet<i64> = HashSet::new();
-    for &k in &dbscan {
-        if is_member.query_row([open.ids[k]], |r| r.get::<_, bool>(0))? {
+    for &k in &in_dbscan {
+        if dbscan::is_member(tx, open.ids[k])? {
             placed.insert(open.ids[k]);
         }
     }
     let mut rest = Faces::default();
-    for &k in left.iter().chain(dbscan.iter()) {
+    for &k in left.iter().chain(in_dbscan.iter()) {
         if !placed.contains(&open.ids[k]) {
             rest.push_half(open.ids[k], open.row(k));
         }
@@ -157,7 +145,7 @@ pub(super) fn run(
                 report.joined_clusters += 1;
             }
             Decision::Ambiguous => {
-                tx.execute("UPDATE faces SET ambiguous = 1 WHERE id = ?1", [id])?;
+                matching::set_ambiguous(tx, id)?;
                 report.ambiguous += 1;
             }
             Decision::None => unassigned += 1,
@@ -167,10 +155,7 @@ pub(super) fn run(
     phase.done("leftovers against clusters");
     rematch_leftovers(tx, settings, &touched, &all, &mut report)?;
     phase.done("old leftovers against changed clusters");
-    let mut seen = tx.prepare_cached("UPDATE faces SET seen = 1 WHERE id = ?1")?;
-    for id in &ids {
-        seen.execute([id])?;
-    }
+    dbscan::mark_seen(tx, &ids)?;
     Ok(report)
 }
 
@@ -192,37 +177,14 @@ impl Phases {
     }
 }
 
-/// Faces that left DBSCAN since the last run, with the state they had and their vector.
-fn removed_faces(tx: &Transaction) -> SqlResult<Vec<(i64, Point, Vec<f32>)>> {
-    tx.prepare(
-        "SELECT face, neighbours, cluster, member, vector FROM dbscan_removed ORDER BY face",
-    )?
-    .query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            Point {
-                count: r.get::<_, i64>(1)?.max(1) as u32,
-                cluster: r.get(2)?,
-                member: r.get(3)?,
-            },
-            r.get::<_, Option<Vec<u8>>>(4)?
-                .map(|b| from_blob(&b))
-                .unwrap_or_default(),
-        ))
-    })?
-    .collect()
-}
-
-/// A face's stored DBSCAN state, from a search's extra columns (neighbours, cluster, member).
-fn point(found: &Found) -> Point {
+/// A face's stored DBSCAN state, as `clustering::incremental` takes it.
+fn point(s: dbscan::State) -> Point {
     Point {
-        count: found.value(0).unwrap_or(1).max(1) as u32,
-        cluster: found.value(1),
-        member: found.value(2) == Some(1),
+        count: s.count,
+        cluster: s.cluster,
+        member: s.member,
     }
 }
-
-const STATE: [&str; 3] = ["f.neighbours", "f.cluster", "f.member"];
 
 /// One round of incremental DBSCAN: `adds` join, `removed` leave. Writes the change and
 /// returns the automatic clusters whose members changed (new ones included).
@@ -241,9 +203,8 @@ fn round(
     }
     let eps = settings.face_cluster_dist;
     let mut batch = Batch::new(settings.face_cluster_core);
-    let mut mark = tx.prepare_cached("UPDATE faces SET neighbours = 0 WHERE id = ?1")?;
     for (id, _) in adds {
-        mark.execute([id])?;
+        dbscan::enter(tx, *id)?;
         batch.add(*id);
     }
     for (id, p, _) in &removed {
@@ -267,11 +228,11 @@ fn round(
     let mut queries = RangeQuery::new(&rows, DIM, 2.0 * eps);
     let eps2 = eps * eps;
     let mut near = Near::default();
-    embeddings::search(tx, &mut queries, &STATE, IN_DBSCAN, |found| {
+    dbscan::search(tx, &mut queries, |found| {
         near.keep(found);
         let q = query_ids[found.query as usize];
         if found.d2 < eps2 && found.id != q {
-            batch.know(found.id, point(found));
+            batch.know(found.id, point(dbscan::state_of(found)));
             batch.pair(q, found.id);
         }
     })?;
@@ -284,25 +245,10 @@ fn round(
     // Clusters that lost a core face: their members and the pairs among them (a cluster named
     // by hand since has no DBSCAN members any more).
     for c in batch.split_candidates() {
-        let members: Vec<(i64, Point)> = tx
-            .prepare_cached(
-                "SELECT id, neighbours, cluster, member FROM faces
-                 WHERE cluster = ?1 AND member = 1 AND neighbours IS NOT NULL ORDER BY id",
-            )?
-            .query_map([c], |r| {
-                Ok((
-                    r.get(0)?,
-                    Point {
-                        count: r.get::<_, i64>(1)?.max(1) as u32,
-                        cluster: r.get(2)?,
-                        member: r.get(3)?,
-                    },
-                ))
-            })?
-            .collect::<SqlResult<_>>()?;
+        let members = dbscan::members_with_state(tx, c)?;
         let ids: Vec<i64> = members.iter().map(|m| m.0).collect();
-        for (id, p) in &members {
-            batch.know(*id, *p);
+        for (id, s) in &members {
+            batch.know(*id, point(*s));
         }
         let vectors = embeddings::get_many(tx, &ids)?;
         let rows: Vec<f32> = vectors.iter().flatten().copied().collect();
@@ -317,41 +263,18 @@ fn round(
     neighbourhoods(tx, &batch.orphans(), eps, &mut batch)?;
 
     let change = batch.finish();
-    let mut count = tx.prepare_cached("UPDATE faces SET neighbours = ?2 WHERE id = ?1")?;
     for (id, n) in &change.counts {
-        count.execute(params![id, n])?;
+        dbscan::set_count(tx, *id, *n as i64)?;
     }
     for (from, into) in &change.merged {
-        tx.execute(
-            "UPDATE faces SET cluster = ?2 WHERE cluster = ?1",
-            params![from, into],
-        )?;
-        tx.execute("DELETE FROM clusters WHERE id = ?1", [from])?;
+        dbscan::merge_clusters(tx, *from, *into)?;
     }
     report.merged_clusters += change.merged.len();
     let fresh: Vec<i64> = (0..change.new_clusters)
-        .map(|_| {
-            clusters::insert(
-                tx,
-                ClusterKind::Auto,
-                None,
-                &crate::clustering::ClusterSummary {
-                    centroid: Vec::new(),
-                    radius: 0.0,
-                    size: 0,
-                },
-            )
-        })
+        .map(|_| clusters::insert(tx, ClusterKind::Auto, None, &[], 0.0, 0).map(|c| c.0))
         .collect::<SqlResult<_>>()?;
     report.new_clusters += fresh.len();
     let existing: HashSet<i64> = change.touched.iter().copied().collect();
-    let mut member = tx.prepare_cached(
-        "UPDATE faces SET cluster = ?2, member = 1, assigned = 'auto', ambiguous = 0
-         WHERE id = ?1",
-    )?;
-    let mut noise = tx.prepare_cached(
-        "UPDATE faces SET cluster = NULL, member = 0, assigned = NULL WHERE id = ?1 AND member = 1",
-    )?;
     let adds: HashSet<i64> = adds.iter().map(|a| a.0).collect();
     for (id, label) in &change.labels {
         match label {
@@ -360,16 +283,14 @@ fn round(
                     Label::Cluster(c) => *c,
                     Label::New(k) => fresh[*k as usize],
                 };
-                member.execute(params![id, c])?;
+                dbscan::set_member(tx, *id, c)?;
                 if matches!(l, Label::New(_)) {
                     report.new_cluster_faces += 1;
                 } else if adds.contains(id) {
                     report.joined_clusters += 1;
                 }
             }
-            None => {
-                noise.execute([id])?;
-            }
+            None => dbscan::set_noise(tx, *id)?,
         }
     }
     let mut touched: Vec<i64> = existing.into_iter().chain(fresh).collect();
@@ -403,7 +324,7 @@ impl Near {
             return;
         }
         self.ids.push(found.id);
-        self.points.push(point(found));
+        self.points.push(point(dbscan::state_of(found)));
         self.rows.extend_from_slice(found.row);
     }
 
@@ -456,10 +377,10 @@ fn neighbourhoods(tx: &Transaction, ids: &[i64], eps: f32, batch: &mut Batch) ->
     let rows: Vec<f32> = vectors.iter().flatten().copied().collect();
     let mut queries = RangeQuery::new(&rows, DIM, eps);
     let mut found: BTreeMap<i64, Vec<i64>> = ids.iter().map(|&g| (g, Vec::new())).collect();
-    embeddings::search(tx, &mut queries, &STATE, IN_DBSCAN, |hit| {
+    dbscan::search(tx, &mut queries, |hit| {
         let g = ids[hit.query as usize];
         if hit.id != g {
-            batch.know(hit.id, point(hit));
+            batch.know(hit.id, point(dbscan::state_of(hit)));
             found.get_mut(&g).expect("a face asked for").push(hit.id);
         }
     })?;
@@ -492,15 +413,7 @@ fn rematch_named(
     settings: &Settings,
     report: &mut ClusterReport,
 ) -> SqlResult<()> {
-    let pending: Vec<(i64, Option<Vec<u8>>)> = tx
-        .prepare("SELECT face, vector FROM match_pending")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<SqlResult<_>>()?;
-    let people: Vec<i64> = tx
-        .prepare("SELECT DISTINCT person FROM match_pending ORDER BY person")?
-        .query_map([], |r| r.get(0))?
-        .collect::<SqlResult<_>>()?;
-    tx.execute("DELETE FROM match_pending", [])?;
+    let (pending, people) = matching::take_pending(tx)?;
     if people.is_empty() {
         return Ok(());
     }
@@ -508,11 +421,7 @@ fn rematch_named(
     let (_, near) = Named::reach(settings);
     // What changed: the faces named or un-named, and the changed people's centroids.
     let mut rows: Vec<f32> = Vec::new();
-    for (face, vector) in &pending {
-        let v = match vector {
-            Some(b) => from_blob(b),
-            None => embeddings::get(tx, *face)?.unwrap_or_default(),
-        };
+    for v in pending {
         if v.len() == DIM {
             rows.extend(v);
         }
@@ -526,7 +435,7 @@ fn rematch_named(
     if !rows.is_empty() {
         let mut queries = RangeQuery::new(&rows, DIM, near);
         let mut seen: HashSet<i64> = HashSet::new();
-        embeddings::search(tx, &mut queries, &[], AUTOMATIC, |hit| {
+        matching::search_automatic(tx, &mut queries, |hit| {
             if seen.insert(hit.id) {
                 candidates.push_half(hit.id, hit.row);
             }
@@ -534,12 +443,7 @@ fn rematch_named(
     }
     // Faces matched to a changed person, wherever they are.
     for &p in &people {
-        let ids: Vec<i64> = tx
-            .prepare_cached(
-                "SELECT id FROM faces WHERE person = ?1 AND assigned = 'auto' AND gone = 0",
-            )?
-            .query_map([p], |r| r.get(0))?
-            .collect::<SqlResult<_>>()?;
+        let ids = matching::matched_to(tx, p)?;
         for (id, v) in ids.iter().zip(embeddings::get_many(tx, &ids)?) {
             if v.len() == DIM && !candidates.ids.contains(id) {
                 candidates.push(*id, &v);
@@ -548,12 +452,9 @@ fn rematch_named(
     }
     let rejections = rejections_of(tx, &candidates.ids)?;
     let decisions = named.decide(&candidates, &rejections, settings);
-    let mut state =
-        tx.prepare_cached("SELECT cluster, person, ambiguous FROM faces WHERE id = ?1")?;
     for (k, d) in decisions.into_iter().enumerate() {
         let id = candidates.ids[k];
-        let (cluster, person, ambiguous): (Option<i64>, Option<i64>, bool) =
-            state.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let (cluster, person, ambiguous) = matching::assignment(tx, id)?;
         match d {
             PersonDecision::Join {
                 person: p,
@@ -566,23 +467,13 @@ fn rematch_named(
             }
             PersonDecision::Ambiguous if person.is_some() || !ambiguous => {
                 // Set free as ambiguous: in no cluster, of nobody, until a person decides.
-                tx.execute(
-                    "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL,
-                         ambiguous = 1, member = 0
-                     WHERE id = ?1",
-                    [id],
-                )?;
+                matching::free_ambiguous(tx, id)?;
                 report.ambiguous += 1;
             }
             PersonDecision::None if person.is_some() || ambiguous => {
                 // Its person (or its rival) no longer holds: set it free; the next run looks at
                 // it again like a new face.
-                tx.execute(
-                    "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL,
-                         ambiguous = 0, member = 0, seen = 0
-                     WHERE id = ?1",
-                    [id],
-                )?;
+                matching::free(tx, id)?;
             }
             _ => {}
         }
@@ -602,7 +493,7 @@ fn rematch_leftovers(
     let changed: Vec<&clusters::ClusterRow> = all
         .rows
         .iter()
-        .filter(|c| touched.contains(&c.id))
+        .filter(|c| touched.contains(&c.id.0))
         .collect();
     if changed.is_empty() {
         return Ok(());
@@ -614,20 +505,13 @@ fn rematch_leftovers(
         .collect();
     let mut queries = RangeQuery::with_reach(&rows, DIM, &reach);
     let mut candidates: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
-    embeddings::search(
-        tx,
-        &mut queries,
-        &[],
-        "f.gone = 0 AND f.cluster IS NULL AND f.person IS NULL AND f.assigned IS NULL
-         AND f.seen = 1 AND f.ambiguous = 0",
-        |hit| {
-            candidates.entry(hit.id).or_insert_with(|| {
-                let mut v = vec![0f32; DIM];
-                hit.row.convert_to_f32_slice(&mut v);
-                v
-            });
-        },
-    )?;
+    matching::search_leftovers(tx, &mut queries, |hit| {
+        candidates.entry(hit.id).or_insert_with(|| {
+            let mut v = vec![0f32; DIM];
+            hit.row.convert_to_f32_slice(&mut v);
+            v
+        });
+    })?;
     let mut open = Faces::default();
     for (id, v) in candidates {
         open.push(id, &v);

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use serde::Serialize;
 
 use super::PeopleError;
@@ -37,7 +37,7 @@ use crate::graph::GraphBackend;
 use crate::graph::Rows;
 use crate::graph::range::RangeQuery;
 use crate::store::clusters::{self, ClusterKind, ClusterRow};
-use crate::store::{SqlResult, Store, embeddings};
+use crate::store::{ClusterId, SqlResult, Store, dbscan, embeddings};
 
 /// What one clustering run did. Counts are of this run's work.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -110,16 +110,9 @@ impl std::fmt::Display for ClusterSettings {
     }
 }
 
-const STATE_KEY: &str = "dbscan";
-
 /// The cluster settings the library's automatic clusters were made with, if any.
 pub fn settings_in_use(conn: &Connection) -> SqlResult<Option<ClusterSettings>> {
-    let value: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [STATE_KEY], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+    dbscan::settings(conn)
 }
 
 /// Run clustering and matching over the store: incrementally when the stored state allows it,
@@ -146,10 +139,7 @@ pub fn run(
             None => incremental::run(tx, settings, backend)?,
         };
         report.rebuilt = reason;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-            params![STATE_KEY, serde_json::to_string(&want).unwrap_or_default()],
-        )?;
+        dbscan::set_settings(tx, &want)?;
         Ok(report)
     })?;
     if report.full {
@@ -198,25 +188,7 @@ pub fn rematch(
     run(store, &settings, backend, false)
 }
 
-/// Drop automatic clusters, automatic matches and DBSCAN's state; manual decisions stay.
-/// Returns how many clusters were dropped.
-pub fn drop_automatic(tx: &Transaction) -> SqlResult<usize> {
-    tx.execute(
-        "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
-         WHERE assigned IS NOT 'manual' AND (cluster IS NOT NULL OR person IS NOT NULL
-             OR assigned IS NOT NULL OR ambiguous = 1)",
-        [],
-    )?;
-    tx.execute(
-        "UPDATE faces SET neighbours = NULL, member = 0, seen = 0
-         WHERE neighbours IS NOT NULL OR member = 1 OR seen = 1",
-        [],
-    )?;
-    tx.execute_batch(
-        "DELETE FROM dbscan_removed; DELETE FROM match_pending; DELETE FROM meta WHERE key = 'dbscan';",
-    )?;
-    tx.execute("DELETE FROM clusters WHERE kind = 'auto'", [])
-}
+pub use dbscan::drop_automatic;
 
 /// Re-summarise the manual clusters whose faces changed (`all`: every one) from their faces
 /// named by hand; a manual cluster left without any is deleted (faces matched to it
@@ -226,35 +198,32 @@ pub fn refresh_manual(tx: &Transaction) -> SqlResult<Vec<i64>> {
 }
 
 fn refresh_manual_clusters(tx: &Transaction, all: bool) -> SqlResult<Vec<i64>> {
-    let ids: Vec<i64> = tx
-        .prepare(if all {
-            "SELECT id FROM clusters WHERE kind = 'manual'"
-        } else {
-            "SELECT id FROM clusters WHERE kind = 'manual' AND stale = 1"
-        })?
-        .query_map([], |r| r.get(0))?
-        .collect::<SqlResult<_>>()?;
+    let ids = clusters::manual(tx, !all)?;
     for &c in &ids {
-        let members: Vec<i64> = tx
-            .prepare_cached(
-                "SELECT id FROM faces WHERE cluster = ?1 AND assigned = 'manual' AND gone = 0",
-            )?
-            .query_map([c], |r| r.get(0))?
-            .collect::<SqlResult<_>>()?;
+        let members = clusters::named_members(tx, c)?;
         if members.is_empty() {
-            tx.execute(
-                "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL
-                 WHERE cluster = ?1 AND assigned IS NOT 'manual'",
-                [c],
-            )?;
-            tx.execute("UPDATE faces SET cluster = NULL WHERE cluster = ?1", [c])?;
-            tx.execute("DELETE FROM clusters WHERE id = ?1", [c])?;
+            clusters::delete_manual(tx, c)?;
         } else {
             let vectors = embeddings::get_many(tx, &members)?;
-            clusters::set_summary(tx, c, &summary_of(&vectors))?;
+            set_summary(tx, c, &summary_of(&vectors))?;
         }
     }
-    Ok(ids)
+    Ok(ids.into_iter().map(|c| c.0).collect())
+}
+
+/// A new cluster of this kind (and person) with this summary; returns its id.
+pub fn insert_cluster(
+    tx: &Transaction,
+    kind: ClusterKind,
+    person: Option<i64>,
+    s: &ClusterSummary,
+) -> SqlResult<ClusterId> {
+    clusters::insert(tx, kind, person, &s.centroid, s.radius, s.size)
+}
+
+/// A cluster's summary, as its faces give it now.
+fn set_summary(tx: &Transaction, c: ClusterId, s: &ClusterSummary) -> SqlResult<()> {
+    clusters::set_summary(tx, c, &s.centroid, s.radius, s.size)
 }
 
 /// Centroid, sample radius and size of one group of embeddings.
@@ -274,27 +243,15 @@ pub fn summary_of(members: &[Vec<f32>]) -> ClusterSummary {
 /// are not automatic (any more: a cluster named since) are left alone.
 fn refresh_automatic(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
     for &c in ids {
-        let kind: Option<String> = tx
-            .prepare_cached("SELECT kind FROM clusters WHERE id = ?1")?
-            .query_row([c], |r| r.get(0))
-            .optional()?;
-        if kind.as_deref() != Some("auto") {
+        if clusters::kind(tx, ClusterId(c))? != Some(ClusterKind::Auto) {
             continue;
         }
-        let members: Vec<i64> = tx
-            .prepare_cached("SELECT id FROM faces WHERE cluster = ?1 AND member = 1")?
-            .query_map([c], |r| r.get(0))?
-            .collect::<SqlResult<_>>()?;
+        let members = dbscan::members(tx, c)?;
         if members.is_empty() {
-            tx.execute(
-                "UPDATE faces SET cluster = NULL, assigned = NULL, member = 0
-                 WHERE cluster = ?1 AND assigned IS NOT 'manual'",
-                [c],
-            )?;
-            tx.execute("DELETE FROM clusters WHERE id = ?1 AND kind = 'auto'", [c])?;
+            dbscan::delete_cluster(tx, c)?;
         } else {
             let vectors = embeddings::get_many(tx, &members)?;
-            clusters::set_summary(tx, c, &summary_of(&vectors))?;
+            set_summary(tx, ClusterId(c), &summary_of(&vectors))?;
         }
     }
     Ok(())
@@ -344,7 +301,7 @@ impl Targets {
                 manual: c.kind != ClusterKind::Auto,
                 identity: match (c.kind, c.person_id) {
                     (ClusterKind::Manual, Some(p)) => Identity::Person(p),
-                    _ => Identity::Cluster(c.id),
+                    _ => Identity::Cluster(c.id.0),
                 },
             })
             .collect()
@@ -435,7 +392,7 @@ fn decide(
                     let person = (c.kind == ClusterKind::Manual)
                         .then_some(c.person_id)
                         .flatten();
-                    Decision::Join(c.id, person)
+                    Decision::Join(c.id.0, person)
                 }
                 Match::Ambiguous => Decision::Ambiguous,
                 Match::None => Decision::None,
@@ -448,29 +405,4 @@ fn decide(
 /// distance.
 fn reach_of(c: &ClusterRow, settings: &Settings) -> f32 {
     c.radius.min(SAMPLE_RADIUS_CLAMP) + settings.face_match_dist
-}
-
-/// Write a match: the face joins the cluster (and person) automatically.
-fn join(tx: &Transaction, face: i64, cluster: Option<i64>, person: Option<i64>) -> SqlResult<()> {
-    tx.prepare_cached(
-        "UPDATE faces SET cluster = ?2, person = ?3, assigned = 'auto', ambiguous = 0, member = 0
-         WHERE id = ?1",
-    )?
-    .execute(params![face, cluster, person])?;
-    Ok(())
-}
-
-/// The people each of these faces was rejected for.
-fn rejections_of(conn: &Connection, faces: &[i64]) -> SqlResult<HashMap<i64, Vec<i64>>> {
-    let mut stmt = conn.prepare_cached("SELECT person FROM rejections WHERE face = ?1")?;
-    let mut out = HashMap::new();
-    for &f in faces {
-        let people: Vec<i64> = stmt
-            .query_map([f], |r| r.get(0))?
-            .collect::<SqlResult<_>>()?;
-        if !people.is_empty() {
-            out.insert(f, people);
-        }
-    }
-    Ok(out)
 }

@@ -40,9 +40,9 @@ pub fn load_named(conn: &Connection) -> SqlResult<Named> {
     let rows = faces::named(conn)?;
     let matcher = PersonMatcher::new(
         rows.iter()
-            .map(|n| (n.person, n.face, n.embedding.as_slice())),
+            .map(|n| (n.person, n.face.0, n.embedding.as_slice())),
     );
-    let cluster_of = rows.iter().map(|n| (n.face, n.cluster)).collect();
+    let cluster_of = rows.iter().map(|n| (n.face.0, n.cluster.0)).collect();
     Ok(Named {
         matcher,
         cluster_of,

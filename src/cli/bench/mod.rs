@@ -1,14 +1,22 @@
-//! `visage bench index`: a whole index of folders into a temporary database, photos/s, faces/s and
-//! the seconds per stage, as one JSON line. `visage bench embed`: FaceNet throughput on the chosen device, on a folder of 160x160 face
-//! crops, as one JSON line (the same fields as `benches/peers/facenet_opencv.py`, so the two can be
-//! compared side by side). `visage bench graph` ([`graph`]): the neighbour graph and DBSCAN on N
-//! synthetic 512-d embeddings, with peak memory, or the incremental path's range queries. `visage
-//! bench merge`: shard databases of real face rows merged into a new library by a `visage merge`
-//! process, its time and peak memory. `visage bench library` ([`library`]): a library of N faces
-//! and what every command costs on it. Threads: `RAYON_NUM_THREADS`.
+//! `visage bench`: the measuring commands, each printing its figures as JSON lines. Threads:
+//! `RAYON_NUM_THREADS`.
+//!
+//! - `index`: a whole index of folders into a temporary database: photos/s, faces/s and the
+//!   seconds per stage.
+//! - `embed`: FaceNet throughput on the chosen device, on a folder of 160x160 face crops (the same
+//!   fields as `benches/peers/facenet_opencv.py`, so the two compare side by side).
+//! - `graph` ([`graph`]): the neighbour graph and DBSCAN on N synthetic 512-d embeddings, with peak
+//!   memory, or the incremental path's range queries.
+//! - `merge`: shard databases of real face rows merged into a new library by a `visage merge`
+//!   process, its time and peak memory.
+//! - `library` ([`library`]): a library of N faces and what every command costs on it.
+//! - `review` ([`review`]): the simulated review of a folder with one subfolder per person.
+//! - `suggest` ([`suggest`]): suggestions for one person over a synthetic library.
 
 mod graph;
 mod library;
+mod review;
+mod suggest;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -81,7 +89,7 @@ pub enum BenchWhat {
     },
     /// The simulated review: how many actions name every face of a folder with one subfolder per
     /// person (one JSON line)
-    Review(super::review::ReviewArgs),
+    Review(review::ReviewArgs),
     /// Suggestions for one person over a synthetic library of unnamed faces (one JSON line)
     Suggest {
         /// Unnamed faces in the library
@@ -110,6 +118,35 @@ pub enum BenchWhat {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+}
+
+/// A temporary database file for one bench run (`visage-bench-WHAT-PID-TIME.db` in the temporary
+/// folder), removed with its WAL files when dropped.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new(what: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "visage-bench-{what}-{}-{}.db",
+            std::process::id(),
+            crate::store::now()
+        ));
+        let db = TempDb(path);
+        db.remove();
+        db
+    }
+
+    fn remove(&self) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+        }
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        self.remove();
+    }
 }
 
 #[derive(Serialize)]
@@ -141,20 +178,14 @@ struct Line {
 
 /// `visage index --no-cluster` into a temporary database, reported as one JSON line.
 fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::Result<i32> {
-    let db = std::env::temp_dir().join(format!("visage-bench-index-{}.db", std::process::id()));
-    let remove = || {
-        for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
-        }
-    };
-    remove();
-    let mut store = crate::store::Store::open_or_create(&db)?;
+    let db = TempDb::new("index");
+    let mut store = crate::store::Store::open_or_create(&db.0)?;
     let load = || crate::pipeline::Pipeline::new(settings, true);
     let report = crate::index::index(&mut store, load, paths, None, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     });
     drop(store);
-    remove();
+    drop(db);
     let report = report?;
     let line = IndexLine {
         tool: "visage",
@@ -349,8 +380,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             super::require_paths(&paths)?;
             return run_index(&paths, &settings);
         }
-        BenchWhat::Review(args) => return super::review::run(args),
-        BenchWhat::Suggest { faces, named } => return super::review::run_suggest(faces, named),
+        BenchWhat::Review(args) => return review::run(args),
+        BenchWhat::Suggest { faces, named } => return suggest::run(faces, named),
         BenchWhat::Merge {
             from,
             faces,
