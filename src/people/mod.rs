@@ -37,6 +37,16 @@ pub enum PeopleError {
     Store(#[from] StoreError),
     #[error("GPU: {0}")]
     Gpu(#[from] GpuError),
+    /// The neighbour graph of a full run (its files, its rows), or a stop asked for.
+    #[error("neighbour graph: {0}")]
+    Graph(#[from] crate::graph::GraphError),
+}
+
+impl PeopleError {
+    /// The run stopped because it was asked to (Ctrl-C): nothing was written.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, PeopleError::Graph(crate::graph::GraphError::Stopped))
+    }
 }
 
 impl From<rusqlite::Error> for PeopleError {
