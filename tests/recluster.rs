@@ -4,12 +4,14 @@
 //! --recluster` gives: the same clusters (ids included), the same DBSCAN neighbour counts, the same
 //! matches. A part run again for the same library does nothing; a missing part, a part of another
 //! split, and parts computed before the library changed are refused by name, and nothing is
-//! written then.
+//! written then. A re-cluster asked to stop (what Ctrl-C does) leaves the library as it was.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::Connection;
+use visage::graph::GraphBackend;
+use visage::people::assign;
 
 use crate::common::{self, copy_tree, run, tempdir};
 
@@ -96,6 +98,29 @@ fn a_graph_in_parts_gives_the_clusters_of_one_machine_and_refuses_missing_or_sta
         &["name", largest["id"].as_str().unwrap(), "Someone"],
         0,
     );
+
+    // Asked to stop (the flag Ctrl-C sets): after dropping every automatic cluster it stops at
+    // its first check, and that is rolled back with the rest.
+    let stopped = dir.join("stopped.db");
+    copy(&db, &stopped);
+    let before = (faces(&stopped), clusters(&stopped));
+    assert!(before.1.iter().any(|c| c.1 == "auto"));
+    let mut store = visage::store::Store::open(&stopped).unwrap();
+    let settings = visage::config::Settings {
+        face_cluster_dist: 0.9,
+        face_cluster_core: 3,
+        graph: visage::config::GraphChoice::Exact,
+        ..Default::default()
+    };
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let how = assign::Full {
+        plan: &assign::Plan::Here,
+        stop: &stop,
+    };
+    let err = assign::run_with(&mut store, &settings, &GraphBackend::Cpu, true, how).unwrap_err();
+    assert!(err.is_stopped(), "{err}");
+    drop(store);
+    assert_eq!((faces(&stopped), clusters(&stopped)), before);
 
     let one = dir.join("one.db");
     copy(&db, &one);
