@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use visage::config::{DeviceChoice, Settings};
-use visage::detection::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
-use visage::detection::scan::gpu::GpuScanner;
-use visage::detection::{Backend, DetectParams, Detector};
+use visage::detection::pico::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
+use visage::detection::pico::scan::gpu::GpuScanner;
+use visage::detection::pico::{Backend, DetectParams, Pico};
+use visage::device::Device;
 use visage::gpu::Gpu;
 use visage::photo::Photo;
 
@@ -50,11 +51,11 @@ fn bench(c: &mut Criterion) {
         ..Settings::default()
     };
     let params = DetectParams::from(&settings);
-    let cpu = Detector::new(&settings).unwrap();
+    let cpu = Pico::new(&settings, &Device::cpu()).unwrap();
     let gpu = Gpu::open().ok().map(|g| {
         let cascade = Cascade::facefinder().unwrap();
         let scanner = GpuScanner::new(Arc::new(g), &cascade);
-        Detector::with_backend(cascade, params.clone(), Backend::Gpu(scanner))
+        Pico::with_backend(cascade, params.clone(), Backend::Gpu(scanner))
     });
     // What --face-angles costs: upright only, and five and seven angles.
     let angle_sets: [(&str, Vec<f32>); 3] = [
@@ -65,14 +66,14 @@ fn bench(c: &mut Criterion) {
             vec![0.0, -10.0, 10.0, -20.0, 20.0, -30.0, 30.0],
         ),
     ];
-    let angled: Vec<(&str, Detector)> = angle_sets
+    let angled: Vec<(&str, Pico)> = angle_sets
         .into_iter()
         .map(|(name, face_angles)| {
             let s = Settings {
                 face_angles,
                 ..settings.clone()
             };
-            (name, Detector::new(&s).unwrap())
+            (name, Pico::new(&s, &Device::cpu()).unwrap())
         })
         .collect();
 
@@ -118,7 +119,7 @@ fn mid_stage(c: &mut Criterion) {
     let detectors = [("pigo", pigo), ("no_mid_stage", none)].map(|(name, cascade)| {
         (
             name,
-            Detector::with_backend(cascade, params.clone(), Backend::Cpu),
+            Pico::with_backend(cascade, params.clone(), Backend::Cpu),
         )
     });
     let t1 = load(&[testdata().join("group/t1.jpg")]);

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use visage::device::InferenceDevice;
 use visage::embedding::Embedder;
-use visage::inference::InferenceDevice;
 use visage::models::{FACENET, Models};
 
 fn crops() -> Vec<Vec<u8>> {

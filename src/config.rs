@@ -74,7 +74,7 @@ pub struct Settings {
     pub face_border: u32,
 
     /// What PICO's windows read past the border
-    #[arg(long, env = "VISAGE_FACE_PADDING", value_enum, default_value_t = PaddingChoice::default())]
+    #[arg(long, env = "VISAGE_FACE_PADDING", value_enum, default_value_t)]
     pub face_padding: PaddingChoice,
 
     /// Minimum O-Net face probability for a detection to count as a face (0 keeps all)
@@ -83,20 +83,20 @@ pub struct Settings {
     pub face_verify: f32,
 
     /// How a face is cut for FaceNet: its O-Net box with a margin, or aligned on its landmarks
-    #[arg(long, env = "VISAGE_FACE_CROP", value_enum, default_value_t = CropMethod::default())]
+    #[arg(long, env = "VISAGE_FACE_CROP", value_enum, default_value_t)]
     pub face_crop: CropMethod,
 
     /// Faces PICO cannot reach (cut by the frame, filling it, turned): MTCNN's P-Net and R-Net
     /// propose extra candidates that O-Net verifies
-    #[arg(long, env = "VISAGE_FACE_PROPOSALS", value_enum, default_value_t = Proposals::default())]
+    #[arg(long, env = "VISAGE_FACE_PROPOSALS", value_enum, default_value_t)]
     pub face_proposals: Proposals,
 
     /// Where to run compute kernels
-    #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
+    #[arg(long, env = "VISAGE_DEVICE", value_enum, default_value_t)]
     pub device: DeviceChoice,
 
     /// How a full re-clustering finds the close pairs of faces
-    #[arg(long, env = "VISAGE_GRAPH", value_enum, default_value_t = GraphChoice::Auto)]
+    #[arg(long, env = "VISAGE_GRAPH", value_enum, default_value_t)]
     pub graph: GraphChoice,
 
     /// Folder for model files [default: $XDG_CACHE_HOME/visage/models]
@@ -160,26 +160,23 @@ pub const DEFAULT_VERIFY: f32 = 0.8;
 pub const DEFAULT_ANGLES: [f32; 1] = [0.0];
 
 impl Default for Settings {
+    /// The defaults the flags declare above (and `--help` shows), read from them: they are written
+    /// once. The `VISAGE_*` variables are a user's choices, not defaults, so they are not read here.
     fn default() -> Self {
-        Settings {
-            face_size: 50,
-            face_score: 9.0,
-            face_overlap: 42,
-            face_cluster_size: 80,
-            face_cluster_score: 15,
-            face_cluster_core: 4,
-            face_cluster_dist: 0.64,
-            face_match_dist: 0.46,
-            face_angles: DEFAULT_ANGLES.to_vec(),
-            face_verify: DEFAULT_VERIFY,
-            face_crop: CropMethod::default(),
-            face_border: DEFAULT_BORDER,
-            face_padding: PaddingChoice::default(),
-            face_proposals: Proposals::default(),
-            device: DeviceChoice::Auto,
-            graph: GraphChoice::Auto,
-            models: None,
-        }
+        use clap::{Command, FromArgMatches};
+        let flags = Settings::augment_args(Command::new("visage")).mut_args(|a| a.env(None));
+        flags
+            .try_get_matches_from(["visage"])
+            .and_then(|m| Settings::from_arg_matches(&m))
+            .expect("every default is in its flag's range")
+    }
+}
+
+impl Settings {
+    /// Whether a face of this size (pixels) and detection score may be clustered automatically
+    /// (take part in DBSCAN): PhotoPrism's `face-cluster-size` and `face-cluster-score`.
+    pub fn eligible(&self, size: u32, score: f32) -> bool {
+        size >= self.face_cluster_size && score >= self.face_cluster_score as f32
     }
 }
 
@@ -215,6 +212,27 @@ mod tests {
 
     #[test]
     fn defaults_are_photoprisms() {
+        let d = Settings::default();
+        assert_eq!(
+            (d.face_size, d.face_score, d.face_overlap),
+            (50, 9.0, 42),
+            "PhotoPrism's detection defaults"
+        );
+        assert_eq!(
+            (
+                d.face_cluster_size,
+                d.face_cluster_score,
+                d.face_cluster_core
+            ),
+            (80, 15, 4),
+            "PhotoPrism's cluster gates and core"
+        );
+        assert_eq!((d.face_cluster_dist, d.face_match_dist), (0.64, 0.46));
+        assert_eq!(d.face_angles, DEFAULT_ANGLES);
+        assert_eq!(d.face_verify, DEFAULT_VERIFY);
+        assert_eq!(d.face_border, DEFAULT_BORDER);
+        assert_eq!(d.device, DeviceChoice::Auto);
+        assert_eq!(d.models, None);
         let cli = Cli::try_parse_from(["visage"]).unwrap();
         // The model folder has no fixed default (it follows XDG_CACHE_HOME, or VISAGE_MODELS as
         // CI sets it); every face setting must be PhotoPrism's.

@@ -27,6 +27,9 @@ pub use shard::{Shard, ShardCount, ShardError};
 /// Photos decoded and stored per batch (and per transaction).
 pub const BATCH: usize = 32;
 
+/// What stops a run that puts the faces of photos into the library: `index`, and `import` when a
+/// region needs a face of its own (the store, or the networks of the pipeline). A photo that cannot
+/// be read is not one: it is reported and the run goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error(transparent)]

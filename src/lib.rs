@@ -1,38 +1,46 @@
 //! visage: find, embed, cluster and name the faces in a photo library.
 //!
-//! The pipeline, one module per stage (see ARCHITECTURE.md):
-//! [`photo`] decodes a file, [`detection`] finds face candidates with the PICO cascade on the GPU
-//! ([`gpu`]) or the CPU, [`proposal`] adds MTCNN's candidates for faces PICO cannot reach,
-//! [`verification`] checks them all with O-Net and finds landmarks,
-//! [`alignment`] cuts each face out, [`embedding`] turns it into a FaceNet vector on the device
-//! [`inference`] picks; [`pipeline`] chains those stages. [`graph`] finds the close pairs of
-//! embeddings (WGSL or CPU) and [`clustering`] groups them with DBSCAN and matches faces to
-//! clusters. [`index`] walks folders into the [`store`] (SQLite); [`people`] clusters the stored
-//! faces and applies the names, merges, splits and rejections people make. [`evaluation`]
-//! measures the result, [`exchange`] writes names into and reads them from photo metadata
-//! ([`xmp`]), [`models`] fetches the weights, [`config`] holds the settings every stage
-//! receives.
+//! The modules by layer (ARCHITECTURE.md follows a photo through them). The stages, in the order a
+//! photo meets them: [`photo`] decodes a file, [`detection`] finds its faces (the PICO cascade,
+//! MTCNN's proposals, O-Net's verdict), [`alignment`] cuts each face out, [`embedding`] turns it
+//! into a FaceNet vector, and [`pipeline`] chains those four over a batch; [`graph`] finds the
+//! close pairs of embeddings and [`clustering`] groups them with DBSCAN and matches faces to
+//! clusters. The plumbing the stages share: [`config`] (the one settings value), [`device`] (where
+//! compute runs, decided once), [`gpu`] (wgpu), [`geometry`] (the one box type), [`models`] (the
+//! weight files), [`atomic`] (files written whole or not at all), [`progress`] and [`walk`]. The
+//! library over the stages: [`index`] walks folders into the [`store`] (SQLite), [`people`]
+//! clusters the stored faces and applies the decisions people make, [`evaluation`] measures the
+//! result, [`exchange`] writes names into photo metadata and reads them back ([`xmp`]). The
+//! fronts: [`cli`] (the `visage` commands) and [`serve`] (the review page), which call the
+//! library's operations, never a copy of them.
 
+// The stages.
 pub mod alignment;
-pub mod cli;
 pub mod clustering;
-pub mod config;
 pub mod detection;
 pub mod embedding;
-pub mod evaluation;
-pub mod exchange;
-pub mod gpu;
 pub mod graph;
-pub mod index;
-pub mod inference;
-pub mod models;
-pub mod people;
 pub mod photo;
 pub mod pipeline;
+
+// The plumbing the stages share.
+pub mod atomic;
+pub mod config;
+pub mod device;
+pub mod geometry;
+pub mod gpu;
+pub mod models;
 pub mod progress;
-pub mod proposal;
-pub mod serve;
-pub mod store;
-pub mod verification;
 pub mod walk;
+
+// The library: the store and what works on it.
+pub mod evaluation;
+pub mod exchange;
+pub mod index;
+pub mod people;
+pub mod store;
 pub mod xmp;
+
+// The fronts.
+pub mod cli;
+pub mod serve;

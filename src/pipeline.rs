@@ -1,6 +1,7 @@
-//! From decoded photos to embedded faces: PICO's detections and MTCNN's proposals are verified by
-//! O-Net (probability, refined box, landmarks), cut out (box with margin, or landmark alignment)
-//! and embedded by FaceNet, all in batches across photos.
+//! The chain photo → detection → alignment → embedding: the detection stage's faces
+//! ([`Detector`]) are cut out (box with margin, or landmark alignment) and embedded by FaceNet, in
+//! batches across photos, each coming out as a [`FoundFace`]; [`Pipeline::embed_boxes`] does the
+//! same for boxes a person marked. Every stage runs on the one [`Device`] it is given.
 //!
 //! This is the composition of the stages and nothing more: each stage's algorithm lives in its own
 //! module, and nothing here reads files or stores results.
@@ -10,22 +11,17 @@ use std::time::Instant;
 use image::RgbImage;
 use serde::Serialize;
 
-use crate::alignment::{self, FaceBox, Landmarks};
-use crate::config::{CropMethod, Proposals, Settings};
-use crate::detection::{DetectError, Detector};
+use crate::alignment::{self, Landmarks};
+use crate::config::{CropMethod, Settings};
+use crate::detection::{Candidate, DetectError, DetectTimes, Detector, FoundFace};
+use crate::device::Device;
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
-use crate::inference::InferenceDevice;
+use crate::geometry::Rect;
 use crate::models::{self, ModelError, Models};
 use crate::photo::Photo;
-use crate::proposal::Proposer;
-use crate::verification::Verifier;
 
 /// Total margin added around the O-Net box before cutting (0.2: 10% each side).
 pub const BOX_MARGIN: f32 = 0.2;
-/// Two verified faces overlapping more than this (IoU) are one face.
-const DUPLICATE_IOU: f32 = 0.5;
-/// A proposal with more than this share of its box on a face PICO found is dropped.
-const ON_A_FACE: f32 = 1.0 / 3.0;
 
 /// Where the landmarks sit in a 160x160 [`CropMethod::Landmarks`] crop: the mean positions they
 /// take in [`CropMethod::Box`] crops of the 5-celebrity set and the group photo (109 faces),
@@ -39,35 +35,6 @@ pub const LANDMARK_TEMPLATE: Landmarks = [
     [106.8, 113.2],
 ];
 
-/// Which detector put a face forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// The PICO cascade (its score is the cascade's).
-    Pico,
-    /// MTCNN's P-Net and R-Net, where PICO found nothing (score: 100 x O-Net's probability).
-    Mtcnn,
-}
-
-/// One face found, verified and embedded. Coordinates are the original (oriented) image's pixels.
-#[derive(Debug, Clone, Serialize)]
-pub struct FoundFace {
-    pub x: f32,
-    pub y: f32,
-    pub w: f32,
-    pub h: f32,
-    /// Side of the face in detection-image pixels (longest side 1280), as `--face-size` counts.
-    pub size: u32,
-    /// Detection quality score: PICO's, or 100 x O-Net's probability for MTCNN's proposals.
-    pub score: f32,
-    pub source: Source,
-    /// O-Net face probability (1 when O-Net is off).
-    pub probability: f32,
-    /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` (empty without O-Net).
-    pub landmarks: Vec<[f32; 2]>,
-    pub embedding: Embedding,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
@@ -75,12 +42,24 @@ pub enum PipelineError {
     /// Transparent: [`DetectError`] names the cascade file or the GPU itself.
     #[error(transparent)]
     Detect(#[from] DetectError),
-    #[error("MTCNN: {0}")]
-    Verify(#[from] crate::verification::WeightsError),
+    /// These two carry their error in the message and have no `source`, so a printed chain
+    /// (`{:#}`) says it once.
     #[error("FaceNet: {0}")]
-    Embed(#[from] crate::embedding::WeightsError),
+    Embed(crate::models::WeightsError),
     #[error("GPU: {0}")]
-    Gpu(#[from] crate::gpu::GpuError),
+    Gpu(crate::gpu::GpuError),
+}
+
+impl From<crate::models::WeightsError> for PipelineError {
+    fn from(e: crate::models::WeightsError) -> Self {
+        PipelineError::Embed(e)
+    }
+}
+
+impl From<crate::gpu::GpuError> for PipelineError {
+    fn from(e: crate::gpu::GpuError) -> Self {
+        PipelineError::Gpu(e)
+    }
 }
 
 /// Seconds a batch spent in each stage (wall time; each stage uses every core).
@@ -96,197 +75,26 @@ pub struct StageTimes {
     pub facenet: f64,
 }
 
-/// The detection stage: PICO's candidates, MTCNN's proposals for what they miss, O-Net's verdict.
-pub struct Finder {
-    pub detector: Detector,
-    /// `None` runs without O-Net: the detection box is cut as it is.
-    pub verifier: Option<Verifier>,
-    /// MTCNN's proposals (only with O-Net, which verifies them).
-    pub proposer: Option<Proposer>,
-    pub min_probability: f32,
-}
-
-/// A face found and verified, not embedded (what `visage detect` prints), in original pixels.
-#[derive(Debug, Clone, Serialize)]
-pub struct Detected {
-    pub x: f32,
-    pub y: f32,
-    pub w: f32,
-    pub h: f32,
-    /// Side of the face in detection-image pixels (longest side 1280), as `--face-size` counts.
-    pub size: u32,
-    pub score: f32,
-    pub source: Source,
-    pub probability: f32,
-    pub landmarks: Vec<[f32; 2]>,
-}
-
 /// The detection stage, then FaceNet.
 pub struct Pipeline {
-    pub finder: Finder,
+    pub detector: Detector,
     pub embedder: Embedder,
     pub crop: CropMethod,
 }
 
-/// A face on its way through the stages, in detection-image pixels.
-struct Candidate {
-    photo: usize,
-    region: FaceBox,
-    score: f32,
-    source: Source,
-    probability: f32,
-    landmarks: Option<Landmarks>,
-}
-
-impl Finder {
-    /// Load the detection stage's networks for these settings, fetching files that are missing.
-    pub fn new(settings: &Settings, use_onet: bool) -> Result<Self, PipelineError> {
-        let models = Models::new(settings.models.clone());
-        let device = InferenceDevice::choose(settings.device)?;
-        Self::on(settings, use_onet, &models, &device)
-    }
-
-    fn on(
-        settings: &Settings,
-        use_onet: bool,
-        models: &Models,
-        device: &InferenceDevice,
-    ) -> Result<Self, PipelineError> {
-        log::info!("networks run on {}", device.description);
-        let verifier = if use_onet {
-            Some(Verifier::load(&models.get(&models::ONET)?, device)?)
-        } else {
-            None
-        };
-        let proposer = match (&verifier, settings.face_proposals) {
-            (Some(_), Proposals::On) => Some(Proposer::load(
-                &models.get(&models::PNET)?,
-                &models.get(&models::RNET)?,
-                device,
-            )?),
-            _ => None,
-        };
-        Ok(Finder {
-            detector: Detector::new(settings)?,
-            verifier,
-            proposer,
-            min_probability: settings.face_verify,
-        })
-    }
-
-    /// Find and verify the faces of each photo.
-    pub fn find(&self, photos: &[&Photo]) -> Result<Vec<Vec<Detected>>, PipelineError> {
-        let candidates = self.candidates(photos, &mut StageTimes::default())?;
-        let mut out: Vec<Vec<Detected>> = vec![Vec::new(); photos.len()];
-        for c in candidates {
-            let i = c.photo;
-            out[i].push(detected(c, photos[i]));
-        }
-        Ok(out)
-    }
-
-    /// The faces of a batch, in detection pixels, ordered by photo.
-    fn candidates(
-        &self,
-        photos: &[&Photo],
-        times: &mut StageTimes,
-    ) -> Result<Vec<Candidate>, PipelineError> {
-        let clock = Instant::now();
-        let detected = self.detector.detect_batch(photos)?;
-        times.detect = clock.elapsed().as_secs_f64();
-        let mut candidates = Vec::new();
-        for (i, (photo, faces)) in photos.iter().zip(&detected).enumerate() {
-            let (sx, sy) = photo.scale();
-            for f in faces {
-                let region = FaceBox {
-                    x: f.x as f32,
-                    y: f.y as f32,
-                    w: f.w as f32,
-                    h: f.h as f32,
-                }
-                .scaled(1.0 / sx, 1.0 / sy);
-                candidates.push(Candidate {
-                    photo: i,
-                    region,
-                    score: f.score,
-                    source: Source::Pico,
-                    probability: 1.0,
-                    landmarks: None,
-                });
-            }
-        }
-        let clock = Instant::now();
-        if let Some(verifier) = &self.verifier {
-            self.verify(verifier, photos, &mut candidates);
-        }
-        times.onet = clock.elapsed().as_secs_f64();
-        if let (Some(proposer), Some(verifier)) = (&self.proposer, &self.verifier) {
-            // MTCNN looks for the faces PICO's verified candidates do not cover.
-            let clock = Instant::now();
-            let images: Vec<&RgbImage> = photos.iter().map(|p| &p.rgb).collect();
-            let mut known = vec![Vec::new(); photos.len()];
-            for c in &candidates {
-                known[c.photo].push(c.region);
-            }
-            let min_size = self.detector.params().min_size;
-            let mut proposed = Vec::new();
-            for (i, proposals) in proposer
-                .propose(&images, min_size, &known)
-                .into_iter()
-                .enumerate()
-            {
-                proposed.extend(proposals.into_iter().map(|p| Candidate {
-                    photo: i,
-                    region: p.region,
-                    score: 0.0,
-                    source: Source::Mtcnn,
-                    probability: 1.0,
-                    landmarks: None,
-                }));
-            }
-            times.propose = clock.elapsed().as_secs_f64();
-            let clock = Instant::now();
-            self.verify(verifier, photos, &mut proposed);
-            candidates.extend(proposed);
-            times.onet += clock.elapsed().as_secs_f64();
-        }
-        let clock = Instant::now();
-        if self.verifier.is_some() {
-            candidates = remove_duplicates(candidates);
-        }
-        times.onet += clock.elapsed().as_secs_f64();
-        Ok(candidates)
-    }
-
-    /// O-Net on candidates: each takes O-Net's box, probability and landmarks (a proposal also
-    /// takes its score from the probability), and those below `--face-verify` are dropped.
-    fn verify(&self, verifier: &Verifier, photos: &[&Photo], candidates: &mut Vec<Candidate>) {
-        let inputs: Vec<(&RgbImage, FaceBox)> = candidates
-            .iter()
-            .map(|c| (&photos[c.photo].rgb, c.region))
-            .collect();
-        let verdicts = verifier.verify(&inputs);
-        for (c, v) in candidates.iter_mut().zip(verdicts) {
-            c.region = v.refined;
-            c.probability = v.probability;
-            c.landmarks = Some(v.landmarks);
-            if c.source == Source::Mtcnn {
-                c.score = 100.0 * v.probability;
-            }
-        }
-        candidates.retain(|c| c.probability >= self.min_probability);
-    }
-}
-
 impl Pipeline {
-    /// Load every stage for these settings, fetching model files that are missing.
+    /// Load every stage for these settings on the device they ask for (see [`Pipeline::on`]).
     pub fn new(settings: &Settings, use_onet: bool) -> Result<Self, PipelineError> {
+        Self::on(settings, use_onet, &Device::choose(settings.device)?)
+    }
+
+    /// Load every stage for these settings on `device`, fetching model files that are missing.
+    pub fn on(settings: &Settings, use_onet: bool, device: &Device) -> Result<Self, PipelineError> {
         let models = Models::new(settings.models.clone());
-        let device = InferenceDevice::choose(settings.device)?;
-        let finder = Finder::on(settings, use_onet, &models, &device)?;
-        let embedder = Embedder::load(&models.get(&models::FACENET)?, &device)?;
+        let detector = Detector::new(settings, use_onet, &models, device)?;
+        let embedder = Embedder::load(&models.get(&models::FACENET)?, &device.networks)?;
         Ok(Pipeline {
-            finder,
+            detector,
             embedder,
             crop: settings.face_crop,
         })
@@ -302,8 +110,8 @@ impl Pipeline {
         &self,
         photos: &[&Photo],
     ) -> Result<(Vec<Vec<FoundFace>>, StageTimes), PipelineError> {
-        let mut times = StageTimes::default();
-        let candidates = self.finder.candidates(photos, &mut times)?;
+        let mut detect = DetectTimes::default();
+        let candidates = self.detector.candidates(photos, &mut detect)?;
         let clock = Instant::now();
         let crops: Vec<Vec<u8>> = candidates
             .iter()
@@ -315,33 +123,21 @@ impl Pipeline {
             let i = c.photo;
             out[i].push(found(c, embedding, photos[i]));
         }
-        times.facenet = clock.elapsed().as_secs_f64();
+        let times = StageTimes {
+            detect: detect.pico,
+            propose: detect.propose,
+            onet: detect.onet,
+            facenet: clock.elapsed().as_secs_f64(),
+        };
         Ok((out, times))
     }
 
     /// Embed faces a person marked by hand (boxes in original pixels): O-Net gives their
     /// probability and landmarks, but the box is kept as marked and nothing is dropped.
-    pub fn embed_boxes(&self, photo: &Photo, boxes: &[FaceBox]) -> Vec<FoundFace> {
+    pub fn embed_boxes(&self, photo: &Photo, boxes: &[Rect]) -> Vec<FoundFace> {
         let (sx, sy) = photo.scale();
-        let mut candidates: Vec<Candidate> = boxes
-            .iter()
-            .map(|b| Candidate {
-                photo: 0,
-                region: b.scaled(1.0 / sx, 1.0 / sy),
-                score: 0.0,
-                source: Source::Pico,
-                probability: 1.0,
-                landmarks: None,
-            })
-            .collect();
-        if let Some(verifier) = &self.finder.verifier {
-            let inputs: Vec<(&RgbImage, FaceBox)> =
-                candidates.iter().map(|c| (&photo.rgb, c.region)).collect();
-            for (c, v) in candidates.iter_mut().zip(verifier.verify(&inputs)) {
-                c.probability = v.probability;
-                c.landmarks = Some(v.landmarks);
-            }
-        }
+        let scaled: Vec<Rect> = boxes.iter().map(|b| b.scaled(1.0 / sx, 1.0 / sy)).collect();
+        let candidates = self.detector.marked(photo, &scaled);
         let crops: Vec<Vec<u8>> = candidates.iter().map(|c| self.cut(&photo.rgb, c)).collect();
         let embeddings = self.embedder.embed(&crops);
         candidates
@@ -369,86 +165,18 @@ impl Pipeline {
     }
 }
 
-/// A candidate in the photo's original pixels. The box is cut to the photo (O-Net's box of a face
-/// that fills the frame or is cut by it reaches past the border; the crop for FaceNet does not
-/// cut it).
-fn detected(c: Candidate, photo: &Photo) -> Detected {
-    let (sx, sy) = photo.scale();
-    let b = c
-        .region
-        .scaled(sx, sy)
-        .clamped(photo.original_width, photo.original_height);
-    Detected {
-        x: b.x,
-        y: b.y,
-        w: b.w,
-        h: b.h,
-        size: c.region.w.max(c.region.h).round() as u32,
-        score: c.score,
-        source: c.source,
-        probability: c.probability,
-        landmarks: c
-            .landmarks
-            .map(|l| l.iter().map(|p| [p[0] * sx, p[1] * sy]).collect())
-            .unwrap_or_default(),
-    }
-}
-
 /// A candidate's result in original pixels, with its embedding.
 fn found(c: Candidate, embedding: Embedding, photo: &Photo) -> FoundFace {
-    let d = detected(c, photo);
     FoundFace {
-        x: d.x,
-        y: d.y,
-        w: d.w,
-        h: d.h,
-        size: d.size,
-        score: d.score,
-        source: d.source,
-        probability: d.probability,
-        landmarks: d.landmarks,
+        detection: c.detection(photo),
         embedding,
     }
 }
 
 /// The largest face of a photo (by box area), if any.
 pub fn largest(faces: Vec<FoundFace>) -> Option<FoundFace> {
-    faces
-        .into_iter()
-        .max_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)))
-}
-
-/// Keep the most probable of verified faces that O-Net moved onto the same face. A face PICO also
-/// found keeps PICO's score and source, so that a proposal only ever adds faces.
-fn remove_duplicates(mut faces: Vec<Candidate>) -> Vec<Candidate> {
-    faces.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-    let mut kept: Vec<Candidate> = Vec::with_capacity(faces.len());
-    for f in faces {
-        match kept
-            .iter_mut()
-            .find(|k| k.photo == f.photo && k.region.iou(&f.region) > DUPLICATE_IOU)
-        {
-            Some(k) => {
-                if k.source == Source::Mtcnn && f.source == Source::Pico {
-                    (k.score, k.source) = (f.score, Source::Pico);
-                }
-            }
-            None => kept.push(f),
-        }
-    }
-    // A proposal that lies largely on a face PICO found is a part of that face (O-Net can take a
-    // chin for a face), not another one: proposals add faces only where there was none.
-    let pico: Vec<(usize, FaceBox)> = kept
-        .iter()
-        .filter(|k| k.source == Source::Pico)
-        .map(|k| (k.photo, k.region))
-        .collect();
-    kept.retain(|f| {
-        f.source == Source::Pico
-            || !pico.iter().any(|(p, b)| {
-                *p == f.photo && b.intersection(&f.region) > ON_A_FACE * f.region.area()
-            })
-    });
-    kept.sort_by_key(|c| c.photo);
-    kept
+    faces.into_iter().max_by(|a, b| {
+        let (a, b) = (&a.detection.rect, &b.detection.rect);
+        (a.w * a.h).total_cmp(&(b.w * b.h))
+    })
 }

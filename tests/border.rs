@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use crate::common::border::{BorderCase, border_set};
 use visage::config::{DeviceChoice, Proposals, Settings};
-use visage::detection::cascade::Cascade;
-use visage::detection::scan::gpu::GpuScanner;
-use visage::detection::windows::{Border, Padding};
-use visage::detection::{Backend, DetectParams, Detector};
+use visage::detection::pico::cascade::Cascade;
+use visage::detection::pico::scan::gpu::GpuScanner;
+use visage::detection::pico::windows::{Border, Padding};
+use visage::detection::pico::{Backend, DetectParams, Pico};
 use visage::photo::Photo;
 use visage::pipeline::Pipeline;
 
@@ -28,7 +28,7 @@ fn found(pipeline: &Pipeline, cases: &[BorderCase]) -> Vec<bool> {
             out.push(
                 faces
                     .iter()
-                    .any(|f| common::iou([f.x, f.y, f.w, f.h], case.face) >= 0.4),
+                    .any(|f| common::iou(f.detection.rect, case.face) >= 0.4),
             );
         }
     }
@@ -107,10 +107,9 @@ fn border_windows_are_scanned_alike_on_the_gpu_and_the_cpu() {
     let cases = border_set(12);
     let (mut hits, mut outside) = (0, 0);
     for (k, padding) in paddings.into_iter().enumerate() {
-        let cpu = Detector::with_backend(cascade.clone(), params(padding), Backend::Cpu);
+        let cpu = Pico::with_backend(cascade.clone(), params(padding), Backend::Cpu);
         let scanner = GpuScanner::new(Arc::clone(&gpu), &cascade);
-        let on_gpu =
-            Detector::with_backend(cascade.clone(), params(padding), Backend::Gpu(scanner));
+        let on_gpu = Pico::with_backend(cascade.clone(), params(padding), Backend::Gpu(scanner));
         // Each padding on its own quarter of the cases.
         let photos: Vec<Photo> = cases.iter().skip(k).step_by(4).map(photo).collect();
         let refs: Vec<&Photo> = photos.iter().collect();

@@ -4,19 +4,16 @@
 use crate::common;
 use std::sync::Arc;
 
-use visage::config::{DeviceChoice, Settings};
-use visage::detection::cascade::Cascade;
-use visage::detection::scan::gpu::GpuScanner;
-use visage::detection::scan::{ScanInput, cpu};
-use visage::detection::{Backend, DetectParams, Detector, Face};
+use visage::config::Settings;
+use visage::detection::pico::cascade::Cascade;
+use visage::detection::pico::scan::gpu::GpuScanner;
+use visage::detection::pico::scan::{ScanInput, cpu};
+use visage::detection::pico::{Backend, DetectParams, Face, Pico};
+use visage::device::Device;
 use visage::photo::Photo;
 
-fn cpu_detector(settings: &Settings) -> Detector {
-    Detector::new(&Settings {
-        device: DeviceChoice::Cpu,
-        ..settings.clone()
-    })
-    .unwrap()
+fn cpu_detector(settings: &Settings) -> Pico {
+    Pico::new(settings, &Device::cpu()).unwrap()
 }
 
 fn boxed(f: &Face) -> [f32; 4] {
@@ -32,7 +29,7 @@ struct Score {
 }
 
 /// Greedy one-to-one matching at IoU >= 0.4 over every reference photo.
-fn score(detector: &Detector) -> Score {
+fn score(detector: &Pico) -> Score {
     let root = common::testdata();
     let mut s = Score {
         faces: 0,
@@ -196,7 +193,7 @@ fn gpu_and_cpu_detectors_report_the_same_faces() {
     let settings = Settings::default();
     let cascade = Cascade::facefinder().unwrap();
     let scanner = GpuScanner::new(Arc::clone(&gpu), &cascade);
-    let on_gpu = Detector::with_backend(
+    let on_gpu = Pico::with_backend(
         cascade,
         DetectParams::from(&settings),
         Backend::Gpu(scanner),

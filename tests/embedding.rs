@@ -6,9 +6,9 @@ use crate::common;
 use std::path::Path;
 
 use prost::Message;
+use visage::device::InferenceDevice;
 use visage::embedding::graphdef::GraphDef;
 use visage::embedding::{Embedder, Standardisation, distance};
-use visage::inference::InferenceDevice;
 use visage::models::FACENET;
 
 struct Reference {

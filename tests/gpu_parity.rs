@@ -2,10 +2,10 @@
 //! Runs on whatever adapter wgpu finds (lavapipe without a GPU); fails if there is none.
 
 use crate::common;
-use visage::detection::cascade::Cascade;
-use visage::detection::scan::gpu::GpuScanner;
-use visage::detection::scan::{Hit, ScanInput, cpu};
-use visage::detection::windows::ScanPlan;
+use visage::detection::pico::cascade::Cascade;
+use visage::detection::pico::scan::gpu::GpuScanner;
+use visage::detection::pico::scan::{Hit, ScanInput, cpu};
+use visage::detection::pico::windows::ScanPlan;
 use visage::photo::Photo;
 
 fn photos(names: &[String]) -> Vec<Photo> {

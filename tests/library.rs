@@ -14,14 +14,8 @@ use visage::evaluation::cluster_scores;
 use visage::store::Store;
 
 fn iou(a: &Value, b: &Value) -> f64 {
-    let r = |v: &Value| {
-        let f = |k: &str| v[k].as_f64().unwrap();
-        (f("x"), f("y"), f("w"), f("h"))
-    };
-    let (a, b) = (r(a), r(b));
-    let w = ((a.0 + a.2).min(b.0 + b.2) - a.0.max(b.0)).max(0.0);
-    let h = ((a.1 + a.3).min(b.1 + b.3) - a.1.max(b.1)).max(0.0);
-    w * h / (a.2 * a.3 + b.2 * b.3 - w * h)
+    let r = |v: &Value| ["x", "y", "w", "h"].map(|k| v[k].as_f64().unwrap());
+    common::iou(r(a), r(b))
 }
 
 /// The face in `list` that is `face` (same photo, boxes overlapping at least half).

@@ -39,7 +39,7 @@ fn reference_score(p: &Pipeline) -> (usize, usize, usize, usize) {
         for ((rel, boxes), faces) in chunk.iter().zip(p.run(&batch).unwrap()) {
             let mut free: Vec<[f32; 4]> = boxes.clone();
             for f in &faces {
-                let b = [f.x, f.y, f.w, f.h];
+                let b = f.detection.rect;
                 if let Some(k) = (0..free.len()).find(|&k| common::iou(b, free[k]) >= 0.4) {
                     free.swap_remove(k);
                     found += 1;
@@ -95,7 +95,7 @@ fn celebrity_faces_are_separated_by_person() {
             match visage::pipeline::largest(faces) {
                 Some(f) => {
                     assert_eq!(f.embedding.len(), 512);
-                    assert_eq!(f.landmarks.len(), 5);
+                    assert_eq!(f.detection.landmarks.len(), 5);
                     labels.push(label);
                     embeddings.push(f.embedding);
                 }
@@ -136,20 +136,17 @@ fn group_photo_faces_are_embedded_with_landmarks() {
     eprintln!("{} faces, {} in the reference", faces.len(), expected.len());
     // Every face found is a reference face, and every reference face is found.
     for f in &faces {
+        let (d, r) = (&f.detection, f.detection.rect);
         let best = expected
             .iter()
-            .map(|r| common::iou([f.x, f.y, f.w, f.h], *r))
+            .map(|e| common::iou(r, *e))
             .fold(0.0, f32::max);
-        assert!(
-            best > 0.3,
-            "face {:?} matches no reference face",
-            [f.x, f.y, f.w, f.h]
-        );
+        assert!(best > 0.3, "face {r:?} matches no reference face");
         let norm = f.embedding.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4);
-        assert!(f.probability >= Settings::default().face_verify);
-        for l in &f.landmarks {
-            assert!(l[0] >= f.x && l[0] <= f.x + f.w && l[1] >= f.y && l[1] <= f.y + f.h);
+        assert!(d.probability >= Settings::default().face_verify);
+        for l in &d.landmarks {
+            assert!(l[0] >= r.x && l[0] <= r.x + r.w && l[1] >= r.y && l[1] <= r.y + r.h);
         }
     }
     // All six, the profile too (an MTCNN proposal; the cascade is frontal).

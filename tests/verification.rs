@@ -3,11 +3,11 @@
 //! file with its name.
 
 use crate::common;
-use visage::alignment::FaceBox;
-use visage::inference::InferenceDevice;
+use visage::detection::mtcnn::Verifier;
+use visage::device::InferenceDevice;
+use visage::geometry::Rect;
 use visage::models::ONET;
 use visage::photo::Photo;
-use visage::verification::Verifier;
 
 fn verifier() -> Verifier {
     Verifier::load(&common::model(&ONET), &InferenceDevice::cpu()).unwrap()
@@ -24,7 +24,7 @@ fn reference_faces_are_faces_with_plausible_landmarks() {
         let inputs: Vec<_> = boxes
             .iter()
             .map(|b| {
-                let fb = FaceBox {
+                let fb = Rect {
                     x: b[0],
                     y: b[1],
                     w: b[2],
@@ -89,7 +89,7 @@ fn patches_without_faces_are_not_faces() {
                 for j in 0..5 {
                     let x = (w - s) * i as f32 / 4.0;
                     let y = (h - s) * j as f32 / 4.0;
-                    inputs.push((&photo.rgb, FaceBox { x, y, w: s, h: s }));
+                    inputs.push((&photo.rgb, Rect { x, y, w: s, h: s }));
                 }
             }
         }
@@ -116,4 +116,25 @@ fn a_bad_weights_file_is_named() {
         .to_string();
     assert!(err.contains("onet.pt"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Weights of another network (P-Net's file given as O-Net's) fail with the file and the first
+/// tensor that does not fit.
+#[test]
+fn another_networks_weights_name_the_file_and_the_tensor() {
+    let pnet = common::model(&visage::models::PNET);
+    let err = Verifier::load(&pnet, &InferenceDevice::cpu())
+        .err()
+        .expect("P-Net's weights are not O-Net's");
+    let text = err.to_string();
+    assert!(
+        matches!(err, visage::models::WeightsError::Mismatch { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("pnet.pt")
+            && text.contains("tensor `conv1.weight`")
+            && text.contains("shape"),
+        "{text}"
+    );
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{self, faces, lines, models, run, tempdir};
+use crate::common::{self, faces, iou, lines, models, run, tempdir};
 use image::DynamicImage;
 use image::metadata::Orientation;
 use serde_json::Value;
@@ -68,12 +68,6 @@ fn face_ref(f: &Value) -> String {
 
 fn boxes(v: &Value) -> [f64; 4] {
     ["x", "y", "w", "h"].map(|k| v[k].as_f64().unwrap())
-}
-
-fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
-    let w = ((a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0])).max(0.0);
-    let h = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
-    w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
 }
 
 /// The 8 ways to turn and mirror an image.

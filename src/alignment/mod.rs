@@ -6,103 +6,22 @@
 
 use fast_image_resize as fir;
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
 
-/// A box in pixels (floating point, top-left origin).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct FaceBox {
-    pub x: f32,
-    pub y: f32,
-    pub w: f32,
-    pub h: f32,
-}
+use crate::geometry::Rect;
 
 /// Five landmarks: left eye, right eye, nose, left and right mouth corner (left as seen in the
 /// image), each `[x, y]` in pixels.
 pub type Landmarks = [[f32; 2]; 5];
 
-impl FaceBox {
-    pub fn center(&self) -> (f32, f32) {
-        (self.x + self.w / 2.0, self.y + self.h / 2.0)
-    }
-
-    /// The square with the longer side, on the same centre (MTCNN's `rerec`).
-    pub fn square(&self) -> FaceBox {
-        let side = self.w.max(self.h);
-        let (cx, cy) = self.center();
-        FaceBox {
-            x: cx - side / 2.0,
-            y: cy - side / 2.0,
-            w: side,
-            h: side,
-        }
-    }
-
-    /// The box grown by `fraction` of its size in total (0.2: 10% on each side), same centre.
-    pub fn grown(&self, fraction: f32) -> FaceBox {
-        let (cx, cy) = self.center();
-        let (w, h) = (self.w * (1.0 + fraction), self.h * (1.0 + fraction));
-        FaceBox {
-            x: cx - w / 2.0,
-            y: cy - h / 2.0,
-            w,
-            h,
-        }
-    }
-
-    /// The part of the box inside a `width x height` image.
-    pub fn clamped(&self, width: u32, height: u32) -> FaceBox {
-        let x0 = self.x.clamp(0.0, width as f32);
-        let y0 = self.y.clamp(0.0, height as f32);
-        let x1 = (self.x + self.w).clamp(0.0, width as f32);
-        let y1 = (self.y + self.h).clamp(0.0, height as f32);
-        FaceBox {
-            x: x0,
-            y: y0,
-            w: x1 - x0,
-            h: y1 - y0,
-        }
-    }
-
-    pub fn area(&self) -> f32 {
-        self.w.max(0.0) * self.h.max(0.0)
-    }
-
-    /// Area of the part both boxes cover.
-    pub fn intersection(&self, other: &FaceBox) -> f32 {
-        let x0 = self.x.max(other.x);
-        let y0 = self.y.max(other.y);
-        let x1 = (self.x + self.w).min(other.x + other.w);
-        let y1 = (self.y + self.h).min(other.y + other.h);
-        (x1 - x0).max(0.0) * (y1 - y0).max(0.0)
-    }
-
-    pub fn iou(&self, other: &FaceBox) -> f32 {
-        let inter = self.intersection(other);
-        let union = self.area() + other.area() - inter;
-        if union > 0.0 { inter / union } else { 0.0 }
-    }
-
-    /// The same box in another pixel grid scaled by `(sx, sy)`.
-    pub fn scaled(&self, sx: f32, sy: f32) -> FaceBox {
-        FaceBox {
-            x: self.x * sx,
-            y: self.y * sy,
-            w: self.w * sx,
-            h: self.h * sy,
-        }
-    }
-}
-
 /// Resample `region` of `image` to a `side x side` RGB crop (row-major, 3 bytes a pixel). Parts of
 /// the region outside the image are black. Downscaling filters (no aliasing); upscaling is
 /// bilinear.
-pub fn crop(image: &RgbImage, region: FaceBox, side: u32) -> Vec<u8> {
+pub fn crop(image: &RgbImage, region: Rect, side: u32) -> Vec<u8> {
     crop_rect(image, region, side, side)
 }
 
 /// Like [`crop`] with a `w x h` output.
-pub fn crop_rect(image: &RgbImage, region: FaceBox, w: u32, h: u32) -> Vec<u8> {
+pub fn crop_rect(image: &RgbImage, region: Rect, w: u32, h: u32) -> Vec<u8> {
     let out = (w, h);
     let (iw, ih) = image.dimensions();
     let inside = region.x >= 0.0
@@ -133,7 +52,7 @@ pub fn crop_rect(image: &RgbImage, region: FaceBox, w: u32, h: u32) -> Vec<u8> {
         let dst = (row as usize * pw as usize + (sx0 - x0) as usize) * 3;
         padded[dst..dst + src.len()].copy_from_slice(src);
     }
-    let local = FaceBox {
+    let local = Rect {
         x: region.x - x0 as f32,
         y: region.y - y0 as f32,
         ..region
@@ -141,7 +60,7 @@ pub fn crop_rect(image: &RgbImage, region: FaceBox, w: u32, h: u32) -> Vec<u8> {
     resize(&padded, pw, ph, local, out)
 }
 
-fn resize(pixels: &[u8], w: u32, h: u32, region: FaceBox, out: (u32, u32)) -> Vec<u8> {
+fn resize(pixels: &[u8], w: u32, h: u32, region: Rect, out: (u32, u32)) -> Vec<u8> {
     let src = fir::images::ImageRef::new(w, h, pixels, fir::PixelType::U8x3)
         .expect("buffer matches its dimensions");
     let mut dst = fir::images::Image::new(out.0, out.1, fir::PixelType::U8x3);
@@ -162,7 +81,7 @@ fn resize(pixels: &[u8], w: u32, h: u32, region: FaceBox, out: (u32, u32)) -> Ve
 /// The whole image resampled to `side x side` (for images that already are a cut face).
 pub fn whole(image: &RgbImage, side: u32) -> Vec<u8> {
     let (w, h) = image.dimensions();
-    let all = FaceBox {
+    let all = Rect {
         x: 0.0,
         y: 0.0,
         w: w as f32,
@@ -263,7 +182,7 @@ pub fn aligned_crop(
         let y = m[3] * u + m[4] * v + m[5];
         (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
     }
-    let region = FaceBox {
+    let region = Rect {
         x: x0 - scale,
         y: y0 - scale,
         w: x1 - x0 + 2.0 * scale,

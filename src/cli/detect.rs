@@ -13,9 +13,12 @@ use serde::Serialize;
 
 use super::words::plural;
 use crate::config::Settings;
-use crate::detection::{Detector, Face};
+use crate::detection::pico::{Face, Pico};
+use crate::detection::{Detection, Detector};
+use crate::device::Device;
+use crate::geometry::Rect;
+use crate::models::Models;
 use crate::photo::Photo;
-use crate::pipeline::{Detected, Finder};
 
 /// Photos decoded and detected together (one GPU submission).
 const BATCH: usize = 16;
@@ -45,24 +48,24 @@ struct PhotoFaces<'a, F> {
 
 /// What finds the faces.
 enum Stage {
-    Scan(Box<Detector>),
-    Find(Box<Finder>),
+    Scan(Box<Pico>),
+    Find(Box<Detector>),
 }
 
 /// A face as the text output shows it.
 trait Boxed: Serialize {
-    fn rect(&self) -> (f32, f32, f32, f32);
+    fn rect(&self) -> Rect;
 }
 
 impl Boxed for Face {
-    fn rect(&self) -> (f32, f32, f32, f32) {
-        (self.x as f32, self.y as f32, self.w as f32, self.h as f32)
+    fn rect(&self) -> Rect {
+        Face::rect(self)
     }
 }
 
-impl Boxed for Detected {
-    fn rect(&self) -> (f32, f32, f32, f32) {
-        (self.x, self.y, self.w, self.h)
+impl Boxed for Detection {
+    fn rect(&self) -> Rect {
+        self.rect
     }
 }
 
@@ -85,8 +88,8 @@ fn print<F: Boxed>(
         let boxes: Vec<String> = faces
             .iter()
             .map(|f| {
-                let (x, y, w, h) = f.rect();
-                format!("{:.0}x{:.0}+{:.0}+{:.0}", w, h, x, y)
+                let r = f.rect();
+                format!("{:.0}x{:.0}+{:.0}+{:.0}", r.w, r.h, r.x, r.y)
             })
             .collect();
         writeln!(
@@ -101,13 +104,16 @@ fn print<F: Boxed>(
 
 pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     super::require_paths(&args.paths)?;
+    let device = Device::choose(args.settings.device).context("cannot start the face detector")?;
     let stage = if args.scan_only {
         Stage::Scan(Box::new(
-            Detector::new(&args.settings).context("cannot start the face detector")?,
+            Pico::new(&args.settings, &device).context("cannot start the face detector")?,
         ))
     } else {
+        let models = Models::new(args.settings.models.clone());
         Stage::Find(Box::new(
-            Finder::new(&args.settings, true).context("cannot start the face detector")?,
+            Detector::new(&args.settings, true, &models, &device)
+                .context("cannot start the face detector")?,
         ))
     };
     let started = Instant::now();
@@ -123,17 +129,15 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         let refs: Vec<&Photo> = ok.iter().map(|(_, p)| p).collect();
         photos += ok.len();
         match &stage {
-            Stage::Scan(detector) => {
-                let found = detector
-                    .detect_batch(&refs)
-                    .context("face detection failed")?;
+            Stage::Scan(pico) => {
+                let found = pico.detect_batch(&refs).context("face detection failed")?;
                 for ((path, photo), found) in ok.iter().zip(found) {
                     faces += found.len();
                     print(&mut out, args.json, &path.to_string_lossy(), photo, &found)?;
                 }
             }
-            Stage::Find(finder) => {
-                let found = finder.find(&refs).context("face detection failed")?;
+            Stage::Find(detector) => {
+                let found = detector.detect(&refs).context("face detection failed")?;
                 for ((path, photo), found) in ok.iter().zip(found) {
                     faces += found.len();
                     print(&mut out, args.json, &path.to_string_lossy(), photo, &found)?;
@@ -142,8 +146,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         }
     }
     let device = match &stage {
-        Stage::Scan(d) => d.device(),
-        Stage::Find(f) => f.detector.device(),
+        Stage::Scan(pico) => pico.device(),
+        Stage::Find(detector) => detector.pico.device(),
     };
     let secs = started.elapsed().as_secs_f64();
     if !args.json {

@@ -12,10 +12,11 @@ use serde::Serialize;
 use super::words::plural;
 use crate::alignment;
 use crate::config::Settings;
+use crate::detection::FoundFace;
+use crate::device::Device;
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
-use crate::inference::InferenceDevice;
 use crate::models::{self, Models};
-use crate::pipeline::{FoundFace, Pipeline};
+use crate::pipeline::Pipeline;
 
 /// Photos decoded and processed together.
 const BATCH: usize = 16;
@@ -81,10 +82,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
                 let boxes: Vec<String> = faces
                     .iter()
                     .map(|f| {
-                        format!(
-                            "{:.0}x{:.0}+{:.0}+{:.0} (p={:.2})",
-                            f.w, f.h, f.x, f.y, f.probability
-                        )
+                        let (r, p) = (&f.detection.rect, f.detection.probability);
+                        format!("{:.0}x{:.0}+{:.0}+{:.0} (p={p:.2})", r.w, r.h, r.x, r.y)
                     })
                     .collect();
                 writeln!(
@@ -101,7 +100,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
 
 fn run_aligned(args: EmbedArgs) -> anyhow::Result<i32> {
     let models = Models::new(args.settings.models.clone());
-    let device = InferenceDevice::choose(args.settings.device)?;
+    let device = Device::choose(args.settings.device)?.networks;
     let mut embedder =
         Embedder::load(&models.get(&models::FACENET)?, &device).context("cannot load FaceNet")?;
     embedder.standardisation = args.networks.standardisation;

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::words::plural;
 use crate::clustering;
 use crate::config::{CropMethod, Settings};
+use crate::device::Device;
 use crate::embedding::Standardisation;
 use crate::evaluation::{self, ClusterScores, Separation};
 use crate::graph::GraphBackend;
@@ -150,7 +151,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         return run_db(&args, db);
     }
     let started = Instant::now();
-    let mut pipeline = Pipeline::new(&args.settings, !args.networks.no_onet)
+    // One device for the pipeline and the clustering.
+    let device = Device::choose(args.settings.device)?;
+    let mut pipeline = Pipeline::on(&args.settings, !args.networks.no_onet, &device)
         .context("cannot load the face pipeline")?;
     pipeline.embedder.standardisation = args.networks.standardisation;
     let (files, mut failed) = super::photo_files(std::slice::from_ref(&args.dir));
@@ -168,8 +171,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                 Some(face) => {
                     labels.push(label);
                     eligible.push(
-                        face.size >= args.settings.face_cluster_size
-                            && face.score >= args.settings.face_cluster_score as f32,
+                        args.settings
+                            .eligible(face.detection.size, face.detection.score),
                     );
                     embeddings.push(face.embedding);
                 }
@@ -181,7 +184,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         }
     }
     let (same, different) = evaluation::pair_distances(&labels, &embeddings);
-    let backend = GraphBackend::choose(args.settings.device)?;
+    let backend = GraphBackend::on(&device);
     let cluster = |keep: &dyn Fn(usize) -> bool| -> anyhow::Result<ClusterScores> {
         let idx: Vec<usize> = (0..labels.len()).filter(|&i| keep(i)).collect();
         let subset: Vec<Vec<f32>> = idx.iter().map(|&i| embeddings[i].clone()).collect();

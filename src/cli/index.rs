@@ -2,6 +2,7 @@
 //! database) and `visage cluster`.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use clap::Args;
@@ -9,6 +10,8 @@ use clap::Args;
 use super::words::{plural, say_empty};
 use super::{StoreArgs, exit_code};
 use crate::config::Settings;
+use crate::device::Device;
+use crate::gpu::GpuError;
 use crate::graph::Control;
 use crate::graph::GraphBackend;
 use crate::graph::parts::Split;
@@ -84,7 +87,10 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
         (None, None) => None,
     };
     let mut store = args.store.open_or_create()?;
-    let load = || Pipeline::new(&args.settings, true);
+    // One device for the pipeline (loaded only when there is a photo to index) and the
+    // clustering, chosen when the first of them needs it.
+    let device = OnceLock::new();
+    let load = || Pipeline::on(&args.settings, true, chosen(&device, &args.settings)?);
     let report = index::index(&mut store, load, &args.paths, shard, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     })
@@ -95,7 +101,8 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
     let clustered = if args.no_cluster || shard.is_some() {
         None
     } else {
-        Some(cluster(&mut store, &args.settings, false)?)
+        let device = chosen(&device, &args.settings)?;
+        Some(cluster(&mut store, &args.settings, device, false)?)
     };
     if report.files == 0 && report.failed == 0 {
         let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
@@ -146,7 +153,8 @@ pub fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
     };
     let mut store = args.store.open()?;
     let stop = super::stop_on_ctrl_c()?;
-    let backend = GraphBackend::choose(args.settings.device)?;
+    let device = Device::choose(args.settings.device)?;
+    let backend = GraphBackend::on(&device);
     log::info!("neighbour graph on {}", backend.describe());
     if let (Some(shard), Some(dir)) = (shard, &args.graphs) {
         let split = Split {
@@ -224,12 +232,22 @@ const STOPPED: &str = "stopped (Ctrl-C) before the end: the library is as it was
 fn cluster(
     store: &mut Store,
     settings: &Settings,
+    device: &Device,
     recluster: bool,
 ) -> anyhow::Result<ClusterReport> {
-    let backend = GraphBackend::choose(settings.device)?;
+    let backend = GraphBackend::on(device);
     log::info!("neighbour graph on {}", backend.describe());
     assign::run(store, settings, &backend, recluster)
         .with_context(|| format!("clustering the faces in {}", store.path().display()))
+}
+
+/// The device `settings` ask for, chosen on first use.
+fn chosen<'a>(cell: &'a OnceLock<Device>, settings: &Settings) -> Result<&'a Device, GpuError> {
+    if let Some(device) = cell.get() {
+        return Ok(device);
+    }
+    let device = Device::choose(settings.device)?;
+    Ok(cell.get_or_init(|| device))
 }
 
 fn print_cluster(c: &ClusterReport) {

@@ -383,6 +383,7 @@ pub fn clusters(args: ReadArgs) -> anyhow::Result<i32> {
 pub fn stats(args: ReadArgs) -> anyhow::Result<i32> {
     let store = args.store.open()?;
     let s = store.snapshot(report::stats)?;
+    let c = &s.counts;
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
     } else {
@@ -390,20 +391,20 @@ pub fn stats(args: ReadArgs) -> anyhow::Result<i32> {
             "photos {} ({} failed, {} gone)\nfaces {}: {} clustered, {} named by hand, \
              {} matched automatically, {} ambiguous, {} unassigned\n\
              clusters: {} automatic, {} named, {} ignored; people {}; rejections {}",
-            s.photos,
-            s.photos_failed,
-            s.photos_gone,
-            s.faces,
-            s.faces_clustered,
-            s.faces_manual,
-            s.faces_auto,
-            s.faces_ambiguous,
-            s.faces_unassigned,
-            s.clusters_auto,
-            s.clusters_manual,
-            s.clusters_ignored,
-            s.people,
-            s.rejections
+            c.photos,
+            c.photos_failed,
+            c.photos_gone,
+            c.faces,
+            c.faces_clustered,
+            c.faces_manual,
+            c.faces_auto,
+            c.faces_ambiguous,
+            c.faces_unassigned,
+            c.clusters_auto,
+            c.clusters_manual,
+            c.clusters_ignored,
+            c.people,
+            c.rejections
         );
         for (what, q) in [
             ("face to its cluster's centroid", &s.member_distance),

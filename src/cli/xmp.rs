@@ -37,7 +37,7 @@ pub struct ExportXmpArgs {
     #[arg(long)]
     pub overwrite: bool,
     /// How sidecars are named
-    #[arg(long, value_enum, default_value_t = SidecarName::Appended)]
+    #[arg(long, value_enum, default_value_t)]
     pub sidecar_name: SidecarName,
     /// Faces matched automatically to a named person too, not only faces named by hand
     #[arg(long)]
@@ -67,7 +67,7 @@ pub struct ImportXmpArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Whose name a face keeps when visage and the file disagree
-    #[arg(long, value_enum, default_value_t = Prefer::Visage)]
+    #[arg(long, value_enum, default_value_t)]
     pub prefer: Prefer,
     /// Print the report as JSON
     #[arg(long)]

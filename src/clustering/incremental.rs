@@ -405,32 +405,21 @@ impl Batch {
                 }
             }
         }
-        // Orphans of clusters clustered again: border faces of a cluster whose core they touch.
-        for o in self.orphans() {
-            if label_of(&label, o).is_some() {
-                continue;
-            }
-            if let Some(y) = self
-                .neighbours_of(o)
+        // Orphans of clusters clustered again, then added faces that are not core: border faces
+        // of their first core neighbour's cluster (a face with a label keeps it).
+        let border_of = |label: &HashMap<i64, Option<Label>>, id: i64| -> Option<Label> {
+            self.neighbours_of(id)
                 .into_iter()
                 .find(|&y| self.core_now(y))
-                && let Some(l) = label_of(&label, y)
-            {
-                label.insert(o, Some(l));
-            }
-        }
-        // Added faces that are not core: border faces of their first core neighbour's cluster.
-        for &q in &self.added {
-            if self.core_now(q) || label_of(&label, q).is_some() {
+                .and_then(|y| label_of(label, y))
+        };
+        let added = self.added.iter().copied().filter(|&q| !self.core_now(q));
+        for x in self.orphans().into_iter().chain(added) {
+            if label_of(&label, x).is_some() {
                 continue;
             }
-            if let Some(y) = self
-                .neighbours_of(q)
-                .into_iter()
-                .find(|&y| self.core_now(y))
-                && let Some(l) = label_of(&label, y)
-            {
-                label.insert(q, Some(l));
+            if let Some(l) = border_of(&label, x) {
+                label.insert(x, Some(l));
             }
         }
 

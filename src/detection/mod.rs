@@ -1,80 +1,109 @@
-//! Face detection: the PICO cascade ([`cascade`]) evaluated over a window plan ([`windows`]) by the
-//! GPU shader or its CPU twin ([`scan`]), then merged into one box per face ([`merge`]).
+//! The detection stage: where the faces of a photo are. The PICO cascade ([`pico`]) scans every
+//! photo, MTCNN's P-Net and R-Net ([`mtcnn`]) propose the faces PICO's verified candidates do not
+//! cover (cut by the frame, filling it, turned heads), and O-Net ([`mtcnn`]) gives every candidate
+//! its face probability, a refined box and 5 landmarks. Candidates below `--face-verify` are
+//! dropped, and verified boxes that landed on one face become one ([`Detector`]'s dedupe rule).
 //!
-//! Input is a decoded [`Photo`]; output is boxes in the original image's pixels. Detection does not
-//! read files, verify faces or embed them; those are later stages.
+//! Input is decoded photos, in batches; output is one [`Detection`] per face in the photo's
+//! original pixels (and, for the pipeline, the same faces in detection pixels: [`Candidate`]). It
+//! reads no files, opens no device of its own (the device is chosen once and passed in) and does
+//! not cut or embed faces.
 
-pub mod cascade;
-pub mod merge;
-pub mod scan;
-pub mod windows;
+pub mod mtcnn;
+pub mod pico;
 
-use std::sync::Arc;
+use std::time::Instant;
 
-use rayon::prelude::*;
-
+use image::RgbImage;
 use serde::Serialize;
 
-use crate::config::{DeviceChoice, PaddingChoice, Settings};
-use crate::gpu::{Gpu, GpuError};
+use crate::alignment::Landmarks;
+use crate::config::{Proposals, Settings};
+use crate::device::Device;
+use crate::geometry::Rect;
+use crate::gpu::GpuError;
+use crate::models::{self, ModelError, Models, WeightsError};
 use crate::photo::Photo;
-use cascade::{Cascade, CascadeError, FACEFINDER_FILE};
-use merge::Candidate;
-use scan::gpu::GpuScanner;
-use scan::{Hit, ScanInput};
-use windows::{Border, Padding, ScanPlan};
+use mtcnn::{Proposer, Verifier};
+use pico::Pico;
+use pico::cascade::{CascadeError, FACEFINDER_FILE};
 
-/// A detected face, in the original (EXIF-oriented) image's pixels, top-left origin.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Face {
-    pub x: u32,
-    pub y: u32,
-    pub w: u32,
-    pub h: u32,
-    /// Quality: the summed cascade confidence of the windows that make up the face.
+/// Two verified faces overlapping more than this (IoU) are one face.
+const DUPLICATE_IOU: f32 = 0.5;
+/// A proposal with more than this share of its box on a face PICO found is dropped.
+const ON_A_FACE: f32 = 1.0 / 3.0;
+
+/// Which detector put a face forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The PICO cascade (its score is the cascade's).
+    Pico,
+    /// MTCNN's P-Net and R-Net, where PICO found nothing (score: 100 x O-Net's probability).
+    Mtcnn,
+}
+
+/// A face found and verified (what `visage detect` prints), in the original (EXIF-oriented)
+/// image's pixels. Serialised, the box's `x`, `y`, `w`, `h` come first, beside the other fields.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    #[serde(flatten)]
+    pub rect: Rect,
+    /// Side of the face in detection-image pixels (longest side 1280), as `--face-size` counts.
+    pub size: u32,
+    /// Detection quality score: PICO's, or 100 x O-Net's probability for MTCNN's proposals.
     pub score: f32,
+    pub source: Source,
+    /// O-Net face probability (1 when O-Net is off).
+    pub probability: f32,
+    /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` (empty without O-Net).
+    pub landmarks: Vec<[f32; 2]>,
 }
 
-/// The detection settings, taken from [`Settings`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectParams {
-    pub min_size: u32,
-    pub face_score: f32,
-    /// Overlap above which two boxes are one face, as a fraction.
-    pub overlap: f32,
-    pub angles: Vec<f32>,
-    /// How far windows reach past the border, and what they read there.
-    pub border: Border,
+/// A face found, verified and embedded (what the pipeline gives the store). Serialised, the
+/// detection's fields come first, then `embedding`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoundFace {
+    #[serde(flatten)]
+    pub detection: Detection,
+    /// Its FaceNet vector: 512 floats of unit length.
+    pub embedding: Vec<f32>,
 }
 
-impl From<&Settings> for DetectParams {
-    fn from(s: &Settings) -> Self {
-        DetectParams {
-            min_size: s.face_size,
-            face_score: s.face_score,
-            overlap: s.face_overlap as f32 / 100.0,
-            angles: s.face_angles.clone(),
-            border: Border {
-                overhang: s.face_border as f32 / 100.0,
-                padding: match s.face_padding {
-                    PaddingChoice::Replicate => Padding::Replicate,
-                    PaddingChoice::Mirror => Padding::Mirror,
-                    PaddingChoice::Grey => Padding::Constant(128),
-                    PaddingChoice::Black => Padding::Constant(0),
-                },
-            },
+/// A face of one photo of a batch on its way through the stage, in detection-image pixels (what
+/// the pipeline cuts for FaceNet).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Index of its photo in the batch.
+    pub photo: usize,
+    pub region: Rect,
+    pub score: f32,
+    pub source: Source,
+    pub probability: f32,
+    /// O-Net's landmarks (`None` without O-Net).
+    pub landmarks: Option<Landmarks>,
+}
+
+impl Candidate {
+    /// The face in the photo's original pixels. The box is cut to the photo (O-Net's box of a face
+    /// that fills the frame or is cut by it reaches past the border; the crop for FaceNet does not
+    /// cut it).
+    pub fn detection(&self, photo: &Photo) -> Detection {
+        let (sx, sy) = photo.scale();
+        Detection {
+            rect: self
+                .region
+                .scaled(sx, sy)
+                .clamped(photo.original_width, photo.original_height),
+            size: self.region.w.max(self.region.h).round() as u32,
+            score: self.score,
+            source: self.source,
+            probability: self.probability,
+            landmarks: self
+                .landmarks
+                .map(|l| l.iter().map(|p| [p[0] * sx, p[1] * sy]).collect())
+                .unwrap_or_default(),
         }
-    }
-}
-
-impl DetectParams {
-    /// Windows whose IoU exceeds this are merged into one candidate (PhotoPrism: overlap - 1 %).
-    pub fn merge_iou(&self) -> f32 {
-        (self.overlap - 0.01).max(0.0)
-    }
-
-    pub fn plan(&self, width: u32, height: u32) -> ScanPlan {
-        ScanPlan::with_border(width, height, self.min_size, &self.angles, self.border)
     }
 }
 
@@ -86,6 +115,11 @@ pub enum DetectError {
     Cascade(CascadeError),
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Models(#[from] ModelError),
+    /// As `Cascade`: the message carries the reason, and there is no `source`.
+    #[error("MTCNN: {0}")]
+    Weights(WeightsError),
 }
 
 impl From<CascadeError> for DetectError {
@@ -94,166 +128,231 @@ impl From<CascadeError> for DetectError {
     }
 }
 
-/// Where the cascade runs.
-pub enum Backend {
-    Cpu,
-    Gpu(GpuScanner),
+impl From<WeightsError> for DetectError {
+    fn from(e: WeightsError) -> Self {
+        DetectError::Weights(e)
+    }
 }
 
-/// A face detector with its cascade loaded on its device.
+/// Seconds a batch spent in each part of the stage (wall time; each part uses every core).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DetectTimes {
+    /// PICO scan and merge.
+    pub pico: f64,
+    /// MTCNN's P-Net and R-Net proposals.
+    pub propose: f64,
+    /// O-Net verification, landmarks and box refinement, and the dedupe rule.
+    pub onet: f64,
+}
+
+/// The detection stage: PICO's candidates, MTCNN's proposals for what they miss, O-Net's verdict.
 pub struct Detector {
-    cascade: Cascade,
-    params: DetectParams,
-    backend: Backend,
+    pub pico: Pico,
+    /// `None` runs without O-Net: the detection box is kept as it is.
+    pub verifier: Option<Verifier>,
+    /// MTCNN's proposals (only with O-Net, which verifies them).
+    pub proposer: Option<Proposer>,
+    pub min_probability: f32,
 }
 
 impl Detector {
-    /// Load the built-in cascade and open the device the settings ask for. With `auto`, only a
-    /// hardware GPU is used; otherwise the CPU twin (with one log line).
-    pub fn new(settings: &Settings) -> Result<Self, DetectError> {
-        let cascade = Cascade::facefinder()?;
-        let backend = match settings.device {
-            DeviceChoice::Cpu => Backend::Cpu,
-            DeviceChoice::Gpu => Backend::Gpu(GpuScanner::new(Arc::new(Gpu::open()?), &cascade)),
-            DeviceChoice::Auto => match Gpu::open_hardware() {
-                Some(gpu) => Backend::Gpu(GpuScanner::new(Arc::new(gpu), &cascade)),
-                None => Backend::Cpu,
-            },
+    /// Load the stage's cascade and networks for these settings on `device`, fetching files that
+    /// are missing. Without `use_onet`, PICO alone.
+    pub fn new(
+        settings: &Settings,
+        use_onet: bool,
+        models: &Models,
+        device: &Device,
+    ) -> Result<Self, DetectError> {
+        let networks = &device.networks;
+        log::info!("networks run on {}", networks.description);
+        let verifier = if use_onet {
+            Some(Verifier::load(&models.get(&models::ONET)?, networks)?)
+        } else {
+            None
         };
-        if let Backend::Gpu(s) = &backend {
-            log::info!("detecting on {}", s.gpu().describe());
-        }
+        let proposer = match (&verifier, settings.face_proposals) {
+            (Some(_), Proposals::On) => Some(Proposer::load(
+                &models.get(&models::PNET)?,
+                &models.get(&models::RNET)?,
+                networks,
+            )?),
+            _ => None,
+        };
         Ok(Detector {
-            cascade,
-            params: DetectParams::from(settings),
-            backend,
+            pico: Pico::new(settings, device)?,
+            verifier,
+            proposer,
+            min_probability: settings.face_verify,
         })
     }
 
-    /// A detector on an already opened backend (used by tests and benchmarks to compare them).
-    pub fn with_backend(cascade: Cascade, params: DetectParams, backend: Backend) -> Self {
-        Detector {
-            cascade,
-            params,
-            backend,
+    /// Find and verify the faces of each photo.
+    pub fn detect(&self, photos: &[&Photo]) -> Result<Vec<Vec<Detection>>, DetectError> {
+        let candidates = self.candidates(photos, &mut DetectTimes::default())?;
+        let mut out: Vec<Vec<Detection>> = vec![Vec::new(); photos.len()];
+        for c in candidates {
+            out[c.photo].push(c.detection(photos[c.photo]));
         }
+        Ok(out)
     }
 
-    pub fn params(&self) -> &DetectParams {
-        &self.params
-    }
-
-    pub fn cascade(&self) -> &Cascade {
-        &self.cascade
-    }
-
-    /// "cpu" or the GPU adapter's description.
-    pub fn device(&self) -> String {
-        match &self.backend {
-            Backend::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
-            Backend::Gpu(s) => s.gpu().describe(),
-        }
-    }
-
-    /// Detect faces in several photos (one GPU submission for all of them).
-    pub fn detect_batch(&self, photos: &[&Photo]) -> Result<Vec<Vec<Face>>, DetectError> {
-        let plans: Vec<ScanPlan> = photos
-            .iter()
-            .map(|p| self.params.plan(p.width, p.height))
-            .collect();
-        let hits = self.scan(photos, &plans)?;
-        Ok(photos
-            .iter()
-            .zip(&plans)
-            .zip(hits)
-            .map(|((photo, plan), hits)| self.faces(photo, plan, &hits))
-            .collect())
-    }
-
-    /// Detect faces in one photo.
-    pub fn detect(&self, photo: &Photo) -> Result<Vec<Face>, DetectError> {
-        Ok(self.detect_batch(&[photo])?.pop().unwrap_or_default())
-    }
-
-    /// The raw surviving windows of each photo (what the GPU/CPU parity tests compare).
-    pub fn scan(
+    /// The faces of a batch, in detection pixels, ordered by photo; `times` gets the time each
+    /// part took.
+    pub fn candidates(
         &self,
         photos: &[&Photo],
-        plans: &[ScanPlan],
-    ) -> Result<Vec<Vec<Hit>>, DetectError> {
-        let inputs: Vec<ScanInput> = photos
-            .iter()
-            .zip(plans)
-            .map(|(p, plan)| ScanInput::new(p, plan))
-            .collect();
-        Ok(match &self.backend {
-            // Photos side by side as well as rows within each: small photos leave cores idle
-            // otherwise.
-            Backend::Cpu => inputs
-                .par_iter()
-                .map(|i| scan::cpu::scan(&self.cascade, i))
-                .collect(),
-            Backend::Gpu(s) => s.scan_batch(&inputs)?,
-        })
+        times: &mut DetectTimes,
+    ) -> Result<Vec<Candidate>, DetectError> {
+        let clock = Instant::now();
+        let detected = self.pico.detect_batch(photos)?;
+        times.pico = clock.elapsed().as_secs_f64();
+        let mut candidates = Vec::new();
+        for (i, (photo, faces)) in photos.iter().zip(&detected).enumerate() {
+            let (sx, sy) = photo.scale();
+            for f in faces {
+                let region = f.rect().scaled(1.0 / sx, 1.0 / sy);
+                candidates.push(Candidate {
+                    photo: i,
+                    region,
+                    score: f.score,
+                    source: Source::Pico,
+                    probability: 1.0,
+                    landmarks: None,
+                });
+            }
+        }
+        let clock = Instant::now();
+        if let Some(verifier) = &self.verifier {
+            self.verify(verifier, photos, &mut candidates);
+        }
+        times.onet = clock.elapsed().as_secs_f64();
+        if let (Some(proposer), Some(verifier)) = (&self.proposer, &self.verifier) {
+            // MTCNN looks for the faces PICO's verified candidates do not cover.
+            let clock = Instant::now();
+            let images: Vec<&RgbImage> = photos.iter().map(|p| &p.rgb).collect();
+            let mut known = vec![Vec::new(); photos.len()];
+            for c in &candidates {
+                known[c.photo].push(c.region);
+            }
+            let min_size = self.pico.params().min_size;
+            let mut proposed = Vec::new();
+            for (i, proposals) in proposer
+                .propose(&images, min_size, &known)
+                .into_iter()
+                .enumerate()
+            {
+                proposed.extend(proposals.into_iter().map(|p| Candidate {
+                    photo: i,
+                    region: p.region,
+                    score: 0.0,
+                    source: Source::Mtcnn,
+                    probability: 1.0,
+                    landmarks: None,
+                }));
+            }
+            times.propose = clock.elapsed().as_secs_f64();
+            let clock = Instant::now();
+            self.verify(verifier, photos, &mut proposed);
+            candidates.extend(proposed);
+            times.onet += clock.elapsed().as_secs_f64();
+        }
+        let clock = Instant::now();
+        if self.verifier.is_some() {
+            candidates = remove_duplicates(candidates);
+        }
+        times.onet += clock.elapsed().as_secs_f64();
+        Ok(candidates)
     }
 
-    fn faces(&self, photo: &Photo, plan: &ScanPlan, hits: &[Hit]) -> Vec<Face> {
-        let windows = hits
+    /// Boxes a person marked on one photo (in detection pixels), as candidates of photo 0: O-Net
+    /// gives their probability and landmarks, but each box is kept as marked and none is dropped.
+    pub fn marked(&self, photo: &Photo, boxes: &[Rect]) -> Vec<Candidate> {
+        let mut candidates: Vec<Candidate> = boxes
             .iter()
-            .map(|h| Candidate {
-                row: h.row as f32,
-                col: h.col as f32,
-                size: plan.levels[h.level as usize].size as f32,
-                score: h.score,
+            .map(|&region| Candidate {
+                photo: 0,
+                region,
+                score: 0.0,
+                source: Source::Pico,
+                probability: 1.0,
+                landmarks: None,
             })
             .collect();
-        let candidates = merge::cluster(windows, self.params.merge_iou());
-        let faces = merge::select(candidates, self.params.face_score, self.params.overlap);
-        let (sx, sy) = photo.scale();
-        faces
+        if let Some(verifier) = &self.verifier {
+            let inputs: Vec<(&RgbImage, Rect)> =
+                candidates.iter().map(|c| (&photo.rgb, c.region)).collect();
+            for (c, v) in candidates.iter_mut().zip(verifier.verify(&inputs)) {
+                c.probability = v.probability;
+                c.landmarks = Some(v.landmarks);
+            }
+        }
+        candidates
+    }
+
+    /// O-Net on candidates: each takes O-Net's box, probability and landmarks (a proposal also
+    /// takes its score from the probability), and those below `--face-verify` are dropped.
+    fn verify(&self, verifier: &Verifier, photos: &[&Photo], candidates: &mut Vec<Candidate>) {
+        let inputs: Vec<(&RgbImage, Rect)> = candidates
             .iter()
-            .map(|c| to_original(c, sx, sy, photo))
-            .collect()
+            .map(|c| (&photos[c.photo].rgb, c.region))
+            .collect();
+        let verdicts = verifier.verify(&inputs);
+        for (c, v) in candidates.iter_mut().zip(verdicts) {
+            c.region = v.refined;
+            c.probability = v.probability;
+            c.landmarks = Some(v.landmarks);
+            if c.source == Source::Mtcnn {
+                c.score = 100.0 * v.probability;
+            }
+        }
+        candidates.retain(|c| c.probability >= self.min_probability);
     }
 }
 
-/// The facefinder's windows are about 1.2x the face and centred a little above it (they include
-/// the forehead). Reported boxes are the window scaled by this factor...
-pub const BOX_SCALE: f32 = 0.83;
-/// ...and moved down by this fraction of the window size, so that they cover brows to chin.
-/// Both measured against independent (MediaPipe) boxes on the test photos: see BENCHMARKS.md.
-pub const BOX_SHIFT: f32 = 0.115;
-
-/// Map a square candidate in detection pixels to a tight box in original pixels, clipped to the
-/// image.
-fn to_original(c: &Candidate, sx: f32, sy: f32, photo: &Photo) -> Face {
-    let half = c.size * BOX_SCALE / 2.0;
-    let row = c.row + BOX_SHIFT * c.size;
-    let x0 = ((c.col - half) * sx).round().max(0.0);
-    let y0 = ((row - half) * sy).round().max(0.0);
-    let x1 = ((c.col + half) * sx)
-        .round()
-        .min(photo.original_width as f32);
-    let y1 = ((row + half) * sy)
-        .round()
-        .min(photo.original_height as f32);
-    Face {
-        x: x0 as u32,
-        y: y0 as u32,
-        w: (x1 - x0).max(1.0) as u32,
-        h: (y1 - y0).max(1.0) as u32,
-        score: c.score,
+/// Keep the most probable of verified faces that O-Net moved onto the same face. A face PICO also
+/// found keeps PICO's score and source, so that a proposal only ever adds faces.
+fn remove_duplicates(mut faces: Vec<Candidate>) -> Vec<Candidate> {
+    faces.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    let mut kept: Vec<Candidate> = Vec::with_capacity(faces.len());
+    for f in faces {
+        match kept
+            .iter_mut()
+            .find(|k| k.photo == f.photo && k.region.iou(&f.region) > DUPLICATE_IOU)
+        {
+            Some(k) => {
+                if k.source == Source::Mtcnn && f.source == Source::Pico {
+                    (k.score, k.source) = (f.score, Source::Pico);
+                }
+            }
+            None => kept.push(f),
+        }
     }
+    // A proposal that lies largely on a face PICO found is a part of that face (O-Net can take a
+    // chin for a face), not another one: proposals add faces only where there was none.
+    let pico: Vec<(usize, Rect)> = kept
+        .iter()
+        .filter(|k| k.source == Source::Pico)
+        .map(|k| (k.photo, k.region))
+        .collect();
+    kept.retain(|f| {
+        f.source == Source::Pico
+            || !pico.iter().any(|(p, b)| {
+                *p == f.photo && b.intersection(&f.region) > ON_A_FACE * f.region.area()
+            })
+    });
+    kept.sort_by_key(|c| c.photo);
+    kept
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pipeline::PipelineError;
-    use cascade::{FACEFINDER, FACEFINDER_SHA256};
+    use pico::cascade::{Cascade, FACEFINDER, FACEFINDER_SHA256};
 
     /// A wrong cascade file is reported once, with the file and the reason, however the error is
-    /// printed: alone, through the detection stage's error, and as the CLI prints a chain (`{:#}`).
+    /// printed: alone, through the pipeline's error, and as the CLI prints a chain (`{:#}`).
     #[test]
     fn a_wrong_cascade_is_reported_once_with_its_file_and_reason() {
         let mut wrong = FACEFINDER.to_vec();

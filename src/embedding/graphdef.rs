@@ -72,14 +72,22 @@ pub struct Dim {
 /// TensorFlow's `DT_FLOAT`.
 const DT_FLOAT: i32 = 1;
 
+/// The messages carry their reason and no variant has a `source`, so a printed chain (`{:#}`)
+/// says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
     #[error("not a TensorFlow GraphDef: {0}")]
-    Decode(#[from] prost::DecodeError),
+    Decode(prost::DecodeError),
     #[error("the graph has no node `{0}`")]
     Missing(String),
     #[error("node `{name}`: {why}")]
     Bad { name: String, why: String },
+}
+
+impl From<prost::DecodeError> for GraphError {
+    fn from(e: prost::DecodeError) -> Self {
+        GraphError::Decode(e)
+    }
 }
 
 /// A decoded graph, with its nodes by name.

@@ -17,10 +17,10 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::alignment::to_chw;
-use crate::inference::InferenceDevice;
+use crate::device::InferenceDevice;
+use crate::models::WeightsError;
 use facenet::FaceNet;
 pub use facenet::{EMBEDDING_DIM, INPUT_SIDE};
-pub use weights::WeightsError;
 
 /// A face's embedding: 512 floats of unit length.
 pub type Embedding = Vec<f32>;
@@ -82,16 +82,9 @@ impl Embedder {
                     log::warn!("{e}; importing the graph again");
                 }
                 let net = weights::import_graph(graph, &device.device)?;
-                // Written aside, then renamed: a concurrent reader never sees half a record.
-                let partial = record.with_extension(format!("{}.bpk", std::process::id()));
-                let saved = weights::save_record(&net, &partial).and_then(|()| {
-                    std::fs::rename(&partial, &record).map_err(|e| WeightsError::Record {
-                        path: record.display().to_string(),
-                        why: e.to_string(),
-                    })
-                });
-                if let Err(e) = saved {
-                    let _ = std::fs::remove_file(&partial);
+                // Burn writes a record aside and renames it into place: a concurrent reader
+                // never sees half a record.
+                if let Err(e) = weights::save_record(&net, &record) {
                     log::warn!("cannot cache the imported FaceNet: {e}");
                 }
                 net

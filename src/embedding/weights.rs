@@ -16,45 +16,18 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::facenet::{BLOCK8_SCALE, BLOCK17_SCALE, BLOCK35_SCALE, FaceNet, Residual, Unit};
 use super::graphdef::{Constant, Graph, GraphError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum WeightsError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Graph { path: String, source: GraphError },
-    #[error("{path}: tensor `{name}`: {why}")]
-    Mismatch {
-        path: String,
-        name: String,
-        why: String,
-    },
-    #[error("{path}: {count} weight constants are not used by the network, e.g. `{example}`")]
-    Unused {
-        path: String,
-        count: usize,
-        example: String,
-    },
-    #[error("Burn record {path}: {why}")]
-    Record { path: String, why: String },
-}
+use crate::models::WeightsError;
 
 const SCOPE: &str = "InceptionResnetV1";
 
 /// Import FaceNet from a frozen GraphDef file.
 pub fn import_graph(path: &Path, device: &Device) -> Result<FaceNet, WeightsError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| WeightsError::Read {
+    let bytes = std::fs::read(path).map_err(|e| WeightsError::Read {
         path: shown.clone(),
-        source,
+        why: e.to_string(),
     })?;
-    let graph = Graph::decode(&bytes).map_err(|source| WeightsError::Graph {
-        path: shown.clone(),
-        source,
-    })?;
+    let graph = Graph::decode(&bytes).map_err(|e| format_error(&shown, e))?;
     drop(bytes);
     let mut importer = Importer {
         graph: &graph,
@@ -96,6 +69,14 @@ pub fn load_record(path: &Path, device: &Device) -> Result<FaceNet, WeightsError
             path: path.display().to_string(),
             why: e.to_string(),
         })
+}
+
+/// A graph that does not hold what the importer looks for.
+fn format_error(path: &str, e: GraphError) -> WeightsError {
+    WeightsError::Format {
+        path: path.to_string(),
+        why: e.to_string(),
+    }
 }
 
 struct Importer<'a> {
@@ -261,10 +242,7 @@ impl Importer<'_> {
     /// The graph's strides and padding must be the module's.
     fn check_geometry(&self, conv: &Conv2d, prefix: &str) -> Result<(), WeightsError> {
         let op = format!("{prefix}/Conv2D");
-        let graph_err = |source| WeightsError::Graph {
-            path: self.path.to_string(),
-            source,
-        };
+        let graph_err = |e| format_error(self.path, e);
         let strides = self.graph.int_list(&op, "strides").map_err(graph_err)?;
         let padding = self.graph.string(&op, "padding").map_err(graph_err)?;
         let want_strides = [1, conv.stride[0] as i64, conv.stride[1] as i64, 1];
@@ -313,10 +291,7 @@ impl Importer<'_> {
         let eps = self
             .graph
             .float(&format!("{bn}/cond/FusedBatchNorm_1"), "epsilon")
-            .map_err(|source| WeightsError::Graph {
-                path: self.path.to_string(),
-                source,
-            })?;
+            .map_err(|e| format_error(self.path, e))?;
         let k: Vec<f32> = (0..d_out)
             .map(|j| gamma[j] / (var[j] + eps).sqrt())
             .collect();
@@ -342,10 +317,7 @@ impl Importer<'_> {
     fn constant(&self, name: &str) -> Result<Constant, WeightsError> {
         self.graph
             .constant(name)
-            .map_err(|source| WeightsError::Graph {
-                path: self.path.to_string(),
-                source,
-            })
+            .map_err(|e| format_error(self.path, e))
     }
 
     fn mismatch(&self, name: &str, why: String) -> WeightsError {

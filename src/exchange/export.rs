@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{SidecarName, under_roots, write_atomically};
+use super::{SidecarName, under_roots};
 use crate::store::{SqlResult, Store, StoreError, faces};
 use crate::xmp::orientation::{self, PixelBox};
 use crate::xmp::write::{self, Changes, Update};
@@ -122,7 +122,7 @@ fn export_one(p: &PhotoFaces, opts: &ExportOptions) -> SidecarReport {
         if opts.dry_run {
             return Ok("would write");
         }
-        write_atomically(&sidecar, &packet).map_err(|e| format!("cannot write: {e}"))?;
+        crate::atomic::write(&sidecar, &packet).map_err(|e| format!("cannot write: {e}"))?;
         Ok("written")
     })();
     match result {

@@ -16,8 +16,9 @@ use serde::Serialize;
 
 use super::SidecarName;
 use super::export::read_sidecar;
-use crate::alignment::FaceBox;
 use crate::config::Settings;
+use crate::geometry::Rect;
+use crate::index::IndexError;
 use crate::people;
 use crate::photo::Photo;
 use crate::pipeline::{Pipeline, PipelineError};
@@ -78,20 +79,6 @@ pub struct ImportReport {
     pub seconds: f64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Pipeline(#[from] PipelineError),
-}
-
-impl From<rusqlite::Error> for ImportError {
-    fn from(e: rusqlite::Error) -> Self {
-        ImportError::Store(StoreError::Sql(e))
-    }
-}
-
 /// The named face regions of one photo and where each came from.
 struct Found {
     path: String,
@@ -100,7 +87,7 @@ struct Found {
 
 /// A region visage detected no face in: its box (shown pixels), name and source.
 struct Marked {
-    b: FaceBox,
+    b: Rect,
     name: String,
     source: String,
 }
@@ -116,7 +103,7 @@ struct ToCreate {
 /// A stored face of a photo, as import needs it (with the people it was rejected for).
 struct StoredFace {
     id: FaceId,
-    b: FaceBox,
+    b: Rect,
     person: Option<String>,
     manual: bool,
     rejected_for: Vec<String>,
@@ -130,7 +117,7 @@ pub fn import(
     opts: &ImportOptions,
     load: impl FnOnce() -> Result<Pipeline, PipelineError>,
     on_error: impl Fn(&Path, &str) + Sync,
-) -> Result<ImportReport, ImportError> {
+) -> Result<ImportReport, IndexError> {
     let start = std::time::Instant::now();
     let mut report = ImportReport::default();
     let files: Vec<PathBuf> = crate::walk::photos(&opts.paths)
@@ -179,7 +166,7 @@ pub fn import(
         for (region, source) in &f.faces {
             let b =
                 orientation::to_pixels(info.orientation, (info.width, info.height), region.rect);
-            let b = FaceBox {
+            let b = Rect {
                 x: b.x as f32,
                 y: b.y as f32,
                 w: b.w as f32,
@@ -265,7 +252,7 @@ pub fn import(
                     continue;
                 }
             };
-            let boxes: Vec<FaceBox> = regions.iter().map(|r| r.b).collect();
+            let boxes: Vec<Rect> = regions.iter().map(|r| r.b).collect();
             let faces = pipeline.embed_boxes(&decoded, &boxes);
             for (face, r) in faces.into_iter().zip(regions) {
                 created.push((photo, info, face, r.name, r.source));
@@ -355,7 +342,7 @@ fn faces_of(c: &rusqlite::Connection, photo: PhotoId) -> SqlResult<Vec<StoredFac
         .into_iter()
         .map(|f| StoredFace {
             id: f.id,
-            b: FaceBox {
+            b: Rect {
                 x: f.x,
                 y: f.y,
                 w: f.w,

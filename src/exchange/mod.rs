@@ -45,29 +45,3 @@ pub(crate) fn under_roots(roots: &[PathBuf]) -> impl Fn(&str) -> bool {
         .collect();
     move |path: &str| roots.is_empty() || roots.iter().any(|r| Path::new(path).starts_with(r))
 }
-
-/// Write `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed
-/// over the target (readers see the old file or the new one, never half of one). The old file's
-/// permissions are kept.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.visage-{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if let Ok(old) = std::fs::metadata(path) {
-            f.set_permissions(old.permissions())?;
-        }
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}

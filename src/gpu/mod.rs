@@ -1,30 +1,51 @@
 //! GPU plumbing: finding a wgpu adapter, opening a device, and the small helpers every compute
-//! kernel's host code shares (buffers, readback). It holds no kernel and no algorithm.
+//! kernel's host code shares (buffers, readback). It holds no kernel and no algorithm, and does
+//! not decide which adapter a run uses (`device` does, once).
 
 use std::sync::mpsc;
 
 use thiserror::Error;
 use wgpu::util::DeviceExt;
 
+// The messages carry wgpu's error itself, and no variant has a `source`, so a printed chain
+// (`{:#}`) says it once.
 #[derive(Debug, Error)]
 pub enum GpuError {
     #[error(
         "no GPU adapter found (wgpu saw none; on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers)"
     )]
     NoAdapter,
-    #[error("could not open the GPU device {adapter}: {source}")]
+    #[error("could not open the GPU device {adapter}: {error}")]
     Device {
         adapter: String,
-        source: wgpu::RequestDeviceError,
+        error: wgpu::RequestDeviceError,
     },
     #[error("GPU work failed: {0}")]
-    Poll(#[from] wgpu::PollError),
+    Poll(wgpu::PollError),
     #[error("reading GPU results failed: {0}")]
-    Map(#[from] wgpu::BufferAsyncError),
+    Map(wgpu::BufferAsyncError),
     #[error("reading GPU results failed: {0}")]
-    MapRange(#[from] wgpu::MapRangeError),
+    MapRange(wgpu::MapRangeError),
     #[error("GPU input too large: {0}")]
     TooLarge(String),
+}
+
+impl From<wgpu::PollError> for GpuError {
+    fn from(e: wgpu::PollError) -> Self {
+        GpuError::Poll(e)
+    }
+}
+
+impl From<wgpu::BufferAsyncError> for GpuError {
+    fn from(e: wgpu::BufferAsyncError) -> Self {
+        GpuError::Map(e)
+    }
+}
+
+impl From<wgpu::MapRangeError> for GpuError {
+    fn from(e: wgpu::MapRangeError) -> Self {
+        GpuError::MapRange(e)
+    }
 }
 
 /// An open GPU device and its queue.
@@ -61,9 +82,9 @@ impl Gpu {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|source| GpuError::Device {
+        .map_err(|error| GpuError::Device {
             adapter: info.name.clone(),
-            source,
+            error,
         })?;
         Ok(Gpu {
             device,
@@ -71,29 +92,6 @@ impl Gpu {
             info,
             limits,
         })
-    }
-
-    /// What `--device auto` runs on: a hardware adapter, or `None` when there is only a software
-    /// one (lavapipe, SwiftShader, WARP; far slower than the CPU paths) or none. Says which, once
-    /// per process.
-    pub fn open_hardware() -> Option<Self> {
-        static SAID: std::sync::Once = std::sync::Once::new();
-        match Self::open() {
-            Ok(gpu) if !gpu.is_software() => Some(gpu),
-            Ok(gpu) => {
-                SAID.call_once(|| {
-                    log::info!(
-                        "only a software GPU adapter ({}): running on the CPU (--device gpu uses it anyway)",
-                        gpu.info.name
-                    )
-                });
-                None
-            }
-            Err(e) => {
-                SAID.call_once(|| log::info!("no GPU: running on the CPU ({e})"));
-                None
-            }
-        }
     }
 
     /// True for a CPU-emulated adapter (lavapipe, SwiftShader, WARP).

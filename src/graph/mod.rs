@@ -27,12 +27,11 @@ pub mod synthetic;
 pub use rows::Rows;
 pub use source::{Control, GraphError, InMemory, RowSource};
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
 use crate::config::{DeviceChoice, GraphChoice};
-use crate::gpu::{Gpu, GpuError};
+use crate::device::Device;
+use crate::gpu::GpuError;
 
 /// Dimensions are summed in this many interleaved partial sums, combined pairwise; the shader
 /// and the CPU twin add in the same order.
@@ -89,17 +88,17 @@ pub enum GraphBackend {
 }
 
 impl GraphBackend {
-    /// `cpu`, `gpu`, or `auto`: a hardware GPU if there is one, else the CPU (a software adapter
-    /// is far slower than the CPU twin at this arithmetic; `gpu` still uses one).
+    /// The kernel on `device`'s GPU, or the CPU without one.
+    pub fn on(device: &Device) -> Self {
+        match &device.gpu {
+            Some(g) => GraphBackend::Gpu(gpu::GpuGraph::new(g.clone())),
+            None => GraphBackend::Cpu,
+        }
+    }
+
+    /// [`Self::on`] the device `choice` gives (for commands that run no other stage).
     pub fn choose(choice: DeviceChoice) -> Result<Self, GpuError> {
-        Ok(match choice {
-            DeviceChoice::Cpu => GraphBackend::Cpu,
-            DeviceChoice::Gpu => GraphBackend::Gpu(gpu::GpuGraph::new(Arc::new(Gpu::open()?))),
-            DeviceChoice::Auto => match Gpu::open_hardware() {
-                Some(g) => GraphBackend::Gpu(gpu::GpuGraph::new(Arc::new(g))),
-                None => GraphBackend::Cpu,
-            },
-        })
+        Ok(Self::on(&Device::choose(choice)?))
     }
 
     pub fn describe(&self) -> String {

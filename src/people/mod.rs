@@ -28,18 +28,32 @@ use crate::store::clusters::{self, ClusterKind};
 pub use crate::store::faces::Verdict;
 use crate::store::ids::listed;
 pub use crate::store::people::find as person_id;
-use crate::store::{ClusterId, FaceId, Item, Store, StoreError, faces, people as rows};
+use crate::store::{ClusterId, FaceId, Item, Store, StoreError, faces, people as persons};
 use history::Kind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeopleError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The message carries the GPU's error (no `source`, so a printed chain says it once).
     #[error("GPU: {0}")]
-    Gpu(#[from] GpuError),
-    /// The neighbour graph of a full run (its files, its rows), or a stop asked for.
+    Gpu(GpuError),
+    /// The neighbour graph of a full run (its files, its rows), or a stop asked for; the message
+    /// carries the graph's error, as for the GPU.
     #[error("neighbour graph: {0}")]
-    Graph(#[from] crate::graph::GraphError),
+    Graph(crate::graph::GraphError),
+}
+
+impl From<GpuError> for PeopleError {
+    fn from(e: GpuError) -> Self {
+        PeopleError::Gpu(e)
+    }
+}
+
+impl From<crate::graph::GraphError> for PeopleError {
+    fn from(e: crate::graph::GraphError) -> Self {
+        PeopleError::Graph(e)
+    }
 }
 
 impl PeopleError {
@@ -87,7 +101,7 @@ fn ensure_person(tx: &Transaction, name: &str) -> Result<i64, StoreError> {
     if name.is_empty() {
         return Err(refused("a person's name cannot be empty".into()));
     }
-    rows::add(tx, name)?;
+    persons::add(tx, name)?;
     existing_person(tx, name)
 }
 
@@ -276,7 +290,7 @@ fn name_face(tx: &Transaction, f: FaceId, p: i64, settings: &Settings) -> Result
         faces::unmark(tx, f)?;
     }
     // Naming by hand overrides an earlier "not this person".
-    rows::unreject(tx, f, p)?;
+    persons::unreject(tx, f, p)?;
     // Already named by hand as this person: nothing to do.
     if face.person_id == Some(p) && face.assigned == Some(faces::Assigned::Manual) {
         return Ok(());
@@ -287,12 +301,7 @@ fn name_face(tx: &Transaction, f: FaceId, p: i64, settings: &Settings) -> Result
         .filter(|c| c.kind == ClusterKind::Manual && c.person_id == Some(p))
         .filter(|c| !c.centroid.is_empty() && c.centroid.len() == embedding.len())
         .map(|c| (distance(&embedding, &c.centroid), c))
-        .filter(|(d, c)| {
-            *d <= c
-                .radius
-                .min(crate::clustering::matching::SAMPLE_RADIUS_CLAMP)
-                + settings.face_match_dist
-        })
+        .filter(|(d, c)| *d <= assign::reach_of(c, settings))
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.id);
     let cluster = match nearest {
@@ -367,7 +376,7 @@ pub fn rename(store: &mut Store, old: &str, new: &str) -> Result<Outcome, People
             ))
             .into());
         }
-        rows::rename(tx, p, new)?;
+        persons::rename(tx, p, new)?;
         Ok((0, Vec::new()))
     })
 }
@@ -381,19 +390,19 @@ pub fn merge(store: &mut Store, from: &str, into: &str) -> Result<Outcome, Peopl
         if a == b {
             return Err(refused(format!("{from:?} and {into:?} are the same person")).into());
         }
-        let n = rows::move_all(tx, a, b)?;
+        let n = persons::move_all(tx, a, b)?;
         // A face named by hand as `from` but rejected for `into`: the name is the newer word.
-        rows::unreject_named(tx, b)?;
+        persons::unreject_named(tx, b)?;
         // A face matched to `from` but rejected for `into` is nobody's match any more.
         faces::drop_rejected_matches(tx, b)?;
-        rows::delete(tx, a)?;
+        persons::delete(tx, a)?;
         Ok((n, vec![b]))
     })
 }
 
 /// Say `face` is not person `p`: it is rejected for them and leaves them if it was theirs.
 fn reject_in(tx: &Transaction, face: FaceId, p: i64) -> Result<(), StoreError> {
-    rows::reject(tx, face, p)?;
+    persons::reject(tx, face, p)?;
     faces::leave_person(tx, face, p)?;
     Ok(())
 }
@@ -489,7 +498,7 @@ pub fn hide(store: &mut Store, name: &str, hidden: bool) -> Result<Outcome, Peop
     };
     act(store, kind, format!("{verb} {name:?}"), None, |tx| {
         let p = existing_person(tx, name)?;
-        rows::set_hidden(tx, p, hidden)?;
+        persons::set_hidden(tx, p, hidden)?;
         Ok((0, Vec::new()))
     })
 }
@@ -545,14 +554,14 @@ pub fn reset(store: &mut Store, all: bool, force: bool) -> Result<ResetReport, S
                 faces_cleared,
             });
         }
-        let people = rows::count(tx)? as usize;
+        let people = persons::count(tx)? as usize;
         if !force {
             return Err(refused(format!(
                 "`reset --all` deletes every cluster, all {people} people and every manual \
                  decision; add --force to do it"
             )));
         }
-        let (faces_cleared, clusters) = rows::forget_all(tx)?;
+        let (faces_cleared, clusters) = persons::forget_all(tx)?;
         Ok(ResetReport {
             clusters,
             people,

@@ -3,15 +3,17 @@
 //! statistics. The queries are `store::report`'s; here they are put together (a person's faces
 //! grouped by photo, distances to a cluster's centroid summed up). Reading only.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::embedding::distance;
-use crate::store::clusters::{self, ClusterKind};
+use crate::store::clusters;
 pub use crate::store::report::{
     PersonSummary, Progress, ReviewCluster, covers, ignored_clusters, people, progress,
     review_clusters,
 };
-use crate::store::{FaceId, SqlResult, embeddings, faces, report};
+use crate::store::{ClusterId, FaceId, SqlResult, embeddings, faces, report};
 
 /// Clusters in one page of the review (the page asks for this many at a time).
 pub const REVIEW_PAGE: usize = 20;
@@ -55,20 +57,8 @@ pub fn person_photos(
 /// Counts and distance statistics.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
-    pub photos: i64,
-    pub photos_failed: i64,
-    pub photos_gone: i64,
-    pub faces: i64,
-    pub faces_clustered: i64,
-    pub faces_manual: i64,
-    pub faces_auto: i64,
-    pub faces_ambiguous: i64,
-    pub faces_unassigned: i64,
-    pub clusters_auto: i64,
-    pub clusters_manual: i64,
-    pub clusters_ignored: i64,
-    pub people: i64,
-    pub rejections: i64,
+    #[serde(flatten)]
+    pub counts: report::Counts,
     /// Distance from clustered faces to their cluster's centroid (an even sample of at most
     /// [`STATS_SAMPLE`] faces).
     pub member_distance: Quantiles,
@@ -107,15 +97,14 @@ impl Quantiles {
 pub const STATS_SAMPLE: i64 = 5_000;
 
 pub fn stats(conn: &rusqlite::Connection) -> SqlResult<Stats> {
-    let counts = report::counts(conn)?;
+    let mut counts = report::counts(conn)?;
     // Member distances from an even sample of the clustered faces, each against its cluster's
     // centroid (read for the sampled clusters only).
     let sample =
         report::clustered_sample(conn, STATS_SAMPLE, counts.faces, counts.faces_clustered)?;
     let ids: Vec<i64> = sample.iter().map(|s| s.0).collect();
     let vectors = embeddings::get_many(conn, &ids)?;
-    let mut centroids: std::collections::HashMap<crate::store::ClusterId, Vec<f32>> =
-        Default::default();
+    let mut centroids: HashMap<ClusterId, Vec<f32>> = HashMap::new();
     let mut member_distance = Vec::with_capacity(sample.len());
     for ((_, c), v) in sample.iter().zip(&vectors) {
         if !centroids.contains_key(c) {
@@ -126,23 +115,10 @@ pub fn stats(conn: &rusqlite::Connection) -> SqlResult<Stats> {
             member_distance.push(distance(v, centroid));
         }
     }
-    let kind = |k: ClusterKind| counts.clusters.get(k.as_str()).copied().unwrap_or(0);
+    let radii = std::mem::take(&mut counts.radii);
     Ok(Stats {
-        photos: counts.photos,
-        photos_failed: counts.photos_failed,
-        photos_gone: counts.photos_gone,
-        faces: counts.faces,
-        faces_clustered: counts.faces_clustered,
-        faces_manual: counts.faces_manual,
-        faces_auto: counts.faces_auto,
-        faces_ambiguous: counts.faces_ambiguous,
-        faces_unassigned: counts.faces_unassigned,
-        clusters_auto: kind(ClusterKind::Auto),
-        clusters_manual: kind(ClusterKind::Manual),
-        clusters_ignored: kind(ClusterKind::Ignored),
-        people: counts.people,
-        rejections: counts.rejections,
+        counts,
         member_distance: Quantiles::of(member_distance),
-        cluster_radius: Quantiles::of(counts.radii),
+        cluster_radius: Quantiles::of(radii),
     })
 }

@@ -122,7 +122,7 @@ pub fn new_token() -> Result<String, ServeError> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(ServeError::NoRandom)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
 /// A token given by the user: long enough, and only characters that need no escaping.

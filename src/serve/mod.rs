@@ -70,11 +70,9 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Device(#[from] GpuError),
-    #[error("cannot create the thumbnail cache {}: {source}", dir.display())]
-    Cache {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    /// The message carries the system's error (no `source`, so a printed chain says it once).
+    #[error("cannot create the thumbnail cache {}: {error}", dir.display())]
+    Cache { dir: PathBuf, error: std::io::Error },
     #[error("cannot make the placeholder image: {0}")]
     Placeholder(crate::photo::PhotoError),
     #[error("starting the async runtime: {0}")]
@@ -322,7 +320,7 @@ impl From<PeopleError> for ApiError {
 
 fn is_busy(e: &StoreError) -> bool {
     let sql = match e {
-        StoreError::Sql(s) | StoreError::Sqlite { source: s, .. } => s,
+        StoreError::Sql(s) | StoreError::Sqlite { error: s, .. } => s,
         _ => return false,
     };
     matches!(

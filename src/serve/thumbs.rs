@@ -9,13 +9,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use image::RgbImage;
 use sha2::{Digest, Sha256};
 
 use super::ServeError;
+use crate::geometry::Rect;
 use crate::photo;
 use crate::store::faces::{self, Selection};
 use crate::store::photos::{self, PhotoRow};
@@ -43,7 +43,6 @@ pub struct Thumbs {
     busy: Mutex<HashMap<PhotoId, Weak<Mutex<()>>>>,
     /// A neutral face, sent where the photo cannot be read.
     pub(super) placeholder: Vec<u8>,
-    counter: AtomicU64,
 }
 
 /// `$XDG_CACHE_HOME/visage/thumbs` (or `~/.cache/visage/thumbs`).
@@ -51,29 +50,20 @@ pub fn default_dir() -> PathBuf {
     crate::models::cache_dir().join("thumbs")
 }
 
-/// One face to cut: its id and box in original oriented pixels.
-#[derive(Debug, Clone, Copy)]
-struct FaceBox {
-    id: FaceId,
-    x: f32,
-    y: f32,
-    w: f32,
-    h: f32,
-}
-
 /// What a request needs cut: the photo, the faces to cut from it, and the cache key of each.
 pub(super) struct Job {
     pub(super) photo: PhotoRow,
-    /// (key, face); the first is the one asked for. Empty for the photo view.
-    faces: Vec<(String, FaceBox)>,
+    /// (key, box in original oriented pixels) of each face; the first is the one asked for.
+    /// Empty for the photo view.
+    faces: Vec<(String, Rect)>,
     /// The photo view's key.
     view: String,
 }
 
 impl Thumbs {
     pub fn new(dir: PathBuf) -> Result<Self, ServeError> {
-        if let Err(source) = std::fs::create_dir_all(&dir) {
-            return Err(ServeError::Cache { dir, source });
+        if let Err(error) = std::fs::create_dir_all(&dir) {
+            return Err(ServeError::Cache { dir, error });
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Thumbs {
@@ -81,7 +71,6 @@ impl Thumbs {
             permits: tokio::sync::Semaphore::new(cores),
             busy: Mutex::new(HashMap::new()),
             placeholder: placeholder()?,
-            counter: AtomicU64::new(0),
         })
     }
 
@@ -97,14 +86,8 @@ impl Thumbs {
     /// Write atomically: a reader sees the whole file or none.
     fn store(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.path(key);
-        let dir = path.parent().expect("keyed paths have a folder");
-        std::fs::create_dir_all(dir)?;
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{key}.{}.{n}.tmp", std::process::id()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+        std::fs::create_dir_all(path.parent().expect("keyed paths have a folder"))?;
+        crate::atomic::write(&path, bytes)
     }
 
     fn photo_lock(&self, photo: PhotoId) -> Arc<Mutex<()>> {
@@ -170,17 +153,19 @@ impl Job {
             .read(|c| photos::get(c, face.photo))?
             .ok_or(StoreError::NotFound(Item::Photo(face.photo)))?;
         let (_, all) = store.read(|c| faces::page(c, Selection::Photo(photo.id), 0, 10_000))?;
-        let boxed = |f: &faces::FaceRow| FaceBox {
-            id: f.id,
-            x: f.x,
-            y: f.y,
-            w: f.w,
-            h: f.h,
+        let boxed = |f: &faces::FaceRow| {
+            let rect = Rect {
+                x: f.x,
+                y: f.y,
+                w: f.w,
+                h: f.h,
+            };
+            (face_key(f.id, &rect, &photo), rect)
         };
         let mut list = vec![boxed(&face)];
         list.extend(all.iter().filter(|f| f.id != id).map(boxed));
         Ok(Job {
-            faces: list.iter().map(|f| (face_key(f, &photo), *f)).collect(),
+            faces: list,
             view: String::new(),
             photo,
         })
@@ -206,7 +191,7 @@ impl Job {
 
 /// The square around a face: centred on its box, [`FACE_CONTEXT`] times its longer side, moved
 /// (and if need be shrunk) to lie inside the photo, resampled to [`FACE_SIDE`].
-fn cut(full: &RgbImage, f: &FaceBox) -> Result<RgbImage, photo::PhotoError> {
+fn cut(full: &RgbImage, f: &Rect) -> Result<RgbImage, photo::PhotoError> {
     let (iw, ih) = (full.width() as f32, full.height() as f32);
     let side = (f.w.max(f.h) * FACE_CONTEXT).min(iw).min(ih).max(1.0);
     let (cx, cy) = (f.x + f.w / 2.0, f.y + f.h / 2.0);
@@ -252,16 +237,13 @@ fn key(what: &str, photo: &PhotoRow) -> String {
         None => format!("{}:{}", photo.size, photo.mtime_ns),
     };
     let digest = Sha256::digest(format!("{VERSION}|{what}|{}|{content}", photo.path));
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
-fn face_key(f: &FaceBox, photo: &PhotoRow) -> String {
+fn face_key(id: FaceId, f: &Rect, photo: &PhotoRow) -> String {
     key(
         // The row id as a bare number, as the cache's keys have always been written.
-        &format!(
-            "face {} {} {} {} {} {FACE_SIDE}",
-            f.id.0, f.x, f.y, f.w, f.h
-        ),
+        &format!("face {} {} {} {} {} {FACE_SIDE}", id.0, f.x, f.y, f.w, f.h),
         photo,
     )
 }
@@ -276,13 +258,7 @@ mod tests {
         let img = RgbImage::from_fn(400, 300, |x, y| {
             image::Rgb([(x / 2) as u8, (y / 2) as u8, 0])
         });
-        let face = |x, y, w, h| FaceBox {
-            id: FaceId(1),
-            x,
-            y,
-            w,
-            h,
-        };
+        let face = |x, y, w, h| Rect { x, y, w, h };
         // In the middle: centred on the box.
         let t = cut(&img, &face(150.0, 100.0, 50.0, 50.0)).unwrap();
         assert_eq!(t.dimensions(), (FACE_SIDE, FACE_SIDE));

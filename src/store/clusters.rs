@@ -1,5 +1,6 @@
 //! Cluster rows: a centroid, a sample radius and a sample count per cluster, with its kind
-//! (found automatically, confirmed or named by hand, or ignored) and its person.
+//! (found automatically, confirmed or named by hand, or ignored) and its person; a cluster named,
+//! ignored or deleted as a decision or the automatic side's refresh asks.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;

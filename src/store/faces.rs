@@ -1,11 +1,14 @@
-//! Face rows: reading them (with their photo's path and their person's name) and the few
-//! per-face updates the people commands make. Faces of photos marked gone are never listed.
+//! Face rows: reading them (with their photo's path and their person's name), and writing what a
+//! person decided about them (a name, a mark, a cluster named or ignored, a rejection's
+//! consequence), each a plain write that `people` calls when it has decided. Faces of photos
+//! marked gone are never listed.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
 use super::{ClusterId, FaceId, PhotoId, SqlResult, embeddings};
-use crate::pipeline::{FoundFace, Source};
+use crate::detection::{Detection, FoundFace, Source};
+use crate::geometry::Rect;
 
 /// What a person says a face is, when it is nobody to name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -63,53 +66,49 @@ pub struct FaceRow {
 /// to store it again elsewhere.
 #[derive(Debug, Clone)]
 pub struct StoredFace {
-    pub row: FaceRow,
-    /// O-Net's five landmarks, `[x, y]` in original pixels.
-    pub landmarks: Vec<[f32; 2]>,
-    pub embedding: Vec<f32>,
-}
-
-impl StoredFace {
+    /// Its photo's id.
+    pub photo: PhotoId,
     /// The face as `photos::store_indexed` takes it. The detector that found it is not stored;
     /// it reads as PICO.
-    pub fn into_found(self) -> FoundFace {
-        FoundFace {
-            x: self.row.x,
-            y: self.row.y,
-            w: self.row.w,
-            h: self.row.h,
-            size: self.row.size,
-            score: self.row.score,
-            source: Source::Pico,
-            probability: self.row.probability,
-            landmarks: self.landmarks,
-            embedding: self.embedding,
-        }
-    }
+    pub face: FoundFace,
 }
 
 const SELECT: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size, f.score,
         f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict
     FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person";
 
-/// [`SELECT`] with the landmarks and the embedding (half floats) as well.
-pub(super) const SELECT_STORED: &str = "SELECT f.id, f.photo, p.path, f.x, f.y, f.w, f.h, f.size,
-        f.score, f.probability, f.cluster, f.person, f.assigned, f.ambiguous, pe.name, f.verdict,
-        f.landmarks, e.vector
-    FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN people pe ON pe.id = f.person
-        LEFT JOIN embeddings e ON e.face = f.id";
+/// What a [`StoredFace`] reads: the detection, its landmarks and the embedding (half floats).
+pub(super) const SELECT_STORED: &str = "SELECT f.photo, f.x, f.y, f.w, f.h, f.size, f.score,
+        f.probability, f.landmarks, e.vector
+    FROM faces f JOIN photos p ON p.id = f.photo LEFT JOIN embeddings e ON e.face = f.id";
 
 /// A row of [`SELECT_STORED`].
 pub(super) fn stored_from_row(r: &Row) -> SqlResult<StoredFace> {
-    Ok(StoredFace {
-        row: from_row(r)?,
+    let detection = Detection {
+        rect: Rect {
+            x: r.get(1)?,
+            y: r.get(2)?,
+            w: r.get(3)?,
+            h: r.get(4)?,
+        },
+        size: r.get(5)?,
+        score: r.get(6)?,
+        source: Source::Pico,
+        probability: r.get(7)?,
         landmarks: r
-            .get::<_, Option<String>>(16)?
+            .get::<_, Option<String>>(8)?
             .and_then(|l| serde_json::from_str(&l).ok())
             .unwrap_or_default(),
-        embedding: match r.get_ref(17)? {
-            rusqlite::types::ValueRef::Blob(b) => embeddings::from_blob(b),
-            _ => Vec::new(),
+    };
+    let embedding = match r.get_ref(9)? {
+        rusqlite::types::ValueRef::Blob(b) => embeddings::from_blob(b),
+        _ => Vec::new(),
+    };
+    Ok(StoredFace {
+        photo: r.get(0)?,
+        face: FoundFace {
+            detection,
+            embedding,
         },
     })
 }
@@ -419,6 +418,19 @@ pub fn mark(tx: &Transaction, face: FaceId, verdict: Verdict) -> SqlResult<()> {
         params![face, verdict.as_str()],
     )?;
     Ok(())
+}
+
+/// Every face's mark goes (a library made to be reviewed again from the start).
+pub fn unmark_all(tx: &Transaction) -> SqlResult<()> {
+    tx.execute("UPDATE faces SET verdict = NULL", [])?;
+    Ok(())
+}
+
+/// The first `n` faces by id.
+pub fn first(conn: &Connection, n: usize) -> SqlResult<Vec<FaceId>> {
+    conn.prepare("SELECT id FROM faces ORDER BY id LIMIT ?1")?
+        .query_map([n.min(i64::MAX as usize) as i64], |r| r.get(0))?
+        .collect()
 }
 
 /// Face `face`'s mark ("not a face", "stranger") goes.

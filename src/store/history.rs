@@ -187,6 +187,13 @@ fn action_of(r: &rusqlite::Row) -> SqlResult<Action> {
     })
 }
 
+/// Every recorded action goes: nothing can be undone any more (a library made to be reviewed
+/// again from the start).
+pub fn forget(tx: &Transaction) -> SqlResult<()> {
+    tx.execute("DELETE FROM history", [])?;
+    Ok(())
+}
+
 /// The recorded actions, newest first, at most `limit`.
 pub fn list(conn: &Connection, limit: usize) -> SqlResult<Vec<Action>> {
     let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY h.id DESC LIMIT ?1"))?;

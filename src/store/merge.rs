@@ -21,10 +21,9 @@ use std::time::Instant;
 use rusqlite::Transaction;
 use serde::Serialize;
 
-use super::faces::StoredFace;
 use super::photos::{self, StoredPhoto};
 use super::{Store, StoreError};
-use crate::pipeline::FoundFace;
+use crate::detection::FoundFace;
 
 /// The library's page cache during a merge, KiB.
 const MERGE_CACHE_KIB: i64 = 64 * 1024;
@@ -97,10 +96,11 @@ pub struct MergeReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
-    #[error("shard {path}: {source}")]
+    /// The message carries the SQLite error (and there is no `source`: see `StoreError`).
+    #[error("shard {path}: {error}")]
     Shard {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error("shard {0} is the library itself")]
     SameFile(PathBuf),
@@ -158,13 +158,13 @@ pub fn merge(
             })?
         })
         .map_err(|e| match e {
-            Failure::Shard(source) => MergeError::Shard {
+            Failure::Shard(error) => MergeError::Shard {
                 path: shard.path().to_path_buf(),
-                source,
+                error,
             },
-            Failure::Library(source) => MergeError::Library(StoreError::Sqlite {
+            Failure::Library(error) => MergeError::Library(StoreError::Sqlite {
                 path: library_path,
-                source,
+                error,
             }),
             Failure::Store(e) => MergeError::Library(e),
         })?;
@@ -205,11 +205,7 @@ fn take(
     }
     match (&photo.error, photo.info) {
         (None, Some(info)) => {
-            let faces: Vec<FoundFace> = photo
-                .faces
-                .into_iter()
-                .map(StoredFace::into_found)
-                .collect();
+            let faces: Vec<FoundFace> = photo.faces.into_iter().map(|stored| stored.face).collect();
             report.faces += faces.len();
             match known {
                 Some(_) => report.replaced += 1,
@@ -237,7 +233,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Source;
+    use crate::detection::{Detection, Source};
+    use crate::geometry::Rect;
     use crate::store::faces;
     use crate::store::photos::{FileInfo, PhotoInfo};
 
@@ -252,21 +249,25 @@ mod tests {
         let norm = embedding.iter().map(|v| v * v).sum::<f32>().sqrt();
         embedding.iter_mut().for_each(|v| *v /= norm);
         FoundFace {
-            x,
-            y: 100.0,
-            w: 120.0,
-            h: 150.0,
-            size: 130,
-            score: 20.0,
-            source: Source::Pico,
-            probability: 0.99,
-            landmarks: vec![
-                [x + 30.0, 150.0],
-                [x + 90.0, 150.0],
-                [x + 60.0, 190.0],
-                [x + 35.0, 220.0],
-                [x + 85.0, 220.0],
-            ],
+            detection: Detection {
+                rect: Rect {
+                    x,
+                    y: 100.0,
+                    w: 120.0,
+                    h: 150.0,
+                },
+                size: 130,
+                score: 20.0,
+                source: Source::Pico,
+                probability: 0.99,
+                landmarks: vec![
+                    [x + 30.0, 150.0],
+                    [x + 90.0, 150.0],
+                    [x + 60.0, 190.0],
+                    [x + 35.0, 220.0],
+                    [x + 85.0, 220.0],
+                ],
+            },
             embedding,
         }
     }

@@ -55,15 +55,17 @@ pub enum StoreError {
     /// another program made. It was left as it was.
     #[error("{} is not a visage database: {why}", path.display())]
     NotVisage { path: PathBuf, why: &'static str },
-    #[error("database {path}: {source}")]
+    // The message carries the SQLite (or system) error itself, and no variant has a `source`, so
+    // a printed chain (`{:#}`) says it once.
+    #[error("database {path}: {error}")]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
-    #[error("database {path}: cannot create its folder: {source}")]
+    #[error("database {path}: cannot create its folder: {error}")]
     Folder {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "database {path} has schema version {found}, newer than this visage knows ({known}); \
@@ -76,13 +78,19 @@ pub enum StoreError {
     },
     /// An SQL error inside a write (the command that ran it names the database).
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
     /// A face, cluster, photo or person asked for that is not there: nothing was written.
     #[error("no {0}")]
     NotFound(Item),
     /// A request that cannot be carried out as asked: nothing was written.
     #[error("{0}")]
     Refused(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e)
+    }
 }
 
 /// SQL errors inside a write, before the database path is attached.
@@ -146,9 +154,9 @@ impl Store {
             });
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+            std::fs::create_dir_all(dir).map_err(|error| StoreError::Folder {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         }
         let conn = Connection::open(path).map_err(|source| self_error(path, source))?;
@@ -326,6 +334,19 @@ impl Store {
         f(&tx).map_err(|source| self_error(&self.path, source))
     }
 
+    /// Move everything the write-ahead log holds into the database file and empty the log (so
+    /// the file alone is the whole library, as its size on disk is measured).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
+    }
+
+    /// A compact copy of the library at `target` (SQLite's `VACUUM INTO`: one consistent
+    /// snapshot, even while another process writes). `target` must not exist yet.
+    pub fn copy_to(&self, target: &Path) -> Result<(), StoreError> {
+        let target = target.to_string_lossy();
+        self.read(|c| c.execute("VACUUM INTO ?1", [target.as_ref()]).map(drop))
+    }
+
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         self.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
@@ -343,10 +364,10 @@ pub fn shell_word(path: &Path) -> String {
     }
 }
 
-fn self_error(path: &Path, source: rusqlite::Error) -> StoreError {
+fn self_error(path: &Path, error: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -478,6 +499,29 @@ mod tests {
             "'/my photos/v.db'"
         );
         assert_eq!(shell_word(Path::new("it's.db")), "'it'\\''s.db'");
+    }
+
+    #[test]
+    fn an_sql_error_is_said_once_however_it_is_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_or_create(&dir.path().join("v.db")).unwrap();
+        let read = store
+            .read(|c| c.query_row("SELECT * FROM no_such_table", [], |_| Ok(())))
+            .unwrap_err();
+        let write = store
+            .write(|tx| -> Result<(), StoreError> {
+                tx.execute("DELETE FROM no_such_table", [])?;
+                Ok(())
+            })
+            .unwrap_err();
+        for err in [read, write] {
+            let alone = err.to_string();
+            let chain = format!("{:#}", anyhow::Error::new(err).context("visage stats"));
+            for text in [&alone, &chain] {
+                assert_eq!(text.matches("no such table").count(), 1, "{text}");
+                assert!(text.contains("database"), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::faces::{self, StoredFace};
 use super::{ClusterId, FaceId, PhotoId, SqlResult, embeddings, now};
-use crate::alignment::FaceBox;
-use crate::pipeline::FoundFace;
+use crate::detection::FoundFace;
+use crate::geometry::Rect;
 
 /// A new face box overlapping an old one at least this much (IoU) is the same face.
 pub const SAME_FACE_IOU: f32 = 0.5;
@@ -216,11 +216,11 @@ pub fn each_stored<E: From<rusqlite::Error>>(
         };
         // Faces come in photo order: take this photo's, leave the next photo's.
         while let Some(face) = pending.take() {
-            if face.row.photo > id {
+            if face.photo > id {
                 pending = Some(face);
                 break;
             }
-            if face.row.photo == id {
+            if face.photo == id {
                 photo.faces.push(face);
             }
             pending = face_rows.next().transpose()?;
@@ -349,13 +349,14 @@ pub fn store_indexed(
 }
 
 /// A face box relative to the photo's size (0-1).
-fn relative(info: PhotoInfo, f: &FoundFace) -> FaceBox {
+fn relative(info: PhotoInfo, f: &FoundFace) -> Rect {
     let (pw, ph) = (info.width.max(1) as f32, info.height.max(1) as f32);
-    FaceBox {
-        x: f.x / pw,
-        y: f.y / ph,
-        w: f.w / pw,
-        h: f.h / ph,
+    let r = &f.detection.rect;
+    Rect {
+        x: r.x / pw,
+        y: r.y / ph,
+        w: r.w / pw,
+        h: r.h / ph,
     }
 }
 
@@ -370,7 +371,8 @@ fn insert_face(
     assigned: Option<&str>,
 ) -> SqlResult<FaceId> {
     let rel = relative(info, f);
-    let landmarks = serde_json::to_string(&f.landmarks).unwrap_or_else(|_| "[]".into());
+    let d = &f.detection;
+    let landmarks = serde_json::to_string(&d.landmarks).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
         "INSERT INTO faces (photo, rel_x, rel_y, rel_w, rel_h, x, y, w, h, size, score,
                             probability, landmarks, cluster, person, assigned)
@@ -384,13 +386,13 @@ fn insert_face(
             rel.y,
             rel.w,
             rel.h,
-            f.x,
-            f.y,
-            f.w,
-            f.h,
-            f.size,
-            f.score,
-            f.probability,
+            d.rect.x,
+            d.rect.y,
+            d.rect.w,
+            d.rect.h,
+            d.size,
+            d.score,
+            d.probability,
             landmarks,
             cluster,
             person,
@@ -415,7 +417,7 @@ pub fn add_face(
 /// An old face's box and the decisions a person made about it.
 struct OldFace {
     id: FaceId,
-    rel: FaceBox,
+    rel: Rect,
     manual: bool,
     cluster: Option<ClusterId>,
     person: Option<i64>,
@@ -434,7 +436,7 @@ fn old_decisions(tx: &Transaction, photo: PhotoId) -> SqlResult<Vec<OldFace>> {
                 r.get(0)?,
                 OldFace {
                     id: r.get(0)?,
-                    rel: FaceBox {
+                    rel: Rect {
                         x: r.get(1)?,
                         y: r.get(2)?,
                         w: r.get(3)?,
@@ -480,15 +482,19 @@ pub fn mark_gone(tx: &Transaction, ids: &[PhotoId]) -> SqlResult<()> {
 #[cfg(test)]
 pub(crate) fn store_vector(tx: &Transaction, path: &str, embedding: &[f32]) -> SqlResult<FaceId> {
     let face = FoundFace {
-        x: 10.0,
-        y: 10.0,
-        w: 90.0,
-        h: 90.0,
-        size: 90,
-        score: 20.0,
-        source: crate::pipeline::Source::Pico,
-        probability: 1.0,
-        landmarks: Vec::new(),
+        detection: crate::detection::Detection {
+            rect: Rect {
+                x: 10.0,
+                y: 10.0,
+                w: 90.0,
+                h: 90.0,
+            },
+            size: 90,
+            score: 20.0,
+            source: crate::detection::Source::Pico,
+            probability: 1.0,
+            landmarks: Vec::new(),
+        },
         embedding: embedding.to_vec(),
     };
     let file = FileInfo {

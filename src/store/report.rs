@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::clusters::ClusterKind;
 use super::{ClusterId, FaceId, SqlResult};
 
 /// A person with their counts (photos still present only).
@@ -164,9 +165,9 @@ pub fn progress(conn: &Connection) -> SqlResult<Progress> {
     })
 }
 
-/// The counts of `visage stats`: photos, faces, clusters by kind (with every cluster's sample
-/// radius), people and rejections.
-#[derive(Debug, Clone, Default)]
+/// The counts of `visage stats`: photos, faces, clusters by kind, people and rejections (and every
+/// cluster's sample radius, not serialised).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
     pub photos: i64,
     pub photos_failed: i64,
@@ -177,17 +178,27 @@ pub struct Counts {
     pub faces_auto: i64,
     pub faces_ambiguous: i64,
     pub faces_unassigned: i64,
-    /// Clusters by kind (`auto`, `manual`, `ignored`).
-    pub clusters: HashMap<String, i64>,
-    pub radii: Vec<f32>,
+    pub clusters_auto: i64,
+    pub clusters_manual: i64,
+    pub clusters_ignored: i64,
     pub people: i64,
     pub rejections: i64,
+    #[serde(skip)]
+    pub radii: Vec<f32>,
 }
 
 pub fn counts(conn: &Connection) -> SqlResult<Counts> {
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+    let mut c = Counts::default();
     // The faces in one pass over an index that holds every column asked (`faces_cluster`).
-    let faces: [i64; 6] = conn.query_row(
+    [
+        c.faces,
+        c.faces_clustered,
+        c.faces_manual,
+        c.faces_auto,
+        c.faces_ambiguous,
+        c.faces_unassigned,
+    ] = conn.query_row(
         "SELECT count(*), COALESCE(sum(cluster IS NOT NULL), 0),
                 COALESCE(sum(assigned = 'manual'), 0), COALESCE(sum(assigned = 'auto'), 0),
                 COALESCE(sum(ambiguous = 1), 0), COALESCE(sum(cluster IS NULL AND person IS NULL), 0)
@@ -195,45 +206,27 @@ pub fn counts(conn: &Connection) -> SqlResult<Counts> {
         [],
         |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
     )?;
-    let [
-        faces,
-        faces_clustered,
-        faces_manual,
-        faces_auto,
-        faces_ambiguous,
-        faces_unassigned,
-    ] = faces;
     // Kinds and radii in one pass over the clusters (`clusters_kind` holds both).
-    let mut clusters: HashMap<String, i64> = HashMap::new();
-    let mut radii: Vec<f32> = Vec::new();
     let mut rows = conn.prepare("SELECT kind, radius FROM clusters")?;
     let mut rows = rows.query([])?;
     while let Some(r) = rows.next()? {
-        *clusters.entry(r.get(0)?).or_default() += 1;
-        radii.push(r.get(1)?);
+        *match ClusterKind::parse(&r.get::<_, String>(0)?) {
+            ClusterKind::Auto => &mut c.clusters_auto,
+            ClusterKind::Manual => &mut c.clusters_manual,
+            ClusterKind::Ignored => &mut c.clusters_ignored,
+        } += 1;
+        c.radii.push(r.get(1)?);
     }
-    let [photos, photos_failed, photos_gone]: [i64; 3] = conn.query_row(
+    [c.photos, c.photos_failed, c.photos_gone] = conn.query_row(
         "SELECT COALESCE(sum(gone = 0), 0), COALESCE(sum(gone = 0 AND error IS NOT NULL), 0),
                 COALESCE(sum(gone = 1), 0)
          FROM photos",
         [],
         |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]),
     )?;
-    Ok(Counts {
-        photos,
-        photos_failed,
-        photos_gone,
-        faces,
-        faces_clustered,
-        faces_manual,
-        faces_auto,
-        faces_ambiguous,
-        faces_unassigned,
-        clusters,
-        radii,
-        people: count("SELECT count(*) FROM people")?,
-        rejections: count("SELECT count(*) FROM rejections")?,
-    })
+    c.people = count("SELECT count(*) FROM people")?;
+    c.rejections = count("SELECT count(*) FROM rejections")?;
+    Ok(c)
 }
 
 /// About `size` clustered faces (id, cluster) at evenly spaced ids, out of `faces` faces of which

@@ -16,6 +16,8 @@ pub mod write;
 
 use thiserror::Error;
 
+use crate::geometry::Rect;
+
 pub const NS_X: &str = "adobe:ns:meta/";
 pub const NS_RDF: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";
 pub const NS_MWG_RS: &str = "http://www.metadataworkinggroup.com/schemas/regions/";
@@ -59,7 +61,8 @@ pub enum XmpError {
     NotUtf8,
 }
 
-/// A rectangle normalised to 0-1 of the stored (un-rotated) image, top-left corner and size.
+/// A rectangle normalised to 0-1 of the stored (un-rotated) image, top-left corner and size (the
+/// regions' own frame, unlike visage's boxes in oriented pixels).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NormRect {
     pub x: f64,
@@ -69,12 +72,13 @@ pub struct NormRect {
 }
 
 impl NormRect {
+    /// Intersection over union ([`Rect::iou`], in f64).
     pub fn iou(&self, o: &NormRect) -> f64 {
-        let ix = ((self.x + self.w).min(o.x + o.w) - self.x.max(o.x)).max(0.0);
-        let iy = ((self.y + self.h).min(o.y + o.h) - self.y.max(o.y)).max(0.0);
-        let inter = ix * iy;
-        let union = self.w * self.h + o.w * o.h - inter;
-        if union > 0.0 { inter / union } else { 0.0 }
+        self.rect().iou(&o.rect())
+    }
+
+    pub fn rect(&self) -> Rect<f64> {
+        Rect::from([self.x, self.y, self.w, self.h])
     }
 
     /// The part of the rectangle inside the image (0-1).

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
+use visage::geometry::Rect;
 
 pub mod border;
 pub mod slurm;
@@ -91,8 +92,8 @@ pub fn reference_faces() -> Vec<(String, Vec<[f32; 4]>)> {
 /// Pigo's facefinder with its 444 mid-stage tree thresholds (-15.0) set to `value`: -1337.0 gives the
 /// file visage shipped before issue 19 (no window is rejected mid-stage), a value near the stage
 /// thresholds rejects many windows mid-stage.
-pub fn facefinder_with_mid_stage(value: f32) -> visage::detection::cascade::Cascade {
-    use visage::detection::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
+pub fn facefinder_with_mid_stage(value: f32) -> visage::detection::pico::cascade::Cascade {
+    use visage::detection::pico::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
     let mut cascade = Cascade::facefinder().unwrap();
     for t in &mut cascade.thresholds {
         if *t == FACEFINDER_MID_STAGE_THRESHOLD {
@@ -102,12 +103,10 @@ pub fn facefinder_with_mid_stage(value: f32) -> visage::detection::cascade::Casc
     cascade
 }
 
-/// Intersection over union of two (x, y, w, h) boxes.
-pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let ix = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
-    let iy = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
-    let i = ix.max(0.0) * iy.max(0.0);
-    i / (a[2] * a[3] + b[2] * b[3] - i)
+/// Intersection over union of two boxes (a [`Rect`] or `[x, y, w, h]`): visage's own
+/// [`Rect::iou`].
+pub fn iou<T: num_traits::Float>(a: impl Into<Rect<T>>, b: impl Into<Rect<T>>) -> T {
+    a.into().iou(&b.into())
 }
 
 /// The model cache (`$VISAGE_MODELS` or the default), with a model fetched if missing (once per

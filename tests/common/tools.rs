@@ -82,7 +82,7 @@ pub fn gpu() -> Arc<Gpu> {
 }
 
 /// Burn's wgpu device on the adapter visage picks; no adapter fails the test, as in [`gpu`].
-pub fn burn_gpu() -> visage::inference::InferenceDevice {
+pub fn burn_gpu() -> visage::device::InferenceDevice {
     gpu();
-    visage::inference::InferenceDevice::gpu().expect("an adapter was found just before")
+    visage::device::InferenceDevice::gpu().expect("an adapter was found just before")
 }

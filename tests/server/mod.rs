@@ -94,7 +94,7 @@ fn template() -> &'static (PathBuf, PathBuf) {
         // Everything in the main file, so copying it copies the library.
         visage::store::Store::open(&db)
             .unwrap()
-            .read(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
+            .checkpoint()
             .unwrap();
         (photos, db)
     })

@@ -214,14 +214,7 @@ struct RangeLine {
 
 /// Peak resident memory of this process (Linux), in MiB.
 pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+    super::peak_kib("self").map_or(0.0, |kib| kib / 1024.0)
 }
 
 /// The embeddings of a run: f32 rows (clusters) or f16 rows (people).

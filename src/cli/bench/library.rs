@@ -19,8 +19,9 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::detection::{Detection, FoundFace, Source};
+use crate::geometry::Rect;
 use crate::graph::synthetic::{DIM, People};
-use crate::pipeline::{FoundFace, Source};
 use crate::store::Store;
 use crate::store::photos::{self, FileInfo, PhotoInfo};
 
@@ -239,15 +240,19 @@ fn add_synthetic(db: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
                     .map(|(k, i)| {
                         let row = &rows[(i - faces_from) * DIM..(i - faces_from + 1) * DIM];
                         FoundFace {
-                            x: 200.0 + 600.0 * k as f32,
-                            y: 300.0,
-                            w: 240.0,
-                            h: 300.0,
-                            size: 240,
-                            score: 100.0,
-                            source: Source::Pico,
-                            probability: 0.99,
-                            landmarks: Vec::new(),
+                            detection: Detection {
+                                rect: Rect {
+                                    x: 200.0 + 600.0 * k as f32,
+                                    y: 300.0,
+                                    w: 240.0,
+                                    h: 300.0,
+                                },
+                                size: 240,
+                                score: 100.0,
+                                source: Source::Pico,
+                                probability: 0.99,
+                                landmarks: Vec::new(),
+                            },
                             embedding: row.to_vec(),
                         }
                     })
@@ -264,8 +269,7 @@ fn add_synthetic(db: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
 }
 
 fn checkpoint(db: &Path) -> anyhow::Result<()> {
-    Store::open(db)?.read(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))?;
-    Ok(())
+    Ok(Store::open(db)?.checkpoint()?)
 }
 
 /// Run this visage with `args`; its stdout, and its wall time and peak memory.

@@ -158,10 +158,8 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<i32> {
     let temp = TempDb::new("review");
     match &args.db {
         Some(src) => {
-            let source = Store::open(src)?;
-            let target = temp.0.display().to_string();
-            source
-                .read(|c| c.execute("VACUUM INTO ?1", [&target]))
+            Store::open(src)?
+                .copy_to(&temp.0)
                 .with_context(|| format!("copying {}", src.display()))?;
         }
         None => {
@@ -180,8 +178,8 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<i32> {
     let backend = GraphBackend::choose(settings.device)?;
     people::reset(&mut store, true, true)?;
     store.write(|tx| -> anyhow::Result<()> {
-        tx.execute("UPDATE faces SET verdict = NULL", [])?;
-        tx.execute("DELETE FROM history", [])?;
+        crate::store::faces::unmark_all(tx)?;
+        crate::store::history::forget(tx)?;
         Ok(())
     })?;
     assign::run(&mut store, settings, &backend, true)?;

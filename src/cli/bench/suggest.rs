@@ -6,14 +6,15 @@ use anyhow::Context;
 use super::TempDb;
 use crate::config::Settings;
 use crate::people::{self, Ref, suggest};
-use crate::store::{FaceId, Store};
+use crate::store::{FaceId, Store, faces};
 
 /// A synthetic library (deterministic 512-d embeddings in groups of 20
 /// about 0.7 apart, stored through `store::photos` as 100 faces a photo), one person named by hand
 /// on `named` faces of the first group, then suggestions for that person over all the unnamed
 /// faces, timed (three runs; the database is in the page cache after the first).
 pub fn run(n: usize, named: usize) -> anyhow::Result<i32> {
-    use crate::pipeline::{FoundFace, Source};
+    use crate::detection::{Detection, FoundFace, Source};
+    use crate::geometry::Rect;
     use crate::store::photos::{self, FileInfo, PhotoInfo};
     let named = named.clamp(1, 19);
     let rows = crate::graph::synthetic::embeddings(512, n / 20 + 1, 20, 0.55, 0);
@@ -27,15 +28,19 @@ pub fn run(n: usize, named: usize) -> anyhow::Result<i32> {
                 .chunks(512)
                 .enumerate()
                 .map(|(i, e)| FoundFace {
-                    x: (i % 10) as f32 * 100.0,
-                    y: (i / 10) as f32 * 100.0,
-                    w: 90.0,
-                    h: 90.0,
-                    size: 90,
-                    score: 20.0,
-                    source: Source::Pico,
-                    probability: 1.0,
-                    landmarks: Vec::new(),
+                    detection: Detection {
+                        rect: Rect {
+                            x: (i % 10) as f32 * 100.0,
+                            y: (i / 10) as f32 * 100.0,
+                            w: 90.0,
+                            h: 90.0,
+                        },
+                        size: 90,
+                        score: 20.0,
+                        source: Source::Pico,
+                        probability: 1.0,
+                        landmarks: Vec::new(),
+                    },
                     embedding: e.to_vec(),
                 })
                 .collect();
@@ -55,11 +60,7 @@ pub fn run(n: usize, named: usize) -> anyhow::Result<i32> {
         Ok(())
     })?;
     let stored = started.elapsed().as_secs_f64();
-    let first: Vec<FaceId> = store.read(|c| {
-        c.prepare("SELECT id FROM faces ORDER BY id LIMIT ?1")?
-            .query_map([named as i64], |r| r.get(0))?
-            .collect()
-    })?;
+    let first: Vec<FaceId> = store.read(|c| faces::first(c, named))?;
     let targets: Vec<Ref> = first.iter().map(|&f| Ref::Face(f)).collect();
     let settings = Settings::default();
     people::name_several(&mut store, &targets, "Synthetic", &[], &settings, None)?;

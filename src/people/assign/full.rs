@@ -23,8 +23,8 @@ use rusqlite::Transaction;
 use super::graph::{self, Plan, Source};
 use super::named::PersonDecision;
 use super::{
-    ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, eligible,
-    insert_cluster, load_named, refresh_manual_clusters,
+    ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, insert_cluster,
+    load_named, refresh_manual_clusters,
 };
 use crate::clustering::dbscan::{NOISE, PairSink, Streamed};
 use crate::clustering::{self, ClusterSummary, Summing};
@@ -179,7 +179,7 @@ pub(super) fn run(
     let dbscan: Vec<u32> = (0..open.list.len())
         .filter(|&k| {
             let c = &open.list[k];
-            open.state[k] == 0 && eligible(c.size, c.score, settings)
+            open.state[k] == 0 && settings.eligible(c.size, c.score)
         })
         .map(|k| k as u32)
         .collect();

@@ -17,7 +17,6 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::eligible;
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::ivf::IvfParams;
@@ -46,7 +45,7 @@ const MEMORY: usize = 1 << 30;
 pub fn faces(conn: &Connection, settings: &Settings) -> SqlResult<Vec<i64>> {
     Ok(dbscan::graph_faces(conn)?
         .into_iter()
-        .filter(|c| eligible(c.size, c.score, settings))
+        .filter(|c| settings.eligible(c.size, c.score))
         .map(|c| c.id)
         .collect())
 }

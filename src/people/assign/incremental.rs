@@ -17,7 +17,7 @@ use rusqlite::Transaction;
 
 use super::named::PersonDecision;
 use super::{
-    ClusterReport, Decision, Faces, Named, Targets, Which, decide, eligible, load_named,
+    ClusterReport, Decision, Faces, Named, Targets, Which, decide, load_named, match_leftovers,
     refresh_automatic, refresh_manual_clusters,
 };
 use crate::clustering::incremental::{Batch, Label, Point};
@@ -83,7 +83,7 @@ pub(super) fn run(
                 join(tx, id, Some(cluster), None)?;
                 report.joined_clusters += 1;
             }
-            _ if eligible(size[&id].0, size[&id].1, settings) => in_dbscan.push(k),
+            _ if settings.eligible(size[&id].0, size[&id].1) => in_dbscan.push(k),
             _ => left.push(k),
         }
     }
@@ -134,20 +134,10 @@ pub(super) fn run(
     }
     let all = Targets::load(tx, Which::Unnamed)?;
     let mut unassigned = 0;
-    for (k, d) in decide(&rest, &all, &rejections, settings)
-        .into_iter()
-        .enumerate()
-    {
-        let id = rest.ids[k];
+    for d in match_leftovers(tx, &rest, &all, &rejections, settings, &mut report)? {
         match d {
-            Decision::Join(cluster, person) => {
-                join(tx, id, Some(cluster), person)?;
-                report.joined_clusters += 1;
-            }
-            Decision::Ambiguous => {
-                matching::set_ambiguous(tx, id)?;
-                report.ambiguous += 1;
-            }
+            Decision::Join(..) => {}
+            Decision::Ambiguous => report.ambiguous += 1,
             Decision::None => unassigned += 1,
         }
     }

@@ -6,13 +6,13 @@
 //! Two ways to the same clusters:
 //! - [`full`]: everything automatic is dropped and rebuilt over the whole library (`cluster
 //!   --recluster`, the first run, or a run with other cluster settings than the last);
-//! - [`incremental`]: otherwise. DBSCAN's state is kept in the store (each face's neighbour
-//!   count, its cluster, whether DBSCAN put it there), so a run looks only at the faces that
-//!   arrived, left or were named since the last one, and at their neighbourhoods
+//! - [`incremental`]: otherwise. DBSCAN's state is kept in the store (`store::dbscan`: each
+//!   face's neighbour count, its cluster, whether DBSCAN put it there), so a run looks only at the
+//!   faces that arrived, left or were named since the last one, and at their neighbourhoods
 //!   (`clustering::incremental`). Its cost grows with what changed, not with the library.
 //!
 //! Automatic decisions only: a face assigned by hand is never moved, and nothing manual is
-//! dropped.
+//! dropped. The decisions are made here; `store::dbscan` and `store::matching` write them.
 
 mod full;
 pub mod graph;
@@ -40,7 +40,7 @@ use crate::graph::GraphBackend;
 use crate::graph::Rows;
 use crate::graph::range::RangeQuery;
 use crate::store::clusters::{self, ClusterKind, ClusterRow};
-use crate::store::{ClusterId, SqlResult, Store, dbscan, embeddings};
+use crate::store::{ClusterId, SqlResult, Store, dbscan, embeddings, matching};
 
 /// What one clustering run did. Counts are of this run's work.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -283,11 +283,6 @@ fn refresh_automatic(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
     Ok(())
 }
 
-/// Whether a face may take part in DBSCAN (PhotoPrism's cluster size and score).
-pub fn eligible(size: u32, score: f32, settings: &Settings) -> bool {
-    size >= settings.face_cluster_size && score >= settings.face_cluster_score as f32
-}
-
 /// The clusters a face can be matched to by distance (people named by hand are matched by
 /// their faces instead: [`Named`]).
 struct Targets {
@@ -427,8 +422,34 @@ fn decide(
         .collect()
 }
 
+/// What is left over, matched to `targets` (the unnamed clusters, automatic and ignored, the new
+/// ones included): a face joins the cluster it matches (and the cluster's person, if it is named)
+/// and counts in `report.joined_clusters`, or is marked ambiguous when two clusters are about as
+/// near. Returns what was decided for each face of `rest`.
+fn match_leftovers(
+    tx: &Transaction,
+    rest: &Faces,
+    targets: &Targets,
+    rejections: &HashMap<i64, Vec<i64>>,
+    settings: &Settings,
+    report: &mut ClusterReport,
+) -> SqlResult<Vec<Decision>> {
+    let decisions = decide(rest, targets, rejections, settings);
+    for (&id, d) in rest.ids.iter().zip(&decisions) {
+        match *d {
+            Decision::Join(cluster, person) => {
+                matching::join(tx, id, Some(cluster), person)?;
+                report.joined_clusters += 1;
+            }
+            Decision::Ambiguous => matching::set_ambiguous(tx, id)?,
+            Decision::None => {}
+        }
+    }
+    Ok(decisions)
+}
+
 /// How far a cluster reaches: its sample radius, clamped as PhotoPrism clamps it, plus the match
 /// distance.
-fn reach_of(c: &ClusterRow, settings: &Settings) -> f32 {
+pub(super) fn reach_of(c: &ClusterRow, settings: &Settings) -> f32 {
     c.radius.min(SAMPLE_RADIUS_CLAMP) + settings.face_match_dist
 }

@@ -562,12 +562,7 @@ mod tests {
                 .iter()
                 .find(|(f, _)| *f == id)
                 .expect("every stored face");
-            let d: f32 = v
-                .iter()
-                .zip(r)
-                .map(|(a, b)| (a - b).powi(2))
-                .sum::<f32>()
-                .sqrt();
+            let d = crate::embedding::distance(&v, r);
             assert!(d < margin, "{id}: {d} >= {margin}");
         }
     }
@@ -600,10 +595,7 @@ mod tests {
             })
             .unwrap()
             .into_iter()
-            .filter(|(_, v)| {
-                let d2: f32 = v.iter().zip(&q).map(|(a, b)| (a - b).powi(2)).sum();
-                d2 < REACH * REACH
-            })
+            .filter(|(_, v)| crate::embedding::distance(v, &q) < REACH)
             .map(|(id, _)| id)
             .collect()
     }

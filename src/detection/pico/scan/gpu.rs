@@ -7,10 +7,10 @@ use std::sync::Arc;
 use bytemuck::{Pod, Zeroable};
 
 use super::{Hit, ScanInput, sort_hits};
-use crate::detection::cascade::Cascade;
+use crate::detection::pico::cascade::Cascade;
 use crate::gpu::{Gpu, GpuError, dispatch_grid};
 
-const SHADER: &str = include_str!("../../../shaders/pico_scan.wgsl");
+const SHADER: &str = include_str!("../../../../shaders/pico_scan.wgsl");
 const WORKGROUP: u32 = 64;
 /// Hits room reserved before the first try; a batch with more is rerun with exactly enough room.
 const MIN_CAPACITY: u32 = 1 << 16;

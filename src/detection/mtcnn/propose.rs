@@ -1,13 +1,10 @@
 //! The second proposal source: MTCNN's P-Net slides over an image pyramid and R-Net re-scores what
 //! it proposes. It finds what the PICO cascade cannot reach (faces cut by the frame or filling it,
-//! turned heads); its boxes go to O-Net (`verification`) with PICO's, which decides what is a face.
+//! turned heads); its boxes go to O-Net ([`super::verify`]) with PICO's, which decides what is a
+//! face.
 //!
 //! Input is decoded photos in detection pixels; output is candidate boxes with R-Net's probability.
 //! It does not verify, merge with PICO's candidates, or embed.
-
-pub mod pnet;
-pub mod rnet;
-pub mod weights;
 
 use std::path::Path;
 
@@ -15,11 +12,14 @@ use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::alignment::{self, FaceBox};
-use crate::inference::InferenceDevice;
-use crate::verification::{WeightsError, floats};
-use pnet::PNet;
-use rnet::RNet;
+use super::layers::{floats, normalise};
+use super::pnet::{self, PNet};
+use super::rnet::{self, RNet};
+use super::weights;
+use crate::alignment;
+use crate::device::InferenceDevice;
+use crate::geometry::Rect;
+use crate::models::WeightsError;
 
 /// Each pyramid level is this factor of the one before (MTCNN's).
 pub const PYRAMID_FACTOR: f32 = 0.709;
@@ -38,7 +38,7 @@ const BATCH: usize = 128;
 /// A face candidate from MTCNN, in the photo's (detection) pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Proposal {
-    pub region: FaceBox,
+    pub region: Rect,
     /// R-Net's face probability.
     pub probability: f32,
 }
@@ -66,9 +66,9 @@ impl Proposer {
         &self,
         images: &[&RgbImage],
         min_size: u32,
-        known: &[Vec<FaceBox>],
+        known: &[Vec<Rect>],
     ) -> Vec<Vec<Proposal>> {
-        let new = |i: usize, b: &FaceBox| {
+        let new = |i: usize, b: &Rect| {
             known
                 .get(i)
                 .is_none_or(|k| k.iter().all(|k| k.square().iou(&b.square()) <= KNOWN_IOU))
@@ -88,7 +88,7 @@ impl Proposer {
             per_image[i].extend(p);
         }
         // One list of squared boxes for R-Net across all images.
-        let mut candidates: Vec<(usize, FaceBox)> = Vec::new();
+        let mut candidates: Vec<(usize, Rect)> = Vec::new();
         for (i, p) in per_image.into_iter().enumerate() {
             candidates.extend(
                 nms(p, PHOTO_NMS)
@@ -133,7 +133,7 @@ impl Proposer {
         if pnet::output_side(sw) == 0 || pnet::output_side(sh) == 0 {
             return Vec::new();
         }
-        let whole = FaceBox {
+        let whole = Rect {
             x: 0.0,
             y: 0.0,
             w: w as f32,
@@ -177,7 +177,7 @@ impl Proposer {
     }
 
     /// R-Net on squared candidates: its probability and corrected box for each, in order.
-    fn rnet_batch(&self, images: &[&RgbImage], chunk: &[(usize, FaceBox)]) -> Vec<Proposal> {
+    fn rnet_batch(&self, images: &[&RgbImage], chunk: &[(usize, Rect)]) -> Vec<Proposal> {
         let side = rnet::INPUT_SIDE;
         let mut input = vec![0f32; chunk.len() * 3 * side * side];
         for ((i, b), dst) in chunk.iter().zip(input.chunks_exact_mut(3 * side * side)) {
@@ -205,11 +205,6 @@ impl Proposer {
     }
 }
 
-/// MTCNN's input scaling.
-fn normalise(v: f32) -> f32 {
-    (v - 127.5) / 128.0
-}
-
 /// Pyramid scales for faces of at least `min_size` px: the first maps `min_size` onto P-Net's
 /// 12 px cell, each next one is [`PYRAMID_FACTOR`] smaller, while the image's short side is at
 /// least 12 px.
@@ -221,11 +216,11 @@ pub fn pyramid(width: u32, height: u32, min_size: u32) -> impl Iterator<Item = f
 }
 
 /// A box `[x1, y1, x2, y2]` moved by a network's regression, in units of its width and height.
-fn corrected([x1, y1, x2, y2]: [f32; 4], r: [f32; 4]) -> FaceBox {
+fn corrected([x1, y1, x2, y2]: [f32; 4], r: [f32; 4]) -> Rect {
     let (w, h) = (x2 - x1, y2 - y1);
     let (a, b) = (x1 + r[0] * w, y1 + r[1] * h);
     let (c, d) = (x2 + r[2] * w, y2 + r[3] * h);
-    FaceBox {
+    Rect {
         x: a,
         y: b,
         w: c - a,
@@ -265,7 +260,7 @@ mod tests {
     #[test]
     fn nms_keeps_the_most_probable_of_overlapping_boxes() {
         let b = |x: f32, p: f32| Proposal {
-            region: FaceBox {
+            region: Rect {
                 x,
                 y: 0.0,
                 w: 10.0,

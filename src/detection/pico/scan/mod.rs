@@ -2,7 +2,7 @@
 //! with its host code in [`gpu`], and its CPU twin in [`cpu`], which is the reference.
 //!
 //! Both return the same surviving windows ([`Hit`]s) in the same order; merging them into faces is
-//! done elsewhere (`detection::merge`). Nothing here decodes images or knows about settings.
+//! done elsewhere (`detection::pico::merge`). Nothing here decodes images or knows about settings.
 
 pub mod cpu;
 pub mod gpu;

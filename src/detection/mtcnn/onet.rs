@@ -5,11 +5,13 @@
 //! Layer names follow facenet-pytorch's state dict so its weights load by name (`weights.rs`).
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig};
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{Linear, LinearConfig, PRelu};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
+
+use super::layers::{conv, conv_prelu_pool, flatten, pool, prelu};
 
 /// Side of the square input crop.
 pub const INPUT_SIDE: usize = 48;
@@ -44,23 +46,6 @@ pub struct ONetOutput {
     pub landmarks: Tensor<2>,
 }
 
-/// A `k x k` convolution, stride 1, no padding (as every MTCNN network has them).
-pub(crate) fn conv(d: &Device, c: [usize; 2], k: usize) -> Conv2d {
-    Conv2dConfig::new(c, [k, k]).init(d)
-}
-
-/// A PReLU with one slope per channel.
-pub(crate) fn prelu(d: &Device, n: usize) -> PRelu {
-    PReluConfig::new().with_num_parameters(n).init(d)
-}
-
-fn pool(k: usize) -> MaxPool2d {
-    MaxPool2dConfig::new([k, k])
-        .with_strides([2, 2])
-        .with_ceil_mode(true)
-        .init()
-}
-
 impl ONet {
     /// The network with untrained weights; `weights` fills them.
     pub fn new(d: &Device) -> Self {
@@ -85,20 +70,11 @@ impl ONet {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> ONetOutput {
-        let x = self
-            .pool1
-            .forward(self.prelu1.forward(self.conv1.forward(x)));
-        let x = self
-            .pool2
-            .forward(self.prelu2.forward(self.conv2.forward(x)));
-        let x = self
-            .pool3
-            .forward(self.prelu3.forward(self.conv3.forward(x)));
+        let x = conv_prelu_pool(&self.conv1, &self.prelu1, &self.pool1, x);
+        let x = conv_prelu_pool(&self.conv2, &self.prelu2, &self.pool2, x);
+        let x = conv_prelu_pool(&self.conv3, &self.prelu3, &self.pool3, x);
         let x = self.prelu4.forward(self.conv4.forward(x));
-        // The weights come from Caffe, which flattened width-major: N x W x H x C.
-        let [n, c, h, w] = x.dims();
-        let x: Tensor<2> = x.permute([0, 3, 2, 1]).reshape([n, w * h * c]);
-        let x = self.prelu5.forward(self.dense5.forward(x));
+        let x = self.prelu5.forward(self.dense5.forward(flatten(x)));
         ONetOutput {
             probability: softmax(self.dense6_1.forward(x.clone()), 1),
             regression: self.dense6_2.forward(x.clone()),

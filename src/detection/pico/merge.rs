@@ -3,6 +3,8 @@
 //!
 //! Works in detection-image pixels on plain boxes; it must not scan, decode or rescale.
 
+use crate::geometry::Rect;
+
 /// A square candidate box: centre (row, col), side `size`, and its (summed) confidence.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
@@ -13,29 +15,20 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    fn bounds(&self) -> (f32, f32, f32, f32) {
-        let h = self.size / 2.0;
-        (self.row - h, self.col - h, self.row + h, self.col + h)
-    }
-
-    fn intersection(&self, other: &Candidate) -> f32 {
-        let (t1, l1, b1, r1) = self.bounds();
-        let (t2, l2, b2, r2) = other.bounds();
-        let dr = (b1.min(b2) - t1.max(t2)).max(0.0);
-        let dc = (r1.min(r2) - l1.max(l2)).max(0.0);
-        dr * dc
+    /// The window as a box (x: column, y: row).
+    pub fn rect(&self) -> Rect {
+        Rect::centred(self.col, self.row, self.size)
     }
 
     /// Intersection over union of two boxes.
     pub fn iou(&self, other: &Candidate) -> f32 {
-        let i = self.intersection(other);
-        i / (self.size * self.size + other.size * other.size - i)
+        self.rect().iou(&other.rect())
     }
 
     /// Intersection over the smaller box's area: 1 when one box lies inside the other.
     pub fn overlap(&self, other: &Candidate) -> f32 {
         let smaller = self.size.min(other.size);
-        self.intersection(other) / (smaller * smaller)
+        self.rect().intersection(&other.rect()) / (smaller * smaller)
     }
 }
 

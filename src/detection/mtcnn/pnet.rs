@@ -5,13 +5,13 @@
 //! Layer names follow facenet-pytorch's state dict so its weights load by name (`weights.rs`).
 
 use burn::module::Module;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::MaxPool2d;
 use burn::nn::{PRelu, conv::Conv2d};
 use burn::tensor::Device;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
-use crate::verification::onet::{conv, prelu};
+use super::layers::{conv, conv_prelu_pool, pool, prelu};
 
 /// Side of the window one output cell looks at, and the distance between cells, in input pixels.
 pub const CELL: f32 = 12.0;
@@ -44,10 +44,7 @@ impl PNet {
         PNet {
             conv1: conv(d, [3, 10], 3),
             prelu1: prelu(d, 10),
-            pool1: MaxPool2dConfig::new([2, 2])
-                .with_strides([2, 2])
-                .with_ceil_mode(true)
-                .init(),
+            pool1: pool(2),
             conv2: conv(d, [10, 16], 3),
             prelu2: prelu(d, 16),
             conv3: conv(d, [16, 32], 3),
@@ -58,9 +55,7 @@ impl PNet {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> PNetOutput {
-        let x = self
-            .pool1
-            .forward(self.prelu1.forward(self.conv1.forward(x)));
+        let x = conv_prelu_pool(&self.conv1, &self.prelu1, &self.pool1, x);
         let x = self.prelu2.forward(self.conv2.forward(x));
         let x = self.prelu3.forward(self.conv3.forward(x));
         PNetOutput {

@@ -5,19 +5,19 @@
 //! same order. Dropping candidates below a threshold is the caller's choice; this module neither
 //! detects nor embeds.
 
-pub mod onet;
-pub mod weights;
-
 use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::alignment::{self, FaceBox, Landmarks};
-use crate::inference::InferenceDevice;
-use onet::{INPUT_SIDE, ONet};
-pub use weights::WeightsError;
+use super::layers::{floats, normalise};
+use super::onet::{INPUT_SIDE, ONet};
+use super::weights;
+use crate::alignment::{self, Landmarks};
+use crate::device::InferenceDevice;
+use crate::geometry::Rect;
+use crate::models::WeightsError;
 
 /// O-Net's verdict on one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,7 +25,7 @@ pub struct Verified {
     /// Probability that the candidate is a face, 0 to 1.
     pub probability: f32,
     /// The box after O-Net's correction, in the photo's pixels.
-    pub refined: FaceBox,
+    pub refined: Rect,
     pub landmarks: Landmarks,
 }
 
@@ -40,14 +40,14 @@ pub struct Verifier {
 impl Verifier {
     pub fn load(path: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
         Ok(Verifier {
-            net: weights::load(path, &device.device)?,
+            net: weights::load_onet(path, &device.device)?,
             device: device.clone(),
         })
     }
 
     /// Verify candidate boxes, each on its own image. On the CPU, the candidates are split into
     /// one batch per thread, run side by side (as FaceNet's are).
-    pub fn verify(&self, candidates: &[(&RgbImage, FaceBox)]) -> Vec<Verified> {
+    pub fn verify(&self, candidates: &[(&RgbImage, Rect)]) -> Vec<Verified> {
         if self.device.is_gpu || candidates.len() < 2 {
             return candidates
                 .chunks(BATCH)
@@ -65,10 +65,10 @@ impl Verifier {
         parts.into_iter().flatten().collect()
     }
 
-    fn verify_batch(&self, chunk: &[(&RgbImage, FaceBox)]) -> Vec<Verified> {
+    fn verify_batch(&self, chunk: &[(&RgbImage, Rect)]) -> Vec<Verified> {
         let mut out = Vec::with_capacity(chunk.len());
         {
-            let squares: Vec<FaceBox> = chunk.iter().map(|(_, b)| b.square()).collect();
+            let squares: Vec<Rect> = chunk.iter().map(|(_, b)| b.square()).collect();
             let side = INPUT_SIDE;
             let mut input = vec![0f32; chunk.len() * 3 * side * side];
             for (((image, _), square), dst) in chunk
@@ -77,7 +77,7 @@ impl Verifier {
                 .zip(input.chunks_exact_mut(3 * side * side))
             {
                 let pixels = alignment::crop(image, *square, side as u32);
-                alignment::to_chw(&pixels, dst, |v| (v - 127.5) / 128.0);
+                alignment::to_chw(&pixels, dst, normalise);
             }
             let x = Tensor::<4>::from_data(
                 TensorData::new(input, [chunk.len(), 3, side, side]),
@@ -98,7 +98,7 @@ impl Verifier {
                 }
                 out.push(Verified {
                     probability: prob[i * 2 + 1],
-                    refined: FaceBox {
+                    refined: Rect {
                         x: x1,
                         y: y1,
                         w: x2 - x1,
@@ -110,11 +110,4 @@ impl Verifier {
         }
         out
     }
-}
-
-/// A tensor's values (every MTCNN network computes in f32).
-pub(crate) fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec::<f32>()
-        .expect("networks compute in f32")
 }

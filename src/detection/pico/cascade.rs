@@ -8,7 +8,7 @@ use thiserror::Error;
 
 /// The face cascade shipped with visage: Pigo's `facefinder`, byte for byte (see `models/README.md` for
 /// where it comes from).
-pub const FACEFINDER: &[u8] = include_bytes!("../../models/facefinder");
+pub const FACEFINDER: &[u8] = include_bytes!("../../../models/facefinder");
 /// Where [`FACEFINDER`] comes from in the source tree (it is built into the binary), for error messages.
 pub const FACEFINDER_FILE: &str = "models/facefinder";
 /// sha256 of [`FACEFINDER`] (Pigo's and PhotoPrism's file), checked on load.

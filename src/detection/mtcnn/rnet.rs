@@ -6,12 +6,12 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::MaxPool2d;
 use burn::nn::{Linear, LinearConfig, PRelu};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
-use crate::verification::onet::{conv, prelu};
+use super::layers::{conv, conv_prelu_pool, flatten, pool, prelu};
 
 /// Side of the square input crop.
 pub const INPUT_SIDE: usize = 24;
@@ -40,23 +40,16 @@ pub struct RNetOutput {
     pub regression: Tensor<2>,
 }
 
-fn pool() -> MaxPool2d {
-    MaxPool2dConfig::new([3, 3])
-        .with_strides([2, 2])
-        .with_ceil_mode(true)
-        .init()
-}
-
 impl RNet {
     /// The network with untrained weights; `weights` fills them.
     pub fn new(d: &Device) -> Self {
         RNet {
             conv1: conv(d, [3, 28], 3),
             prelu1: prelu(d, 28),
-            pool1: pool(),
+            pool1: pool(3),
             conv2: conv(d, [28, 48], 3),
             prelu2: prelu(d, 48),
-            pool2: pool(),
+            pool2: pool(3),
             conv3: conv(d, [48, 64], 2),
             prelu3: prelu(d, 64),
             dense4: LinearConfig::new(576, 128).init(d),
@@ -67,17 +60,10 @@ impl RNet {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> RNetOutput {
-        let x = self
-            .pool1
-            .forward(self.prelu1.forward(self.conv1.forward(x)));
-        let x = self
-            .pool2
-            .forward(self.prelu2.forward(self.conv2.forward(x)));
+        let x = conv_prelu_pool(&self.conv1, &self.prelu1, &self.pool1, x);
+        let x = conv_prelu_pool(&self.conv2, &self.prelu2, &self.pool2, x);
         let x = self.prelu3.forward(self.conv3.forward(x));
-        // The weights come from Caffe, which flattened width-major: N x W x H x C.
-        let [n, c, h, w] = x.dims();
-        let x: Tensor<2> = x.permute([0, 3, 2, 1]).reshape([n, w * h * c]);
-        let x = self.prelu4.forward(self.dense4.forward(x));
+        let x = self.prelu4.forward(self.dense4.forward(flatten(x)));
         RNetOutput {
             probability: softmax(self.dense5_1.forward(x.clone()), 1),
             regression: self.dense5_2.forward(x),

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::{Hit, ScanInput, sort_hits};
-use crate::detection::cascade::{Cascade, unpack_code};
-use crate::detection::windows::Level;
+use crate::detection::pico::cascade::{Cascade, unpack_code};
+use crate::detection::pico::windows::Level;
 
 /// Scan every window of the plan and return the survivors in canonical order.
 pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
@@ -211,7 +211,7 @@ impl Offsets {
 }
 
 /// Run the cascade on one window; `Some(confidence)` if it passes every tree. Samples outside the
-/// image read the plan's [`Padding`](crate::detection::windows::Padding) (windows that reach past
+/// image read the plan's [`Padding`](crate::detection::pico::windows::Padding) (windows that reach past
 /// the border, and rotated windows near it, have such samples).
 #[inline]
 pub fn classify(
