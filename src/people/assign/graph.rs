@@ -38,7 +38,8 @@ pub enum Plan {
     Parts(PathBuf),
 }
 
-/// Rows of the graph's read by each of its searches.
+/// Bytes of rows a streamed search holds at a time (one group of the partition's cells): the
+/// bound on a re-cluster's memory that does not grow with the library.
 const MEMORY: usize = 1 << 30;
 
 /// The graph's faces (face ids, in id order).
