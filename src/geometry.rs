@@ -19,6 +19,19 @@ pub struct Rect<T = f32> {
 }
 
 impl<T: Float> Rect<T> {
+    /// The smallest rectangle holding both.
+    pub fn union(&self, other: &Rect<T>) -> Rect<T> {
+        let (x0, y0) = (self.x.min(other.x), self.y.min(other.y));
+        let x1 = (self.x + self.w).max(other.x + other.w);
+        let y1 = (self.y + self.h).max(other.y + other.h);
+        Rect {
+            x: x0,
+            y: y0,
+            w: x1 - x0,
+            h: y1 - y0,
+        }
+    }
+
     /// The area (0 for a rectangle with a negative side).
     pub fn area(&self) -> T {
         self.w.max(T::zero()) * self.h.max(T::zero())

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::photo::Photo;
+use crate::photo::{Photo, Reader};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, FileInfo, PhotoInfo, PhotoState};
 use crate::store::{PhotoId, Store, StoreError};
@@ -74,6 +74,9 @@ pub struct Stages {
     pub propose: f64,
     pub onet: f64,
     pub facenet: f64,
+    /// Of `facenet`: reading finer parts of photos for faces too small in the detection image
+    /// (wall time; a cost of decoding).
+    pub detail: f64,
     /// Writing the batches (one transaction each).
     pub store: f64,
 }
@@ -95,11 +98,13 @@ struct ReadBatch {
 
 /// Index the photos under `roots` (all of them, or those of one `shard`). The pipeline is
 /// loaded by `load` only when a file changed (re-indexing an unchanged library loads no network),
-/// beside reading the first batch. Each file that fails is passed to `on_error` (path and reason);
-/// the run goes on. A pipeline or database error stops it, with every batch before it stored.
+/// beside reading the first batch. Photos are read by `reader`. Each file that fails is passed to
+/// `on_error` (path and reason); the run goes on. A pipeline or database error stops it, with
+/// every batch before it stored.
 pub fn index(
     store: &mut Store,
     load: impl FnOnce() -> Result<Pipeline, PipelineError> + Send,
+    reader: &Reader,
     roots: &[PathBuf],
     shard: Option<Shard>,
     mut on_error: impl FnMut(&Path, &str),
@@ -185,7 +190,7 @@ pub fn index(
     // batch, and loads nothing).
     let (mut next, loaded) = match batches.first() {
         Some(first) => {
-            let (read, loaded) = rayon::join(|| read_batch(first), || bar.suspend(load));
+            let (read, loaded) = rayon::join(|| read_batch(reader, first), || bar.suspend(load));
             (Some(read), Some(loaded))
         }
         None => (None, None),
@@ -209,7 +214,7 @@ pub fn index(
                 Some(p) if !decoded.is_empty() => p.run_timed(&decoded),
                 _ => Ok((Vec::new(), Default::default())),
             },
-            || batches.get(k + 1).map(|b| read_batch(b)),
+            || batches.get(k + 1).map(|b| read_batch(reader, b)),
         );
         next = following;
         let (found, times) = found?;
@@ -217,6 +222,7 @@ pub fn index(
         report.stages.propose += times.propose;
         report.stages.onet += times.onet;
         report.stages.facenet += times.facenet;
+        report.stages.detail += times.detail;
         let mut found = found.into_iter();
         let clock = Instant::now();
         store.write(|tx| -> Result<(), StoreError> {
@@ -311,7 +317,7 @@ fn relative(root: &Path, path: &Path) -> PathBuf {
 }
 
 /// Read, hash and decode a batch in parallel.
-fn read_batch(batch: &[(FileInfo, Option<PhotoState>)]) -> ReadBatch {
+fn read_batch(reader: &Reader, batch: &[(FileInfo, Option<PhotoState>)]) -> ReadBatch {
     let timed: Vec<(Outcome, f64, f64)> = batch
         .par_iter()
         .map(|(file, state)| {
@@ -331,7 +337,7 @@ fn read_batch(batch: &[(FileInfo, Option<PhotoState>)]) -> ReadBatch {
                 return (Outcome::Unchanged(file), read, 0.0);
             }
             let clock = Instant::now();
-            let outcome = match Photo::from_bytes(&bytes) {
+            let outcome = match reader.read(Path::new(&file.path), &bytes) {
                 Ok(photo) => Outcome::Decoded(file, photo),
                 Err(e) => Outcome::Failed(file, e.to_string()),
             };

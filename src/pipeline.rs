@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use image::RgbImage;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::alignment::{self, Landmarks};
@@ -18,7 +19,7 @@ use crate::device::Device;
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
 use crate::geometry::Rect;
 use crate::models::{self, ModelError, Models};
-use crate::photo::Photo;
+use crate::photo::{Detail, Photo};
 
 /// Total margin added around the O-Net box before cutting (0.2: 10% each side).
 pub const BOX_MARGIN: f32 = 0.2;
@@ -73,6 +74,9 @@ pub struct StageTimes {
     pub onet: f64,
     /// Cutting the crops and FaceNet.
     pub facenet: f64,
+    /// Reading finer parts of photos for faces too small in the detection image (part of
+    /// `facenet`'s time, and of decoding's cost).
+    pub detail: f64,
 }
 
 /// The detection stage, then FaceNet.
@@ -113,10 +117,8 @@ impl Pipeline {
         let mut detect = DetectTimes::default();
         let candidates = self.detector.candidates(photos, &mut detect)?;
         let clock = Instant::now();
-        let crops: Vec<Vec<u8>> = candidates
-            .iter()
-            .map(|c| self.cut(&photos[c.photo].rgb, c))
-            .collect();
+        let mut detail = 0.0;
+        let crops = self.cut_all(photos, &candidates, &mut detail);
         let embeddings = self.embedder.embed(&crops);
         let mut out: Vec<Vec<FoundFace>> = vec![Vec::new(); photos.len()];
         for (c, embedding) in candidates.into_iter().zip(embeddings) {
@@ -128,6 +130,7 @@ impl Pipeline {
             propose: detect.propose,
             onet: detect.onet,
             facenet: clock.elapsed().as_secs_f64(),
+            detail,
         };
         Ok((out, times))
     }
@@ -145,6 +148,101 @@ impl Pipeline {
             .zip(embeddings)
             .map(|(c, embedding)| found(c, embedding, photo))
             .collect()
+    }
+
+    /// The FaceNet inputs of a batch's faces. A face the detection image gives fewer pixels than
+    /// FaceNet's input (the crop would be upscaled) is cut, where the original has more, from a
+    /// finer decode of the part of its photo such faces cover (one per photo, at the scale the
+    /// smallest needs): the same crop, from more pixels. `seconds` gets the time the finer
+    /// decodes took.
+    fn cut_all(
+        &self,
+        photos: &[&Photo],
+        candidates: &[Candidate],
+        seconds: &mut f64,
+    ) -> Vec<Vec<u8>> {
+        let clock = Instant::now();
+        let details: Vec<Option<(Detail, Vec<usize>)>> = photos
+            .par_iter()
+            .enumerate()
+            .map(|(i, photo)| {
+                let small: Vec<(usize, f32)> = candidates
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.photo == i)
+                    .map(|(j, c)| (j, self.upscale(c)))
+                    .filter(|(_, k)| *k > 1.0)
+                    .collect();
+                let k = small.iter().map(|(_, k)| *k).reduce(f32::max)?;
+                let cover = small
+                    .iter()
+                    .map(|(j, _)| self.footprint(&candidates[*j]))
+                    .reduce(|a, b| a.union(&b))?;
+                let detail = photo.detail(cover, k)?;
+                Some((detail, small.into_iter().map(|(j, _)| j).collect()))
+            })
+            .collect();
+        *seconds = clock.elapsed().as_secs_f64();
+        let mut crops: Vec<Option<Vec<u8>>> = vec![None; candidates.len()];
+        for (detail, faces) in details.iter().flatten() {
+            for &j in faces {
+                let c = &candidates[j];
+                let mapped = Candidate {
+                    region: detail.map(c.region),
+                    landmarks: c.landmarks.map(|l| l.map(|p| detail.map_point(p))),
+                    ..c.clone()
+                };
+                crops[j] = Some(self.cut(&detail.rgb, &mapped));
+            }
+        }
+        candidates
+            .iter()
+            .zip(crops)
+            .map(|(c, crop)| crop.unwrap_or_else(|| self.cut(&photos[c.photo].rgb, c)))
+            .collect()
+    }
+
+    /// How much the cut for FaceNet magnifies the detection image's pixels (above 1: it has
+    /// fewer pixels than FaceNet's input).
+    fn upscale(&self, c: &Candidate) -> f32 {
+        let side = INPUT_SIDE as f32;
+        match (self.crop, &c.landmarks) {
+            (CropMethod::Landmarks, Some(l)) => {
+                let m = alignment::similarity(&LANDMARK_TEMPLATE, l);
+                // Image pixels per output pixel.
+                1.0 / (m[0] * m[0] + m[3] * m[3]).sqrt().max(1e-6)
+            }
+            _ => {
+                let r = c.region.grown(BOX_MARGIN);
+                side / r.w.max(r.h).max(1e-6)
+            }
+        }
+    }
+
+    /// The part of the detection image the cut for FaceNet reads (with a few pixels to spare
+    /// for the resampling filters).
+    fn footprint(&self, c: &Candidate) -> Rect {
+        let spare = 2.0;
+        let mut cover = c.region.grown(BOX_MARGIN);
+        if let (CropMethod::Landmarks, Some(l)) = (self.crop, &c.landmarks) {
+            let m = alignment::similarity(&LANDMARK_TEMPLATE, l);
+            let side = INPUT_SIDE as f32;
+            for (u, v) in [(0.0, 0.0), (side, 0.0), (0.0, side), (side, side)] {
+                let (x, y) = (m[0] * u + m[1] * v + m[2], m[3] * u + m[4] * v + m[5]);
+                cover = cover.union(&Rect {
+                    x,
+                    y,
+                    w: 0.0,
+                    h: 0.0,
+                });
+            }
+        }
+        Rect {
+            x: cover.x - spare,
+            y: cover.y - spare,
+            w: cover.w + 2.0 * spare,
+            h: cover.h + 2.0 * spare,
+        }
     }
 
     /// The FaceNet input for one face.

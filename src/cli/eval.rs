@@ -21,6 +21,8 @@ use crate::device::Device;
 use crate::embedding::Standardisation;
 use crate::evaluation::{self, ClusterScores, Separation};
 use crate::graph::GraphBackend;
+use crate::models::Models;
+use crate::photo::Reader;
 use crate::pipeline::Pipeline;
 
 const BATCH: usize = 16;
@@ -157,11 +159,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         .context("cannot load the face pipeline")?;
     pipeline.embedder.standardisation = args.networks.standardisation;
     let (files, mut failed) = super::photo_files(std::slice::from_ref(&args.dir));
+    let reader = Reader::new(Models::new(args.settings.models.clone()));
     let mut people: BTreeMap<String, usize> = BTreeMap::new();
     let (mut labels, mut embeddings, mut eligible) = (Vec::new(), Vec::new(), Vec::new());
     let mut without_face = 0;
     for chunk in files.chunks(BATCH) {
-        let (ok, decode_failed) = super::decode(chunk);
+        let (ok, decode_failed) = super::decode(&reader, chunk);
         failed += decode_failed;
         let photos: Vec<_> = ok.iter().map(|(_, p)| p).collect();
         let found = pipeline.run(&photos).context("face pipeline failed")?;

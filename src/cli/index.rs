@@ -16,7 +16,9 @@ use crate::graph::Control;
 use crate::graph::GraphBackend;
 use crate::graph::parts::Split;
 use crate::index::{self, Shard, ShardCount};
+use crate::models::Models;
 use crate::people::assign::{self, ClusterReport};
+use crate::photo::Reader;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 
@@ -91,9 +93,15 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
     // clustering, chosen when the first of them needs it.
     let device = OnceLock::new();
     let load = || Pipeline::on(&args.settings, true, chosen(&device, &args.settings)?);
-    let report = index::index(&mut store, load, &args.paths, shard, |path, why| {
-        eprintln!("visage: {}: {why}", path.display())
-    })
+    let reader = Reader::new(Models::new(args.settings.models.clone()));
+    let report = index::index(
+        &mut store,
+        load,
+        &reader,
+        &args.paths,
+        shard,
+        |path, why| eprintln!("visage: {}: {why}", path.display()),
+    )
     .with_context(|| format!("indexing into {}", store.path().display()))?;
     // Clustering looks at what changed since its last run only (new faces, faces that left,
     // names given), so a run that changed nothing costs next to nothing. A shard is clustered

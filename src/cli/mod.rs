@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use rayon::prelude::*;
 
-use crate::photo::Photo;
+use crate::photo::{Photo, Reader};
 use crate::store::{Store, StoreError};
 use crate::walk;
 
@@ -268,8 +268,8 @@ pub(crate) fn photo_files(paths: &[PathBuf]) -> (Vec<PathBuf>, usize) {
 
 /// Decode photos in parallel; each that fails is reported on stderr (file and reason) and
 /// counted in the second value.
-pub(crate) fn decode(paths: &[PathBuf]) -> (Vec<(&Path, Photo)>, usize) {
-    let decoded: Vec<_> = paths.par_iter().map(|p| Photo::open(p)).collect();
+pub(crate) fn decode<'a>(reader: &Reader, paths: &'a [PathBuf]) -> (Vec<(&'a Path, Photo)>, usize) {
+    let decoded: Vec<_> = paths.par_iter().map(|p| reader.open(p)).collect();
     let (mut ok, mut failed) = (Vec::new(), 0);
     for (path, photo) in paths.iter().zip(decoded) {
         match photo {

@@ -19,8 +19,9 @@ use super::export::read_sidecar;
 use crate::config::Settings;
 use crate::geometry::Rect;
 use crate::index::IndexError;
+use crate::models::Models;
 use crate::people;
-use crate::photo::Photo;
+use crate::photo::Reader;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::photos::{self, PhotoInfo, SAME_FACE_IOU};
 use crate::store::{FaceId, PhotoId, SqlResult, Store, StoreError, faces};
@@ -237,6 +238,7 @@ pub fn import(
     let mut created = Vec::new();
     if !to_create.is_empty() {
         let pipeline = load()?;
+        let reader = Reader::new(Models::new(settings.models.clone()));
         for ToCreate {
             photo,
             info,
@@ -244,7 +246,7 @@ pub fn import(
             regions,
         } in to_create
         {
-            let decoded = match Photo::open(Path::new(&path)) {
+            let decoded = match reader.open(Path::new(&path)) {
                 Ok(p) => p,
                 Err(e) => {
                     on_error(Path::new(&path), &e.to_string());

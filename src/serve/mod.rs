@@ -151,7 +151,12 @@ impl App {
             settings: options.settings.clone(),
             backend: Mutex::new(backend),
             auth: auth::Auth::new(token, addr, options.allow_remote),
-            thumbs: thumbs::Thumbs::new(options.thumbs.clone())?,
+            thumbs: thumbs::Thumbs::new(
+                options.thumbs.clone(),
+                crate::photo::Reader::new(crate::models::Models::new(
+                    options.settings.models.clone(),
+                )),
+            )?,
             answers: Answers::default(),
         })
     }

@@ -1,8 +1,9 @@
-//! The thumbnail cache: face thumbnails and display-sized photos cut from the original photo at
-//! full size with its EXIF orientation (not from the 1280 px detection image), all the faces of
-//! a photo in one decode, and kept on disk under `$XDG_CACHE_HOME/visage/thumbs`, keyed by the
-//! face, its box and the photo's content, written atomically (temporary file, then rename). The
-//! HTTP side (`/faces/fN.jpg`, `/photos/pN.jpg`) is [`super::images`].
+//! The thumbnail cache: face thumbnails and display-sized photos cut from the original photo,
+//! oriented, decoded at the scale they need (a JPEG at a DCT scale, never the 1280 px detection
+//! image), all the faces of a photo in one decode, and kept on disk under
+//! `$XDG_CACHE_HOME/visage/thumbs`, keyed by the face, its box and the photo's content, written
+//! atomically (temporary file, then rename). The HTTP side (`/faces/fN.jpg`, `/photos/pN.jpg`) is
+//! [`super::images`].
 //!
 //! The file read is always the path the database holds for the id asked for; no part of a
 //! request becomes a path. This module must not change the database.
@@ -43,6 +44,8 @@ pub struct Thumbs {
     busy: Mutex<HashMap<PhotoId, Weak<Mutex<()>>>>,
     /// A neutral face, sent where the photo cannot be read.
     pub(super) placeholder: Vec<u8>,
+    /// Reads the photos (at the scale the thumbnails need).
+    reader: photo::Reader,
 }
 
 /// `$XDG_CACHE_HOME/visage/thumbs` (or `~/.cache/visage/thumbs`).
@@ -61,7 +64,7 @@ pub(super) struct Job {
 }
 
 impl Thumbs {
-    pub fn new(dir: PathBuf) -> Result<Self, ServeError> {
+    pub fn new(dir: PathBuf, reader: photo::Reader) -> Result<Self, ServeError> {
         if let Err(error) = std::fs::create_dir_all(&dir) {
             return Err(ServeError::Cache { dir, error });
         }
@@ -71,6 +74,7 @@ impl Thumbs {
             permits: tokio::sync::Semaphore::new(cores),
             busy: Mutex::new(HashMap::new()),
             placeholder: placeholder()?,
+            reader,
         })
     }
 
@@ -109,7 +113,19 @@ impl Thumbs {
         if let Some(bytes) = self.cached(want) {
             return Ok(bytes); // made while this request waited
         }
-        let full = photo::open_full(Path::new(&job.photo.path))?;
+        // Decoded at the scale the view or the smallest face to cut needs, no finer.
+        let finest = job
+            .faces
+            .iter()
+            .map(|(_, f)| FACE_SIDE as f32 / (f.w.max(f.h) * FACE_CONTEXT))
+            .reduce(f32::max);
+        let scale = finest.map_or(photo::Want::Side(PHOTO_SIDE), photo::Want::Fraction);
+        let scaled = self.reader.scaled(Path::new(&job.photo.path), scale)?;
+        let (kx, ky) = (
+            scaled.rgb.width() as f32 / scaled.original.0 as f32,
+            scaled.rgb.height() as f32 / scaled.original.1 as f32,
+        );
+        let full = scaled.rgb;
         let mut wanted = None;
         let mut keep = |key: &str, bytes: Vec<u8>| {
             if let Err(e) = self.store(key, &bytes) {
@@ -135,7 +151,7 @@ impl Thumbs {
                 if key != want && self.path(key).exists() {
                     continue;
                 }
-                keep(key, jpeg(&cut(&full, face)?)?);
+                keep(key, jpeg(&cut(&full, &face.scaled(kx, ky))?)?);
             }
         }
         Ok(wanted.unwrap_or_default())

@@ -181,7 +181,8 @@ fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::R
     let db = TempDb::new("index");
     let mut store = crate::store::Store::open_or_create(&db.0)?;
     let load = || crate::pipeline::Pipeline::new(settings, true);
-    let report = crate::index::index(&mut store, load, paths, None, |path, why| {
+    let reader = crate::photo::Reader::new(crate::models::Models::new(settings.models.clone()));
+    let report = crate::index::index(&mut store, load, &reader, paths, None, |path, why| {
         eprintln!("visage: {}: {why}", path.display())
     });
     drop(store);
@@ -404,7 +405,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     };
     super::require_paths(std::slice::from_ref(&faces))?;
     let (files, _) = super::photo_files(std::slice::from_ref(&faces));
-    let (decoded, _) = super::decode(&files);
+    let reader = crate::photo::Reader::new(Models::new(dir.clone()));
+    let (decoded, _) = super::decode(&reader, &files);
     if decoded.is_empty() || batch == 0 {
         bail!("{}: no face crops to embed", faces.display());
     }

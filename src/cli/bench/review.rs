@@ -165,9 +165,12 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<i32> {
         None => {
             let mut store = Store::open_or_create(&temp.0)?;
             let load = || crate::pipeline::Pipeline::new(settings, true);
+            let reader =
+                crate::photo::Reader::new(crate::models::Models::new(settings.models.clone()));
             crate::index::index(
                 &mut store,
                 load,
+                &reader,
                 std::slice::from_ref(&args.dir),
                 None,
                 |p, why| eprintln!("visage: {}: {why}", p.display()),
