@@ -242,7 +242,7 @@ impl Reader {
             Kind::Jpeg => jpeg::decode(bytes, want)?,
             Kind::Png | Kind::WebP | Kind::Tiff | Kind::Bmp | Kind::Gif => raster::decode(bytes)?,
             Kind::Heif | Kind::Avif => heif::decode(self.libheif(kind)?, bytes, kind)?,
-            Kind::Raw(format) => raw::decode(bytes, format, &self.inner.developing)?,
+            Kind::Raw(format) => raw::decode(bytes, format, want, &self.inner.developing)?,
             Kind::Video(_) => {
                 return Err(PhotoError::Unsupported {
                     kind,
