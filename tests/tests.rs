@@ -21,6 +21,7 @@ mod library;
 mod migration;
 mod mistakes;
 mod pipeline;
+mod recluster;
 mod review;
 mod serve;
 mod slurm;
