@@ -2,7 +2,8 @@
 // workgroup, with both blocks' rows staged through workgroup memory 16 dimensions at a time. Only
 // pairs closer than the threshold are written (appended through an atomic counter); nothing N x N
 // is ever stored. When both blocks are the same rows, only pairs i < j are computed and emitted.
-// Host code and CPU twin: src/graph/.
+// A dispatch covers rows first_a..rows_a of block a (the host splits a block pair whose edges would
+// not fit in one edge buffer) and every row of block b. Host code and CPU twin: src/graph/.
 
 struct Params {
     rows_a: u32,       // rows in block a
@@ -13,6 +14,10 @@ struct Params {
     base_b: u32,       // global index of b's first row
     capacity: u32,     // edges the output buffer holds
     max_d2: f32,       // emit pairs with squared distance < max_d2
+    first_a: u32,      // first row of block a this dispatch covers (a multiple of 16)
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 struct Edge {
@@ -35,7 +40,7 @@ var<workgroup> tile_b: array<array<f32, 17>, 16>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let block_i = group.y;
+    let block_i = group.y + p.first_a / TILE;
     let block_j = group.x;
     // Below the diagonal of a block with itself: every pair is already covered by its mirror.
     if (p.same == 1u && block_j < block_i) {

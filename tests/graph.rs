@@ -35,10 +35,31 @@ fn random_embeddings_give_the_same_edges_across_blocks_and_overflow() {
     let mut graph = GpuGraph::new(gpu);
     graph.block_rows = 64; // four blocks of rows: every pair of blocks is dispatched
     graph.set_initial_capacity(16); // far too small: each block pair reruns
+    // And block pairs with more edges than the device may hold at once are split.
+    graph.max_capacity = 500;
     for max_distance in [0.7f32, 1.0] {
         let max_d2 = max_distance * max_distance;
         let want = cpu::edges(&rows, dim, max_d2);
-        let got = graph.edges(Rows::F32(&rows), dim, max_d2).unwrap();
+        let mut got = Vec::new();
+        let dispatches = graph
+            .edges_into(
+                Rows::F32(&rows),
+                dim,
+                max_d2,
+                &|_| true,
+                &mut |e| {
+                    got.extend_from_slice(e);
+                    true
+                },
+                &|_, _| {},
+            )
+            .unwrap();
+        visage::graph::sort_edges(&mut got);
+        // At 1.0 the clusters' block pairs hold more than 500 edges each.
+        assert!(
+            dispatches >= 10 && (max_distance < 1.0 || dispatches > 10),
+            "{dispatches} dispatches for 10 block pairs"
+        );
         eprintln!("distance {max_distance}: {} edges", want.len());
         assert!(
             want.len() > 1000,

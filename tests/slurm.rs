@@ -6,6 +6,12 @@
 //! SIGKILL mid-run and requeued: it resumes its shard, and after the merge no photo or face is
 //! missing or duplicated and SQLite finds the library sound.
 //!
+//!
+//! A re-cluster with its neighbour graph shared out: `scripts/slurm/graph.sbatch` as a job array
+//! of 3 computes the graph's parts, `scripts/slurm/cluster.sbatch` (afterok) clusters from them,
+//! and the library equals one `visage cluster --recluster`'s. A part lost and its task requeued
+//! redoes that part alone.
+//!
 //! Without Slurm installed the test fails, naming the packages to install.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -365,5 +371,139 @@ fn merge_and_shards_refuse_mistakes_before_writing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(err(&out).contains("1/0"), "{}", err(&out));
     assert!(!db.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_graph_array_then_cluster_equals_one_recluster_and_a_requeued_part_redoes_itself() {
+    use crate::recluster::{SETTINGS, clusters, copy, faces, with};
+    let dir = tempdir("slurm-graph");
+    let cluster = Cluster::start(&dir.join("cluster"));
+    models();
+    let photos = dir.join("photos");
+    copy_tree(
+        &common::testdata().join("celebrity"),
+        &photos.join("celebrity"),
+    );
+    let db = dir.join("library.db");
+    run(&db, &with(&["index", photos.to_str().unwrap()]), 0);
+    let one = dir.join("one.db");
+    copy(&db, &one);
+    run(&one, &with(&["cluster", "--recluster"]), 0);
+
+    let graphs = dir.join("graph");
+    let jobs = cluster.dir.join("jobs");
+    let out = |name: &str| format!("--output={}/{name}", jobs.display());
+    // The cluster settings travel as the variables both steps read: `recluster::SETTINGS`.
+    let env = vec![
+        ("VISAGE", env!("CARGO_BIN_EXE_visage").to_string()),
+        ("VISAGE_LIBRARY", db.display().to_string()),
+        ("VISAGE_GRAPHS_DIR", graphs.display().to_string()),
+        ("VISAGE_DEVICE", "cpu".to_string()),
+        ("VISAGE_FACE_CLUSTER_DIST", "0.9".to_string()),
+        ("VISAGE_FACE_CLUSTER_CORE", "3".to_string()),
+        ("VISAGE_GRAPH", "exact".to_string()),
+        ("XDG_RUNTIME_DIR", "/tmp".to_string()),
+        ("RUST_LOG", "warn".to_string()),
+    ];
+    assert_eq!(
+        SETTINGS,
+        [
+            "--face-cluster-dist",
+            "0.9",
+            "--face-cluster-core",
+            "3",
+            "--graph",
+            "exact"
+        ]
+    );
+    let array = cluster.sbatch(
+        &[
+            "--array=0-2",
+            "--cpus-per-task=1",
+            &out("graph-%A_%a.out"),
+            &script("graph.sbatch"),
+        ],
+        &borrowed(&env),
+    );
+    let step = cluster.sbatch(
+        &[
+            &format!("--dependency=afterok:{array}"),
+            &out("cluster-%j.out"),
+            &script("cluster.sbatch"),
+        ],
+        &borrowed(&env),
+    );
+    assert_eq!(
+        cluster.wait(&step, LIMIT),
+        "COMPLETED",
+        "{}",
+        cluster.logs()
+    );
+    assert_eq!(faces(&db), faces(&one));
+    assert_eq!(clusters(&db), clusters(&one));
+
+    // Part 1 lost; its task requeued: it computes part 1 again and nothing else.
+    let part = |i: u32| graphs.join(format!("part-000{i}-of-0003.edges"));
+    let stamp = |i: u32| std::fs::metadata(part(i)).unwrap().modified().unwrap();
+    let (zero, two) = (stamp(0), stamp(2));
+    std::fs::remove_file(part(1)).unwrap();
+    let task = format!("{array}_1");
+    cluster.scontrol(&["requeue", &task]);
+    let started = Instant::now();
+    while !part(1).is_file() {
+        assert!(
+            started.elapsed() < LIMIT,
+            "part 1 never came back:\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        cluster.wait(&task, LIMIT),
+        "COMPLETED",
+        "{}",
+        cluster.logs()
+    );
+    assert_eq!((stamp(0), stamp(2)), (zero, two));
+    // A task run again over a part that is there (the library unchanged) does nothing.
+    let again = cluster.sbatch(
+        &[
+            "--array=2",
+            "--cpus-per-task=1",
+            &out("again-%A_%a.out"),
+            &script("graph.sbatch"),
+        ],
+        &borrowed(
+            &env.iter()
+                .cloned()
+                .chain([("VISAGE_PARTS", "3".to_string())])
+                .collect::<Vec<_>>(),
+        ),
+    );
+    assert_eq!(
+        cluster.wait(&format!("{again}_2"), LIMIT),
+        "COMPLETED",
+        "{}",
+        cluster.logs()
+    );
+    let log = std::fs::read_to_string(jobs.join(format!("again-{again}_2.out"))).unwrap();
+    assert!(log.contains("already computed"), "{log}");
+    assert_eq!(stamp(2), two);
+    // The clusters from the parts once more: the same as a second re-cluster (new cluster ids).
+    run(&one, &with(&["cluster", "--recluster"]), 0);
+    let step = cluster.sbatch(
+        &[&out("cluster-again-%j.out"), &script("cluster.sbatch")],
+        &borrowed(&env),
+    );
+    assert_eq!(
+        cluster.wait(&step, LIMIT),
+        "COMPLETED",
+        "{}",
+        cluster.logs()
+    );
+    assert_eq!(faces(&db), faces(&one));
+    assert_eq!(clusters(&db), clusters(&one));
+    drop(cluster);
     std::fs::remove_dir_all(&dir).unwrap();
 }

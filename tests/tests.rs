@@ -22,6 +22,7 @@ mod library_kinds;
 mod migration;
 mod mistakes;
 mod pipeline;
+mod recluster;
 mod review;
 mod serve;
 mod slurm;

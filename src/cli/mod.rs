@@ -151,6 +151,28 @@ pub struct NetworkArgs {
 pub const EXIT_SOME_FAILED: i32 = 1;
 /// Exit code when the command could not run at all.
 pub const EXIT_FATAL: i32 = 2;
+/// Exit code when Ctrl-C stopped the command (as a shell reports a process ended by SIGINT).
+pub const EXIT_STOPPED: i32 = 130;
+
+/// A flag the first Ctrl-C (SIGINT) sets, for a long command to stop at its next check and leave
+/// everything as it was; a second Ctrl-C ends the process at once (nothing is committed midway
+/// either way: the command's writes are one transaction).
+pub(crate) fn stop_on_ctrl_c() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    // SAFETY: the handler only swaps an atomic and may call `_exit`, both async-signal-safe.
+    unsafe {
+        signal_hook_registry::register(libc::SIGINT, move || {
+            if set.swap(true, Ordering::SeqCst) {
+                libc::_exit(EXIT_STOPPED);
+            }
+        })
+    }
+    .map_err(|e| anyhow::anyhow!("listening for Ctrl-C: {e}"))?;
+    Ok(flag)
+}
 
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {

@@ -42,36 +42,73 @@ pub fn summarise_rows(
         .map(|&l| l as usize + 1)
         .max()
         .unwrap_or(0);
-    let mut sums = vec![vec![0f64; dim]; clusters];
-    let mut sizes = vec![0usize; clusters];
+    let mut sums = Summing::new(clusters, dim);
     let mut v = vec![0f32; dim];
     for (j, label) in labels.iter().enumerate() {
         if let Some(l) = label {
             row(j, &mut v);
-            sizes[*l as usize] += 1;
-            for (s, x) in sums[*l as usize].iter_mut().zip(&v) {
-                *s += *x as f64;
-            }
+            sums.add(*l, &v);
         }
     }
-    let mut out: Vec<ClusterSummary> = sums
-        .into_iter()
-        .zip(&sizes)
-        .map(|(sum, &size)| ClusterSummary {
-            centroid: sum
-                .iter()
-                .map(|s| (s / size.max(1) as f64) as f32)
-                .collect(),
-            radius: 0.0,
-            size,
-        })
-        .collect();
+    let mut out = sums.centroids();
     for (j, label) in labels.iter().enumerate() {
         if let Some(l) = label {
             row(j, &mut v);
-            let c = &mut out[*l as usize];
-            c.radius = c.radius.max(distance(&c.centroid, &v));
+            widen(&mut out[*l as usize], &v);
         }
     }
     out
+}
+
+/// Summaries built from rows handed over in two passes, for rows that are not all in memory:
+/// every member [`Summing::add`]ed (in the members' order, for the same sums bit for bit), then
+/// each summary [`widen`]ed by every member again. Memory: `dim` f64 a cluster.
+pub struct Summing {
+    dim: usize,
+    sums: Vec<f64>,
+    sizes: Vec<usize>,
+}
+
+impl Summing {
+    pub fn new(clusters: usize, dim: usize) -> Self {
+        Summing {
+            dim,
+            sums: vec![0f64; clusters * dim],
+            sizes: vec![0; clusters],
+        }
+    }
+
+    /// Row `v` is a member of cluster `label`.
+    pub fn add(&mut self, label: u32, v: &[f32]) {
+        let l = label as usize;
+        self.sizes[l] += 1;
+        for (s, x) in self.sums[l * self.dim..(l + 1) * self.dim]
+            .iter_mut()
+            .zip(v)
+        {
+            *s += *x as f64;
+        }
+    }
+
+    /// Each cluster's centroid and size; radius 0 until [`widen`]ed.
+    pub fn centroids(self) -> Vec<ClusterSummary> {
+        let dim = self.dim;
+        self.sizes
+            .iter()
+            .enumerate()
+            .map(|(l, &size)| ClusterSummary {
+                centroid: self.sums[l * dim..(l + 1) * dim]
+                    .iter()
+                    .map(|s| (s / size.max(1) as f64) as f32)
+                    .collect(),
+                radius: 0.0,
+                size,
+            })
+            .collect()
+    }
+}
+
+/// The summary reaches member `v`.
+pub fn widen(c: &mut ClusterSummary, v: &[f32]) {
+    c.radius = c.radius.max(distance(&c.centroid, v));
 }

@@ -9,29 +9,39 @@
 //!    cells within `probe_ratio` of that bound, closest share first, `max_probes` at most.
 //!    With ratio 1 and no cap the search is exact; on real embeddings (clusters with shape) a
 //!    half of the bound finds every edge, on synthetic people (no shape between a person and its
-//!    neighbours) the cap decides.
+//!    neighbours) the cap decides. Steps 1 and 2 make the [`Partition`].
 //! 3. Each cell compares its home faces with each other and with the faces that probe it, in gemm
-//!    tiles ([`super::product::close_pairs`]), with the exact recheck of every candidate.
+//!    tiles ([`super::product::close_pairs`]), with the exact recheck of every candidate
+//!    ([`search`]).
 //! 4. Two hops: a face with few neighbours is measured against its neighbours' neighbours; pairs
-//!    of small groups that sit in no one cell are found there.
+//!    of small groups that sit in no one cell are found there ([`two_hop`]).
 //!
 //! So every edge returned is an edge of the exact graph with the exact graph's `d2` (bit for
 //! bit); an edge is missed only when neither face probes the other's home and no short path joins
-//! them. A pair found from both sides is kept once (from the lower-numbered cell). Deterministic
-//! for a given input and seed: the sample, the k-means sums and the output order do not depend on
-//! thread timing.
+//! them. A pair found from both sides is kept once (from the lower-numbered cell), so the cells
+//! can be searched apart (by several machines: [`super::parts`]) and their edges put together.
+//! Deterministic for a given input and seed: the sample, the k-means sums and the edges do not
+//! depend on thread timing or on the order a source reads its rows in.
 //!
-//! Memory, beyond the caller's rows: the probes of each face (4 bytes x `max_probes`), the cell
-//! lists, per-thread tiles, and the edges. Rows are read as f32 or f16 ([`Rows`]).
+//! Rows come from a [`RowSource`]. In memory, cells read their rows in place. A source that
+//! streams (the store's vector file, 8 bits a component) is read once per group of cells: the
+//! rows of the group's cells (each face once per cell it is home to or probes) are copied into a
+//! buffer of bounded size, the group's cells are searched at the distance widened by the rows'
+//! rounding, and every pair found is measured again with its exact rows. Memory, beyond the
+//! source: the probes of each face (2 bytes x `max_probes`), one group's rows, per-thread tiles
+//! and a sample for k-means; never all the rows.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::product::{Scratch, TILE, close_pairs, products};
+use super::int8::{self, Q8};
+use super::product::{Block, Scratch, TILE, close_pairs, products};
+use super::quantised::{self, QuantisedRows};
 use super::random::SplitMix;
 use super::rows::{Rows, squared_norms};
+use super::source::{Control, GraphError, InMemory, RowSource};
 use super::{Edge, sort_edges};
 
 /// How the partition is built and searched.
@@ -73,6 +83,9 @@ impl Default for IvfParams {
     }
 }
 
+/// The most cells a partition has (a probe is a `u16`).
+pub const MAX_CELLS: usize = u16::MAX as usize - 1;
+
 impl IvfParams {
     /// Cells for `n` rows: about sqrt(2 n) (cells of about sqrt(n / 2) faces), which balances the
     /// assignment (n x cells products) against the search (n x probes x n / cells).
@@ -95,12 +108,27 @@ pub struct IvfStats {
     pub kmeans_seconds: f64,
     pub assign_seconds: f64,
     pub search_seconds: f64,
+    /// The same steps in CPU time of the whole process (user and system, all threads): what a
+    /// machine shared with other work does not inflate.
+    pub kmeans_cpu_seconds: f64,
+    pub assign_cpu_seconds: f64,
+    pub search_cpu_seconds: f64,
+    /// Groups of cells searched one after another (1 when the rows are in memory), and the
+    /// rows copied into their buffers (a face once per cell it belongs to or probes).
+    pub groups: usize,
+    pub group_rows: usize,
+    /// Pairs measured again with their exact rows (the rows searched were rounded), and the
+    /// exact rows read for that.
+    pub rechecked: usize,
+    pub exact_rows: usize,
     /// Edges added by the two-hop pass.
     pub two_hop_edges: usize,
     pub two_hop_seconds: f64,
 }
 
 /// Pairs `i < j` closer than `max_d2` (squared), found through the partition; canonical order.
+/// The rows are in memory; [`Partition::build`], [`search`] and [`two_hop`] do the same over
+/// any [`RowSource`].
 pub fn edges(
     rows: Rows,
     dim: usize,
@@ -109,99 +137,43 @@ pub fn edges(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> (Vec<Edge>, IvfStats) {
     assert!(dim.is_multiple_of(super::LANES) && rows.values().is_multiple_of(dim));
-    assert!(params.max_probes >= 1);
-    let n = rows.count(dim);
+    let source = InMemory { rows, dim };
+    let ctl = Control {
+        progress,
+        ..Control::quiet()
+    };
     let mut stats = IvfStats::default();
-    if n < 2 {
-        return (Vec::new(), stats);
-    }
-    let cells = if params.cells == 0 {
-        IvfParams::cells_for(n)
-    } else {
-        params.cells.min(n)
-    };
-    let started = Instant::now();
-    let (centroids, sample) = kmeans(rows, dim, cells, params);
-    let cells = centroids.len() / dim;
-    stats.sample = sample;
-    stats.cells = cells;
-    stats.kmeans_seconds = started.elapsed().as_secs_f64();
-
-    // Progress: rows assigned, then home rows searched.
-    let done = AtomicUsize::new(0);
-    let total = 2 * n;
-    let step = |k: usize| progress(done.fetch_add(k, Ordering::Relaxed) + k, total);
-
-    let started = Instant::now();
-    let probes = assign(rows, dim, &centroids, params, max_d2, &step);
-    stats.assign_seconds = started.elapsed().as_secs_f64();
-    let p = params.max_probes;
-    let home = |i: usize| probes[i * p];
-    let probes_of = |i: usize| {
-        probes[i * p..(i + 1) * p]
-            .iter()
-            .take_while(|&&c| c != NONE)
-    };
-
-    // Cell lists, faces ascending: home members, and visitors (faces probing a cell not theirs).
-    let members = Lists::build(cells, n, |i, add| add(home(i)));
-    let visitors = Lists::build(cells, n, |i, add| {
-        for &c in probes_of(i).skip(1) {
-            add(c)
-        }
-    });
-    stats.mean_probes = 1.0 + visitors.items.len() as f64 / n as f64;
-    stats.largest_cell = (0..cells).map(|c| members.of(c).len()).max().unwrap_or(0);
-    let cost = |c: usize| {
-        let (m, v) = (members.of(c).len(), visitors.of(c).len());
-        m * (m.saturating_sub(1)) / 2 + m * v
-    };
-    stats.pair_share =
-        (0..cells).map(cost).sum::<usize>() as f64 / (n as f64 * (n - 1) as f64 / 2.0);
-
-    let started = Instant::now();
-    // Largest cells first, so no thread is left with a big one at the end.
-    let mut order: Vec<usize> = (0..cells).collect();
-    order.sort_by_key(|&c| (std::cmp::Reverse(cost(c)), c));
-    let mut out: Vec<Edge> = order
-        .into_par_iter()
-        .map_init(
-            || (Scratch::default(), Scratch::default(), Vec::new()),
-            |(sm, sv, dots), c| {
-                let mut found = Vec::new();
-                let home_rows = members.of(c);
-                if home_rows.is_empty() {
-                    return found;
-                }
-                let m = sm.gather(rows, dim, home_rows);
-                let c32 = c as u32;
-                close_pairs(m, m, dim, max_d2, true, dots, &mut |r, k, d2| {
-                    found.push(edge(home_rows[r], home_rows[k], d2))
-                });
-                for tile in visitors.of(c).chunks(TILE) {
-                    let v = sv.gather(rows, dim, tile);
-                    close_pairs(v, m, dim, max_d2, false, dots, &mut |r, k, d2| {
-                        let (visitor, member) = (tile[r], home_rows[k]);
-                        let visitor_home = home(visitor as usize);
-                        // Also found from the visitor's home cell when the member probes it:
-                        // keep the pair from the lower-numbered cell only.
-                        let twice = probes_of(member as usize).any(|&x| x == visitor_home);
-                        if !twice || c32 < visitor_home {
-                            found.push(edge(visitor, member, d2));
-                        }
-                    });
-                }
-                step(home_rows.len());
-                found
+    let mut out = Vec::new();
+    let found = (|| -> Result<(), GraphError> {
+        let part = Partition::build(&source, max_d2, params, &ctl, &mut stats)?;
+        search(
+            &source,
+            &part,
+            max_d2,
+            &part.all_cells(),
+            usize::MAX,
+            &mut |edges| {
+                out.extend_from_slice(edges);
+                Ok(())
             },
+            &ctl,
+            &mut stats,
         )
-        .flatten_iter()
-        .collect();
+    })();
+    // Rows in memory are never unreadable, and nobody asks this search to stop.
+    found.expect("an in-memory search cannot fail");
     sort_edges(&mut out);
-    stats.search_seconds = started.elapsed().as_secs_f64();
     if params.refine_degree > 0 {
         let started = Instant::now();
-        let added = two_hop(rows, dim, max_d2, &out, params.refine_degree);
+        let degree = degrees(rows.count(dim), out.iter().map(|e| (e.i, e.j)));
+        let lists = low_degree_lists(&degree, params.refine_degree, &mut |each| {
+            for e in &out {
+                each(e.i, e.j);
+            }
+            Ok(())
+        })
+        .expect("in memory");
+        let added = two_hop(&source, &lists, max_d2, &ctl).expect("in memory");
         stats.two_hop_edges = added.len();
         if !added.is_empty() {
             out.extend(added);
@@ -212,35 +184,570 @@ pub fn edges(
     (out, stats)
 }
 
-/// Edges between faces two hops apart that the partition missed: for each face with at most
-/// `max_degree` neighbours, every neighbour's neighbour (also of degree at most `max_degree`) that
-/// is not yet its neighbour is measured exactly. The faces the partition misses pairs of are those
-/// of small groups far from every centroid, whose pairs sit in no one cell; when a group of three
-/// or more has most of its pairs found, the rest are two hops away. Large groups are left out:
-/// their pairs share a cell and are found there, and their degree would make this quadratic.
-fn two_hop(rows: Rows, dim: usize, max_d2: f32, edges: &[Edge], max_degree: usize) -> Vec<Edge> {
-    let n = rows.count(dim);
-    let mut degree = vec![0u32; n];
-    for e in edges {
-        degree[e.i as usize] += 1;
-        degree[e.j as usize] += 1;
+/// Marks unused probe slots.
+pub(super) const NONE: u16 = u16::MAX;
+
+/// The cells and, for every row, the cells it probes (its home first).
+pub struct Partition {
+    dim: usize,
+    centroids: Vec<f32>,
+    /// Slots per row.
+    p: usize,
+    /// `p` per row, nearest first, unused slots [`NONE`].
+    probes: Vec<u16>,
+}
+
+impl Partition {
+    /// k-means on a sample of the rows, then every row's probes (one pass over the source).
+    /// Progress: rows assigned, of `2 n` (the search counts the other half).
+    pub fn build(
+        source: &dyn RowSource,
+        max_d2: f32,
+        params: &IvfParams,
+        ctl: &Control,
+        stats: &mut IvfStats,
+    ) -> Result<Partition, GraphError> {
+        assert!(params.max_probes >= 1);
+        let (n, dim) = (source.len(), source.dim());
+        let cells = if params.cells == 0 {
+            IvfParams::cells_for(n)
+        } else {
+            params.cells.min(n)
+        }
+        .clamp(1, MAX_CELLS);
+        let (started, cpu) = (Instant::now(), cpu_seconds());
+        let (centroids, sample) = kmeans(source, cells, params, ctl)?;
+        stats.sample = sample;
+        stats.cells = centroids.len() / dim;
+        stats.kmeans_seconds = started.elapsed().as_secs_f64();
+        stats.kmeans_cpu_seconds = cpu_seconds() - cpu;
+        let (started, cpu) = (Instant::now(), cpu_seconds());
+        let probes = assign(source, &centroids, params, max_d2, ctl)?;
+        stats.assign_seconds = started.elapsed().as_secs_f64();
+        stats.assign_cpu_seconds = cpu_seconds() - cpu;
+        let part = Partition {
+            dim,
+            centroids,
+            p: params.max_probes,
+            probes,
+        };
+        let (members, visitors) = part.counts();
+        stats.mean_probes = 1.0 + visitors.iter().sum::<usize>() as f64 / n.max(1) as f64;
+        stats.largest_cell = members.iter().copied().max().unwrap_or(0);
+        let pairs = (0..part.cells())
+            .map(|c| cost(members[c], visitors[c]))
+            .sum::<usize>();
+        stats.pair_share = pairs as f64 / (n as f64 * (n.max(2) - 1) as f64 / 2.0);
+        Ok(part)
     }
-    let low = |i: u32| (1..=max_degree as u32).contains(&degree[i as usize]);
-    // Neighbour lists of the low-degree faces, through low-degree faces only (ascending: the
-    // edges are in canonical order).
-    let lists = Lists::build_pairs(
-        n,
-        edges
+
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.probes.len() / self.p
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.probes.is_empty()
+    }
+
+    pub fn cells(&self) -> usize {
+        self.centroids.len() / self.dim
+    }
+
+    /// The cells' centres, `cells x dim`.
+    pub(super) fn centroids(&self) -> &[f32] {
+        &self.centroids
+    }
+
+    /// Row `i`'s home cell.
+    pub(super) fn home_of(&self, i: usize) -> usize {
+        self.home(i) as usize
+    }
+
+    /// Every cell, in order.
+    pub fn all_cells(&self) -> Vec<u32> {
+        (0..self.cells() as u32).collect()
+    }
+
+    fn home(&self, i: usize) -> u16 {
+        self.probes[i * self.p]
+    }
+
+    fn probes_of(&self, i: usize) -> impl Iterator<Item = &u16> {
+        self.probes[i * self.p..(i + 1) * self.p]
             .iter()
-            .filter(|e| low(e.i) && low(e.j))
-            .map(|e| (e.i, e.j)),
-    );
-    let mut found: Vec<Edge> = (0..n as u32)
+            .take_while(|&&c| c != NONE)
+    }
+
+    /// Faces at home in each cell, and faces probing it from another.
+    fn counts(&self) -> (Vec<usize>, Vec<usize>) {
+        let (mut members, mut visitors) = (vec![0usize; self.cells()], vec![0usize; self.cells()]);
+        for i in 0..self.len() {
+            let mut probes = self.probes_of(i);
+            if let Some(&h) = probes.next() {
+                members[h as usize] += 1;
+            }
+            for &c in probes {
+                visitors[c as usize] += 1;
+            }
+        }
+        (members, visitors)
+    }
+
+    /// What searching each cell costs: its pairs of home faces, and home faces times visitors.
+    pub fn costs(&self) -> Vec<usize> {
+        let (members, visitors) = self.counts();
+        members
+            .iter()
+            .zip(&visitors)
+            .map(|(&m, &v)| cost(m, v))
+            .collect()
+    }
+}
+
+fn cost(members: usize, visitors: usize) -> usize {
+    members * members.saturating_sub(1) / 2 + members * visitors
+}
+
+/// The home faces and the visitors of some cells (numbered `0..` in the order given), each list
+/// ascending.
+struct CellLists {
+    members: Lists,
+    visitors: Lists,
+}
+
+impl CellLists {
+    fn of(part: &Partition, cells: &[u32]) -> Self {
+        let mut local = vec![u32::MAX; part.cells()];
+        for (k, &c) in cells.iter().enumerate() {
+            local[c as usize] = k as u32;
+        }
+        let n = part.len();
+        let members = Lists::build(cells.len(), n, |i, add| {
+            let l = local[part.home(i) as usize];
+            if l != u32::MAX {
+                add(l)
+            }
+        });
+        let visitors = Lists::build(cells.len(), n, |i, add| {
+            for &c in part.probes_of(i).skip(1) {
+                let l = local[c as usize];
+                if l != u32::MAX {
+                    add(l)
+                }
+            }
+        });
+        CellLists { members, visitors }
+    }
+}
+
+/// Where the rows of a group's cells are read: in place, or from the group's buffer, where cell
+/// `k` holds its home rows then its visitors from `start[k]`.
+enum GroupRows<'a> {
+    InPlace(Rows<'a>),
+    Buffer {
+        rows: &'a QuantisedRows,
+        start: &'a [usize],
+    },
+}
+
+impl<'a> GroupRows<'a> {
+    /// Cell `k`'s home rows (`members`).
+    fn members<'s>(
+        &self,
+        k: usize,
+        members: &[u32],
+        dim: usize,
+        scratch: &'s mut Scratch,
+    ) -> Block<'s>
+    where
+        'a: 's,
+    {
+        match self {
+            GroupRows::InPlace(rows) => scratch.gather(*rows, dim, members),
+            GroupRows::Buffer { rows, start } => {
+                scratch.load(rows.rows(), dim, start[k], members.len())
+            }
+        }
+    }
+
+    /// Cell `k`'s visitors `from..from + tile.len()` (`tile`).
+    fn visitors<'s>(
+        &self,
+        k: usize,
+        members: usize,
+        from: usize,
+        tile: &[u32],
+        dim: usize,
+        scratch: &'s mut Scratch,
+    ) -> Block<'s>
+    where
+        'a: 's,
+    {
+        match self {
+            GroupRows::InPlace(rows) => scratch.gather(*rows, dim, tile),
+            GroupRows::Buffer { rows, start } => {
+                scratch.load(rows.rows(), dim, start[k] + members + from, tile.len())
+            }
+        }
+    }
+}
+
+/// Search `cells` of the partition (all of them, or one part's) for the pairs closer than
+/// `max_d2`, handing them to `sink` a batch of cells at a time (in no set order; each pair of the
+/// whole graph comes from exactly one cell). Rows in memory are read in place; a source that
+/// streams is read once per group of cells whose rows fit in `memory` bytes. Progress: home rows
+/// searched, after the `n` rows [`Partition::build`] assigned, of `2 n`.
+#[allow(clippy::too_many_arguments)]
+pub fn search(
+    source: &dyn RowSource,
+    part: &Partition,
+    max_d2: f32,
+    cells: &[u32],
+    memory: usize,
+    sink: &mut dyn FnMut(&[Edge]) -> Result<(), GraphError>,
+    ctl: &Control,
+    stats: &mut IvfStats,
+) -> Result<(), GraphError> {
+    let (started, cpu) = (Instant::now(), cpu_seconds());
+    let (n, dim) = (part.len(), part.dim);
+    let (members, visitors) = part.counts();
+    // Largest cells first, so no thread is left with a big one at the end.
+    let mut order = cells.to_vec();
+    order.sort_by_key(|&c| {
+        let c = c as usize;
+        (std::cmp::Reverse(cost(members[c], visitors[c])), c)
+    });
+    let done = AtomicUsize::new(n);
+    let step = |k: usize| (ctl.progress)(done.fetch_add(k, Ordering::Relaxed) + k, 2 * n);
+    let in_memory = source.in_memory();
+    // Groups of cells whose rows fit in the buffer (one group for rows in memory).
+    let row_bytes = dim + 4;
+    let per_group = if in_memory.is_some() {
+        usize::MAX
+    } else {
+        (memory / row_bytes).max(1)
+    };
+    let mut groups: Vec<Vec<u32>> = Vec::new();
+    let mut rows_in = 0usize;
+    for &c in &order {
+        let rows = members[c as usize] + visitors[c as usize];
+        if groups.is_empty() || (rows_in > 0 && rows_in.saturating_add(rows) > per_group) {
+            groups.push(Vec::new());
+            rows_in = 0;
+        }
+        groups.last_mut().expect("a group").push(c);
+        rows_in += rows;
+    }
+    let mut buffer = QuantisedRows::new(dim);
+    for group in &groups {
+        ctl.check()?;
+        stats.groups += 1;
+        let lists = CellLists::of(part, group);
+        let (start, margin) = match in_memory {
+            Some(_) => (Vec::new(), 0.0),
+            None => {
+                let filled = fill(source, &lists, &mut buffer, ctl)?;
+                stats.group_rows += buffer.len();
+                filled
+            }
+        };
+        let rows = match in_memory {
+            Some(rows) => GroupRows::InPlace(rows),
+            None => GroupRows::Buffer {
+                rows: &buffer,
+                start: &start,
+            },
+        };
+        // Pairs within the distance widened by the rounding of both rows, measured again exactly.
+        let wide = (max_d2.sqrt() + 2.0 * margin).powi(2);
+        let rechecked = AtomicUsize::new(0);
+        let exact_rows = AtomicUsize::new(0);
+        // Batches of cells: their edges go to the sink while memory holds a batch's only.
+        let local: Vec<usize> = (0..group.len()).collect();
+        for batch in local.chunks(256) {
+            ctl.check()?;
+            let found: Result<Vec<Vec<Edge>>, GraphError> = batch
+                .par_iter()
+                .map_init(CellScratch::default, |scratch, &k| {
+                    if ctl.stop.load(Ordering::Relaxed) {
+                        return Err(GraphError::Stopped);
+                    }
+                    let c = group[k];
+                    let home_rows = lists.members.of(k);
+                    let mut found = Vec::new();
+                    if home_rows.is_empty() {
+                        return Ok(found);
+                    }
+                    let guests = lists.visitors.of(k);
+                    // A visitor-member pair also found from the visitor's home cell (when the
+                    // member probes it) is kept from the lower-numbered cell only.
+                    let mut visit = |visitor: u32, member: u32, d2: f32| {
+                        let visitor_home = part.home(visitor as usize);
+                        let twice = part.probes_of(member as usize).any(|&x| x == visitor_home);
+                        if !twice || (c as u16) < visitor_home {
+                            found.push(edge(visitor, member, d2));
+                        }
+                    };
+                    let mut homes = Vec::new();
+                    match &rows {
+                        GroupRows::InPlace(_) => {
+                            let CellScratch {
+                                members: sm,
+                                visitors: sv,
+                                dots,
+                                ..
+                            } = scratch;
+                            let m = rows.members(k, home_rows, dim, sm);
+                            close_pairs(m, m, dim, wide, true, dots, &mut |r, s, d2| {
+                                homes.push(edge(home_rows[r], home_rows[s], d2))
+                            });
+                            for (t, tile) in guests.chunks(TILE).enumerate() {
+                                let v = rows.visitors(k, home_rows.len(), t * TILE, tile, dim, sv);
+                                close_pairs(v, m, dim, wide, false, dots, &mut |r, s, d2| {
+                                    visit(tile[r], home_rows[s], d2)
+                                });
+                            }
+                        }
+                        GroupRows::Buffer {
+                            rows: buffer,
+                            start,
+                        } => {
+                            // 8-bit rows: integer products.
+                            let view = |from: usize, count: usize| Q8 {
+                                steps: &buffer.steps[from..from + count],
+                                values: &buffer.values[from * dim..(from + count) * dim],
+                            };
+                            let m = view(start[k], home_rows.len());
+                            let v = view(start[k] + home_rows.len(), guests.len());
+                            let q8 = &mut scratch.int8;
+                            int8::close_pairs(m, m, dim, wide, true, q8, &mut |r, s, d2| {
+                                homes.push(edge(home_rows[r], home_rows[s], d2))
+                            });
+                            int8::close_pairs(v, m, dim, wide, false, q8, &mut |r, s, d2| {
+                                visit(guests[r], home_rows[s], d2)
+                            });
+                        }
+                    }
+                    found.extend(homes);
+                    let exact = &mut scratch.exact;
+                    step(home_rows.len());
+                    if margin > 0.0 && !found.is_empty() {
+                        rechecked.fetch_add(found.len(), Ordering::Relaxed);
+                        exact_rows.fetch_add(
+                            recheck(source, &mut found, max_d2, exact)?,
+                            Ordering::Relaxed,
+                        );
+                    }
+                    Ok(found)
+                })
+                .collect();
+            for edges in found? {
+                sink(&edges)?;
+            }
+        }
+        stats.rechecked += rechecked.into_inner();
+        stats.exact_rows += exact_rows.into_inner();
+    }
+    stats.search_seconds += started.elapsed().as_secs_f64();
+    stats.search_cpu_seconds += cpu_seconds() - cpu;
+    Ok(())
+}
+
+/// CPU time this process has used so far (user and system, every thread), seconds.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given, for this process.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// What one thread keeps from cell to cell.
+#[derive(Default)]
+struct CellScratch {
+    members: Scratch,
+    visitors: Scratch,
+    dots: Vec<f32>,
+    int8: int8::Scratch,
+    exact: Vec<f32>,
+}
+
+/// Keep the pairs of `found` (measured on rounded rows) that the exact rows put within `max_d2`,
+/// with their exact `d2`; returns the exact rows read.
+fn recheck(
+    source: &dyn RowSource,
+    found: &mut Vec<Edge>,
+    max_d2: f32,
+    exact: &mut Vec<f32>,
+) -> Result<usize, GraphError> {
+    let dim = source.dim();
+    let mut faces: Vec<u32> = found.iter().flat_map(|e| [e.i, e.j]).collect();
+    faces.sort_unstable();
+    faces.dedup();
+    source.exact(&faces, exact)?;
+    let row = |i: u32| {
+        let k = faces.binary_search(&i).expect("a face of a pair");
+        &exact[k * dim..(k + 1) * dim]
+    };
+    found.retain_mut(|e| {
+        e.d2 = super::cpu::squared_distance(row(e.i), row(e.j));
+        e.d2 < max_d2
+    });
+    Ok(faces.len())
+}
+
+/// Copy the rows of the group's cells into `buffer` (cell `k`'s home rows then its visitors,
+/// from `start[k]`) in one pass over the source; the starts, and how far a buffered row may lie
+/// from its exact row.
+fn fill(
+    source: &dyn RowSource,
+    lists: &CellLists,
+    buffer: &mut QuantisedRows,
+    ctl: &Control,
+) -> Result<(Vec<usize>, f32), GraphError> {
+    let (n, dim) = (source.len(), source.dim());
+    let cells = lists.members.offsets.len() - 1;
+    let mut total = 0;
+    let start: Vec<usize> = (0..cells)
+        .map(|k| {
+            let at = total;
+            total += lists.members.of(k).len() + lists.visitors.of(k).len();
+            at
+        })
+        .collect();
+    // The slots of each face (a counting sort by face).
+    let slots = Lists::build_pairs_directed(n, |add| {
+        for (k, &first) in start.iter().enumerate() {
+            let (m, v) = (lists.members.of(k), lists.visitors.of(k));
+            for (s, &i) in m.iter().chain(v).enumerate() {
+                add(i, (first + s) as u32);
+            }
+        }
+    });
+    buffer.clear();
+    buffer.steps.resize(total, 0.0);
+    buffer.values.resize(total * dim, 0);
+    let mut requantised = 0f32;
+    let mut row = vec![0f32; dim];
+    let mut rounded = vec![0i8; dim];
+    source.scan(&mut |indices, rows| {
+        ctl.check()?;
+        for (r, &i) in indices.iter().enumerate() {
+            let to = slots.of(i as usize);
+            if to.is_empty() {
+                continue;
+            }
+            let (step, values): (f32, &[i8]) = match rows {
+                Rows::Q8 { steps, values } => (steps[r], &values[r * dim..(r + 1) * dim]),
+                other => {
+                    // Exact rows from a source that streams: rounded here.
+                    other.copy_to(dim, r, &mut row);
+                    let s = quantised::quantise(&row, &mut rounded);
+                    requantised = requantised.max(s);
+                    (s, &rounded)
+                }
+            };
+            for &slot in to {
+                let slot = slot as usize;
+                buffer.steps[slot] = step;
+                buffer.values[slot * dim..(slot + 1) * dim].copy_from_slice(values);
+            }
+        }
+        Ok(())
+    })?;
+    let margin = source.margin()
+        + if requantised > 0.0 {
+            quantised::margin(dim, requantised)
+        } else {
+            0.0
+        };
+    Ok((start, margin))
+}
+
+fn edge(a: u32, b: u32, d2: f32) -> Edge {
+    Edge {
+        i: a.min(b),
+        j: a.max(b),
+        d2,
+    }
+}
+
+/// Each row's degree in these undirected pairs.
+pub fn degrees(n: usize, pairs: impl Iterator<Item = (u32, u32)>) -> Vec<u32> {
+    let mut degree = vec![0u32; n];
+    for (i, j) in pairs {
+        degree[i as usize] += 1;
+        degree[j as usize] += 1;
+    }
+    degree
+}
+
+/// Pairs handed over one at a time: a call hands every pair `(i, j)` to `each`.
+pub type EachPair<'a> = dyn FnMut(&mut dyn FnMut(u32, u32)) -> Result<(), GraphError> + 'a;
+
+/// The neighbour lists of the faces with 1 to `max_degree` neighbours, through such faces only:
+/// what [`two_hop`] walks. `pairs(each)` calls `each(i, j)` for every pair, and is called twice.
+pub fn low_degree_lists(
+    degree: &[u32],
+    max_degree: usize,
+    pairs: &mut EachPair,
+) -> Result<Lists, GraphError> {
+    let low = |i: u32| (1..=max_degree as u32).contains(&degree[i as usize]);
+    let n = degree.len();
+    let mut counts = vec![0usize; n + 1];
+    pairs(&mut |i, j| {
+        if low(i) && low(j) {
+            counts[i as usize + 1] += 1;
+            counts[j as usize + 1] += 1;
+        }
+    })?;
+    for k in 0..n {
+        counts[k + 1] += counts[k];
+    }
+    let mut fill = counts.clone();
+    let mut items = vec![0u32; counts[n]];
+    pairs(&mut |i, j| {
+        if low(i) && low(j) {
+            for (from, to) in [(i, j), (j, i)] {
+                items[fill[from as usize]] = to;
+                fill[from as usize] += 1;
+            }
+        }
+    })?;
+    drop(fill);
+    let mut lists = Lists {
+        offsets: counts,
+        items,
+    };
+    // Ascending, whatever order the pairs came in.
+    lists.sort_each();
+    Ok(lists)
+}
+
+/// Edges between faces two hops apart that the partition missed: for each face of `lists` (the
+/// faces with few neighbours, [`low_degree_lists`]), every neighbour's neighbour that is not yet
+/// its neighbour is measured exactly. The faces the partition misses pairs of are those of small
+/// groups far from every centroid, whose pairs sit in no one cell; when a group of three or more
+/// has most of its pairs found, the rest are two hops away. Large groups are left out: their
+/// pairs share a cell and are found there, and their degree would make this quadratic.
+/// Canonical order.
+pub fn two_hop(
+    source: &dyn RowSource,
+    lists: &Lists,
+    max_d2: f32,
+    ctl: &Control,
+) -> Result<Vec<Edge>, GraphError> {
+    let n = lists.offsets.len() - 1;
+    let dim = source.dim();
+    let found: Result<Vec<Vec<Edge>>, GraphError> = (0..n as u32)
         .into_par_iter()
         .filter(|&a| !lists.of(a as usize).is_empty())
         .map_init(
-            || (vec![0f32; dim], vec![0f32; dim], Vec::new()),
-            |(ra, rb, candidates), a| {
+            || (Vec::new(), Vec::new()),
+            |(candidates, rows), a| {
                 let near = lists.of(a as usize);
                 candidates.clear();
                 for &c in near {
@@ -256,40 +763,32 @@ fn two_hop(rows: Rows, dim: usize, max_d2: f32, edges: &[Edge], max_degree: usiz
                 candidates.dedup();
                 let mut out = Vec::new();
                 if candidates.is_empty() {
-                    return out;
+                    return Ok(out);
                 }
-                rows.copy_to(dim, a as usize, ra);
-                for &b in candidates.iter() {
-                    rows.copy_to(dim, b as usize, rb);
-                    let d2 = super::cpu::squared_distance(ra, rb);
+                ctl.check()?;
+                candidates.push(a);
+                source.exact(candidates, rows)?;
+                candidates.pop();
+                let ra = &rows[candidates.len() * dim..];
+                for (k, &b) in candidates.iter().enumerate() {
+                    let d2 = super::cpu::squared_distance(ra, &rows[k * dim..(k + 1) * dim]);
                     if d2 < max_d2 {
                         out.push(edge(a, b, d2));
                     }
                 }
-                out
+                Ok(out)
             },
         )
-        .flatten_iter()
         .collect();
     // Only the low-degree lists were searched, and a pair's two ends see each other's
     // neighbours alike: each new pair came from its lower end alone.
+    let mut found: Vec<Edge> = found?.into_iter().flatten().collect();
     sort_edges(&mut found);
-    found
+    Ok(found)
 }
 
-/// Marks unused probe slots.
-const NONE: u32 = u32::MAX;
-
-fn edge(a: u32, b: u32, d2: f32) -> Edge {
-    Edge {
-        i: a.min(b),
-        j: a.max(b),
-        d2,
-    }
-}
-
-/// Items grouped by cell, each group ascending: `items[offsets[c]..offsets[c + 1]]`.
-struct Lists {
+/// Items grouped by key, each group ascending: `items[offsets[c]..offsets[c + 1]]`.
+pub struct Lists {
     offsets: Vec<usize>,
     items: Vec<u32>,
 }
@@ -318,28 +817,29 @@ impl Lists {
         }
     }
 
-    /// Undirected pairs `(i, j)` as lists of both ends' neighbours, each list in the order the
-    /// pairs come (ascending when they come in canonical order).
-    fn build_pairs(n: usize, pairs: impl Iterator<Item = (u32, u32)> + Clone) -> Self {
+    /// `(key, item)` pairs as lists by key (keys below `n`), each in the order they come;
+    /// `pairs(add)` calls `add(key, item)` for each, and is called twice.
+    fn build_pairs_directed(n: usize, pairs: impl Fn(&mut dyn FnMut(u32, u32))) -> Self {
         let mut counts = vec![0usize; n + 1];
-        for (i, j) in pairs.clone() {
-            counts[i as usize + 1] += 1;
-            counts[j as usize + 1] += 1;
-        }
+        pairs(&mut |key, _| counts[key as usize + 1] += 1);
         for k in 0..n {
             counts[k + 1] += counts[k];
         }
         let mut fill = counts.clone();
         let mut items = vec![0u32; counts[n]];
-        for (i, j) in pairs {
-            for (from, to) in [(i, j), (j, i)] {
-                items[fill[from as usize]] = to;
-                fill[from as usize] += 1;
-            }
-        }
+        pairs(&mut |key, item| {
+            items[fill[key as usize]] = item;
+            fill[key as usize] += 1;
+        });
         Lists {
             offsets: counts,
             items,
+        }
+    }
+
+    fn sort_each(&mut self) {
+        for k in 0..self.offsets.len() - 1 {
+            self.items[self.offsets[k]..self.offsets[k + 1]].sort_unstable();
         }
     }
 
@@ -350,8 +850,13 @@ impl Lists {
 
 /// At most `cells` centroids (`cells x dim`, f32) from Lloyd's iterations on a seeded sample, and
 /// the sample's size. The first centroids are distinct sample rows.
-fn kmeans(rows: Rows, dim: usize, cells: usize, params: &IvfParams) -> (Vec<f32>, usize) {
-    let n = rows.count(dim);
+fn kmeans(
+    source: &dyn RowSource,
+    cells: usize,
+    params: &IvfParams,
+    ctl: &Control,
+) -> Result<(Vec<f32>, usize), GraphError> {
+    let (n, dim) = (source.len(), source.dim());
     let size = (cells * params.sample_per_cell.max(1)).clamp(cells, n);
     // A partial Fisher-Yates shuffle: the first `size` indices are the sample, in random order.
     let mut index: Vec<u32> = (0..n as u32).collect();
@@ -362,7 +867,7 @@ fn kmeans(rows: Rows, dim: usize, cells: usize, params: &IvfParams) -> (Vec<f32>
     }
     index.truncate(size);
     let mut sample = vec![0f32; size * dim];
-    rows.gather(dim, &index, &mut sample);
+    gather(source, &index, &mut sample, ctl)?;
     drop(index);
     let mut centroids = sample[..cells * dim].to_vec();
     let mut nearest = vec![0u32; size];
@@ -386,7 +891,38 @@ fn kmeans(rows: Rows, dim: usize, cells: usize, params: &IvfParams) -> (Vec<f32>
             lloyd(&sample, dim, &mut centroids, &mut nearest);
         }
     }
-    (centroids, size)
+    Ok((centroids, size))
+}
+
+/// The rows at `indices` (no repeats), as f32 in that order, into `out`: copied from memory, or
+/// picked out of one pass over the source.
+fn gather(
+    source: &dyn RowSource,
+    indices: &[u32],
+    out: &mut [f32],
+    ctl: &Control,
+) -> Result<(), GraphError> {
+    let dim = source.dim();
+    if let Some(rows) = source.in_memory() {
+        rows.gather(dim, indices, out);
+        return Ok(());
+    }
+    let mut at: Vec<(u32, u32)> = indices
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (i, k as u32))
+        .collect();
+    at.sort_unstable();
+    source.scan(&mut |ids, rows| {
+        ctl.check()?;
+        for (r, &i) in ids.iter().enumerate() {
+            if let Ok(p) = at.binary_search_by_key(&i, |x| x.0) {
+                let k = at[p].1 as usize;
+                rows.copy_to(dim, r, &mut out[k * dim..(k + 1) * dim]);
+            }
+        }
+        Ok(())
+    })
 }
 
 /// One Lloyd iteration: each sample row to its nearest centroid, each centroid to the mean of its
@@ -446,21 +982,104 @@ fn nearest_cells(rows: &[f32], dim: usize, centroids: &[f32], out: &mut [u32]) {
 }
 
 /// Each row's probes, `max_probes` slots per row, nearest first (the first is its home), unused
-/// slots [`NONE`].
+/// slots [`NONE`]; one pass over the source.
 fn assign(
-    rows: Rows,
-    dim: usize,
+    source: &dyn RowSource,
     centroids: &[f32],
     params: &IvfParams,
     max_d2: f32,
-    step: &(dyn Fn(usize) + Sync),
-) -> Vec<u32> {
-    let n = rows.count(dim);
+    ctl: &Control,
+) -> Result<Vec<u16>, GraphError> {
+    let (n, dim) = (source.len(), source.dim());
     let cells = centroids.len() / dim;
     let p = params.max_probes;
+    let (cn, apart) = cell_distances(centroids, dim);
+    let reach = 2.0 * max_d2.sqrt() * params.probe_ratio;
+    // 8-bit rows meet 8-bit centroids in integer products (the probes are a heuristic: the
+    // rounding moves a product by a few thousandths at most).
+    let mut rounded = QuantisedRows::new(dim);
+    for c in centroids.chunks_exact(dim) {
+        rounded.push_f32(c);
+    }
+    let mut panels = int8::Panels::default();
+    panels.pack(&rounded.values, cells, dim);
+    let mut rounded_cn = Vec::new();
+    squared_norms(
+        &{
+            let mut back = vec![0f32; cells * dim];
+            rounded.rows().copy_to(dim, 0, &mut back);
+            back
+        },
+        dim,
+        &mut rounded_cn,
+    );
+    let mut probes = vec![NONE; n * p];
+    let mut assigned = 0;
+    source.scan(&mut |ids, rows| {
+        ctl.check()?;
+        let m = ids.len();
+        let tiles: Vec<Vec<u16>> = (0..m.div_ceil(TILE))
+            .into_par_iter()
+            .map_init(
+                || (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+                |(scratch, dots, near, sums, whole), t| {
+                    let start = t * TILE;
+                    let count = TILE.min(m - start);
+                    let norms = match rows.slice(dim, start, count) {
+                        Rows::Q8 { steps, values } => {
+                            int8::row_sums(values, dim, sums);
+                            int8::products(values, count, sums, &panels, whole);
+                            dots.clear();
+                            for (r, &sa) in steps.iter().enumerate() {
+                                let line = &whole[r * cells..(r + 1) * cells];
+                                dots.extend(
+                                    line.iter()
+                                        .zip(&rounded.steps)
+                                        .map(|(&d, &sc)| sa * sc * d as f32),
+                                );
+                            }
+                            &rounded_cn
+                        }
+                        _ => {
+                            let tile = rows.f32_rows(dim, start, count, scratch);
+                            products(tile, count, centroids, cells, dim, dots);
+                            &cn
+                        }
+                    };
+                    let mut out = vec![NONE; count * p];
+                    for r in 0..count {
+                        probe(
+                            &mut dots[r * cells..(r + 1) * cells],
+                            norms,
+                            &apart,
+                            reach,
+                            near,
+                            &mut out[r * p..(r + 1) * p],
+                        );
+                    }
+                    out
+                },
+            )
+            .collect();
+        for (t, out) in tiles.iter().enumerate() {
+            for (r, slots) in out.chunks_exact(p).enumerate() {
+                let i = ids[t * TILE + r] as usize;
+                probes[i * p..(i + 1) * p].copy_from_slice(slots);
+            }
+        }
+        assigned += m;
+        (ctl.progress)(assigned, 2 * n);
+        Ok(())
+    })?;
+    Ok(probes)
+}
+
+/// The centroids' squared norms, and the distance between every two centroids (`cells x cells`),
+/// for the bound [`probe`] ranks cells by.
+pub(super) fn cell_distances(centroids: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let cells = centroids.len() / dim;
     let mut cn = Vec::new();
     squared_norms(centroids, dim, &mut cn);
-    // Distances between centroids, for the bound below.
     let mut apart = Vec::new();
     products(centroids, cells, centroids, cells, dim, &mut apart);
     for h in 0..cells {
@@ -469,62 +1088,79 @@ fn assign(
             *g = (cn[h] + cn[j] - 2.0 * *g).max(0.0).sqrt();
         }
     }
-    let reach = 2.0 * max_d2.sqrt() * params.probe_ratio;
-    let mut probes = vec![NONE; n * p];
-    probes.par_chunks_mut(TILE * p).enumerate().for_each_init(
-        || (Vec::new(), Vec::new(), Vec::new()),
-        |(scratch, dots, near), (t, out)| {
-            let start = t * TILE;
-            let m = out.len() / p;
-            let tile = rows.f32_rows(dim, start, m, scratch);
-            products(tile, m, centroids, cells, dim, dots);
-            for r in 0..m {
-                // Squared distance less |x|^2, which is the same for every cell.
-                let line = &mut dots[r * cells..(r + 1) * cells];
-                for (d, &n2) in line.iter_mut().zip(&cn) {
-                    *d = n2 - 2.0 * *d;
+    (cn, apart)
+}
+
+/// One row's probes into `out`, from `line`, its products with every centroid (overwritten):
+/// its home (nearest centroid) first, then the cells within `reach` times the bound, closest
+/// share first; unused slots [`NONE`].
+pub(super) fn probe(
+    line: &mut [f32],
+    cn: &[f32],
+    apart: &[f32],
+    reach: f32,
+    near: &mut Vec<(f32, u16)>,
+    out: &mut [u16],
+) {
+    let cells = line.len();
+    let p = out.len();
+    // Squared distance less |x|^2, which is the same for every cell.
+    for (d, &n2) in line.iter_mut().zip(cn) {
+        *d = n2 - 2.0 * *d;
+    }
+    let (home, best) =
+        line.iter().enumerate().fold(
+            (0, f32::INFINITY),
+            |b, (c, &x)| {
+                if x < b.1 { (c, x) } else { b }
+            },
+        );
+    // A face at distance e from one in cell j is at most 2 e |mu_home - mu_j| farther (squared)
+    // from mu_j than from mu_home: cells within that bound may hold its neighbours. Ranked by the
+    // share of the bound used; the home first.
+    let bounds = &apart[home * cells..(home + 1) * cells];
+    // Each cell's share of the bound (infinite: beyond it), in one pass the compiler vectorises.
+    for (x, &apart) in line.iter_mut().zip(bounds) {
+        let (gap, bound) = (*x - best, reach * apart);
+        *x = if gap <= bound {
+            gap / bound.max(f32::MIN_POSITIVE)
+        } else {
+            f32::INFINITY
+        };
+    }
+    line[home] = f32::INFINITY;
+    // The `p - 1` smallest shares in order (ties: the lower cell), kept sorted as the cells go
+    // by: after the first few, a cell costs one comparison (on synthetic data most cells are
+    // within the bound).
+    near.clear();
+    let keep = p - 1;
+    if keep > 0 {
+        for (c, &r) in line.iter().enumerate() {
+            let worst = if near.len() == keep {
+                near[keep - 1].0
+            } else {
+                f32::INFINITY
+            };
+            if r < worst {
+                if near.len() == keep {
+                    near.pop();
                 }
-                let (home, best) =
-                    line.iter()
-                        .enumerate()
-                        .fold(
-                            (0, f32::INFINITY),
-                            |b, (c, &x)| if x < b.1 { (c, x) } else { b },
-                        );
-                // A face at distance e from one in cell j is at most 2 e |mu_home - mu_j| farther
-                // (squared) from mu_j than from mu_home: cells within that bound may hold its
-                // neighbours. Ranked by the share of the bound used; the home first.
-                let bounds = &apart[home * cells..(home + 1) * cells];
-                near.clear();
-                near.push((f32::NEG_INFINITY, home as u32));
-                for (c, (&score, &apart)) in line.iter().zip(bounds).enumerate() {
-                    let (gap, bound) = (score - best, reach * apart);
-                    if gap <= bound && c != home {
-                        near.push((gap / bound.max(f32::MIN_POSITIVE), c as u32));
-                    }
-                }
-                // The `p` best, in order (on synthetic data most cells are within the bound).
-                let order =
-                    |x: &(f32, u32), y: &(f32, u32)| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1));
-                if near.len() > p {
-                    near.select_nth_unstable_by(p - 1, order);
-                    near.truncate(p);
-                }
-                near.sort_by(order);
-                for (slot, &(_, c)) in out[r * p..(r + 1) * p].iter_mut().zip(near.iter()) {
-                    *slot = c;
-                }
+                let at = near.partition_point(|x| x.0 <= r);
+                near.insert(at, (r, c as u16));
             }
-            step(m);
-        },
-    );
-    probes
+        }
+    }
+    out[0] = home as u16;
+    for (slot, &(_, c)) in out[1..].iter_mut().zip(near.iter()) {
+        *slot = c;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::graph::synthetic::{DIM, People};
+    use half::f16;
 
     #[test]
     fn lists_group_rows_by_cell_in_order() {
@@ -533,6 +1169,18 @@ mod tests {
         assert_eq!(l.of(0), &[1, 4]);
         assert_eq!(l.of(1), &[3]);
         assert_eq!(l.of(2), &[0, 2]);
+    }
+
+    /// A subset of `exact`, each edge with the same bits; the share of `exact` found.
+    fn recall_of(approx: &[Edge], exact: &[Edge]) -> f64 {
+        let mut k = 0;
+        for e in approx {
+            while k < exact.len() && (exact[k].i, exact[k].j) < (e.i, e.j) {
+                k += 1;
+            }
+            assert_eq!(exact.get(k), Some(e), "not an exact edge");
+        }
+        approx.len() as f64 / exact.len() as f64
     }
 
     #[test]
@@ -549,16 +1197,195 @@ mod tests {
             &|_, _| {},
         );
         assert!(exact.len() > 10_000, "{} edges", exact.len());
-        // A subset of the exact edges, each with the same bits.
-        let mut k = 0;
-        for e in &approx {
-            while k < exact.len() && (exact[k].i, exact[k].j) < (e.i, e.j) {
-                k += 1;
-            }
-            assert_eq!(exact.get(k), Some(e), "not an exact edge");
-        }
-        let recall = approx.len() as f64 / exact.len() as f64;
+        let recall = recall_of(&approx, &exact);
         assert!(recall >= 0.999, "recall {recall} ({stats:?})");
         assert!(stats.pair_share < 0.5, "{stats:?}");
+    }
+
+    /// Rows as a store streams them: 8-bit rows in a shuffled order, exact f16 rows on demand.
+    struct Streamed {
+        rounded: QuantisedRows,
+        exact: Vec<f16>,
+        /// The order rows are read in.
+        order: Vec<u32>,
+        exact_reads: AtomicUsize,
+    }
+
+    impl Streamed {
+        fn new(people: &People) -> Self {
+            let exact = people.rows_f16();
+            let mut rounded = QuantisedRows::new(DIM);
+            let mut row = vec![0f32; DIM];
+            for i in 0..people.len() {
+                Rows::F16(&exact).copy_to(DIM, i, &mut row);
+                rounded.push_f32(&row);
+            }
+            // Read in an order of their own (as a file in id order holds faces in path order).
+            let mut order: Vec<u32> = (0..people.len() as u32).collect();
+            let mut rng = SplitMix::new(7, 1, 0);
+            for k in (1..order.len()).rev() {
+                order.swap(k, rng.below(k as u64 + 1) as usize);
+            }
+            Streamed {
+                rounded,
+                exact,
+                order,
+                exact_reads: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl RowSource for Streamed {
+        fn dim(&self) -> usize {
+            DIM
+        }
+
+        fn len(&self) -> usize {
+            self.order.len()
+        }
+
+        fn margin(&self) -> f32 {
+            quantised::margin(DIM, self.rounded.largest_step())
+        }
+
+        fn scan(&self, each: &mut crate::graph::source::Chunks) -> Result<(), GraphError> {
+            let mut chunk = QuantisedRows::new(DIM);
+            for ids in self.order.chunks(1000) {
+                chunk.clear();
+                for &i in ids {
+                    let i = i as usize;
+                    chunk.push(
+                        self.rounded.steps[i],
+                        &self.rounded.values[i * DIM..(i + 1) * DIM],
+                    );
+                }
+                each(ids, chunk.rows())?;
+            }
+            Ok(())
+        }
+
+        fn exact(&self, indices: &[u32], out: &mut Vec<f32>) -> Result<(), GraphError> {
+            self.exact_reads.fetch_add(indices.len(), Ordering::Relaxed);
+            out.resize(indices.len() * DIM, 0.0);
+            Rows::F16(&self.exact).gather(DIM, indices, out);
+            Ok(())
+        }
+    }
+
+    /// The streamed search of some cells, sorted.
+    fn streamed_edges(
+        source: &Streamed,
+        part: &Partition,
+        max_d2: f32,
+        cells: &[u32],
+        memory: usize,
+        stats: &mut IvfStats,
+    ) -> Vec<Edge> {
+        let mut out = Vec::new();
+        search(
+            source,
+            part,
+            max_d2,
+            cells,
+            memory,
+            &mut |e| {
+                out.extend_from_slice(e);
+                Ok(())
+            },
+            &Control::quiet(),
+            stats,
+        )
+        .unwrap();
+        sort_edges(&mut out);
+        out
+    }
+
+    #[test]
+    fn streamed_rows_give_exact_edges_in_any_grouping_and_any_split() {
+        let people = People::new(6000, 11);
+        let source = Streamed::new(&people);
+        let max_d2 = 0.64f32 * 0.64;
+        let exact = crate::graph::product::edges(Rows::F16(&source.exact), DIM, max_d2);
+        let params = IvfParams::default();
+        let ctl = Control::quiet();
+        let mut stats = IvfStats::default();
+        let part = Partition::build(&source, max_d2, &params, &ctl, &mut stats).unwrap();
+        assert!(part.cells() > 50, "{} cells", part.cells());
+        // One group, or many small ones: the same edges, exact to the bit.
+        let whole = streamed_edges(
+            &source,
+            &part,
+            max_d2,
+            &part.all_cells(),
+            1 << 40,
+            &mut stats,
+        );
+        assert_eq!(stats.groups, 1);
+        let mut small = IvfStats::default();
+        let grouped = streamed_edges(
+            &source,
+            &part,
+            max_d2,
+            &part.all_cells(),
+            2 << 20,
+            &mut small,
+        );
+        assert!(small.groups > 5, "{small:?}");
+        assert_eq!(whole, grouped);
+        assert!(small.rechecked >= whole.len() && small.exact_rows > 0);
+        let recall = recall_of(&whole, &exact);
+        assert!(recall >= 0.995, "recall {recall} ({stats:?})");
+        // Cells split over three parts, searched apart: together, each edge once.
+        let mut parts = Vec::new();
+        for p in 0..3u32 {
+            let cells: Vec<u32> = part
+                .all_cells()
+                .into_iter()
+                .filter(|c| c % 3 == p)
+                .collect();
+            parts.extend(streamed_edges(
+                &source,
+                &part,
+                max_d2,
+                &cells,
+                1 << 22,
+                &mut stats,
+            ));
+        }
+        sort_edges(&mut parts);
+        assert_eq!(parts, whole);
+        // Two hops over the streamed edges, through the source's exact rows.
+        let degree = degrees(people.len(), whole.iter().map(|e| (e.i, e.j)));
+        let lists = low_degree_lists(&degree, params.refine_degree, &mut |each| {
+            for e in &whole {
+                each(e.i, e.j);
+            }
+            Ok(())
+        })
+        .unwrap();
+        let added = two_hop(&source, &lists, max_d2, &ctl).unwrap();
+        let mut all = whole.clone();
+        all.extend(added);
+        sort_edges(&mut all);
+        assert!(recall_of(&all, &exact) >= recall);
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_search() {
+        let people = People::new(3000, 2);
+        let source = Streamed::new(&people);
+        let stop = std::sync::atomic::AtomicBool::new(true);
+        let ctl = Control {
+            progress: &|_, _| {},
+            stop: &stop,
+        };
+        let got = Partition::build(
+            &source,
+            0.4,
+            &IvfParams::default(),
+            &ctl,
+            &mut Default::default(),
+        );
+        assert!(matches!(got, Err(GraphError::Stopped)));
     }
 }

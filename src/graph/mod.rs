@@ -12,14 +12,20 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod int8;
 pub mod ivf;
+pub mod parts;
 pub mod product;
+pub mod quantised;
 pub mod random;
 pub mod range;
+pub mod reach;
 pub mod rows;
+pub mod source;
 pub mod synthetic;
 
 pub use rows::Rows;
+pub use source::{Control, GraphError, InMemory, RowSource};
 
 use bytemuck::{Pod, Zeroable};
 

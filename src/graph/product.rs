@@ -39,44 +39,80 @@ pub fn edges_with_progress(
     max_d2: f32,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Vec<Edge> {
+    let mut out = Vec::new();
+    tile_pairs(
+        rows,
+        dim,
+        max_d2,
+        &|_| true,
+        &mut |e| {
+            out.extend_from_slice(e);
+            true
+        },
+        progress,
+    );
+    sort_edges(&mut out);
+    out
+}
+
+/// The pairs of [`edges`] found in the tile pairs `take` chooses (by their number, in the order
+/// `(0, 0), (0, 1), .., (1, 1), ..`), handed to `sink` a batch at a time (canonical order within a
+/// tile pair, none across): a part of the exact graph ([`super::parts`]). It stops after a batch
+/// when `sink` returns `false`.
+pub fn tile_pairs(
+    rows: Rows,
+    dim: usize,
+    max_d2: f32,
+    take: &(dyn Fn(usize) -> bool + Sync),
+    sink: &mut dyn FnMut(&[Edge]) -> bool,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) {
     assert!(dim.is_multiple_of(super::LANES) && rows.values().is_multiple_of(dim));
     let n = rows.count(dim);
     let tiles = n.div_ceil(TILE);
     let pairs: Vec<(usize, usize)> = (0..tiles)
         .flat_map(|a| (a..tiles).map(move |b| (a, b)))
+        .enumerate()
+        .filter(|&(k, _)| take(k))
+        .map(|(_, p)| p)
         .collect();
     let total = pairs.len();
     let done = AtomicUsize::new(0);
-    let mut out: Vec<Edge> = pairs
-        .into_par_iter()
-        .map_init(
-            || (Scratch::default(), Scratch::default(), Vec::new()),
-            |(sa, sb, dots), (a, b)| {
-                let (i0, j0) = (a * TILE, b * TILE);
-                let (m, w) = (TILE.min(n - i0), TILE.min(n - j0));
-                let mut found = Vec::new();
-                let mut keep = |r: usize, c: usize, d2: f32| {
-                    found.push(Edge {
-                        i: (i0 + r) as u32,
-                        j: (j0 + c) as u32,
-                        d2,
-                    })
-                };
-                let ta = sa.load(rows, dim, i0, m);
-                if a == b {
-                    close_pairs(ta, ta, dim, max_d2, true, dots, &mut keep);
-                } else {
-                    let tb = sb.load(rows, dim, j0, w);
-                    close_pairs(ta, tb, dim, max_d2, false, dots, &mut keep);
-                }
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                found
-            },
-        )
-        .flatten_iter()
-        .collect();
-    sort_edges(&mut out);
-    out
+    // Batches of tile pairs, so that memory holds one batch's edges.
+    for batch in pairs.chunks(256) {
+        let found: Vec<Vec<Edge>> = batch
+            .par_iter()
+            .map_init(
+                || (Scratch::default(), Scratch::default(), Vec::new()),
+                |(sa, sb, dots), &(a, b)| {
+                    let (i0, j0) = (a * TILE, b * TILE);
+                    let (m, w) = (TILE.min(n - i0), TILE.min(n - j0));
+                    let mut found = Vec::new();
+                    let mut keep = |r: usize, c: usize, d2: f32| {
+                        found.push(Edge {
+                            i: (i0 + r) as u32,
+                            j: (j0 + c) as u32,
+                            d2,
+                        })
+                    };
+                    let ta = sa.load(rows, dim, i0, m);
+                    if a == b {
+                        close_pairs(ta, ta, dim, max_d2, true, dots, &mut keep);
+                    } else {
+                        let tb = sb.load(rows, dim, j0, w);
+                        close_pairs(ta, tb, dim, max_d2, false, dots, &mut keep);
+                    }
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                    found
+                },
+            )
+            .collect();
+        for edges in &found {
+            if !sink(edges) {
+                return;
+            }
+        }
+    }
 }
 
 /// Rows as f32 with their squared norms, reused from tile to tile.

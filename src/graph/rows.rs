@@ -1,8 +1,9 @@
-//! The embeddings a search reads: `n` rows of `dim` values, one after another, as f32 or as IEEE
-//! half floats (how the store keeps them: a million 512-d rows are 1 GB in f16, 2 GB in f32).
-//! Searches convert the rows they need to f32 a tile at a time, so an f16 matrix never has an f32
-//! copy. Distances are always computed in f32 on the converted values, so a row's f16 form and
-//! its f32 conversion give bit-identical results.
+//! The embeddings a search reads: `n` rows of `dim` values, one after another, as f32, as IEEE
+//! half floats (how the store keeps them: a million 512-d rows are 1 GB in f16, 2 GB in f32), or
+//! in 8 bits a component with a step per row (how the vector file keeps them,
+//! [`super::quantised`]). Searches convert the rows they need to f32 a tile at a time, so a
+//! matrix never has an f32 copy. Distances are always computed in f32 on the converted values, so
+//! a row's f16 (or 8-bit) form and its f32 conversion give bit-identical results.
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -12,6 +13,11 @@ use half::slice::HalfFloatSliceExt;
 pub enum Rows<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
+    /// Row `r` is `values[r * dim..(r + 1) * dim]` times `steps[r]`.
+    Q8 {
+        steps: &'a [f32],
+        values: &'a [i8],
+    },
 }
 
 impl<'a> Rows<'a> {
@@ -20,6 +26,7 @@ impl<'a> Rows<'a> {
         match self {
             Rows::F32(r) => r.len(),
             Rows::F16(r) => r.len(),
+            Rows::Q8 { values, .. } => values.len(),
         }
     }
 
@@ -34,6 +41,10 @@ impl<'a> Rows<'a> {
         match *self {
             Rows::F32(r) => Rows::F32(&r[range]),
             Rows::F16(r) => Rows::F16(&r[range]),
+            Rows::Q8 { steps, values } => Rows::Q8 {
+                steps: &steps[start..start + count],
+                values: &values[range],
+            },
         }
     }
 
@@ -43,6 +54,12 @@ impl<'a> Rows<'a> {
         match self {
             Rows::F32(r) => out.copy_from_slice(&r[range]),
             Rows::F16(r) => r[range].convert_to_f32_slice(out),
+            Rows::Q8 { steps, values } => {
+                for (k, o) in out.chunks_mut(dim).enumerate() {
+                    let at = (start + k) * dim;
+                    super::quantised::dequantise(steps[start + k], &values[at..at + o.len()], o);
+                }
+            }
         }
     }
 
@@ -60,7 +77,7 @@ impl<'a> Rows<'a> {
     {
         match *self {
             Rows::F32(r) => &r[start * dim..(start + count) * dim],
-            Rows::F16(_) => {
+            Rows::F16(_) | Rows::Q8 { .. } => {
                 if scratch.len() < count * dim {
                     scratch.resize(count * dim, 0.0);
                 }
@@ -115,5 +132,21 @@ mod tests {
         let f = Rows::F32(&values);
         assert_eq!(f.f32_rows(8, 1, 1, &mut scratch), &values[8..16]);
         assert_eq!(f.slice(8, 4, 2).count(8), 2);
+
+        // 8-bit rows: each row its step times its values, wherever it is read.
+        let steps = [0.5f32, 0.25, 2.0];
+        let q: Vec<i8> = (0..24).map(|k| k as i8 - 12).collect();
+        let want: Vec<f32> = (0..24).map(|k| (k as f32 - 12.0) * steps[k / 8]).collect();
+        let rows = Rows::Q8 {
+            steps: &steps,
+            values: &q,
+        };
+        assert_eq!(rows.count(8), 3);
+        assert_eq!(rows.f32_rows(8, 1, 2, &mut scratch), &want[8..24]);
+        rows.gather(8, &[2, 0], &mut out);
+        assert_eq!(&out[..8], &want[16..24]);
+        assert_eq!(&out[8..], &want[..8]);
+        let part = rows.slice(8, 1, 2);
+        assert_eq!(part.f32_rows(8, 1, 1, &mut scratch), &want[16..24]);
     }
 }

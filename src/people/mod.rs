@@ -38,11 +38,28 @@ pub enum PeopleError {
     /// The message carries the GPU's error (no `source`, so a printed chain says it once).
     #[error("GPU: {0}")]
     Gpu(GpuError),
+    /// The neighbour graph of a full run (its files, its rows), or a stop asked for; the message
+    /// carries the graph's error, as for the GPU.
+    #[error("neighbour graph: {0}")]
+    Graph(crate::graph::GraphError),
 }
 
 impl From<GpuError> for PeopleError {
     fn from(e: GpuError) -> Self {
         PeopleError::Gpu(e)
+    }
+}
+
+impl From<crate::graph::GraphError> for PeopleError {
+    fn from(e: crate::graph::GraphError) -> Self {
+        PeopleError::Graph(e)
+    }
+}
+
+impl PeopleError {
+    /// The run stopped because it was asked to (Ctrl-C): nothing was written.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, PeopleError::Graph(crate::graph::GraphError::Stopped))
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use super::tiff::Tiff;
+
 /// The kinds of file visage tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -192,24 +194,11 @@ fn tiff(bytes: &[u8]) -> Kind {
     if bytes.get(8..10) == Some(b"CR") {
         return Kind::Raw(RawFormat::Cr2);
     }
-    let little = bytes[0] == b'I';
-    let u16_at = |at: usize| -> Option<u16> {
-        let b = bytes.get(at..at + 2)?;
-        Some(if little {
-            u16::from_le_bytes([b[0], b[1]])
-        } else {
-            u16::from_be_bytes([b[0], b[1]])
-        })
+    let Some(t) = Tiff::new(bytes) else {
+        return Kind::Tiff;
     };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
-    let Some(ifd) = u32_at(4).map(|o| o as usize) else {
+    let (u16_at, u32_at) = (|at| t.u16_at(at), |at| t.u32_at(at));
+    let Some(ifd) = t.first_ifd() else {
         return Kind::Tiff;
     };
     let count = u16_at(ifd).unwrap_or(0) as usize;

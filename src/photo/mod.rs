@@ -22,6 +22,7 @@ pub mod kind;
 mod orientation;
 mod raster;
 pub mod raw;
+mod tiff;
 pub mod video;
 
 use std::path::{Path, PathBuf};
@@ -298,7 +299,7 @@ impl Reader {
             Kind::Jpeg => jpeg::decode(bytes, want)?,
             Kind::Png | Kind::WebP | Kind::Tiff | Kind::Bmp | Kind::Gif => raster::decode(bytes)?,
             Kind::Heif | Kind::Avif => heif::decode(self.libheif(kind)?, bytes, kind)?,
-            Kind::Raw(format) => raw::decode(bytes, format, &self.inner.developing)?,
+            Kind::Raw(format) => raw::decode(bytes, format, want, &self.inner.developing)?,
             Kind::Video(_) => {
                 // The first frame, as ffmpeg shows it (turned already), at the size asked for
                 // (a thumbnail's at most).

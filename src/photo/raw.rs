@@ -9,6 +9,11 @@
 //! smaller preview are scaled to it. Previews are stored unrotated in these formats, so the
 //! RAW's orientation is applied to them, never the preview's own.
 //!
+//! A TIFF-based RAW's JPEG previews (DNG's preview IFDs, the JPEGInterchangeFormat of NEF, ARW,
+//! PEF, CR2 and others) are found by walking its IFDs here and decoded by [`super::jpeg`] at the
+//! DCT scale detection needs; rawler's own preview reader (a full-size decode through 16-bit
+//! samples) serves the rest.
+//!
 //! rawler's failures (and its panics on data it does not expect) become a [`RawError`].
 
 use std::panic::AssertUnwindSafe;
@@ -21,7 +26,7 @@ use rawler::decoders::{Decoder, RawDecodeParams};
 use rawler::imgop::develop::RawDevelop;
 use rawler::rawsource::RawSource;
 
-use super::{Decoded, MAX_DECODE_BYTES, MAX_SIDE, PhotoError, RawFormat};
+use super::{Decoded, MAX_DECODE_BYTES, MAX_SIDE, PhotoError, RawFormat, Want, jpeg};
 
 /// A preview whose long side is at least this is used instead of developing the RAW.
 pub const PREVIEW_SIDE: u32 = 1280;
@@ -60,6 +65,7 @@ pub enum RawError {
 pub(super) fn decode(
     bytes: &[u8],
     format: RawFormat,
+    want: Want,
     developing: &Mutex<()>,
 ) -> Result<Decoded, PhotoError> {
     let source = RawSource::new_from_slice(bytes);
@@ -74,6 +80,13 @@ pub(super) fn decode(
         .map_err(unreadable)?;
     let full = crop_size(&raw);
     let orientation = orientation(&raw);
+    if let Some(rgb) = embedded_jpeg(bytes, full, want) {
+        return Ok(Decoded {
+            rgb,
+            orientation,
+            full,
+        });
+    }
     let preview = match guarded(|| decoder.preview_image(&source, &params)) {
         Ok(Ok(Some(p))) => usable(p, full),
         Ok(Ok(None)) => Err("none".to_string()),
@@ -93,6 +106,107 @@ pub(super) fn decode(
             develop(decoder.as_ref(), &source, format, full, orientation, why)
         }
     }
+}
+
+/// The largest JPEG preview a TIFF-based RAW embeds that is usable (see [`usable`]), decoded at
+/// the DCT scale `want` needs (`None`: none, or not a TIFF-based RAW).
+fn embedded_jpeg(bytes: &[u8], full: (u32, u32), want: Want) -> Option<RgbImage> {
+    let mut found = tiff_jpegs(bytes);
+    found.sort_by_key(|r| std::cmp::Reverse(r.len()));
+    // A preview's decode is asked for against its own size: the whole preview for a finer part.
+    let want = match want {
+        Want::Side(side) => Want::Side(side),
+        Want::Fraction(_) => Want::Fraction(1.0),
+    };
+    found.into_iter().find_map(|range| {
+        let decoded = jpeg::decode(&bytes[range], want).ok()?;
+        // Its size as stored, checked as rawler's preview is: the RAW's orientation applies
+        // to both, never the preview's own EXIF.
+        let ((w, h), (fw, fh)) = (decoded.full, full);
+        let ok = w.max(h) >= PREVIEW_SIDE
+            && ((w as f32 / h.max(1) as f32) / (fw as f32 / fh.max(1) as f32) - 1.0).abs()
+                <= ASPECT_TOLERANCE;
+        ok.then_some(decoded.rgb)
+    })
+}
+
+/// The byte ranges of the JPEGs a TIFF file's IFDs point at: IFD0's chain and their SubIFDs,
+/// each a JPEGInterchangeFormat and its length, or a JPEG-compressed image in one strip.
+/// Bounded: at most 64 IFDs are read, each checked against the file's size.
+fn tiff_jpegs(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let Some(t) = super::tiff::Tiff::new(bytes) else {
+        return Vec::new();
+    };
+    let u16_at = |at: usize| t.u16_at(at).map(u32::from);
+    let u32_at = |at: usize| t.u32_at(at);
+    // A tag's values (SHORT or LONG), inline or at their offset.
+    let values = |entry: usize| -> Vec<u32> {
+        let (Some(kind), Some(count)) = (u16_at(entry + 2), u32_at(entry + 4)) else {
+            return Vec::new();
+        };
+        let size = match kind {
+            3 => 2,
+            4 | 13 => 4,
+            _ => return Vec::new(),
+        };
+        let count = count.min(1024) as usize;
+        let at = if count * size <= 4 {
+            entry + 8
+        } else {
+            match u32_at(entry + 8) {
+                Some(o) => o as usize,
+                None => return Vec::new(),
+            }
+        };
+        (0..count)
+            .filter_map(|i| {
+                if size == 2 {
+                    u16_at(at + 2 * i)
+                } else {
+                    u32_at(at + 4 * i)
+                }
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut todo: Vec<u32> = u32_at(4).into_iter().collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(ifd) = todo.pop() {
+        let ifd = ifd as usize;
+        if ifd == 0 || seen.len() >= 64 || !seen.insert(ifd) {
+            continue;
+        }
+        let Some(n) = u16_at(ifd) else { continue };
+        let mut tags = std::collections::HashMap::new();
+        for i in 0..n.min(1024) as usize {
+            let entry = ifd + 2 + 12 * i;
+            let Some(tag) = u16_at(entry) else { break };
+            tags.insert(tag, values(entry));
+        }
+        let one = |tag: u32| match tags.get(&tag).map(Vec::as_slice) {
+            Some(&[value]) => Some(value),
+            _ => None,
+        };
+        let mut jpeg = |offset: Option<u32>, length: Option<u32>| {
+            if let (Some(o), Some(l)) = (offset, length) {
+                let range = o as usize..(o as usize).saturating_add(l as usize);
+                if range.end <= bytes.len()
+                    && bytes.get(range.start..range.start + 2) == Some(&[0xFF, 0xD8])
+                {
+                    out.push(range);
+                }
+            }
+        };
+        jpeg(one(513), one(514));
+        if matches!(one(259), Some(6 | 7)) {
+            jpeg(one(273), one(279));
+        }
+        todo.extend(tags.get(&330).into_iter().flatten());
+        if let Some(next) = u32_at(ifd + 2 + 12 * n as usize) {
+            todo.push(next);
+        }
+    }
+    out
 }
 
 /// A preview as RGB if it is large enough and shows the whole frame, else why not.
@@ -180,4 +294,46 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "rawler failed".to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian TIFF: IFD0 (at 8) points through SubIFDs at an IFD (at 26) holding a
+    /// JPEGInterchangeFormat at 60, 4 bytes long; IFD0's next IFD is itself (a loop).
+    fn tiff(jpeg_at: u32) -> Vec<u8> {
+        let mut b = b"II*\0".to_vec();
+        b.extend(8u32.to_le_bytes());
+        let entry = |b: &mut Vec<u8>, tag: u16, value: u32| {
+            b.extend(tag.to_le_bytes());
+            b.extend(4u16.to_le_bytes()); // LONG
+            b.extend(1u32.to_le_bytes());
+            b.extend(value.to_le_bytes());
+        };
+        b.extend(1u16.to_le_bytes());
+        entry(&mut b, 330, 26);
+        b.extend(8u32.to_le_bytes());
+        b.extend(2u16.to_le_bytes());
+        entry(&mut b, 513, jpeg_at);
+        entry(&mut b, 514, 4);
+        b.extend(0u32.to_le_bytes());
+        b.resize(60, 0);
+        b.extend([0xFF, 0xD8, 0xFF, 0xD9]);
+        b
+    }
+
+    #[test]
+    fn a_tiffs_embedded_jpegs_are_found_within_the_file() {
+        assert_eq!(tiff_jpegs(&tiff(60)), vec![60..64]);
+        // Past the end, or not at a JPEG's start: nothing.
+        assert!(tiff_jpegs(&tiff(62)).is_empty());
+        assert!(tiff_jpegs(&tiff(1 << 30)).is_empty());
+        // Not a TIFF, or cut short: nothing, and no panic.
+        assert!(tiff_jpegs(b"\xFF\xD8\xFF\xE0").is_empty());
+        let whole = tiff(60);
+        for cut in 0..whole.len() {
+            let _ = tiff_jpegs(&whole[..cut]);
+        }
+    }
 }

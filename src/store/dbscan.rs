@@ -89,6 +89,40 @@ pub fn open_by_path(tx: &Transaction) -> SqlResult<Vec<Candidate>> {
     .collect()
 }
 
+/// The faces a full run's neighbour graph is over, as an SQL condition on `faces f`: those
+/// [`open_by_path`] gives once [`drop_automatic`] has run (present, and in no cluster and of no
+/// person or there automatically). It selects the same faces before the drop as after it, so the
+/// parts of a graph computed by other processes, which write nothing, cover the faces the run
+/// that writes the clusters takes.
+const GRAPH_FACES: &str =
+    "f.gone = 0 AND ((f.cluster IS NULL AND f.person IS NULL) OR f.assigned IS NOT 'manual')";
+
+/// The faces of [`GRAPH_FACES`] with what gates DBSCAN, in face id order.
+pub fn graph_faces(conn: &Connection) -> SqlResult<Vec<Candidate>> {
+    conn.prepare(&format!(
+        "SELECT f.id, f.size, f.score FROM faces f JOIN photos p ON p.id = f.photo
+         WHERE {GRAPH_FACES} ORDER BY f.id"
+    ))?
+    .query_map([], |r| {
+        Ok(Candidate {
+            id: r.get(0)?,
+            size: r.get(1)?,
+            score: r.get(2)?,
+            cluster: None,
+        })
+    })?
+    .collect()
+}
+
+/// The embeddings of [`graph_faces`]'s faces (and perhaps a few more: photos gone from the
+/// table), in face id order, a chunk at a time.
+pub fn scan_graph_faces(
+    conn: &Connection,
+    each: impl FnMut(Chunk) -> SqlResult<()>,
+) -> SqlResult<()> {
+    embeddings::scan(conn, GRAPH_FACES, each)
+}
+
 /// The embeddings of [`open_by_path`]'s faces, in face id order, a chunk at a time
 /// ([`embeddings::scan`]).
 pub fn scan_open(tx: &Transaction, each: impl FnMut(Chunk) -> SqlResult<()>) -> SqlResult<()> {

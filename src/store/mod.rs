@@ -308,6 +308,12 @@ impl Store {
         })
     }
 
+    /// Run read-only work that fails in its own way (a long computation over the library that
+    /// reads it through this connection, and writes nothing to it).
+    pub fn read_with<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+        f(&self.conn)
+    }
+
     /// Run a read-only query.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> SqlResult<T>) -> Result<T, StoreError> {
         f(&self.conn).map_err(|source| self_error(&self.path, source))

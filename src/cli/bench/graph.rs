@@ -4,7 +4,10 @@
 //! (`--people`, stored as f16 as the library stores them). The graph is exact or approximate by
 //! the backend's rule (`--exact`, `--approx` force one); `--recall` also computes the exact graph
 //! and counts the share of its edges found. `--queries Q` times the incremental path's range
-//! queries instead: Q new faces against the N stored rows, streamed in chunks.
+//! queries instead: Q new faces against the N stored rows, streamed in chunks. `--stream` runs the
+//! graph as a full re-cluster of a library too large for memory runs it: the faces' 8-bit rows
+//! streamed from a file, the exact rows computed again for the pairs found, the edges (in
+//! `--parts`, computed one after another) written to files and DBSCAN run over them.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -97,6 +100,45 @@ pub struct GraphArgs {
     /// noise), for `benches/peers/dbscan_sklearn.py`
     #[arg(long, value_name = "PREFIX")]
     save: Option<PathBuf>,
+    /// With --people: stream the faces' 8-bit rows from a file (as a re-cluster streams the vector
+    /// file beside the database) instead of holding them, and the edges through files
+    #[arg(long, requires = "people")]
+    stream: bool,
+    /// With --stream: the rows of one group of cells held at a time, MiB
+    #[arg(long, default_value_t = 1024, requires = "stream")]
+    memory: usize,
+    /// With --stream: compute the graph in this many parts, one after another (as separate
+    /// machines would), then put them together
+    #[arg(long, default_value_t = 1, requires = "stream")]
+    parts: u32,
+    /// With --stream: where the row file and the edge files go [default: the system's temporary
+    /// folder]
+    #[arg(long, value_name = "DIR", requires = "stream")]
+    scratch: Option<PathBuf>,
+    /// Compute part I of N of the graph only (its tile pairs, block pairs or cells, as one machine
+    /// of N would), count its edges and project the whole graph's time from it: a graph too large
+    /// for one run (every pair of ten million faces on a GPU)
+    #[arg(long, value_name = "I/N", conflicts_with_all = ["stream", "recall", "save"])]
+    part: Option<crate::index::Shard>,
+}
+
+#[derive(Serialize)]
+struct PartLine {
+    tool: &'static str,
+    data: &'static str,
+    device: String,
+    method: Method,
+    n: usize,
+    distance: f32,
+    part: String,
+    edges: u64,
+    seconds: f64,
+    cpu_seconds: f64,
+    /// The whole graph's time if every part took as long (the parts are dealt to be even).
+    projected_seconds: f64,
+    peak_rss_mib: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ivf: Option<IvfStats>,
 }
 
 #[derive(Serialize)]
@@ -198,6 +240,9 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
     if let Some(q) = args.queries {
         return run_range(&args, q, distance);
     }
+    if args.stream {
+        return run_stream(&args, distance);
+    }
     if args.load.is_none() && args.n < 2 {
         bail!("--n {}: at least 2 embeddings", args.n);
     }
@@ -241,6 +286,50 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
+    if let Some(part) = args.part {
+        let split = crate::graph::parts::Split {
+            index: part.index,
+            count: part.count,
+        };
+        let (started, cpu) = (Instant::now(), ivf::cpu_seconds());
+        let mut edges = 0u64;
+        let report = crate::graph::parts::compute(
+            &backend,
+            &crate::graph::InMemory { rows, dim },
+            max_d2,
+            method,
+            &ivf_params(&args),
+            split,
+            usize::MAX,
+            &mut |e| {
+                edges += e.len() as u64;
+                Ok(())
+            },
+            &crate::graph::Control {
+                progress: &progress,
+                ..crate::graph::Control::quiet()
+            },
+        )?;
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let line = PartLine {
+            tool: "visage",
+            data: if args.people { "people" } else { "clusters" },
+            device: backend.describe(),
+            method,
+            n,
+            distance,
+            part: part.to_string(),
+            edges,
+            seconds,
+            cpu_seconds: ivf::cpu_seconds() - cpu,
+            projected_seconds: seconds * part.count as f64,
+            peak_rss_mib: peak_rss_mib(),
+            ivf: report.ivf,
+        };
+        println!("{}", serde_json::to_string(&line)?);
+        return Ok(0);
+    }
     let started = Instant::now();
     let mut ivf_stats = None;
     let edges = match method {
@@ -249,17 +338,7 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
             Data::F16(_) => bail!("--twin reads f32 rows: leave out --people"),
         },
         Method::CpuApproximate => {
-            let defaults = IvfParams::default();
-            let params = IvfParams {
-                cells: args.cells.unwrap_or(defaults.cells),
-                max_probes: args.max_probes.unwrap_or(defaults.max_probes),
-                probe_ratio: args.probe_ratio.unwrap_or(defaults.probe_ratio),
-                sample_per_cell: args.sample_per_cell.unwrap_or(defaults.sample_per_cell),
-                min_cell_sample: args.min_cell_sample.unwrap_or(defaults.min_cell_sample),
-                seed: args.ivf_seed.unwrap_or(defaults.seed),
-                refine_degree: args.refine_degree.unwrap_or(defaults.refine_degree),
-                ..defaults
-            };
+            let params = ivf_params(&args);
             let (edges, stats) = ivf::edges(rows, dim, max_d2, &params, &progress);
             ivf_stats = Some(stats);
             edges
@@ -348,6 +427,21 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
     };
     println!("{}", serde_json::to_string(&line)?);
     Ok(0)
+}
+
+/// The IVF settings the arguments ask for.
+fn ivf_params(args: &GraphArgs) -> IvfParams {
+    let defaults = IvfParams::default();
+    IvfParams {
+        cells: args.cells.unwrap_or(defaults.cells),
+        max_probes: args.max_probes.unwrap_or(defaults.max_probes),
+        probe_ratio: args.probe_ratio.unwrap_or(defaults.probe_ratio),
+        sample_per_cell: args.sample_per_cell.unwrap_or(defaults.sample_per_cell),
+        min_cell_sample: args.min_cell_sample.unwrap_or(defaults.min_cell_sample),
+        seed: args.ivf_seed.unwrap_or(defaults.seed),
+        refine_degree: args.refine_degree.unwrap_or(defaults.refine_degree),
+        ..defaults
+    }
 }
 
 /// Rows of `dim` little-endian f32 values from `path`.
@@ -583,4 +677,372 @@ fn save(
     }
     out.flush()?;
     Ok(())
+}
+
+/// The faces of synthetic people as a re-cluster reads a library too large for memory: their 8-bit
+/// rows in a file, read a chunk at a time, and their exact (f16) rows computed again on demand.
+struct SyntheticRows<'a> {
+    people: &'a People,
+    file: std::fs::File,
+    margin: f32,
+}
+
+/// Bytes of one row of a [`SyntheticRows`] file: the step and the components.
+const SYNTHETIC_ROW: usize = 4 + synthetic::DIM;
+
+impl<'a> SyntheticRows<'a> {
+    /// Write every face's 8-bit row into an unnamed file in `dir`.
+    fn write(people: &'a People, dir: &std::path::Path) -> anyhow::Result<Self> {
+        use crate::graph::quantised::QuantisedRows;
+        let dim = synthetic::DIM;
+        let file = tempfile::tempfile_in(dir).with_context(|| format!("{}", dir.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 22, &file);
+        let mut largest = 0f32;
+        let chunk = 16 * 1024;
+        let mut rows = vec![f16::ZERO; chunk * dim];
+        let mut exact = vec![0f32; dim];
+        for start in (0..people.len()).step_by(chunk) {
+            let count = chunk.min(people.len() - start);
+            people.write_f16(start, &mut rows[..count * dim]);
+            let mut q = QuantisedRows::new(dim);
+            for r in 0..count {
+                Rows::F16(&rows).copy_to(dim, r, &mut exact);
+                q.push_f32(&exact);
+            }
+            largest = largest.max(q.largest_step());
+            for r in 0..count {
+                out.write_all(&q.steps[r].to_le_bytes())?;
+                out.write_all(bytemuck::cast_slice(&q.values[r * dim..(r + 1) * dim]))?;
+            }
+        }
+        out.flush()?;
+        drop(out);
+        Ok(SyntheticRows {
+            people,
+            file,
+            margin: crate::graph::quantised::margin(dim, largest),
+        })
+    }
+}
+
+impl crate::graph::RowSource for SyntheticRows<'_> {
+    fn dim(&self) -> usize {
+        synthetic::DIM
+    }
+
+    fn len(&self) -> usize {
+        self.people.len()
+    }
+
+    fn margin(&self) -> f32 {
+        self.margin
+    }
+
+    fn scan(
+        &self,
+        each: &mut crate::graph::source::Chunks,
+    ) -> Result<(), crate::graph::GraphError> {
+        use std::io::{Read, Seek};
+        let dim = synthetic::DIM;
+        let io = |e| crate::graph::GraphError::Source(format!("the row file: {e}"));
+        let mut file = &self.file;
+        file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 22, file);
+        let chunk = 16 * 1024;
+        let mut bytes = vec![0u8; chunk * SYNTHETIC_ROW];
+        let mut q = crate::graph::quantised::QuantisedRows::new(dim);
+        let mut indices = Vec::with_capacity(chunk);
+        let n = self.len();
+        for start in (0..n).step_by(chunk) {
+            let count = chunk.min(n - start);
+            reader
+                .read_exact(&mut bytes[..count * SYNTHETIC_ROW])
+                .map_err(io)?;
+            q.clear();
+            indices.clear();
+            for (r, row) in bytes[..count * SYNTHETIC_ROW]
+                .chunks_exact(SYNTHETIC_ROW)
+                .enumerate()
+            {
+                q.push_bytes(row);
+                indices.push((start + r) as u32);
+            }
+            each(&indices, q.rows())?;
+        }
+        Ok(())
+    }
+
+    fn exact(&self, indices: &[u32], out: &mut Vec<f32>) -> Result<(), crate::graph::GraphError> {
+        let dim = synthetic::DIM;
+        out.resize(indices.len() * dim, 0.0);
+        for (&i, o) in indices.iter().zip(out.chunks_exact_mut(dim)) {
+            self.people.face(i as usize, o);
+            for v in o.iter_mut() {
+                *v = f16::from_f32(*v).to_f32();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct StreamLine {
+    tool: &'static str,
+    data: &'static str,
+    method: Method,
+    threads: usize,
+    n: usize,
+    distance: f32,
+    /// MiB of rows one group of cells may hold.
+    memory_mib: usize,
+    parts: u32,
+    rows_file_seconds: f64,
+    /// Each part's time (the partition, then its cells), one after another, and its CPU time
+    /// (what a machine shared with other work does not inflate).
+    part_seconds: Vec<f64>,
+    part_cpu_seconds: Vec<f64>,
+    edges: u64,
+    edge_file_bytes: u64,
+    /// Counting the edges of every face (one pass over the files).
+    degrees_seconds: f64,
+    two_hop_edges: usize,
+    two_hop_seconds: f64,
+    dbscan_seconds: f64,
+    clusters: usize,
+    /// The graph and DBSCAN, without writing the row file, and their CPU time.
+    total_seconds: f64,
+    total_cpu_seconds: f64,
+    peak_rss_mib: f64,
+    ivf: Option<IvfStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recall: Option<StreamRecall>,
+}
+
+#[derive(Serialize)]
+struct StreamRecall {
+    against: &'static str,
+    exact_edges: u64,
+    found: u64,
+    /// Edges found between faces of different people (none come within 0.64: must be 0).
+    between_people: u64,
+    recall: f64,
+    exact_seconds: f64,
+}
+
+/// `--stream`: the graph of `args.n` synthetic faces read from a file of 8-bit rows, in
+/// `args.parts` parts, then two hops and DBSCAN over the edge files.
+fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
+    use crate::clustering::dbscan::{NOISE, Streamed};
+    use crate::graph::parts::{self, PairFile, PairWriter, Split};
+    use crate::graph::{Control, GraphError};
+    if args.parts == 0 {
+        bail!("--parts must be at least 1");
+    }
+    if args.exact || !matches!(args.device, DeviceChoice::Cpu) {
+        bail!("--stream times the CPU's approximate graph: leave out --exact and --device");
+    }
+    let people = People::new(args.n, args.seed);
+    let scratch = args.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::tempdir_in(&scratch).with_context(|| format!("{}", scratch.display()))?;
+    let started = Instant::now();
+    let source = SyntheticRows::write(&people, dir.path())?;
+    let rows_file_seconds = started.elapsed().as_secs_f64();
+    let max_d2 = distance * distance;
+    let params = ivf_params(args);
+    let bar = crate::progress::bar(1, "{elapsed_precise} {wide_bar} {percent}% eta {eta}");
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let ctl = Control {
+        progress: &progress,
+        stop: &stop,
+    };
+    let backend = GraphBackend::Cpu;
+    let started = Instant::now();
+    let cpu = ivf::cpu_seconds();
+    let mut part_seconds = Vec::new();
+    let mut part_cpu_seconds = Vec::new();
+    let mut files = Vec::new();
+    let mut ivf_stats = None;
+    for index in 0..args.parts {
+        let split = Split {
+            index,
+            count: args.parts,
+        };
+        let part_started = Instant::now();
+        let part_cpu = ivf::cpu_seconds();
+        let path = dir.path().join(split.file_name());
+        let mut out = PairWriter::create(&path, b"bench")?;
+        let report = parts::compute(
+            &backend,
+            &source,
+            max_d2,
+            Method::CpuApproximate,
+            &params,
+            split,
+            args.memory << 20,
+            &mut |e| out.push(e.iter().map(|e| (e.i, e.j))),
+            &ctl,
+        )?;
+        out.finish()?;
+        files.push(PairFile::open(&path)?);
+        part_seconds.push(part_started.elapsed().as_secs_f64());
+        part_cpu_seconds.push(ivf::cpu_seconds() - part_cpu);
+        ivf_stats = report.ivf;
+    }
+    bar.finish_and_clear();
+    let edges: u64 = files.iter().map(|f| f.count()).sum();
+    let edge_file_bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f.path()).map_or(0, |m| m.len()))
+        .sum();
+    let mut each_pair = |each: &mut dyn FnMut(u32, u32)| -> Result<(), GraphError> {
+        for f in &files {
+            f.pairs(&mut |chunk| {
+                for &(i, j) in chunk {
+                    each(i, j);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    };
+    let t = Instant::now();
+    let n = people.len();
+    let mut degree = vec![0u32; n];
+    each_pair(&mut |i, j| {
+        degree[i as usize] += 1;
+        degree[j as usize] += 1;
+    })?;
+    let degrees_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let extra = if params.refine_degree > 0 {
+        let lists = ivf::low_degree_lists(&degree, params.refine_degree, &mut each_pair)?;
+        ivf::two_hop(&source, &lists, max_d2, &Control::quiet())?
+    } else {
+        Vec::new()
+    };
+    for e in &extra {
+        degree[e.i as usize] += 1;
+        degree[e.j as usize] += 1;
+    }
+    let two_hop_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let dbscan = Streamed::from_degrees(degree, args.core);
+    let extra_pairs: Vec<(u32, u32)> = extra.iter().map(|e| (e.i, e.j)).collect();
+    let mut all_pairs = |each: &mut crate::clustering::dbscan::PairSink| {
+        for f in &files {
+            f.pairs(&mut |chunk| {
+                each(chunk);
+                Ok(())
+            })?;
+        }
+        each(&extra_pairs);
+        Ok::<(), GraphError>(())
+    };
+    let labels = dbscan.labels(&mut all_pairs)?;
+    let dbscan_seconds = t.elapsed().as_secs_f64();
+    let total_seconds = started.elapsed().as_secs_f64();
+    let total_cpu_seconds = ivf::cpu_seconds() - cpu;
+    let clusters = labels
+        .iter()
+        .filter(|&&l| l != NOISE)
+        .map(|&l| l as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let peak = peak_rss_mib();
+    let recall = if args.recall_within_people {
+        let t = Instant::now();
+        let exact = within_people_count(&people, max_d2);
+        let exact_seconds = t.elapsed().as_secs_f64();
+        let (mut found, mut between) = (0u64, 0u64);
+        let l = people.labels();
+        each_pair(&mut |i, j| {
+            if l[i as usize] == l[j as usize] {
+                found += 1;
+            } else {
+                between += 1;
+            }
+        })?;
+        for e in &extra {
+            if l[e.i as usize] == l[e.j as usize] {
+                found += 1;
+            } else {
+                between += 1;
+            }
+        }
+        Some(StreamRecall {
+            against: "pairs within each person",
+            exact_edges: exact,
+            found,
+            between_people: between,
+            recall: found as f64 / exact.max(1) as f64,
+            exact_seconds,
+        })
+    } else {
+        None
+    };
+    let line = StreamLine {
+        tool: "visage",
+        data: "people, streamed",
+        method: Method::CpuApproximate,
+        threads: rayon::current_num_threads(),
+        n,
+        distance,
+        memory_mib: args.memory,
+        parts: args.parts,
+        rows_file_seconds,
+        part_seconds,
+        part_cpu_seconds,
+        edges: edges + extra.len() as u64,
+        edge_file_bytes,
+        degrees_seconds,
+        two_hop_edges: extra.len(),
+        two_hop_seconds,
+        dbscan_seconds,
+        clusters,
+        total_seconds,
+        total_cpu_seconds,
+        peak_rss_mib: peak,
+        ivf: ivf_stats,
+        recall,
+    };
+    println!("{}", serde_json::to_string(&line)?);
+    Ok(0)
+}
+
+/// The exact pairs within each synthetic person closer than `max_d2`, counted person by person
+/// from their f16 rows (computed again), so that no N-sized matrix is held.
+fn within_people_count(people: &People, max_d2: f32) -> u64 {
+    use rayon::prelude::*;
+    let dim = synthetic::DIM;
+    let persons = people.sizes().len();
+    let mut faces: Vec<Vec<u32>> = vec![Vec::new(); persons];
+    for (i, &l) in people.labels().iter().enumerate() {
+        faces[l as usize].push(i as u32);
+    }
+    faces
+        .par_iter()
+        .filter(|f| f.len() > 1)
+        .map_init(
+            || (product::Scratch::default(), Vec::new(), Vec::new()),
+            |(scratch, dots, rows), f| {
+                rows.resize(f.len() * dim, 0f32);
+                for (&i, o) in f.iter().zip(rows.chunks_exact_mut(dim)) {
+                    people.face(i as usize, o);
+                    for v in o.iter_mut() {
+                        *v = f16::from_f32(*v).to_f32();
+                    }
+                }
+                let block = scratch.copy(rows, dim);
+                let mut count = 0u64;
+                product::close_pairs(block, block, dim, max_d2, true, dots, &mut |_, _, _| {
+                    count += 1
+                });
+                count
+            },
+        )
+        .sum()
 }

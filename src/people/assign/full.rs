@@ -7,138 +7,261 @@
 //! 2. DBSCAN over the eligible rest, from the neighbour graph; each face's neighbour count and
 //!    cluster is DBSCAN's state for later incremental runs.
 //! 3. What is left is matched to every cluster, the new ones included.
+//!
+//! Its memory does not grow with the faces' vectors: the faces are read a chunk at a time for
+//! matching, the graph streams its rows from the vector file and its edges go to a file
+//! ([`super::graph`]), DBSCAN reads that file twice ([`clustering::dbscan::Streamed`]), and the
+//! clusters' summaries are summed from the members' stored vectors read a chunk at a time. What
+//! it keeps per face is a few dozen bytes (ids, size and score, a state byte, DBSCAN's counts and
+//! labels). It stops at the next chunk when asked to (Ctrl-C), and everything it wrote is then
+//! rolled back with the run's one transaction.
 
-use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
 
-use half::f16;
-use half::slice::HalfFloatSliceExt;
 use rusqlite::Transaction;
 
+use super::graph::{self, Plan, Source};
 use super::named::PersonDecision;
 use super::{
     ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, insert_cluster,
-    load_named, match_leftovers, refresh_manual_clusters,
+    load_named, refresh_manual_clusters,
 };
-use crate::clustering;
+use crate::clustering::dbscan::{NOISE, PairSink, Streamed};
+use crate::clustering::{self, ClusterSummary, Summing};
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
-use crate::graph::{GraphBackend, Rows, Search};
+use crate::graph::{Control, GraphBackend, GraphError};
 use crate::people::PeopleError;
 use crate::store::clusters::ClusterKind;
 use crate::store::dbscan::{self, Candidate};
+use crate::store::embeddings::SCAN_CHUNK;
 use crate::store::matching::{self, join};
 use crate::store::{SqlResult, people};
+
+/// How a full run gets its neighbour graph, and what asks it to stop.
+#[derive(Clone, Copy)]
+pub struct Full<'a> {
+    pub plan: &'a Plan,
+    /// Set (by a Ctrl-C handler) to stop the run; it then fails with
+    /// [`GraphError::Stopped`] and its transaction is rolled back.
+    pub stop: &'a AtomicBool,
+}
+
+/// A face's state in the run.
+const DECIDED: u8 = 1;
+const AMBIGUOUS: u8 = 2;
+
+/// The candidates, and each one's place by face id.
+struct Open {
+    list: Vec<Candidate>,
+    /// Candidate indices by ascending face id.
+    by_id: Vec<u32>,
+    state: Vec<u8>,
+}
+
+impl Open {
+    fn new(list: Vec<Candidate>) -> Self {
+        let mut by_id: Vec<u32> = (0..list.len() as u32).collect();
+        by_id.sort_unstable_by_key(|&k| list[k as usize].id);
+        let state = vec![0; list.len()];
+        Open { list, by_id, state }
+    }
+
+    /// The candidate with this face id.
+    fn find(&self, id: i64) -> Option<usize> {
+        self.by_id
+            .binary_search_by_key(&id, |&k| self.list[k as usize].id)
+            .ok()
+            .map(|p| self.by_id[p] as usize)
+    }
+
+    fn decided(&self, k: usize) -> bool {
+        self.state[k] & DECIDED != 0
+    }
+
+    fn mark(&mut self, id: i64, state: u8) {
+        let k = self.find(id).expect("a candidate");
+        self.state[k] |= state;
+    }
+
+    /// Write what matching decided; returns the faces joined to a person and to a cluster alone.
+    fn write(&mut self, tx: &Transaction, writes: Vec<Write>) -> SqlResult<(usize, usize)> {
+        let (mut people, mut clusters) = (0, 0);
+        for w in writes {
+            match w {
+                Write::Join(id, cluster, person) => {
+                    join(tx, id, cluster, person)?;
+                    self.mark(id, DECIDED);
+                    if person.is_some() {
+                        people += 1;
+                    } else {
+                        clusters += 1;
+                    }
+                }
+                Write::Ambiguous(id) => {
+                    matching::set_ambiguous(tx, id)?;
+                    self.mark(id, AMBIGUOUS);
+                }
+            }
+        }
+        Ok((people, clusters))
+    }
+}
+
+/// What matching decided about one face, written after the scan that found it.
+enum Write {
+    Join(i64, Option<i64>, Option<i64>),
+    Ambiguous(i64),
+}
 
 pub(super) fn run(
     tx: &Transaction,
     settings: &Settings,
     backend: &GraphBackend,
+    how: Full,
 ) -> Result<ClusterReport, PeopleError> {
     let mut report = ClusterReport {
         full: true,
         ..ClusterReport::default()
     };
+    let progress = |_: usize, _: usize| {};
+    let ctl = Control {
+        progress: &progress,
+        stop: how.stop,
+    };
     report.dropped_clusters = drop_automatic(tx)?;
     refresh_manual_clusters(tx, true)?;
 
-    let candidates = dbscan::open_by_path(tx)?;
-    report.considered = candidates.len();
-    let faces = Faces {
-        ids: candidates.iter().map(|c| c.id).collect(),
-        rows: load_rows(tx, &candidates)?,
-    };
+    let mut open = Open::new(dbscan::open_by_path(tx)?);
+    report.considered = open.list.len();
     let rejections = people::rejections(tx)?;
 
     // 1. The people named by hand first, then the ignored clusters.
+    log::info!(
+        "matching {} faces to the people named by hand",
+        open.list.len()
+    );
     let named = load_named(tx)?;
-    let people = named.decide(&faces, &rejections, settings);
-    let mut decided: HashSet<i64> = HashSet::new();
-    let mut ambiguous: HashSet<i64> = HashSet::new();
-    let mut rest = Faces::default();
-    for (k, d) in people.iter().enumerate() {
-        let id = faces.ids[k];
-        match *d {
-            PersonDecision::Join { person, cluster } => {
-                join(tx, id, cluster, Some(person))?;
-                decided.insert(id);
-                report.matched_people += 1;
-            }
-            PersonDecision::Ambiguous => {
-                matching::set_ambiguous(tx, id)?;
-                ambiguous.insert(id);
-            }
-            PersonDecision::None => rest.push_half(id, faces.row(k)),
-        }
-    }
     let ignored = Targets::load(tx, Which::Ignored)?;
-    for (k, d) in decide(&rest, &ignored, &rejections, settings)
-        .into_iter()
-        .enumerate()
-    {
-        if let Decision::Join(cluster, _) = d {
-            join(tx, rest.ids[k], Some(cluster), None)?;
-            decided.insert(rest.ids[k]);
-            report.joined_clusters += 1;
+    let mut writes = Vec::new();
+    scan(tx, &open, &ctl, |faces| {
+        let mut rest = Faces::default();
+        for (k, d) in named
+            .decide(faces, &rejections, settings)
+            .iter()
+            .enumerate()
+        {
+            let id = faces.ids[k];
+            match *d {
+                PersonDecision::Join { person, cluster } => {
+                    writes.push(Write::Join(id, cluster, Some(person)))
+                }
+                PersonDecision::Ambiguous => writes.push(Write::Ambiguous(id)),
+                PersonDecision::None => rest.push_half(id, faces.row(k)),
+            }
         }
-    }
-    drop(rest);
+        for (k, d) in decide(&rest, &ignored, &rejections, settings)
+            .into_iter()
+            .enumerate()
+        {
+            if let Decision::Join(cluster, _) = d {
+                writes.push(Write::Join(rest.ids[k], Some(cluster), None));
+            }
+        }
+        Ok(())
+    })?;
+    let (people, clusters) = open.write(tx, writes)?;
+    report.matched_people += people;
+    report.joined_clusters += clusters;
 
-    // 2. DBSCAN over the eligible rest.
-    let dbscan: Vec<usize> = (0..candidates.len())
+    // 2. DBSCAN over the eligible rest, in path order (`j`), from the graph over every face it
+    //    could have taken, in id order (`g`).
+    let dbscan: Vec<u32> = (0..open.list.len())
         .filter(|&k| {
-            let c = &candidates[k];
-            !decided.contains(&c.id)
-                && !ambiguous.contains(&c.id)
-                && settings.eligible(c.size, c.score)
+            let c = &open.list[k];
+            open.state[k] == 0 && settings.eligible(c.size, c.score)
         })
+        .map(|k| k as u32)
         .collect();
     report.dbscan_faces = dbscan.len();
     if !dbscan.is_empty() {
-        let mut subset = vec![f16::ZERO; dbscan.len() * DIM];
+        let ids = graph::faces(tx, settings)?;
+        let mut at = vec![NOISE; ids.len()]; // j of each g
+        let mut of = Vec::with_capacity(dbscan.len()); // g of each j
         for (j, &k) in dbscan.iter().enumerate() {
-            subset[j * DIM..(j + 1) * DIM].copy_from_slice(faces.row(k));
+            let id = open.list[k as usize].id;
+            let g = ids.binary_search(&id).map_err(|_| {
+                GraphError::Source(format!("face {id} is missing from the neighbour graph"))
+            })?;
+            at[g] = j as u32;
+            of.push(g as u32);
         }
-        let search = Search::from(settings.graph);
+        let method = graph::method(backend, ids.len(), settings);
         log::info!(
-            "neighbour graph of {} faces: {:?}",
-            dbscan.len(),
-            backend.method(dbscan.len(), search)
+            "neighbour graph of {} faces ({} of them for DBSCAN): {method:?}",
+            ids.len(),
+            dbscan.len()
         );
+        let db = tx
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::Path::new);
+        let source = Source::open(tx, db, &ids, method)?;
         // The one step of a full run that takes minutes at a million faces.
         let bar = crate::progress::bar(
             1,
             "{elapsed_precise} [{bar:30}] neighbour graph {percent}%, ETA {eta}",
         );
-        let edges = backend.search(
-            Rows::F16(&subset),
-            DIM,
-            settings.face_cluster_dist,
-            search,
-            &|done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            },
+        let shown = |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        };
+        let shown_ctl = Control {
+            progress: &shown,
+            stop: how.stop,
+        };
+        let edges = graph::whole(
+            &source, db, &ids, method, settings, backend, how.plan, &shown_ctl,
         )?;
         bar.finish_and_clear();
-        drop(subset);
-        let graph = crate::graph::NeighbourGraph::from_edges(dbscan.len(), &edges);
-        drop(edges);
-        let labels = clustering::dbscan(&graph, settings.face_cluster_core as usize);
-        let summaries = clustering::summarise_rows(&labels, DIM, |j, out| {
-            faces.row(dbscan[j]).convert_to_f32_slice(out)
-        });
-        let ids: Vec<i64> = summaries
+        log::info!("DBSCAN over {} edges", edges.count());
+        // The graph's pairs between faces DBSCAN takes, as `j`.
+        let mut pairs = |each: &mut PairSink| -> Result<(), GraphError> {
+            let mut mapped = Vec::new();
+            edges.pairs(&mut |chunk| {
+                ctl.check()?;
+                mapped.clear();
+                mapped.extend(chunk.iter().filter_map(|&(a, b)| {
+                    let (i, j) = (at[a as usize], at[b as usize]);
+                    (i != NOISE && j != NOISE).then_some((i, j))
+                }));
+                each(&mapped);
+                Ok(())
+            })
+        };
+        let streamed = Streamed::count(
+            dbscan.len(),
+            settings.face_cluster_core as usize,
+            &mut pairs,
+        )?;
+        let labels = streamed.labels(&mut pairs)?;
+        drop(at);
+        let summaries = summarise(&source, &labels, &of, &ctl)?;
+        drop(source);
+        let cluster_ids: Vec<i64> = summaries
             .iter()
             .map(|s| insert_cluster(tx, ClusterKind::Auto, None, s).map(|c| c.0))
             .collect::<SqlResult<_>>()?;
-        report.new_clusters = ids.len();
+        report.new_clusters = cluster_ids.len();
         for (j, &k) in dbscan.iter().enumerate() {
-            let c = &candidates[k];
-            let count = graph.neighbours(j).len() as i64 + 1;
-            let cluster = labels[j].map(|l| ids[l as usize]);
-            dbscan::place(tx, c.id, count, cluster)?;
+            if j % SCAN_CHUNK == 0 {
+                ctl.check()?;
+            }
+            let c = &open.list[k as usize];
+            let cluster = (labels[j] != NOISE).then(|| cluster_ids[labels[j] as usize]);
+            dbscan::place(tx, c.id, streamed.count_of(j) as i64, cluster)?;
             if cluster.is_some() {
-                decided.insert(c.id);
+                open.state[k as usize] |= DECIDED;
                 report.new_cluster_faces += 1;
             }
         }
@@ -146,51 +269,97 @@ pub(super) fn run(
     }
 
     // 3. The rest against the unnamed clusters, the new ones included.
+    log::info!("matching the faces left over to the clusters");
     let all = Targets::load(tx, Which::Unnamed)?;
-    let mut rest = Faces::default();
-    for (k, c) in candidates.iter().enumerate() {
-        if !decided.contains(&c.id) {
-            rest.push_half(c.id, faces.row(k));
-        }
-    }
-    drop(faces);
-    let decisions = match_leftovers(tx, &rest, &all, &rejections, settings, &mut report)?;
-    for (&id, d) in rest.ids.iter().zip(decisions) {
-        match d {
-            Decision::Join(..) => {
-                decided.insert(id);
-            }
-            Decision::Ambiguous => {
-                ambiguous.insert(id);
-            }
-            Decision::None => {}
-        }
-    }
-    report.ambiguous = ambiguous.len();
-    report.unassigned = candidates
-        .iter()
-        .filter(|c| !decided.contains(&c.id))
-        .count();
-    dbscan::mark_all_seen(tx)?;
-    Ok(report)
-}
-
-/// The embeddings of these faces, as half floats in the candidates' order.
-fn load_rows(tx: &Transaction, candidates: &[Candidate]) -> SqlResult<Vec<f16>> {
-    let dim = DIM;
-    let position: std::collections::HashMap<i64, usize> = candidates
-        .iter()
-        .enumerate()
-        .map(|(k, c)| (c.id, k))
-        .collect();
-    let mut rows = vec![f16::ZERO; candidates.len() * dim];
-    dbscan::scan_open(tx, |chunk| {
-        for (j, id) in chunk.ids.iter().enumerate() {
-            if let Some(&k) = position.get(id) {
-                rows[k * dim..(k + 1) * dim].copy_from_slice(&chunk.rows[j * dim..(j + 1) * dim]);
+    let mut writes = Vec::new();
+    scan(tx, &open, &ctl, |faces| {
+        for (r, d) in decide(faces, &all, &rejections, settings)
+            .into_iter()
+            .enumerate()
+        {
+            match d {
+                Decision::Join(cluster, person) => {
+                    writes.push(Write::Join(faces.ids[r], Some(cluster), person))
+                }
+                Decision::Ambiguous => writes.push(Write::Ambiguous(faces.ids[r])),
+                Decision::None => {}
             }
         }
         Ok(())
     })?;
-    Ok(rows)
+    // Every join here counts as one to a cluster, a named person's included.
+    let (people, clusters) = open.write(tx, writes)?;
+    report.joined_clusters += people + clusters;
+    report.ambiguous = open.state.iter().filter(|&&s| s & AMBIGUOUS != 0).count();
+    report.unassigned = (0..open.list.len()).filter(|&k| !open.decided(k)).count();
+    dbscan::mark_all_seen(tx)?;
+    Ok(report)
+}
+
+/// The candidates not yet decided, with their stored vectors, a chunk at a time in face id
+/// order.
+fn scan(
+    tx: &Transaction,
+    open: &Open,
+    ctl: &Control,
+    mut each: impl FnMut(&Faces) -> Result<(), PeopleError>,
+) -> Result<(), PeopleError> {
+    let mut failed = None;
+    dbscan::scan_open(tx, |chunk| {
+        if let Err(e) = ctl.check() {
+            failed = Some(PeopleError::from(e));
+            return Err(rusqlite::Error::ExecuteReturnedResults);
+        }
+        let mut faces = Faces::default();
+        for (r, &id) in chunk.ids.iter().enumerate() {
+            if open.find(id).is_some_and(|k| !open.decided(k)) {
+                faces.push_half(id, &chunk.rows[r * DIM..(r + 1) * DIM]);
+            }
+        }
+        if let Err(e) = each(&faces) {
+            failed = Some(e);
+            return Err(rusqlite::Error::ExecuteReturnedResults);
+        }
+        Ok(())
+    })
+    .or_else(|e| failed.take().map_or(Err(e.into()), Err))
+}
+
+/// The new clusters' summaries, from their members' stored vectors read a chunk at a time in
+/// `j` order (the order of the sums in memory, for the same centroids to the bit): members
+/// summed, then each summary widened to its members.
+fn summarise(
+    source: &Source,
+    labels: &[u32],
+    of: &[u32],
+    ctl: &Control,
+) -> Result<Vec<ClusterSummary>, GraphError> {
+    let clusters = labels
+        .iter()
+        .filter(|&&l| l != NOISE)
+        .map(|&l| l as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let members: Vec<u32> = (0..labels.len() as u32)
+        .filter(|&j| labels[j as usize] != NOISE)
+        .collect();
+    let mut rows = Vec::new();
+    let mut indices = Vec::new();
+    let mut pass = |each: &mut dyn FnMut(u32, &[f32])| -> Result<(), GraphError> {
+        for chunk in members.chunks(SCAN_CHUNK) {
+            ctl.check()?;
+            indices.clear();
+            indices.extend(chunk.iter().map(|&j| of[j as usize]));
+            graph::exact_rows(source, &indices, &mut rows)?;
+            for (r, &j) in chunk.iter().enumerate() {
+                each(labels[j as usize], &rows[r * DIM..(r + 1) * DIM]);
+            }
+        }
+        Ok(())
+    };
+    let mut sums = Summing::new(clusters, DIM);
+    pass(&mut |l, v| sums.add(l, v))?;
+    let mut out = sums.centroids();
+    pass(&mut |l, v| clustering::widen(&mut out[l as usize], v))?;
+    Ok(out)
 }

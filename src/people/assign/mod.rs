@@ -15,9 +15,12 @@
 //! dropped. The decisions are made here; `store::dbscan` and `store::matching` write them.
 
 mod full;
+pub mod graph;
 mod incremental;
 mod named;
 
+pub use full::Full;
+pub use graph::Plan;
 pub use named::{Candidates, Named, load_named};
 
 use std::collections::HashMap;
@@ -124,6 +127,24 @@ pub fn run(
     backend: &GraphBackend,
     recluster: bool,
 ) -> Result<ClusterReport, PeopleError> {
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let how = Full {
+        plan: &Plan::Here,
+        stop: &never,
+    };
+    run_with(store, settings, backend, recluster, how)
+}
+
+/// [`run`], a full run's graph as `how` says (computed here, or read from the parts of a graph
+/// computed elsewhere), stopping when `how.stop` is set: the run then fails with
+/// [`PeopleError::is_stopped`] and writes nothing.
+pub fn run_with(
+    store: &mut Store,
+    settings: &Settings,
+    backend: &GraphBackend,
+    recluster: bool,
+    how: Full,
+) -> Result<ClusterReport, PeopleError> {
     let started = std::time::Instant::now();
     let mut report = store.write(|tx| -> Result<ClusterReport, PeopleError> {
         let want = ClusterSettings::of(settings);
@@ -135,7 +156,7 @@ pub fn run(
             Some(_) => None,
         };
         let mut report = match &reason {
-            Some(_) => full::run(tx, settings, backend)?,
+            Some(_) => full::run(tx, settings, backend, how)?,
             None => incremental::run(tx, settings, backend)?,
         };
         report.rebuilt = reason;
@@ -165,7 +186,12 @@ pub fn run_in(
 ) -> Result<ClusterReport, PeopleError> {
     let started = std::time::Instant::now();
     let mut report = if recluster {
-        full::run(tx, settings, backend)?
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let how = Full {
+            plan: &Plan::Here,
+            stop: &never,
+        };
+        full::run(tx, settings, backend, how)?
     } else {
         incremental::after_decision(tx, settings)?
     };

@@ -4,9 +4,11 @@
 //! 4 KiB page at a time.
 //!
 //! Each row is a face id and its vector in 8 bits a component (the vector's largest component
-//! maps to 127): 524 bytes a face, half the table. The rounding moves a distance by at most
-//! [`VectorFile::margin`], so a search widens each reach by it and checks every face found that
-//! way again with its stored half floats: the hits are exactly those of the table alone.
+//! maps to 127, `graph::quantised`): 524 bytes a face, half the table. The rounding moves a
+//! distance by at most [`VectorFile::margin`], so a search widens each reach by it and checks
+//! every face found that way again with its stored half floats: the hits are exactly those of the
+//! table alone. A full re-cluster reads the rows of the faces it clusters through [`FileRows`],
+//! the graph's row source, a chunk at a time.
 //!
 //! SQLite stays the one source of truth; the file is a cache that rebuilds itself. It holds
 //! committed rows only, in face id order. Face ids are never reused (`AUTOINCREMENT`), so a row
@@ -21,11 +23,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::{BLOB_BYTES, SCAN_CHUNK};
 use crate::embedding::EMBEDDING_DIM as DIM;
+use crate::graph::quantised::{self, QuantisedRows};
+use crate::graph::{GraphError, RowSource, Rows};
 
 const MAGIC: &[u8; 8] = b"VISAGEV1";
 /// Magic, dimension, the database file's device and inode and birth time, rows, last id, and
@@ -153,13 +158,31 @@ impl VectorFile {
     /// each component is off by at most half a step, so the vector by at most √512 half steps
     /// (with a little more for the float arithmetic).
     pub fn margin(&self) -> f32 {
-        (DIM as f32).sqrt() * self.step * 0.5 * 1.01 + 1e-4
+        quantised::margin(DIM, self.step)
+    }
+
+    /// Rows.
+    pub fn len(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Read from the first row again.
+    pub fn rewind(&mut self) {
+        self.next = 0;
     }
 
     /// Append the next rows to these (ids, and vectors as the file rounds them), at most
     /// [`SCAN_CHUNK`]; none at the end. Each chunk is mapped on its own and unmapped after
     /// (8 MiB), so the process never holds more than a chunk of the file.
-    pub fn read_chunk(&mut self, ids: &mut Vec<i64>, rows: &mut Vec<f32>) -> std::io::Result<()> {
+    pub fn read_chunk(
+        &mut self,
+        ids: &mut Vec<i64>,
+        rows: &mut QuantisedRows,
+    ) -> std::io::Result<()> {
         let n = (self.rows - self.next).min(SCAN_CHUNK as u64) as usize;
         if n == 0 {
             return Ok(());
@@ -173,34 +196,169 @@ impl VectorFile {
                 .populate()
                 .map(&self.file)?
         };
-        rows.reserve(n * DIM);
+        rows.values.reserve(n * DIM);
         for row in map.chunks_exact(ROW) {
             ids.push(i64::from_le_bytes(row[..8].try_into().expect("8 bytes")));
-            dequantise(&row[8..], rows);
+            rows.push_bytes(&row[8..]);
         }
         self.next += n as u64;
         Ok(())
     }
 }
 
-/// A row of the file without its id (see [`quantise`]) as floats, appended to `out`.
-fn dequantise(row: &[u8], out: &mut Vec<f32>) {
-    let step = f32::from_le_bytes(row[..4].try_into().expect("4 bytes"));
-    out.extend(row[4..].iter().map(|&q| (q as i8) as f32 * step));
+/// The faces a full graph runs over as the graph's row source ([`RowSource`]): their rows read
+/// from the vector file a chunk at a time, in the file's order (faces it does not hold come from
+/// SQLite after it), and their exact rows, the stored half floats, looked up on demand through
+/// read-only connections of its own (one per thread at a time). Memory: the faces' ids (12 bytes
+/// a face) and a chunk.
+pub struct FileRows {
+    db: PathBuf,
+    file: Mutex<VectorFile>,
+    /// The graph's faces, in its order.
+    ids: Vec<i64>,
+    /// Graph indices by ascending face id.
+    by_id: Vec<u32>,
+    margin: f32,
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl FileRows {
+    /// The rows of `ids` (in the graph's order) from the vector file of the database at `db`;
+    /// `None` when the file cannot be used (the caller then reads the rows into memory).
+    pub fn open(db: &Path, ids: Vec<i64>) -> Option<FileRows> {
+        let file = VectorFile::open(db)?;
+        let mut by_id: Vec<u32> = (0..ids.len() as u32).collect();
+        by_id.sort_unstable_by_key(|&k| ids[k as usize]);
+        Some(FileRows {
+            db: db.to_path_buf(),
+            margin: file.margin(),
+            file: Mutex::new(file),
+            ids,
+            by_id,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The faces, in the graph's order.
+    pub fn ids(&self) -> &[i64] {
+        &self.ids
+    }
+
+    fn connection(&self) -> rusqlite::Result<Connection> {
+        if let Some(c) = self.pool.lock().expect("pool").pop() {
+            return Ok(c);
+        }
+        let c = Connection::open_with_flags(
+            &self.db,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(30))?;
+        Ok(c)
+    }
+
+    /// The stored half floats of these faces (by graph index), as f32 rows in that order.
+    fn stored(&self, indices: &[u32], out: &mut [f32]) -> rusqlite::Result<()> {
+        let conn = self.connection()?;
+        {
+            let mut stmt = conn.prepare_cached("SELECT vector FROM embeddings WHERE face = ?1")?;
+            // In id order: neighbouring faces share pages.
+            let mut order: Vec<usize> = (0..indices.len()).collect();
+            order.sort_unstable_by_key(|&p| self.ids[indices[p] as usize]);
+            for p in order {
+                let id = self.ids[indices[p] as usize];
+                let blob: Vec<u8> = stmt.query_row([id], |r| r.get(0))?;
+                let v = super::blob_halves(&blob);
+                if v.len() != DIM {
+                    return Err(rusqlite::Error::InvalidColumnType(
+                        0,
+                        format!("the embedding of face {id}"),
+                        rusqlite::types::Type::Blob,
+                    ));
+                }
+                use half::slice::HalfFloatSliceExt;
+                v.convert_to_f32_slice(&mut out[p * DIM..(p + 1) * DIM]);
+            }
+        }
+        self.pool.lock().expect("pool").push(conn);
+        Ok(())
+    }
+}
+
+fn source_error(e: impl std::fmt::Display) -> GraphError {
+    GraphError::Source(e.to_string())
+}
+
+impl RowSource for FileRows {
+    fn dim(&self) -> usize {
+        DIM
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn margin(&self) -> f32 {
+        self.margin
+    }
+
+    fn scan(&self, each: &mut crate::graph::source::Chunks) -> Result<(), GraphError> {
+        let mut file = self.file.lock().expect("vector file");
+        file.rewind();
+        let (mut ids, mut rows) = (Vec::new(), QuantisedRows::new(DIM));
+        let (mut picked, mut out) = (Vec::new(), QuantisedRows::new(DIM));
+        // Faces the file does not hold: read from SQLite after it.
+        let mut missing: Vec<u32> = Vec::new();
+        let mut next = 0; // in `by_id`
+        loop {
+            ids.clear();
+            rows.clear();
+            file.read_chunk(&mut ids, &mut rows).map_err(source_error)?;
+            if ids.is_empty() {
+                break;
+            }
+            picked.clear();
+            out.clear();
+            for (r, &id) in ids.iter().enumerate() {
+                while next < self.by_id.len() && self.ids[self.by_id[next] as usize] < id {
+                    missing.push(self.by_id[next]);
+                    next += 1;
+                }
+                if next < self.by_id.len() && self.ids[self.by_id[next] as usize] == id {
+                    picked.push(self.by_id[next]);
+                    out.push(rows.steps[r], &rows.values[r * DIM..(r + 1) * DIM]);
+                    next += 1;
+                }
+            }
+            if !picked.is_empty() {
+                each(&picked, out.rows())?;
+            }
+        }
+        drop(file);
+        missing.extend_from_slice(&self.by_id[next..]);
+        let mut exact = Vec::new();
+        for chunk in missing.chunks(SCAN_CHUNK) {
+            exact.resize(chunk.len() * DIM, 0.0);
+            self.stored(chunk, &mut exact).map_err(source_error)?;
+            each(chunk, Rows::F32(&exact))?;
+        }
+        Ok(())
+    }
+
+    fn exact(&self, indices: &[u32], out: &mut Vec<f32>) -> Result<(), GraphError> {
+        out.resize(indices.len() * DIM, 0.0);
+        self.stored(indices, out).map_err(source_error)
+    }
 }
 
 /// A stored vector (half floats, as a BLOB) as a row of the file without its id: the rounding
 /// step, then each component in steps.
 fn quantise(blob: &[u8]) -> Vec<u8> {
     let v = super::from_blob(blob);
-    let largest = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let step = if largest > 0.0 { largest / 127.0 } else { 1.0 };
+    let mut q = vec![0i8; DIM];
+    let step = quantised::quantise(&v, &mut q);
     let mut out = Vec::with_capacity(4 + DIM);
     out.extend_from_slice(&step.to_le_bytes());
-    out.extend(
-        v.iter()
-            .map(|x| (x / step).round().clamp(-127.0, 127.0) as i8 as u8),
-    );
+    out.extend(q.iter().map(|&x| x as u8));
     out
 }
 
@@ -344,7 +502,7 @@ mod tests {
     /// Every row the file holds, as it reads back.
     fn rows(db: &Path) -> Vec<(i64, Vec<f32>)> {
         let mut f = VectorFile::open(db).expect("a vector file");
-        let (mut ids, mut values) = (Vec::new(), Vec::new());
+        let (mut ids, mut values) = (Vec::new(), QuantisedRows::new(DIM));
         loop {
             let before = ids.len();
             f.read_chunk(&mut ids, &mut values).unwrap();
@@ -354,8 +512,20 @@ mod tests {
         }
         ids.iter()
             .enumerate()
-            .map(|(k, &id)| (id, values[k * DIM..(k + 1) * DIM].to_vec()))
+            .map(|(k, &id)| {
+                let mut v = vec![0f32; DIM];
+                values.rows().copy_to(DIM, k, &mut v);
+                (id, v)
+            })
             .collect()
+    }
+
+    /// A stored vector as the file reads it back.
+    fn dequantise(blob: &[u8], out: &mut Vec<f32>) {
+        let mut q = QuantisedRows::new(DIM);
+        q.push_bytes(&quantise(blob));
+        out.resize(DIM, 0.0);
+        q.rows().copy_to(DIM, 0, out);
     }
 
     /// What the database holds, as the file should read it back: (face, vector) in id order.
@@ -365,7 +535,7 @@ mod tests {
                 c.prepare("SELECT face, vector FROM embeddings ORDER BY face")?
                     .query_map([], |r| {
                         let mut v = Vec::new();
-                        dequantise(&quantise(&r.get::<_, Vec<u8>>(1)?), &mut v);
+                        dequantise(&r.get::<_, Vec<u8>>(1)?, &mut v);
                         Ok((r.get(0)?, v))
                     })?
                     .collect()
@@ -498,5 +668,60 @@ mod tests {
         store.write(|tx| add(tx, 500..520)).unwrap();
         assert_eq!(rows(&db), stored(&store));
         assert_eq!(rows(&db).len(), 20);
+    }
+
+    #[test]
+    fn file_rows_stream_the_faces_asked_for_and_their_exact_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("library.db");
+        let mut store = Store::open_or_create(&db).unwrap();
+        store.write(|tx| add(tx, 0..60)).unwrap();
+        let all: Vec<i64> = stored(&store).iter().map(|r| r.0).collect();
+        // The graph's faces in an order of their own, some left out, and three faces committed
+        // after the file was opened (so it does not hold them).
+        let mut wanted: Vec<i64> = all.iter().rev().copied().filter(|id| id % 4 != 0).collect();
+        let later = all.last().unwrap() + 1;
+        wanted.extend([later + 1, later, later + 2]);
+        let source = FileRows::open(&db, wanted.clone()).unwrap();
+        store.write(|tx| add(tx, 60..63)).unwrap();
+        assert_eq!(source.len(), wanted.len());
+        let exact: Vec<(i64, Vec<f32>)> = store
+            .read(|c| {
+                c.prepare("SELECT face, vector FROM embeddings ORDER BY face")?
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, super::super::from_blob(&r.get::<_, Vec<u8>>(1)?)))
+                    })?
+                    .collect()
+            })
+            .unwrap();
+        let exact_of = |id: i64| &exact.iter().find(|e| e.0 == id).unwrap().1;
+        let mut seen = vec![0; wanted.len()];
+        let mut row = vec![0f32; DIM];
+        source
+            .scan(&mut |indices, rows| {
+                for (r, &k) in indices.iter().enumerate() {
+                    seen[k as usize] += 1;
+                    rows.copy_to(DIM, r, &mut row);
+                    let want = exact_of(wanted[k as usize]);
+                    let d: f32 = row
+                        .iter()
+                        .zip(want)
+                        .map(|(a, b)| (a - b).powi(2))
+                        .sum::<f32>()
+                        .sqrt();
+                    assert!(d <= source.margin(), "{}: {d}", wanted[k as usize]);
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert!(seen.iter().all(|&s| s == 1), "{seen:?}");
+        // Exact rows: the stored half floats, in the order asked.
+        let mut out = Vec::new();
+        source
+            .exact(&[3, 0, wanted.len() as u32 - 1], &mut out)
+            .unwrap();
+        assert_eq!(&out[..DIM], &exact_of(wanted[3])[..]);
+        assert_eq!(&out[DIM..2 * DIM], &exact_of(wanted[0])[..]);
+        assert_eq!(&out[2 * DIM..], &exact_of(later + 2)[..]);
     }
 }

@@ -219,7 +219,7 @@ pub fn search(
     let mut rows = vectors.query([after])?;
     /// Rows to compute: from the file (8-bit, dequantised) or from SQLite (half floats).
     enum Piece {
-        Approximate(Vec<i64>, Vec<f32>),
+        Approximate(Vec<i64>, crate::graph::quantised::QuantisedRows),
         Exact(Vec<i64>, Vec<f16>),
     }
     // Reading and the distances overlap: this thread reads the next chunk while a second one
@@ -230,7 +230,7 @@ pub fn search(
         scope.spawn(move || {
             for piece in work {
                 let hits = match &piece {
-                    Piece::Approximate(_, rows) => wide.within(Rows::F32(rows)),
+                    Piece::Approximate(_, rows) => wide.within(rows.rows()),
                     Piece::Exact(_, halves) => exact.within(Rows::F16(halves)),
                 };
                 if to_done.send((piece, hits)).is_err() {
@@ -274,8 +274,8 @@ pub fn search(
             Ok(())
         };
         // A chunk of the file's rows, once computed, is handed back to read the next one into:
-        // fresh buffers of 32 MiB each time cost more in page faults than the distances.
-        type Buffers = (Vec<i64>, Vec<f32>);
+        // fresh buffers each time cost more in page faults than the distances.
+        type Buffers = (Vec<i64>, crate::graph::quantised::QuantisedRows);
         let mut report = |(piece, hits): (Piece, Vec<Hit>)| -> SqlResult<Option<Buffers>> {
             match piece {
                 Piece::Exact(ids, halves) => report_exact(&ids, &halves, &hits).map(|()| None),
@@ -317,7 +317,12 @@ pub fn search(
             };
             if let Some(f) = vector_file.as_mut() {
                 loop {
-                    let (mut ids, mut approx) = free.pop().unwrap_or_default();
+                    let (mut ids, mut approx) = free.pop().unwrap_or_else(|| {
+                        (
+                            Vec::new(),
+                            crate::graph::quantised::QuantisedRows::new(EMBEDDING_DIM),
+                        )
+                    });
                     f.read_chunk(&mut ids, &mut approx).map_err(|e| {
                         rusqlite::Error::ToSqlConversionFailure(
                             format!("reading the vector file: {e}").into(),
