@@ -58,6 +58,16 @@ fn not_read(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `dir/name` holding a copy of each file, under its new name.
+fn folder(dir: &Path, name: &str, files: &[(PathBuf, &str)]) -> PathBuf {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    for (from, to) in files {
+        std::fs::copy(from, folder.join(to)).unwrap();
+    }
+    folder
+}
+
 fn name_of(face: &Value) -> String {
     Path::new(face["path"].as_str().unwrap())
         .file_name()
@@ -196,6 +206,34 @@ fn a_motion_photo_gives_its_still_s_faces_only() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A video's frame at `at` seconds as ffmpeg shows it, written losslessly to `png`, scaled to at
+/// most `side` pixels a side.
+fn ffmpeg_still(video: &Path, at: f64, side: u32, png: &Path) {
+    run_tool(
+        "ffmpeg",
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-ss",
+            &format!("{at:.3}"),
+            "-i",
+            video.to_str().unwrap(),
+            "-frames:v",
+            "1",
+            "-vf",
+            &format!(
+                "scale=w='min({side},iw)':h='min({side},ih)':force_original_aspect_ratio=decrease"
+            ),
+            "-pix_fmt",
+            "rgb24",
+            png.to_str().unwrap(),
+        ],
+    );
+}
+
 /// The stills `visage` takes from a video, taken with ffmpeg itself into PNG files (lossless, so
 /// visage sees the same pixels): `(moment, path)`.
 fn stills(video: &Path, moments: &[f64], into: &Path) -> Vec<(f64, PathBuf)> {
@@ -204,27 +242,7 @@ fn stills(video: &Path, moments: &[f64], into: &Path) -> Vec<(f64, PathBuf)> {
         .iter()
         .map(|&at| {
             let png = into.join(format!("at-{at:06.3}.png"));
-            run_tool(
-                "ffmpeg",
-                "ffmpeg",
-                &[
-                    "-nostdin",
-                    "-v",
-                    "error",
-                    "-y",
-                    "-ss",
-                    &format!("{at:.3}"),
-                    "-i",
-                    video.to_str().unwrap(),
-                    "-frames:v",
-                    "1",
-                    "-vf",
-                    "scale=w='min(1280,iw)':h='min(1280,ih)':force_original_aspect_ratio=decrease",
-                    "-pix_fmt",
-                    "rgb24",
-                    png.to_str().unwrap(),
-                ],
-            );
+            ffmpeg_still(video, at, 1280, &png);
             (at, png)
         })
         .collect()
@@ -336,13 +354,11 @@ fn a_turned_video_s_faces_are_in_the_frame_as_shown() {
 fn a_video_ffmpeg_cannot_read_fails_alone_and_the_run_goes_on() {
     models();
     let dir = tempdir("kinds-broken");
-    let folder = dir.join("photos");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::copy(
-        kinds().join("mixed/IMG_0005.JPG"),
-        folder.join("IMG_0005.JPG"),
-    )
-    .unwrap();
+    let folder = folder(
+        &dir,
+        "photos",
+        &[(kinds().join("mixed/IMG_0005.JPG"), "IMG_0005.JPG")],
+    );
     std::fs::write(folder.join("broken.mp4"), b"this is not a video at all").unwrap();
     let bytes = std::fs::read(kinds().join("video/slideshow.mp4")).unwrap();
     std::fs::write(folder.join("cut.mp4"), &bytes[..bytes.len() / 50]).unwrap();
@@ -389,9 +405,11 @@ fn path_with(dir: &Path, programs: &[&str]) -> String {
 #[test]
 fn without_ffmpeg_videos_are_counted_not_read_never_silently() {
     let dir = tempdir("kinds-no-ffmpeg");
-    let folder = dir.join("videos");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::copy(kinds().join("video/portrait.mov"), folder.join("clip.mov")).unwrap();
+    let folder = folder(
+        &dir,
+        "videos",
+        &[(kinds().join("video/portrait.mov"), "clip.mov")],
+    );
     // No ffmpeg on PATH, and no python3 to fetch one with, nor a fetched one in the cache.
     let path = path_with(&dir.join("bin"), &[]);
     let models = dir.join("models");
@@ -455,12 +473,16 @@ fn ffmpeg_is_fetched_from_its_wheel_when_the_system_has_none() {
 fn a_video_gets_no_sidecar_and_two_photos_never_share_one() {
     models();
     let dir = tempdir("kinds-sidecars");
-    let folder = dir.join("photos");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::copy(kinds().join("video/portrait.mov"), folder.join("clip.mov")).unwrap();
     // One shot kept as JPEG and as PNG: both are read (neither is a RAW).
     let jpeg = kinds().join("mixed/IMG_0005.JPG");
-    std::fs::copy(&jpeg, folder.join("IMG_7.jpg")).unwrap();
+    let folder = folder(
+        &dir,
+        "photos",
+        &[
+            (kinds().join("video/portrait.mov"), "clip.mov"),
+            (jpeg.clone(), "IMG_7.jpg"),
+        ],
+    );
     run_tool(
         "ffmpeg",
         "ffmpeg",
@@ -678,11 +700,15 @@ fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
 fn a_file_is_read_as_its_content_says_whatever_its_name() {
     models();
     let dir = tempdir("kinds-content");
-    let folder = dir.join("photos");
-    std::fs::create_dir_all(&folder).unwrap();
     // A video named as a JPEG, and a JPEG named as a video.
-    std::fs::copy(kinds().join("video/portrait.mov"), folder.join("clip.jpg")).unwrap();
-    std::fs::copy(kinds().join("mixed/IMG_0005.JPG"), folder.join("photo.mov")).unwrap();
+    let folder = folder(
+        &dir,
+        "photos",
+        &[
+            (kinds().join("video/portrait.mov"), "clip.jpg"),
+            (kinds().join("mixed/IMG_0005.JPG"), "photo.mov"),
+        ],
+    );
     let db = dir.join("library.db");
     let report = index_json(&db, &[&folder], 0);
     assert_eq!(
@@ -711,18 +737,14 @@ fn a_heif_without_libheif_is_counted_not_read_with_how_to_get_it() {
     use visage::photo::heif::Origin;
     models();
     let dir = tempdir("kinds-no-libheif");
-    let folder = dir.join("photos");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::copy(
-        common::testdata().join("heif/group.heic"),
-        folder.join("IMG_0007.HEIC"),
-    )
-    .unwrap();
-    std::fs::copy(
-        kinds().join("mixed/IMG_0005.JPG"),
-        folder.join("IMG_0008.JPG"),
-    )
-    .unwrap();
+    let folder = folder(
+        &dir,
+        "photos",
+        &[
+            (common::testdata().join("heif/group.heic"), "IMG_0007.HEIC"),
+            (kinds().join("mixed/IMG_0005.JPG"), "IMG_0008.JPG"),
+        ],
+    );
     let settings = visage::config::Settings {
         device: visage::config::DeviceChoice::Cpu,
         models: std::env::var_os("VISAGE_MODELS").map(Into::into),
@@ -779,55 +801,8 @@ fn a_heif_without_libheif_is_counted_not_read_with_how_to_get_it() {
 
 /// A video's full frame at `at` seconds, as ffmpeg shows it, lossless.
 fn full_still(video: &Path, at: f64, png: &Path) -> image::RgbImage {
-    run_tool(
-        "ffmpeg",
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-ss",
-            &format!("{at:.3}"),
-            "-i",
-            video.to_str().unwrap(),
-            "-frames:v",
-            "1",
-            "-pix_fmt",
-            "rgb24",
-            png.to_str().unwrap(),
-        ],
-    );
+    ffmpeg_still(video, at, 1 << 16, png);
     image::open(png).unwrap().into_rgb8()
-}
-
-/// The review page's square around a face's box (1.6 times its side, inside the image, 256 px).
-fn square(img: &image::RgbImage, face: &Value) -> image::RgbImage {
-    let f = |k: &str| face[k].as_f64().unwrap() as f32;
-    let (iw, ih) = (img.width() as f32, img.height() as f32);
-    let side = (f("w").max(f("h")) * 1.6).min(iw).min(ih);
-    let left = (f("x") + f("w") / 2.0 - side / 2.0).clamp(0.0, iw - side);
-    let top = (f("y") + f("h") / 2.0 - side / 2.0).clamp(0.0, ih - side);
-    let cut = image::imageops::crop_imm(
-        img,
-        left.round() as u32,
-        top.round() as u32,
-        side.round() as u32,
-        side.round() as u32,
-    )
-    .to_image();
-    image::imageops::resize(&cut, 256, 256, image::imageops::FilterType::CatmullRom)
-}
-
-fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let sum: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| x.abs_diff(*y) as u64)
-        .sum();
-    sum as f64 / a.as_raw().len() as f64
 }
 
 #[test]
@@ -835,10 +810,12 @@ fn a_video_face_s_thumbnail_is_cut_from_the_still_it_was_found_in() {
     use crate::server::{self, Client};
     models();
     let dir = tempdir("kinds-video-thumbs");
-    let photos = dir.join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
+    let photos = folder(
+        &dir,
+        "photos",
+        &[(kinds().join("video/slideshow.mp4"), "slideshow.mp4")],
+    );
     let video = photos.join("slideshow.mp4");
-    std::fs::copy(kinds().join("video/slideshow.mp4"), &video).unwrap();
     let db = dir.join("visage.db");
     index_json(&db, &[&video], 0);
     let got = faces(&db);
@@ -861,8 +838,11 @@ fn a_video_face_s_thumbnail_is_cut_from_the_still_it_was_found_in() {
         assert_eq!(thumb.dimensions(), (256, 256));
         // The face's square of its own still, not the same square of another moment (another
         // person stands there then).
-        let own = mean_abs_diff(&thumb, &square(&still_of(face), face));
-        let other = mean_abs_diff(&thumb, &square(&still_of(&got[(k + 1) % 3]), face));
+        let own = common::mean_abs_diff(&thumb, &common::face_square(&still_of(face), face));
+        let other = common::mean_abs_diff(
+            &thumb,
+            &common::face_square(&still_of(&got[(k + 1) % 3]), face),
+        );
         assert!(own < 8.0 && other > own + 5.0, "{face}: {own} vs {other}");
     }
     // The video's view: the still of its first face, the boxes of that still's faces.
@@ -877,7 +857,7 @@ fn a_video_face_s_thumbnail_is_cut_from_the_still_it_was_found_in() {
         900,
         image::imageops::FilterType::CatmullRom,
     );
-    assert!(mean_abs_diff(&view, &first) < 8.0);
+    assert!(common::mean_abs_diff(&view, &first) < 8.0);
     let listed = api.get(&format!("/api/photos/{photo}")).json();
     let moments: Vec<f64> = listed["faces"]
         .as_array()

@@ -6,7 +6,7 @@
 //! port): the token, Host and Origin checks, bytes that are not HTTP, `--allow-remote`, and a
 //! healthy log.
 
-use crate::common;
+use crate::common::{self, mean_abs_diff};
 use std::collections::HashSet;
 
 use crate::server::{self, Api, Client, Library, Server, library, request};
@@ -202,32 +202,7 @@ fn original(face: &Value) -> image::RgbImage {
 
 /// The square the issue asks for: the face box plus a margin, inside the photo, 256 px.
 fn expected_thumbnail(face: &Value) -> image::RgbImage {
-    let img = original(face);
-    let f = |k: &str| face[k].as_f64().unwrap() as f32;
-    let (iw, ih) = (img.width() as f32, img.height() as f32);
-    let side = (f("w").max(f("h")) * 1.6).min(iw).min(ih);
-    let left = (f("x") + f("w") / 2.0 - side / 2.0).clamp(0.0, iw - side);
-    let top = (f("y") + f("h") / 2.0 - side / 2.0).clamp(0.0, ih - side);
-    let square = image::imageops::crop_imm(
-        &img,
-        left.round() as u32,
-        top.round() as u32,
-        side.round() as u32,
-        side.round() as u32,
-    )
-    .to_image();
-    image::imageops::resize(&square, 256, 256, image::imageops::FilterType::CatmullRom)
-}
-
-fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let sum: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| x.abs_diff(*y) as u64)
-        .sum();
-    sum as f64 / a.as_raw().len() as f64
+    common::face_square(&original(face), face)
 }
 
 fn faces_of<'a>(faces: &'a [Value], name: &str) -> Vec<&'a Value> {

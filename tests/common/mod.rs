@@ -325,3 +325,34 @@ pub fn assert_each_named(stderr: &str, files: &[&str]) {
         assert!(line.len() > bad.len() + 20, "no reason given: {line}");
     }
 }
+
+/// The review page's thumbnail of `face` (its `x`, `y`, `w`, `h`) cut from `img` as the issue asks:
+/// the box's longer side times 1.6, centred on it, inside the image, resampled to 256 px.
+pub fn face_square(img: &image::RgbImage, face: &Value) -> image::RgbImage {
+    let f = |k: &str| face[k].as_f64().unwrap() as f32;
+    let (iw, ih) = (img.width() as f32, img.height() as f32);
+    let side = (f("w").max(f("h")) * 1.6).min(iw).min(ih);
+    let left = (f("x") + f("w") / 2.0 - side / 2.0).clamp(0.0, iw - side);
+    let top = (f("y") + f("h") / 2.0 - side / 2.0).clamp(0.0, ih - side);
+    let square = image::imageops::crop_imm(
+        img,
+        left.round() as u32,
+        top.round() as u32,
+        side.round() as u32,
+        side.round() as u32,
+    )
+    .to_image();
+    image::imageops::resize(&square, 256, 256, image::imageops::FilterType::CatmullRom)
+}
+
+/// The mean absolute difference of two images of one size, per channel value (0-255).
+pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y) as u64)
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
