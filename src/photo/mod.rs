@@ -354,11 +354,14 @@ fn contents(path: &Path) -> Result<(Kind, Vec<u8>), PhotoError> {
     (&mut file)
         .take(kind::HEAD as u64)
         .read_to_end(&mut bytes)?;
+    // A video is read from its file by ffmpeg; anything else is sniffed again on all its bytes
+    // (a DNG is a TIFF until its IFDs, past the head, say otherwise).
     let kind = kind::sniff(&bytes);
-    if !matches!(kind, Kind::Video(_)) {
-        file.read_to_end(&mut bytes)?;
+    if matches!(kind, Kind::Video(_)) {
+        return Ok((kind, bytes));
     }
-    Ok((kind, bytes))
+    file.read_to_end(&mut bytes)?;
+    Ok((kind::sniff(&bytes), bytes))
 }
 
 /// A photo at a scale of its original, oriented.
