@@ -270,7 +270,8 @@ pub(super) fn run(
 
     // 3. The rest against the unnamed clusters, the new ones included.
     log::info!("matching the faces left over to the clusters");
-    let all = Targets::load(tx, Which::Unnamed)?;
+    let left = (0..open.list.len()).filter(|&k| !open.decided(k)).count();
+    let all = Targets::load(tx, Which::Unnamed)?.indexed(left, settings);
     let mut writes = Vec::new();
     scan(tx, &open, &ctl, |faces| {
         for (r, d) in decide(faces, &all, &rejections, settings)

@@ -34,11 +34,12 @@ use serde::Serialize;
 use super::PeopleError;
 use crate::clustering::matching::{Identity, Match, SAMPLE_RADIUS_CLAMP, Target, choose};
 use crate::clustering::{self, ClusterSummary};
-use crate::config::Settings;
+use crate::config::{GraphChoice, Settings};
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::GraphBackend;
 use crate::graph::Rows;
 use crate::graph::range::RangeQuery;
+use crate::graph::reach::TargetIndex;
 use crate::store::clusters::{self, ClusterKind, ClusterRow};
 use crate::store::{ClusterId, SqlResult, Store, dbscan, embeddings, matching};
 
@@ -287,7 +288,13 @@ fn refresh_automatic(tx: &Transaction, ids: &[i64]) -> SqlResult<()> {
 /// their faces instead: [`Named`]).
 struct Targets {
     rows: Vec<ClusterRow>,
+    /// Their own partition, when many faces are to be matched against many clusters
+    /// ([`Targets::indexed`]); without it every face is measured against every cluster.
+    index: Option<TargetIndex>,
 }
+
+/// Cells a face probes in the clusters' partition ([`TargetIndex`]).
+const TARGET_PROBES: usize = 16;
 
 /// Which clusters: the ignored ones (matched before DBSCAN, so faces like them stay out of new
 /// clusters), or the unnamed ones, automatic and ignored (what is left over is matched to).
@@ -310,7 +317,32 @@ impl Targets {
         .into_iter()
         .filter(|c| c.centroid.len() == DIM)
         .collect();
-        Ok(Targets { rows })
+        Ok(Targets { rows, index: None })
+    }
+
+    /// Partition the clusters for `faces` faces to come, when measuring every pair would cost
+    /// more than the partition ([`TargetIndex::WORTH_IT`]): what a full re-cluster leaves over
+    /// (seven million faces against two hundred thousand clusters at ten million faces) is then
+    /// measured against the clusters of a few cells near it, not against all of them. A cluster
+    /// is missed only when its cell is not among the face's probes, as the approximate
+    /// neighbour graph misses an edge; `--graph exact` keeps every pair.
+    fn indexed(mut self, faces: usize, settings: &Settings) -> Self {
+        let pairs = faces.saturating_mul(self.rows.len());
+        if settings.graph == GraphChoice::Exact || pairs < TargetIndex::WORTH_IT {
+            return self;
+        }
+        let centroids: Vec<f32> = self
+            .rows
+            .iter()
+            .flat_map(|c| c.centroid.iter().copied())
+            .collect();
+        let reach: Vec<f32> = self.rows.iter().map(|c| reach_of(c, settings)).collect();
+        log::info!(
+            "partitioning {} clusters for {faces} faces to match",
+            self.rows.len()
+        );
+        self.index = Some(TargetIndex::build(&centroids, DIM, &reach, TARGET_PROBES));
+        self
     }
 
     fn targets(&self) -> Vec<Target<'_>> {
@@ -365,7 +397,7 @@ impl Faces {
 }
 
 /// What matching decided for each face.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Decision {
     /// Join this cluster (and its person, if it is named).
     Join(i64, Option<i64>),
@@ -387,16 +419,22 @@ fn decide(
         return vec![Decision::None; n];
     }
     let t = targets.targets();
-    let centroids: Vec<f32> = targets
-        .rows
-        .iter()
-        .flat_map(|c| c.centroid.iter().copied())
-        .collect();
-    let reach: Vec<f32> = targets.rows.iter().map(|c| reach_of(c, settings)).collect();
-    let mut queries = RangeQuery::with_reach(&centroids, DIM, &reach);
     let mut candidates: Vec<Vec<(usize, f32)>> = vec![Vec::new(); n];
-    for hit in queries.within(Rows::F16(&faces.rows)) {
-        candidates[hit.row as usize].push((hit.query as usize, hit.d2.max(0.0).sqrt()));
+    if let Some(index) = &targets.index {
+        for hit in index.within(Rows::F16(&faces.rows), 0.0) {
+            candidates[hit.query as usize].push((hit.target as usize, hit.d2.max(0.0).sqrt()));
+        }
+    } else {
+        let centroids: Vec<f32> = targets
+            .rows
+            .iter()
+            .flat_map(|c| c.centroid.iter().copied())
+            .collect();
+        let reach: Vec<f32> = targets.rows.iter().map(|c| reach_of(c, settings)).collect();
+        let mut queries = RangeQuery::with_reach(&centroids, DIM, &reach);
+        for hit in queries.within(Rows::F16(&faces.rows)) {
+            candidates[hit.row as usize].push((hit.query as usize, hit.d2.max(0.0).sqrt()));
+        }
     }
     let none = Vec::new();
     candidates
@@ -452,4 +490,94 @@ fn match_leftovers(
 /// distance.
 pub(super) fn reach_of(c: &ClusterRow, settings: &Settings) -> f32 {
     c.radius.min(SAMPLE_RADIUS_CLAMP) + settings.face_match_dist
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::synthetic::People;
+
+    /// Clusters as a re-cluster leaves them (each tight synthetic person's first faces, summed
+    /// as DBSCAN's clusters are), and faces to match: the other faces of every person.
+    fn library() -> (Targets, Faces) {
+        let people = People::new(60_000, 9);
+        let rows = people.rows_f32();
+        let mut members: Vec<Vec<Vec<f32>>> = vec![Vec::new(); people.sizes().len()];
+        let mut faces = Faces::default();
+        for (i, &p) in people.labels().iter().enumerate() {
+            let row = &rows[i * DIM..(i + 1) * DIM];
+            let m = &mut members[p as usize];
+            if People::is_tight(p) && m.len() < 4 + people.sizes()[p as usize] as usize / 2 {
+                m.push(row.to_vec());
+            } else {
+                faces.push(i as i64, row);
+            }
+        }
+        let rows = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.len() >= 4)
+            .map(|(p, m)| {
+                let s = summary_of(m);
+                ClusterRow {
+                    id: ClusterId(p as i64 + 1),
+                    kind: ClusterKind::Auto,
+                    person_id: None,
+                    person: None,
+                    centroid: s.centroid,
+                    radius: s.radius,
+                    samples: s.size as u32,
+                }
+            })
+            .collect();
+        (Targets { rows, index: None }, faces)
+    }
+
+    #[test]
+    fn partitioned_clusters_match_faces_as_every_pair_does() {
+        let (targets, faces) = library();
+        let settings = Settings::default();
+        let none = HashMap::new();
+        let exact = decide(&faces, &targets, &none, &settings);
+        let joins = exact
+            .iter()
+            .filter(|d| matches!(d, Decision::Join(..)))
+            .count();
+        assert!(
+            targets.rows.len() > 1_000 && joins > 2_000,
+            "{} clusters, {joins} faces joined",
+            targets.rows.len()
+        );
+        // As if a re-cluster had left enough faces over for the partition to pay.
+        let targets = targets.indexed(TargetIndex::WORTH_IT, &settings);
+        assert!(targets.index.is_some());
+        let indexed = decide(&faces, &targets, &none, &settings);
+        let differ = exact.iter().zip(&indexed).filter(|(a, b)| a != b).count();
+        assert!(
+            differ * 1000 <= faces.len(),
+            "{differ} of {} faces decided otherwise",
+            faces.len()
+        );
+        // A face the partition joins to a cluster is within that cluster's reach.
+        for (k, d) in indexed.iter().enumerate() {
+            if let Decision::Join(c, _) = *d {
+                let row = targets.rows.iter().find(|r| r.id.0 == c).unwrap();
+                let dist = crate::embedding::distance(&faces.row_f32(k), &row.centroid);
+                assert!(dist <= reach_of(row, &settings) + 1e-3, "{dist}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_exact_graph_keeps_every_pair_in_matching() {
+        let (targets, _) = library();
+        let settings = Settings {
+            graph: GraphChoice::Exact,
+            ..Settings::default()
+        };
+        assert!(targets.indexed(usize::MAX, &settings).index.is_none());
+        let small = Settings::default();
+        let (targets, _) = library();
+        assert!(targets.indexed(1000, &small).index.is_none());
+    }
 }
