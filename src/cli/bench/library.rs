@@ -7,7 +7,9 @@
 //!
 //! Every command is the real binary run as a child process, so its wall time and peak memory
 //! (`getrusage` of the child) are what a user sees. `--keep DIR` leaves the library there for
-//! `visage serve --db DIR/visage.db` and the other commands.
+//! `visage serve --db DIR/visage.db` and the other commands; `--on DIR` measures such a library
+//! again (a new build of visage on the same ten million faces) without building or re-clustering
+//! it: the new photos go into a folder of their own there, so they are new to the library.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -35,6 +37,7 @@ pub struct LibraryBench {
     pub photos: Vec<PathBuf>,
     pub new_photos: usize,
     pub keep: Option<PathBuf>,
+    pub on: Option<PathBuf>,
     pub seed: u64,
     pub drop_caches: bool,
 }
@@ -70,7 +73,8 @@ struct LibraryLine {
     real_photos: usize,
     synthetic_faces: usize,
     build_seconds: f64,
-    recluster: Cost,
+    /// None when the library was measured again (`--on`).
+    recluster: Option<Cost>,
     recluster_report: Value,
     new_photos: usize,
     /// `visage index` of the new photos: the whole run, its photo work and its clustering.
@@ -91,6 +95,9 @@ struct LibraryLine {
 }
 
 pub fn run(b: LibraryBench) -> anyhow::Result<i32> {
+    if let Some(dir) = &b.on {
+        return again(&b, dir);
+    }
     let started = Instant::now();
     let (dir, _guard) = match &b.keep {
         Some(d) => {
@@ -153,11 +160,52 @@ pub fn run(b: LibraryBench) -> anyhow::Result<i32> {
     );
 
     let (out, cost) = visage(&["cluster", "--recluster", "--json", "--db", &db_arg])?;
-    line.recluster = cost;
+    line.recluster = Some(cost);
     line.recluster_report = serde_json::from_str(out.trim())?;
+    measure(&b, &db, &new_photos, line)
+}
 
-    if !new.is_empty() {
-        let (out, cost) = visage(&["index", "--json", "--db", &db_arg, path_arg(&new_photos)?])?;
+/// `--on DIR`: the commands on a library an earlier `--keep DIR` left, with this build.
+fn again(b: &LibraryBench, dir: &Path) -> anyhow::Result<i32> {
+    let db = dir.join("visage.db");
+    if !db.is_file() {
+        bail!(
+            "{}: no library there (--on wants a folder that `visage bench library --keep` filled)",
+            db.display()
+        );
+    }
+    let mut real: Vec<PathBuf> = Vec::new();
+    for entry in crate::walk::photos(&b.photos) {
+        real.push(entry.map_err(|(p, why)| anyhow::anyhow!("{}: {why}", p.display()))?);
+    }
+    real.sort();
+    let held = b.new_photos.min(real.len());
+    let new = &real[real.len() - held..];
+    // Paths the library has not seen: the same photos are new files to it.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let new_photos = dir.join(format!("new-{stamp}"));
+    copy_into(new, &new_photos)?;
+    let line = LibraryLine {
+        tool: "visage",
+        new_photos: new.len(),
+        dir: dir.display().to_string(),
+        ..LibraryLine::default()
+    };
+    measure(b, &db, &new_photos, line)
+}
+
+/// `index` of the new photos, then every read command and the review page, and the disk used.
+fn measure(
+    b: &LibraryBench,
+    db: &Path,
+    new_photos: &Path,
+    mut line: LibraryLine,
+) -> anyhow::Result<i32> {
+    let db_arg = db.to_str().context("a UTF-8 path")?.to_string();
+    if line.new_photos > 0 {
+        let (out, cost) = visage(&["index", "--json", "--db", &db_arg, path_arg(new_photos)?])?;
         line.index = cost;
         let report: Value = serde_json::from_str(out.trim())?;
         line.index_photo_seconds = report["index"]["seconds"].as_f64().unwrap_or(0.0);
@@ -167,8 +215,13 @@ pub fn run(b: LibraryBench) -> anyhow::Result<i32> {
     line.clusters = visage(&["clusters", "--db", &db_arg])?.1;
     line.people = visage(&["people", "--db", &db_arg])?.1;
     line.stats = visage(&["stats", "--db", &db_arg])?.1;
+    if b.on.is_some() {
+        let (out, _) = visage(&["stats", "--json", "--db", &db_arg])?;
+        let stats: Value = serde_json::from_str(out.trim())?;
+        line.faces = stats["counts"]["faces"].as_u64().unwrap_or(0) as usize;
+    }
     line.api = api(&db_arg, b.drop_caches)?;
-    checkpoint(&db)?;
+    checkpoint(db)?;
     line.db_bytes = ["", "-wal"]
         .iter()
         .filter_map(|ext| std::fs::metadata(format!("{}{ext}", db.display())).ok())
@@ -176,7 +229,7 @@ pub fn run(b: LibraryBench) -> anyhow::Result<i32> {
         .sum();
     // The vector file beside it (a cache of the embeddings) is disk the library takes too.
     line.vector_file_bytes =
-        std::fs::metadata(crate::store::embeddings::file::path_of(&db)).map_or(0, |m| m.len());
+        std::fs::metadata(crate::store::embeddings::file::path_of(db)).map_or(0, |m| m.len());
     line.bytes_per_face = line.db_bytes as f64 / line.faces.max(1) as f64;
     line.disk_bytes_per_face =
         (line.db_bytes + line.vector_file_bytes) as f64 / line.faces.max(1) as f64;
@@ -184,7 +237,7 @@ pub fn run(b: LibraryBench) -> anyhow::Result<i32> {
     if b.keep.is_some() {
         eprintln!(
             "the library stays in {}: visage serve --db {}",
-            dir.display(),
+            line.dir,
             db.display()
         );
     }

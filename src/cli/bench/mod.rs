@@ -78,8 +78,13 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 10)]
         new_photos: usize,
         /// Build the library in this (empty) folder and leave it there
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "on")]
         keep: Option<PathBuf>,
+        /// Measure a library left by --keep instead of building one: no build, no full re-cluster;
+        /// the new photos are copied into a folder of their own there and indexed, then the
+        /// commands are timed as on a new library
+        #[arg(long, value_name = "DIR")]
+        on: Option<PathBuf>,
         /// Seed of the synthetic people
         #[arg(long, default_value_t = 17)]
         seed: u64,
@@ -378,6 +383,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             photos,
             new_photos,
             keep,
+            on,
             seed,
             drop_caches,
         } => {
@@ -387,6 +393,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
                 photos,
                 new_photos,
                 keep,
+                on,
                 seed,
                 drop_caches,
             });
