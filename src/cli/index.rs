@@ -164,6 +164,7 @@ pub fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
     };
     let mut store = args.store.open()?;
     let stop = super::stop_on_ctrl_c()?;
+    super::interrupt_on_stop(&stop, &store);
     let device = Device::choose(args.settings.device)?;
     let backend = GraphBackend::on(&device);
     log::info!("neighbour graph on {}", backend.describe());

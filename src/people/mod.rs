@@ -57,9 +57,15 @@ impl From<crate::graph::GraphError> for PeopleError {
 }
 
 impl PeopleError {
-    /// The run stopped because it was asked to (Ctrl-C): nothing was written.
+    /// The run stopped because it was asked to (Ctrl-C), at a check of its own or by an SQL
+    /// statement interrupted ([`crate::store::Store::interrupt_handle`]): nothing was written.
     pub fn is_stopped(&self) -> bool {
-        matches!(self, PeopleError::Graph(crate::graph::GraphError::Stopped))
+        let sql = match self {
+            PeopleError::Graph(crate::graph::GraphError::Stopped) => return true,
+            PeopleError::Store(StoreError::Sql(e) | StoreError::Sqlite { error: e, .. }) => e,
+            _ => return false,
+        };
+        sql.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
     }
 }
 

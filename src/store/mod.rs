@@ -310,6 +310,13 @@ impl Store {
 
     /// Run read-only work that fails in its own way (a long computation over the library that
     /// reads it through this connection, and writes nothing to it).
+    /// A handle that stops the SQL statement running on this store's connection from another
+    /// thread (Ctrl-C during a query over millions of rows): the statement fails with SQLite's
+    /// "interrupted", and its transaction is rolled back.
+    pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
+        self.conn.get_interrupt_handle()
+    }
+
     pub fn read_with<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
         f(&self.conn)
     }
