@@ -33,8 +33,8 @@ use crate::graph::{Control, GraphError};
 
 const MAGIC: &[u8; 8] = b"VISAGEC1";
 /// Magic; dimension, cells, rows covered, rows the centres were found from, the database file's
-/// device, inode and birth time; the digest of the rows covered.
-const HEADER: usize = 8 + 8 * 7 + 32;
+/// device, inode and birth time, the partition's own number; the digest of the rows covered.
+const HEADER: usize = 8 + 8 * 8 + 32;
 
 /// Faces from which a library's vector file gets a cell file.
 pub const MIN_ROWS: u64 = 200_000;
@@ -70,6 +70,9 @@ pub struct Cells {
     homes: Vec<u16>,
     /// Rows the centres were found from (a library four times larger is partitioned again).
     built: u64,
+    /// A number of its own, drawn when the centres were found: what numbers cells elsewhere
+    /// (the clusters' cells) are numbered for.
+    partition: u64,
 }
 
 impl Cells {
@@ -122,14 +125,6 @@ impl Cells {
         Ok(c)
     }
 
-    /// Make sure the database at `db` has its cell file, up to date, if it is large enough to
-    /// need one (a full re-cluster calls this, so that the next search does not pay for it).
-    pub fn refresh(db: &Path) {
-        if let Some(mut file) = VectorFile::open(db) {
-            Cells::open(db, &mut file);
-        }
-    }
-
     /// Rows covered: the file's rows after these are read in one pass.
     pub fn len(&self) -> u64 {
         self.homes.len() as u64
@@ -166,11 +161,17 @@ impl Cells {
         let homes = (0..rows as usize).map(|i| part.home_of(i) as u16).collect();
         let mut cn = Vec::new();
         squared_norms(&centroids, DIM, &mut cn);
+        // Distinct for each partition made: the time, and where this process is.
+        let partition = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ ((std::process::id() as u64) << 40);
         Ok(Cells {
             centroids,
             cn,
             homes,
             built: rows,
+            partition,
         })
     }
 
@@ -210,6 +211,7 @@ impl Cells {
         let word = |k: usize| u64::from_le_bytes(bytes[8 + 8 * k..16 + 8 * k].try_into().unwrap());
         let (dim, cells, rows, built) = (word(0), word(1), word(2), word(3));
         let identity = [word(4), word(5), word(6)];
+        let partition = word(7);
         let digest = &bytes[HEADER - 32..HEADER];
         let expected = HEADER as u64 + cells * dim * 4 + rows * 2;
         if dim != DIM as u64
@@ -242,6 +244,7 @@ impl Cells {
             cn,
             homes,
             built,
+            partition,
         }))
     }
 
@@ -263,6 +266,7 @@ impl Cells {
             device,
             inode,
             born,
+            self.partition,
         ] {
             out.write_all(&w.to_le_bytes())?;
         }
@@ -279,30 +283,53 @@ impl Cells {
         Ok(())
     }
 
-    /// The covered rows (positions in the vector file, ascending) at home in the cells that
-    /// `queries`, each reaching `widen` further, probe; and how many cells that is.
-    pub fn rows_for(&self, queries: &RangeQuery, widen: f32) -> (Vec<u64>, usize) {
+    /// The partition's own number, as the clusters' cells name it.
+    pub fn partition(&self) -> String {
+        format!("{:016x}", self.partition)
+    }
+
+    /// The home cell of each of these rows (`dim` floats each): the nearest centre.
+    pub fn homes_of(&self, rows: &[f32]) -> Vec<u16> {
+        let mut nearest = vec![0u32; rows.len() / DIM];
+        ivf::nearest_cells(rows, DIM, &self.centroids, &mut nearest);
+        nearest.into_iter().map(|c| c as u16).collect()
+    }
+
+    /// The cells that queries (rows of `dim` floats), query `k` reaching `reach(k)`, probe: for
+    /// each, its home and the cells within half the bound that guarantees every row within its
+    /// reach, [`PROBES`] at most. Ascending.
+    pub fn probed(&self, queries: &[f32], reach: impl Fn(usize) -> f32) -> Vec<u16> {
         let cells = self.cells();
         let ratio = IvfParams::default().probe_ratio;
         let mut probed = vec![false; cells];
         let (mut line, mut near, mut out) = (vec![0f32; cells], Vec::new(), [0u16; PROBES]);
-        for (k, q) in queries.rows().chunks_exact(DIM).enumerate() {
+        for (k, q) in queries.chunks_exact(DIM).enumerate() {
             for (d, c) in line.iter_mut().zip(self.centroids.chunks_exact(DIM)) {
                 *d = q.iter().zip(c).map(|(a, b)| a * b).sum();
             }
             out.fill(ivf::NONE);
-            let reach = 2.0 * (queries.reach(k) + widen) * ratio;
             ivf::probe_by(
                 &mut line,
                 &self.cn,
                 |home| ivf::home_distances(&self.centroids, &self.cn, DIM, home),
-                reach,
+                2.0 * reach(k) * ratio,
                 &mut near,
                 &mut out,
             );
             for &c in out.iter().filter(|&&c| c != ivf::NONE) {
                 probed[c as usize] = true;
             }
+        }
+        (0..cells as u16).filter(|&c| probed[c as usize]).collect()
+    }
+
+    /// The covered rows (positions in the vector file, ascending) at home in the cells that
+    /// `queries`, each reaching `widen` further, probe; and how many cells that is.
+    pub fn rows_for(&self, queries: &RangeQuery, widen: f32) -> (Vec<u64>, usize) {
+        let cells = self.probed(queries.rows(), |k| queries.reach(k) + widen);
+        let mut probed = vec![false; self.cells()];
+        for &c in &cells {
+            probed[c as usize] = true;
         }
         let rows = self
             .homes
@@ -311,7 +338,7 @@ impl Cells {
             .filter(|&(_, &h)| probed[h as usize])
             .map(|(k, _)| k as u64)
             .collect();
-        (rows, probed.iter().filter(|&&p| p).count())
+        (rows, cells.len())
     }
 }
 
