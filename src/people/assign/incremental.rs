@@ -45,6 +45,8 @@ pub(super) fn run(
 ) -> Result<ClusterReport, PeopleError> {
     let mut report = ClusterReport::default();
     let phase = Phases::start();
+    // The searches below read the vector file's cells: made or brought up to date first.
+    prepare_cells(tx, settings)?;
     refresh_manual_clusters(tx, false)?;
     rematch_named(tx, settings, &mut report)?;
     phase.done("named faces' matches");
@@ -477,8 +479,9 @@ fn rematch_named(
     Ok(())
 }
 
-/// After a full run: the vector file's cells made (or brought up to date) and every cluster's
-/// cell worked out, so that the next incremental run pays for neither.
+/// The vector file's cells made (or brought up to date) and every cluster's cell worked out: at
+/// the start of an incremental run, and after a full one (so that the next run pays for
+/// neither).
 pub(super) fn prepare_cells(tx: &Transaction, settings: &Settings) -> SqlResult<()> {
     targets_near(tx, settings, &Faces::default()).map(|_| ())
 }
@@ -494,7 +497,7 @@ fn targets_near(tx: &Transaction, settings: &Settings, faces: &Faces) -> SqlResu
         .path()
         .filter(|p| !p.is_empty())
         .map(std::path::Path::new)
-        .and_then(|db| Cells::open(db, &mut VectorFile::open(db)?));
+        .and_then(|db| Cells::open(db, &mut VectorFile::open(db)?, true));
     let Some(cells) = cells else {
         return Targets::load(tx, Which::Unnamed);
     };

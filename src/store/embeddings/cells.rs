@@ -16,8 +16,10 @@
 //! again when it is missing, made for another database file, or when the rows it was made from
 //! are no longer those of the vector file (a digest of eight of them). Rows the vector file
 //! gained since are searched directly, one pass over them; once they are [`EXTEND`] rows, they
-//! are given their homes (the nearest centre) and the file is written again. A library of fewer
-//! than [`MIN_ROWS`] faces has none: a pass over every row is as quick there, and exact.
+//! are given their homes (the nearest centre) and the file is written again. Clustering runs make
+//! and extend it (a full run at its end, an incremental run at its start); other searches only
+//! read it. A library of fewer than [`MIN_ROWS`] faces has none: a pass over every row is as
+//! quick there, and exact.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -76,11 +78,15 @@ pub struct Cells {
 }
 
 impl Cells {
-    /// The cell file of the database at `db`, for `file` (its vector file, open): read, made or
-    /// brought up to date as needed. `None` when there is none and the library is too small to
-    /// need one, or when it cannot be made (the search then reads every row, as correct and
-    /// slower).
-    pub fn open(db: &Path, file: &mut VectorFile) -> Option<Cells> {
+    /// The cell file of the database at `db`, for `file` (its vector file, open). With `make`
+    /// (a clustering run), made or brought up to date as needed; without (any other search: a
+    /// review call must not spend minutes partitioning), only read. `None` when there is none
+    /// and it is not to be made, the library is too small to need one, or it cannot be made (the
+    /// search then reads every row, as correct and slower).
+    pub fn open(db: &Path, file: &mut VectorFile, make: bool) -> Option<Cells> {
+        if !make {
+            return Self::read(&path_of(db), file).ok().flatten();
+        }
         match Self::try_open(db, file) {
             Ok(c) => c,
             Err(e) => {
@@ -278,6 +284,10 @@ impl Cells {
             out.write_all(&h.to_le_bytes())?;
         }
         let tmp = out.into_inner().map_err(|e| e.into_error())?;
+        // Readable by whoever may read the vector file it indexes.
+        if let Ok(meta) = file.metadata() {
+            tmp.as_file().set_permissions(meta.permissions())?;
+        }
         tmp.as_file().sync_data()?;
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
@@ -418,7 +428,7 @@ mod tests {
         // other faces, near the queries.
         add(&mut store, &people, 6_000..8_000, "b");
         let mut file = VectorFile::open(&db).unwrap();
-        assert_eq!(Cells::open(&db, &mut file).unwrap().len(), 6_000);
+        assert_eq!(Cells::open(&db, &mut file, true).unwrap().len(), 6_000);
         drop(file);
         let exact_now = {
             // Every row read: the cell file set aside.
@@ -444,14 +454,15 @@ mod tests {
         let mut store = Store::open_or_create(&db).unwrap();
         add(&mut store, &People::new(8_000, 28), 0..8_000, "c");
         let mut file = VectorFile::open(&db).unwrap();
-        assert!(path_of(&db).exists() && Cells::open(&db, &mut file).is_none());
+        assert!(path_of(&db).exists() && Cells::open(&db, &mut file, true).is_none());
         // Nor is a damaged one.
         let c = Cells::make(&db, &mut file, 100).unwrap();
-        assert!(Cells::open(&db, &mut file).is_some_and(|o| o.len() == c.len()));
+        assert!(Cells::open(&db, &mut file, false).is_some_and(|o| o.len() == c.len()));
         let mut bytes = std::fs::read(path_of(&db)).unwrap();
         let at = bytes.len() - 2;
         bytes[at..].copy_from_slice(&u16::MAX.to_le_bytes());
         std::fs::write(path_of(&db), &bytes).unwrap();
-        assert!(Cells::open(&db, &mut file).is_none());
+        assert!(Cells::open(&db, &mut file, false).is_none());
+        assert!(Cells::open(&db, &mut file, true).is_none());
     }
 }

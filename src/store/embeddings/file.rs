@@ -180,6 +180,11 @@ impl VectorFile {
         Ok(h.finalize().into())
     }
 
+    /// The file's own metadata (its permissions, for a file derived from it).
+    pub fn metadata(&self) -> std::io::Result<std::fs::Metadata> {
+        self.file.metadata()
+    }
+
     /// Read on from row `row` ([`VectorFile::read_chunk`]).
     pub fn seek(&mut self, row: u64) {
         self.next = row.min(self.rows);

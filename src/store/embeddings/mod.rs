@@ -216,7 +216,7 @@ pub fn search(
     // cells do not cover yet; else every row.
     let mut probed: Option<(Vec<u64>, u64)> = None;
     if let (Some(db), Some(f)) = (db, vector_file.as_mut())
-        && let Some(c) = cells::Cells::open(db, f)
+        && let Some(c) = cells::Cells::open(db, f, false)
     {
         let (rows, probes) = c.rows_for(queries, f.margin());
         log::debug!(
