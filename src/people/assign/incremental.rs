@@ -499,6 +499,9 @@ fn targets_near(tx: &Transaction, settings: &Settings, faces: &Faces) -> SqlResu
         .map(std::path::Path::new)
         .and_then(|db| Cells::open(db, &mut VectorFile::open(db)?, true));
     let Some(cells) = cells else {
+        if faces.len() == 0 {
+            return Ok(Targets { rows: Vec::new() });
+        }
         return Targets::load(tx, Which::Unnamed);
     };
     let partition = cells.partition();
