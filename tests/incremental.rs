@@ -9,6 +9,8 @@ use std::path::Path;
 use rusqlite::Connection;
 use visage::evaluation::cluster_scores;
 use visage::store::FaceId;
+use visage::store::embeddings::cells::Cells;
+use visage::store::embeddings::file::VectorFile;
 
 use crate::common::{self, run, tempdir};
 
@@ -38,8 +40,24 @@ fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn automatic_clusters_after_several_runs_equal_a_full_recluster() {
+    grow_then_compare(None);
+}
+
+/// The same through the vector file's cells (made after the first run, as a library of 200,000
+/// faces gets them): the searches read the cells the new faces probe and the faces added since,
+/// and matching reads the clusters at home in the cells those faces probe.
+#[test]
+fn the_same_through_the_vector_files_cells() {
+    grow_then_compare(Some(6));
+}
+
+fn grow_then_compare(cells: Option<usize>) {
     common::models();
-    let dir = tempdir("incremental");
+    let dir = tempdir(if cells.is_some() {
+        "incremental-cells"
+    } else {
+        "incremental"
+    });
     let (photos, db) = (dir.join("photos"), dir.join("visage.db"));
     std::fs::create_dir_all(&photos).unwrap();
     let all = common::celebrity_photos();
@@ -53,6 +71,11 @@ fn automatic_clusters_after_several_runs_equal_a_full_recluster() {
         let out = run(&db, &with(&["index", "--json", &photos_arg]), 0);
         let summary = &common::lines(&out)[0]["cluster"];
         assert_eq!(summary["full"], k == 0, "run {k}: {summary}");
+        if let (0, Some(cells)) = (k, cells) {
+            let mut file = VectorFile::open(&db).unwrap();
+            let made = Cells::make(&db, &mut file, cells).unwrap();
+            assert!(made.cells() > 1 && made.len() as usize > 20);
+        }
         match k {
             // Name the largest cluster and reject one of its faces for that name.
             1 => {
@@ -75,6 +98,29 @@ fn automatic_clusters_after_several_runs_equal_a_full_recluster() {
     }
     run(&db, &with(&["cluster"]), 0);
     let incremental = automatic(&db);
+    if cells.is_some() {
+        // Every cluster's cell was worked out for the cells made, and is not stale.
+        let conn = Connection::open(&db).unwrap();
+        let unknown: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM clusters WHERE cell IS NULL AND centroid IS NOT NULL
+                 AND kind != 'manual'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let known: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM clusters WHERE cell IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            known > 2 && unknown <= 1,
+            "{known} known, {unknown} unknown"
+        );
+    }
 
     let copy = dir.join("full.db");
     let conn = Connection::open(&db).unwrap();

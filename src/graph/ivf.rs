@@ -185,7 +185,7 @@ pub fn edges(
 }
 
 /// Marks unused probe slots.
-pub(super) const NONE: u16 = u16::MAX;
+pub const NONE: u16 = u16::MAX;
 
 /// The cells and, for every row, the cells it probes (its home first).
 pub struct Partition {
@@ -255,12 +255,12 @@ impl Partition {
     }
 
     /// The cells' centres, `cells x dim`.
-    pub(super) fn centroids(&self) -> &[f32] {
+    pub fn centroids(&self) -> &[f32] {
         &self.centroids
     }
 
     /// Row `i`'s home cell.
-    pub(super) fn home_of(&self, i: usize) -> usize {
+    pub fn home_of(&self, i: usize) -> usize {
         self.home(i) as usize
     }
 
@@ -958,7 +958,7 @@ fn lloyd(sample: &[f32], dim: usize, centroids: &mut [f32], nearest: &mut [u32])
 }
 
 /// The nearest centroid of each `dim`-float row of `rows` (ties: the lower cell).
-fn nearest_cells(rows: &[f32], dim: usize, centroids: &[f32], out: &mut [u32]) {
+pub fn nearest_cells(rows: &[f32], dim: usize, centroids: &[f32], out: &mut [u32]) {
     let cells = centroids.len() / dim;
     let mut cn = Vec::new();
     squared_norms(centroids, dim, &mut cn);
@@ -1091,6 +1091,20 @@ pub(super) fn cell_distances(centroids: &[f32], dim: usize) -> (Vec<f32>, Vec<f3
     (cn, apart)
 }
 
+/// The distance from centre `home` to every centre (`centroids`: `cells x dim`; `cn`: their
+/// squared norms): one row of [`cell_distances`]'s `apart`.
+pub fn home_distances(centroids: &[f32], cn: &[f32], dim: usize, home: usize) -> Vec<f32> {
+    let h = &centroids[home * dim..(home + 1) * dim];
+    centroids
+        .chunks_exact(dim)
+        .zip(cn)
+        .map(|(c, &n2)| {
+            let dot: f32 = c.iter().zip(h).map(|(a, b)| a * b).sum();
+            (cn[home] + n2 - 2.0 * dot).max(0.0).sqrt()
+        })
+        .collect()
+}
+
 /// One row's probes into `out`, from `line`, its products with every centroid (overwritten):
 /// its home (nearest centroid) first, then the cells within `reach` times the bound, closest
 /// share first; unused slots [`NONE`].
@@ -1103,6 +1117,27 @@ pub(super) fn probe(
     out: &mut [u16],
 ) {
     let cells = line.len();
+    probe_by(
+        line,
+        cn,
+        |home| &apart[home * cells..(home + 1) * cells],
+        reach,
+        near,
+        out,
+    );
+}
+
+/// [`probe`], with the home's distances to every centre (its row of `apart`) from `bounds_of`:
+/// a query that probes a partition once need not hold every pair of centres
+/// ([`home_distances`]).
+pub fn probe_by<B: AsRef<[f32]>>(
+    line: &mut [f32],
+    cn: &[f32],
+    bounds_of: impl FnOnce(usize) -> B,
+    reach: f32,
+    near: &mut Vec<(f32, u16)>,
+    out: &mut [u16],
+) {
     let p = out.len();
     // Squared distance less |x|^2, which is the same for every cell.
     for (d, &n2) in line.iter_mut().zip(cn) {
@@ -1118,7 +1153,8 @@ pub(super) fn probe(
     // A face at distance e from one in cell j is at most 2 e |mu_home - mu_j| farther (squared)
     // from mu_j than from mu_home: cells within that bound may hold its neighbours. Ranked by the
     // share of the bound used; the home first.
-    let bounds = &apart[home * cells..(home + 1) * cells];
+    let bounds = bounds_of(home);
+    let bounds = bounds.as_ref();
     // Each cell's share of the bound (infinite: beyond it), in one pass the compiler vectorises.
     for (x, &apart) in line.iter_mut().zip(bounds) {
         let (gap, bound) = (*x - best, reach * apart);

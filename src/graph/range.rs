@@ -107,6 +107,16 @@ impl RangeQuery {
         out
     }
 
+    /// The queries' rows (`len() x dim` floats).
+    pub fn rows(&self) -> &[f32] {
+        &self.queries
+    }
+
+    /// How far query `k` reaches.
+    pub fn reach(&self, k: usize) -> f32 {
+        self.reach2.as_ref().map_or(self.max_d2, |r| r[k]).sqrt()
+    }
+
     /// Query rows.
     pub fn len(&self) -> usize {
         self.norms.len()

@@ -74,6 +74,54 @@ pub fn all(conn: &Connection) -> SqlResult<Vec<ClusterRow>> {
     stmt.query_map([], from_row)?.collect()
 }
 
+/// The partition the clusters' cells are numbered for (`None`: none yet).
+pub fn cells_partition(conn: &Connection) -> SqlResult<Option<String>> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'cells'", [], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+/// The clusters' cells are to be numbered for partition `partition`: every cell is unknown.
+pub fn renumber_cells(tx: &Transaction, partition: &str) -> SqlResult<()> {
+    tx.execute("UPDATE clusters SET cell = NULL WHERE cell IS NOT NULL", [])?;
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('cells', ?1)",
+        [partition],
+    )?;
+    Ok(())
+}
+
+/// The clusters with a centroid whose cell is not known, with their centroids, by id.
+pub fn without_cell(conn: &Connection) -> SqlResult<Vec<(i64, Vec<f32>)>> {
+    conn.prepare_cached(
+        "SELECT id, centroid FROM clusters WHERE cell IS NULL AND centroid IS NOT NULL ORDER BY id",
+    )?
+    .query_map([], |r| {
+        Ok((r.get(0)?, blob_embedding(&r.get::<_, Vec<u8>>(1)?)))
+    })?
+    .collect()
+}
+
+/// A cluster's cell.
+pub fn set_cell(tx: &Transaction, id: i64, cell: u16) -> SqlResult<()> {
+    tx.prepare_cached("UPDATE clusters SET cell = ?2 WHERE id = ?1")?
+        .execute(params![id, cell])?;
+    Ok(())
+}
+
+/// The clusters at home in these cells, by cell then id.
+pub fn in_cells(conn: &Connection, cells: &[u16]) -> SqlResult<Vec<ClusterRow>> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE c.cell = ?1 ORDER BY c.id"))?;
+    let mut out = Vec::new();
+    for &c in cells {
+        for row in stmt.query_map([c], from_row)? {
+            out.push(row?);
+        }
+    }
+    Ok(out)
+}
+
 /// The clusters of one kind, by id.
 pub fn of_kind(conn: &Connection, kind: ClusterKind) -> SqlResult<Vec<ClusterRow>> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE c.kind = ?1 ORDER BY c.id"))?;

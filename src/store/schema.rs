@@ -156,6 +156,21 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE faces ADD COLUMN moment REAL;
     "#,
     ),
+    // 7: matching reads the clusters near a face, not every cluster: each cluster's cell in the
+    // vector file's partition (`store::embeddings::cells`, numbered for the partition `meta`
+    // names under 'cells'), NULL until a run works it out, and again whenever the centroid
+    // changes.
+    Migration::Sql(
+        r#"
+    ALTER TABLE clusters ADD COLUMN cell INTEGER;
+    CREATE INDEX clusters_cell ON clusters(cell);
+    CREATE TRIGGER clusters_cell_stale AFTER UPDATE OF centroid ON clusters
+        WHEN new.cell IS NOT NULL
+    BEGIN
+        UPDATE clusters SET cell = NULL WHERE id = new.id;
+    END;
+    "#,
+    ),
 ];
 
 const MILLION_BEFORE: &str = r#"

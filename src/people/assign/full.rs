@@ -294,6 +294,9 @@ pub(super) fn run(
     report.ambiguous = open.state.iter().filter(|&&s| s & AMBIGUOUS != 0).count();
     report.unassigned = (0..open.list.len()).filter(|&k| !open.decided(k)).count();
     dbscan::mark_all_seen(tx)?;
+    // The vector file's cells and the clusters' cells, so that the next incremental run's
+    // searches and matching are quick.
+    super::incremental::prepare_cells(tx, settings)?;
     Ok(report)
 }
 

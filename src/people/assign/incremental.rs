@@ -6,9 +6,11 @@
 //! 3. DBSCAN's state takes in the eligible rest and lets go of the faces that left (named,
 //!    matched to a person, gone): `clustering::incremental` works out the change from the
 //!    neighbourhoods of those faces, found by range queries over the stored embeddings
-//!    (`store::dbscan::search`, a chunk at a time).
-//! 4. What is left over is matched to the clusters, and faces left over earlier are matched to
-//!    the clusters that changed.
+//!    (`store::dbscan::search`: on a large library, the rows of the cells of the vector file's
+//!    partition that those faces probe, `store::embeddings::cells`).
+//! 4. What is left over is matched to the clusters near it (on a large library, those at home in
+//!    the cells it probes: [`targets_near`]), and faces left over earlier are matched to the
+//!    clusters that changed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -21,12 +23,16 @@ use super::{
     refresh_automatic, refresh_manual_clusters,
 };
 use crate::clustering::incremental::{Batch, Label, Point};
+use crate::clustering::matching::SAMPLE_RADIUS_CLAMP;
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::GraphBackend;
 use crate::graph::range::RangeQuery;
 use crate::people::PeopleError;
+use crate::store::ClusterId;
 use crate::store::clusters::{self, ClusterKind};
+use crate::store::embeddings::cells::Cells;
+use crate::store::embeddings::file::VectorFile;
 use crate::store::embeddings::{self, Found};
 use crate::store::matching::{self, join};
 use crate::store::people::rejections_of;
@@ -39,6 +45,8 @@ pub(super) fn run(
 ) -> Result<ClusterReport, PeopleError> {
     let mut report = ClusterReport::default();
     let phase = Phases::start();
+    // The searches below read the vector file's cells: made or brought up to date first.
+    prepare_cells(tx, settings)?;
     refresh_manual_clusters(tx, false)?;
     rematch_named(tx, settings, &mut report)?;
     phase.done("named faces' matches");
@@ -132,9 +140,9 @@ pub(super) fn run(
             rest.push_half(open.ids[k], open.row(k));
         }
     }
-    let all = Targets::load(tx, Which::Unnamed)?;
+    let near = targets_near(tx, settings, &rest)?;
     let mut unassigned = 0;
-    for d in match_leftovers(tx, &rest, &all, &rejections, settings, &mut report)? {
+    for d in match_leftovers(tx, &rest, &near, &rejections, settings, &mut report)? {
         match d {
             Decision::Join(..) => {}
             Decision::Ambiguous => report.ambiguous += 1,
@@ -143,7 +151,7 @@ pub(super) fn run(
     }
     report.unassigned = unassigned;
     phase.done("leftovers against clusters");
-    rematch_leftovers(tx, settings, &touched, &all, &mut report)?;
+    rematch_leftovers(tx, settings, &touched, &mut report)?;
     phase.done("old leftovers against changed clusters");
     dbscan::mark_seen(tx, &ids)?;
     Ok(report)
@@ -471,20 +479,86 @@ fn rematch_named(
     Ok(())
 }
 
+/// The vector file's cells made (or brought up to date) and every cluster's cell worked out: at
+/// the start of an incremental run, and after a full one (so that the next run pays for
+/// neither).
+pub(super) fn prepare_cells(tx: &Transaction, settings: &Settings) -> SqlResult<()> {
+    targets_near(tx, settings, &Faces::default()).map(|_| ())
+}
+
+/// The unnamed clusters (automatic and ignored) that `faces` may match. On a library with a cell
+/// file ([`Cells`]), those at home in the cells the faces probe within the widest reach a cluster
+/// has (as a face probes cells for its neighbours): a few hundred clusters, not all of them.
+/// Each cluster's cell is kept in its row, worked out here for the clusters whose centroid is
+/// new or changed since, and for all of them when the partition was made again. A small library
+/// has no cell file: every cluster.
+fn targets_near(tx: &Transaction, settings: &Settings, faces: &Faces) -> SqlResult<Targets> {
+    let cells = tx
+        .path()
+        .filter(|p| !p.is_empty())
+        .map(std::path::Path::new)
+        .and_then(|db| Cells::open(db, &mut VectorFile::open(db)?, true));
+    let Some(cells) = cells else {
+        if faces.len() == 0 {
+            return Ok(Targets { rows: Vec::new() });
+        }
+        return Targets::load(tx, Which::Unnamed);
+    };
+    let partition = cells.partition();
+    if clusters::cells_partition(tx)?.as_deref() != Some(partition.as_str()) {
+        clusters::renumber_cells(tx, &partition)?;
+    }
+    let unknown: Vec<(i64, Vec<f32>)> = clusters::without_cell(tx)?
+        .into_iter()
+        .filter(|(_, c)| c.len() == DIM)
+        .collect();
+    if !unknown.is_empty() {
+        let rows: Vec<f32> = unknown
+            .iter()
+            .flat_map(|(_, c)| c.iter().copied())
+            .collect();
+        for ((id, _), cell) in unknown.iter().zip(cells.homes_of(&rows)) {
+            clusters::set_cell(tx, *id, cell)?;
+        }
+    }
+    if faces.len() == 0 {
+        return Ok(Targets { rows: Vec::new() });
+    }
+    let mut rows = vec![0f32; faces.rows.len()];
+    faces.rows.convert_to_f32_slice(&mut rows);
+    let reach = SAMPLE_RADIUS_CLAMP + settings.face_match_dist;
+    let probed = cells.probed(&rows, |_| reach);
+    let near: Vec<clusters::ClusterRow> = clusters::in_cells(tx, &probed)?
+        .into_iter()
+        .filter(|c| c.kind != ClusterKind::Manual && c.centroid.len() == DIM)
+        .collect();
+    log::debug!(
+        "matching: {} faces probe {} of {} cells, {} clusters",
+        faces.len(),
+        probed.len(),
+        cells.cells(),
+        near.len()
+    );
+    Ok(Targets { rows: near })
+}
+
 /// Faces left over earlier (in no cluster, of no person) that are within reach of a cluster
 /// that changed in this run join it.
 fn rematch_leftovers(
     tx: &Transaction,
     settings: &Settings,
     touched: &[i64],
-    all: &Targets,
     report: &mut ClusterReport,
 ) -> SqlResult<()> {
-    let changed: Vec<&clusters::ClusterRow> = all
-        .rows
-        .iter()
-        .filter(|c| touched.contains(&c.id.0))
-        .collect();
+    let mut changed: Vec<clusters::ClusterRow> = Vec::new();
+    for &c in touched {
+        if let Some(row) = clusters::get(tx, ClusterId(c))?
+            && row.kind != ClusterKind::Manual
+            && row.centroid.len() == DIM
+        {
+            changed.push(row);
+        }
+    }
     if changed.is_empty() {
         return Ok(());
     }
@@ -507,7 +581,8 @@ fn rematch_leftovers(
         open.push(id, &v);
     }
     let rejections = rejections_of(tx, &open.ids)?;
-    for (k, d) in decide(&open, all, &rejections, settings)
+    let all = targets_near(tx, settings, &open)?;
+    for (k, d) in decide(&open, &all, &rejections, settings)
         .into_iter()
         .enumerate()
     {

@@ -21,7 +21,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -48,6 +48,8 @@ pub struct VectorFile {
     pub last: i64,
     step: f32,
     next: u64,
+    /// The database file it was made for: device, inode, birth time.
+    identity: [u64; 3],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -151,7 +153,84 @@ impl VectorFile {
             last: header.last,
             step: header.step,
             next: 0,
+            identity: [header.device, header.inode, header.born as u64],
         })
+    }
+
+    /// The database file it was made for (device, inode, birth time): what a file derived from
+    /// this one ([`super::cells`]) checks it was made for.
+    pub fn identity(&self) -> [u64; 3] {
+        self.identity
+    }
+
+    /// A digest of the first `rows` rows as they stand: the first, the last and six between (id
+    /// and bytes). A file derived from these rows checks with it that they are still the same.
+    pub fn digest(&self, rows: u64) -> std::io::Result<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(rows.to_le_bytes());
+        if rows > 0 {
+            let mut b = vec![0u8; ROW];
+            for k in (0..8).map(|s| s * (rows - 1) / 7) {
+                self.file
+                    .read_exact_at(&mut b, (HEADER + k as usize * ROW) as u64)?;
+                h.update(&b);
+            }
+        }
+        Ok(h.finalize().into())
+    }
+
+    /// The file's own metadata (its permissions, for a file derived from it).
+    pub fn metadata(&self) -> std::io::Result<std::fs::Metadata> {
+        self.file.metadata()
+    }
+
+    /// Read on from row `row` ([`VectorFile::read_chunk`]).
+    pub fn seek(&mut self, row: u64) {
+        self.next = row.min(self.rows);
+    }
+
+    /// Append these rows (ascending positions in the file, at most [`SCAN_CHUNK`] of them) to
+    /// `ids` and `rows`, read a run of neighbouring rows at a time.
+    pub fn read_rows(
+        &self,
+        positions: &[u64],
+        ids: &mut Vec<i64>,
+        rows: &mut QuantisedRows,
+    ) -> std::io::Result<()> {
+        /// Rows between two wanted ones read through rather than skipped with a second read.
+        const GAP: u64 = 4;
+        let mut buf = Vec::new();
+        let mut k = 0;
+        rows.values.reserve(positions.len() * DIM);
+        while k < positions.len() {
+            let first = positions[k];
+            let mut end = k + 1;
+            while end < positions.len()
+                && positions[end] > positions[end - 1]
+                && positions[end] - positions[end - 1] <= GAP
+                && positions[end] - first < 64
+            {
+                end += 1;
+            }
+            let last = positions[end - 1];
+            if last >= self.rows {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("row {last} of a file of {} rows", self.rows),
+                ));
+            }
+            buf.resize((last - first + 1) as usize * ROW, 0);
+            self.file
+                .read_exact_at(&mut buf, (HEADER + first as usize * ROW) as u64)?;
+            for &p in &positions[k..end] {
+                let row = &buf[(p - first) as usize * ROW..(p - first + 1) as usize * ROW];
+                ids.push(i64::from_le_bytes(row[..8].try_into().expect("8 bytes")));
+                rows.push_bytes(&row[8..]);
+            }
+            k = end;
+        }
+        Ok(())
     }
 
     /// How far a distance to a row of the file may lie from the distance to the stored vector:
@@ -347,6 +426,50 @@ impl RowSource for FileRows {
     fn exact(&self, indices: &[u32], out: &mut Vec<f32>) -> Result<(), GraphError> {
         out.resize(indices.len() * DIM, 0.0);
         self.stored(indices, out).map_err(source_error)
+    }
+}
+
+/// Every row of a vector file as the graph's row source ([`RowSource`]), numbered by position:
+/// what the file's own partition ([`super::cells`]) is built from. It has no exact rows (a
+/// partition does not need them).
+pub struct WholeFile<'a>(pub Mutex<&'a mut VectorFile>);
+
+impl RowSource for WholeFile<'_> {
+    fn dim(&self) -> usize {
+        DIM
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().expect("vector file").rows as usize
+    }
+
+    fn margin(&self) -> f32 {
+        self.0.lock().expect("vector file").margin()
+    }
+
+    fn scan(&self, each: &mut crate::graph::source::Chunks) -> Result<(), GraphError> {
+        let mut file = self.0.lock().expect("vector file");
+        file.rewind();
+        let (mut ids, mut rows) = (Vec::new(), QuantisedRows::new(DIM));
+        let mut indices: Vec<u32> = Vec::new();
+        loop {
+            let start = file.next as u32;
+            ids.clear();
+            rows.clear();
+            file.read_chunk(&mut ids, &mut rows).map_err(source_error)?;
+            if ids.is_empty() {
+                return Ok(());
+            }
+            indices.clear();
+            indices.extend(start..start + ids.len() as u32);
+            each(&indices, rows.rows())?;
+        }
+    }
+
+    fn exact(&self, _: &[u32], _: &mut Vec<f32>) -> Result<(), GraphError> {
+        Err(GraphError::Source(
+            "the vector file's partition reads no exact rows".into(),
+        ))
     }
 }
 
