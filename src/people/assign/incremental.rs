@@ -500,7 +500,10 @@ fn targets_near(tx: &Transaction, settings: &Settings, faces: &Faces) -> SqlResu
         .and_then(|db| Cells::open(db, &mut VectorFile::open(db)?, true));
     let Some(cells) = cells else {
         if faces.len() == 0 {
-            return Ok(Targets { rows: Vec::new() });
+            return Ok(Targets {
+                rows: Vec::new(),
+                index: None,
+            });
         }
         return Targets::load(tx, Which::Unnamed);
     };
@@ -522,7 +525,10 @@ fn targets_near(tx: &Transaction, settings: &Settings, faces: &Faces) -> SqlResu
         }
     }
     if faces.len() == 0 {
-        return Ok(Targets { rows: Vec::new() });
+        return Ok(Targets {
+            rows: Vec::new(),
+            index: None,
+        });
     }
     let mut rows = vec![0f32; faces.rows.len()];
     faces.rows.convert_to_f32_slice(&mut rows);
@@ -539,7 +545,10 @@ fn targets_near(tx: &Transaction, settings: &Settings, faces: &Faces) -> SqlResu
         cells.cells(),
         near.len()
     );
-    Ok(Targets { rows: near })
+    Ok(Targets {
+        rows: near,
+        index: None,
+    })
 }
 
 /// Faces left over earlier (in no cluster, of no person) that are within reach of a cluster
