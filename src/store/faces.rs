@@ -182,6 +182,16 @@ pub enum Selection {
     Photo(PhotoId),
 }
 
+/// Where a page of faces starts in its selection's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// After this many faces (a deep offset walks an index that far, no more).
+    Offset(usize),
+    /// Right after this face, wherever it is now (it may have left the selection since): a
+    /// cursor, found in the index at once however deep it is.
+    After(FaceId),
+}
+
 /// One page of the faces (of photos still present) in `selection`: how many there are in all,
 /// and those from `offset` on, at most `limit`, without embeddings.
 pub fn page(
@@ -190,41 +200,123 @@ pub fn page(
     offset: usize,
     limit: usize,
 ) -> SqlResult<(usize, Vec<FaceRow>)> {
+    Ok((
+        total(conn, selection)?,
+        rows(conn, selection, Start::Offset(offset), limit)?,
+    ))
+}
+
+/// How many faces (of photos still present) `selection` holds. The faces in no cluster are the
+/// tally's (kept by triggers); the others are counted from an index over their rows alone.
+pub fn total(conn: &Connection, selection: Selection) -> SqlResult<usize> {
+    let (sql, key) = match selection {
+        Selection::Unassigned => return Ok(super::report::tally(conn)?.faces_open as usize),
+        Selection::Person(p) => (
+            "SELECT count(*) FROM faces WHERE gone = 0 AND person = ?1",
+            p,
+        ),
+        Selection::Cluster(c) => (
+            "SELECT count(*) FROM faces WHERE cluster = ?1 AND gone = 0",
+            c.0,
+        ),
+        Selection::Photo(p) => ("SELECT count(*) FROM faces WHERE photo = ?1", p.0),
+    };
+    let n: i64 = conn.prepare_cached(sql)?.query_row([key], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
+/// At most `limit` faces (of photos still present) of `selection` from `start` on, in the
+/// selection's order, without embeddings. Faces in no cluster and a cluster's faces are read
+/// from their index first (`faces_open`, `faces_cluster`, which hold that order), so that the
+/// rows skipped over are never read, and a cursor ([`Start::After`]) seeks to its place.
+pub fn rows(
+    conn: &Connection,
+    selection: Selection,
+    start: Start,
+    limit: usize,
+) -> SqlResult<Vec<FaceRow>> {
+    let limit = limit.min(i64::MAX as usize) as i64;
+    let (offset, after) = match start {
+        Start::Offset(n) => (n.min(i64::MAX as usize) as i64, None),
+        Start::After(f) => (0, Some(f)),
+    };
+    // The cursor's face's place in the order: its size, its photo's time and path, its id.
+    let cursor: Option<(i64, i64, String, i64)> = match after {
+        Some(f) => {
+            let place = conn
+                .prepare_cached(
+                    "SELECT f.size, p.mtime_ns, p.path FROM faces f JOIN photos p ON p.id = f.photo
+                     WHERE f.id = ?1",
+                )?
+                .query_row([f], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            match place {
+                Some((size, mtime, path)) => Some((size, mtime, path, f.0)),
+                // A face that is no more has no place: the page is empty rather than the first.
+                None => return Ok(Vec::new()),
+            }
+        }
+        None => None,
+    };
+    let (size, mtime, path, id) = cursor.clone().unwrap_or((0, 0, String::new(), 0));
+    let after = cursor.is_some();
+    let by_size = "(NOT ?4 OR f.size < ?5 OR (f.size = ?5 AND f.id > ?8))";
     let (filter, order, key) = match selection {
-        Selection::Person(p) => ("f.person = ?1", "p.mtime_ns DESC, p.path, f.id", p),
-        Selection::Cluster(c) => ("f.cluster = ?1", "f.size DESC, f.id", c.0),
+        Selection::Person(p) => (
+            "f.gone = 0 AND f.person = ?1 AND (NOT ?4 OR p.mtime_ns < ?6
+             OR (p.mtime_ns = ?6 AND (p.path > ?7 OR (p.path = ?7 AND f.id > ?8))))"
+                .to_string(),
+            "p.mtime_ns DESC, p.path, f.id",
+            p,
+        ),
+        Selection::Cluster(c) => (
+            format!(
+                "f.id IN (SELECT f.id FROM faces f INDEXED BY faces_cluster
+                          WHERE f.cluster = ?1 AND f.gone = 0 AND {by_size}
+                          ORDER BY f.size DESC, f.id LIMIT ?2 OFFSET ?3)"
+            ),
+            "f.size DESC, f.id",
+            c.0,
+        ),
         Selection::Unassigned => (
-            "f.cluster IS NULL AND f.person IS NULL AND f.gone = 0 AND f.verdict IS NULL AND ?1 = 0",
+            format!(
+                "f.id IN (SELECT f.id FROM faces f INDEXED BY faces_open
+                          WHERE f.cluster IS NULL AND f.person IS NULL AND f.gone = 0
+                            AND f.verdict IS NULL AND ?1 = 0 AND {by_size}
+                          ORDER BY f.size DESC, f.id LIMIT ?2 OFFSET ?3)"
+            ),
             "f.size DESC, f.id",
             0,
         ),
-        Selection::Photo(p) => ("f.photo = ?1", "f.id", p.0),
+        Selection::Photo(p) => (
+            "f.photo = ?1 AND (NOT ?4 OR f.id > ?8)".to_string(),
+            "f.id",
+            p.0,
+        ),
     };
-    let gone = match selection {
-        Selection::Photo(_) => "1",
-        _ => "f.gone = 0",
-    };
-    // Faces in no cluster are counted from their partial index alone (the planner would
-    // otherwise take a cluster index and read every face row for its verdict).
-    let index = match selection {
-        Selection::Unassigned => "INDEXED BY faces_open",
-        _ => "",
-    };
-    let total: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM faces f {index} WHERE {gone} AND {filter}"),
-        [key],
-        |r| r.get(0),
-    )?;
-    let mut stmt = conn.prepare(&format!(
-        "{SELECT} WHERE {gone} AND {filter} ORDER BY {order} LIMIT ?2 OFFSET ?3"
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE {filter} ORDER BY {order} LIMIT ?2 OFFSET ?9"
     ))?;
-    let rows = stmt
-        .query_map(
-            rusqlite::params![key, limit.min(i64::MAX as usize) as i64, offset as i64],
-            from_row,
-        )?
-        .collect::<SqlResult<_>>()?;
-    Ok((total as usize, rows))
+    // The index-first selections have taken their offset inside.
+    let outer_offset = match selection {
+        Selection::Cluster(_) | Selection::Unassigned => 0,
+        _ => offset,
+    };
+    stmt.query_map(
+        params![
+            key,
+            limit,
+            offset,
+            after,
+            size,
+            mtime,
+            path,
+            id,
+            outer_offset
+        ],
+        from_row,
+    )?
+    .collect()
 }
 
 /// One face by id (gone or not).
