@@ -95,7 +95,7 @@ impl Quantiles {
 /// Faces whose distance to their cluster's centroid [`stats`] measures at most, and clusters
 /// whose radius it reads at most: samples spread evenly over the library keep `visage stats` as
 /// quick on ten million faces as on a thousand (the counts are the store's tally).
-pub const STATS_SAMPLE: i64 = 2_000;
+pub const STATS_SAMPLE: i64 = 1_000;
 
 pub fn stats(conn: &rusqlite::Connection) -> SqlResult<Stats> {
     let counts = report::counts(conn)?;

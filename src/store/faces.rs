@@ -260,7 +260,23 @@ pub fn rows(
     };
     let (size, mtime, path, id) = cursor.clone().unwrap_or((0, 0, String::new(), 0));
     let after = cursor.is_some();
-    let by_size = "(NOT ?4 OR f.size < ?5 OR (f.size = ?5 AND f.id > ?8))";
+    // Faces in no cluster and a cluster's faces: ids from the index that holds their order
+    // (size DESC, id). A cursor is two seeks in it, the rest of its size then the smaller ones
+    // (one condition with OR would walk the index from its start).
+    let by_index = |index: &str, filter: &str| {
+        let base = format!("SELECT f.id FROM faces f INDEXED BY {index} WHERE {filter}");
+        if after {
+            format!(
+                "f.id IN (SELECT id FROM ({base} AND f.size = ?5 AND f.id > ?8
+                                        ORDER BY f.id LIMIT ?2)
+                          UNION ALL
+                          SELECT id FROM ({base} AND f.size < ?5
+                                        ORDER BY f.size DESC, f.id LIMIT ?2))"
+            )
+        } else {
+            format!("f.id IN ({base} ORDER BY f.size DESC, f.id LIMIT ?2 OFFSET ?3)")
+        }
+    };
     let (filter, order, key) = match selection {
         Selection::Person(p) => (
             "f.gone = 0 AND f.person = ?1 AND (NOT ?4 OR p.mtime_ns < ?6
@@ -270,20 +286,15 @@ pub fn rows(
             p,
         ),
         Selection::Cluster(c) => (
-            format!(
-                "f.id IN (SELECT f.id FROM faces f INDEXED BY faces_cluster
-                          WHERE f.cluster = ?1 AND f.gone = 0 AND {by_size}
-                          ORDER BY f.size DESC, f.id LIMIT ?2 OFFSET ?3)"
-            ),
+            by_index("faces_cluster", "f.cluster = ?1 AND f.gone = 0"),
             "f.size DESC, f.id",
             c.0,
         ),
         Selection::Unassigned => (
-            format!(
-                "f.id IN (SELECT f.id FROM faces f INDEXED BY faces_open
-                          WHERE f.cluster IS NULL AND f.person IS NULL AND f.gone = 0
-                            AND f.verdict IS NULL AND ?1 = 0 AND {by_size}
-                          ORDER BY f.size DESC, f.id LIMIT ?2 OFFSET ?3)"
+            by_index(
+                "faces_open",
+                "f.cluster IS NULL AND f.person IS NULL AND f.gone = 0 AND f.verdict IS NULL
+                 AND ?1 = 0",
             ),
             "f.size DESC, f.id",
             0,
@@ -559,4 +570,122 @@ pub fn search_unnamed(
         "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0"
     };
     embeddings::search(conn, queries, &["f.cluster"], filter, each)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreError, report};
+
+    /// A library of 40 faces in 8 photos, many of one size (ties the order breaks by id), half
+    /// of them in one cluster.
+    fn library(name: &str) -> (std::path::PathBuf, Store, ClusterId) {
+        let dir = std::env::temp_dir().join(format!("visage-faces-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Store::open_or_create(&dir.join("visage.db")).unwrap();
+        let cluster = store
+            .write(|tx| -> Result<ClusterId, StoreError> {
+                let c: ClusterId = tx.query_row(
+                    "INSERT INTO clusters (kind) VALUES ('auto') RETURNING id",
+                    [],
+                    |r| r.get(0),
+                )?;
+                for p in 0..8 {
+                    tx.execute(
+                        "INSERT INTO photos (path, size, mtime_ns, indexed_at) VALUES (?1, 1, ?2, 0)",
+                        params![format!("/p/{p}.jpg"), p % 3],
+                    )?;
+                }
+                for k in 0..40i64 {
+                    tx.execute(
+                        "INSERT INTO faces (photo, rel_x, rel_y, rel_w, rel_h, x, y, w, h, size,
+                             score, probability, landmarks, cluster)
+                         VALUES (?1, 0, 0, 0, 0, 0, 0, 10, 10, ?2, 50, 1, '[]', ?3)",
+                        params![1 + k % 8, [40, 60, 60, 60, 80][k as usize % 5], (k % 2 == 0).then_some(c)],
+                    )?;
+                }
+                Ok(c)
+            })
+            .unwrap();
+        (dir, store, cluster)
+    }
+
+    /// Every face of `selection`, `limit` at a time by cursor.
+    fn by_cursor(store: &Store, selection: Selection, limit: usize) -> Vec<FaceId> {
+        let mut out: Vec<FaceId> = Vec::new();
+        loop {
+            let start = out.last().map_or(Start::Offset(0), |&f| Start::After(f));
+            let page = store.read(|c| rows(c, selection, start, limit)).unwrap();
+            assert!(page.len() <= limit);
+            out.extend(page.iter().map(|f| f.id));
+            if page.len() < limit {
+                return out;
+            }
+            assert!(out.len() <= 40, "more pages than faces");
+        }
+    }
+
+    #[test]
+    fn pages_by_offset_and_by_cursor_give_every_face_once_in_order() {
+        let (dir, store, cluster) = library("pages");
+        for selection in [
+            Selection::Unassigned,
+            Selection::Cluster(cluster),
+            Selection::Photo(PhotoId(3)),
+        ] {
+            let (total, all) = page(&store.conn, selection, 0, usize::MAX).unwrap();
+            assert_eq!(total, all.len(), "{selection:?}");
+            assert!(!all.is_empty(), "{selection:?}");
+            let ids: Vec<FaceId> = all.iter().map(|f| f.id).collect();
+            // The selection's order: largest first, ties by id (a photo's: by id).
+            let key = |f: &FaceRow| match selection {
+                Selection::Photo(_) => (0, f.id.0),
+                _ => (-(f.size as i64), f.id.0),
+            };
+            assert!(
+                all.windows(2).all(|w| key(&w[0]) < key(&w[1])),
+                "{selection:?}"
+            );
+            for limit in [1, 3, 7] {
+                assert_eq!(
+                    by_cursor(&store, selection, limit),
+                    ids,
+                    "{selection:?} {limit}"
+                );
+                let mut by_offset = Vec::new();
+                while by_offset.len() < total {
+                    let (_, page) = page(&store.conn, selection, by_offset.len(), limit).unwrap();
+                    by_offset.extend(page.iter().map(|f| f.id));
+                }
+                assert_eq!(by_offset, ids, "{selection:?} {limit}");
+            }
+        }
+        // A person's faces: newest photo first, then path, then id, by cursor as by offset.
+        let mut store = store;
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                tx.execute("INSERT INTO people (name) VALUES ('Ann')", [])?;
+                tx.execute(
+                    "UPDATE faces SET person = 1, assigned = 'manual' WHERE id % 3 = 0",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let (total, all) = page(&store.conn, Selection::Person(1), 0, usize::MAX).unwrap();
+        assert_eq!(total, 13);
+        let ids: Vec<FaceId> = all.iter().map(|f| f.id).collect();
+        assert_eq!(by_cursor(&store, Selection::Person(1), 2), ids);
+        // The counts kept are a recount's through it all.
+        let (kept, counted) = store
+            .read(|c| Ok((report::tally(c)?, report::recount(c)?)))
+            .unwrap();
+        assert_eq!(kept, counted);
+        assert_eq!(
+            (kept.faces, kept.faces_named, kept.clusters_open),
+            (40, 13, 1)
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -288,10 +288,11 @@ pub fn counts(conn: &Connection) -> SqlResult<Counts> {
 /// or after its point, none twice): point lookups, so the sample costs the same however many
 /// clusters there are. All of them when there are at most `size`.
 pub fn radius_sample(conn: &Connection, size: i64) -> SqlResult<Vec<f32>> {
-    let (lo, hi): (Option<i64>, Option<i64>) =
-        conn.query_row("SELECT min(id), max(id) FROM clusters", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+    let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT (SELECT min(id) FROM clusters), (SELECT max(id) FROM clusters)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let (Some(lo), Some(hi)) = (lo, hi) else {
         return Ok(Vec::new());
     };
@@ -328,12 +329,16 @@ pub fn clustered_sample(
     if clustered == 0 {
         return Ok(Vec::new());
     }
-    let (lo, hi): (i64, i64) = conn.query_row("SELECT min(id), max(id) FROM faces", [], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
+    // Each bound in a query of its own: SQLite reads one end of the table for a lone min() or
+    // max(), but every row for both at once.
+    let (lo, hi): (i64, i64) = conn.query_row(
+        "SELECT (SELECT min(id) FROM faces), (SELECT max(id) FROM faces)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     // Enough probes that about `size` of them land on a clustered face, at most one per id.
     let span = hi - lo + 1;
-    let probes = (size * faces.max(1) / clustered).min(size * 20).min(span);
+    let probes = (size * faces.max(1) / clustered).min(size * 8).min(span);
     let mut at = conn.prepare_cached(
         "SELECT cluster FROM faces WHERE id = ?1 AND cluster IS NOT NULL AND gone = 0",
     )?;
