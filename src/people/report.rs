@@ -59,8 +59,8 @@ pub fn person_photos(
 pub struct Stats {
     #[serde(flatten)]
     pub counts: report::Counts,
-    /// Distance from clustered faces to their cluster's centroid (an even sample of at most
-    /// [`STATS_SAMPLE`] faces).
+    /// Distance from clustered faces to their cluster's centroid (a sample of at most
+    /// [`STATS_SAMPLE`] faces, in runs of neighbouring ids spread evenly over the library).
     pub member_distance: Quantiles,
     /// Clusters' sample radii (of at most [`STATS_SAMPLE`] clusters spread evenly over them).
     pub cluster_radius: Quantiles,
@@ -95,11 +95,11 @@ impl Quantiles {
 /// Faces whose distance to their cluster's centroid [`stats`] measures at most, and clusters
 /// whose radius it reads at most: samples spread evenly over the library keep `visage stats` as
 /// quick on ten million faces as on a thousand (the counts are the store's tally).
-pub const STATS_SAMPLE: i64 = 1_000;
+pub const STATS_SAMPLE: i64 = 500;
 
 pub fn stats(conn: &rusqlite::Connection) -> SqlResult<Stats> {
     let counts = report::counts(conn)?;
-    // Member distances from an even sample of the clustered faces, each against its cluster's
+    // Member distances from a sample of the clustered faces, each against its cluster's
     // centroid (read for the sampled clusters only).
     let sample =
         report::clustered_sample(conn, STATS_SAMPLE, counts.faces, counts.faces_clustered)?;
