@@ -58,7 +58,7 @@ pub fn person_photos(
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
     #[serde(flatten)]
-    pub counts: report::Counts,
+    pub counts: report::Tally,
     /// Distance from clustered faces to their cluster's centroid (a sample of at most
     /// [`STATS_SAMPLE`] faces, in runs of neighbouring ids spread evenly over the library).
     pub member_distance: Quantiles,
@@ -98,7 +98,7 @@ impl Quantiles {
 pub const STATS_SAMPLE: i64 = 500;
 
 pub fn stats(conn: &rusqlite::Connection) -> SqlResult<Stats> {
-    let counts = report::counts(conn)?;
+    let counts = report::tally(conn)?;
     // Member distances from a sample of the clustered faces, each against its cluster's
     // centroid (read for the sampled clusters only).
     let sample =

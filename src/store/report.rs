@@ -158,8 +158,9 @@ pub fn progress(conn: &Connection) -> SqlResult<Progress> {
 
 /// The library's counts as the `tally` row keeps them (triggers update it in the transaction of
 /// every change; `tally_recount` counts the same from the tables). Faces and photos are those
-/// still present unless the name says otherwise.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// still present unless the name says otherwise. Serialised, the counts `visage stats --json`
+/// prints (those of the page alone are left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
     pub photos: i64,
     /// Photos that could not be read.
@@ -176,19 +177,25 @@ pub struct Tally {
     /// In no cluster and of no person.
     pub faces_unassigned: i64,
     /// Of a person, named by hand.
+    #[serde(skip)]
     pub faces_named: i64,
     /// Of a person, matched automatically.
+    #[serde(skip)]
     pub faces_matched: i64,
     /// Marked "not a face" or "stranger".
+    #[serde(skip)]
     pub faces_marked: i64,
     /// Of no person, with no mark.
+    #[serde(skip)]
     pub faces_unnamed: i64,
     /// In no cluster, of no person, with no mark (the review page's "Unknown").
+    #[serde(skip)]
     pub faces_open: i64,
     pub clusters_auto: i64,
     pub clusters_manual: i64,
     pub clusters_ignored: i64,
     /// Automatic clusters with faces and no person: those the review page offers.
+    #[serde(skip)]
     pub clusters_open: i64,
     pub people: i64,
     pub rejections: i64,
@@ -242,46 +249,6 @@ pub fn tally(conn: &Connection) -> SqlResult<Tally> {
 /// The same counts from the tables (a pass over every face): what the kept ones must equal.
 pub fn recount(conn: &Connection) -> SqlResult<Tally> {
     tally_from(conn, "tally_recount")
-}
-
-/// The counts of `visage stats`: photos, faces, clusters by kind, people and rejections.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Counts {
-    pub photos: i64,
-    pub photos_failed: i64,
-    pub photos_gone: i64,
-    pub faces: i64,
-    pub faces_clustered: i64,
-    pub faces_manual: i64,
-    pub faces_auto: i64,
-    pub faces_ambiguous: i64,
-    pub faces_unassigned: i64,
-    pub clusters_auto: i64,
-    pub clusters_manual: i64,
-    pub clusters_ignored: i64,
-    pub people: i64,
-    pub rejections: i64,
-}
-
-/// The counts of `visage stats`, from the tally.
-pub fn counts(conn: &Connection) -> SqlResult<Counts> {
-    let t = tally(conn)?;
-    Ok(Counts {
-        photos: t.photos,
-        photos_failed: t.photos_failed,
-        photos_gone: t.photos_gone,
-        faces: t.faces,
-        faces_clustered: t.faces_clustered,
-        faces_manual: t.faces_manual,
-        faces_auto: t.faces_auto,
-        faces_ambiguous: t.faces_ambiguous,
-        faces_unassigned: t.faces_unassigned,
-        clusters_auto: t.clusters_auto,
-        clusters_manual: t.clusters_manual,
-        clusters_ignored: t.clusters_ignored,
-        people: t.people,
-        rejections: t.rejections,
-    })
 }
 
 /// The sample radii of at most `size` clusters at evenly spaced ids (each the first cluster at
