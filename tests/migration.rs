@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::Connection;
-use visage::store::{FaceId, Store, embeddings, schema};
+use visage::store::{FaceId, Store, embeddings, report, schema};
 
 use crate::common::{run, tempdir};
 
@@ -51,6 +51,13 @@ fn old_embeddings(conn: &Connection) -> BTreeMap<FaceId, Vec<f32>> {
     .unwrap()
     .map(Result::unwrap)
     .collect()
+}
+
+/// Faces of photos marked gone.
+fn gone_faces(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT count(*) FROM faces WHERE gone = 1", [], |r| {
+        r.get(0)
+    })
 }
 
 #[test]
@@ -112,6 +119,12 @@ fn a_library_of_the_last_release_migrates_in_place_with_nothing_lost() {
                 |r| r.get(0),
             )?;
             assert_eq!(wrong, 0);
+            // The library's counts are filled from its rows.
+            let t = report::tally(c)?;
+            assert_eq!(t, report::recount(c)?);
+            assert_eq!(t.faces + gone_faces(c)?, faces.len() as i64);
+            assert_eq!(t.rejections, rejections.len() as i64);
+            assert!(t.photos_gone >= 1 && t.clusters_ignored >= 1, "{t:?}");
             Ok(())
         })
         .unwrap();
@@ -122,6 +135,7 @@ fn a_library_of_the_last_release_migrates_in_place_with_nothing_lost() {
     run(&db, &["cluster"], 0);
     run(&db, &["cluster", "--face-cluster-dist", "1.0"], 0);
     run(&db, &["audit"], 0); // exit 0: no inconsistency, integrity_check ok
+    crate::common::assert_tally(&db, "clustered after the migration");
     let store = Store::open(&db).unwrap();
     store
         .read(|c| {

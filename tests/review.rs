@@ -9,7 +9,7 @@ use std::path::Path;
 use rusqlite::types::Value as Sql;
 use serde_json::Value;
 
-use crate::common::{lines, run, visage};
+use crate::common::{assert_tally, lines, run, visage};
 use crate::server::{self, Library};
 use visage::config::{DeviceChoice, Settings};
 use visage::graph::GraphBackend;
@@ -111,13 +111,20 @@ fn undone_exactly(
     action: impl FnOnce(&mut Store) -> Option<i64>,
 ) -> Option<i64> {
     let before = snapshot(db);
+    let tally_before = assert_tally(db, &format!("before {what}"));
     let mut store = Store::open(db).unwrap();
     let id = action(&mut store);
     assert!(id.is_some(), "{what}: recorded no action");
     assert_ne!(snapshot(db), before, "{what}: changed nothing");
+    assert_tally(db, what);
     let undone = history::undo(&mut store, 1).unwrap();
     assert_eq!(undone.len(), 1, "{what}");
     assert_eq!(Some(undone[0].id), id, "{what}");
+    assert_eq!(
+        assert_tally(db, &format!("{what}, undone")),
+        tally_before,
+        "{what}: the counts are not back"
+    );
     let after = snapshot(db);
     for ((table, a), (_, b)) in before.iter().zip(&after) {
         assert_eq!(a, b, "{what}: {table} is not as it was");
@@ -139,8 +146,14 @@ fn every_kind_of_decision_is_undone_to_the_same_rows() {
         settings: &settings,
         backend: &backend,
     });
-    let clusters: Vec<Value> = lib.visage_json(&["clusters", "--json"]);
-    let cid = |k: usize| -> ClusterId { clusters[k]["id"].as_str().unwrap().parse().unwrap() };
+    // The clusters by id (`visage clusters` lists the largest first).
+    let mut clusters: Vec<ClusterId> = lib
+        .visage_json(&["clusters", "--json"])
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    clusters.sort_by_key(|c| c.0);
+    let cid = |k: usize| -> ClusterId { clusters[k] };
     let members = |store: &Store, c: ClusterId| -> Vec<FaceId> {
         store
             .read(|conn| {

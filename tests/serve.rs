@@ -100,6 +100,55 @@ fn lists_pages_thumbnails_and_photos() {
     let page = s.get("/api/faces?unassigned=1&limit=1000").json();
     assert_eq!(page["total"].as_u64(), Some(unassigned as u64));
     assert_eq!(page["faces"].as_array().unwrap().len(), unassigned);
+    assert!(
+        page["next"].is_null(),
+        "one page holds them all: {}",
+        page["next"]
+    );
+    let all = ids(&page["faces"]);
+    assert!(all.len() >= 5, "{all:?}");
+    // Two at a time, by offset and by cursor (`after` the previous page's `next`): every face
+    // once, in the one page's order, and the same total on every page.
+    for by_cursor in [false, true] {
+        let (mut got, mut offset, mut next) = (Vec::new(), 0, None::<String>);
+        loop {
+            let target = match (&next, by_cursor) {
+                (Some(f), true) => format!("/api/faces?unassigned=1&limit=2&after={f}"),
+                _ => format!("/api/faces?unassigned=1&limit=2&offset={offset}"),
+            };
+            let page = s.get(&target).json();
+            assert_eq!(page["total"].as_u64(), Some(unassigned as u64), "{target}");
+            let these = ids(&page["faces"]);
+            offset += these.len();
+            got.extend(these);
+            match page["next"].as_str() {
+                Some(f) => {
+                    assert_eq!(Some(f), got.last().map(String::as_str), "{target}");
+                    next = Some(f.to_string());
+                }
+                None => break,
+            }
+            assert!(got.len() <= all.len(), "{target}: more pages than faces");
+        }
+        assert_eq!(got, all, "by cursor: {by_cursor}");
+    }
+    // A cluster's faces by cursor too; an offset and a cursor at once are refused.
+    let first = s.get(&format!("/api/faces?cluster={cid}&limit=2")).json();
+    let after = first["next"].as_str().unwrap();
+    let rest = s
+        .get(&format!(
+            "/api/faces?cluster={cid}&limit=1000&after={after}"
+        ))
+        .json();
+    let mut by_cursor = ids(&first["faces"]);
+    by_cursor.extend(ids(&rest["faces"]));
+    let by_offset: Vec<String> = seen
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(by_cursor, by_offset);
+    let r = s.get(&format!("/api/faces?unassigned=1&offset=2&after={after}"));
+    assert_eq!(r.status, 400, "{}", r.text());
 
     // A thumbnail: a square JPEG of 256 px cut around the face from the original photo.
     let face = &seen[0];

@@ -26,5 +26,6 @@ mod recluster;
 mod review;
 mod serve;
 mod slurm;
+mod tally;
 mod verification;
 mod xmp;

@@ -59,8 +59,8 @@ pub enum Command {
     /// List faces, one per line: box in original pixels, score, cluster, person
     #[command(long_about = people::FACES_HELP)]
     Faces(people::FacesArgs),
-    /// List clusters (automatic, named, ignored)
-    Clusters(people::ReadArgs),
+    /// List clusters (automatic, named, ignored), the largest first: 100 unless --limit or --all
+    Clusters(people::ClustersArgs),
     /// Name clusters (c12) and faces (f345) as one person, then match
     Name(people::NameArgs),
     /// Rename a person

@@ -23,6 +23,24 @@ pub struct ReadArgs {
     pub store: StoreArgs,
 }
 
+/// Clusters listed by `visage clusters` unless told otherwise.
+pub const CLUSTERS_PAGE: usize = 100;
+
+#[derive(Debug, Args)]
+pub struct ClustersArgs {
+    /// List at most this many (the largest first)
+    #[arg(long, default_value_t = CLUSTERS_PAGE, conflicts_with = "all")]
+    pub limit: usize,
+    /// Skip this many of the largest first
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// List every cluster (a long list in a large library)
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct PeopleArgs {
     /// Hidden people too
@@ -337,34 +355,21 @@ pub fn faces(args: FacesArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-#[derive(Serialize)]
-struct ClusterLine {
-    #[serde(flatten)]
-    row: clusters::ClusterRow,
-    faces: usize,
-    example: Option<String>,
-}
-
-pub fn clusters(args: ReadArgs) -> anyhow::Result<i32> {
-    let store = args.store.open()?;
-    let members = store.read(clusters::members)?;
-    let rows = store.read(clusters::all)?;
-    if rows.is_empty() {
+pub fn clusters(args: ClustersArgs) -> anyhow::Result<i32> {
+    let store = args.read.store.open()?;
+    let limit = (!args.all).then_some(args.limit);
+    let rows = store.read(|c| clusters::largest(c, args.offset, limit))?;
+    let total = store.read(report::tally)?.clusters() as usize;
+    if total == 0 {
         say_empty(
-            args.json,
+            args.read.json,
             "no clusters yet: `visage cluster` groups similar faces (`visage index DIR` finds \
              them first)",
         );
     }
-    for row in rows {
-        let (faces, example) = members.get(&row.id).cloned().unzip();
-        let line = ClusterLine {
-            faces: faces.unwrap_or(0) as usize,
-            example,
-            row,
-        };
-        if args.json {
-            println!("{}", serde_json::to_string(&line)?);
+    for line in &rows {
+        if args.read.json {
+            println!("{}", serde_json::to_string(line)?);
         } else {
             println!(
                 "{}\t{}\t{}\t{}, radius {:.2}\te.g. {}",
@@ -376,6 +381,20 @@ pub fn clusters(args: ReadArgs) -> anyhow::Result<i32> {
                 line.example.as_deref().unwrap_or("-")
             );
         }
+    }
+    let shown = args.offset.min(total) + rows.len();
+    if shown < total || args.offset > 0 {
+        // On stderr, so that `--json` stays one cluster per line.
+        eprintln!(
+            "visage: clusters {} to {} of {total}, most faces first{}",
+            (args.offset + 1).min(shown),
+            shown,
+            if shown < total {
+                format!("; `--offset {shown}` lists the next ones, `--all` every one",)
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(0)
 }

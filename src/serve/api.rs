@@ -25,7 +25,7 @@ use serde_json::json;
 
 use super::{ApiError, App};
 use crate::people::{self, Ref, Rematch, assign, history, report, suggest};
-use crate::store::faces::{self, FaceRow, Selection};
+use crate::store::faces::{self, FaceRow, Selection, Start};
 use crate::store::{ClusterId, FaceId, Item, PhotoId, Store, StoreError, clusters, photos};
 
 /// Largest request body accepted (the router's body limit).
@@ -99,19 +99,23 @@ fn on(flag: &Option<String>) -> bool {
     flag.as_deref().is_some_and(|v| v == "1" || v == "true")
 }
 
-/// One page of a longer list: how many there are in all, where this page starts, and the page
-/// (under `faces` or `clusters`).
+/// One page of a longer list: how many there are in all, where this page starts (when it was
+/// asked by offset), and the page (under `faces` or `clusters`).
 #[derive(Serialize)]
 struct Paged<T: Serialize> {
     total: usize,
-    offset: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<usize>,
     #[serde(flatten)]
     items: T,
 }
 
+/// A page of faces, with the cursor that asks for the next one: `next` is the last face of a
+/// full page (`after=` it), or null at the end.
 #[derive(Serialize)]
 struct Faces {
     faces: Vec<FaceRow>,
+    next: Option<FaceId>,
 }
 
 #[derive(Serialize)]
@@ -214,8 +218,8 @@ fn with_previews(
 ) -> Result<Vec<ClusterOut>, ApiError> {
     let mut out = Vec::with_capacity(clusters.len());
     for cluster in clusters {
-        let (_, preview) =
-            store.read(|c| faces::page(c, Selection::Cluster(cluster.id), 0, PREVIEW))?;
+        let preview = store
+            .read(|c| faces::rows(c, Selection::Cluster(cluster.id), Start::Offset(0), PREVIEW))?;
         out.push(ClusterOut { cluster, preview });
     }
     Ok(out)
@@ -233,7 +237,7 @@ pub async fn clusters(
         let (total, rows) = store.read(|c| report::review_clusters(c, offset, limit))?;
         Ok(Paged {
             total,
-            offset,
+            offset: Some(offset),
             items: Clusters {
                 clusters: with_previews(store, rows)?,
             },
@@ -292,10 +296,14 @@ pub struct FacesQuery {
     person: Option<String>,
     cluster: Option<ClusterId>,
     unassigned: Option<String>,
+    /// The face after which the page starts (the previous page's `next`), instead of an offset.
+    after: Option<FaceId>,
 }
 
-/// `GET /api/faces?person=NAME | cluster=cN | unassigned=1 [&offset&limit]`: one page of faces,
-/// and how many there are in all. A person's come newest photo first; the others largest first.
+/// `GET /api/faces?person=NAME | cluster=cN | unassigned=1 [&offset | &after=fN][&limit]`: one
+/// page of faces, how many there are in all, and `next`, the cursor of the page after it
+/// (`after=fN` finds its place at once, however deep; an offset walks an index that far). A
+/// person's come newest photo first; the others largest first.
 pub async fn faces(
     State(app): State<Arc<App>>,
     Params(q): Params<FacesQuery>,
@@ -312,6 +320,11 @@ pub async fn faces(
             "say which faces: exactly one of person=NAME, cluster=cN, unassigned=1",
         ));
     }
+    if q.after.is_some() && paging.offset.is_some() {
+        return Err(ApiError::bad(
+            "say where the page starts by offset or after, not both",
+        ));
+    }
     answer(app, move |_, store| {
         let selection = if let Some(name) = &q.person {
             Selection::Person(person_id(store, name)?)
@@ -323,11 +336,17 @@ pub async fn faces(
         } else {
             Selection::Unassigned
         };
-        let (total, rows) = store.read(|c| faces::page(c, selection, offset, limit))?;
+        let start = q.after.map_or(Start::Offset(offset), Start::After);
+        let total = store.read(|c| faces::total(c, selection))?;
+        let rows = store.read(|c| faces::rows(c, selection, start, limit))?;
+        let next = match rows.last() {
+            Some(last) if rows.len() == limit => Some(last.id),
+            _ => None,
+        };
         Ok(Paged {
             total,
-            offset,
-            items: Faces { faces: rows },
+            offset: q.after.is_none().then_some(offset),
+            items: Faces { faces: rows, next },
         })
     })
     .await

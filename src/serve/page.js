@@ -563,9 +563,12 @@ async function unknownView(gen) {
   const grid = el('div', { class: 'grid unknown' });
   main.replaceChildren(el('h1', { text: 'Unknown faces' }),
     el('p', { class: 'hint', text: 'Faces in no group, largest first. Name one and matching pulls in the faces that look like it; “Not a face” and “Stranger” take a face off this list for good.' }), grid);
-  let offset = 0;
+  // Each page goes on after the last face shown (a cursor): faces named or marked meanwhile
+  // leave the list without shifting the next page, and a page deep in a large library costs
+  // what the first one does.
+  let after = null;
   const load = async () => {
-    const page = await api('/api/faces?unassigned=1&offset=' + offset + '&limit=' + UNKNOWN_PAGE);
+    const page = await api('/api/faces?unassigned=1&limit=' + UNKNOWN_PAGE + (after ? '&after=' + after : ''));
     if (gen !== generation) return false;
     for (const f of page.faces) {
       const input = nameInput('Name');
@@ -595,9 +598,9 @@ async function unknownView(gen) {
       });
       grid.append(card);
     }
-    offset += page.faces.length;
+    after = page.next;
     if (page.total === 0) grid.append(el('p', { class: 'empty', text: 'Every face is in a group.' }));
-    return page.faces.length > 0 && offset < page.total;
+    return page.faces.length > 0 && after !== null;
   };
   try { if (await load()) pager(grid, load); } catch (e) { say(e.message, true); }
 }

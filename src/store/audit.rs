@@ -96,6 +96,15 @@ const CHECKS: &[(&str, &str, &[&str])] = &[
         &["DELETE FROM people WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.person = people.id)
              AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.person = people.id)"],
     ),
+    // Last, so that it counts what the repairs above left.
+    (
+        "library counts (the tally) that differ from a recount",
+        "SELECT count(*) FROM (SELECT 1, * FROM tally_recount EXCEPT SELECT * FROM tally)",
+        &[
+            "DELETE FROM tally",
+            "INSERT INTO tally SELECT 1, * FROM tally_recount",
+        ],
+    ),
 ];
 
 /// Each check's problem, in words, with how many rows show it.

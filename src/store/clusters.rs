@@ -251,22 +251,37 @@ pub fn named_vectors(tx: &Transaction, id: ClusterId) -> SqlResult<Vec<Vec<f32>>
     embeddings::get_many(tx, &named_members(tx, id)?)
 }
 
-/// Per cluster: how many faces (of photos still present) it holds, and one photo's path.
-pub fn members(
-    conn: &Connection,
-) -> SqlResult<std::collections::HashMap<ClusterId, (i64, String)>> {
+/// A cluster as `visage clusters` lists it: its row (without its centroid), how many faces it
+/// holds, and one of its photos' paths.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub row: ClusterRow,
+    pub faces: i64,
+    pub example: Option<String>,
+}
+
+/// The clusters of every kind, most faces first (then by id), from `offset` on, at most `limit`
+/// (all with `None`): a walk down `clusters_size` and, per cluster listed, one face's photo from
+/// `faces_cluster`, so a page costs the same however many clusters there are. The face count is
+/// the one triggers keep (`clusters.faces`).
+pub fn largest(conn: &Connection, offset: usize, limit: Option<usize>) -> SqlResult<Vec<Listed>> {
+    let limit = limit.map_or(-1, |n| n.min(i64::MAX as usize) as i64);
     let mut stmt = conn.prepare(
-        "SELECT c.id, c.faces, (SELECT p.path FROM faces f JOIN photos p ON p.id = f.photo
-                                WHERE f.cluster = c.id AND f.gone = 0 LIMIT 1)
-         FROM clusters c WHERE c.faces > 0",
+        "SELECT c.id, c.kind, c.person, pe.name, NULL, c.radius, c.samples, c.faces,
+                (SELECT p.path FROM faces f JOIN photos p ON p.id = f.photo
+                 WHERE f.cluster = c.id AND f.gone = 0 LIMIT 1)
+         FROM clusters c INDEXED BY clusters_size LEFT JOIN people pe ON pe.id = c.person
+         ORDER BY c.faces DESC, c.id LIMIT ?1 OFFSET ?2",
     )?;
-    stmt.query_map([], |r| {
-        Ok((r.get(0)?, (r.get(1)?, r.get::<_, Option<String>>(2)?)))
+    stmt.query_map(params![limit, offset.min(i64::MAX as usize) as i64], |r| {
+        let example: Option<String> = r.get(8)?;
+        Ok(Listed {
+            row: from_row(r)?,
+            // A cluster whose photos are all gone holds no face to show.
+            faces: if example.is_some() { r.get(7)? } else { 0 },
+            example,
+        })
     })?
-    .filter_map(|row| match row {
-        Ok((id, (n, Some(path)))) => Some(Ok((id, (n, path)))),
-        Ok(_) => None,
-        Err(e) => Some(Err(e)),
-    })
     .collect()
 }

@@ -182,6 +182,16 @@ pub enum Selection {
     Photo(PhotoId),
 }
 
+/// Where a page of faces starts in its selection's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// After this many faces (a deep offset walks an index that far, no more).
+    Offset(usize),
+    /// Right after this face, wherever it is now (it may have left the selection since): a
+    /// cursor, found in the index at once however deep it is.
+    After(FaceId),
+}
+
 /// One page of the faces (of photos still present) in `selection`: how many there are in all,
 /// and those from `offset` on, at most `limit`, without embeddings.
 pub fn page(
@@ -190,41 +200,134 @@ pub fn page(
     offset: usize,
     limit: usize,
 ) -> SqlResult<(usize, Vec<FaceRow>)> {
+    Ok((
+        total(conn, selection)?,
+        rows(conn, selection, Start::Offset(offset), limit)?,
+    ))
+}
+
+/// How many faces (of photos still present) `selection` holds. The faces in no cluster are the
+/// tally's (kept by triggers); the others are counted from an index over their rows alone.
+pub fn total(conn: &Connection, selection: Selection) -> SqlResult<usize> {
+    let (sql, key) = match selection {
+        Selection::Unassigned => return Ok(super::report::tally(conn)?.faces_open as usize),
+        Selection::Person(p) => (
+            "SELECT count(*) FROM faces WHERE gone = 0 AND person = ?1",
+            p,
+        ),
+        Selection::Cluster(c) => (
+            "SELECT count(*) FROM faces WHERE cluster = ?1 AND gone = 0",
+            c.0,
+        ),
+        Selection::Photo(p) => ("SELECT count(*) FROM faces WHERE photo = ?1", p.0),
+    };
+    let n: i64 = conn.prepare_cached(sql)?.query_row([key], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
+/// At most `limit` faces (of photos still present) of `selection` from `start` on, in the
+/// selection's order, without embeddings. Faces in no cluster and a cluster's faces are read
+/// from their index first (`faces_open`, `faces_cluster`, which hold that order), so that the
+/// rows skipped over are never read, and a cursor ([`Start::After`]) seeks to its place.
+pub fn rows(
+    conn: &Connection,
+    selection: Selection,
+    start: Start,
+    limit: usize,
+) -> SqlResult<Vec<FaceRow>> {
+    let limit = limit.min(i64::MAX as usize) as i64;
+    let (offset, after) = match start {
+        Start::Offset(n) => (n.min(i64::MAX as usize) as i64, None),
+        Start::After(f) => (0, Some(f)),
+    };
+    // The cursor's face's place in the order: its size, its photo's time and path, its id.
+    let cursor: Option<(i64, i64, String, i64)> = match after {
+        Some(f) => {
+            let place = conn
+                .prepare_cached(
+                    "SELECT f.size, p.mtime_ns, p.path FROM faces f JOIN photos p ON p.id = f.photo
+                     WHERE f.id = ?1",
+                )?
+                .query_row([f], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            match place {
+                Some((size, mtime, path)) => Some((size, mtime, path, f.0)),
+                // A face that is no more has no place: the page is empty rather than the first.
+                None => return Ok(Vec::new()),
+            }
+        }
+        None => None,
+    };
+    let (size, mtime, path, id) = cursor.clone().unwrap_or((0, 0, String::new(), 0));
+    let after = cursor.is_some();
+    // Faces in no cluster and a cluster's faces: ids from the index that holds their order
+    // (size DESC, id). A cursor is two seeks in it, the rest of its size then the smaller ones
+    // (one condition with OR would walk the index from its start).
+    let by_index = |index: &str, filter: &str| {
+        let base = format!("SELECT f.id FROM faces f INDEXED BY {index} WHERE {filter}");
+        if after {
+            format!(
+                "f.id IN (SELECT id FROM ({base} AND f.size = ?5 AND f.id > ?8
+                                        ORDER BY f.id LIMIT ?2)
+                          UNION ALL
+                          SELECT id FROM ({base} AND f.size < ?5
+                                        ORDER BY f.size DESC, f.id LIMIT ?2))"
+            )
+        } else {
+            format!("f.id IN ({base} ORDER BY f.size DESC, f.id LIMIT ?2 OFFSET ?3)")
+        }
+    };
     let (filter, order, key) = match selection {
-        Selection::Person(p) => ("f.person = ?1", "p.mtime_ns DESC, p.path, f.id", p),
-        Selection::Cluster(c) => ("f.cluster = ?1", "f.size DESC, f.id", c.0),
+        Selection::Person(p) => (
+            "f.gone = 0 AND f.person = ?1 AND (NOT ?4 OR p.mtime_ns < ?6
+             OR (p.mtime_ns = ?6 AND (p.path > ?7 OR (p.path = ?7 AND f.id > ?8))))"
+                .to_string(),
+            "p.mtime_ns DESC, p.path, f.id",
+            p,
+        ),
+        Selection::Cluster(c) => (
+            by_index("faces_cluster", "f.cluster = ?1 AND f.gone = 0"),
+            "f.size DESC, f.id",
+            c.0,
+        ),
         Selection::Unassigned => (
-            "f.cluster IS NULL AND f.person IS NULL AND f.gone = 0 AND f.verdict IS NULL AND ?1 = 0",
+            by_index(
+                "faces_open",
+                "f.cluster IS NULL AND f.person IS NULL AND f.gone = 0 AND f.verdict IS NULL
+                 AND ?1 = 0",
+            ),
             "f.size DESC, f.id",
             0,
         ),
-        Selection::Photo(p) => ("f.photo = ?1", "f.id", p.0),
+        Selection::Photo(p) => (
+            "f.photo = ?1 AND (NOT ?4 OR f.id > ?8)".to_string(),
+            "f.id",
+            p.0,
+        ),
     };
-    let gone = match selection {
-        Selection::Photo(_) => "1",
-        _ => "f.gone = 0",
-    };
-    // Faces in no cluster are counted from their partial index alone (the planner would
-    // otherwise take a cluster index and read every face row for its verdict).
-    let index = match selection {
-        Selection::Unassigned => "INDEXED BY faces_open",
-        _ => "",
-    };
-    let total: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM faces f {index} WHERE {gone} AND {filter}"),
-        [key],
-        |r| r.get(0),
-    )?;
-    let mut stmt = conn.prepare(&format!(
-        "{SELECT} WHERE {gone} AND {filter} ORDER BY {order} LIMIT ?2 OFFSET ?3"
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE {filter} ORDER BY {order} LIMIT ?2 OFFSET ?9"
     ))?;
-    let rows = stmt
-        .query_map(
-            rusqlite::params![key, limit.min(i64::MAX as usize) as i64, offset as i64],
-            from_row,
-        )?
-        .collect::<SqlResult<_>>()?;
-    Ok((total as usize, rows))
+    // The index-first selections have taken their offset inside.
+    let outer_offset = match selection {
+        Selection::Cluster(_) | Selection::Unassigned => 0,
+        _ => offset,
+    };
+    stmt.query_map(
+        params![
+            key,
+            limit,
+            offset,
+            after,
+            size,
+            mtime,
+            path,
+            id,
+            outer_offset
+        ],
+        from_row,
+    )?
+    .collect()
 }
 
 /// One face by id (gone or not).
@@ -467,4 +570,122 @@ pub fn search_unnamed(
         "f.person IS NULL AND f.verdict IS NULL AND f.assigned IS NOT 'manual' AND f.gone = 0"
     };
     embeddings::search(conn, queries, &["f.cluster"], filter, each)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreError, report};
+
+    /// A library of 40 faces in 8 photos, many of one size (ties the order breaks by id), half
+    /// of them in one cluster.
+    fn library(name: &str) -> (std::path::PathBuf, Store, ClusterId) {
+        let dir = std::env::temp_dir().join(format!("visage-faces-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Store::open_or_create(&dir.join("visage.db")).unwrap();
+        let cluster = store
+            .write(|tx| -> Result<ClusterId, StoreError> {
+                let c: ClusterId = tx.query_row(
+                    "INSERT INTO clusters (kind) VALUES ('auto') RETURNING id",
+                    [],
+                    |r| r.get(0),
+                )?;
+                for p in 0..8 {
+                    tx.execute(
+                        "INSERT INTO photos (path, size, mtime_ns, indexed_at) VALUES (?1, 1, ?2, 0)",
+                        params![format!("/p/{p}.jpg"), p % 3],
+                    )?;
+                }
+                for k in 0..40i64 {
+                    tx.execute(
+                        "INSERT INTO faces (photo, rel_x, rel_y, rel_w, rel_h, x, y, w, h, size,
+                             score, probability, landmarks, cluster)
+                         VALUES (?1, 0, 0, 0, 0, 0, 0, 10, 10, ?2, 50, 1, '[]', ?3)",
+                        params![1 + k % 8, [40, 60, 60, 60, 80][k as usize % 5], (k % 2 == 0).then_some(c)],
+                    )?;
+                }
+                Ok(c)
+            })
+            .unwrap();
+        (dir, store, cluster)
+    }
+
+    /// Every face of `selection`, `limit` at a time by cursor.
+    fn by_cursor(store: &Store, selection: Selection, limit: usize) -> Vec<FaceId> {
+        let mut out: Vec<FaceId> = Vec::new();
+        loop {
+            let start = out.last().map_or(Start::Offset(0), |&f| Start::After(f));
+            let page = store.read(|c| rows(c, selection, start, limit)).unwrap();
+            assert!(page.len() <= limit);
+            out.extend(page.iter().map(|f| f.id));
+            if page.len() < limit {
+                return out;
+            }
+            assert!(out.len() <= 40, "more pages than faces");
+        }
+    }
+
+    #[test]
+    fn pages_by_offset_and_by_cursor_give_every_face_once_in_order() {
+        let (dir, store, cluster) = library("pages");
+        for selection in [
+            Selection::Unassigned,
+            Selection::Cluster(cluster),
+            Selection::Photo(PhotoId(3)),
+        ] {
+            let (total, all) = page(&store.conn, selection, 0, usize::MAX).unwrap();
+            assert_eq!(total, all.len(), "{selection:?}");
+            assert!(!all.is_empty(), "{selection:?}");
+            let ids: Vec<FaceId> = all.iter().map(|f| f.id).collect();
+            // The selection's order: largest first, ties by id (a photo's: by id).
+            let key = |f: &FaceRow| match selection {
+                Selection::Photo(_) => (0, f.id.0),
+                _ => (-(f.size as i64), f.id.0),
+            };
+            assert!(
+                all.windows(2).all(|w| key(&w[0]) < key(&w[1])),
+                "{selection:?}"
+            );
+            for limit in [1, 3, 7] {
+                assert_eq!(
+                    by_cursor(&store, selection, limit),
+                    ids,
+                    "{selection:?} {limit}"
+                );
+                let mut by_offset = Vec::new();
+                while by_offset.len() < total {
+                    let (_, page) = page(&store.conn, selection, by_offset.len(), limit).unwrap();
+                    by_offset.extend(page.iter().map(|f| f.id));
+                }
+                assert_eq!(by_offset, ids, "{selection:?} {limit}");
+            }
+        }
+        // A person's faces: newest photo first, then path, then id, by cursor as by offset.
+        let mut store = store;
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                tx.execute("INSERT INTO people (name) VALUES ('Ann')", [])?;
+                tx.execute(
+                    "UPDATE faces SET person = 1, assigned = 'manual' WHERE id % 3 = 0",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let (total, all) = page(&store.conn, Selection::Person(1), 0, usize::MAX).unwrap();
+        assert_eq!(total, 13);
+        let ids: Vec<FaceId> = all.iter().map(|f| f.id).collect();
+        assert_eq!(by_cursor(&store, Selection::Person(1), 2), ids);
+        // The counts kept are a recount's through it all.
+        let (kept, counted) = store
+            .read(|c| Ok((report::tally(c)?, report::recount(c)?)))
+            .unwrap();
+        assert_eq!(kept, counted);
+        assert_eq!(
+            (kept.faces, kept.faces_named, kept.clusters_open),
+            (40, 13, 1)
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

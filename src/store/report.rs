@@ -5,10 +5,9 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::clusters::ClusterKind;
 use super::{ClusterId, FaceId, SqlResult};
 
 /// A person with their counts (photos still present only).
@@ -81,10 +80,11 @@ pub fn review_clusters(
     limit: usize,
 ) -> SqlResult<(usize, Vec<ReviewCluster>)> {
     // `clusters.faces` is kept by triggers, and `clusters_open` indexes exactly this order (named,
-    // as `clusters_kind` would otherwise be taken for `kind = 'auto'`, then every row sorted).
+    // as `clusters_kind` would otherwise be taken for `kind = 'auto'`, then every row sorted);
+    // how many there are is the tally's.
     const OPEN: &str = "FROM clusters INDEXED BY clusters_open
         WHERE kind = 'auto' AND person IS NULL AND faces > 0";
-    let total: i64 = conn.query_row(&format!("SELECT count(*) {OPEN}"), [], |r| r.get(0))?;
+    let total = tally(conn)?.clusters_open;
     let mut stmt = conn.prepare(&format!(
         "SELECT id, faces {OPEN} ORDER BY faces DESC, id LIMIT ?1 OFFSET ?2"
     ))?;
@@ -135,18 +135,9 @@ pub struct Progress {
 }
 
 pub fn progress(conn: &Connection) -> SqlResult<Progress> {
-    // The faces in one pass over an index that holds every column asked (`faces_cluster`;
-    // `faces.gone` is the photo's), then the few in ignored clusters.
-    let [faces, named, matched, marked, open]: [i64; 5] = conn.query_row(
-        "SELECT count(*),
-            count(CASE WHEN person IS NOT NULL AND assigned = 'manual' THEN 1 END),
-            count(CASE WHEN person IS NOT NULL AND assigned = 'auto' THEN 1 END),
-            count(CASE WHEN verdict IS NOT NULL THEN 1 END),
-            count(CASE WHEN person IS NULL AND verdict IS NULL THEN 1 END)
-         FROM faces WHERE gone = 0",
-        [],
-        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]),
-    )?;
+    // The faces from the tally (kept by triggers), then the few in ignored clusters (read from
+    // `faces_cluster` for those clusters alone).
+    let t = tally(conn)?;
     let [ignored, ignored_open]: [i64; 2] = conn.query_row(
         "SELECT count(*), count(CASE WHEN f.person IS NULL AND f.verdict IS NULL THEN 1 END)
          FROM clusters c JOIN faces f ON f.cluster = c.id
@@ -155,106 +146,184 @@ pub fn progress(conn: &Connection) -> SqlResult<Progress> {
         |r| Ok([r.get(0)?, r.get(1)?]),
     )?;
     Ok(Progress {
-        faces,
-        named,
-        matched,
+        faces: t.faces,
+        named: t.faces_named,
+        matched: t.faces_matched,
         suggested: 0,
-        marked,
+        marked: t.faces_marked,
         ignored,
-        left: open - ignored_open,
+        left: t.faces_unnamed - ignored_open,
     })
 }
 
-/// The counts of `visage stats`: photos, faces, clusters by kind, people and rejections (and every
-/// cluster's sample radius, not serialised).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Counts {
+/// The library's counts as the `tally` row keeps them (triggers update it in the transaction of
+/// every change; `tally_recount` counts the same from the tables). Faces and photos are those
+/// still present unless the name says otherwise. Serialised, the counts `visage stats --json`
+/// prints (those of the page alone are left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
     pub photos: i64,
+    /// Photos that could not be read.
     pub photos_failed: i64,
     pub photos_gone: i64,
     pub faces: i64,
+    /// In a cluster.
     pub faces_clustered: i64,
+    /// Assigned by hand (named, or kept in an ignored cluster).
     pub faces_manual: i64,
+    /// Matched or clustered automatically.
     pub faces_auto: i64,
     pub faces_ambiguous: i64,
+    /// In no cluster and of no person.
     pub faces_unassigned: i64,
+    /// Of a person, named by hand.
+    #[serde(skip)]
+    pub faces_named: i64,
+    /// Of a person, matched automatically.
+    #[serde(skip)]
+    pub faces_matched: i64,
+    /// Marked "not a face" or "stranger".
+    #[serde(skip)]
+    pub faces_marked: i64,
+    /// Of no person, with no mark.
+    #[serde(skip)]
+    pub faces_unnamed: i64,
+    /// In no cluster, of no person, with no mark (the review page's "Unknown").
+    #[serde(skip)]
+    pub faces_open: i64,
     pub clusters_auto: i64,
     pub clusters_manual: i64,
     pub clusters_ignored: i64,
+    /// Automatic clusters with faces and no person: those the review page offers.
+    #[serde(skip)]
+    pub clusters_open: i64,
     pub people: i64,
     pub rejections: i64,
-    #[serde(skip)]
-    pub radii: Vec<f32>,
 }
 
-pub fn counts(conn: &Connection) -> SqlResult<Counts> {
-    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
-    let mut c = Counts::default();
-    // The faces in one pass over an index that holds every column asked (`faces_cluster`).
-    [
-        c.faces,
-        c.faces_clustered,
-        c.faces_manual,
-        c.faces_auto,
-        c.faces_ambiguous,
-        c.faces_unassigned,
-    ] = conn.query_row(
-        "SELECT count(*), COALESCE(sum(cluster IS NOT NULL), 0),
-                COALESCE(sum(assigned = 'manual'), 0), COALESCE(sum(assigned = 'auto'), 0),
-                COALESCE(sum(ambiguous = 1), 0), COALESCE(sum(cluster IS NULL AND person IS NULL), 0)
-         FROM faces WHERE gone = 0",
-        [],
-        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
-    )?;
-    // Kinds and radii in one pass over the clusters (`clusters_kind` holds both).
-    let mut rows = conn.prepare("SELECT kind, radius FROM clusters")?;
-    let mut rows = rows.query([])?;
-    while let Some(r) = rows.next()? {
-        *match ClusterKind::parse(&r.get::<_, String>(0)?) {
-            ClusterKind::Auto => &mut c.clusters_auto,
-            ClusterKind::Manual => &mut c.clusters_manual,
-            ClusterKind::Ignored => &mut c.clusters_ignored,
-        } += 1;
-        c.radii.push(r.get(1)?);
+impl Tally {
+    /// Every cluster, of whatever kind.
+    pub fn clusters(&self) -> i64 {
+        self.clusters_auto + self.clusters_manual + self.clusters_ignored
     }
-    [c.photos, c.photos_failed, c.photos_gone] = conn.query_row(
-        "SELECT COALESCE(sum(gone = 0), 0), COALESCE(sum(gone = 0 AND error IS NOT NULL), 0),
-                COALESCE(sum(gone = 1), 0)
-         FROM photos",
-        [],
-        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]),
-    )?;
-    c.people = count("SELECT count(*) FROM people")?;
-    c.rejections = count("SELECT count(*) FROM rejections")?;
-    Ok(c)
 }
 
-/// About `size` clustered faces (id, cluster) at evenly spaced ids, out of `faces` faces of which
-/// `clustered` are in a cluster: point lookups by id, so the sample costs the same on a million
-/// faces as on a thousand.
+const TALLY_COLUMNS: &str = "photos, photos_failed, photos_gone, faces, faces_clustered,
+    faces_manual, faces_auto, faces_ambiguous, faces_unassigned, faces_named, faces_matched,
+    faces_marked, faces_unnamed, faces_open, clusters_auto, clusters_manual, clusters_ignored,
+    clusters_open, people, rejections";
+
+fn tally_from(conn: &Connection, from: &str) -> SqlResult<Tally> {
+    conn.prepare_cached(&format!("SELECT {TALLY_COLUMNS} FROM {from}"))?
+        .query_row([], |r| {
+            Ok(Tally {
+                photos: r.get(0)?,
+                photos_failed: r.get(1)?,
+                photos_gone: r.get(2)?,
+                faces: r.get(3)?,
+                faces_clustered: r.get(4)?,
+                faces_manual: r.get(5)?,
+                faces_auto: r.get(6)?,
+                faces_ambiguous: r.get(7)?,
+                faces_unassigned: r.get(8)?,
+                faces_named: r.get(9)?,
+                faces_matched: r.get(10)?,
+                faces_marked: r.get(11)?,
+                faces_unnamed: r.get(12)?,
+                faces_open: r.get(13)?,
+                clusters_auto: r.get(14)?,
+                clusters_manual: r.get(15)?,
+                clusters_ignored: r.get(16)?,
+                clusters_open: r.get(17)?,
+                people: r.get(18)?,
+                rejections: r.get(19)?,
+            })
+        })
+}
+
+/// The counts as kept (one row read, at any size).
+pub fn tally(conn: &Connection) -> SqlResult<Tally> {
+    tally_from(conn, "tally")
+}
+
+/// The same counts from the tables (a pass over every face): what the kept ones must equal.
+pub fn recount(conn: &Connection) -> SqlResult<Tally> {
+    tally_from(conn, "tally_recount")
+}
+
+/// The sample radii of at most `size` clusters at evenly spaced ids (each the first cluster at
+/// or after its point, none twice): point lookups, so the sample costs the same however many
+/// clusters there are. All of them when there are at most `size`.
+pub fn radius_sample(conn: &Connection, size: i64) -> SqlResult<Vec<f32>> {
+    let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT (SELECT min(id) FROM clusters), (SELECT max(id) FROM clusters)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok(Vec::new());
+    };
+    let span = hi - lo + 1;
+    let probes = size.min(span).max(1);
+    let mut at =
+        conn.prepare_cached("SELECT id, radius FROM clusters WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+    let mut out = Vec::new();
+    let mut last = lo - 1;
+    for k in 0..probes {
+        let id = (lo + (k as i128 * span as i128 / probes as i128) as i64).max(last + 1);
+        if let Some((found, radius)) = at
+            .query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f32>(1)?)))
+            .optional()?
+        {
+            out.push(radius);
+            last = found;
+        } else {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// About `size` clustered faces (id, cluster), in runs of neighbouring ids at evenly spaced
+/// places over all faces (`faces` faces of which `clustered` are in a cluster): a few seeks, each
+/// followed by a short scan of neighbouring rows, so the sample reads about the same pages on ten
+/// million faces as on a thousand, and few of them when the cache is cold.
 pub fn clustered_sample(
     conn: &Connection,
     size: i64,
     faces: i64,
     clustered: i64,
 ) -> SqlResult<Vec<(i64, ClusterId)>> {
-    if clustered == 0 {
+    /// Places the sample is taken at.
+    const RUNS: i64 = 25;
+    if clustered == 0 || size <= 0 {
         return Ok(Vec::new());
     }
-    let (lo, hi): (i64, i64) = conn.query_row("SELECT min(id), max(id) FROM faces", [], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
-    // Enough probes that about `size` of them land on a clustered face, at most one per id.
+    // Each bound in a query of its own: SQLite reads one end of the table for a lone min() or
+    // max(), but every row for both at once.
+    let (lo, hi): (i64, i64) = conn.query_row(
+        "SELECT (SELECT min(id) FROM faces), (SELECT max(id) FROM faces)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let span = hi - lo + 1;
-    let probes = (size * faces.max(1) / clustered).min(size * 20).min(span);
-    let mut at = conn.prepare_cached(
-        "SELECT cluster FROM faces WHERE id = ?1 AND cluster IS NOT NULL AND gone = 0",
+    let per_run = (size + RUNS - 1) / RUNS;
+    // Ids a run looks through at most: four times what holds `per_run` clustered faces at the
+    // library's share of them, and never into the next run's place.
+    let reach = (per_run * 4 * faces.max(1) / clustered).max(per_run);
+    let mut run = conn.prepare_cached(
+        "SELECT id, cluster FROM faces
+         WHERE id >= ?1 AND id < ?2 AND cluster IS NOT NULL AND gone = 0
+         ORDER BY id LIMIT ?3",
     )?;
     let mut out = Vec::new();
-    for k in 0..probes {
-        let id = lo + (k as i128 * span as i128 / probes as i128) as i64;
-        if let Some(c) = at.query_row([id], |r| r.get(0)).optional()? {
-            out.push((id, c));
+    for k in 0..RUNS {
+        let start = lo + (k as i128 * span as i128 / RUNS as i128) as i64;
+        let next = lo + ((k + 1) as i128 * span as i128 / RUNS as i128) as i64;
+        let end = next.min(start.saturating_add(reach));
+        let rows = run.query_map(params![start, end, per_run], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for row in rows {
+            out.push(row?);
         }
     }
     Ok(out)

@@ -171,7 +171,186 @@ pub const MIGRATIONS: &[Migration] = &[
     END;
     "#,
     ),
+    // 8: ten million faces. The counts of `visage stats`, of the review page's progress and of
+    // its lists are kept in one row (`tally`) by triggers, in the transaction of every change, so
+    // that reading them costs the same at any size; `tally_recount` counts the same from the
+    // tables (it fills the row here, and `visage audit` checks the row against it). Clusters of
+    // every kind largest first, for `visage clusters`' page.
+    Migration::Sql(TALLY),
 ];
+
+const TALLY: &str = r#"
+    CREATE TABLE tally (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        photos INTEGER NOT NULL,
+        photos_failed INTEGER NOT NULL,
+        photos_gone INTEGER NOT NULL,
+        faces INTEGER NOT NULL,
+        faces_clustered INTEGER NOT NULL,
+        faces_manual INTEGER NOT NULL,
+        faces_auto INTEGER NOT NULL,
+        faces_ambiguous INTEGER NOT NULL,
+        faces_unassigned INTEGER NOT NULL,
+        faces_named INTEGER NOT NULL,
+        faces_matched INTEGER NOT NULL,
+        faces_marked INTEGER NOT NULL,
+        faces_unnamed INTEGER NOT NULL,
+        faces_open INTEGER NOT NULL,
+        clusters_auto INTEGER NOT NULL,
+        clusters_manual INTEGER NOT NULL,
+        clusters_ignored INTEGER NOT NULL,
+        clusters_open INTEGER NOT NULL,
+        people INTEGER NOT NULL,
+        rejections INTEGER NOT NULL
+    );
+    CREATE VIEW tally_recount AS SELECT * FROM
+        (SELECT
+                count(CASE WHEN photos.gone = 0 THEN 1 END) AS photos,
+                count(CASE WHEN photos.gone = 0 AND photos.error IS NOT NULL THEN 1 END) AS photos_failed,
+                count(CASE WHEN photos.gone = 1 THEN 1 END) AS photos_gone
+         FROM photos),
+        (SELECT
+                count(CASE WHEN faces.gone = 0 THEN 1 END) AS faces,
+                count(CASE WHEN faces.gone = 0 AND faces.cluster IS NOT NULL THEN 1 END) AS faces_clustered,
+                count(CASE WHEN faces.gone = 0 AND faces.assigned IS 'manual' THEN 1 END) AS faces_manual,
+                count(CASE WHEN faces.gone = 0 AND faces.assigned IS 'auto' THEN 1 END) AS faces_auto,
+                count(CASE WHEN faces.gone = 0 AND faces.ambiguous = 1 THEN 1 END) AS faces_ambiguous,
+                count(CASE WHEN faces.gone = 0 AND faces.cluster IS NULL AND faces.person IS NULL THEN 1 END) AS faces_unassigned,
+                count(CASE WHEN faces.gone = 0 AND faces.person IS NOT NULL AND faces.assigned IS 'manual' THEN 1 END) AS faces_named,
+                count(CASE WHEN faces.gone = 0 AND faces.person IS NOT NULL AND faces.assigned IS 'auto' THEN 1 END) AS faces_matched,
+                count(CASE WHEN faces.gone = 0 AND faces.verdict IS NOT NULL THEN 1 END) AS faces_marked,
+                count(CASE WHEN faces.gone = 0 AND faces.person IS NULL AND faces.verdict IS NULL THEN 1 END) AS faces_unnamed,
+                count(CASE WHEN faces.gone = 0 AND faces.cluster IS NULL AND faces.person IS NULL AND faces.verdict IS NULL THEN 1 END) AS faces_open
+         FROM faces),
+        (SELECT
+                count(CASE WHEN clusters.kind = 'auto' THEN 1 END) AS clusters_auto,
+                count(CASE WHEN clusters.kind = 'manual' THEN 1 END) AS clusters_manual,
+                count(CASE WHEN clusters.kind = 'ignored' THEN 1 END) AS clusters_ignored,
+                count(CASE WHEN clusters.kind = 'auto' AND clusters.person IS NULL AND clusters.faces > 0 THEN 1 END) AS clusters_open
+         FROM clusters),
+        (SELECT count(*) AS people FROM people),
+        (SELECT count(*) AS rejections FROM rejections);
+    INSERT INTO tally SELECT 1, * FROM tally_recount;
+    CREATE TRIGGER faces_tally_insert AFTER INSERT ON faces
+    BEGIN
+        UPDATE tally SET
+            faces = faces + (new.gone = 0),
+            faces_clustered = faces_clustered + (new.gone = 0 AND new.cluster IS NOT NULL),
+            faces_manual = faces_manual + (new.gone = 0 AND new.assigned IS 'manual'),
+            faces_auto = faces_auto + (new.gone = 0 AND new.assigned IS 'auto'),
+            faces_ambiguous = faces_ambiguous + (new.gone = 0 AND new.ambiguous = 1),
+            faces_unassigned = faces_unassigned + (new.gone = 0 AND new.cluster IS NULL AND new.person IS NULL),
+            faces_named = faces_named + (new.gone = 0 AND new.person IS NOT NULL AND new.assigned IS 'manual'),
+            faces_matched = faces_matched + (new.gone = 0 AND new.person IS NOT NULL AND new.assigned IS 'auto'),
+            faces_marked = faces_marked + (new.gone = 0 AND new.verdict IS NOT NULL),
+            faces_unnamed = faces_unnamed + (new.gone = 0 AND new.person IS NULL AND new.verdict IS NULL),
+            faces_open = faces_open + (new.gone = 0 AND new.cluster IS NULL AND new.person IS NULL AND new.verdict IS NULL);
+    END;
+    CREATE TRIGGER faces_tally_delete AFTER DELETE ON faces
+    BEGIN
+        UPDATE tally SET
+            faces = faces - (old.gone = 0),
+            faces_clustered = faces_clustered - (old.gone = 0 AND old.cluster IS NOT NULL),
+            faces_manual = faces_manual - (old.gone = 0 AND old.assigned IS 'manual'),
+            faces_auto = faces_auto - (old.gone = 0 AND old.assigned IS 'auto'),
+            faces_ambiguous = faces_ambiguous - (old.gone = 0 AND old.ambiguous = 1),
+            faces_unassigned = faces_unassigned - (old.gone = 0 AND old.cluster IS NULL AND old.person IS NULL),
+            faces_named = faces_named - (old.gone = 0 AND old.person IS NOT NULL AND old.assigned IS 'manual'),
+            faces_matched = faces_matched - (old.gone = 0 AND old.person IS NOT NULL AND old.assigned IS 'auto'),
+            faces_marked = faces_marked - (old.gone = 0 AND old.verdict IS NOT NULL),
+            faces_unnamed = faces_unnamed - (old.gone = 0 AND old.person IS NULL AND old.verdict IS NULL),
+            faces_open = faces_open - (old.gone = 0 AND old.cluster IS NULL AND old.person IS NULL AND old.verdict IS NULL);
+    END;
+    CREATE TRIGGER faces_tally_update AFTER UPDATE OF cluster, person, assigned, ambiguous, gone, verdict ON faces
+        WHEN old.cluster IS NOT new.cluster
+         OR old.person IS NOT new.person
+         OR old.assigned IS NOT new.assigned
+         OR old.ambiguous IS NOT new.ambiguous
+         OR old.gone IS NOT new.gone
+         OR old.verdict IS NOT new.verdict
+    BEGIN
+        UPDATE tally SET
+            faces = faces + (new.gone = 0) - (old.gone = 0),
+            faces_clustered = faces_clustered + (new.gone = 0 AND new.cluster IS NOT NULL) - (old.gone = 0 AND old.cluster IS NOT NULL),
+            faces_manual = faces_manual + (new.gone = 0 AND new.assigned IS 'manual') - (old.gone = 0 AND old.assigned IS 'manual'),
+            faces_auto = faces_auto + (new.gone = 0 AND new.assigned IS 'auto') - (old.gone = 0 AND old.assigned IS 'auto'),
+            faces_ambiguous = faces_ambiguous + (new.gone = 0 AND new.ambiguous = 1) - (old.gone = 0 AND old.ambiguous = 1),
+            faces_unassigned = faces_unassigned + (new.gone = 0 AND new.cluster IS NULL AND new.person IS NULL) - (old.gone = 0 AND old.cluster IS NULL AND old.person IS NULL),
+            faces_named = faces_named + (new.gone = 0 AND new.person IS NOT NULL AND new.assigned IS 'manual') - (old.gone = 0 AND old.person IS NOT NULL AND old.assigned IS 'manual'),
+            faces_matched = faces_matched + (new.gone = 0 AND new.person IS NOT NULL AND new.assigned IS 'auto') - (old.gone = 0 AND old.person IS NOT NULL AND old.assigned IS 'auto'),
+            faces_marked = faces_marked + (new.gone = 0 AND new.verdict IS NOT NULL) - (old.gone = 0 AND old.verdict IS NOT NULL),
+            faces_unnamed = faces_unnamed + (new.gone = 0 AND new.person IS NULL AND new.verdict IS NULL) - (old.gone = 0 AND old.person IS NULL AND old.verdict IS NULL),
+            faces_open = faces_open + (new.gone = 0 AND new.cluster IS NULL AND new.person IS NULL AND new.verdict IS NULL) - (old.gone = 0 AND old.cluster IS NULL AND old.person IS NULL AND old.verdict IS NULL);
+    END;
+    CREATE TRIGGER photos_tally_insert AFTER INSERT ON photos
+    BEGIN
+        UPDATE tally SET
+            photos = photos + (new.gone = 0),
+            photos_failed = photos_failed + (new.gone = 0 AND new.error IS NOT NULL),
+            photos_gone = photos_gone + (new.gone = 1);
+    END;
+    CREATE TRIGGER photos_tally_delete AFTER DELETE ON photos
+    BEGIN
+        UPDATE tally SET
+            photos = photos - (old.gone = 0),
+            photos_failed = photos_failed - (old.gone = 0 AND old.error IS NOT NULL),
+            photos_gone = photos_gone - (old.gone = 1);
+    END;
+    CREATE TRIGGER photos_tally_update AFTER UPDATE OF gone, error ON photos
+        WHEN old.gone IS NOT new.gone
+         OR old.error IS NOT new.error
+    BEGIN
+        UPDATE tally SET
+            photos = photos + (new.gone = 0) - (old.gone = 0),
+            photos_failed = photos_failed + (new.gone = 0 AND new.error IS NOT NULL) - (old.gone = 0 AND old.error IS NOT NULL),
+            photos_gone = photos_gone + (new.gone = 1) - (old.gone = 1);
+    END;
+    CREATE TRIGGER clusters_tally_insert AFTER INSERT ON clusters
+    BEGIN
+        UPDATE tally SET
+            clusters_auto = clusters_auto + (new.kind = 'auto'),
+            clusters_manual = clusters_manual + (new.kind = 'manual'),
+            clusters_ignored = clusters_ignored + (new.kind = 'ignored'),
+            clusters_open = clusters_open + (new.kind = 'auto' AND new.person IS NULL AND new.faces > 0);
+    END;
+    CREATE TRIGGER clusters_tally_delete AFTER DELETE ON clusters
+    BEGIN
+        UPDATE tally SET
+            clusters_auto = clusters_auto - (old.kind = 'auto'),
+            clusters_manual = clusters_manual - (old.kind = 'manual'),
+            clusters_ignored = clusters_ignored - (old.kind = 'ignored'),
+            clusters_open = clusters_open - (old.kind = 'auto' AND old.person IS NULL AND old.faces > 0);
+    END;
+    CREATE TRIGGER clusters_tally_update AFTER UPDATE OF kind, person, faces ON clusters
+        WHEN old.kind IS NOT new.kind
+         OR (old.kind = 'auto' AND old.person IS NULL AND old.faces > 0)
+            IS NOT (new.kind = 'auto' AND new.person IS NULL AND new.faces > 0)
+    BEGIN
+        UPDATE tally SET
+            clusters_auto = clusters_auto + (new.kind = 'auto') - (old.kind = 'auto'),
+            clusters_manual = clusters_manual + (new.kind = 'manual') - (old.kind = 'manual'),
+            clusters_ignored = clusters_ignored + (new.kind = 'ignored') - (old.kind = 'ignored'),
+            clusters_open = clusters_open + (new.kind = 'auto' AND new.person IS NULL AND new.faces > 0) - (old.kind = 'auto' AND old.person IS NULL AND old.faces > 0);
+    END;
+    CREATE TRIGGER people_tally_insert AFTER INSERT ON people
+    BEGIN
+        UPDATE tally SET people = people + 1;
+    END;
+    CREATE TRIGGER people_tally_delete AFTER DELETE ON people
+    BEGIN
+        UPDATE tally SET people = people - 1;
+    END;
+    CREATE TRIGGER rejections_tally_insert AFTER INSERT ON rejections
+    BEGIN
+        UPDATE tally SET rejections = rejections + 1;
+    END;
+    CREATE TRIGGER rejections_tally_delete AFTER DELETE ON rejections
+    BEGIN
+        UPDATE tally SET rejections = rejections - 1;
+    END;
+
+    CREATE INDEX clusters_size ON clusters(faces DESC, id);
+    "#;
 
 const MILLION_BEFORE: &str = r#"
     CREATE TABLE embeddings (

@@ -265,6 +265,22 @@ pub fn faces(db: &Path) -> Vec<Value> {
     lines(&run(db, &["faces", "--json"], 0))
 }
 
+/// The library's counts as its tally keeps them equal a recount from its tables (what `visage
+/// stats`, the page's progress and its totals read); `what` says after what.
+pub fn assert_tally(db: &Path, what: &str) -> visage::store::report::Tally {
+    let store = visage::store::Store::open(db).unwrap();
+    let (kept, counted) = store
+        .read(|c| {
+            Ok((
+                visage::store::report::tally(c)?,
+                visage::store::report::recount(c)?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(kept, counted, "{what}: the tally is not a recount");
+    kept
+}
+
 /// A fresh, empty folder for one test.
 pub fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("visage-test-{name}-{}", std::process::id()));
