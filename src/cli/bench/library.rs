@@ -218,7 +218,7 @@ fn measure(
     if b.on.is_some() {
         let (out, _) = visage(&["stats", "--json", "--db", &db_arg])?;
         let stats: Value = serde_json::from_str(out.trim())?;
-        line.faces = stats["counts"]["faces"].as_u64().unwrap_or(0) as usize;
+        line.faces = stats["faces"].as_u64().unwrap_or(0) as usize;
     }
     line.api = api(&db_arg, b.drop_caches)?;
     checkpoint(db)?;
