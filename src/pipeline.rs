@@ -153,8 +153,8 @@ impl Pipeline {
     /// The FaceNet inputs of a batch's faces. A face the detection image gives fewer pixels than
     /// FaceNet's input (the crop would be upscaled) is cut, where the original has more, from a
     /// finer decode of the part of its photo such faces cover (one per photo, at the scale the
-    /// smallest needs): the same crop, from more pixels. `seconds` gets the time the finer
-    /// decodes took.
+    /// smallest needs; cut from the photo's whole decode where it kept one, which is then
+    /// dropped): the same crop, from more pixels. `seconds` gets the time the finer decodes took.
     fn cut_all(
         &self,
         photos: &[&Photo],
@@ -182,6 +182,10 @@ impl Pipeline {
                 Some((detail, small.into_iter().map(|(j, _)| j).collect()))
             })
             .collect();
+        // The faces are cut from here on: a photo's whole decode, kept for the finer parts, goes.
+        for photo in photos {
+            photo.forget_finer();
+        }
         *seconds = clock.elapsed().as_secs_f64();
         let mut crops: Vec<Option<Vec<u8>>> = vec![None; candidates.len()];
         for (detail, faces) in details.iter().flatten() {

@@ -1,7 +1,8 @@
 //! Every kind of photo file visage reads finds the faces of its JPEG twin (`group/t1.jpg`, the
 //! photo each was made from by a real tool, see `scripts/fetch-testdata`), with boxes in the same
 //! place of the photo as other programs show it; camera-size JPEGs are decoded at a DCT scale;
-//! bad files give their typed error and the run goes on.
+//! a photo decoded whole cuts its small faces from that decode, never reading it twice; bad files
+//! give their typed error and the run goes on.
 
 use std::path::PathBuf;
 
@@ -291,6 +292,38 @@ fn a_face_cut_from_a_finer_decode_embeds_like_its_twin() {
         worst < 0.6,
         "embedding distance to the twin's face: {worst}"
     );
+}
+
+#[test]
+fn a_photo_decoded_whole_gives_its_finer_parts_from_that_decode() {
+    let p = pipeline();
+    let twin = twin(&p);
+    // A 12 MP PNG (decoded whole, as a HEIF, an AVIF or a RAW's preview is) of the 12 MP JPEG.
+    let dir = common::tempdir("kinds-kept");
+    let png = dir.join("group-12mp.png");
+    common::decode_oriented(&file("large/group-12mp.jpg"))
+        .to_rgb8()
+        .save(&png)
+        .unwrap();
+    let kept = reader().open(&png).unwrap();
+    assert_eq!((kept.original_width, kept.width), (4160, 1280));
+    assert!(kept.keeps_finer());
+    // Read again from the file where it keeps nothing...
+    let again = reader().open(&png).unwrap();
+    again.forget_finer();
+    let (read, times) = faces(&p, &[&again]);
+    assert!(times.detail > 0.0, "no finer part read");
+    assert_same_faces("the PNG", &twin, &boxes(&read[0]), 3.25, 0.6);
+    // ...and cut from what it kept, the file gone: the same faces, from the same pixels.
+    std::fs::remove_file(&png).unwrap();
+    let (cut, _) = faces(&p, &[&kept]);
+    assert_eq!(boxes(&cut[0]), boxes(&read[0]));
+    for (a, b) in cut[0].iter().zip(&read[0]) {
+        assert_eq!(a.embedding, b.embedding, "{:?}", a.detection.rect);
+    }
+    // Once its faces are cut, the photo keeps its detection image only.
+    assert!(!kept.keeps_finer());
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! RAW and its JPEG are one photo, a file is read as its content says, and every file not read
 //! is counted with its reason (ffmpeg or libheif missing too), in the summary and in `--json`.
 //! ffmpeg comes from the system, or from its wheel when there is none. A video's face's
-//! thumbnail is cut from the still it was found in.
+//! thumbnail is cut from the still it was found in, and a RAW face's shows the face as its JPEG
+//! twin's does.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -686,6 +687,88 @@ fn a_raw_s_sidecar_regions_lie_where_its_readers_draw_them() {
             best > 0.6,
             "region {r} shown at {shown:?}: best IoU {best} with {upright:?}"
         );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The review page's thumbnails of a library's faces, by face id.
+fn thumbnails(db: &Path, dir: &Path) -> Vec<(Value, image::RgbImage)> {
+    use crate::server::{self, Client};
+    let lib = server::Library {
+        dir: dir.to_path_buf(),
+        photos: dir.to_path_buf(),
+        db: db.to_path_buf(),
+        cache: dir.join("cache"),
+    };
+    let api = server::Api::new(&lib);
+    faces(db)
+        .into_iter()
+        .map(|face| {
+            let r = api.get(&format!("/faces/{}.jpg", face["id"].as_str().unwrap()));
+            assert_eq!(r.status, 200, "{}", r.text());
+            let thumb = image::load_from_memory(&r.body).unwrap().into_rgb8();
+            assert_eq!(thumb.dimensions(), (256, 256));
+            (face, thumb)
+        })
+        .collect()
+}
+
+#[test]
+fn a_raw_face_s_thumbnail_shows_the_face_its_jpeg_twin_s_does() {
+    models();
+    let dir = tempdir("kinds-raw-thumbs");
+    // Two DNGs of the group photo at twice its size, each with the photo as its real embedded
+    // preview (scripts/dng.py, read back by ExifTool): one upright, one stored a quarter turn
+    // left (Orientation 6), and the photo itself as their JPEG twin, each in a library of its own.
+    let raws = folder(
+        &dir,
+        "raw",
+        &[
+            (common::testdata().join("raw/group.dng"), "IMG_0007.DNG"),
+            (common::testdata().join("raw/group-rot.dng"), "IMG_0008.DNG"),
+        ],
+    );
+    let jpegs = folder(
+        &dir,
+        "jpeg",
+        &[(common::testdata().join("group/t1.jpg"), "IMG_0009.JPG")],
+    );
+    let (raw_db, jpeg_db) = (dir.join("raw.db"), dir.join("jpeg.db"));
+    index_json(&raw_db, &[&raws], 0);
+    index_json(&jpeg_db, &[&jpegs], 0);
+    let twins = thumbnails(&jpeg_db, &dir.join("jpeg-server"));
+    assert!(twins.len() >= 5, "{} faces in the JPEG", twins.len());
+    let raw = thumbnails(&raw_db, &dir.join("raw-server"));
+    for file in ["IMG_0007.DNG", "IMG_0008.DNG"] {
+        let mine: Vec<_> = raw.iter().filter(|(f, _)| name_of(f) == file).collect();
+        assert_eq!(mine.len(), twins.len(), "{file}: {mine:?}");
+        for (face, thumb) in mine {
+            // Its twin: the JPEG's face in the same place (the RAW is twice the JPEG's size).
+            let b: Vec<f64> = f64s(face, &["x", "y", "w", "h"])
+                .iter()
+                .map(|v| v / 2.0)
+                .collect();
+            let near = |(f, _): &&(Value, image::RgbImage)| {
+                let t = f64s(f, &["x", "y", "w", "h"]);
+                iou([b[0], b[1], b[2], b[3]], [t[0], t[1], t[2], t[3]])
+            };
+            let twin = twins
+                .iter()
+                .max_by(|a, b| near(a).total_cmp(&near(b)))
+                .unwrap();
+            assert!(near(&twin) > 0.6, "{file}: {face} has no twin in the JPEG");
+            // The same face, upright, as the twin's thumbnail shows it; not any other face.
+            let own = common::mean_abs_diff(thumb, &twin.1);
+            let other = twins
+                .iter()
+                .filter(|t| !std::ptr::eq(*t, twin))
+                .map(|t| common::mean_abs_diff(thumb, &t.1))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                own < 8.0 && other > own + 10.0,
+                "{file}: {face}: {own} from its twin's thumbnail, {other} from another face's"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -511,6 +511,7 @@ pub(super) fn decode(lib: &Libheif, bytes: &[u8], kind: Kind) -> Result<Decoded,
             // libheif applied the file's own transformations: the pixels are as shown.
             orientation: Orientation::NoTransforms,
             full,
+            finest: true,
         })
     }
 }

@@ -52,6 +52,7 @@ pub(super) fn decode(bytes: &[u8], want: Want) -> Result<Decoded, PhotoError> {
         rgb,
         orientation,
         full,
+        finest: false,
     })
 }
 

@@ -26,6 +26,7 @@ mod tiff;
 pub mod video;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use fast_image_resize as fir;
@@ -44,6 +45,13 @@ pub const DETECT_SIDE: u32 = 1280;
 pub const MAX_SIDE: u32 = 50_000;
 /// Refuse images whose decoded pixels would need more memory than this.
 pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+/// A photo decoded whole at more than its detection size (HEIF, AVIF, PNG, a RAW's preview...)
+/// keeps those pixels for [`Photo::detail`] up to this many pixels (64 MP, 192 MiB), so it is
+/// never decoded twice; a larger one is read again where a face needs it.
+pub const KEEP_PIXELS: u64 = 64_000_000;
+/// What the photos of one [`Reader`] keep for [`Photo::detail`] all together at most (about 14
+/// photos of 12 MP): past it, a photo keeps nothing and is read again where a face needs it.
+pub const KEEP_BYTES: u64 = 512 << 20;
 
 // The messages carry the system's or the decoder's error itself, and no variant has a `source`,
 // so a printed chain (`{:#}`) says it once.
@@ -163,6 +171,9 @@ struct Decoded {
     orientation: Orientation,
     /// The original's size as stored (before orientation): `rgb` is a scaled copy of it.
     full: (u32, u32),
+    /// `rgb` holds every pixel the file gives (no decode of it is finer): what a finer part of
+    /// it would be read again from, so kept for [`Photo::detail`] instead.
+    finest: bool,
 }
 
 impl Decoded {
@@ -190,6 +201,8 @@ struct ReaderInner {
     ffmpeg: OnceLock<Result<video::Ffmpeg, Unsupported>>,
     /// Held while a RAW is developed (one at a time: each takes up to a few GiB).
     developing: Mutex<()>,
+    /// Bytes of decoded pixels its photos keep for [`Photo::detail`] (at most [`KEEP_BYTES`]).
+    kept: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -216,6 +229,7 @@ impl Reader {
                 libheif: OnceLock::new(),
                 ffmpeg: OnceLock::new(),
                 developing: Mutex::new(()),
+                kept: Arc::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -230,13 +244,37 @@ impl Reader {
     pub fn read(&self, path: &Path, bytes: &[u8]) -> Result<Photo, PhotoError> {
         let kind = kind::sniff(bytes);
         let decoded = self.decode(kind, path, bytes, Want::Side(DETECT_SIDE))?;
-        let mut photo = Photo::from_decoded(decoded)?;
+        // A JPEG's finer part is decoded alone, from its own region (cheaper than keeping it).
+        let keep = |d: &Decoded| match kind {
+            Kind::Jpeg | Kind::Video(_) => None,
+            _ => self.keep(d),
+        };
+        let mut photo = Photo::from_decoded(decoded, keep)?;
         photo.source = Some(Source {
             reader: self.clone(),
             path: path.to_path_buf(),
             kind,
         });
         Ok(photo)
+    }
+
+    /// A hold on [`KEEP_BYTES`] for `decoded`'s pixels, if they are all the file gives, no more
+    /// than [`KEEP_PIXELS`], and fit in what the reader's photos keep.
+    fn keep(&self, decoded: &Decoded) -> Option<Kept> {
+        let (w, h) = decoded.rgb.dimensions();
+        let bytes = w as u64 * h as u64 * 3;
+        if !decoded.finest || w as u64 * h as u64 > KEEP_PIXELS {
+            return None;
+        }
+        let kept = &self.inner.kept;
+        kept.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            (held + bytes <= KEEP_BYTES).then_some(held + bytes)
+        })
+        .ok()?;
+        Some(Kept {
+            budget: kept.clone(),
+            bytes,
+        })
     }
 
     /// A photo file at (at least) `want` of its original size, oriented: the pixels face boxes
@@ -312,6 +350,7 @@ impl Reader {
                     rgb: still.rgb,
                     orientation: Orientation::NoTransforms,
                     full: still.frame,
+                    finest: false,
                 }
             }
             Kind::Unknown => return Err(PhotoError::UnknownKind),
@@ -381,7 +420,6 @@ struct Source {
 }
 
 /// A photo ready for detection and face cropping.
-#[derive(Clone)]
 pub struct Photo {
     /// Luminance, row-major, `width x height`, at most [`DETECT_SIDE`] on the longest side.
     pub gray: Vec<u8>,
@@ -397,6 +435,50 @@ pub struct Photo {
     pub orientation: u8,
     /// The file, for [`Photo::detail`] (`None`: an image given in memory).
     source: Option<Source>,
+    /// The whole decode, where it is finer than the detection image and was kept (see
+    /// [`KEEP_PIXELS`]): [`Photo::detail`] cuts from it instead of reading the file again, until
+    /// [`Photo::forget_finer`].
+    finer: Mutex<Option<Arc<Finer>>>,
+    /// The detection image holds every pixel the file gives (decoded whole, not downscaled):
+    /// there is nothing finer to read.
+    nothing_finer: bool,
+}
+
+impl Clone for Photo {
+    fn clone(&self) -> Self {
+        Photo {
+            gray: self.gray.clone(),
+            rgb: self.rgb.clone(),
+            width: self.width,
+            height: self.height,
+            original_width: self.original_width,
+            original_height: self.original_height,
+            orientation: self.orientation,
+            source: self.source.clone(),
+            finer: Mutex::new(self.finer().clone()),
+            nothing_finer: self.nothing_finer,
+        }
+    }
+}
+
+/// A photo's whole decode, as stored (before orientation), kept for [`Photo::detail`].
+struct Finer {
+    rgb: RgbImage,
+    orientation: Orientation,
+    /// Its share of [`KEEP_BYTES`], given back when it is dropped.
+    _kept: Kept,
+}
+
+/// Bytes of [`KEEP_BYTES`] held (given back on drop).
+struct Kept {
+    budget: Arc<AtomicU64>,
+    bytes: u64,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for Photo {
@@ -452,14 +534,23 @@ impl Photo {
     pub fn from_dynamic(image: DynamicImage) -> Result<Self, PhotoError> {
         let rgb = image.into_rgb8();
         let full = rgb.dimensions();
-        Self::from_decoded(Decoded {
-            rgb,
-            orientation: Orientation::NoTransforms,
-            full,
-        })
+        Self::from_decoded(
+            Decoded {
+                rgb,
+                orientation: Orientation::NoTransforms,
+                full,
+                finest: true,
+            },
+            |_| None,
+        )
     }
 
-    fn from_decoded(decoded: Decoded) -> Result<Self, PhotoError> {
+    /// The detection image of a decode; `keep` says whether the decode, where finer than it, is
+    /// kept for [`Photo::detail`].
+    fn from_decoded(
+        decoded: Decoded,
+        keep: impl FnOnce(&Decoded) -> Option<Kept>,
+    ) -> Result<Self, PhotoError> {
         let (w, h) = decoded.rgb.dimensions();
         if w == 0 || h == 0 || decoded.full.0 == 0 || decoded.full.1 == 0 {
             return Err(PhotoError::Empty);
@@ -469,10 +560,19 @@ impl Photo {
         // it as stored (cheaper on the small image), then oriented.
         let (dw, dh) = fit(ow, oh, DETECT_SIDE);
         let (sw, sh) = orientation::stored_size((dw, dh), decoded.orientation);
-        let small = if (sw, sh) == (w, h) {
-            decoded.rgb
+        let nothing_finer = decoded.finest && (sw, sh) == (w, h);
+        let (small, finer) = if (sw, sh) == (w, h) {
+            (decoded.rgb, None)
         } else {
-            downscale(&decoded.rgb, sw, sh)?
+            let small = downscale(&decoded.rgb, sw, sh)?;
+            let finer = keep(&decoded).map(|kept| {
+                Arc::new(Finer {
+                    rgb: decoded.rgb,
+                    orientation: decoded.orientation,
+                    _kept: kept,
+                })
+            });
+            (small, finer)
         };
         let rgb = orientation::apply(small, decoded.orientation);
         Ok(Photo {
@@ -484,7 +584,26 @@ impl Photo {
             original_height: oh,
             orientation: decoded.orientation.to_exif(),
             source: None,
+            finer: Mutex::new(finer),
+            nothing_finer,
         })
+    }
+
+    fn finer(&self) -> std::sync::MutexGuard<'_, Option<Arc<Finer>>> {
+        self.finer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drop the whole decode kept for [`Photo::detail`] (once the photo's faces are cut): a
+    /// later detail is read from the file again.
+    pub fn forget_finer(&self) {
+        self.finer().take();
+    }
+
+    /// Whether the photo keeps its whole decode for [`Photo::detail`].
+    pub fn keeps_finer(&self) -> bool {
+        self.finer().is_some()
     }
 
     /// Original pixels per detection-image pixel, horizontally and vertically.
@@ -497,11 +616,11 @@ impl Photo {
 
     /// The part of the photo under `region` (detection-image pixels) with at least `k` times
     /// the detection image's pixels per side where the original has them (less where it has
-    /// fewer), read again from the file. `None` when the photo has no finer pixels there (the
+    /// fewer): cut from the whole decode where the photo kept it, else read again from the
+    /// file. `None` when the photo has no finer pixels there (the
     /// detection image is the original), came from memory, or cannot be read again (it changed
     /// or went away since: the caller keeps the detection image's pixels).
     pub fn detail(&self, region: Rect, k: f32) -> Option<Detail> {
-        let source = self.source.as_ref()?;
         let (sx, sy) = self.scale();
         let finest = sx.min(sy);
         if finest <= 1.0 + 1e-3 || k <= 1.0 {
@@ -524,15 +643,21 @@ impl Photo {
             h: y1 - y0,
         };
         let size = (self.original_width, self.original_height);
-        let part = match source.read_part(rect, size, k / finest) {
-            Ok(part) => part,
-            Err(e) => {
-                log::debug!(
-                    "{}: cannot read a finer part again ({e}); faces keep the detection image's pixels",
-                    source.path.display()
-                );
-                return None;
-            }
+        let finer = self.finer().clone();
+        let part = match (finer, &self.source) {
+            (Some(finer), _) => finer.part(rect, size),
+            (None, _) if self.nothing_finer => return None,
+            (None, Some(source)) => match source.read_part(rect, size, k / finest) {
+                Ok(part) => part,
+                Err(e) => {
+                    log::debug!(
+                        "{}: cannot read a finer part again ({e}); faces keep the detection image's pixels",
+                        source.path.display()
+                    );
+                    return None;
+                }
+            },
+            (None, None) => return None,
         };
         Some(Detail {
             x: part.covers.x / sx,
@@ -541,6 +666,24 @@ impl Photo {
             ky: part.rgb.height() as f32 / part.covers.h * sy,
             rgb: part.rgb,
         })
+    }
+}
+
+impl Finer {
+    /// The pixels of `rect` (pixels of the original as shown, of size `shown`), as shown: the
+    /// same pixels as the whole decode turned upright, then cut (cut as stored, then turned).
+    fn part(&self, rect: orientation::Rect, shown: (u32, u32)) -> Part {
+        let o = self.orientation;
+        let stored = orientation::stored_size(shown, o);
+        let part = crop_part(
+            &self.rgb,
+            stored,
+            orientation::rect_to_stored(rect, shown, o),
+        );
+        Part {
+            rgb: orientation::apply(part.rgb, o),
+            covers: orientation::rect_to_shown(part.covers, stored, o),
+        }
     }
 }
 
@@ -679,11 +822,15 @@ mod tests {
 
     #[test]
     fn orientation_swaps_sides_and_scale_maps_back() {
-        let p = Photo::from_decoded(Decoded {
-            rgb: RgbImage::new(2560, 1000),
-            orientation: Orientation::Rotate90,
-            full: (2560, 1000),
-        })
+        let p = Photo::from_decoded(
+            Decoded {
+                rgb: RgbImage::new(2560, 1000),
+                orientation: Orientation::Rotate90,
+                full: (2560, 1000),
+                finest: true,
+            },
+            |_| None,
+        )
         .unwrap();
         assert_eq!((p.width, p.height), (500, 1280));
         assert_eq!((p.original_width, p.original_height), (1000, 2560));
@@ -693,11 +840,15 @@ mod tests {
     #[test]
     fn a_scaled_decode_keeps_the_original_size() {
         // A JPEG of 4000 x 3000 decoded at 3/8 (1500 x 1125), oriented 6 (a quarter turn).
-        let p = Photo::from_decoded(Decoded {
-            rgb: RgbImage::new(1500, 1125),
-            orientation: Orientation::Rotate90,
-            full: (4000, 3000),
-        })
+        let p = Photo::from_decoded(
+            Decoded {
+                rgb: RgbImage::new(1500, 1125),
+                orientation: Orientation::Rotate90,
+                full: (4000, 3000),
+                finest: false,
+            },
+            |_| None,
+        )
         .unwrap();
         assert_eq!((p.width, p.height), (960, 1280));
         assert_eq!((p.original_width, p.original_height), (3000, 4000));
@@ -709,6 +860,55 @@ mod tests {
         assert_eq!(Want::Side(1280).fraction(640), 1.0);
         assert_eq!(Want::Fraction(0.5).fraction(4000), 0.5);
         assert_eq!(Want::Fraction(3.0).fraction(4000), 1.0);
+    }
+
+    #[test]
+    fn a_whole_decode_is_kept_within_the_budget_and_given_back() {
+        let reader = Reader::new(Models::new(Some(std::env::temp_dir().join("visage-keep"))));
+        let decoded = |w, h, finest| Decoded {
+            rgb: RgbImage::new(w, h),
+            orientation: Orientation::NoTransforms,
+            full: (w, h),
+            finest,
+        };
+        // A scaled decode, and one over KEEP_PIXELS, are never kept.
+        assert!(reader.keep(&decoded(4000, 3000, false)).is_none());
+        assert!(reader.keep(&decoded(10_000, 7_000, true)).is_none());
+        // 12 MP photos (36 MB each) until the budget is spent; one dropped makes room again.
+        let mut held = Vec::new();
+        while let Some(kept) = reader.keep(&decoded(4000, 3000, true)) {
+            held.push(kept);
+        }
+        assert_eq!(held.len() as u64, KEEP_BYTES / (4000 * 3000 * 3));
+        held.pop();
+        assert!(reader.keep(&decoded(4000, 3000, true)).is_some());
+        held.clear();
+        assert_eq!(reader.inner.kept.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_kept_decode_gives_the_pixels_of_the_photo_turned_then_cut() {
+        // 40 x 30 stored, shown turned a quarter (30 x 40); each pixel names where it is stored.
+        let rgb = RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let shown = orientation::apply(rgb.clone(), Orientation::Rotate90);
+        let finer = Finer {
+            rgb,
+            orientation: Orientation::Rotate90,
+            _kept: Kept {
+                budget: Arc::new(AtomicU64::new(0)),
+                bytes: 0,
+            },
+        };
+        let rect = orientation::Rect {
+            x: 3.0,
+            y: 5.0,
+            w: 11.0,
+            h: 17.0,
+        };
+        let part = finer.part(rect, (30, 40));
+        let want = crop_part(&shown, (30, 40), rect);
+        assert_eq!(part.covers, want.covers);
+        assert_eq!(part.rgb, want.rgb);
     }
 
     #[test]

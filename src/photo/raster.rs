@@ -35,5 +35,6 @@ fn decode_whole(bytes: &[u8]) -> Result<Decoded, PhotoError> {
         rgb,
         orientation,
         full,
+        finest: true,
     })
 }

@@ -80,11 +80,12 @@ pub(super) fn decode(
         .map_err(unreadable)?;
     let full = crop_size(&raw);
     let orientation = orientation(&raw);
-    if let Some(rgb) = embedded_jpeg(bytes, full, want) {
+    if let Some((rgb, finest)) = embedded_jpeg(bytes, full, want) {
         return Ok(Decoded {
             rgb,
             orientation,
             full,
+            finest,
         });
     }
     let preview = match guarded(|| decoder.preview_image(&source, &params)) {
@@ -98,6 +99,7 @@ pub(super) fn decode(
             rgb,
             orientation,
             full,
+            finest: true,
         }),
         Err(why) => {
             let _one = developing
@@ -109,8 +111,9 @@ pub(super) fn decode(
 }
 
 /// The largest JPEG preview a TIFF-based RAW embeds that is usable (see [`usable`]), decoded at
-/// the DCT scale `want` needs (`None`: none, or not a TIFF-based RAW).
-fn embedded_jpeg(bytes: &[u8], full: (u32, u32), want: Want) -> Option<RgbImage> {
+/// the DCT scale `want` needs, and whether that is its full size (`None`: none, or not a
+/// TIFF-based RAW).
+fn embedded_jpeg(bytes: &[u8], full: (u32, u32), want: Want) -> Option<(RgbImage, bool)> {
     let mut found = tiff_jpegs(bytes);
     found.sort_by_key(|r| std::cmp::Reverse(r.len()));
     // A preview's decode is asked for against its own size: the whole preview for a finer part.
@@ -126,7 +129,7 @@ fn embedded_jpeg(bytes: &[u8], full: (u32, u32), want: Want) -> Option<RgbImage>
         let ok = w.max(h) >= PREVIEW_SIDE
             && ((w as f32 / h.max(1) as f32) / (fw as f32 / fh.max(1) as f32) - 1.0).abs()
                 <= ASPECT_TOLERANCE;
-        ok.then_some(decoded.rgb)
+        ok.then(|| (decoded.rgb, decoded.finest))
     })
 }
 
@@ -269,6 +272,7 @@ fn develop(
         full: rgb.dimensions(),
         rgb,
         orientation,
+        finest: true,
     })
 }
 
