@@ -129,7 +129,7 @@ fn embedded_jpeg(bytes: &[u8], full: (u32, u32), want: Want) -> Option<(RgbImage
         let ok = w.max(h) >= PREVIEW_SIDE
             && ((w as f32 / h.max(1) as f32) / (fw as f32 / fh.max(1) as f32) - 1.0).abs()
                 <= ASPECT_TOLERANCE;
-        ok.then(|| (decoded.rgb, decoded.finest))
+        ok.then_some((decoded.rgb, decoded.finest))
     })
 }
 
