@@ -757,7 +757,8 @@ fn a_raw_face_s_thumbnail_shows_the_face_its_jpeg_twin_s_does() {
                 .max_by(|a, b| near(a).total_cmp(&near(b)))
                 .unwrap();
             assert!(near(&twin) > 0.6, "{file}: {face} has no twin in the JPEG");
-            // The same face, upright, as the twin's thumbnail shows it; not any other face.
+            // The same face, upright, as the twin's thumbnail shows it (each library found its
+            // faces itself, so the squares differ by a few pixels); not any other face.
             let own = common::mean_abs_diff(thumb, &twin.1);
             let other = twins
                 .iter()
@@ -765,7 +766,7 @@ fn a_raw_face_s_thumbnail_shows_the_face_its_jpeg_twin_s_does() {
                 .map(|t| common::mean_abs_diff(thumb, &t.1))
                 .fold(f64::INFINITY, f64::min);
             assert!(
-                own < 8.0 && other > own + 10.0,
+                own < 16.0 && other > own + 20.0,
                 "{file}: {face}: {own} from its twin's thumbnail, {other} from another face's"
             );
         }
