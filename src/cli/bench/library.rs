@@ -116,14 +116,8 @@ pub fn run(b: LibraryBench) -> anyhow::Result<i32> {
             db.display()
         );
     }
-    // Real photos: all but the last few are the library's, those are the new ones indexed later.
-    let mut real: Vec<PathBuf> = Vec::new();
-    for entry in crate::walk::photos(&b.photos) {
-        real.push(entry.map_err(|(p, why)| anyhow::anyhow!("{}: {why}", p.display()))?);
-    }
-    real.sort();
-    let held = b.new_photos.min(real.len());
-    let (old, new) = real.split_at(real.len() - held);
+    let real = real_photos(&b.photos)?;
+    let (old, new) = real.split_at(real.len() - b.new_photos.min(real.len()));
     let (library_photos, new_photos) = (dir.join("photos"), dir.join("new"));
     copy_into(old, &library_photos)?;
     copy_into(new, &new_photos)?;
@@ -174,13 +168,8 @@ fn again(b: &LibraryBench, dir: &Path) -> anyhow::Result<i32> {
             db.display()
         );
     }
-    let mut real: Vec<PathBuf> = Vec::new();
-    for entry in crate::walk::photos(&b.photos) {
-        real.push(entry.map_err(|(p, why)| anyhow::anyhow!("{}: {why}", p.display()))?);
-    }
-    real.sort();
-    let held = b.new_photos.min(real.len());
-    let new = &real[real.len() - held..];
+    let real = real_photos(&b.photos)?;
+    let new = &real[real.len() - b.new_photos.min(real.len())..];
     // Paths the library has not seen: the same photos are new files to it.
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -242,6 +231,17 @@ fn measure(
         );
     }
     Ok(0)
+}
+
+/// The real photos under `paths`, sorted: all but the last `--new-photos` are the library's, those
+/// are the new ones indexed into it at the end.
+fn real_photos(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut real: Vec<PathBuf> = Vec::new();
+    for entry in crate::walk::photos(paths) {
+        real.push(entry.map_err(|(p, why)| anyhow::anyhow!("{}: {why}", p.display()))?);
+    }
+    real.sort();
+    Ok(real)
 }
 
 fn path_arg(p: &Path) -> anyhow::Result<&str> {
