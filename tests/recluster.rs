@@ -252,3 +252,120 @@ fn a_graph_in_parts_gives_the_clusters_of_one_machine_and_refuses_missing_or_sta
     assert_eq!(faces(&many), named);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every face's whole state: cluster, person, DBSCAN count, member, seen, assigned, ambiguous.
+type States = Vec<(
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+)>;
+
+fn states(db: &Path) -> States {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, cluster, person, neighbours, member, seen, assigned, ambiguous
+             FROM faces ORDER BY id",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Cluster ids numbered by first appearance in face order.
+fn renumbered(states: &States) -> States {
+    let mut ids = std::collections::HashMap::new();
+    states
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            f.1 = f.1.map(|c| {
+                let next = ids.len() as i64;
+                *ids.entry(c).or_insert(next)
+            });
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn a_recluster_leaves_every_face_as_a_reset_then_a_first_run_would() {
+    // A full run writes a face's DBSCAN state only where it changed, and clears it where DBSCAN
+    // no longer runs over the face (named by hand since): the same state, bit for bit, as
+    // clearing everything first.
+    common::models();
+    let dir = tempdir("recluster-state");
+    let photos = dir.join("photos");
+    copy_tree(
+        &common::testdata().join("celebrity"),
+        &photos.join("celebrity"),
+    );
+    let db = dir.join("visage.db");
+    run(&db, &with(&["index", photos.to_str().unwrap()]), 0);
+    let listed = common::lines(&run(&db, &["clusters", "--json"], 0));
+    let largest = listed.iter().max_by_key(|c| c["faces"].as_u64()).unwrap();
+    run(
+        &db,
+        &["name", largest["id"].as_str().unwrap(), "Someone"],
+        0,
+    );
+    let before = states(&db);
+
+    let direct = dir.join("direct.db");
+    copy(&db, &direct);
+    let larger = with(&["cluster", "--recluster", "--face-cluster-size", "120"]);
+    run(&direct, &larger, 0);
+    let reset = dir.join("reset.db");
+    copy(&db, &reset);
+    run(&reset, &["reset"], 0);
+    run(&reset, &larger, 0);
+
+    let got = states(&direct);
+    // Counted by the last run, not by this one (too small for DBSCAN at the size asked now):
+    // what the re-cluster must clear.
+    let cleared = before
+        .iter()
+        .zip(&got)
+        .filter(|(b, g)| b.3.is_some() && g.3.is_none())
+        .count();
+    assert!(cleared > 0, "{before:?}\n{got:?}");
+    // The same, but for the clusters' ids (a reset numbers them on from its own drop).
+    assert_eq!(renumbered(&got), renumbered(&states(&reset)));
+    let content = |db: &Path| {
+        let mut c: Vec<_> = clusters(db)
+            .into_iter()
+            .map(|c| (c.1, c.2, c.3, c.5))
+            .collect();
+        c.sort();
+        c
+    };
+    assert_eq!(content(&direct), content(&reset));
+    assert!(
+        got.iter()
+            .all(|f| f.2.is_none() || (f.3.is_none() && f.4 == 0)),
+        "{got:?}"
+    );
+    // Counted faces are DBSCAN's, and a second re-cluster changes nothing.
+    assert!(got.iter().any(|f| f.3.is_some() && f.1.is_some()));
+    run(&direct, &larger, 0);
+    assert_eq!(renumbered(&states(&direct)), renumbered(&got));
+    run(&direct, &["audit"], 0);
+}

@@ -5,11 +5,11 @@
 //! joins the one found first.
 //!
 //! [`dbscan`] walks a neighbour graph in memory. [`Streamed`] gives the same labels from the
-//! pairs read twice (a graph on disk, in parts, larger than memory): a count per point first,
-//! then the core points joined through their pairs (union-find, each component named by its
-//! lowest point, which is the point the walk starts it from), and each border point given the
-//! cluster, of those of its core neighbours, found first. It keeps four bytes a point for the
-//! counts, four for the components and the border points' pairs with a core.
+//! pairs read three times (a graph on disk, in parts, larger than memory): a count per point
+//! first, then the core points joined through their pairs (union-find, each component named by
+//! its lowest point, which is the point the walk starts it from), then each border point given
+//! the cluster, of those of its core neighbours, found first. It keeps four bytes a point for the
+//! counts, four for the components and four for the labels, and nothing per pair.
 
 use std::collections::VecDeque;
 
@@ -54,7 +54,7 @@ pub type Pairs<'a, E> = dyn FnMut(&mut PairSink) -> Result<(), E> + 'a;
 /// Labels of [`Streamed::labels`] for noise.
 pub const NOISE: u32 = u32::MAX;
 
-/// DBSCAN from pairs streamed twice: the labels [`dbscan`] gives over the graph of those pairs.
+/// DBSCAN from pairs streamed three times: the labels [`dbscan`] gives over the graph of those pairs.
 pub struct Streamed {
     /// Each point's neighbours.
     degree: Vec<u32>,
@@ -104,8 +104,9 @@ impl Streamed {
         self.degree[i as usize] + 1 >= self.min_points
     }
 
-    /// The clusters, from the same pairs handed over again: a label per point, `0..k` in order
-    /// of discovery, [`NOISE`] for noise.
+    /// The clusters, from the same pairs handed over twice more: a label per point, `0..k` in
+    /// order of discovery, [`NOISE`] for noise. The first pass joins the core points, the second
+    /// gives each border point its cluster, so nothing is kept per pair.
     pub fn labels<E>(&self, pairs: &mut Pairs<E>) -> Result<Vec<u32>, E> {
         let n = self.degree.len();
         // Union-find over the core points; a component's root is its lowest point.
@@ -118,21 +119,14 @@ impl Streamed {
             }
             x
         }
-        // Border points and one of their core neighbours, each such pair.
-        let mut borders: Vec<(u32, u32)> = Vec::new();
         pairs(&mut |chunk| {
             for &(i, j) in chunk {
-                match (self.core(i), self.core(j)) {
-                    (true, true) => {
-                        let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                        if a != b {
-                            let (lo, hi) = (a.min(b), a.max(b));
-                            parent[hi as usize] = lo;
-                        }
+                if self.core(i) && self.core(j) {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    if a != b {
+                        let (lo, hi) = (a.min(b), a.max(b));
+                        parent[hi as usize] = lo;
                     }
-                    (true, false) => borders.push((j, i)),
-                    (false, true) => borders.push((i, j)),
-                    (false, false) => {}
                 }
             }
         })?;
@@ -150,14 +144,23 @@ impl Streamed {
                 }
             }
         }
-        // A border point joins the first-found of its core neighbours' clusters.
-        for (b, c) in borders {
-            let l = labels[find(&mut parent, c) as usize];
-            let slot = &mut labels[b as usize];
-            if *slot == NOISE || l < *slot {
-                *slot = l;
+        drop(parent);
+        // A border point joins the first-found of its core neighbours' clusters. Core points
+        // have their labels already, and a border point's label is only ever lowered.
+        pairs(&mut |chunk| {
+            for &(i, j) in chunk {
+                let (border, core) = match (self.core(i), self.core(j)) {
+                    (true, false) => (j, i),
+                    (false, true) => (i, j),
+                    _ => continue,
+                };
+                let l = labels[core as usize];
+                let slot = &mut labels[border as usize];
+                if *slot == NOISE || l < *slot {
+                    *slot = l;
+                }
             }
-        }
+        })?;
         Ok(labels)
     }
 }

@@ -20,18 +20,21 @@
 //! bit); an edge is missed only when neither face probes the other's home and no short path joins
 //! them. A pair found from both sides is kept once (from the lower-numbered cell), so the cells
 //! can be searched apart (by several machines: [`super::parts`]) and their edges put together.
-//! Deterministic for a given input and seed: the sample, the k-means sums and the edges do not
-//! depend on thread timing or on the order a source reads its rows in.
+//! Deterministic for a given input and seed: the sample, the k-means sums and the set of edges do
+//! not depend on thread timing or on the order a source reads its rows in (the order the edges
+//! reach a sink does).
 //!
 //! Rows come from a [`RowSource`]. In memory, cells read their rows in place. A source that
 //! streams (the store's vector file, 8 bits a component) is read once per group of cells: the
 //! rows of the group's cells (each face once per cell it is home to or probes) are copied into a
 //! buffer of bounded size, the group's cells are searched at the distance widened by the rows'
 //! rounding, and every pair found is measured again with its exact rows. Memory, beyond the
-//! source: the probes of each face (2 bytes x `max_probes`), one group's rows, per-thread tiles
-//! and a sample for k-means; never all the rows.
+//! source: the probes of each face (2 bytes x `max_probes`), one group's rows, per-thread tiles,
+//! a sample for k-means and a few chunks of edges on their way to the sink; never all the rows,
+//! and never all of a group's edges (a cell of one person's thousand copies has millions).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -394,8 +397,9 @@ impl<'a> GroupRows<'a> {
 }
 
 /// Search `cells` of the partition (all of them, or one part's) for the pairs closer than
-/// `max_d2`, handing them to `sink` a batch of cells at a time (in no set order; each pair of the
-/// whole graph comes from exactly one cell). Rows in memory are read in place; a source that
+/// `max_d2`, handing them to `sink` as they are found, a chunk of at most [`FLUSH`] at a time (in
+/// no set order; each pair of the whole graph comes from exactly one cell). The sink is called on
+/// this thread while the pool searches, so `search` is not to be called from the pool itself. Rows in memory are read in place; a source that
 /// streams is read once per group of cells whose rows fit in `memory` bytes. Progress: home rows
 /// searched, after the `n` rows [`Partition::build`] assigned, of `2 n`.
 #[allow(clippy::too_many_arguments)]
@@ -463,89 +467,45 @@ pub fn search(
         let wide = (max_d2.sqrt() + 2.0 * margin).powi(2);
         let rechecked = AtomicUsize::new(0);
         let exact_rows = AtomicUsize::new(0);
-        // Batches of cells: their edges go to the sink while memory holds a batch's only.
-        let local: Vec<usize> = (0..group.len()).collect();
-        for batch in local.chunks(256) {
-            ctl.check()?;
-            let found: Result<Vec<Vec<Edge>>, GraphError> = batch
-                .par_iter()
-                .map_init(CellScratch::default, |scratch, &k| {
-                    if ctl.stop.load(Ordering::Relaxed) {
-                        return Err(GraphError::Stopped);
-                    }
-                    let c = group[k];
-                    let home_rows = lists.members.of(k);
-                    let mut found = Vec::new();
-                    if home_rows.is_empty() {
-                        return Ok(found);
-                    }
-                    let guests = lists.visitors.of(k);
-                    // A visitor-member pair also found from the visitor's home cell (when the
-                    // member probes it) is kept from the lower-numbered cell only.
-                    let mut visit = |visitor: u32, member: u32, d2: f32| {
-                        let visitor_home = part.home(visitor as usize);
-                        let twice = part.probes_of(member as usize).any(|&x| x == visitor_home);
-                        if !twice || (c as u16) < visitor_home {
-                            found.push(edge(visitor, member, d2));
-                        }
-                    };
-                    let mut homes = Vec::new();
-                    match &rows {
-                        GroupRows::InPlace(_) => {
-                            let CellScratch {
-                                members: sm,
-                                visitors: sv,
-                                dots,
-                                ..
-                            } = scratch;
-                            let m = rows.members(k, home_rows, dim, sm);
-                            close_pairs(m, m, dim, wide, true, dots, &mut |r, s, d2| {
-                                homes.push(edge(home_rows[r], home_rows[s], d2))
-                            });
-                            for (t, tile) in guests.chunks(TILE).enumerate() {
-                                let v = rows.visitors(k, home_rows.len(), t * TILE, tile, dim, sv);
-                                close_pairs(v, m, dim, wide, false, dots, &mut |r, s, d2| {
-                                    visit(tile[r], home_rows[s], d2)
-                                });
-                            }
-                        }
-                        GroupRows::Buffer {
-                            rows: buffer,
-                            start,
-                        } => {
-                            // 8-bit rows: integer products.
-                            let view = |from: usize, count: usize| Q8 {
-                                steps: &buffer.steps[from..from + count],
-                                values: &buffer.values[from * dim..(from + count) * dim],
-                            };
-                            let m = view(start[k], home_rows.len());
-                            let v = view(start[k] + home_rows.len(), guests.len());
-                            let q8 = &mut scratch.int8;
-                            int8::close_pairs(m, m, dim, wide, true, q8, &mut |r, s, d2| {
-                                homes.push(edge(home_rows[r], home_rows[s], d2))
-                            });
-                            int8::close_pairs(v, m, dim, wide, false, q8, &mut |r, s, d2| {
-                                visit(guests[r], home_rows[s], d2)
-                            });
-                        }
-                    }
-                    found.extend(homes);
-                    let exact = &mut scratch.exact;
-                    step(home_rows.len());
-                    if margin > 0.0 && !found.is_empty() {
-                        rechecked.fetch_add(found.len(), Ordering::Relaxed);
-                        exact_rows.fetch_add(
-                            recheck(source, &mut found, max_d2, exact)?,
-                            Ordering::Relaxed,
-                        );
-                    }
-                    Ok(found)
-                })
-                .collect();
-            for edges in found? {
-                sink(&edges)?;
+        // The cells are searched on the pool while this thread hands their edges to the sink as
+        // they come, through a channel of a few chunks: however many edges a cell has, memory
+        // holds at most [`FLUSH`] of them a thread and the chunks in the channel.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Edge>>(2);
+        let cell = Cell {
+            source,
+            part,
+            group,
+            lists: &lists,
+            rows: &rows,
+            dim,
+            max_d2,
+            wide,
+            margin,
+            rechecked: &rechecked,
+            exact_rows: &exact_rows,
+            ctl,
+            step: &step,
+        };
+        std::thread::scope(|scope| -> Result<(), GraphError> {
+            let cell = &cell;
+            let searched = scope.spawn(move || {
+                (0..group.len()).into_par_iter().try_for_each_init(
+                    || (CellScratch::default(), tx.clone()),
+                    |(scratch, tx), k| cell.search(k, scratch, tx),
+                )
+            });
+            let mut failed = None;
+            for edges in rx.iter() {
+                if let Err(e) = sink(&edges) {
+                    failed = Some(e);
+                    break;
+                }
             }
-        }
+            // A failed sink stops the search: the workers' next hand-over finds no receiver.
+            drop(rx);
+            let searched = searched.join().expect("the search thread does not panic");
+            failed.map_or(searched, Err)
+        })?;
         stats.rechecked += rechecked.into_inner();
         stats.exact_rows += exact_rows.into_inner();
     }
@@ -566,6 +526,159 @@ pub fn cpu_seconds() -> f64 {
 }
 
 /// What one thread keeps from cell to cell.
+/// Edges a thread holds before it hands them over: 12 MiB.
+const FLUSH: usize = 1 << 20;
+
+/// What every cell of a group is searched with.
+struct Cell<'a> {
+    source: &'a dyn RowSource,
+    part: &'a Partition,
+    group: &'a [u32],
+    lists: &'a CellLists,
+    rows: &'a GroupRows<'a>,
+    dim: usize,
+    max_d2: f32,
+    /// `max_d2` widened by the rounding of the rows searched.
+    wide: f32,
+    margin: f32,
+    rechecked: &'a AtomicUsize,
+    exact_rows: &'a AtomicUsize,
+    ctl: &'a Control<'a>,
+    step: &'a (dyn Fn(usize) + Sync),
+}
+
+impl Cell<'_> {
+    /// Search the group's cell `k`, handing its edges to `tx` [`FLUSH`] at most at a time.
+    fn search(
+        &self,
+        k: usize,
+        scratch: &mut CellScratch,
+        tx: &SyncSender<Vec<Edge>>,
+    ) -> Result<(), GraphError> {
+        if self.ctl.stop.load(Ordering::Relaxed) {
+            return Err(GraphError::Stopped);
+        }
+        let (part, dim, wide) = (self.part, self.dim, self.wide);
+        let c = self.group[k];
+        let home_rows = self.lists.members.of(k);
+        if home_rows.is_empty() {
+            return Ok(());
+        }
+        let guests = self.lists.visitors.of(k);
+        let CellScratch {
+            members: sm,
+            visitors: sv,
+            dots,
+            int8: q8,
+            exact,
+        } = scratch;
+        let mut out = CellOut {
+            cell: self,
+            found: Vec::new(),
+            exact,
+            tx,
+            failed: None,
+        };
+        // A visitor-member pair also found from the visitor's home cell (when the member probes
+        // it) is kept from the lower-numbered cell only.
+        let visit = |out: &mut CellOut, visitor: u32, member: u32, d2: f32| {
+            let visitor_home = part.home(visitor as usize);
+            let twice = part.probes_of(member as usize).any(|&x| x == visitor_home);
+            if !twice || (c as u16) < visitor_home {
+                out.push(edge(visitor, member, d2));
+            }
+        };
+        match self.rows {
+            GroupRows::InPlace(_) => {
+                let m = self.rows.members(k, home_rows, dim, sm);
+                close_pairs(m, m, dim, wide, true, dots, &mut |r, s, d2| {
+                    out.push(edge(home_rows[r], home_rows[s], d2))
+                });
+                for (t, tile) in guests.chunks(TILE).enumerate() {
+                    let v = self
+                        .rows
+                        .visitors(k, home_rows.len(), t * TILE, tile, dim, sv);
+                    close_pairs(v, m, dim, wide, false, dots, &mut |r, s, d2| {
+                        visit(&mut out, tile[r], home_rows[s], d2)
+                    });
+                }
+            }
+            GroupRows::Buffer {
+                rows: buffer,
+                start,
+            } => {
+                // 8-bit rows: integer products.
+                let view = |from: usize, count: usize| Q8 {
+                    steps: &buffer.steps[from..from + count],
+                    values: &buffer.values[from * dim..(from + count) * dim],
+                };
+                let m = view(start[k], home_rows.len());
+                let v = view(start[k] + home_rows.len(), guests.len());
+                int8::close_pairs(m, m, dim, wide, true, q8, &mut |r, s, d2| {
+                    out.push(edge(home_rows[r], home_rows[s], d2))
+                });
+                int8::close_pairs(v, m, dim, wide, false, q8, &mut |r, s, d2| {
+                    visit(&mut out, guests[r], home_rows[s], d2)
+                });
+            }
+        }
+        out.flush()?;
+        (self.step)(home_rows.len());
+        Ok(())
+    }
+}
+
+/// A cell's edges on their way out: measured again exactly (rows searched rounded) and handed
+/// over a chunk at a time.
+struct CellOut<'a, 's> {
+    cell: &'a Cell<'a>,
+    found: Vec<Edge>,
+    exact: &'s mut Vec<f32>,
+    tx: &'s SyncSender<Vec<Edge>>,
+    /// The first failure; later edges are dropped.
+    failed: Option<GraphError>,
+}
+
+impl CellOut<'_, '_> {
+    fn push(&mut self, e: Edge) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.found.push(e);
+        if self.found.len() >= FLUSH
+            && let Err(e) = self.hand_over()
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn hand_over(&mut self) -> Result<(), GraphError> {
+        self.cell.ctl.check()?;
+        let cell = self.cell;
+        if cell.margin > 0.0 && !self.found.is_empty() {
+            cell.rechecked
+                .fetch_add(self.found.len(), Ordering::Relaxed);
+            let read = recheck(cell.source, &mut self.found, cell.max_d2, self.exact)?;
+            cell.exact_rows.fetch_add(read, Ordering::Relaxed);
+        }
+        if !self.found.is_empty() {
+            // No receiver: the sink failed, and the search stops.
+            self.tx
+                .send(std::mem::take(&mut self.found))
+                .map_err(|_| GraphError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// The rest of the cell's edges, or its first failure.
+    fn flush(mut self) -> Result<(), GraphError> {
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => self.hand_over(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct CellScratch {
     members: Scratch,
@@ -1404,6 +1517,74 @@ mod tests {
         all.extend(added);
         sort_edges(&mut all);
         assert!(recall_of(&all, &exact) >= recall);
+    }
+
+    #[test]
+    fn a_cell_of_many_edges_reaches_the_sink_in_bounded_chunks() {
+        // 1,500 copies of one face and 1,500 of another: over a million pairs in each of two
+        // cells, more than a thread holds at a time.
+        let dim = 16;
+        let mut rows = Vec::new();
+        for k in 0..3000 {
+            let mut v = vec![0f32; dim];
+            v[k % 2] = 1.0;
+            v[2] = (k / 2) as f32 * 1e-6;
+            rows.extend(v);
+        }
+        let source = InMemory {
+            rows: Rows::F32(&rows),
+            dim,
+        };
+        let ctl = Control::quiet();
+        let mut stats = IvfStats::default();
+        let params = IvfParams {
+            cells: 2,
+            ..IvfParams::default()
+        };
+        let part = Partition::build(&source, 0.01, &params, &ctl, &mut stats).unwrap();
+        let (mut chunks, mut got) = (0, Vec::new());
+        search(
+            &source,
+            &part,
+            0.01,
+            &part.all_cells(),
+            usize::MAX,
+            &mut |e| {
+                assert!(e.len() <= FLUSH);
+                chunks += 1;
+                got.extend_from_slice(e);
+                Ok(())
+            },
+            &ctl,
+            &mut stats,
+        )
+        .unwrap();
+        sort_edges(&mut got);
+        let want: Vec<(u32, u32)> = (0..3000u32)
+            .flat_map(|i| ((i + 2)..3000).step_by(2).map(move |j| (i, j)))
+            .collect();
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().map(|e| (e.i, e.j)).eq(want.iter().copied()));
+        assert!(chunks >= 4, "{chunks} chunks");
+
+        // A sink that fails stops the search with its error.
+        let mut calls = 0;
+        let err = search(
+            &source,
+            &part,
+            0.01,
+            &part.all_cells(),
+            usize::MAX,
+            &mut |_| {
+                calls += 1;
+                Err(GraphError::Source("the disk is full".into()))
+            },
+            &ctl,
+            &mut IvfStats::default(),
+        )
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        assert!(err.to_string().contains("the disk is full"), "{err}");
     }
 
     #[test]

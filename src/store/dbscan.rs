@@ -43,21 +43,56 @@ pub fn set_settings<T: serde::Serialize>(tx: &Transaction, settings: &T) -> SqlR
 /// Drop automatic clusters, automatic matches and DBSCAN's state; manual decisions stay.
 /// Returns how many clusters were dropped.
 pub fn drop_automatic(tx: &Transaction) -> SqlResult<usize> {
+    let dropped = drop_for_full_run(tx)?;
+    tx.execute(
+        "UPDATE faces SET neighbours = NULL, member = 0, seen = 0
+         WHERE neighbours IS NOT NULL OR member = 1 OR seen = 1",
+        [],
+    )?;
+    Ok(dropped)
+}
+
+/// [`drop_automatic`] for a full run, which works DBSCAN's state of every face out again: each
+/// face's count and flags stay until [`place`] writes them where they changed and
+/// [`clear_unplaced`] clears those of the faces DBSCAN no longer runs over. A face's row holds
+/// its vector, so rewriting every row twice (cleared here, placed again) was most of a
+/// re-cluster's writing at ten million faces, for counts that mostly come out the same.
+pub fn drop_for_full_run(tx: &Transaction) -> SqlResult<usize> {
     tx.execute(
         "UPDATE faces SET cluster = NULL, person = NULL, assigned = NULL, ambiguous = 0
          WHERE assigned IS NOT 'manual' AND (cluster IS NOT NULL OR person IS NOT NULL
              OR assigned IS NOT NULL OR ambiguous = 1)",
         [],
     )?;
+    // What the full run's end leaves unseen: faces named by hand and faces gone.
     tx.execute(
-        "UPDATE faces SET neighbours = NULL, member = 0, seen = 0
-         WHERE neighbours IS NOT NULL OR member = 1 OR seen = 1",
+        "UPDATE faces SET seen = 0 WHERE seen = 1 AND (gone = 1 OR assigned IS 'manual')",
         [],
     )?;
     tx.execute_batch(
         "DELETE FROM dbscan_removed; DELETE FROM match_pending; DELETE FROM meta WHERE key = 'dbscan';",
     )?;
     tx.execute("DELETE FROM clusters WHERE kind = 'auto'", [])
+}
+
+/// After a full run placed its faces ([`place`]): every other face is out of DBSCAN (its count
+/// cleared). `placed` holds the placed faces' ids, ascending. Returns the faces cleared.
+pub fn clear_unplaced(tx: &Transaction, placed: &[i64]) -> SqlResult<usize> {
+    debug_assert!(placed.windows(2).all(|w| w[0] < w[1]));
+    let stale: Vec<i64> = tx
+        .prepare("SELECT id FROM faces WHERE neighbours IS NOT NULL ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .filter(|id: &SqlResult<i64>| {
+            id.as_ref()
+                .map_or(true, |id| placed.binary_search(id).is_err())
+        })
+        .collect::<SqlResult<_>>()?;
+    let mut clear =
+        tx.prepare_cached("UPDATE faces SET neighbours = NULL, member = 0 WHERE id = ?1")?;
+    for id in &stale {
+        clear.execute([id])?;
+    }
+    Ok(stale.len())
 }
 
 /// A face with what gates DBSCAN (PhotoPrism's cluster size and score).
@@ -190,12 +225,14 @@ pub struct State {
 }
 
 /// A full run's result for one face: its neighbour count, and its cluster if DBSCAN gave it one
-/// (a member, assigned automatically).
+/// (a member, assigned automatically). Written only where it changed: the row holds the face's
+/// vector, so a write costs a page.
 pub fn place(tx: &Transaction, face: i64, neighbours: i64, cluster: Option<i64>) -> SqlResult<()> {
     tx.prepare_cached(
         "UPDATE faces SET neighbours = ?2, cluster = ?3, member = ?4, assigned = ?5,
              ambiguous = 0, seen = 1
-         WHERE id = ?1",
+         WHERE id = ?1 AND (neighbours IS NOT ?2 OR cluster IS NOT ?3 OR member IS NOT ?4
+             OR assigned IS NOT ?5 OR ambiguous != 0 OR seen != 1)",
     )?
     .execute(params![
         face,

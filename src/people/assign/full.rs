@@ -10,7 +10,7 @@
 //!
 //! Its memory does not grow with the faces' vectors: the faces are read a chunk at a time for
 //! matching, the graph streams its rows from the vector file and its edges go to a file
-//! ([`super::graph`]), DBSCAN reads that file twice ([`clustering::dbscan::Streamed`]), and the
+//! ([`super::graph`]), DBSCAN reads that file three times ([`clustering::dbscan::Streamed`]), and the
 //! clusters' summaries are summed from the members' stored vectors read a chunk at a time. What
 //! it keeps per face is a few dozen bytes (ids, size and score, a state byte, DBSCAN's counts and
 //! labels). It stops at the next chunk when asked to (Ctrl-C), and everything it wrote is then
@@ -23,8 +23,8 @@ use rusqlite::Transaction;
 use super::graph::{self, Plan, Source};
 use super::named::PersonDecision;
 use super::{
-    ClusterReport, Decision, Faces, Targets, Which, decide, drop_automatic, insert_cluster,
-    load_named, refresh_manual_clusters,
+    ClusterReport, Decision, Faces, Targets, Which, decide, insert_cluster, load_named,
+    refresh_manual_clusters,
 };
 use crate::clustering::dbscan::{NOISE, PairSink, Streamed};
 use crate::clustering::{self, ClusterSummary, Summing};
@@ -129,7 +129,7 @@ pub(super) fn run(
         progress: &progress,
         stop: how.stop,
     };
-    report.dropped_clusters = drop_automatic(tx)?;
+    report.dropped_clusters = dbscan::drop_for_full_run(tx)?;
     refresh_manual_clusters(tx, true)?;
 
     let mut open = Open::new(dbscan::open_by_path(tx)?);
@@ -144,32 +144,36 @@ pub(super) fn run(
     let named = load_named(tx)?;
     let ignored = Targets::load(tx, Which::Ignored)?;
     let mut writes = Vec::new();
-    scan(tx, &open, &ctl, |faces| {
-        let mut rest = Faces::default();
-        for (k, d) in named
-            .decide(faces, &rejections, settings)
-            .iter()
-            .enumerate()
-        {
-            let id = faces.ids[k];
-            match *d {
-                PersonDecision::Join { person, cluster } => {
-                    writes.push(Write::Join(id, cluster, Some(person)))
+    // Without either there is nothing to match: the scan (every open face's vector) is skipped.
+    let anyone = !named.cluster_of.is_empty() || !ignored.rows.is_empty();
+    if anyone {
+        scan(tx, &open, &ctl, |faces| {
+            let mut rest = Faces::default();
+            for (k, d) in named
+                .decide(faces, &rejections, settings)
+                .iter()
+                .enumerate()
+            {
+                let id = faces.ids[k];
+                match *d {
+                    PersonDecision::Join { person, cluster } => {
+                        writes.push(Write::Join(id, cluster, Some(person)))
+                    }
+                    PersonDecision::Ambiguous => writes.push(Write::Ambiguous(id)),
+                    PersonDecision::None => rest.push_half(id, faces.row(k)),
                 }
-                PersonDecision::Ambiguous => writes.push(Write::Ambiguous(id)),
-                PersonDecision::None => rest.push_half(id, faces.row(k)),
             }
-        }
-        for (k, d) in decide(&rest, &ignored, &rejections, settings)
-            .into_iter()
-            .enumerate()
-        {
-            if let Decision::Join(cluster, _) = d {
-                writes.push(Write::Join(rest.ids[k], Some(cluster), None));
+            for (k, d) in decide(&rest, &ignored, &rejections, settings)
+                .into_iter()
+                .enumerate()
+            {
+                if let Decision::Join(cluster, _) = d {
+                    writes.push(Write::Join(rest.ids[k], Some(cluster), None));
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
+    }
     let (people, clusters) = open.write(tx, writes)?;
     report.matched_people += people;
     report.joined_clusters += clusters;
@@ -267,6 +271,11 @@ pub(super) fn run(
         }
         dbscan::mark_clusters_fresh(tx)?;
     }
+    // The faces DBSCAN ran over before and not now (named since, or no longer eligible).
+    let mut placed: Vec<i64> = dbscan.iter().map(|&k| open.list[k as usize].id).collect();
+    placed.sort_unstable();
+    dbscan::clear_unplaced(tx, &placed)?;
+    drop(placed);
 
     // 3. The rest against the unnamed clusters, the new ones included.
     log::info!("matching the faces left over to the clusters");

@@ -38,9 +38,10 @@ pub enum Plan {
     Parts(PathBuf),
 }
 
-/// Bytes of rows a streamed search holds at a time (one group of the partition's cells): the
+/// Bytes of rows a streamed search holds at a time (one group of the partition's cells; each group
+/// is one pass over the vector file, so fewer passes at ten million faces): the
 /// bound on a re-cluster's memory that does not grow with the library.
-const MEMORY: usize = 1 << 30;
+const MEMORY: usize = 2 << 30;
 
 /// The graph's faces (face ids, in id order).
 pub fn faces(conn: &Connection, settings: &Settings) -> SqlResult<Vec<i64>> {
@@ -279,17 +280,44 @@ pub fn whole(
                 .filter(|d| !d.as_os_str().is_empty())
                 .map_or_else(std::env::temp_dir, Path::to_path_buf);
             let mut out = PairWriter::scratch(&scratch, &header.bytes())?;
-            source.with(|s| compute(backend, s, method, settings, Split::WHOLE, &mut out, ctl))?;
+            let started = std::time::Instant::now();
+            let report = source
+                .with(|s| compute(backend, s, method, settings, Split::WHOLE, &mut out, ctl))?;
+            log_part(&report, started.elapsed().as_secs_f64());
             Edges::new(vec![out.into_reader()?])
         }
     };
     let params = params(method);
     if params.refine_degree > 0 {
+        let started = std::time::Instant::now();
         let mut degree = edges.degrees(ids.len())?;
         let d = settings.face_cluster_dist;
-        source.with(|s| edges.two_hop(s, &mut degree, &params, d * d, ctl))?;
+        let added = source.with(|s| edges.two_hop(s, &mut degree, &params, d * d, ctl))?;
+        log::info!(
+            "two hops: {added} edges added in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(edges)
+}
+
+/// What the search of a graph computed here did, for the log.
+fn log_part(report: &PartReport, seconds: f64) {
+    match &report.ivf {
+        Some(s) => log::info!(
+            "neighbour graph: {} edges in {seconds:.0} s (k-means {:.0} s, probes {:.0} s, \
+             search {:.0} s over {} groups of {} rows, {:.1} probes a face, largest cell {})",
+            report.edges,
+            s.kmeans_seconds,
+            s.assign_seconds,
+            s.search_seconds,
+            s.groups,
+            s.group_rows,
+            s.mean_probes,
+            s.largest_cell
+        ),
+        None => log::info!("neighbour graph: {} edges in {seconds:.0} s", report.edges),
+    }
 }
 
 /// The exact rows (f32, from the stored half floats) of these graph indices, in order.
