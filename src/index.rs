@@ -4,7 +4,7 @@
 //! runs through the pipeline, and stores each batch in one transaction. A video gives stills at a
 //! few moments, and keeps one face per person ([`video`]). Files that fail are recorded with the
 //! reason and the run goes on; files it does not read (a kind visage does not read, a reader
-//! this machine lacks, the video of a Live Photo, a RAW stacked with its JPEG) are counted with
+//! this machine lacks, the video of a Live Photo, a RAW stacked with its JPEG or HEIF) are counted with
 //! the reason, never silently; files no longer on disk are marked gone. A run may take one
 //! [`shard`] of the files only (part I of N, for many machines); the shards' databases are merged
 //! into one library by `store::merge`.
@@ -109,8 +109,8 @@ pub enum NotRead {
     Missing(String),
     /// The video of a Live Photo: its still is read.
     LivePhoto,
-    /// A RAW stacked with the JPEG (or HEIF) of the same shot: that one is read.
-    Stacked,
+    /// A RAW stacked with the JPEG or HEIF of the same shot (which it names): that one is read.
+    Stacked(&'static str),
 }
 
 impl fmt::Display for NotRead {
@@ -119,8 +119,19 @@ impl fmt::Display for NotRead {
             NotRead::Unsupported => write!(f, "not a kind visage reads"),
             NotRead::Missing(why) => write!(f, "{why}"),
             NotRead::LivePhoto => write!(f, "part of a Live Photo (its still is read)"),
-            NotRead::Stacked => write!(f, "stacked with its JPEG (the JPEG is read)"),
+            NotRead::Stacked(kind) => write!(f, "stacked with its {kind} (the {kind} is read)"),
         }
+    }
+}
+
+/// What a stacked RAW's twin is, by its name: a HEIF (`.heic`, `.heif`, `.hif`) or a JPEG.
+fn twin_kind(twin: Option<&std::path::Path>) -> &'static str {
+    let ext = twin
+        .and_then(|p| p.extension())
+        .map(|e| e.to_string_lossy().to_lowercase());
+    match ext.as_deref() {
+        Some("heic" | "heif" | "hif") => "HEIF",
+        _ => "JPEG",
     }
 }
 
@@ -140,7 +151,7 @@ pub struct NotReadFile {
     pub reason: String,
     #[serde(flatten)]
     pub why: NotRead,
-    /// The still of a Live Photo's video, the JPEG a RAW is stacked with.
+    /// The still of a Live Photo's video, the JPEG or HEIF a RAW is stacked with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partner: Option<String>,
 }
@@ -297,7 +308,7 @@ pub fn index(
             Role::Photo | Role::Raw => Ok(Reading::Still),
             Role::Video => Ok(Reading::Video),
             Role::LivePhotoVideo => Err(NotRead::LivePhoto),
-            Role::StackedRaw => Err(NotRead::Stacked),
+            Role::StackedRaw => Err(NotRead::Stacked(twin_kind(found.partner.as_deref()))),
             // A name visage does not know may still hold a photo or a video.
             Role::Other => sniff(&path).ok_or(NotRead::Unsupported),
             Role::Unread => Err(NotRead::Unsupported),
@@ -305,7 +316,7 @@ pub fn index(
         let reading = match reading {
             Ok(r) => r,
             Err(why) => {
-                if !matches!(why, NotRead::LivePhoto | NotRead::Stacked) {
+                if !matches!(why, NotRead::LivePhoto | NotRead::Stacked(_)) {
                     present.insert(key.clone());
                 }
                 not_read.push(NotReadFile {

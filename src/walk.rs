@@ -1,7 +1,7 @@
 //! Finding the files of a library: expands the paths a user gives (files or folders, recursively)
 //! into every file under them, sorted, each with what it is to visage by its name and its
 //! neighbours' names: a photo, a RAW, a video, the video of a Live Photo, a RAW stacked with its
-//! JPEG, or a kind visage does not read. It does not open or decode anything.
+//! JPEG or HEIF, or a kind visage does not read. It does not open or decode anything.
 //!
 //! Files that are not worth a word are left out here, silently (see [`is_quiet`]): hidden files
 //! and folders, thumbnail folders of NAS boxes, sidecars and edit records (`.xmp`, `.aae`,
@@ -136,7 +136,7 @@ pub enum Role {
     /// are the still's.
     LivePhotoVideo,
     /// A RAW beside a JPEG or HEIF of the same name in one folder: the two are one photo, read
-    /// from the JPEG (as PhotoPrism stacks them).
+    /// from the JPEG or HEIF (as PhotoPrism stacks them).
     StackedRaw,
     /// Media visage has no reader for (`.psd`, `.svg`, `.jxl`: [`UNREAD_EXTENSIONS`]).
     Unread,

@@ -585,6 +585,33 @@ fn a_raw_and_its_jpeg_are_one_photo_whose_faces_count_once() {
         "{}",
         stdout(&out)
     );
+    // Beside a HEIF of the same name, the HEIF is read, and the line says so.
+    let heif = dir.join("heif");
+    std::fs::create_dir_all(&heif).unwrap();
+    std::fs::copy(folder.join("IMG_0004.DNG"), heif.join("IMG_0009.DNG")).unwrap();
+    std::fs::copy(
+        common::testdata().join("heif/group.heic"),
+        heif.join("IMG_0009.HEIC"),
+    )
+    .unwrap();
+    let report = index_json(&dir.join("heif.db"), &[&heif], 0);
+    assert_eq!(report["indexed"], 1, "{report}");
+    let stacked = &report["not_read_files"][0];
+    assert_eq!(
+        (stacked["why"].as_str(), stacked["detail"].as_str()),
+        (Some("stacked"), Some("HEIF")),
+        "{report}"
+    );
+    assert_eq!(
+        stacked["reason"], "stacked with its HEIF (the HEIF is read)",
+        "{report}"
+    );
+    assert!(
+        stacked["partner"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("IMG_0009.HEIC")),
+        "{report}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
