@@ -360,6 +360,14 @@ impl Store {
     }
 }
 
+/// Set SQLite's page cache of this connection (`cache_size` in SQLite's terms: a negative
+/// number is KiB, a positive one pages); returns the setting it had, to put back.
+pub fn page_cache(conn: &rusqlite::Connection, cache_size: i64) -> SqlResult<i64> {
+    let before: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+    conn.pragma_update(None, "cache_size", cache_size)?;
+    Ok(before)
+}
+
 /// `path` as one shell word, quoted only when it must be (for commands a message suggests).
 pub fn shell_word(path: &Path) -> String {
     let s = path.to_string_lossy();

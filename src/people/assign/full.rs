@@ -114,7 +114,26 @@ enum Write {
     Ambiguous(i64),
 }
 
+/// SQLite's page cache during a full run, KiB. A full run rewrites the rows of every face
+/// DBSCAN clusters, and their entries in the cluster index, in an order the index does not
+/// follow: with SQLite's default cache (2 MiB) the same pages are spilled to the WAL again and
+/// again (at ten million faces, gigabytes of writes a minute that change little).
+const FULL_RUN_CACHE_KIB: i64 = 1024 * 1024;
+
 pub(super) fn run(
+    tx: &Transaction,
+    settings: &Settings,
+    backend: &GraphBackend,
+    how: Full,
+) -> Result<ClusterReport, PeopleError> {
+    let before = crate::store::page_cache(tx, -FULL_RUN_CACHE_KIB)?;
+    let report = run_whole(tx, settings, backend, how);
+    // The connection goes on with its own cache (a review server's, say).
+    crate::store::page_cache(tx, before)?;
+    report
+}
+
+fn run_whole(
     tx: &Transaction,
     settings: &Settings,
     backend: &GraphBackend,
@@ -129,24 +148,36 @@ pub(super) fn run(
         progress: &progress,
         stop: how.stop,
     };
+    let started = std::time::Instant::now();
     report.dropped_clusters = dbscan::drop_for_full_run(tx)?;
     refresh_manual_clusters(tx, true)?;
+    log::info!(
+        "{} automatic clusters dropped in {:.0} s",
+        report.dropped_clusters,
+        started.elapsed().as_secs_f64()
+    );
 
+    let started = std::time::Instant::now();
     let mut open = Open::new(dbscan::open_by_path(tx)?);
     report.considered = open.list.len();
+    log::info!(
+        "{} faces to decide about, listed in {:.0} s",
+        open.list.len(),
+        started.elapsed().as_secs_f64()
+    );
     let rejections = people::rejections(tx)?;
 
     // 1. The people named by hand first, then the ignored clusters.
-    log::info!(
-        "matching {} faces to the people named by hand",
-        open.list.len()
-    );
     let named = load_named(tx)?;
     let ignored = Targets::load(tx, Which::Ignored)?;
     let mut writes = Vec::new();
     // Without either there is nothing to match: the scan (every open face's vector) is skipped.
     let anyone = !named.cluster_of.is_empty() || !ignored.rows.is_empty();
     if anyone {
+        log::info!(
+            "matching {} faces to the people named by hand",
+            open.list.len()
+        );
         scan(tx, &open, &ctl, |faces| {
             let mut rest = Faces::default();
             for (k, d) in named
@@ -250,6 +281,7 @@ pub(super) fn run(
         )?;
         let labels = streamed.labels(&mut pairs)?;
         drop(at);
+        log::info!("summing the clusters' members");
         let summaries = summarise(&source, &labels, &of, &ctl)?;
         drop(source);
         let cluster_ids: Vec<i64> = summaries
@@ -257,6 +289,7 @@ pub(super) fn run(
             .map(|s| insert_cluster(tx, ClusterKind::Auto, None, s).map(|c| c.0))
             .collect::<SqlResult<_>>()?;
         report.new_clusters = cluster_ids.len();
+        log::info!("{} clusters; writing their faces", cluster_ids.len());
         for (j, &k) in dbscan.iter().enumerate() {
             if j % SCAN_CHUNK == 0 {
                 ctl.check()?;
