@@ -200,9 +200,9 @@ impl VectorFile {
     ) -> std::io::Result<()> {
         /// Rows between two wanted ones read through rather than skipped with a second read.
         const GAP: u64 = 4;
-        // Runs of neighbouring rows, each one read.
-        let mut runs = Vec::new();
+        let mut buf = Vec::new();
         let mut k = 0;
+        rows.values.reserve(positions.len() * DIM);
         while k < positions.len() {
             let first = positions[k];
             let mut end = k + 1;
@@ -220,57 +220,17 @@ impl VectorFile {
                     format!("row {last} of a file of {} rows", self.rows),
                 ));
             }
-            runs.push((k, end));
-            k = end;
-        }
-        let span = |&(k, end): &(usize, usize)| {
-            let (first, last) = (positions[k], positions[end - 1]);
-            (
-                HEADER as u64 + first * ROW as u64,
-                (last - first + 1) * ROW as u64,
-            )
-        };
-        let mut buf = Vec::new();
-        let mut asked = false;
-        rows.values.reserve(positions.len() * DIM);
-        for (r, run) in runs.iter().enumerate() {
-            let (offset, len) = span(run);
-            buf.resize(len as usize, 0);
-            let started = std::time::Instant::now();
-            self.file.read_exact_at(&mut buf, offset)?;
-            // A read from the disk rather than the page cache (the rows are spread over the
-            // file, one run a page or more apart): the rest of the chunk is asked for at once,
-            // so the disk reads them side by side instead of one after another.
-            if !asked && started.elapsed() > COLD_READ {
-                asked = true;
-                self.will_need(runs[r + 1..].iter().map(span));
-            }
-            for &p in &positions[run.0..run.1] {
-                let first = positions[run.0];
+            buf.resize((last - first + 1) as usize * ROW, 0);
+            self.file
+                .read_exact_at(&mut buf, (HEADER + first as usize * ROW) as u64)?;
+            for &p in &positions[k..end] {
                 let row = &buf[(p - first) as usize * ROW..(p - first + 1) as usize * ROW];
                 ids.push(i64::from_le_bytes(row[..8].try_into().expect("8 bytes")));
                 rows.push_bytes(&row[8..]);
             }
+            k = end;
         }
         Ok(())
-    }
-
-    /// Tell the kernel these byte ranges of the file will be read soon (it starts reading them
-    /// and returns). Only advice: nothing is lost where it is not taken.
-    fn will_need(&self, spans: impl Iterator<Item = (u64, u64)>) {
-        use std::os::unix::io::AsRawFd;
-        let fd = self.file.as_raw_fd();
-        for (offset, len) in spans {
-            // SAFETY: advice on a file descriptor this struct owns; no memory is passed.
-            unsafe {
-                libc::posix_fadvise(
-                    fd,
-                    offset as libc::off_t,
-                    len as libc::off_t,
-                    libc::POSIX_FADV_WILLNEED,
-                );
-            }
-        }
     }
 
     /// How far a distance to a row of the file may lie from the distance to the stored vector:
@@ -324,10 +284,6 @@ impl VectorFile {
         Ok(())
     }
 }
-
-/// A read that took longer than this came from the disk, not the page cache (a cached run of
-/// rows is read in a few microseconds).
-const COLD_READ: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// The faces a full graph runs over as the graph's row source ([`RowSource`]): their rows read
 /// from the vector file a chunk at a time, in the file's order (faces it does not hold come from
