@@ -4,8 +4,8 @@
 //! runs through the pipeline, and stores each batch in one transaction. A video gives stills at a
 //! few moments, and keeps one face per person ([`video`]). Files that fail are recorded with the
 //! reason and the run goes on; files it does not read (a kind visage does not read, a reader
-//! this machine lacks, the video of a Live Photo, a RAW stacked with its JPEG or HEIF) are counted with
-//! the reason, never silently; files no longer on disk are marked gone. A run may take one
+//! this machine lacks, the video of a Live Photo, a RAW stacked with its JPEG or HEIF) are counted
+//! with the reason, never silently; files no longer on disk are marked gone. A run may take one
 //! [`shard`] of the files only (part I of N, for many machines); the shards' databases are merged
 //! into one library by `store::merge`.
 //!

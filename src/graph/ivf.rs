@@ -399,8 +399,9 @@ impl<'a> GroupRows<'a> {
 /// Search `cells` of the partition (all of them, or one part's) for the pairs closer than
 /// `max_d2`, handing them to `sink` as they are found, a chunk of at most [`FLUSH`] at a time (in
 /// no set order; each pair of the whole graph comes from exactly one cell). The sink is called on
-/// this thread while the pool searches, so `search` is not to be called from the pool itself. Rows in memory are read in place; a source that
-/// streams is read once per group of cells whose rows fit in `memory` bytes. Progress: home rows
+/// this thread while the pool searches, so `search` is not to be called from the pool itself.
+/// Rows in memory are read in place; a source that streams is read once per group of cells
+/// whose rows fit in `memory` bytes. Progress: home rows
 /// searched, after the `n` rows [`Partition::build`] assigned, of `2 n`.
 #[allow(clippy::too_many_arguments)]
 pub fn search(
@@ -525,7 +526,6 @@ pub fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-/// What one thread keeps from cell to cell.
 /// Edges a thread holds before it hands them over: 12 MiB.
 const FLUSH: usize = 1 << 20;
 
@@ -679,6 +679,7 @@ impl CellOut<'_, '_> {
     }
 }
 
+/// What one thread keeps from cell to cell.
 #[derive(Default)]
 struct CellScratch {
     members: Scratch,

@@ -10,8 +10,8 @@
 //!
 //! Its memory does not grow with the faces' vectors: the faces are read a chunk at a time for
 //! matching, the graph streams its rows from the vector file and its edges go to a file
-//! ([`super::graph`]), DBSCAN reads that file three times ([`clustering::dbscan::Streamed`]), and the
-//! clusters' summaries are summed from the members' stored vectors read a chunk at a time. What
+//! ([`super::graph`]), DBSCAN reads that file three times ([`clustering::dbscan::Streamed`]), and
+//! the clusters' summaries are summed from the members' stored vectors read a chunk at a time. What
 //! it keeps per face is a few dozen bytes (ids, size and score, a state byte, DBSCAN's counts and
 //! labels). It stops at the next chunk when asked to (Ctrl-C), and everything it wrote is then
 //! rolled back with the run's one transaction.
@@ -128,9 +128,12 @@ pub(super) fn run(
 ) -> Result<ClusterReport, PeopleError> {
     let before = crate::store::page_cache(tx, -FULL_RUN_CACHE_KIB)?;
     let report = run_whole(tx, settings, backend, how);
-    // The connection goes on with its own cache (a review server's, say).
-    crate::store::page_cache(tx, before)?;
-    report
+    // The connection goes on with its own cache (a review server's, say); the run's own failure
+    // is the one to tell.
+    let restored = crate::store::page_cache(tx, before);
+    let report = report?;
+    restored?;
+    Ok(report)
 }
 
 fn run_whole(
