@@ -75,14 +75,11 @@ pub(crate) fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
     args.iter().copied().chain(SETTINGS).collect()
 }
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[test]
-fn a_graph_in_parts_gives_the_clusters_of_one_machine_and_refuses_missing_or_stale_parts() {
+/// The celebrity photos indexed under [`SETTINGS`] into a new folder, their largest cluster
+/// named by hand: the folder and the database.
+fn named_library(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     common::models();
-    let dir = tempdir("recluster");
+    let dir = tempdir(name);
     let photos = dir.join("photos");
     copy_tree(
         &common::testdata().join("celebrity"),
@@ -90,7 +87,6 @@ fn a_graph_in_parts_gives_the_clusters_of_one_machine_and_refuses_missing_or_sta
     );
     let db = dir.join("visage.db");
     run(&db, &with(&["index", photos.to_str().unwrap()]), 0);
-    // A name given by hand: the re-cluster keeps it and matches faces to that person.
     let listed = common::lines(&run(&db, &["clusters", "--json"], 0));
     let largest = listed.iter().max_by_key(|c| c["faces"].as_u64()).unwrap();
     run(
@@ -98,6 +94,17 @@ fn a_graph_in_parts_gives_the_clusters_of_one_machine_and_refuses_missing_or_sta
         &["name", largest["id"].as_str().unwrap(), "Someone"],
         0,
     );
+    (dir, db)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_graph_in_parts_gives_the_clusters_of_one_machine_and_refuses_missing_or_stale_parts() {
+    // A name given by hand: the re-cluster keeps it and matches faces to that person.
+    let (dir, db) = named_library("recluster");
 
     // Asked to stop (the flag Ctrl-C sets): after dropping every automatic cluster it stops at
     // its first check, and that is rolled back with the rest.
@@ -309,24 +316,9 @@ fn renumbered(states: &States) -> States {
 #[test]
 fn a_recluster_leaves_every_face_as_a_reset_then_a_first_run_would() {
     // A full run writes a face's DBSCAN state only where it changed, and clears it where DBSCAN
-    // no longer runs over the face (named by hand since): the same state, bit for bit, as
+    // no longer runs over the face (too small for it now): the same state, bit for bit, as
     // clearing everything first.
-    common::models();
-    let dir = tempdir("recluster-state");
-    let photos = dir.join("photos");
-    copy_tree(
-        &common::testdata().join("celebrity"),
-        &photos.join("celebrity"),
-    );
-    let db = dir.join("visage.db");
-    run(&db, &with(&["index", photos.to_str().unwrap()]), 0);
-    let listed = common::lines(&run(&db, &["clusters", "--json"], 0));
-    let largest = listed.iter().max_by_key(|c| c["faces"].as_u64()).unwrap();
-    run(
-        &db,
-        &["name", largest["id"].as_str().unwrap(), "Someone"],
-        0,
-    );
+    let (dir, db) = named_library("recluster-state");
     let before = states(&db);
 
     let direct = dir.join("direct.db");

@@ -154,7 +154,7 @@ fn run_whole(
     let started = std::time::Instant::now();
     report.dropped_clusters = dbscan::drop_for_full_run(tx)?;
     refresh_manual_clusters(tx, true)?;
-    log::info!(
+    log::debug!(
         "{} automatic clusters dropped in {:.0} s",
         report.dropped_clusters,
         started.elapsed().as_secs_f64()
@@ -163,7 +163,7 @@ fn run_whole(
     let started = std::time::Instant::now();
     let mut open = Open::new(dbscan::open_by_path(tx)?);
     report.considered = open.list.len();
-    log::info!(
+    log::debug!(
         "{} faces to decide about, listed in {:.0} s",
         open.list.len(),
         started.elapsed().as_secs_f64()
@@ -284,7 +284,7 @@ fn run_whole(
         )?;
         let labels = streamed.labels(&mut pairs)?;
         drop(at);
-        log::info!("summing the clusters' members");
+        log::debug!("summing the clusters' members");
         let summaries = summarise(&source, &labels, &of, &ctl)?;
         drop(source);
         let cluster_ids: Vec<i64> = summaries
@@ -292,7 +292,7 @@ fn run_whole(
             .map(|s| insert_cluster(tx, ClusterKind::Auto, None, s).map(|c| c.0))
             .collect::<SqlResult<_>>()?;
         report.new_clusters = cluster_ids.len();
-        log::info!("{} clusters; writing their faces", cluster_ids.len());
+        log::debug!("{} clusters; writing their faces", cluster_ids.len());
         for (j, &k) in dbscan.iter().enumerate() {
             if j % SCAN_CHUNK == 0 {
                 ctl.check()?;

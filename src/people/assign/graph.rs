@@ -293,7 +293,7 @@ pub fn whole(
         let mut degree = edges.degrees(ids.len())?;
         let d = settings.face_cluster_dist;
         let added = source.with(|s| edges.two_hop(s, &mut degree, &params, d * d, ctl))?;
-        log::info!(
+        log::debug!(
             "two hops: {added} edges added in {:.0} s",
             started.elapsed().as_secs_f64()
         );
@@ -304,7 +304,7 @@ pub fn whole(
 /// What the search of a graph computed here did, for the log.
 fn log_part(report: &PartReport, seconds: f64) {
     match &report.ivf {
-        Some(s) => log::info!(
+        Some(s) => log::debug!(
             "neighbour graph: {} edges in {seconds:.0} s (k-means {:.0} s, probes {:.0} s, \
              search {:.0} s over {} groups of {} rows, {:.1} probes a face, largest cell {})",
             report.edges,
@@ -316,7 +316,7 @@ fn log_part(report: &PartReport, seconds: f64) {
             s.mean_probes,
             s.largest_cell
         ),
-        None => log::info!("neighbour graph: {} edges in {seconds:.0} s", report.edges),
+        None => log::debug!("neighbour graph: {} edges in {seconds:.0} s", report.edges),
     }
 }
 
