@@ -9,6 +9,14 @@ use std::path::Path;
 /// Write `bytes` to `path` atomically. A file already there keeps its permissions; a new one gets
 /// those a plain create gives (read-write for all, less the umask).
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with(path, |out| out.write_all(bytes))
+}
+
+/// Write to `path` atomically what `fill` writes (through a buffer), as [`write`] does.
+pub fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -25,7 +33,11 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
     let mut file = builder.tempfile_in(dir)?;
-    file.write_all(bytes)?;
+    {
+        let mut out = io::BufWriter::with_capacity(1 << 20, &mut file);
+        fill(&mut out)?;
+        out.flush()?;
+    }
     if let Ok(old) = std::fs::metadata(path) {
         file.as_file().set_permissions(old.permissions())?;
     }

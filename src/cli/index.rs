@@ -14,6 +14,7 @@ use crate::device::Device;
 use crate::gpu::GpuError;
 use crate::graph::Control;
 use crate::graph::GraphBackend;
+use crate::graph::partition_file::Origin;
 use crate::graph::parts::Split;
 use crate::index::{self, IndexOptions, IndexReport, Shard, ShardCount};
 use crate::models::Models;
@@ -200,8 +201,13 @@ pub fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
                 part.path.display()
             );
         } else {
+            let partition = match part.partition {
+                Some(Origin::Built) => ", the IVF partition built and saved for the other parts",
+                Some(Origin::Read) => ", the IVF partition read from the one another part saved",
+                None => "",
+            };
             println!(
-                "graph part {}: {} of {} faces ({:?}) in {:.1} s, {}",
+                "graph part {}: {} of {} faces ({:?}) in {:.1} s{partition}, {}",
                 part.part,
                 plural(part.edges as usize, "edge"),
                 part.faces,

@@ -33,6 +33,7 @@
 //! a sample for k-means and a few chunks of edges on their way to the sink; never all the rows,
 //! and never all of a group's edges (a cell of one person's thousand copies has millions).
 
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
@@ -221,7 +222,6 @@ impl Partition {
         let (started, cpu) = (Instant::now(), cpu_seconds());
         let (centroids, sample) = kmeans(source, cells, params, ctl)?;
         stats.sample = sample;
-        stats.cells = centroids.len() / dim;
         stats.kmeans_seconds = started.elapsed().as_secs_f64();
         stats.kmeans_cpu_seconds = cpu_seconds() - cpu;
         let (started, cpu) = (Instant::now(), cpu_seconds());
@@ -234,14 +234,86 @@ impl Partition {
             p: params.max_probes,
             probes,
         };
-        let (members, visitors) = part.counts();
+        part.describe(stats);
+        Ok(part)
+    }
+
+    /// The partition's figures into `stats`: cells, mean probes, largest cell, pair share.
+    pub fn describe(&self, stats: &mut IvfStats) {
+        let n = self.len();
+        let (members, visitors) = self.counts();
+        stats.cells = self.cells();
         stats.mean_probes = 1.0 + visitors.iter().sum::<usize>() as f64 / n.max(1) as f64;
         stats.largest_cell = members.iter().copied().max().unwrap_or(0);
-        let pairs = (0..part.cells())
+        let pairs = (0..self.cells())
             .map(|c| cost(members[c], visitors[c]))
             .sum::<usize>();
         stats.pair_share = pairs as f64 / (n as f64 * (n.max(2) - 1) as f64 / 2.0);
-        Ok(part)
+    }
+
+    /// The partition as bytes, to be read back by [`Partition::read`]: `dim`, cells, probe slots
+    /// and rows (little-endian `u32`, `u32`, `u32`, `u64`), the centroids (`f32`), the probes
+    /// (`u16`).
+    pub fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(&(self.dim as u32).to_le_bytes())?;
+        out.write_all(&(self.cells() as u32).to_le_bytes())?;
+        out.write_all(&(self.p as u32).to_le_bytes())?;
+        out.write_all(&(self.len() as u64).to_le_bytes())?;
+        let mut bytes = Vec::with_capacity(1 << 16);
+        for chunk in self.centroids.chunks(1 << 14) {
+            bytes.clear();
+            bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+            out.write_all(&bytes)?;
+        }
+        for chunk in self.probes.chunks(1 << 15) {
+            bytes.clear();
+            bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+            out.write_all(&bytes)?;
+        }
+        Ok(())
+    }
+
+    /// A partition [`Partition::write`] wrote, for `rows` rows of `dim`; `Ok(None)` when it is
+    /// of another shape or holds a probe outside its cells.
+    pub fn read(input: &mut dyn Read, rows: usize, dim: usize) -> std::io::Result<Option<Self>> {
+        let mut head = [0u8; 20];
+        input.read_exact(&mut head)?;
+        let word = |k: usize| u32::from_le_bytes(head[k..k + 4].try_into().expect("4 bytes"));
+        let (d, cells, p) = (word(0) as usize, word(4) as usize, word(8) as usize);
+        let n = u64::from_le_bytes(head[12..].try_into().expect("8 bytes"));
+        if d != dim || n != rows as u64 || p == 0 || p > MAX_CELLS || cells > MAX_CELLS {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; 1 << 16];
+        let mut centroids = Vec::with_capacity(cells * dim);
+        while centroids.len() < cells * dim {
+            let take = (cells * dim - centroids.len()).min(1 << 14);
+            input.read_exact(&mut bytes[..take * 4])?;
+            centroids.extend(
+                bytes[..take * 4]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            );
+        }
+        let mut probes = Vec::with_capacity(rows * p);
+        while probes.len() < rows * p {
+            let take = (rows * p - probes.len()).min(1 << 15);
+            input.read_exact(&mut bytes[..take * 2])?;
+            probes.extend(
+                bytes[..take * 2]
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes(b.try_into().expect("2 bytes"))),
+            );
+        }
+        if probes.iter().any(|&c| c != NONE && c as usize >= cells) {
+            return Ok(None);
+        }
+        Ok(Some(Partition {
+            dim,
+            centroids,
+            p,
+            probes,
+        }))
     }
 
     /// Rows.

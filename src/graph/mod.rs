@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod int8;
 pub mod ivf;
+pub mod partition_file;
 pub mod parts;
 pub mod product;
 pub mod quantised;

@@ -10,13 +10,16 @@
 //! and the checksum at the end of each pass.
 //!
 //! Which part of the work a part does: [`Split`] deals the cells of the IVF partition (or the
-//! tile pairs of the exact graph) to the parts by their cost, the same way in every process.
+//! tile pairs of the exact graph) to the parts by their cost, the same way in every process. The
+//! parts share one partition through a file ([`PartitionFile`]): the first builds it, the others
+//! read it.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::ivf::{self, IvfParams, IvfStats, Partition};
+use super::partition_file::{Origin, PartitionFile};
 use super::source::{Control, GraphError, RowSource};
 use super::{Edge, GraphBackend, Method};
 
@@ -323,6 +326,10 @@ pub struct PartReport {
     /// The IVF partition's figures (the approximate graph only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ivf: Option<IvfStats>,
+    /// Whether the partition was built here or read from the parts' shared file (the approximate
+    /// graph with a shared file only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<Origin>,
 }
 
 /// Part `split` of the full graph of `source` (pairs closer than `max_d2`, squared) by `method`,
@@ -338,6 +345,7 @@ pub fn compute(
     method: Method,
     params: &IvfParams,
     split: Split,
+    shared: Option<&PartitionFile>,
     memory: usize,
     sink: &mut dyn FnMut(&[Edge]) -> Result<(), GraphError>,
     ctl: &Control,
@@ -348,6 +356,7 @@ pub fn compute(
         split,
         edges: 0,
         ivf: None,
+        partition: None,
     };
     let mut counted = |e: &[Edge]| -> Result<(), GraphError> {
         report.edges += e.len() as u64;
@@ -362,7 +371,18 @@ pub fn compute(
     match (method, backend) {
         (Method::CpuApproximate, _) => {
             let mut stats = IvfStats::default();
-            let part = Partition::build(source, max_d2, params, ctl, &mut stats)?;
+            let mut build = || Partition::build(source, max_d2, params, ctl, &mut stats);
+            let part = match shared {
+                Some(file) => {
+                    let (part, origin) = file.get_or_build(source.len(), dim, build)?;
+                    report.partition = Some(origin);
+                    part
+                }
+                None => build()?,
+            };
+            if report.partition == Some(Origin::Read) {
+                part.describe(&mut stats);
+            }
             let cells = split.take(&part.costs());
             ivf::search(
                 source,

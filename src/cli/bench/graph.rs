@@ -300,6 +300,7 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
             method,
             &ivf_params(&args),
             split,
+            None,
             usize::MAX,
             &mut |e| {
                 edges += e.len() as u64;
@@ -833,6 +834,7 @@ struct StreamRecall {
 /// `args.parts` parts, then two hops and DBSCAN over the edge files.
 fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
     use crate::clustering::dbscan::{NOISE, Streamed};
+    use crate::graph::partition_file::PartitionFile;
     use crate::graph::parts::{self, PairFile, PairWriter, Split};
     use crate::graph::{Control, GraphError};
     if args.parts == 0 {
@@ -866,6 +868,7 @@ fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
     let mut part_cpu_seconds = Vec::new();
     let mut files = Vec::new();
     let mut ivf_stats = None;
+    let shared = PartitionFile::new(dir.path(), b"bench".to_vec());
     for index in 0..args.parts {
         let split = Split {
             index,
@@ -882,6 +885,7 @@ fn run_stream(args: &GraphArgs, distance: f32) -> anyhow::Result<i32> {
             Method::CpuApproximate,
             &params,
             split,
+            Some(&shared),
             args.memory << 20,
             &mut |e| out.push(e.iter().map(|e| (e.i, e.j))),
             &ctl,

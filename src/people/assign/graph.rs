@@ -4,7 +4,9 @@
 //! (`visage cluster --graph-shard I/N --graphs DIR`), each part a file of its own that a run then
 //! reads ([`Plan::Parts`]). A part's header names the faces it was computed for (their count and
 //! a digest of their ids), the distance and the method, so a part of another library, of another
-//! state of it, or of other settings is refused by name.
+//! state of it, or of other settings is refused by name. The parts of the approximate graph share
+//! one IVF partition, saved in the folder by the first part that builds it
+//! ([`PartitionFile`]), under a header of the same kind.
 //!
 //! The rows are streamed from the vector file beside the database (8 bits a component, pairs
 //! measured again on the stored half floats) for the approximate graph; the exact graphs hold the
@@ -20,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Settings;
 use crate::embedding::EMBEDDING_DIM as DIM;
 use crate::graph::ivf::IvfParams;
+use crate::graph::partition_file::{Origin, PartitionFile};
 use crate::graph::parts::{self, Edges, PairFile, PairWriter, PartReport, Split};
 use crate::graph::source::InMemory;
 use crate::graph::{Control, GraphBackend, GraphError, Method, RowSource, Rows, Search};
@@ -79,6 +82,16 @@ impl Header {
 
     fn bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a header serialises")
+    }
+
+    /// What the IVF partition the parts share was built for: these faces and distance, and the
+    /// partition's own settings.
+    fn partition(&self, method: Method) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "graph": self,
+            "ivf": format!("{:?}", params(method)),
+        }))
+        .expect("a header serialises")
     }
 
     /// Why a part with header `found` cannot be read for this one, if it cannot.
@@ -182,6 +195,7 @@ fn compute(
     method: Method,
     settings: &Settings,
     split: Split,
+    shared: Option<&PartitionFile>,
     out: &mut PairWriter,
     ctl: &Control,
 ) -> Result<PartReport, GraphError> {
@@ -193,6 +207,7 @@ fn compute(
         method,
         &params(method),
         split,
+        shared,
         MEMORY,
         &mut |e| out.push(e.iter().map(|e| (e.i, e.j))),
         ctl,
@@ -209,6 +224,9 @@ pub struct PartOutcome {
     pub faces: usize,
     pub edges: u64,
     pub method: Method,
+    /// The IVF partition: built here (and saved beside the parts), or read from there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<Origin>,
     pub seconds: f64,
 }
 
@@ -237,6 +255,7 @@ pub fn compute_part(
         faces: ids.len(),
         edges: 0,
         method,
+        partition: None,
         seconds: 0.0,
     };
     if let Ok(done) = PairFile::open(&path)
@@ -249,9 +268,22 @@ pub fn compute_part(
     std::fs::create_dir_all(dir).map_err(|e| GraphError::io(dir, e))?;
     let source = Source::open(conn, Some(db), &ids, method)?;
     let mut out = PairWriter::create(&path, &header.bytes())?;
-    let report = source.with(|s| compute(backend, s, method, settings, split, &mut out, ctl))?;
+    let shared = PartitionFile::new(dir, header.partition(method));
+    let report = source.with(|s| {
+        compute(
+            backend,
+            s,
+            method,
+            settings,
+            split,
+            Some(&shared),
+            &mut out,
+            ctl,
+        )
+    })?;
     out.finish()?;
     outcome.edges = report.edges;
+    outcome.partition = report.partition;
     outcome.seconds = started.elapsed().as_secs_f64();
     Ok(outcome)
 }
@@ -281,8 +313,18 @@ pub fn whole(
                 .map_or_else(std::env::temp_dir, Path::to_path_buf);
             let mut out = PairWriter::scratch(&scratch, &header.bytes())?;
             let started = std::time::Instant::now();
-            let report = source
-                .with(|s| compute(backend, s, method, settings, Split::WHOLE, &mut out, ctl))?;
+            let report = source.with(|s| {
+                compute(
+                    backend,
+                    s,
+                    method,
+                    settings,
+                    Split::WHOLE,
+                    None,
+                    &mut out,
+                    ctl,
+                )
+            })?;
             log_part(&report, started.elapsed().as_secs_f64());
             Edges::new(vec![out.into_reader()?])
         }

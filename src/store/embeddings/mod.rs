@@ -11,7 +11,9 @@
 pub mod cells;
 pub mod file;
 
+use std::cell::Cell;
 use std::path::Path;
+use std::time::Duration;
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -244,7 +246,11 @@ pub fn search(
     // computes the last chunk's hits; two chunks in flight bound the memory.
     let (to_work, work) = mpsc::sync_channel::<Piece>(1);
     let (to_done, done) = mpsc::sync_channel::<(Piece, Vec<Hit>)>(1);
-    std::thread::scope(|scope| -> SqlResult<()> {
+    // Where the time goes (debug log): reading the probed rows, and looking faces up in SQLite.
+    let started = std::time::Instant::now();
+    let (read, looked) = (Cell::new(Duration::ZERO), Cell::new(Duration::ZERO));
+    let rechecked = Cell::new(0usize);
+    let result = std::thread::scope(|scope| -> SqlResult<()> {
         scope.spawn(move || {
             for piece in work {
                 let hits = match &piece {
@@ -267,6 +273,7 @@ pub fn search(
                     .take_while(|h| h.row as usize == row)
                     .count();
                 let id = ids[row];
+                let t = std::time::Instant::now();
                 let passed = state
                     .query_row([id], |r| {
                         for (c, v) in values.iter_mut().enumerate() {
@@ -276,6 +283,7 @@ pub fn search(
                     })
                     .optional()?
                     .is_some();
+                looked.set(looked.get() + t.elapsed());
                 if passed {
                     for h in &hits[k..end] {
                         each(&Found {
@@ -306,8 +314,11 @@ pub fn search(
                         if near.last() == Some(&id) {
                             continue;
                         }
+                        let t = std::time::Instant::now();
                         let blob: Option<Vec<u8>> =
                             stored.query_row([id], |r| r.get(0)).optional()?;
+                        looked.set(looked.get() + t.elapsed());
+                        rechecked.set(rechecked.get() + 1);
                         if let Some(b) = blob.filter(|b| b.len() == BLOB_BYTES) {
                             near.push(id);
                             push_blob(&mut halves, &b);
@@ -350,8 +361,10 @@ pub fn search(
                 if let Some((rows, covered)) = &probed {
                     for part in rows.chunks(SCAN_CHUNK) {
                         let (mut ids, mut approx) = fresh(&mut free);
+                        let t = std::time::Instant::now();
                         f.read_rows(part, &mut ids, &mut approx)
                             .map_err(read_error)?;
+                        read.set(read.get() + t.elapsed());
                         send(Piece::Approximate(ids, approx), &mut in_flight, &mut free)?;
                     }
                     f.seek(*covered);
@@ -392,7 +405,16 @@ pub fn search(
         drop(to_work);
         for _ in done.iter() {}
         result
-    })
+    });
+    log::debug!(
+        "search: {:.2} s, of which {:.2} s reading probed rows, {:.2} s looking up faces \
+         ({} rechecked)",
+        started.elapsed().as_secs_f64(),
+        read.get().as_secs_f64(),
+        looked.get().as_secs_f64(),
+        rechecked.get()
+    );
+    result
 }
 
 /// Migration 3: copy every face's f32 embedding out of `faces.embedding` into this table as
