@@ -130,7 +130,7 @@ fn heic_and_avif_find_the_faces_of_their_jpeg_twin() {
 }
 
 #[test]
-fn the_systems_libheif_is_used_where_there_is_one() {
+fn the_systems_libheif_is_used_where_it_has_security_limits() {
     // Debian's libheif1 (1.15 on Debian 12), which .ci/run installs.
     let system = Reader::with_libheif(models(), Origin::System);
     let description = system.libheif_description().unwrap_or_else(|e| {
@@ -142,6 +142,17 @@ fn the_systems_libheif_is_used_where_there_is_one() {
         wheel.contains("1.23.6") && wheel.contains("HEVC") && wheel.contains("AV1"),
         "{wheel}"
     );
+    // Left to choose, a reader takes the system's from 1.19 on (security limits), else the
+    // wheel's.
+    // "libheif 1.15.1 (path; decodes HEVC, AV1)"
+    let version = description.split_whitespace().nth(1).unwrap();
+    let number: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    let limits = (number[0], number[1]) >= (1, 19);
+    let chosen = Reader::with_libheif(models(), Origin::Any)
+        .libheif_description()
+        .unwrap();
+    let expected = if limits { &description } else { &wheel };
+    assert_eq!(&chosen, expected, "the system's is {version}");
     // Both read the grid and the rotated HEIC alike.
     for rel in ["heif/group-grid.heic", "heif/group-irot.heic"] {
         let a = system.open(&file(rel)).unwrap();

