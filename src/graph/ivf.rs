@@ -284,27 +284,8 @@ impl Partition {
         if d != dim || n != rows as u64 || p == 0 || p > MAX_CELLS || cells > MAX_CELLS {
             return Ok(None);
         }
-        let mut bytes = vec![0u8; 1 << 16];
-        let mut centroids = Vec::with_capacity(cells * dim);
-        while centroids.len() < cells * dim {
-            let take = (cells * dim - centroids.len()).min(1 << 14);
-            input.read_exact(&mut bytes[..take * 4])?;
-            centroids.extend(
-                bytes[..take * 4]
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
-            );
-        }
-        let mut probes = Vec::with_capacity(rows * p);
-        while probes.len() < rows * p {
-            let take = (rows * p - probes.len()).min(1 << 15);
-            input.read_exact(&mut bytes[..take * 2])?;
-            probes.extend(
-                bytes[..take * 2]
-                    .chunks_exact(2)
-                    .map(|b| u16::from_le_bytes(b.try_into().expect("2 bytes"))),
-            );
-        }
+        let centroids = read_values(input, cells * dim, f32::from_le_bytes)?;
+        let probes = read_values(input, rows * p, u16::from_le_bytes)?;
         if probes.iter().any(|&c| c != NONE && c as usize >= cells) {
             return Ok(None);
         }
@@ -378,6 +359,26 @@ impl Partition {
             .map(|(&m, &v)| cost(m, v))
             .collect()
     }
+}
+
+/// `count` little-endian values of `N` bytes each, read a block at a time.
+fn read_values<T, const N: usize>(
+    input: &mut dyn Read,
+    count: usize,
+    from: fn([u8; N]) -> T,
+) -> std::io::Result<Vec<T>> {
+    let mut bytes = vec![0u8; 1 << 16];
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let take = (count - out.len()).min(bytes.len() / N);
+        input.read_exact(&mut bytes[..take * N])?;
+        out.extend(
+            bytes[..take * N]
+                .chunks_exact(N)
+                .map(|b| from(b.try_into().expect("N bytes"))),
+        );
+    }
+    Ok(out)
 }
 
 fn cost(members: usize, visitors: usize) -> usize {

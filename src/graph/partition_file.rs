@@ -201,6 +201,22 @@ mod tests {
 
     const MAX_D2: f32 = 0.64 * 0.64;
 
+    /// The partition of these rows, as a part builds it.
+    fn build(rows: &[f32]) -> Result<Partition, GraphError> {
+        let source = InMemory {
+            rows: Rows::F32(rows),
+            dim: DIM,
+        };
+        let mut stats = IvfStats::default();
+        Partition::build(
+            &source,
+            MAX_D2,
+            &IvfParams::default(),
+            &Control::quiet(),
+            &mut stats,
+        )
+    }
+
     /// The edges of part `split` of the people's graph, the partition from `shared` if given.
     fn part(
         rows: &[f32],
@@ -260,20 +276,7 @@ mod tests {
     #[test]
     fn a_file_of_another_header_or_damaged_is_built_again() {
         let rows = People::new(1500, 9).rows_f32();
-        let source = InMemory {
-            rows: Rows::F32(&rows),
-            dim: DIM,
-        };
-        let build = || {
-            let mut stats = IvfStats::default();
-            Partition::build(
-                &source,
-                MAX_D2,
-                &IvfParams::default(),
-                &Control::quiet(),
-                &mut stats,
-            )
-        };
+        let build = || build(&rows);
         let dir = tempfile::tempdir().unwrap();
         let a = PartitionFile::new(dir.path(), b"library A".to_vec());
         let (built, origin) = a.get_or_build(rows.len() / DIM, DIM, build).unwrap();
@@ -326,23 +329,12 @@ mod tests {
                 .map(|_| {
                     s.spawn(|| {
                         let file = PartitionFile::new(dir.path(), b"library A".to_vec());
-                        let source = InMemory {
-                            rows: Rows::F32(&rows),
-                            dim: DIM,
-                        };
                         let (_, origin) = file
                             .get_or_build(1500, DIM, || {
                                 built.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                                 // Long enough that the others arrive while it builds.
                                 std::thread::sleep(std::time::Duration::from_millis(300));
-                                let mut stats = IvfStats::default();
-                                Partition::build(
-                                    &source,
-                                    MAX_D2,
-                                    &IvfParams::default(),
-                                    &Control::quiet(),
-                                    &mut stats,
-                                )
+                                build(&rows)
                             })
                             .unwrap();
                         origin
