@@ -113,6 +113,8 @@ pub enum GraphChoice {
     Auto,
     /// Every pair, whatever the number of faces (time grows with its square)
     Exact,
+    /// Through the partition on the CPU, whatever the number of faces (every pair on a GPU)
+    Approximate,
 }
 
 /// How faces are cut for the embedding network.

@@ -4,7 +4,8 @@
 //! --recluster` gives: the same clusters (ids included), the same DBSCAN neighbour counts, the same
 //! matches. A part run again for the same library does nothing; a missing part, a part of another
 //! split, and parts computed before the library changed are refused by name, and nothing is
-//! written then. A re-cluster asked to stop (what Ctrl-C does) leaves the library as it was.
+//! written then. Parts of the approximate graph run at once build its partition once and share
+//! it. A re-cluster asked to stop (what Ctrl-C does) leaves the library as it was.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -257,6 +258,81 @@ fn a_graph_in_parts_gives_the_clusters_of_one_machine_and_refuses_missing_or_sta
     assert!(err.contains("another set of faces"), "{err}");
     assert!(err.contains("part-0000-of-0003.edges"), "{err}");
     assert_eq!(faces(&many), named);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn parts_run_at_once_share_one_partition_and_give_one_machines_clusters() {
+    // The approximate graph (an IVF partition), which parts share through a file beside them.
+    const APPROXIMATE: [&str; 6] = [
+        "--face-cluster-dist",
+        "0.9",
+        "--face-cluster-core",
+        "3",
+        "--graph",
+        "approximate",
+    ];
+    fn approximate<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        args.iter().copied().chain(APPROXIMATE).collect()
+    }
+    let (dir, db) = named_library("recluster-shared");
+    let one = dir.join("one.db");
+    copy(&db, &one);
+    let out = run(&one, &approximate(&["cluster", "--recluster", "--json"]), 0);
+    assert!(common::lines(&out)[0]["new_clusters"].as_u64().unwrap() >= 2);
+
+    // Three parts started at once, each its own process: one builds the partition and saves it,
+    // the others wait for it and read it.
+    let many = dir.join("many.db");
+    copy(&db, &many);
+    let parts = dir.join("graph");
+    let parts_arg = parts.to_str().unwrap();
+    let reports: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let runs: Vec<_> = ["0/3", "1/3", "2/3"]
+            .into_iter()
+            .map(|shard| {
+                let args: Vec<&str> = ["cluster", "--graph-shard", shard, "--graphs", parts_arg]
+                    .into_iter()
+                    .chain(["--json"])
+                    .chain(APPROXIMATE)
+                    .collect();
+                let many = &many;
+                s.spawn(move || common::lines(&run(many, &args, 0)).remove(0))
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut origins: Vec<&str> = reports
+        .iter()
+        .map(|r| {
+            assert_eq!(r["method"], "cpu_approximate", "{r}");
+            r["partition"].as_str().unwrap()
+        })
+        .collect();
+    origins.sort_unstable();
+    assert_eq!(origins, ["built", "read", "read"], "{reports:?}");
+    assert!(parts.join("ivf-partition.bin").is_file());
+
+    // A part run again finds itself done; one computed again (its file gone) reads the partition.
+    std::fs::remove_file(parts.join("part-0001-of-0003.edges")).unwrap();
+    let out = run(
+        &many,
+        &approximate(&[
+            "cluster",
+            "--graph-shard",
+            "1/3",
+            "--graphs",
+            parts_arg,
+            "--json",
+        ]),
+        0,
+    );
+    assert_eq!(common::lines(&out)[0]["partition"], "read");
+
+    // The parts give the clusters of one machine, to the bit.
+    run(&many, &approximate(&["cluster", "--graphs", parts_arg]), 0);
+    assert_eq!(faces(&many), faces(&one));
+    assert_eq!(clusters(&many), clusters(&one));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -59,6 +59,8 @@ pub enum Search {
     Auto,
     /// Every pair, whatever N.
     Exact,
+    /// Through the partition on the CPU, whatever N (every pair on a GPU).
+    Approximate,
 }
 
 impl From<GraphChoice> for Search {
@@ -66,6 +68,7 @@ impl From<GraphChoice> for Search {
         match choice {
             GraphChoice::Auto => Search::Auto,
             GraphChoice::Exact => Search::Exact,
+            GraphChoice::Approximate => Search::Approximate,
         }
     }
 }
@@ -131,6 +134,7 @@ impl GraphBackend {
         match (self, search) {
             (GraphBackend::Gpu(_), _) => Method::GpuExact,
             (GraphBackend::Cpu, Search::Auto) if n > EXACT_UP_TO => Method::CpuApproximate,
+            (GraphBackend::Cpu, Search::Approximate) => Method::CpuApproximate,
             (GraphBackend::Cpu, _) => Method::CpuExact,
         }
     }
