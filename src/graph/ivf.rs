@@ -361,14 +361,15 @@ impl Partition {
     }
 }
 
-/// `count` little-endian values of `N` bytes each, read a block at a time.
+/// `count` little-endian values of `N` bytes each, read a block at a time (memory taken as they
+/// come: a damaged count runs into the end of the input, not into an allocation of its size).
 fn read_values<T, const N: usize>(
     input: &mut dyn Read,
     count: usize,
     from: fn([u8; N]) -> T,
 ) -> std::io::Result<Vec<T>> {
     let mut bytes = vec![0u8; 1 << 16];
-    let mut out = Vec::with_capacity(count);
+    let mut out = Vec::with_capacity(count.min(1 << 20));
     while out.len() < count {
         let take = (count - out.len()).min(bytes.len() / N);
         input.read_exact(&mut bytes[..take * N])?;

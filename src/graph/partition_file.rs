@@ -310,6 +310,14 @@ mod tests {
         std::fs::write(a.path(), &bytes[..bytes.len() / 2]).unwrap();
         assert_eq!(a.get_or_build(1500, DIM, build).unwrap().1, Origin::Built);
         assert_eq!(std::fs::read(a.path()).unwrap(), bytes);
+        // A damaged count of probe slots (the checksum comes last): the file runs out first, and
+        // the partition is built again.
+        let at = 12 + b"library A".len() + 8;
+        let mut slots = bytes.clone();
+        slots[at..at + 4].copy_from_slice(&60_000u32.to_le_bytes());
+        std::fs::write(a.path(), &slots).unwrap();
+        assert_eq!(a.get_or_build(1500, DIM, build).unwrap().1, Origin::Built);
+        assert_eq!(std::fs::read(a.path()).unwrap(), bytes);
         // No temporary file is left beside it.
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()

@@ -195,8 +195,9 @@ impl VectorFile {
     /// Append these rows (ascending positions in the file, at most [`SCAN_CHUNK`] of them) to
     /// `ids` and `rows`. They are read by [`READERS`] threads at once, each a share of them a run
     /// of neighbouring rows at a time: rows the page cache lacks are scattered over the file
-    /// (a cell's faces are those of many photos, indexed at many times), and a disk answers many
-    /// reads at once as quickly as one.
+    /// (a cell's faces are those of many photos, indexed at many times), and a disk answers
+    /// several reads at once in little more than the time of one (BENCHMARKS.md: 16 at once,
+    /// about three times as many rows a second).
     pub fn read_rows(
         &self,
         positions: &[u64],
