@@ -63,7 +63,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
                 };
                 let first = &files[0];
                 println!(
-                    "{name:8} {state:8} {}  {}; fetched on first use where the system has none \
+                    "{name:8} {state:8} {}  {}; otherwise fetched when first needed \
                      (from {})",
                     cache.path(first).display(),
                     first.what,
