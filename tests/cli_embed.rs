@@ -101,19 +101,14 @@ fn eval_reports_separation_of_the_celebrity_set() {
 fn models_list_shows_the_cached_files() {
     // `fetch` takes what is missing (the run-time parts too: libheif and ffmpeg, for nodes
     // without internet) and checks every file's SHA-256.
-    let out = run(&["models", "fetch"]);
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
-    for name in ["facenet", "onet", "libheif", "ffmpeg"] {
-        let line = text.lines().find(|l| l.starts_with(name)).unwrap();
-        assert!(line.contains(" ok "), "{line}");
-    }
-    let out = run(&["models", "list"]);
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
-    for name in ["facenet", "onet", "libheif", "ffmpeg"] {
-        let line = text.lines().find(|l| l.starts_with(name)).unwrap();
-        assert!(line.contains("present"), "{line}");
+    for (action, says) in [("fetch", " ok "), ("list", "present")] {
+        let out = run(&["models", action]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        for name in ["facenet", "onet", "libheif", "ffmpeg"] {
+            let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+            assert!(line.contains(says), "{line}");
+        }
     }
     // A folder with nothing in it says so, without fetching.
     let empty = tempdir("models-empty");

@@ -30,40 +30,46 @@ pub(crate) const SETTINGS: [&str; 6] = [
 /// Every face: its cluster, person, DBSCAN neighbour count and how it was assigned.
 pub(crate) type Faces = BTreeMap<i64, (Option<i64>, Option<i64>, Option<i64>, Option<String>)>;
 
-pub(crate) fn faces(db: &Path) -> Faces {
+/// Every row `sql` selects from the database at `db`, as `row` reads it.
+fn query<T, C: FromIterator<T>>(
+    db: &Path,
+    sql: &str,
+    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> C {
     let conn = Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT id, cluster, person, neighbours, assigned FROM faces ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([], row)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+pub(crate) fn faces(db: &Path) -> Faces {
+    query(
+        db,
+        "SELECT id, cluster, person, neighbours, assigned FROM faces ORDER BY id",
+        |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))),
+    )
 }
 
 /// Every cluster: kind, person, faces, radius and centroid, bit for bit.
 pub(crate) type Clusters = Vec<(i64, String, Option<i64>, i64, f64, Vec<u8>)>;
 
 pub(crate) fn clusters(db: &Path) -> Clusters {
-    let conn = Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT id, kind, person, faces, radius, centroid FROM clusters ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-        ))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    query(
+        db,
+        "SELECT id, kind, person, faces, radius, centroid FROM clusters ORDER BY id",
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        },
+    )
 }
 
 pub(crate) fn copy(db: &Path, to: &Path) {
@@ -349,28 +355,23 @@ type States = Vec<(
 )>;
 
 fn states(db: &Path) -> States {
-    let conn = Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, cluster, person, neighbours, member, seen, assigned, ambiguous
-             FROM faces ORDER BY id",
-        )
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-        ))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    query(
+        db,
+        "SELECT id, cluster, person, neighbours, member, seen, assigned, ambiguous
+         FROM faces ORDER BY id",
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        },
+    )
 }
 
 /// Cluster ids numbered by first appearance in face order.
