@@ -1,7 +1,6 @@
-//! FaceNet's forward pass on the CPU, prepared once from the Burn model: activations are NHWC rows
-//! (one row a pixel of a face, its channels side by side), so every convolution is one matrix
-//! product over the whole batch (1x1 convolutions read the activations as they are; the others go
-//! through one im2col copy), weights are packed once as `[kh * kw * cin, cout]`, and the bias, the
+//! FaceNet's forward pass on the CPU, prepared once from the Burn model, on the kernels of
+//! [`crate::cpu_conv`]: activations are NHWC rows (one row a pixel of a face, its channels side by
+//! side), so every convolution is one matrix product over the whole batch, and the bias, the
 //! residual scaling and add, and the concatenation of branches are written by the product itself
 //! (each branch writes its own columns of the block's output).
 //!
@@ -9,279 +8,19 @@
 //! record and the GPU path); this is only a faster way to run it on the CPU. It must not change a
 //! result beyond float rounding (tests compare it with Burn's forward and OpenCV DNN).
 
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::Conv2d;
-
 use super::facenet::{EMBEDDING_DIM, FaceNet, INPUT_SIDE, Reduction, Residual, Unit};
+use crate::cpu_conv::{
+    Act, Activation, Conv, Rounding, Work, floats, max_pool, max_pool_into, product,
+};
 
-/// One convolution, packed.
-struct Conv {
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    /// Zero padding before the first row / column.
-    ph: usize,
-    pw: usize,
-    cin: usize,
-    cout: usize,
-    /// `[kh * kw * cin, cout]`, row-major: row `(i * kw + j) * cin + c`.
-    w: Vec<f32>,
-    b: Vec<f32>,
-    relu: bool,
-}
-
-/// Buffers a forward pass reuses: the im2col tile, and activation buffers handed back when a
-/// layer's output replaces its input (fresh ones cost a page fault per 4 KiB).
-#[derive(Default)]
-struct Work {
-    patches: Vec<f32>,
-    free: Vec<Vec<f32>>,
-}
-
-impl Work {
-    /// A zeroed buffer of `len` floats, reusing the smallest free one that is large enough.
-    fn take(&mut self, len: usize) -> Vec<f32> {
-        let best = (0..self.free.len())
-            .filter(|&i| self.free[i].capacity() >= len)
-            .min_by_key(|&i| self.free[i].capacity());
-        let mut v = match best {
-            Some(i) => self.free.swap_remove(i),
-            None => Vec::with_capacity(len),
-        };
-        v.clear();
-        v.resize(len, 0.0);
-        v
-    }
-
-    fn give(&mut self, v: Vec<f32>) {
-        self.free.push(v);
-    }
-}
-
-/// Activations of a batch: `n` faces of `h x w` pixels with `c` channels, NHWC.
-#[derive(Clone)]
-struct Act {
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    data: Vec<f32>,
-}
-
-impl Act {
-    fn rows(&self) -> usize {
-        self.n * self.h * self.w
-    }
-}
-
-fn floats<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec::<f32>()
-        .expect("FaceNet's weights are f32")
-}
-
-impl Conv {
-    fn from_unit(u: &Unit) -> Self {
-        Self::from_burn(&u.conv, u.relu)
-    }
-
-    fn from_burn(conv: &Conv2d, relu: bool) -> Self {
-        let [cout, cin, kh, kw] = conv.weight.val().dims();
-        let (ph, pw) = match &conv.padding {
-            PaddingConfig2d::Valid => (0, 0),
-            PaddingConfig2d::Explicit(top, left, _, _) => (*top, *left),
-            PaddingConfig2d::Same => ((kh - 1) / 2, (kw - 1) / 2),
-        };
-        let oihw = floats(conv.weight.val());
-        let mut w = vec![0f32; kh * kw * cin * cout];
-        for o in 0..cout {
-            for c in 0..cin {
-                for i in 0..kh {
-                    for j in 0..kw {
-                        w[((i * kw + j) * cin + c) * cout + o] =
-                            oihw[((o * cin + c) * kh + i) * kw + j];
-                    }
-                }
-            }
-        }
-        let b = conv
-            .bias
-            .as_ref()
-            .map(|b| floats(b.val()))
-            .unwrap_or_else(|| vec![0.0; cout]);
-        Conv {
-            kh,
-            kw,
-            stride: conv.stride[0],
-            ph,
-            pw,
-            cin,
-            cout,
-            w,
-            b,
-            relu,
-        }
-    }
-
-    fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
-        (
-            (h + 2 * self.ph - self.kh) / self.stride + 1,
-            (w + 2 * self.pw - self.kw) / self.stride + 1,
-        )
-    }
-
-    /// The convolution of `x`, written (with its bias, then ReLU if it has one) into columns
-    /// `col..col + cout` of `out`, whose rows are `ld` wide.
-    fn run_into(&self, x: &Act, out: &mut [f32], ld: usize, col: usize, patches: &mut Vec<f32>) {
-        let (ho, wo) = self.out_size(x.h, x.w);
-        let m = x.n * ho * wo;
-        let k = self.kh * self.kw * self.cin;
-        for r in 0..m {
-            out[r * ld + col..r * ld + col + self.cout].copy_from_slice(&self.b);
-        }
-        if self.kh == 1 && self.kw == 1 && self.stride == 1 {
-            product(m, self.cout, k, &x.data, &self.w, out, ld, col, 1.0);
-        } else {
-            // A few hundred output rows at a time, so their patches stay in cache between the
-            // copy and the product.
-            let tile = (IM2COL_FLOATS / k).clamp(16, m.max(16));
-            for r0 in (0..m).step_by(tile) {
-                let r1 = (r0 + tile).min(m);
-                im2col(x, self, ho, wo, r0..r1, patches);
-                product(
-                    r1 - r0,
-                    self.cout,
-                    k,
-                    patches,
-                    &self.w,
-                    &mut out[r0 * ld..],
-                    ld,
-                    col,
-                    1.0,
-                );
-            }
-        }
-        if self.relu {
-            for r in 0..m {
-                for v in &mut out[r * ld + col..r * ld + col + self.cout] {
-                    *v = v.max(0.0);
-                }
-            }
-        }
-    }
-
-    fn run(&self, x: &Act, ws: &mut Work) -> Act {
-        let (h, w) = self.out_size(x.h, x.w);
-        let mut out = Act {
-            n: x.n,
-            h,
-            w,
-            c: self.cout,
-            data: ws.take(x.n * h * w * self.cout),
-        };
-        self.run_into(x, &mut out.data, self.cout, 0, &mut ws.patches);
-        out
-    }
-}
-
-/// `out[.., col..col + n] += scale * a · b` for row-major `a` (`m x k`) and `b` (`k x n`), `out`
-/// rows `ld` wide. Single-threaded: the batch is split across threads above this.
-#[allow(clippy::too_many_arguments)]
-fn product(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    b: &[f32],
-    out: &mut [f32],
-    ld: usize,
-    col: usize,
-    scale: f32,
-) {
-    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= (m.max(1) - 1) * ld + col + n);
-    // SAFETY: the assert above bounds every element gemm reads or writes: `a` is m x k with row
-    // stride k, `b` is k x n with row stride n, and `out` holds m rows of stride ld whose columns
-    // col..col + n are written.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr().add(col),
-            1,
-            ld as isize,
-            true,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
-/// How many floats of patches are copied out at a time (1 MiB: they stay in L2 for the product).
-const IM2COL_FLOATS: usize = 1 << 18;
-
-/// The patches of `x` that `conv` reads for output rows `rows` (row = output pixel, in NHW order):
-/// `[rows.len(), kh * kw * cin]`.
-fn im2col(
-    x: &Act,
-    conv: &Conv,
-    ho: usize,
-    wo: usize,
-    rows: std::ops::Range<usize>,
-    out: &mut Vec<f32>,
-) {
-    let k = conv.kh * conv.kw * x.c;
-    out.clear();
-    out.resize(rows.len() * k, 0.0);
-    for (t, r) in rows.enumerate() {
-        let (n, oy, ox) = (r / (ho * wo), (r / wo) % ho, r % wo);
-        let row = &mut out[t * k..][..k];
-        for i in 0..conv.kh {
-            let y = (oy * conv.stride + i) as isize - conv.ph as isize;
-            if y < 0 || y >= x.h as isize {
-                continue;
-            }
-            for j in 0..conv.kw {
-                let xx = (ox * conv.stride + j) as isize - conv.pw as isize;
-                if xx < 0 || xx >= x.w as isize {
-                    continue;
-                }
-                let src = ((n * x.h + y as usize) * x.w + xx as usize) * x.c;
-                row[(i * conv.kw + j) * x.c..][..x.c].copy_from_slice(&x.data[src..src + x.c]);
-            }
-        }
-    }
-}
-
-/// 3x3 max pooling, stride 2, no padding, into columns `col..col + c` of rows `ld` wide.
-fn max_pool_into(x: &Act, out: &mut [f32], ld: usize, col: usize) {
-    let (ho, wo) = ((x.h - 3) / 2 + 1, (x.w - 3) / 2 + 1);
-    for n in 0..x.n {
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let dst = &mut out[((n * ho + oy) * wo + ox) * ld + col..][..x.c];
-                dst.fill(f32::NEG_INFINITY);
-                for i in 0..3 {
-                    for j in 0..3 {
-                        let src = ((n * x.h + oy * 2 + i) * x.w + ox * 2 + j) * x.c;
-                        for (d, s) in dst.iter_mut().zip(&x.data[src..src + x.c]) {
-                            *d = d.max(*s);
-                        }
-                    }
-                }
-            }
-        }
-    }
+/// A FaceNet unit (convolution, batch norm folded in, ReLU or not), packed.
+fn unit(u: &Unit) -> Conv {
+    let activation = if u.relu {
+        Activation::Relu
+    } else {
+        Activation::None
+    };
+    Conv::from_burn(&u.conv, activation)
 }
 
 struct Block {
@@ -297,9 +36,9 @@ impl Block {
             branches: r
                 .branches
                 .iter()
-                .map(|chain| chain.iter().map(Conv::from_unit).collect())
+                .map(|chain| chain.iter().map(unit).collect())
                 .collect(),
-            up: Conv::from_unit(&r.up),
+            up: unit(&r.up),
             scale: r.scale,
             relu: r.relu,
         }
@@ -385,7 +124,7 @@ impl Reduce {
             branches: r
                 .branches
                 .iter()
-                .map(|chain| chain.iter().map(Conv::from_unit).collect())
+                .map(|chain| chain.iter().map(unit).collect())
                 .collect(),
         }
     }
@@ -407,7 +146,7 @@ impl Reduce {
             data: ws.take(x.n * h * w * width),
         };
         let col = branches_into(&self.branches, x, &mut out.data, width, ws);
-        max_pool_into(x, &mut out.data, width, col);
+        max_pool_into(x, 3, 2, Rounding::Floor, &mut out.data, width, col);
         out
     }
 }
@@ -435,7 +174,7 @@ impl CpuFaceNet {
                 &s.conv_1a, &s.conv_2a, &s.conv_2b, &s.conv_3b, &s.conv_4a, &s.conv_4b,
             ]
             .into_iter()
-            .map(Conv::from_unit)
+            .map(unit)
             .collect(),
             blocks35: net.block35.iter().map(Block::new).collect(),
             mixed_6a: Reduce::new(&net.mixed_6a),
@@ -484,18 +223,7 @@ impl CpuFaceNet {
         let x = step(x, &mut ws, &|x, ws| s[0].run(x, ws));
         let x = step(x, &mut ws, &|x, ws| s[1].run(x, ws));
         let x = step(x, &mut ws, &|x, ws| s[2].run(x, ws));
-        let x = step(x, &mut ws, &|x, ws| {
-            let (h, w) = ((x.h - 3) / 2 + 1, (x.w - 3) / 2 + 1);
-            let mut pooled = Act {
-                n: x.n,
-                h,
-                w,
-                c: x.c,
-                data: ws.take(x.n * h * w * x.c),
-            };
-            max_pool_into(x, &mut pooled.data, x.c, 0);
-            pooled
-        });
+        let x = step(x, &mut ws, &|x, ws| max_pool(x, 3, 2, Rounding::Floor, ws));
         let x = step(x, &mut ws, &|x, ws| s[3].run(x, ws));
         let x = step(x, &mut ws, &|x, ws| s[4].run(x, ws));
         let mut x = step(x, &mut ws, &|x, ws| s[5].run(x, ws));

@@ -12,7 +12,8 @@ use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::layers::{floats, normalise};
+use super::cpu::{CpuPNet, CpuRefiner, Rows};
+use super::layers::{batch, floats, normalise};
 use super::pnet::{self, PNet};
 use super::rnet::{self, RNet};
 use super::weights;
@@ -47,14 +48,21 @@ pub struct Proposal {
 pub struct Proposer {
     pnet: PNet,
     rnet: RNet,
+    /// The two prepared for the CPU, where the device is the CPU.
+    cpu: Option<(CpuPNet, CpuRefiner)>,
     device: InferenceDevice,
 }
 
 impl Proposer {
     pub fn load(pnet: &Path, rnet: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
+        let (pnet, rnet) = (
+            weights::load_pnet(pnet, &device.device)?,
+            weights::load_rnet(rnet, &device.device)?,
+        );
         Ok(Proposer {
-            pnet: weights::load_pnet(pnet, &device.device)?,
-            rnet: weights::load_rnet(rnet, &device.device)?,
+            cpu: (!device.is_gpu).then(|| (CpuPNet::new(&pnet), CpuRefiner::rnet(&rnet))),
+            pnet,
+            rnet,
             device: device.clone(),
         })
     }
@@ -140,19 +148,27 @@ impl Proposer {
             h: h as f32,
         };
         let pixels = alignment::crop_rect(image, whole, sw as u32, sh as u32);
-        let mut input = vec![0f32; 3 * sw * sh];
-        alignment::to_chw(&pixels, &mut input, normalise);
-        let x = Tensor::<4>::from_data(TensorData::new(input, [1, 3, sh, sw]), &self.device.device);
-        let y = self.pnet.forward(x);
-        let [_, _, oh, ow] = y.probability.dims();
-        let prob = floats(y.probability);
-        let reg = floats(y.regression);
-        let cells = ow * oh;
+        let (oh, ow) = (pnet::output_side(sh), pnet::output_side(sw));
+        let rows = match &self.cpu {
+            Some((cpu, _)) => cpu.forward(&pixels, sh, sw),
+            None => {
+                let mut input = vec![0f32; 3 * sw * sh];
+                alignment::to_chw(&pixels, &mut input, normalise);
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(input, [1, 3, sh, sw]),
+                    &self.device.device,
+                );
+                let y = self.pnet.forward(x);
+                debug_assert_eq!(y.probability.dims(), [1, 2, oh, ow]);
+                let (prob, reg) = (floats(y.probability), floats(y.regression));
+                Rows::from_planes(oh * ow, &[(&prob, 2), (&reg, 4)])
+            }
+        };
         let mut out = Vec::new();
         for cy in 0..oh {
             for cx in 0..ow {
                 let k = cy * ow + cx;
-                let p = prob[cells + k];
+                let p = rows.face(k);
                 if p < PNET_THRESHOLD {
                     continue;
                 }
@@ -161,14 +177,9 @@ impl Proposer {
                 let y1 = ((pnet::STRIDE * cy as f32 + 1.0) / scale).floor();
                 let x2 = ((pnet::STRIDE * cx as f32 + pnet::CELL) / scale).floor();
                 let y2 = ((pnet::STRIDE * cy as f32 + pnet::CELL) / scale).floor();
-                let r = [
-                    reg[k],
-                    reg[cells + k],
-                    reg[2 * cells + k],
-                    reg[3 * cells + k],
-                ];
+                let r = rows.regression(k);
                 out.push(Proposal {
-                    region: corrected([x1, y1, x2, y2], r),
+                    region: corrected([x1, y1, x2, y2], [r[0], r[1], r[2], r[3]]),
                     probability: p,
                 });
             }
@@ -178,28 +189,29 @@ impl Proposer {
 
     /// R-Net on squared candidates: its probability and corrected box for each, in order.
     fn rnet_batch(&self, images: &[&RgbImage], chunk: &[(usize, Rect)]) -> Vec<Proposal> {
-        let side = rnet::INPUT_SIDE;
-        let mut input = vec![0f32; chunk.len() * 3 * side * side];
-        for ((i, b), dst) in chunk.iter().zip(input.chunks_exact_mut(3 * side * side)) {
-            let pixels = alignment::crop(images[*i], *b, side as u32);
-            alignment::to_chw(&pixels, dst, normalise);
-        }
-        let x = Tensor::<4>::from_data(
-            TensorData::new(input, [chunk.len(), 3, side, side]),
-            &self.device.device,
-        );
-        let y = self.rnet.forward(x);
-        let prob = floats(y.probability);
-        let reg = floats(y.regression);
+        let side = rnet::INPUT_SIDE as u32;
+        let crops: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|(i, b)| alignment::crop(images[*i], *b, side))
+            .collect();
+        let rows = match &self.cpu {
+            Some((_, cpu)) => cpu.forward(&crops.concat(), chunk.len()),
+            None => {
+                let x = batch(&crops, side as usize, &self.device.device);
+                let y = self.rnet.forward(x);
+                let (prob, reg) = (floats(y.probability), floats(y.regression));
+                Rows::from_rows(chunk.len(), &[(&prob, 2), (&reg, 4)])
+            }
+        };
         chunk
             .iter()
             .enumerate()
-            .map(|(k, (_, b))| Proposal {
-                region: corrected(
-                    [b.x, b.y, b.x + b.w, b.y + b.h],
-                    [reg[4 * k], reg[4 * k + 1], reg[4 * k + 2], reg[4 * k + 3]],
-                ),
-                probability: prob[2 * k + 1],
+            .map(|(k, (_, b))| {
+                let r = rows.regression(k);
+                Proposal {
+                    region: corrected([b.x, b.y, b.x + b.w, b.y + b.h], [r[0], r[1], r[2], r[3]]),
+                    probability: rows.face(k),
+                }
             })
             .collect()
     }

@@ -7,11 +7,11 @@
 
 use std::path::Path;
 
-use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::layers::{floats, normalise};
+use super::cpu::{CpuRefiner, Rows};
+use super::layers::{batch, floats};
 use super::onet::{INPUT_SIDE, ONet};
 use super::weights;
 use crate::alignment::{self, Landmarks};
@@ -34,13 +34,17 @@ const BATCH: usize = 64;
 
 pub struct Verifier {
     net: ONet,
+    /// O-Net prepared for the CPU, where the device is the CPU.
+    cpu: Option<CpuRefiner>,
     device: InferenceDevice,
 }
 
 impl Verifier {
     pub fn load(path: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
+        let net = weights::load_onet(path, &device.device)?;
         Ok(Verifier {
-            net: weights::load_onet(path, &device.device)?,
+            cpu: (!device.is_gpu).then(|| CpuRefiner::onet(&net)),
+            net,
             device: device.clone(),
         })
     }
@@ -69,35 +73,32 @@ impl Verifier {
         let mut out = Vec::with_capacity(chunk.len());
         {
             let squares: Vec<Rect> = chunk.iter().map(|(_, b)| b.square()).collect();
-            let side = INPUT_SIDE;
-            let mut input = vec![0f32; chunk.len() * 3 * side * side];
-            for (((image, _), square), dst) in chunk
+            let crops: Vec<Vec<u8>> = chunk
                 .iter()
                 .zip(&squares)
-                .zip(input.chunks_exact_mut(3 * side * side))
-            {
-                let pixels = alignment::crop(image, *square, side as u32);
-                alignment::to_chw(&pixels, dst, normalise);
-            }
-            let x = Tensor::<4>::from_data(
-                TensorData::new(input, [chunk.len(), 3, side, side]),
-                &self.device.device,
-            );
-            let y = self.net.forward(x);
-            let prob = floats(y.probability);
-            let reg = floats(y.regression);
-            let marks = floats(y.landmarks);
+                .map(|((image, _), square)| alignment::crop(image, *square, INPUT_SIDE as u32))
+                .collect();
+            let rows = match &self.cpu {
+                Some(cpu) => cpu.forward(&crops.concat(), chunk.len()),
+                None => {
+                    let x = batch(&crops, INPUT_SIDE, &self.device.device);
+                    let y = self.net.forward(x);
+                    let (prob, reg) = (floats(y.probability), floats(y.regression));
+                    let marks = floats(y.landmarks);
+                    Rows::from_rows(chunk.len(), &[(&prob, 2), (&reg, 4), (&marks, 10)])
+                }
+            };
             for (i, b) in squares.iter().enumerate() {
-                let r = &reg[i * 4..i * 4 + 4];
+                let r = rows.regression(i);
                 let (x1, y1) = (b.x + r[0] * b.w, b.y + r[1] * b.h);
                 let (x2, y2) = (b.x + b.w + r[2] * b.w, b.y + b.h + r[3] * b.h);
-                let m = &marks[i * 10..i * 10 + 10];
+                let m = rows.landmarks(i);
                 let mut landmarks = [[0f32; 2]; 5];
                 for (k, p) in landmarks.iter_mut().enumerate() {
                     *p = [b.x + m[k] * b.w, b.y + m[k + 5] * b.h];
                 }
                 out.push(Verified {
-                    probability: prob[i * 2 + 1],
+                    probability: rows.face(i),
                     refined: Rect {
                         x: x1,
                         y: y1,

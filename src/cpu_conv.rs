@@ -1,0 +1,405 @@
+//! Convolutional layers on the CPU, for the networks' CPU paths (FaceNet's in `embedding::cpu`,
+//! MTCNN's in `detection::mtcnn::cpu`): activations are NHWC rows (one row a pixel, its channels
+//! side by side), so every convolution is one matrix product (1x1 convolutions read the
+//! activations as they are; the others go through one im2col copy), with weights packed once as
+//! `[kh * kw * cin, cout]`; max pooling; and the one wrapper over `gemm`.
+//!
+//! Kernels only: no network's shape or weights live here.
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+
+/// What follows a convolution or a dense layer, applied to its output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Activation {
+    None,
+    Relu,
+    /// PReLU with one slope per output channel: `max(0, v) + a * min(0, v)`.
+    PRelu(Vec<f32>),
+}
+
+impl Activation {
+    /// Apply to rows of `width` values, columns `col..col + slopes` of each (`ld` wide).
+    pub fn apply(&self, out: &mut [f32], rows: usize, ld: usize, col: usize, width: usize) {
+        match self {
+            Activation::None => {}
+            Activation::Relu => {
+                for r in 0..rows {
+                    for v in &mut out[r * ld + col..r * ld + col + width] {
+                        *v = v.max(0.0);
+                    }
+                }
+            }
+            Activation::PRelu(a) => {
+                for r in 0..rows {
+                    for (v, a) in out[r * ld + col..r * ld + col + width].iter_mut().zip(a) {
+                        *v = v.max(0.0) + a * v.min(0.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One convolution, packed.
+pub struct Conv {
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    /// Zero padding before the first row / column.
+    ph: usize,
+    pw: usize,
+    pub cin: usize,
+    pub cout: usize,
+    /// `[kh * kw * cin, cout]`, row-major: row `(i * kw + j) * cin + c`.
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+    pub activation: Activation,
+}
+
+/// Buffers a forward pass reuses: the im2col tile, and activation buffers handed back when a
+/// layer's output replaces its input (fresh ones cost a page fault per 4 KiB).
+#[derive(Default)]
+pub struct Work {
+    pub patches: Vec<f32>,
+    free: Vec<Vec<f32>>,
+}
+
+impl Work {
+    /// A zeroed buffer of `len` floats, reusing the smallest free one that is large enough.
+    pub fn take(&mut self, len: usize) -> Vec<f32> {
+        let best = (0..self.free.len())
+            .filter(|&i| self.free[i].capacity() >= len)
+            .min_by_key(|&i| self.free[i].capacity());
+        let mut v = match best {
+            Some(i) => self.free.swap_remove(i),
+            None => Vec::with_capacity(len),
+        };
+        v.clear();
+        v.resize(len, 0.0);
+        v
+    }
+
+    pub fn give(&mut self, v: Vec<f32>) {
+        self.free.push(v);
+    }
+}
+
+/// Activations of a batch: `n` faces of `h x w` pixels with `c` channels, NHWC.
+#[derive(Clone)]
+pub struct Act {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub data: Vec<f32>,
+}
+
+impl Act {
+    pub fn rows(&self) -> usize {
+        self.n * self.h * self.w
+    }
+}
+
+/// A Burn tensor's values (the networks' weights are f32).
+pub fn floats<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .expect("the networks' weights are f32")
+}
+
+impl Conv {
+    /// Burn's convolution, packed, followed by `activation`.
+    pub fn from_burn(conv: &Conv2d, activation: Activation) -> Self {
+        let [cout, cin, kh, kw] = conv.weight.val().dims();
+        let (ph, pw) = match &conv.padding {
+            PaddingConfig2d::Valid => (0, 0),
+            PaddingConfig2d::Explicit(top, left, _, _) => (*top, *left),
+            PaddingConfig2d::Same => ((kh - 1) / 2, (kw - 1) / 2),
+        };
+        let oihw = floats(conv.weight.val());
+        let mut w = vec![0f32; kh * kw * cin * cout];
+        for o in 0..cout {
+            for c in 0..cin {
+                for i in 0..kh {
+                    for j in 0..kw {
+                        w[((i * kw + j) * cin + c) * cout + o] =
+                            oihw[((o * cin + c) * kh + i) * kw + j];
+                    }
+                }
+            }
+        }
+        let b = conv
+            .bias
+            .as_ref()
+            .map(|b| floats(b.val()))
+            .unwrap_or_else(|| vec![0.0; cout]);
+        Conv {
+            kh,
+            kw,
+            stride: conv.stride[0],
+            ph,
+            pw,
+            cin,
+            cout,
+            w,
+            b,
+            activation,
+        }
+    }
+
+    pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            (h + 2 * self.ph - self.kh) / self.stride + 1,
+            (w + 2 * self.pw - self.kw) / self.stride + 1,
+        )
+    }
+
+    /// The convolution of `x`, written (with its bias, then its activation) into columns
+    /// `col..col + cout` of `out`, whose rows are `ld` wide.
+    pub fn run_into(
+        &self,
+        x: &Act,
+        out: &mut [f32],
+        ld: usize,
+        col: usize,
+        patches: &mut Vec<f32>,
+    ) {
+        let (ho, wo) = self.out_size(x.h, x.w);
+        let m = x.n * ho * wo;
+        let k = self.kh * self.kw * self.cin;
+        for r in 0..m {
+            // Element by element: a copy call per row costs more than the few values it moves.
+            for (o, b) in out[r * ld + col..r * ld + col + self.cout]
+                .iter_mut()
+                .zip(&self.b)
+            {
+                *o = *b;
+            }
+        }
+        if self.kh == 1 && self.kw == 1 && self.stride == 1 {
+            product(m, self.cout, k, &x.data, &self.w, out, ld, col, 1.0);
+        } else {
+            // A few hundred output rows at a time, so their patches stay in cache between the
+            // copy and the product.
+            let tile = (IM2COL_FLOATS / k).clamp(16, m.max(16));
+            for r0 in (0..m).step_by(tile) {
+                let r1 = (r0 + tile).min(m);
+                im2col(x, self, ho, wo, r0..r1, patches);
+                product(
+                    r1 - r0,
+                    self.cout,
+                    k,
+                    patches,
+                    &self.w,
+                    &mut out[r0 * ld..],
+                    ld,
+                    col,
+                    1.0,
+                );
+            }
+        }
+        self.activation.apply(out, m, ld, col, self.cout);
+    }
+
+    /// This convolution and `other`, of the same input, as one whose output has this one's
+    /// channels then `other`'s (heads that read the same activations, run as one product).
+    pub fn beside(self, other: Conv) -> Conv {
+        assert!(
+            (self.kh, self.kw, self.stride, self.ph, self.pw, self.cin)
+                == (
+                    other.kh,
+                    other.kw,
+                    other.stride,
+                    other.ph,
+                    other.pw,
+                    other.cin
+                )
+                && self.activation == other.activation
+        );
+        let rows = self.kh * self.kw * self.cin;
+        let mut w = Vec::with_capacity(rows * (self.cout + other.cout));
+        for r in 0..rows {
+            w.extend_from_slice(&self.w[r * self.cout..(r + 1) * self.cout]);
+            w.extend_from_slice(&other.w[r * other.cout..(r + 1) * other.cout]);
+        }
+        Conv {
+            cout: self.cout + other.cout,
+            w,
+            b: [self.b, other.b].concat(),
+            ..self
+        }
+    }
+
+    pub fn run(&self, x: &Act, ws: &mut Work) -> Act {
+        let (h, w) = self.out_size(x.h, x.w);
+        let mut out = Act {
+            n: x.n,
+            h,
+            w,
+            c: self.cout,
+            data: ws.take(x.n * h * w * self.cout),
+        };
+        self.run_into(x, &mut out.data, self.cout, 0, &mut ws.patches);
+        out
+    }
+}
+
+/// `out[.., col..col + n] += scale * a · b` for row-major `a` (`m x k`) and `b` (`k x n`), `out`
+/// rows `ld` wide. Single-threaded: the batch is split across threads above this.
+#[allow(clippy::too_many_arguments)]
+pub fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    ld: usize,
+    col: usize,
+    scale: f32,
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= (m.max(1) - 1) * ld + col + n);
+    // SAFETY: the assert above bounds every element gemm reads or writes: `a` is m x k with row
+    // stride k, `b` is k x n with row stride n, and `out` holds m rows of stride ld whose columns
+    // col..col + n are written.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr().add(col),
+            1,
+            ld as isize,
+            true,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// How many floats of patches are copied out at a time (1 MiB: they stay in L2 for the product).
+const IM2COL_FLOATS: usize = 1 << 18;
+
+/// The patches of `x` that `conv` reads for output rows `rows` (row = output pixel, in NHW order):
+/// `[rows.len(), kh * kw * cin]`.
+fn im2col(
+    x: &Act,
+    conv: &Conv,
+    ho: usize,
+    wo: usize,
+    rows: std::ops::Range<usize>,
+    out: &mut Vec<f32>,
+) {
+    let k = conv.kh * conv.kw * x.c;
+    out.clear();
+    out.resize(rows.len() * k, 0.0);
+    for (t, r) in rows.enumerate() {
+        let (n, oy, ox) = (r / (ho * wo), (r / wo) % ho, r % wo);
+        let row = &mut out[t * k..][..k];
+        for i in 0..conv.kh {
+            let y = (oy * conv.stride + i) as isize - conv.ph as isize;
+            if y < 0 || y >= x.h as isize {
+                continue;
+            }
+            let x0 = (ox * conv.stride) as isize - conv.pw as isize;
+            let line = (n * x.h + y as usize) * x.w;
+            if x0 >= 0 && x0 as usize + conv.kw <= x.w {
+                // The window's row lies inside: its `kw` pixels are one run of the input.
+                let src = (line + x0 as usize) * x.c;
+                let run = conv.kw * x.c;
+                row[i * run..][..run].copy_from_slice(&x.data[src..src + run]);
+                continue;
+            }
+            for j in 0..conv.kw {
+                let xx = x0 + j as isize;
+                if xx < 0 || xx >= x.w as isize {
+                    continue;
+                }
+                let src = (line + xx as usize) * x.c;
+                row[(i * conv.kw + j) * x.c..][..x.c].copy_from_slice(&x.data[src..src + x.c]);
+            }
+        }
+    }
+}
+
+/// How a pooling window meets the far border: PyTorch's default (windows wholly inside), or
+/// Caffe's, which MTCNN was trained with (one more window where a partial one remains, clipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounding {
+    Floor,
+    Ceil,
+}
+
+impl Rounding {
+    /// Output side for an input `side`, kernel `k`, stride `s`, no padding (with PyTorch's
+    /// rule that no window starts past the input; an input smaller than the kernel gives one
+    /// cell in ceil mode).
+    pub fn side(self, side: usize, k: usize, s: usize) -> usize {
+        if side < k {
+            return (self == Rounding::Ceil) as usize;
+        }
+        match self {
+            Rounding::Floor => (side - k) / s + 1,
+            Rounding::Ceil => {
+                let n = (side - k).div_ceil(s) + 1;
+                if (n - 1) * s >= side { n - 1 } else { n }
+            }
+        }
+    }
+}
+
+/// `k x k` max pooling at stride `s`, no padding, windows clipped at the far border, into columns
+/// `col..col + c` of rows `ld` wide.
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool_into(
+    x: &Act,
+    k: usize,
+    s: usize,
+    rounding: Rounding,
+    out: &mut [f32],
+    ld: usize,
+    col: usize,
+) {
+    let (ho, wo) = (rounding.side(x.h, k, s), rounding.side(x.w, k, s));
+    for n in 0..x.n {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let dst = &mut out[((n * ho + oy) * wo + ox) * ld + col..][..x.c];
+                dst.fill(f32::NEG_INFINITY);
+                for i in oy * s..(oy * s + k).min(x.h) {
+                    for j in ox * s..(ox * s + k).min(x.w) {
+                        let src = ((n * x.h + i) * x.w + j) * x.c;
+                        for (d, v) in dst.iter_mut().zip(&x.data[src..src + x.c]) {
+                            *d = d.max(*v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`max_pool_into`] as a new activation.
+pub fn max_pool(x: &Act, k: usize, s: usize, rounding: Rounding, ws: &mut Work) -> Act {
+    let (h, w) = (rounding.side(x.h, k, s), rounding.side(x.w, k, s));
+    let mut out = Act {
+        n: x.n,
+        h,
+        w,
+        c: x.c,
+        data: ws.take(x.n * h * w * x.c),
+    };
+    max_pool_into(x, k, s, rounding, &mut out.data, x.c, 0);
+    out
+}
