@@ -111,13 +111,49 @@ pub fn floats<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
 impl Conv {
     /// Burn's convolution, packed, followed by `activation`.
     pub fn from_burn(conv: &Conv2d, activation: Activation) -> Self {
-        let [cout, cin, kh, kw] = conv.weight.val().dims();
-        let (ph, pw) = match &conv.padding {
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        Self::pack(
+            conv.weight.val(),
+            bias,
+            conv.stride[0],
+            &conv.padding,
+            activation,
+        )
+    }
+
+    /// [`Conv::from_burn`], consuming the convolution: its weights are read where they lie,
+    /// not copied first (copying a large network's weights was most of its packing time).
+    pub fn from_burn_owned(conv: Conv2d, activation: Activation) -> Self {
+        let Conv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+            ..
+        } = conv;
+        Self::pack(
+            weight.into_value(),
+            bias.map(|b| b.into_value()),
+            stride[0],
+            &padding,
+            activation,
+        )
+    }
+
+    fn pack(
+        weight: burn::tensor::Tensor<4>,
+        bias: Option<burn::tensor::Tensor<1>>,
+        stride: usize,
+        padding: &PaddingConfig2d,
+        activation: Activation,
+    ) -> Self {
+        let [cout, cin, kh, kw] = weight.dims();
+        let (ph, pw) = match padding {
             PaddingConfig2d::Valid => (0, 0),
             PaddingConfig2d::Explicit(top, left, _, _) => (*top, *left),
             PaddingConfig2d::Same => ((kh - 1) / 2, (kw - 1) / 2),
         };
-        let oihw = floats(conv.weight.val());
+        let oihw = floats(weight);
         let mut w = vec![0f32; kh * kw * cin * cout];
         for o in 0..cout {
             for c in 0..cin {
@@ -129,15 +165,11 @@ impl Conv {
                 }
             }
         }
-        let b = conv
-            .bias
-            .as_ref()
-            .map(|b| floats(b.val()))
-            .unwrap_or_else(|| vec![0.0; cout]);
+        let b = bias.map(floats).unwrap_or_else(|| vec![0.0; cout]);
         Conv {
             kh,
             kw,
-            stride: conv.stride[0],
+            stride,
             ph,
             pw,
             cin,

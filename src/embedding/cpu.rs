@@ -14,13 +14,20 @@ use crate::cpu_conv::{
 };
 
 /// A FaceNet unit (convolution, batch norm folded in, ReLU or not), packed.
-fn unit(u: &Unit) -> Conv {
+fn unit(u: Unit) -> Conv {
     let activation = if u.relu {
         Activation::Relu
     } else {
         Activation::None
     };
-    Conv::from_burn(&u.conv, activation)
+    Conv::from_burn_owned(u.conv, activation)
+}
+
+/// Branches of units, packed.
+fn branches(b: Vec<Vec<Unit>>) -> Vec<Vec<Conv>> {
+    b.into_iter()
+        .map(|chain| chain.into_iter().map(unit).collect())
+        .collect()
 }
 
 struct Block {
@@ -31,14 +38,10 @@ struct Block {
 }
 
 impl Block {
-    fn new(r: &Residual) -> Self {
+    fn new(r: Residual) -> Self {
         Block {
-            branches: r
-                .branches
-                .iter()
-                .map(|chain| chain.iter().map(unit).collect())
-                .collect(),
-            up: unit(&r.up),
+            branches: branches(r.branches),
+            up: unit(r.up),
             scale: r.scale,
             relu: r.relu,
         }
@@ -119,13 +122,9 @@ struct Reduce {
 }
 
 impl Reduce {
-    fn new(r: &Reduction) -> Self {
+    fn new(r: Reduction) -> Self {
         Reduce {
-            branches: r
-                .branches
-                .iter()
-                .map(|chain| chain.iter().map(unit).collect())
-                .collect(),
+            branches: branches(r.branches),
         }
     }
 
@@ -165,29 +164,30 @@ pub struct CpuFaceNet {
 }
 
 impl CpuFaceNet {
-    pub fn new(net: &FaceNet) -> Self {
-        let s = &net.stem;
-        let lw = net.bottleneck.weight.val();
+    /// The network packed for the CPU. It takes the Burn module, whose weights it reads where
+    /// they lie rather than copying them (see `Conv::from_burn_owned`).
+    pub fn new(net: FaceNet) -> Self {
+        let s = net.stem;
+        let lw = net.bottleneck.weight.into_value();
         assert_eq!(lw.dims()[1], EMBEDDING_DIM);
         CpuFaceNet {
             stem: [
-                &s.conv_1a, &s.conv_2a, &s.conv_2b, &s.conv_3b, &s.conv_4a, &s.conv_4b,
+                s.conv_1a, s.conv_2a, s.conv_2b, s.conv_3b, s.conv_4a, s.conv_4b,
             ]
             .into_iter()
             .map(unit)
             .collect(),
-            blocks35: net.block35.iter().map(Block::new).collect(),
-            mixed_6a: Reduce::new(&net.mixed_6a),
-            blocks17: net.block17.iter().map(Block::new).collect(),
-            mixed_7a: Reduce::new(&net.mixed_7a),
-            blocks8: net.block8.iter().map(Block::new).collect(),
-            last: Block::new(&net.last),
+            blocks35: net.block35.into_iter().map(Block::new).collect(),
+            mixed_6a: Reduce::new(net.mixed_6a),
+            blocks17: net.block17.into_iter().map(Block::new).collect(),
+            mixed_7a: Reduce::new(net.mixed_7a),
+            blocks8: net.block8.into_iter().map(Block::new).collect(),
+            last: Block::new(net.last),
             bottleneck: (
                 floats(lw),
                 net.bottleneck
                     .bias
-                    .as_ref()
-                    .map(|b| floats(b.val()))
+                    .map(|b| floats(b.into_value()))
                     .unwrap_or_else(|| vec![0.0; EMBEDDING_DIM]),
             ),
         }

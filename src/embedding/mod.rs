@@ -63,17 +63,38 @@ impl Standardisation {
 }
 
 pub struct Embedder {
-    net: FaceNet,
-    /// The prepared CPU forward pass, on the CPU device.
-    cpu: Option<cpu::CpuFaceNet>,
+    net: Net,
     device: InferenceDevice,
     pub standardisation: Standardisation,
+}
+
+/// What runs the network.
+enum Net {
+    /// Burn's module: on a GPU, and as the reference on the CPU ([`Embedder::load_burn`]).
+    Burn(Box<FaceNet>),
+    /// The forward pass prepared for the CPU. The Burn module it was built from is not kept:
+    /// its weights would be held twice (90 MB).
+    Cpu(Box<cpu::CpuFaceNet>),
 }
 
 impl Embedder {
     /// Load FaceNet from the cached Burn record next to `graph`, or import the graph and write
     /// that record for next time.
     pub fn load(graph: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
+        Ok(Self::with_net(Self::load_net(graph, device)?, device))
+    }
+
+    /// [`Embedder::load`], running Burn's own forward pass even on the CPU: the reference the
+    /// prepared CPU pass is tested against.
+    pub fn load_burn(graph: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
+        Ok(Embedder {
+            net: Net::Burn(Box::new(Self::load_net(graph, device)?)),
+            device: device.clone(),
+            standardisation: Standardisation::Fixed,
+        })
+    }
+
+    fn load_net(graph: &Path, device: &InferenceDevice) -> Result<FaceNet, WeightsError> {
         let record = record_path(graph);
         let net = match weights::load_record(&record, &device.device) {
             Ok(net) => net,
@@ -90,7 +111,7 @@ impl Embedder {
                 net
             }
         };
-        Ok(Self::with_net(net, device))
+        Ok(net)
     }
 
     /// Import straight from the graph, bypassing the cached record (for tests).
@@ -103,8 +124,11 @@ impl Embedder {
 
     fn with_net(net: FaceNet, device: &InferenceDevice) -> Self {
         Embedder {
-            cpu: (!device.is_gpu).then(|| cpu::CpuFaceNet::new(&net)),
-            net,
+            net: if device.is_gpu {
+                Net::Burn(Box::new(net))
+            } else {
+                Net::Cpu(Box::new(cpu::CpuFaceNet::new(net)))
+            },
             device: device.clone(),
             standardisation: Standardisation::Fixed,
         }
@@ -146,21 +170,8 @@ impl Embedder {
         out
     }
 
-    /// Burn's own forward pass on this device, even on the CPU: the reference the prepared CPU
-    /// path is tested against.
-    pub fn embed_with_burn(&self, crops: &[Vec<u8>]) -> Vec<Embedding> {
-        crops
-            .chunks(BATCH)
-            .flat_map(|c| self.forward_with(c, false))
-            .collect()
-    }
-
     /// One forward pass over `chunk`.
     fn forward(&self, chunk: &[Vec<u8>]) -> Vec<Embedding> {
-        self.forward_with(chunk, true)
-    }
-
-    fn forward_with(&self, chunk: &[Vec<u8>], prepared: bool) -> Vec<Embedding> {
         let side = INPUT_SIDE;
         let plane = 3 * side * side;
         let mut input = vec![0f32; chunk.len() * plane];
@@ -168,15 +179,15 @@ impl Embedder {
             assert_eq!(crop.len(), plane, "FaceNet crops are 160x160 RGB");
             self.standardisation.apply(crop, dst);
         }
-        if let (Some(cpu), true) = (&self.cpu, prepared) {
-            return cpu.forward(&input, chunk.len());
-        }
+        let net = match &self.net {
+            Net::Cpu(cpu) => return cpu.forward(&input, chunk.len()),
+            Net::Burn(net) => net,
+        };
         let x = Tensor::<4>::from_data(
             TensorData::new(input, [chunk.len(), 3, side, side]),
             &self.device.device,
         );
-        let y = self
-            .net
+        let y = net
             .forward(x)
             .into_data()
             .try_into_vec::<f32>()
