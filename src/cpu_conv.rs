@@ -19,7 +19,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Apply to rows of `width` values, columns `col..col + slopes` of each (`ld` wide).
+    /// Apply to columns `col..col + width` of `rows` rows `ld` wide.
     pub fn apply(&self, out: &mut [f32], rows: usize, ld: usize, col: usize, width: usize) {
         match self {
             Activation::None => {}
@@ -85,7 +85,7 @@ impl Work {
     }
 }
 
-/// Activations of a batch: `n` faces of `h x w` pixels with `c` channels, NHWC.
+/// Activations of a batch: `n` images of `h x w` pixels with `c` channels, NHWC.
 #[derive(Clone)]
 pub struct Act {
     pub n: usize,
@@ -121,8 +121,8 @@ impl Conv {
         )
     }
 
-    /// [`Conv::from_burn`], consuming the convolution: its weights are read where they lie,
-    /// not copied first (copying a large network's weights was most of its packing time).
+    /// [`Conv::from_burn`], consuming the convolution, so that a network packed this way is
+    /// not held twice.
     pub fn from_burn_owned(conv: Conv2d, activation: Activation) -> Self {
         let Conv2d {
             weight,
@@ -434,4 +434,65 @@ pub fn max_pool(x: &Act, k: usize, s: usize, rounding: Rounding, ws: &mut Work) 
     };
     max_pool_into(x, k, s, rounding, &mut out.data, x.c, 0);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    /// Pooling of NHWC activations gives what Burn's does on NCHW, clipped windows at the far
+    /// borders included (Caffe's ceil mode), for MTCNN's and FaceNet's kernels and for sides
+    /// that divide evenly and that do not.
+    #[test]
+    fn max_pooling_matches_burns_in_both_roundings() {
+        let d = Device::flex();
+        for (k, rounding) in [
+            (2, Rounding::Ceil),
+            (3, Rounding::Ceil),
+            (3, Rounding::Floor),
+        ] {
+            for (h, w) in [(11, 13), (12, 12), (22, 22), (9, 10), (3, 5)] {
+                let (n, c) = (2, 3);
+                let len = n * c * h * w;
+                // Distinct values in a scrambled order, negative ones too; NCHW for Burn.
+                let nchw: Vec<f32> = (0..len)
+                    .map(|i| ((i * 7919) % len) as f32 - len as f32 / 2.0)
+                    .collect();
+                let mut nhwc = vec![0f32; len];
+                for (i, v) in nchw.iter().enumerate() {
+                    let (b, ch, y, x) = (i / (c * h * w), i / (h * w) % c, i / w % h, i % w);
+                    nhwc[((b * h + y) * w + x) * c + ch] = *v;
+                }
+                let act = Act {
+                    n,
+                    h,
+                    w,
+                    c,
+                    data: nhwc,
+                };
+                let ours = max_pool(&act, k, 2, rounding, &mut Work::default());
+                let pool = MaxPool2dConfig::new([k, k])
+                    .with_strides([2, 2])
+                    .with_ceil_mode(rounding == Rounding::Ceil)
+                    .init();
+                let burns = pool.forward(Tensor::<4>::from_data(
+                    TensorData::new(nchw, [n, c, h, w]),
+                    &d,
+                ));
+                let [_, _, oh, ow] = burns.dims();
+                assert_eq!((ours.h, ours.w), (oh, ow), "k {k} {rounding:?}, {h} x {w}");
+                let burns = floats(burns);
+                for (i, v) in burns.iter().enumerate() {
+                    let (b, ch, y, x) = (i / (c * oh * ow), i / (oh * ow) % c, i / ow % oh, i % ow);
+                    assert_eq!(
+                        ours.data[((b * oh + y) * ow + x) * c + ch],
+                        *v,
+                        "k {k} {rounding:?}, {h} x {w}"
+                    );
+                }
+            }
+        }
+    }
 }
