@@ -101,11 +101,11 @@ impl Act {
     }
 }
 
-/// A Burn tensor's values (the networks' weights are f32).
+/// A Burn tensor's values (the networks' weights and outputs are f32).
 pub fn floats<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     t.into_data()
         .try_into_vec::<f32>()
-        .expect("the networks' weights are f32")
+        .expect("the networks compute in f32")
 }
 
 impl Conv {

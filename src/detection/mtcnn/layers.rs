@@ -56,8 +56,4 @@ pub fn batch(crops: &[Vec<u8>], side: usize, device: &Device) -> Tensor<4> {
 }
 
 /// A tensor's values (every MTCNN network computes in f32).
-pub fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec::<f32>()
-        .expect("networks compute in f32")
-}
+pub use crate::cpu_conv::floats;
