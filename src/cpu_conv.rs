@@ -66,7 +66,10 @@ pub struct Work {
 }
 
 impl Work {
-    /// A zeroed buffer of `len` floats, reusing the smallest free one that is large enough.
+    /// A buffer of `len` floats for an output that is written whole (every caller's is: a
+    /// convolution writes its bias to every value, a pooling every maximum), reusing the
+    /// smallest free one that is large enough. Its values are what the buffer last held, so
+    /// nothing is spent zeroing what is about to be written.
     pub fn take(&mut self, len: usize) -> Vec<f32> {
         let best = (0..self.free.len())
             .filter(|&i| self.free[i].capacity() >= len)
@@ -75,7 +78,6 @@ impl Work {
             Some(i) => self.free.swap_remove(i),
             None => Vec::with_capacity(len),
         };
-        v.clear();
         v.resize(len, 0.0);
         v
     }
@@ -334,7 +336,11 @@ fn im2col(
     out: &mut Vec<f32>,
 ) {
     let k = conv.kh * conv.kw * x.c;
-    out.clear();
+    if conv.ph > 0 || conv.pw > 0 {
+        // Samples in the padding are the zeros left here.
+        out.clear();
+    }
+    // Without padding every value is written below: what the buffer held is not cleared first.
     out.resize(rows.len() * k, 0.0);
     for (t, r) in rows.enumerate() {
         let (n, oy, ox) = (r / (ho * wo), (r / wo) % ho, r % wo);
