@@ -248,24 +248,34 @@ fn an_array_of_shards_merged_equals_one_index_and_survives_a_killed_task() {
     let task = format!("{array}_{victim}");
     let victim_db = shards.join(format!("shard-{victim}.db"));
     let started = Instant::now();
+    // The task's process is found as soon as it runs, then its shard polled every 5 ms: the
+    // time between its first stored batch and its end is short (under a second here), and
+    // Slurm's own state takes a command to read, so it is read only every 100 ms.
+    let mut process = None;
+    let mut polls = 0u32;
     let pid = loop {
-        let state = cluster.state(&task);
-        assert!(
-            state == "PENDING" || state == "RUNNING",
-            "task {task} ended ({state}) before it could be killed:\n{}",
-            cluster.logs()
-        );
-        if state == "RUNNING"
+        if process.is_none() {
+            process = task_process(&array, victim);
+        }
+        if let Some(pid) = process
             && photo_count(&victim_db) > 0
-            && let Some(pid) = task_process(&array, victim)
         {
             break pid;
+        }
+        if polls % 20 == 0 {
+            let state = cluster.state(&task);
+            assert!(
+                state == "PENDING" || state == "RUNNING",
+                "task {task} ended ({state}) before it could be killed:\n{}",
+                cluster.logs()
+            );
         }
         assert!(
             started.elapsed() < LIMIT,
             "task {task} never stored a batch"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(5));
     };
     // SAFETY: kill(2) on a pid just read from /proc; at worst it no longer exists.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);

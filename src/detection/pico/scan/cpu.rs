@@ -9,9 +9,52 @@ use super::{Hit, ScanInput, sort_hits};
 use crate::detection::pico::cascade::{Cascade, unpack_code};
 use crate::detection::pico::windows::Level;
 
+/// Samples out of the image are read from a copy of it padded by this many pixels on each side
+/// (filled as the plan's padding says), so the windows whose samples reach no farther take the
+/// fast path; the few larger windows that reach past it go through [`classify`].
+const MARGIN: u32 = 64;
+
+/// The luminance image with [`MARGIN`] pixels around it, filled by the plan's padding: the same
+/// values [`classify`] would read there.
+struct Padded {
+    pixels: Vec<u8>,
+    width: u32,
+    height: u32,
+}
+
+impl Padded {
+    fn new(input: &ScanInput) -> Self {
+        let (w, h) = (input.width, input.height);
+        let (pw, ph) = (w + 2 * MARGIN, h + 2 * MARGIN);
+        let m = MARGIN as i32;
+        let padding = input.plan.padding;
+        let mut pixels = Vec::with_capacity(pw as usize * ph as usize);
+        for r in -m..h as i32 + m {
+            if r < 0 || r >= h as i32 {
+                pixels.extend(
+                    (-m..w as i32 + m)
+                        .map(|c| padding.fetch(input.pixels, w as i32, h as i32, r, c)),
+                );
+                continue;
+            }
+            let fetch = |c| padding.fetch(input.pixels, w as i32, h as i32, r, c);
+            pixels.extend((-m..0).map(fetch));
+            let row = r as usize * w as usize;
+            pixels.extend_from_slice(&input.pixels[row..row + w as usize]);
+            pixels.extend((w as i32..w as i32 + m).map(fetch));
+        }
+        Padded {
+            pixels,
+            width: pw,
+            height: ph,
+        }
+    }
+}
+
 /// Scan every window of the plan and return the survivors in canonical order.
 pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
-    let w = input.width as i32;
+    let padded = Padded::new(input);
+    let w = padded.width as i32;
     // Per level, every comparison's two sample positions relative to the window centre, as
     // offsets into the pixel array: (row << 16) + k >> 16 == row + (k >> 16), so the shader's
     // per-sample arithmetic factors out exactly.
@@ -34,7 +77,7 @@ pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
         .with_min_len(8)
         .flat_map_iter(|&(l, i)| {
             let level = &input.plan.levels[l as usize];
-            scan_row(cascade, input, level, &tables[l as usize], i)
+            scan_row(cascade, input, &padded, level, &tables[l as usize], i)
                 .into_iter()
                 .map(move |(row, col, score)| Hit {
                     level: l,
@@ -53,10 +96,12 @@ pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
 const LANES: usize = 4;
 
 /// All windows of row `i` of a level: `(row, col, score)` of those that pass. Windows whose samples
-/// all lie inside the image go through [`LANES`] interleaved walks, the others through [`classify`].
+/// all lie inside the padded image go through [`LANES`] interleaved walks, the others through
+/// [`classify`].
 fn scan_row(
     cascade: &Cascade,
     input: &ScanInput,
+    padded: &Padded,
     level: &Level,
     table: &Offsets,
     i: u32,
@@ -65,7 +110,7 @@ fn scan_row(
     let mut inside = Vec::with_capacity(level.cols as usize);
     for j in 0..level.cols {
         let (row, col) = level.centre(i, j);
-        if table.inside(row, col, input.width, input.height) {
+        if table.inside(row + MARGIN, col + MARGIN, padded.width, padded.height) {
             inside.push((row, col));
         } else if let Some(score) = classify(cascade, input, level, row, col) {
             out.push((row, col, score));
@@ -74,7 +119,9 @@ fn scan_row(
     let (nodes, nleaves) = (cascade.nodes_per_tree(), cascade.leaves_per_tree());
     let ntrees = cascade.tree_count();
     let last_threshold = cascade.thresholds[ntrees - 1];
-    let px = input.pixels;
+    let px = &padded.pixels[..];
+    // A window centre's index in the padded image.
+    let at = |(row, col): (u32, u32)| ((row + MARGIN) * padded.width + col + MARGIN) as usize;
     // Per lane: window index into `inside` (None when idle), its tree, its running sum.
     let mut window: [Option<usize>; LANES] = [None; LANES];
     let mut tree = [0usize; LANES];
@@ -84,14 +131,13 @@ fn scan_row(
     let Some(&(row0, col0)) = inside.first() else {
         return out;
     };
-    let mut centre = [(row0 * input.width + col0) as usize; LANES];
+    let mut centre = [at((row0, col0)); LANES];
     let mut next = 0;
     loop {
         for k in 0..LANES {
             if window[k].is_none() && next < inside.len() {
-                let (row, col) = inside[next];
                 (window[k], tree[k], sum[k]) = (Some(next), 0, 0.0);
-                centre[k] = (row * input.width + col) as usize;
+                centre[k] = at(inside[next]);
                 next += 1;
             }
         }
@@ -109,7 +155,8 @@ fn scan_row(
                 let i2 = centre[k].wrapping_add_signed(b as isize);
                 debug_assert!(i1 < px.len() && i2 < px.len());
                 // SAFETY: every lane's centre passed `Offsets::inside`, which checked that every
-                // sample of that window, at any code in [-128, 127]^2, lies inside the image.
+                // sample of that window, at any code in [-128, 127]^2, lies inside the padded
+                // image.
                 let (p1, p2) = unsafe { (*px.get_unchecked(i1), *px.get_unchecked(i2)) };
                 idx[k] = 2 * idx[k] + 1 + (p1 <= p2) as usize;
             }
