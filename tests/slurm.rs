@@ -262,7 +262,7 @@ fn an_array_of_shards_merged_equals_one_index_and_survives_a_killed_task() {
         {
             break pid;
         }
-        if polls % 20 == 0 {
+        if polls.is_multiple_of(20) {
             let state = cluster.state(&task);
             assert!(
                 state == "PENDING" || state == "RUNNING",
