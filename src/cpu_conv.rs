@@ -2,12 +2,14 @@
 //! MTCNN's in `detection::mtcnn::cpu`): activations are NHWC rows (one row a pixel, its channels
 //! side by side), so every convolution is one matrix product (1x1 convolutions read the
 //! activations as they are; the others go through one im2col copy), with weights packed once as
-//! `[kh * kw * cin, cout]`; max pooling; and the one wrapper over `gemm`.
+//! `[kh * kw * cin, cout]` (the products through [`crate::matmul`]); max pooling.
 //!
 //! Kernels only: no network's shape or weights live here.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+
+use crate::matmul::{self, Matrix};
 
 /// What follows a convolution or a dense layer, applied to its output.
 #[derive(Debug, Clone, PartialEq)]
@@ -280,7 +282,7 @@ impl Conv {
 }
 
 /// `out[.., col..col + n] += scale * a · b` for row-major `a` (`m x k`) and `b` (`k x n`), `out`
-/// rows `ld` wide. Single-threaded: the batch is split across threads above this.
+/// rows `ld` wide.
 #[allow(clippy::too_many_arguments)]
 pub fn product(
     m: usize,
@@ -293,33 +295,14 @@ pub fn product(
     col: usize,
     scale: f32,
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= (m.max(1) - 1) * ld + col + n);
-    // SAFETY: the assert above bounds every element gemm reads or writes: `a` is m x k with row
-    // stride k, `b` is k x n with row stride n, and `out` holds m rows of stride ld whose columns
-    // col..col + n are written.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr().add(col),
-            1,
-            ld as isize,
-            true,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    matmul::product(
+        Matrix::row_major(a, m, k),
+        Matrix::row_major(b, k, n),
+        &mut out[col..],
+        ld,
+        true,
+        scale,
+    );
 }
 
 /// How many floats of patches are copied out at a time (1 MiB: they stay in L2 for the product).

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use super::cpu::squared_distance;
 use super::rows::{Rows, squared_norms};
 use super::{Edge, sort_edges};
+use crate::matmul::{self, Matrix};
 
 /// Rows per tile side.
 pub const TILE: usize = 512;
@@ -237,36 +238,17 @@ pub fn close_pairs(
 /// `dots[r * w + c] = a_r . b_c` for the first `m` rows of `a` and `w` rows of `b` (`dim` floats
 /// each, rows contiguous).
 pub fn products(a: &[f32], m: usize, b: &[f32], w: usize, dim: usize, dots: &mut Vec<f32>) {
-    assert!(a.len() >= m * dim && b.len() >= w * dim);
     if dots.len() < m * w {
         dots.resize(m * w, 0.0);
     }
-    // SAFETY: every pointer and stride stays inside `a`, `b` and `dots` (checked above): lhs is
-    // m rows of `dim` floats, rhs reads w rows of `dim` as a dim x w matrix, and dst is m x w
-    // with row stride w.
-    unsafe {
-        gemm::gemm(
-            m,
-            w,
-            dim,
-            dots.as_mut_ptr(),
-            1,
-            w as isize,
-            false,
-            a.as_ptr(),
-            1,
-            dim as isize,
-            b.as_ptr(),
-            dim as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    matmul::product(
+        Matrix::row_major(a, m, dim),
+        Matrix::transposed(b, w, dim),
+        dots,
+        w,
+        false,
+        1.0,
+    );
 }
 
 #[cfg(test)]
