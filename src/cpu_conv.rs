@@ -105,6 +105,19 @@ impl Act {
     }
 }
 
+/// Row-major matrices of `rows` rows, `(values, columns)` each, side by side: row `r` of the
+/// result is each one's row `r` in turn (heads merged into one product, outputs into one row).
+pub fn side_by_side(rows: usize, parts: &[(&[f32], usize)]) -> Vec<f32> {
+    let width: usize = parts.iter().map(|p| p.1).sum();
+    let mut out = Vec::with_capacity(rows * width);
+    for r in 0..rows {
+        for (v, k) in parts {
+            out.extend_from_slice(&v[r * k..(r + 1) * k]);
+        }
+    }
+    out
+}
+
 /// A Burn tensor's values (the networks' weights and outputs are f32).
 pub fn floats<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     t.into_data()
@@ -254,11 +267,7 @@ impl Conv {
                 && self.activation == other.activation
         );
         let rows = self.kh * self.kw * self.cin;
-        let mut w = Vec::with_capacity(rows * (self.cout + other.cout));
-        for r in 0..rows {
-            w.extend_from_slice(&self.w[r * self.cout..(r + 1) * self.cout]);
-            w.extend_from_slice(&other.w[r * other.cout..(r + 1) * other.cout]);
-        }
+        let w = side_by_side(rows, &[(&self.w, self.cout), (&other.w, other.cout)]);
         Conv {
             cout: self.cout + other.cout,
             w,

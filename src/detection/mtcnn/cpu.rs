@@ -16,7 +16,9 @@ use super::layers::normalise;
 use super::onet::ONet;
 use super::pnet::PNet;
 use super::rnet::RNet;
-use crate::cpu_conv::{Act, Activation, Conv, Rounding, Work, floats, max_pool, product};
+use crate::cpu_conv::{
+    Act, Activation, Conv, Rounding, Work, floats, max_pool, product, side_by_side,
+};
 
 /// A network's answers side by side, `width` values each: the face softmax pair (not a face,
 /// face), the 4 box corrections, then (O-Net) the 10 landmark coordinates.
@@ -29,14 +31,10 @@ pub struct Rows {
 impl Rows {
     /// From outputs laid out `[n, k]` each (R-Net's and O-Net's Burn outputs), `(values, k)`.
     pub fn from_rows(n: usize, parts: &[(&[f32], usize)]) -> Rows {
-        let width = parts.iter().map(|p| p.1).sum();
-        let mut values = Vec::with_capacity(n * width);
-        for i in 0..n {
-            for (v, k) in parts {
-                values.extend_from_slice(&v[i * k..(i + 1) * k]);
-            }
+        Rows {
+            width: parts.iter().map(|p| p.1).sum(),
+            values: side_by_side(n, parts),
         }
-        Rows { width, values }
     }
 
     /// From maps laid out `[k, cells]` each (P-Net's Burn outputs for one image), `(values, k)`.
@@ -114,15 +112,11 @@ impl Dense {
     fn new(layers: &[&Linear], activation: Activation) -> Dense {
         // Heads side by side: row r of the merged weights is each layer's row r in turn.
         let dims: Vec<[usize; 2]> = layers.iter().map(|l| l.weight.dims()).collect();
-        let inputs = dims[0][0];
         let outputs = dims.iter().map(|d| d[1]).sum();
         let ws: Vec<Vec<f32>> = layers.iter().map(|l| floats(l.weight.val())).collect();
-        let mut w = Vec::with_capacity(inputs * outputs);
-        for r in 0..inputs {
-            for (v, d) in ws.iter().zip(&dims) {
-                w.extend_from_slice(&v[r * d[1]..(r + 1) * d[1]]);
-            }
-        }
+        let parts: Vec<(&[f32], usize)> =
+            ws.iter().zip(&dims).map(|(v, d)| (&v[..], d[1])).collect();
+        let w = side_by_side(dims[0][0], &parts);
         let b = layers
             .iter()
             .zip(&dims)
