@@ -2,9 +2,13 @@
 //! MTCNN's in `detection::mtcnn::cpu`): activations are NHWC rows (one row a pixel, its channels
 //! side by side), so every convolution is one matrix product (1x1 convolutions read the
 //! activations as they are; the others go through one im2col copy), with weights packed once as
-//! `[kh * kw * cin, cout]` (the products through [`crate::matmul`]); max pooling.
+//! `[kh * kw * cin, cout]` (the products through [`crate::matmul`]); max pooling. A packed
+//! convolution can be written to a file and read back ([`Conv::write`], [`Conv::read`]), so that
+//! a network is packed once rather than at every start.
 //!
 //! Kernels only: no network's shape or weights live here.
+
+use std::io::{self, Read, Write};
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -87,6 +91,36 @@ impl Work {
     pub fn give(&mut self, v: Vec<f32>) {
         self.free.push(v);
     }
+
+    /// Bytes held.
+    fn bytes(&self) -> usize {
+        let floats: usize =
+            self.free.iter().map(Vec::capacity).sum::<usize>() + self.patches.capacity();
+        floats * size_of::<f32>()
+    }
+}
+
+/// A network's [`Work`]s kept from one forward pass to the next (one for each thread that ran
+/// one at once): buffers that are already mapped cost no page faults and no zeroing, which for
+/// a face's pass through FaceNet is a tenth of its time.
+#[derive(Default)]
+pub struct Pool(std::sync::Mutex<Vec<Work>>);
+
+impl Pool {
+    /// A [`Work`] holding more than this after a pass (a pass over an unusually large batch) is
+    /// dropped rather than kept.
+    const KEEP_BYTES: usize = 256 << 20;
+
+    /// Run `f` with a kept [`Work`] (or a new one), and keep it again.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Work) -> R) -> R {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut ws = kept.unwrap_or_default();
+        let r = f(&mut ws);
+        if ws.bytes() <= Self::KEEP_BYTES {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
+        }
+        r
+    }
 }
 
 /// Activations of a batch: `n` images of `h x w` pixels with `c` channels, NHWC.
@@ -116,6 +150,69 @@ pub fn side_by_side(rows: usize, parts: &[(&[f32], usize)]) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Write a count (a size or a length) as [`Unpack::count`] reads it.
+pub fn put_count(out: &mut dyn Write, n: usize) -> io::Result<()> {
+    let n = u32::try_from(n).map_err(|_| invalid("a count past 32 bits"))?;
+    out.write_all(&n.to_le_bytes())
+}
+
+/// Write floats with their count, as [`Unpack::floats`] reads them.
+pub fn put_floats(out: &mut dyn Write, v: &[f32]) -> io::Result<()> {
+    put_count(out, v.len())?;
+    out.write_all(bytemuck::cast_slice(v))
+}
+
+/// Packed weights being read back (written by [`put_count`], [`put_floats`] and
+/// [`Conv::write`], in this machine's byte order for the floats): every count and length is
+/// checked, so a damaged file is an error, never a wrong network or a huge allocation.
+pub struct Unpack<R> {
+    r: R,
+}
+
+impl<R: Read> Unpack<R> {
+    /// The most values one tensor may hold (64 MiB of floats).
+    pub const MAX_FLOATS: usize = 1 << 24;
+
+    pub fn new(r: R) -> Self {
+        Unpack { r }
+    }
+
+    /// A count of at most `max`.
+    pub fn count(&mut self, max: usize) -> io::Result<usize> {
+        let mut b = [0u8; 4];
+        self.r.read_exact(&mut b)?;
+        let n = u32::from_le_bytes(b) as usize;
+        if n > max {
+            return Err(invalid(&format!("a count of {n} where at most {max} fits")));
+        }
+        Ok(n)
+    }
+
+    /// Exactly `len` floats (at most [`Unpack::MAX_FLOATS`]).
+    pub fn floats(&mut self, len: usize) -> io::Result<Vec<f32>> {
+        let n = self.count(Self::MAX_FLOATS)?;
+        if n != len {
+            return Err(invalid(&format!("{n} values where {len} belong")));
+        }
+        let mut v = vec![0f32; len];
+        self.r.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+        Ok(v)
+    }
+
+    /// Check that nothing follows.
+    pub fn end(mut self) -> io::Result<()> {
+        match self.r.read(&mut [0u8; 1])? {
+            0 => Ok(()),
+            _ => Err(invalid("more data past the end")),
+        }
+    }
+}
+
+/// The error for packed weights that cannot be what was written.
+pub fn invalid(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why.to_string())
 }
 
 /// A Burn tensor's values (the networks' weights and outputs are f32).
@@ -171,13 +268,17 @@ impl Conv {
             PaddingConfig2d::Same => ((kh - 1) / 2, (kw - 1) / 2),
         };
         let oihw = floats(weight);
-        let mut w = vec![0f32; kh * kw * cin * cout];
-        for o in 0..cout {
-            for c in 0..cin {
-                for i in 0..kh {
-                    for j in 0..kw {
-                        w[((i * kw + j) * cin + c) * cout + o] =
-                            oihw[((o * cin + c) * kh + i) * kw + j];
+        // `[cout, cin * kh * kw]` transposed to `[kh * kw * cin, cout]`, a tile at a time (the
+        // row-by-row transpose wrote every value a cache line away from the last).
+        const TILE: usize = 16;
+        let (k, mut w) = (cin * kh * kw, vec![0f32; kh * kw * cin * cout]);
+        for o0 in (0..cout).step_by(TILE) {
+            for q0 in (0..k).step_by(TILE) {
+                for q in q0..(q0 + TILE).min(k) {
+                    let (c, ij) = (q / (kh * kw), q % (kh * kw));
+                    let row = &mut w[(ij * cin + c) * cout..][..cout];
+                    for o in o0..(o0 + TILE).min(cout) {
+                        row[o] = oihw[o * k + q];
                     }
                 }
             }
@@ -249,6 +350,59 @@ impl Conv {
             }
         }
         self.activation.apply(out, m, ld, col, self.cout);
+    }
+
+    /// Write this convolution as [`Conv::read`] reads it back.
+    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        let shape = [
+            self.kh,
+            self.kw,
+            self.stride,
+            self.ph,
+            self.pw,
+            self.cin,
+            self.cout,
+        ];
+        for v in shape {
+            put_count(out, v)?;
+        }
+        match &self.activation {
+            Activation::None => put_count(out, 0)?,
+            Activation::Relu => put_count(out, 1)?,
+            Activation::PRelu(a) => {
+                put_count(out, 2)?;
+                put_floats(out, a)?;
+            }
+        }
+        put_floats(out, &self.w)?;
+        put_floats(out, &self.b)
+    }
+
+    /// A convolution written by [`Conv::write`], its shape checked against its values.
+    pub fn read(r: &mut Unpack<impl Read>) -> io::Result<Self> {
+        let mut next = |max| r.count(max);
+        let (kh, kw, stride, ph, pw) = (next(64)?, next(64)?, next(64)?, next(64)?, next(64)?);
+        let (cin, cout) = (next(1 << 16)?, next(1 << 16)?);
+        if kh == 0 || kw == 0 || stride == 0 || cin == 0 || cout == 0 {
+            return Err(invalid("a convolution with an empty side"));
+        }
+        let activation = match r.count(2)? {
+            0 => Activation::None,
+            1 => Activation::Relu,
+            _ => Activation::PRelu(r.floats(cout)?),
+        };
+        Ok(Conv {
+            kh,
+            kw,
+            stride,
+            ph,
+            pw,
+            cin,
+            cout,
+            w: r.floats(kh * kw * cin * cout)?,
+            b: r.floats(cout)?,
+            activation,
+        })
     }
 
     /// This convolution and `other`, of the same input, as one whose output has this one's
@@ -492,5 +646,74 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn conv(activation: Activation) -> Conv {
+        let (kh, kw, cin, cout) = (3, 1, 2, 3);
+        Conv {
+            kh,
+            kw,
+            stride: 2,
+            ph: 1,
+            pw: 0,
+            cin,
+            cout,
+            w: (0..kh * kw * cin * cout)
+                .map(|i| i as f32 * 0.5 - 3.0)
+                .collect(),
+            b: vec![0.25, -1.5, f32::MIN_POSITIVE],
+            activation,
+        }
+    }
+
+    /// A packed convolution read back is the one written, every field and value; what is cut
+    /// short or says another shape is an error.
+    #[test]
+    fn a_packed_convolution_is_read_back_as_written() {
+        for activation in [
+            Activation::None,
+            Activation::Relu,
+            Activation::PRelu(vec![0.1, -0.2, 0.3]),
+        ] {
+            let c = conv(activation);
+            let mut bytes = Vec::new();
+            c.write(&mut bytes).unwrap();
+            let mut r = Unpack::new(&bytes[..]);
+            let back = Conv::read(&mut r).unwrap();
+            r.end().unwrap();
+            assert_eq!(
+                (
+                    back.kh,
+                    back.kw,
+                    back.stride,
+                    back.ph,
+                    back.pw,
+                    back.cin,
+                    back.cout
+                ),
+                (c.kh, c.kw, c.stride, c.ph, c.pw, c.cin, c.cout)
+            );
+            assert_eq!(
+                (&back.w, &back.b, &back.activation),
+                (&c.w, &c.b, &c.activation)
+            );
+            for cut in [0, 4, 28, bytes.len() - 1] {
+                assert!(
+                    Conv::read(&mut Unpack::new(&bytes[..cut])).is_err(),
+                    "cut at {cut}"
+                );
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            let mut r = Unpack::new(&longer[..]);
+            Conv::read(&mut r).unwrap();
+            assert!(r.end().is_err(), "a byte past the end");
+        }
+        // Four output channels claimed for three channels' values.
+        let mut bytes = Vec::new();
+        conv(Activation::None).write(&mut bytes).unwrap();
+        bytes[24..28].copy_from_slice(&4u32.to_le_bytes());
+        let err = Conv::read(&mut Unpack::new(&bytes[..])).err().unwrap();
+        assert!(err.to_string().contains("values where"), "{err}");
     }
 }

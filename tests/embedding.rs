@@ -8,7 +8,7 @@ use std::path::Path;
 use prost::Message;
 use visage::device::InferenceDevice;
 use visage::embedding::graphdef::GraphDef;
-use visage::embedding::{Embedder, Standardisation, distance};
+use visage::embedding::{Embedder, Standardisation, distance, prepared_path, record_path};
 use visage::models::FACENET;
 
 struct Reference {
@@ -72,6 +72,65 @@ fn the_prepared_cpu_forward_matches_burns_own_on_every_value() {
         let opencv: Vec<Vec<f32>> = r.fixed.iter().cycle().take(n).cloned().collect();
         assert!(max_abs_diff(&prepared, &opencv) <= 1e-4);
     }
+}
+
+/// On the CPU, FaceNet as packed for it is kept beside its record and read back at the next
+/// start: the same vectors bit for bit as packing it afresh. A kept file that is damaged, or was
+/// packed from another record, is packed again and replaced, never used and never an error.
+#[test]
+fn facenet_prepared_for_the_cpu_is_kept_and_read_back_bit_for_bit() {
+    let r = reference();
+    let cpu = InferenceDevice::cpu();
+    let graph = common::model(&FACENET);
+    let fresh = Embedder::import(&graph, &cpu).unwrap().embed(&r.crops);
+    // A models folder of its own holding the record (loading reads the record, not the graph).
+    let dir = common::tempdir("prepared");
+    let copy = dir.join(graph.file_name().unwrap());
+    std::fs::copy(record_path(&graph), record_path(&copy)).unwrap();
+    let prepared = prepared_path(&copy);
+    let load = || Embedder::load(&copy, &cpu).unwrap().embed(&r.crops);
+    let modified = || std::fs::metadata(&prepared).unwrap().modified().unwrap();
+
+    assert!(!prepared.exists());
+    assert_eq!(load(), fresh, "packed from the record");
+    let (kept, len) = (modified(), std::fs::metadata(&prepared).unwrap().len());
+    assert!(len > 90_000_000, "{len} bytes kept");
+    assert_eq!(load(), fresh, "read back");
+    assert_eq!(modified(), kept, "read, not written again");
+
+    // Damaged: cut short, or not a network at all.
+    let bytes = std::fs::read(&prepared).unwrap();
+    std::fs::write(&prepared, &bytes[..bytes.len() / 2]).unwrap();
+    assert_eq!(load(), fresh, "cut short");
+    assert_eq!(
+        std::fs::read(&prepared).unwrap(),
+        bytes,
+        "written again whole"
+    );
+    let mut flipped = bytes.clone();
+    flipped[16] ^= 0xff; // the layout's number
+    std::fs::write(&prepared, &flipped).unwrap();
+    assert_eq!(load(), fresh, "another layout");
+    std::fs::write(&prepared, b"not a network").unwrap();
+    assert_eq!(load(), fresh, "not a network");
+    assert_eq!(std::fs::read(&prepared).unwrap(), bytes);
+
+    // The record written again: what was kept belongs to the old one.
+    let before = modified();
+    let later = std::fs::metadata(record_path(&copy))
+        .unwrap()
+        .modified()
+        .unwrap()
+        + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(record_path(&copy))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    assert_eq!(load(), fresh, "a newer record");
+    assert_ne!(modified(), before, "packed again from the newer record");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -8,10 +8,27 @@
 //! record and the GPU path); this is only a faster way to run it on the CPU. It must not change a
 //! result beyond float rounding (tests compare it with Burn's forward and OpenCV DNN).
 
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
+
 use super::facenet::{EMBEDDING_DIM, FaceNet, INPUT_SIDE, Reduction, Residual, Unit};
 use crate::cpu_conv::{
-    Act, Activation, Conv, Rounding, Work, floats, max_pool, max_pool_into, product,
+    Act, Activation, Conv, Pool, Rounding, Unpack, Work, floats, invalid, max_pool, max_pool_into,
+    product, put_count, put_floats,
 };
+
+/// What a file of FaceNet prepared for the CPU starts with, then [`FORMAT`].
+const MAGIC: &[u8; 16] = b"visage facenet\n\0";
+
+/// The layout of that file; bump it when what [`CpuFaceNet::write`] writes changes, or the way
+/// [`Conv`] packs its weights.
+const FORMAT: u32 = 1;
+
+/// The stem's convolutions (the forward pass runs them one by one).
+const STEM: usize = 6;
+
+/// The most units in a chain, chains in a block, or blocks in a stage the file may say there are.
+const MAX_PARTS: usize = 64;
 
 /// A FaceNet unit (convolution, batch norm folded in, ReLU or not), packed.
 fn unit(u: Unit) -> Conv {
@@ -30,6 +47,32 @@ fn branches(b: Vec<Vec<Unit>>) -> Vec<Vec<Conv>> {
         .collect()
 }
 
+fn write_branches(out: &mut dyn Write, branches: &[Vec<Conv>]) -> io::Result<()> {
+    put_count(out, branches.len())?;
+    for chain in branches {
+        write_convs(out, chain)?;
+    }
+    Ok(())
+}
+
+fn read_branches(r: &mut Unpack<impl Read>) -> io::Result<Vec<Vec<Conv>>> {
+    let n = r.count(MAX_PARTS)?;
+    (0..n).map(|_| read_convs(r)).collect()
+}
+
+fn write_convs(out: &mut dyn Write, convs: &[Conv]) -> io::Result<()> {
+    put_count(out, convs.len())?;
+    convs.iter().try_for_each(|c| c.write(out))
+}
+
+/// At least one convolution.
+fn read_convs(r: &mut Unpack<impl Read>) -> io::Result<Vec<Conv>> {
+    match r.count(MAX_PARTS)? {
+        0 => Err(invalid("a chain without a convolution")),
+        n => (0..n).map(|_| Conv::read(r)).collect(),
+    }
+}
+
 struct Block {
     branches: Vec<Vec<Conv>>,
     up: Conv,
@@ -45,6 +88,22 @@ impl Block {
             scale: r.scale,
             relu: r.relu,
         }
+    }
+
+    fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        write_branches(out, &self.branches)?;
+        self.up.write(out)?;
+        put_floats(out, &[self.scale])?;
+        put_count(out, self.relu as usize)
+    }
+
+    fn read(r: &mut Unpack<impl Read>) -> io::Result<Self> {
+        Ok(Block {
+            branches: read_branches(r)?,
+            up: Conv::read(r)?,
+            scale: r.floats(1)?[0],
+            relu: r.count(1)? == 1,
+        })
     }
 
     /// `x <- relu?(x + scale * (up(concat(branches(x))) + bias))`, in place.
@@ -128,6 +187,16 @@ impl Reduce {
         }
     }
 
+    fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        write_branches(out, &self.branches)
+    }
+
+    fn read(r: &mut Unpack<impl Read>) -> io::Result<Self> {
+        Ok(Reduce {
+            branches: read_branches(r)?,
+        })
+    }
+
     /// The branches and a 3x3/2 max pool side by side.
     fn run(&self, x: &Act, ws: &mut Work) -> Act {
         let (h, w) = ((x.h - 3) / 2 + 1, (x.w - 3) / 2 + 1);
@@ -161,6 +230,7 @@ pub struct CpuFaceNet {
     last: Block,
     /// `[1792, 512]`, and its bias.
     bottleneck: (Vec<f32>, Vec<f32>),
+    pool: Pool,
 }
 
 impl CpuFaceNet {
@@ -190,12 +260,98 @@ impl CpuFaceNet {
                     .map(|b| floats(b.into_value()))
                     .unwrap_or_else(|| vec![0.0; EMBEDDING_DIM]),
             ),
+            pool: Pool::default(),
         }
+    }
+
+    /// Keep this network in `path` (written whole or not at all), stamped with `source`: what
+    /// identifies the weights it was packed from.
+    pub fn save(&self, path: &Path, source: [u64; 2]) -> io::Result<()> {
+        crate::atomic::write_with(path, |out| {
+            out.write_all(MAGIC)?;
+            out.write_all(&FORMAT.to_le_bytes())?;
+            out.write_all(bytemuck::cast_slice(&source))?;
+            self.write(out)
+        })
+    }
+
+    /// The network [`CpuFaceNet::save`] kept in `path`, if it was packed from `source` in this
+    /// file layout: anything else (another layout, other weights, a damaged file) is an error,
+    /// and the caller packs it again.
+    pub fn open(path: &Path, source: [u64; 2]) -> io::Result<Self> {
+        let mut r = BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
+        let mut head = [0u8; 16];
+        let mut format = [0u8; 4];
+        let mut stamp = [0u64; 2];
+        r.read_exact(&mut head)?;
+        r.read_exact(&mut format)?;
+        r.read_exact(bytemuck::cast_slice_mut(&mut stamp))?;
+        if &head != MAGIC || u32::from_le_bytes(format) != FORMAT {
+            return Err(invalid("not FaceNet prepared in this layout"));
+        }
+        if stamp != source {
+            return Err(invalid("prepared from other weights"));
+        }
+        let mut r = Unpack::new(r);
+        let net = Self::read(&mut r)?;
+        r.end()?;
+        Ok(net)
+    }
+
+    fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        write_convs(out, &self.stem)?;
+        for (blocks, reduce) in [
+            (&self.blocks35, Some(&self.mixed_6a)),
+            (&self.blocks17, Some(&self.mixed_7a)),
+            (&self.blocks8, None),
+        ] {
+            put_count(out, blocks.len())?;
+            blocks.iter().try_for_each(|b| b.write(out))?;
+            if let Some(reduce) = reduce {
+                reduce.write(out)?;
+            }
+        }
+        self.last.write(out)?;
+        put_floats(out, &self.bottleneck.0)?;
+        put_floats(out, &self.bottleneck.1)
+    }
+
+    fn read(r: &mut Unpack<impl Read>) -> io::Result<Self> {
+        let blocks = |r: &mut Unpack<_>| -> io::Result<Vec<Block>> {
+            let n = r.count(MAX_PARTS)?;
+            (0..n).map(|_| Block::read(r)).collect()
+        };
+        let stem = read_convs(r)?;
+        if stem.len() != STEM {
+            return Err(invalid("a stem of another length"));
+        }
+        let blocks35 = blocks(r)?;
+        let mixed_6a = Reduce::read(r)?;
+        let blocks17 = blocks(r)?;
+        let mixed_7a = Reduce::read(r)?;
+        let blocks8 = blocks(r)?;
+        let last = Block::read(r)?;
+        let width = last.up.cout;
+        Ok(CpuFaceNet {
+            stem,
+            blocks35,
+            mixed_6a,
+            blocks17,
+            mixed_7a,
+            blocks8,
+            last,
+            bottleneck: (r.floats(width * EMBEDDING_DIM)?, r.floats(EMBEDDING_DIM)?),
+            pool: Pool::default(),
+        })
     }
 
     /// `n` standardised faces, NCHW `[n, 3, 160, 160]` as the Burn model takes them, to `n` unit
     /// vectors.
     pub fn forward(&self, nchw: &[f32], n: usize) -> Vec<Vec<f32>> {
+        self.pool.with(|ws| self.forward_with(nchw, n, ws))
+    }
+
+    fn forward_with(&self, nchw: &[f32], n: usize, ws: &mut Work) -> Vec<Vec<f32>> {
         let side = INPUT_SIDE;
         let plane = side * side;
         let mut x = Act {
@@ -203,7 +359,7 @@ impl CpuFaceNet {
             h: side,
             w: side,
             c: 3,
-            data: vec![0.0; n * plane * 3],
+            data: ws.take(n * plane * 3),
         };
         for f in 0..n {
             for c in 0..3 {
@@ -212,7 +368,6 @@ impl CpuFaceNet {
                 }
             }
         }
-        let mut ws = Work::default();
         // Each layer's output replaces its input, whose buffer goes back to `ws`.
         let step = |x: Act, ws: &mut Work, f: &dyn Fn(&Act, &mut Work) -> Act| {
             let y = f(&x, ws);
@@ -220,25 +375,25 @@ impl CpuFaceNet {
             y
         };
         let s = &self.stem;
-        let x = step(x, &mut ws, &|x, ws| s[0].run(x, ws));
-        let x = step(x, &mut ws, &|x, ws| s[1].run(x, ws));
-        let x = step(x, &mut ws, &|x, ws| s[2].run(x, ws));
-        let x = step(x, &mut ws, &|x, ws| max_pool(x, 3, 2, Rounding::Floor, ws));
-        let x = step(x, &mut ws, &|x, ws| s[3].run(x, ws));
-        let x = step(x, &mut ws, &|x, ws| s[4].run(x, ws));
-        let mut x = step(x, &mut ws, &|x, ws| s[5].run(x, ws));
+        let x = step(x, ws, &|x, ws| s[0].run(x, ws));
+        let x = step(x, ws, &|x, ws| s[1].run(x, ws));
+        let x = step(x, ws, &|x, ws| s[2].run(x, ws));
+        let x = step(x, ws, &|x, ws| max_pool(x, 3, 2, Rounding::Floor, ws));
+        let x = step(x, ws, &|x, ws| s[3].run(x, ws));
+        let x = step(x, ws, &|x, ws| s[4].run(x, ws));
+        let mut x = step(x, ws, &|x, ws| s[5].run(x, ws));
         for b in &self.blocks35 {
-            b.run(&mut x, &mut ws);
+            b.run(&mut x, ws);
         }
-        let mut x = step(x, &mut ws, &|x, ws| self.mixed_6a.run(x, ws));
+        let mut x = step(x, ws, &|x, ws| self.mixed_6a.run(x, ws));
         for b in &self.blocks17 {
-            b.run(&mut x, &mut ws);
+            b.run(&mut x, ws);
         }
-        let mut x = step(x, &mut ws, &|x, ws| self.mixed_7a.run(x, ws));
+        let mut x = step(x, ws, &|x, ws| self.mixed_7a.run(x, ws));
         for b in &self.blocks8 {
-            b.run(&mut x, &mut ws);
+            b.run(&mut x, ws);
         }
-        self.last.run(&mut x, &mut ws);
+        self.last.run(&mut x, ws);
         // Global average pooling, the bottleneck, L2 normalisation.
         let px = x.h * x.w;
         let mut avg = vec![0f32; n * x.c];
@@ -253,6 +408,7 @@ impl CpuFaceNet {
                 *a /= px as f32;
             }
         }
+        ws.give(x.data);
         let (bw, bb) = &self.bottleneck;
         let mut emb = vec![0f32; n * EMBEDDING_DIM];
         for f in 0..n {
