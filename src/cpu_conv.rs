@@ -91,36 +91,6 @@ impl Work {
     pub fn give(&mut self, v: Vec<f32>) {
         self.free.push(v);
     }
-
-    /// Bytes held.
-    fn bytes(&self) -> usize {
-        let floats: usize =
-            self.free.iter().map(Vec::capacity).sum::<usize>() + self.patches.capacity();
-        floats * size_of::<f32>()
-    }
-}
-
-/// A network's [`Work`]s kept from one forward pass to the next (one for each thread that ran
-/// one at once): buffers that are already mapped cost no page faults and no zeroing, which for
-/// a face's pass through FaceNet is a tenth of its time.
-#[derive(Default)]
-pub struct Pool(std::sync::Mutex<Vec<Work>>);
-
-impl Pool {
-    /// A [`Work`] holding more than this after a pass (a pass over an unusually large batch) is
-    /// dropped rather than kept.
-    const KEEP_BYTES: usize = 256 << 20;
-
-    /// Run `f` with a kept [`Work`] (or a new one), and keep it again.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Work) -> R) -> R {
-        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut ws = kept.unwrap_or_default();
-        let r = f(&mut ws);
-        if ws.bytes() <= Self::KEEP_BYTES {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
-        }
-        r
-    }
 }
 
 /// Activations of a batch: `n` images of `h x w` pixels with `c` channels, NHWC.

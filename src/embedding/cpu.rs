@@ -13,7 +13,7 @@ use std::path::Path;
 
 use super::facenet::{EMBEDDING_DIM, FaceNet, INPUT_SIDE, Reduction, Residual, Unit};
 use crate::cpu_conv::{
-    Act, Activation, Conv, Pool, Rounding, Unpack, Work, floats, invalid, max_pool, max_pool_into,
+    Act, Activation, Conv, Rounding, Unpack, Work, floats, invalid, max_pool, max_pool_into,
     product, put_count, put_floats,
 };
 
@@ -230,7 +230,6 @@ pub struct CpuFaceNet {
     last: Block,
     /// `[1792, 512]`, and its bias.
     bottleneck: (Vec<f32>, Vec<f32>),
-    pool: Pool,
 }
 
 impl CpuFaceNet {
@@ -260,7 +259,6 @@ impl CpuFaceNet {
                     .map(|b| floats(b.into_value()))
                     .unwrap_or_else(|| vec![0.0; EMBEDDING_DIM]),
             ),
-            pool: Pool::default(),
         }
     }
 
@@ -341,17 +339,13 @@ impl CpuFaceNet {
             blocks8,
             last,
             bottleneck: (r.floats(width * EMBEDDING_DIM)?, r.floats(EMBEDDING_DIM)?),
-            pool: Pool::default(),
         })
     }
 
     /// `n` standardised faces, NCHW `[n, 3, 160, 160]` as the Burn model takes them, to `n` unit
     /// vectors.
     pub fn forward(&self, nchw: &[f32], n: usize) -> Vec<Vec<f32>> {
-        self.pool.with(|ws| self.forward_with(nchw, n, ws))
-    }
-
-    fn forward_with(&self, nchw: &[f32], n: usize, ws: &mut Work) -> Vec<Vec<f32>> {
+        let ws = &mut Work::default();
         let side = INPUT_SIDE;
         let plane = side * side;
         let mut x = Act {

@@ -17,7 +17,7 @@ use super::onet::ONet;
 use super::pnet::PNet;
 use super::rnet::RNet;
 use crate::cpu_conv::{
-    Act, Activation, Conv, Pool, Rounding, Work, floats, max_pool, product, side_by_side,
+    Act, Activation, Conv, Rounding, Work, floats, max_pool, product, side_by_side,
 };
 
 /// A network's answers side by side, `width` values each: the face softmax pair (not a face,
@@ -168,18 +168,14 @@ fn softmax_pairs(values: &mut [f32], width: usize) {
 }
 
 /// `n` HWC byte images of `h x w`, side by side in `pixels`, scaled as MTCNN takes them.
-fn input(pixels: &[u8], n: usize, h: usize, w: usize, ws: &mut Work) -> Act {
+fn input(pixels: &[u8], n: usize, h: usize, w: usize) -> Act {
     debug_assert_eq!(pixels.len(), n * h * w * 3);
-    let mut data = ws.take(pixels.len());
-    for (v, &p) in data.iter_mut().zip(pixels) {
-        *v = normalise(p as f32);
-    }
     Act {
         n,
         h,
         w,
         c: 3,
-        data,
+        data: pixels.iter().map(|&p| normalise(p as f32)).collect(),
     }
 }
 
@@ -211,7 +207,6 @@ pub struct CpuPNet {
     stages: [Stage; 3],
     /// conv4_1 (2 logits) and conv4_2 (4 corrections) as one 1x1 convolution.
     heads: Conv,
-    pool: Pool,
 }
 
 impl CpuPNet {
@@ -224,23 +219,20 @@ impl CpuPNet {
             ],
             heads: Conv::from_burn(&net.conv4_1, Activation::None)
                 .beside(Conv::from_burn(&net.conv4_2, Activation::None)),
-            pool: Pool::default(),
         }
     }
 
     /// One image of `h x w` HWC bytes to one row per output cell (row-major, `oh x ow` cells,
     /// `pnet::output_side`).
     pub fn forward(&self, pixels: &[u8], h: usize, w: usize) -> Rows {
-        self.pool.with(|ws| {
-            let x = run_stages(&self.stages, input(pixels, 1, h, w, ws), ws);
-            let mut y = self.heads.run(&x, ws);
-            ws.give(x.data);
-            softmax_pairs(&mut y.data, y.c);
-            Rows {
-                width: y.c,
-                values: y.data,
-            }
-        })
+        let mut ws = Work::default();
+        let x = run_stages(&self.stages, input(pixels, 1, h, w), &mut ws);
+        let mut y = self.heads.run(&x, &mut ws);
+        softmax_pairs(&mut y.data, y.c);
+        Rows {
+            width: y.c,
+            values: y.data,
+        }
     }
 }
 
@@ -251,7 +243,6 @@ pub struct CpuRefiner {
     stages: Vec<Stage>,
     dense: Dense,
     heads: Dense,
-    pool: Pool,
 }
 
 impl CpuRefiner {
@@ -265,7 +256,6 @@ impl CpuRefiner {
             ],
             dense: Dense::new(&[&net.dense4], slopes(&net.prelu4, 128)),
             heads: Dense::new(&[&net.dense5_1, &net.dense5_2], Activation::None),
-            pool: Pool::default(),
         }
     }
 
@@ -283,7 +273,6 @@ impl CpuRefiner {
                 &[&net.dense6_1, &net.dense6_2, &net.dense6_3],
                 Activation::None,
             ),
-            pool: Pool::default(),
         }
     }
 
@@ -294,16 +283,15 @@ impl CpuRefiner {
     /// bits) on which crops share its batch, and an index split into shards would differ from one
     /// run over the same photos. Each crop's products have rows enough to be efficient.
     pub fn forward(&self, crops: &[u8], n: usize) -> Rows {
+        let mut ws = Work::default();
         let size = self.side * self.side * 3;
         let mut values = Vec::with_capacity(n * self.heads.outputs);
-        self.pool.with(|ws| {
-            for crop in crops.chunks_exact(size).take(n) {
-                let maps = run_stages(&self.stages, input(crop, 1, self.side, self.side, ws), ws);
-                let x = self.dense.run(&flatten(&maps), 1);
-                ws.give(maps.data);
-                values.extend(self.heads.run(&x, 1));
-            }
-        });
+        for crop in crops.chunks_exact(size).take(n) {
+            let maps = run_stages(&self.stages, input(crop, 1, self.side, self.side), &mut ws);
+            let x = self.dense.run(&flatten(&maps), 1);
+            ws.give(maps.data);
+            values.extend(self.heads.run(&x, 1));
+        }
         softmax_pairs(&mut values, self.heads.outputs);
         Rows {
             width: self.heads.outputs,
