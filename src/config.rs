@@ -99,6 +99,10 @@ pub struct Settings {
     #[arg(long, env = "VISAGE_GRAPH", value_enum, default_value_t)]
     pub graph: GraphChoice,
 
+    /// FaceNet's arithmetic on the CPU
+    #[arg(long, env = "VISAGE_FACENET_PRECISION", value_enum, default_value_t)]
+    pub facenet_precision: Precision,
+
     /// Folder for model files [default: $XDG_CACHE_HOME/visage/models]
     #[arg(long, env = "VISAGE_MODELS", value_name = "DIR")]
     pub models: Option<std::path::PathBuf>,
@@ -115,6 +119,17 @@ pub enum GraphChoice {
     Exact,
     /// Through the partition on the CPU, whatever the number of faces (every pair on a GPU)
     Approximate,
+}
+
+/// The arithmetic of FaceNet's matrix products on the CPU (a GPU runs them in f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
+pub enum Precision {
+    /// bf16 operands with f32 sums where the CPU has AVX-512 BF16 (twice the multiply-adds of
+    /// f32; vectors within about 0.001 of f32's, BENCHMARKS.md), f32 elsewhere
+    #[default]
+    Bf16,
+    /// f32 throughout
+    F32,
 }
 
 /// How faces are cut for the embedding network.
@@ -234,6 +249,7 @@ mod tests {
         assert_eq!(d.face_verify, DEFAULT_VERIFY);
         assert_eq!(d.face_border, DEFAULT_BORDER);
         assert_eq!(d.device, DeviceChoice::Auto);
+        assert_eq!(d.facenet_precision, Precision::Bf16);
         assert_eq!(d.models, None);
         let cli = Cli::try_parse_from(["visage"]).unwrap();
         // The model folder has no fixed default (it follows XDG_CACHE_HOME, or VISAGE_MODELS as

@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 
-use crate::matmul::{self, Matrix};
+use crate::matmul::{self, Matrix, bf16};
 
 /// What follows a convolution or a dense layer, applied to its output.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,10 +57,13 @@ pub struct Conv {
     pw: usize,
     pub cin: usize,
     pub cout: usize,
-    /// `[kh * kw * cin, cout]`, row-major: row `(i * kw + j) * cin + c`.
+    /// `[kh * kw * cin, cout]`, row-major: row `(i * kw + j) * cin + c` (empty once packed
+    /// for bf16 products, [`Conv::to_bf16`]).
     pub w: Vec<f32>,
     pub b: Vec<f32>,
     pub activation: Activation,
+    /// The weights rounded to bf16 and packed, where products run in bf16.
+    bf16: Option<bf16::Packed>,
 }
 
 /// Buffers a forward pass reuses: the im2col tile, and activation buffers handed back when a
@@ -265,6 +268,7 @@ impl Conv {
             w,
             b,
             activation,
+            bf16: None,
         }
     }
 
@@ -298,7 +302,7 @@ impl Conv {
             }
         }
         if self.kh == 1 && self.kw == 1 && self.stride == 1 {
-            product(m, self.cout, k, &x.data, &self.w, out, ld, col, 1.0);
+            self.multiply(m, &x.data, out, ld, col, 1.0);
         } else {
             // A few hundred output rows at a time, so their patches stay in cache between the
             // copy and the product.
@@ -306,24 +310,53 @@ impl Conv {
             for r0 in (0..m).step_by(tile) {
                 let r1 = (r0 + tile).min(m);
                 im2col(x, self, ho, wo, r0..r1, patches);
-                product(
-                    r1 - r0,
-                    self.cout,
-                    k,
-                    patches,
-                    &self.w,
-                    &mut out[r0 * ld..],
-                    ld,
-                    col,
-                    1.0,
-                );
+                self.multiply(r1 - r0, patches, &mut out[r0 * ld..], ld, col, 1.0);
             }
         }
         self.activation.apply(out, m, ld, col, self.cout);
     }
 
-    /// Write this convolution as [`Conv::read`] reads it back.
+    /// `out[.., col..col + cout] += scale * a · w` for `m` rows of `a` (`kh * kw * cin` values
+    /// each, side by side), rows of `out` `ld` apart: in bf16 where the weights are packed for it.
+    pub fn multiply(
+        &self,
+        m: usize,
+        a: &[f32],
+        out: &mut [f32],
+        ld: usize,
+        col: usize,
+        scale: f32,
+    ) {
+        let k = self.kh * self.kw * self.cin;
+        match &self.bf16 {
+            Some(packed) => bf16::product(a, m, k, packed, out, ld, col, scale),
+            None => product(m, self.cout, k, a, &self.w, out, ld, col, scale),
+        }
+    }
+
+    /// Run this convolution's products in bf16 (half the time of f32 ones), where the CPU has
+    /// them; the f32 weights are then dropped. Returns whether it does.
+    pub fn to_bf16(&mut self) -> bool {
+        if self.bf16.is_none() {
+            let k = self.kh * self.kw * self.cin;
+            self.bf16 = bf16::Packed::new(&self.w, k, self.cout);
+            if self.bf16.is_some() {
+                self.w = Vec::new();
+            }
+        }
+        self.bf16.is_some()
+    }
+
+    pub fn is_bf16(&self) -> bool {
+        self.bf16.is_some()
+    }
+
+    /// Write this convolution as [`Conv::read`] reads it back (its f32 weights: one packed for
+    /// bf16 products has none left, and is refused).
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.bf16.is_some() {
+            return Err(invalid("a convolution already packed for bf16 products"));
+        }
         let shape = [
             self.kh,
             self.kw,
@@ -372,6 +405,7 @@ impl Conv {
             w: r.floats(kh * kw * cin * cout)?,
             b: r.floats(cout)?,
             activation,
+            bf16: None,
         })
     }
 
@@ -389,6 +423,8 @@ impl Conv {
                     other.cin
                 )
                 && self.activation == other.activation
+                && self.bf16.is_none()
+                && other.bf16.is_none()
         );
         let rows = self.kh * self.kw * self.cin;
         let w = side_by_side(rows, &[(&self.w, self.cout), (&other.w, other.cout)]);
@@ -633,6 +669,7 @@ mod tests {
                 .collect(),
             b: vec![0.25, -1.5, f32::MIN_POSITIVE],
             activation,
+            bf16: None,
         }
     }
 

@@ -96,7 +96,11 @@ impl Pipeline {
     pub fn on(settings: &Settings, use_onet: bool, device: &Device) -> Result<Self, PipelineError> {
         let models = Models::new(settings.models.clone());
         let detector = Detector::new(settings, use_onet, &models, device)?;
-        let embedder = Embedder::load(&models.get(&models::FACENET)?, &device.networks)?;
+        let embedder = Embedder::load_with(
+            &models.get(&models::FACENET)?,
+            &device.networks,
+            settings.facenet_precision,
+        )?;
         Ok(Pipeline {
             detector,
             embedder,

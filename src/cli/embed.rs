@@ -103,8 +103,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
 fn run_aligned(args: EmbedArgs) -> anyhow::Result<i32> {
     let models = Models::new(args.settings.models.clone());
     let device = Device::choose(args.settings.device)?.networks;
-    let mut embedder =
-        Embedder::load(&models.get(&models::FACENET)?, &device).context("cannot load FaceNet")?;
+    let graph = models.get(&models::FACENET)?;
+    let mut embedder = Embedder::load_with(&graph, &device, args.settings.facenet_precision)
+        .context("cannot load FaceNet")?;
     embedder.standardisation = args.networks.standardisation;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -121,17 +121,8 @@ impl Block {
                 *v += self.scale * b;
             }
         }
-        product(
-            rows,
-            self.up.cout,
-            width,
-            &mixed,
-            &self.up.w,
-            &mut x.data,
-            x.c,
-            0,
-            self.scale,
-        );
+        self.up
+            .multiply(rows, &mixed, &mut x.data, x.c, 0, self.scale);
         if self.relu {
             for v in &mut x.data {
                 *v = v.max(0.0);
@@ -260,6 +251,34 @@ impl CpuFaceNet {
                     .unwrap_or_else(|| vec![0.0; EMBEDDING_DIM]),
             ),
         }
+    }
+
+    /// Run the convolutions' products in bf16 where the CPU has them (see
+    /// [`crate::matmul::bf16`]); the bottleneck stays f32. Returns whether they do.
+    pub fn to_bf16(&mut self) -> bool {
+        let mut convs: Vec<&mut Conv> = self.stem.iter_mut().collect();
+        let blocks = self
+            .blocks35
+            .iter_mut()
+            .chain(&mut self.blocks17)
+            .chain(&mut self.blocks8);
+        for b in blocks.chain(std::iter::once(&mut self.last)) {
+            convs.extend(b.branches.iter_mut().flatten());
+            convs.push(&mut b.up);
+        }
+        for r in [&mut self.mixed_6a, &mut self.mixed_7a] {
+            convs.extend(r.branches.iter_mut().flatten());
+        }
+        // Every one or none: the CPU has the instructions or not.
+        convs
+            .into_iter()
+            .map(Conv::to_bf16)
+            .fold(true, |all, c| all & c)
+    }
+
+    /// Whether the products run in bf16.
+    pub fn is_bf16(&self) -> bool {
+        self.stem[0].is_bf16()
     }
 
     /// Keep this network in `path` (written whole or not at all), stamped with `source`: what
@@ -405,20 +424,14 @@ impl CpuFaceNet {
         ws.give(x.data);
         let (bw, bb) = &self.bottleneck;
         let mut emb = vec![0f32; n * EMBEDDING_DIM];
+        // One face at a time (a product's order of sums depends on its rows): with the bf16
+        // products, whose rows are independent, a face's vector is the same whatever its batch.
         for f in 0..n {
-            emb[f * EMBEDDING_DIM..(f + 1) * EMBEDDING_DIM].copy_from_slice(bb);
+            let e = &mut emb[f * EMBEDDING_DIM..(f + 1) * EMBEDDING_DIM];
+            e.copy_from_slice(bb);
+            let a = &avg[f * x.c..(f + 1) * x.c];
+            product(1, EMBEDDING_DIM, x.c, a, bw, e, EMBEDDING_DIM, 0, 1.0);
         }
-        product(
-            n,
-            EMBEDDING_DIM,
-            x.c,
-            &avg,
-            bw,
-            &mut emb,
-            EMBEDDING_DIM,
-            0,
-            1.0,
-        );
         emb.chunks_exact(EMBEDDING_DIM)
             .map(|e| {
                 let norm = e.iter().map(|v| v * v).sum::<f32>().max(1e-10).sqrt();

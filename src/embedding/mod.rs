@@ -17,6 +17,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::alignment::to_chw;
+pub use crate::config::Precision;
 use crate::device::InferenceDevice;
 use crate::models::WeightsError;
 use facenet::FaceNet;
@@ -81,6 +82,15 @@ impl Embedder {
     /// Load FaceNet from the cached Burn record next to `graph`, or import the graph and write
     /// that record for next time.
     pub fn load(graph: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
+        Self::load_with(graph, device, Precision::default())
+    }
+
+    /// [`Embedder::load`], its products on the CPU in `precision`.
+    pub fn load_with(
+        graph: &Path,
+        device: &InferenceDevice,
+        precision: Precision,
+    ) -> Result<Self, WeightsError> {
         if device.is_gpu {
             return Ok(Self::with_net(Self::load_net(graph, device)?, device));
         }
@@ -88,7 +98,7 @@ impl Embedder {
         // at every start (reading the record and reordering 90 MB) took a tenth of a second.
         let (record, prepared) = (record_path(graph), prepared_path(graph));
         let kept = stamp(&record).and_then(|s| cpu::CpuFaceNet::open(&prepared, s));
-        let net = match kept {
+        let mut net = match kept {
             Ok(net) => net,
             Err(e) => {
                 if prepared.exists() {
@@ -104,6 +114,10 @@ impl Embedder {
                 net
             }
         };
+        // After it is kept: a file holds the f32 weights, whatever this CPU runs.
+        if precision == Precision::Bf16 {
+            net.to_bf16();
+        }
         Ok(Embedder {
             net: Net::Cpu(Box::new(net)),
             device: device.clone(),
@@ -163,6 +177,14 @@ impl Embedder {
 
     pub fn device(&self) -> &InferenceDevice {
         &self.device
+    }
+
+    /// The arithmetic the network's products run in.
+    pub fn precision(&self) -> Precision {
+        match &self.net {
+            Net::Cpu(net) if net.is_bf16() => Precision::Bf16,
+            _ => Precision::F32,
+        }
     }
 
     /// FaceNet with Burn's random initial weights: for measuring speed where the real weights

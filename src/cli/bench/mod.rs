@@ -57,6 +57,9 @@ pub enum BenchWhat {
         /// Random weights instead of the real ones (speed only, where the weights cannot be had)
         #[arg(long)]
         untrained: bool,
+        /// FaceNet's arithmetic on the CPU (the real weights)
+        #[arg(long, env = "VISAGE_FACENET_PRECISION", value_enum, default_value_t)]
+        facenet_precision: crate::config::Precision,
     },
     /// Index folders into a new, temporary database: photos/s, faces/s and seconds per stage
     Index {
@@ -178,6 +181,8 @@ struct Line {
     tool: &'static str,
     /// `real`, or `untrained` (random weights: the speed is the same, the vectors mean nothing).
     weights: &'static str,
+    /// What FaceNet's products ran in.
+    precision: crate::config::Precision,
     device: String,
     threads: usize,
     batch: usize,
@@ -376,7 +381,7 @@ pub fn peak_kib(pid: &str) -> Option<f64> {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
-    let (batch, seconds, device, dir, faces, untrained) = match args.what {
+    let (batch, seconds, device, dir, faces, untrained, precision) = match args.what {
         BenchWhat::Graph(args) => return graph::run(args),
         BenchWhat::Library {
             faces,
@@ -417,7 +422,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             models,
             faces,
             untrained,
-        } => (batch, seconds, device, models, faces, untrained),
+            facenet_precision,
+        } => (
+            batch,
+            seconds,
+            device,
+            models,
+            faces,
+            untrained,
+            facenet_precision,
+        ),
     };
     super::require_paths(std::slice::from_ref(&faces))?;
     let (files, _) = super::photo_files(std::slice::from_ref(&faces));
@@ -436,7 +450,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let embedder = if untrained {
         Embedder::untrained(&device)
     } else {
-        Embedder::load(&Models::new(dir).get(&models::FACENET)?, &device)
+        Embedder::load_with(&Models::new(dir).get(&models::FACENET)?, &device, precision)
             .context("cannot load FaceNet")?
     };
     for _ in 0..2 {
@@ -452,6 +466,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let line = Line {
         tool: "visage",
         weights: if untrained { "untrained" } else { "real" },
+        precision: embedder.precision(),
         device: device.description.clone(),
         threads: rayon::current_num_threads(),
         batch,

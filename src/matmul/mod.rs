@@ -3,7 +3,9 @@
 //!
 //! A matrix is a slice with its shape and strides; every element a product reads or writes is
 //! checked to lie inside its slice before `gemm` is called. Single-threaded: callers split their
-//! work across threads above this.
+//! work across threads above this. [`bf16`] holds the bf16 product where the CPU has one.
+
+pub mod bf16;
 
 /// A matrix of `f32` in a slice: element `(i, j)` at `i * row + j * col`.
 #[derive(Debug, Clone, Copy)]
