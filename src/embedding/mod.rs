@@ -80,7 +80,8 @@ enum Net {
 
 impl Embedder {
     /// Load FaceNet from the cached Burn record next to `graph`, or import the graph and write
-    /// that record for next time.
+    /// that record for next time; on the CPU, from the network kept packed beside it, its
+    /// products in bf16 where the CPU has them ([`Precision::Bf16`]).
     pub fn load(graph: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
         Self::load_with(graph, device, Precision::default())
     }
