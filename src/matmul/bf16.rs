@@ -69,14 +69,6 @@ impl Packed {
             values,
         })
     }
-
-    pub fn rows(&self) -> usize {
-        self.k
-    }
-
-    pub fn cols(&self) -> usize {
-        self.n
-    }
 }
 
 /// Whether this CPU has what [`product`] runs on.
@@ -103,7 +95,7 @@ fn bf16(v: f32) -> u16 {
 }
 
 /// `out[i * ld + col + j] += scale * sum_k a[i * lda + k] * b(k, j)` for the `m` rows of `a`
-/// (`b.rows()` values each, rows `lda` apart), the operands rounded to bf16.
+/// (as many values each as `b` has rows, rows `lda` apart), the operands rounded to bf16.
 #[allow(clippy::too_many_arguments)]
 pub fn product(
     a: &[f32],
