@@ -421,7 +421,6 @@ impl CpuFaceNet {
                 *a /= px as f32;
             }
         }
-        ws.give(x.data);
         let (bw, bb) = &self.bottleneck;
         let mut emb = vec![0f32; n * EMBEDDING_DIM];
         // One face at a time (a product's order of sums depends on its rows): with the bf16
