@@ -167,7 +167,7 @@ impl Store {
     /// only when `create`).
     fn setup(conn: Connection, path: &Path, create: bool) -> Result<Self, StoreError> {
         let sql = |source| self_error(path, source);
-        conn.busy_timeout(Duration::from_secs(30)).map_err(sql)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
         // Another program's SQLite file is refused before anything (even WAL mode) is set on it.
         let (version, tables): (i64, i64) = conn
             .query_row(
@@ -197,8 +197,7 @@ impl Store {
         }
         // WAL: readers never block the writer, and a crash mid-write rolls back cleanly.
         // synchronous=NORMAL is durable across application crashes (kill -9) in WAL mode.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql)?;
+        wal(&conn).map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -368,6 +367,26 @@ pub fn page_cache(conn: &rusqlite::Connection, cache_size: i64) -> SqlResult<i64
     Ok(before)
 }
 
+/// Put the database in WAL mode (it stays so, in the file). Switching a file that is not yet in
+/// WAL (a copy made by `VACUUM INTO`, a backup) takes an exclusive lock, and two processes
+/// opening it at once can each hold the shared lock the other waits for: SQLite then answers
+/// one of them "busy" at once instead of calling the busy handler. The other's switch serves
+/// both, so the loser asks again, within the busy timeout.
+fn wal(conn: &Connection) -> rusqlite::Result<()> {
+    let give_up = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// `path` as one shell word, quoted only when it must be (for commands a message suggests).
 pub fn shell_word(path: &Path) -> String {
     let s = path.to_string_lossy();
@@ -378,6 +397,9 @@ pub fn shell_word(path: &Path) -> String {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
+
+/// How long a connection waits for another's lock before answering "busy".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn self_error(path: &Path, error: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
@@ -408,6 +430,72 @@ pub fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy made by `VACUUM INTO` is not in WAL mode; processes opening it at once all switch
+    /// it, and SQLite answers one of two that wait for each other "busy" at once, busy timeout
+    /// or not. Each must still open it (graph parts started together on a copied library did
+    /// not). The processes are this test binary run again, each opening the copy as soon as a
+    /// file says go (threads of one process do not meet this: SQLite shares their locks).
+    #[test]
+    fn a_copy_not_in_wal_opens_from_many_processes_at_once() {
+        const CHILD: &str = "VISAGE_TEST_OPEN_AT_ONCE";
+        if let Some(copy) = std::env::var_os(CHILD) {
+            let copy = std::path::PathBuf::from(copy);
+            while !copy.with_extension("go").exists() {
+                std::hint::spin_loop();
+            }
+            if let Err(e) = Store::open(&copy) {
+                eprintln!("{e}");
+                std::process::exit(3);
+            }
+            std::process::exit(0);
+        }
+        let dir = std::env::temp_dir().join(format!("visage-store-wal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let original = dir.join("visage.db");
+        drop(Store::open_or_create(&original).unwrap());
+        let (copy, go) = (dir.join("copy.db"), dir.join("copy.go"));
+        for round in 0..15 {
+            for f in ["copy.db", "copy.db-wal", "copy.db-shm", "copy.go"] {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+            Connection::open(&original)
+                .unwrap()
+                .execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+                .unwrap();
+            assert_eq!(
+                std::fs::read(&copy).unwrap()[18..20],
+                [1, 1],
+                "not in WAL mode"
+            );
+            let children: Vec<_> = (0..8)
+                .map(|_| {
+                    std::process::Command::new(std::env::current_exe().unwrap())
+                        .args([
+                            "--exact",
+                            "store::tests::a_copy_not_in_wal_opens_from_many_processes_at_once",
+                        ])
+                        .args(["--nocapture", "--test-threads", "1"])
+                        .env(CHILD, &copy)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(150));
+            std::fs::write(&go, b"").unwrap();
+            for child in children {
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "round {round}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn opens_migrates_and_reopens() {
