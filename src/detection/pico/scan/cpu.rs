@@ -1,5 +1,10 @@
 //! The CPU twin of `shaders/pico_scan.wgsl`: the same integer sample positions, the same tree walk,
 //! the same early rejection, on all cores with rayon. It is the reference the GPU is tested against.
+//!
+//! The windows of a band of rows walk the cascade together, tree by tree: all of them through tree
+//! `t`, then those still alive through `t + 1`, packed to the front of their list, eight walks
+//! interleaved. Every window meets the same tree at once, so that tree's offsets stay in the
+//! first-level cache, and a window's death is a count, not a branch the CPU mispredicts.
 
 use std::sync::OnceLock;
 
@@ -51,6 +56,10 @@ impl Padded {
     }
 }
 
+/// Rows of windows walked as one list: enough windows that the few walking deep keep the
+/// AVX-512 walk's lanes busy, and still tens of tasks a photo for the cores.
+const ROWS_PER_TASK: u32 = 32;
+
 /// Scan every window of the plan and return the survivors in canonical order.
 pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
     let padded = Padded::new(input);
@@ -64,20 +73,25 @@ pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
         .par_iter()
         .map(|level| Offsets::new(cascade, level, w))
         .collect();
-    // One task per (level, row): enough parallel slack, and each task walks a row of windows.
+    // One task per (level, band of rows).
     let tasks: Vec<(u32, u32)> = input
         .plan
         .levels
         .iter()
         .enumerate()
-        .flat_map(|(l, level)| (0..level.rows).map(move |i| (l as u32, i)))
+        .flat_map(|(l, level)| {
+            (0..level.rows)
+                .step_by(ROWS_PER_TASK as usize)
+                .map(move |i| (l as u32, i))
+        })
         .collect();
     let mut hits: Vec<Hit> = tasks
         .par_iter()
-        .with_min_len(8)
         .flat_map_iter(|&(l, i)| {
             let level = &input.plan.levels[l as usize];
-            scan_row(cascade, input, &padded, level, &tables[l as usize], i)
+            let rows = i..(i + ROWS_PER_TASK).min(level.rows);
+            let table = &tables[l as usize];
+            scan_rows(cascade, input, &padded, level, table, rows)
                 .into_iter()
                 .map(move |(row, col, score)| Hit {
                     level: l,
@@ -91,92 +105,99 @@ pub fn scan(cascade: &Cascade, input: &ScanInput) -> Vec<Hit> {
     hits
 }
 
-/// Windows walked side by side: their tree walks are independent chains of loads, so the CPU
-/// overlaps their latencies instead of waiting on one window at a time.
-const LANES: usize = 4;
-
-/// All windows of row `i` of a level: `(row, col, score)` of those that pass. Windows whose samples
-/// all lie inside the padded image go through [`LANES`] interleaved walks, the others through
-/// [`classify`].
-fn scan_row(
+/// All windows of rows `rows` of a level: `(row, col, score)` of those that pass. Windows whose
+/// samples all lie inside the padded image go through the walk, the others through [`classify`].
+fn scan_rows(
     cascade: &Cascade,
     input: &ScanInput,
     padded: &Padded,
     level: &Level,
     table: &Offsets,
-    i: u32,
+    rows: std::ops::Range<u32>,
 ) -> Vec<(u32, u32, f32)> {
     let mut out = Vec::new();
-    let mut inside = Vec::with_capacity(level.cols as usize);
-    for j in 0..level.cols {
-        let (row, col) = level.centre(i, j);
-        if table.inside(row + MARGIN, col + MARGIN, padded.width, padded.height) {
-            inside.push((row, col));
-        } else if let Some(score) = classify(cascade, input, level, row, col) {
-            out.push((row, col, score));
+    let mut inside = Vec::with_capacity(rows.len() * level.cols as usize);
+    for i in rows {
+        for j in 0..level.cols {
+            let (row, col) = level.centre(i, j);
+            if table.inside(row + MARGIN, col + MARGIN, padded.width, padded.height) {
+                inside.push((row, col));
+            } else if let Some(score) = classify(cascade, input, level, row, col) {
+                out.push((row, col, score));
+            }
         }
     }
-    let (nodes, nleaves) = (cascade.nodes_per_tree(), cascade.leaves_per_tree());
-    let ntrees = cascade.tree_count();
-    let last_threshold = cascade.thresholds[ntrees - 1];
-    let px = &padded.pixels[..];
     // A window centre's index in the padded image.
     let at = |(row, col): (u32, u32)| ((row + MARGIN) * padded.width + col + MARGIN) as usize;
-    // Per lane: window index into `inside` (None when idle), its tree, its running sum.
-    let mut window: [Option<usize>; LANES] = [None; LANES];
-    let mut tree = [0usize; LANES];
-    let mut sum = [0.0f32; LANES];
-    // Idle lanes keep the centre of a window that passed `inside` (the first one until they get
-    // their own), so their harmless walks stay in bounds too.
-    let Some(&(row0, col0)) = inside.first() else {
-        return out;
-    };
-    let mut centre = [at((row0, col0)); LANES];
-    let mut next = 0;
-    loop {
-        for k in 0..LANES {
-            if window[k].is_none() && next < inside.len() {
-                (window[k], tree[k], sum[k]) = (Some(next), 0, 0.0);
-                centre[k] = at(inside[next]);
-                next += 1;
-            }
-        }
-        if window.iter().all(Option::is_none) {
+    let centres: Vec<usize> = inside.iter().map(|&w| at(w)).collect();
+    let passed = walk(cascade, table, &padded.pixels, &centres);
+    out.extend(passed.into_iter().map(|(k, score)| {
+        let (row, col) = inside[k];
+        (row, col, score)
+    }));
+    out
+}
+
+/// Windows walked side by side in [`walk`]: their walks are independent chains of loads, so the
+/// CPU overlaps their latencies instead of waiting on one window at a time.
+const GROUP: usize = 8;
+
+/// The windows of `centres` (indices into `px` whose samples all lie inside it, as
+/// [`Offsets::inside`] checks) that pass every tree, as (index into `centres`, score), in the
+/// order of `centres`.
+fn walk(cascade: &Cascade, table: &Offsets, px: &[u8], centres: &[usize]) -> Vec<(usize, f32)> {
+    let (nodes, nleaves) = (cascade.nodes_per_tree(), cascade.leaves_per_tree());
+    let ntrees = cascade.tree_count();
+    // The windows still alive, all at tree `t`: their centres, their place in `centres`, their
+    // running sums; the first `n` entries are live.
+    let mut n = centres.len();
+    let mut centre = centres.to_vec();
+    let mut id: Vec<u32> = (0..n as u32).collect();
+    let mut sum = vec![0.0f32; n];
+    for t in 0..ntrees {
+        if n == 0 {
             break;
         }
-        // One tree for every lane, the lanes' steps interleaved. Idle lanes walk their last tree
-        // at their last centre, harmlessly, so the loop has no lane-dependent branch.
-        let pairs: [&[[i32; 2]]; LANES] = std::array::from_fn(|k| table.tree(cascade, tree[k]));
-        let mut idx = [0usize; LANES];
-        for _ in 0..cascade.depth {
-            for k in 0..LANES {
-                let [a, b] = pairs[k][idx[k]];
-                let i1 = centre[k].wrapping_add_signed(a as isize);
-                let i2 = centre[k].wrapping_add_signed(b as isize);
-                debug_assert!(i1 < px.len() && i2 < px.len());
-                // SAFETY: every lane's centre passed `Offsets::inside`, which checked that every
-                // sample of that window, at any code in [-128, 127]^2, lies inside the padded
-                // image.
-                let (p1, p2) = unsafe { (*px.get_unchecked(i1), *px.get_unchecked(i2)) };
-                idx[k] = 2 * idx[k] + 1 + (p1 <= p2) as usize;
+        let offsets = table.tree(cascade, t);
+        let leaves = &cascade.leaves[t * nleaves..(t + 1) * nleaves];
+        let threshold = cascade.thresholds[t];
+        let mut kept = 0;
+        let mut i = 0;
+        while i < n {
+            let g = GROUP.min(n - i);
+            // Lanes past the list walk its window `i` again, harmlessly.
+            let mut c = [centre[i]; GROUP];
+            c[..g].copy_from_slice(&centre[i..i + g]);
+            let mut node = [0usize; GROUP];
+            for _ in 0..cascade.depth {
+                for k in 0..GROUP {
+                    // SAFETY: `node[k]` is an inner node, below the tree's `nodes` offsets; every
+                    // centre passed `Offsets::inside`, which checked that every sample of its
+                    // window, at any code in [-128, 127]^2, lies inside the padded image.
+                    let (p1, p2) = unsafe {
+                        let [a, b] = *offsets.get_unchecked(node[k]);
+                        let i1 = c[k].wrapping_add_signed(a as isize);
+                        let i2 = c[k].wrapping_add_signed(b as isize);
+                        debug_assert!(i1 < px.len() && i2 < px.len());
+                        (*px.get_unchecked(i1), *px.get_unchecked(i2))
+                    };
+                    node[k] = 2 * node[k] + 1 + (p1 <= p2) as usize;
+                }
             }
-        }
-        for k in 0..LANES {
-            let Some(w) = window[k] else { continue };
-            let t = tree[k];
-            sum[k] += cascade.leaves[t * nleaves + idx[k] - nodes];
-            if sum[k] <= cascade.thresholds[t] {
-                window[k] = None;
-            } else if t + 1 == ntrees {
-                let (row, col) = inside[w];
-                out.push((row, col, sum[k] - last_threshold));
-                window[k] = None;
-            } else {
-                tree[k] = t + 1;
+            // Every window is written back, and the next overwrites it unless it is alive.
+            for k in 0..g {
+                let s = sum[i + k] + leaves[node[k] - nodes];
+                let w = id[i + k];
+                (centre[kept], id[kept], sum[kept]) = (c[k], w, s);
+                // Rejected when the sum falls to the threshold (leaves are finite: no NaN).
+                kept += (s > threshold) as usize;
             }
+            i += g;
         }
+        n = kept;
     }
-    out
+    let last = cascade.thresholds[ntrees - 1];
+    (0..n).map(|k| (id[k] as usize, sum[k] - last)).collect()
 }
 
 /// Sample offsets are tabulated per level in blocks of this many trees, each block on first use:
