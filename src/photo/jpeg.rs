@@ -154,7 +154,7 @@ fn layout(bytes: &[u8]) -> Result<Layout, PhotoError> {
             // Entropy-coded data: runs until a 0xFF that is neither stuffing (0x00) nor a
             // restart marker.
             loop {
-                let Some(ff) = bytes[at..].iter().position(|&b| b == 0xFF) else {
+                let Some(ff) = memchr::memchr(0xFF, &bytes[at..]) else {
                     return Err(PhotoError::TruncatedJpeg);
                 };
                 at += ff;
