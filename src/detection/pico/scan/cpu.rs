@@ -56,8 +56,8 @@ impl Padded {
     }
 }
 
-/// Rows of windows walked as one list: enough windows that the few walking deep keep the
-/// AVX-512 walk's lanes busy, and still tens of tasks a photo for the cores.
+/// Rows of windows walked as one list: a few hundred to tens of thousands of windows, so the
+/// per-list and per-tree setup is spread thin, and still tens of tasks a photo for the cores.
 const ROWS_PER_TASK: u32 = 32;
 
 /// Scan every window of the plan and return the survivors in canonical order.
