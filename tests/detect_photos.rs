@@ -266,3 +266,40 @@ fn mid_stage_rejection_only_drops_windows() {
     );
     assert!(kept > 0);
 }
+
+/// The CPU scan walks a band of windows tree by tree (all at one tree, the survivors packed
+/// between trees); `cpu::classify` walks one window through every tree. On a real group photo,
+/// upright and tilted, with Pigo's mid-stage rejection and without it, the scan keeps exactly the
+/// windows `classify` keeps, with the same scores to the bit.
+#[test]
+fn the_scan_keeps_exactly_the_windows_one_window_walks_keep() {
+    let photo = Photo::open(&common::testdata().join("group/t1.jpg")).unwrap();
+    let settings = Settings {
+        face_angles: vec![0.0, -20.0, 20.0],
+        ..Settings::default()
+    };
+    let plan = DetectParams::from(&settings).plan(photo.width, photo.height);
+    let input = ScanInput::new(&photo, &plan);
+    for cascade in [
+        Cascade::facefinder().unwrap(),
+        common::facefinder_with_mid_stage(-1337.0),
+    ] {
+        let mut expected = Vec::new();
+        for (l, level) in plan.levels.iter().enumerate() {
+            for i in 0..level.rows {
+                for j in 0..level.cols {
+                    let (row, col) = level.centre(i, j);
+                    if let Some(score) = cpu::classify(&cascade, &input, level, row, col) {
+                        expected.push((l as u32, row, col, score.to_bits()));
+                    }
+                }
+            }
+        }
+        let scanned: Vec<_> = cpu::scan(&cascade, &input)
+            .iter()
+            .map(|h| (h.level, h.row, h.col, h.score.to_bits()))
+            .collect();
+        assert!(expected.len() > 100, "kept {}", expected.len());
+        assert_eq!(scanned, expected);
+    }
+}
