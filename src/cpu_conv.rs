@@ -133,6 +133,15 @@ pub fn put_count(out: &mut dyn Write, n: usize) -> io::Result<()> {
 
 /// Write floats with their count, as [`Unpack::floats`] reads them.
 pub fn put_floats(out: &mut dyn Write, v: &[f32]) -> io::Result<()> {
+    put_values(out, v)
+}
+
+/// Write `u32`s with their count, as [`Unpack::words`] reads them.
+pub fn put_words(out: &mut dyn Write, v: &[u32]) -> io::Result<()> {
+    put_values(out, v)
+}
+
+fn put_values<T: bytemuck::Pod>(out: &mut dyn Write, v: &[T]) -> io::Result<()> {
     put_count(out, v.len())?;
     out.write_all(bytemuck::cast_slice(v))
 }
@@ -165,11 +174,20 @@ impl<R: Read> Unpack<R> {
 
     /// Exactly `len` floats (at most [`Unpack::MAX_FLOATS`]).
     pub fn floats(&mut self, len: usize) -> io::Result<Vec<f32>> {
+        self.values(len)
+    }
+
+    /// Exactly `len` `u32`s (at most [`Unpack::MAX_FLOATS`]).
+    pub fn words(&mut self, len: usize) -> io::Result<Vec<u32>> {
+        self.values(len)
+    }
+
+    fn values<T: bytemuck::Pod>(&mut self, len: usize) -> io::Result<Vec<T>> {
         let n = self.count(Self::MAX_FLOATS)?;
         if n != len {
             return Err(invalid(&format!("{n} values where {len} belong")));
         }
-        let mut v = vec![0f32; len];
+        let mut v = vec![T::zeroed(); len];
         self.r.read_exact(bytemuck::cast_slice_mut(&mut v))?;
         Ok(v)
     }
@@ -351,12 +369,9 @@ impl Conv {
         self.bf16.is_some()
     }
 
-    /// Write this convolution as [`Conv::read`] reads it back (its f32 weights: one packed for
-    /// bf16 products has none left, and is refused).
+    /// Write this convolution as [`Conv::read`] reads it back: its f32 weights, or those packed
+    /// for bf16 products where it runs them (a file that only a CPU with AVX-512 BF16 reads).
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
-        if self.bf16.is_some() {
-            return Err(invalid("a convolution already packed for bf16 products"));
-        }
         let shape = [
             self.kh,
             self.kw,
@@ -377,7 +392,17 @@ impl Conv {
                 put_floats(out, a)?;
             }
         }
-        put_floats(out, &self.w)?;
+        // The weights: f32, or packed for bf16 products (the f32 ones are gone then).
+        match &self.bf16 {
+            None => {
+                put_count(out, 0)?;
+                put_floats(out, &self.w)?;
+            }
+            Some(packed) => {
+                put_count(out, 1)?;
+                put_words(out, packed.values())?;
+            }
+        }
         put_floats(out, &self.b)
     }
 
@@ -394,6 +419,17 @@ impl Conv {
             1 => Activation::Relu,
             _ => Activation::PRelu(r.floats(cout)?),
         };
+        let k = kh * kw * cin;
+        let (w, bf16) = match r.count(1)? {
+            0 => (r.floats(k * cout)?, None),
+            _ => {
+                let values = r.words(bf16::Packed::len(k, cout))?;
+                let packed = bf16::Packed::from_values(values, k, cout).ok_or_else(|| {
+                    invalid("weights packed for bf16 products, on a CPU without AVX-512 BF16")
+                })?;
+                (Vec::new(), Some(packed))
+            }
+        };
         Ok(Conv {
             kh,
             kw,
@@ -402,10 +438,10 @@ impl Conv {
             pw,
             cin,
             cout,
-            w: r.floats(kh * kw * cin * cout)?,
+            w,
             b: r.floats(cout)?,
             activation,
-            bf16: None,
+            bf16,
         })
     }
 
@@ -722,5 +758,35 @@ mod tests {
         bytes[24..28].copy_from_slice(&4u32.to_le_bytes());
         let err = Conv::read(&mut Unpack::new(&bytes[..])).err().unwrap();
         assert!(err.to_string().contains("values where"), "{err}");
+    }
+
+    /// A convolution packed for bf16 products is written packed and read back packed, the same
+    /// values (on a CPU with AVX-512 BF16, as CI's); cut short, it is an error.
+    #[test]
+    fn a_convolution_packed_for_bf16_is_read_back_packed() {
+        assert!(bf16::available(), "{}", bf16::REQUIRED);
+        let mut c = conv(Activation::Relu);
+        assert!(c.to_bf16());
+        let mut bytes = Vec::new();
+        c.write(&mut bytes).unwrap();
+        let mut r = Unpack::new(&bytes[..]);
+        let back = Conv::read(&mut r).unwrap();
+        r.end().unwrap();
+        assert!(back.is_bf16() && back.w.is_empty());
+        let values = |c: &Conv| c.bf16.as_ref().unwrap().values().to_vec();
+        assert_eq!(values(&back), values(&c));
+        assert_eq!((&back.b, &back.activation), (&c.b, &c.activation));
+        // The same product: 4 rows of the 6 values a 3 x 1 x 2 patch holds.
+        let a: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (mut want, mut got) = (vec![0f32; 12], vec![0f32; 12]);
+        c.multiply(4, &a, &mut want, 3, 0, 1.0);
+        back.multiply(4, &a, &mut got, 3, 0, 1.0);
+        assert_eq!(got, want);
+        for cut in [0, 40, bytes.len() - 1] {
+            assert!(
+                Conv::read(&mut Unpack::new(&bytes[..cut])).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 }

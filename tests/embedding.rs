@@ -90,7 +90,7 @@ fn facenet_prepared_for_the_cpu_is_kept_and_read_back_bit_for_bit() {
     let dir = common::tempdir("prepared");
     let copy = dir.join(graph.file_name().unwrap());
     std::fs::copy(record_path(&graph), record_path(&copy)).unwrap();
-    let prepared = prepared_path(&copy);
+    let prepared = prepared_path(&copy, Precision::F32);
     let load = || {
         Embedder::load_with(&copy, &cpu, Precision::F32)
             .unwrap()
@@ -137,6 +137,60 @@ fn facenet_prepared_for_the_cpu_is_kept_and_read_back_bit_for_bit() {
         .unwrap();
     assert_eq!(load(), fresh, "a newer record");
     assert_ne!(modified(), before, "packed again from the newer record");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Where FaceNet runs in bf16 it is kept packed for bf16 products (half the bytes, nothing left to
+/// pack at a start), in a file of its own beside the f32 one, and read back bit for bit; a file
+/// that only claims to be one is packed again.
+#[test]
+fn facenet_packed_for_bf16_is_kept_in_a_file_of_its_own() {
+    assert!(
+        visage::matmul::bf16::available(),
+        "{}",
+        visage::matmul::bf16::REQUIRED
+    );
+    let r = reference();
+    let cpu = InferenceDevice::cpu();
+    let graph = common::model(&FACENET);
+    let dir = common::tempdir("prepared-bf16");
+    let copy = dir.join(graph.file_name().unwrap());
+    std::fs::copy(record_path(&graph), record_path(&copy)).unwrap();
+    let (bf16, f32s) = (
+        prepared_path(&copy, Precision::Bf16),
+        prepared_path(&copy, Precision::F32),
+    );
+    let load = |precision| {
+        let e = Embedder::load_with(&copy, &cpu, precision).unwrap();
+        assert_eq!(e.precision(), precision);
+        e.embed(&r.crops)
+    };
+    let modified = || std::fs::metadata(&bf16).unwrap().modified().unwrap();
+
+    let packed = load(Precision::Bf16);
+    assert!(
+        bf16.exists() && !f32s.exists(),
+        "only the bf16 file is written"
+    );
+    let len = std::fs::metadata(&bf16).unwrap().len();
+    assert!((45_000_000..50_000_000).contains(&len), "{len} bytes kept");
+    let kept = modified();
+    assert_eq!(load(Precision::Bf16), packed, "read back bit for bit");
+    assert_eq!(modified(), kept, "read, not written again");
+    // Packed from the record in f32 (its own file) and then in bf16: the same vectors.
+    let f32_vectors = load(Precision::F32);
+    assert!(f32s.exists());
+    assert_ne!(f32_vectors, packed, "the f32 file holds the f32 network");
+    std::fs::remove_file(&bf16).unwrap();
+    let mut again = Embedder::load_with(&copy, &cpu, Precision::F32).unwrap();
+    assert_eq!(again.embed(&r.crops), f32_vectors);
+    again = Embedder::load_with(&copy, &cpu, Precision::Bf16).unwrap();
+    assert_eq!(again.embed(&r.crops), packed, "packed again, the same");
+
+    let bytes = std::fs::read(&bf16).unwrap();
+    std::fs::write(&bf16, &bytes[..bytes.len() - 4]).unwrap();
+    assert_eq!(load(Precision::Bf16), packed, "cut short");
+    assert_eq!(std::fs::read(&bf16).unwrap(), bytes, "written again whole");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -22,7 +22,7 @@ const MAGIC: &[u8; 16] = b"visage facenet\n\0";
 
 /// The layout of that file; bump it when what [`CpuFaceNet::write`] writes changes, or the way
 /// [`Conv`] packs its weights.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The stem's convolutions (the forward pass runs them one by one).
 const STEM: usize = 6;

@@ -96,16 +96,25 @@ impl Embedder {
             return Ok(Self::with_net(Self::load_net(graph, device)?, device));
         }
         // On the CPU, the network as packed for it is kept beside the record: packing it again
-        // at every start (reading the record and reordering 90 MB) took a tenth of a second.
-        let (record, prepared) = (record_path(graph), prepared_path(graph));
+        // at every start (reading the record and reordering 90 MB) took a tenth of a second. In
+        // bf16 where the CPU runs it so (half the bytes, nothing to pack at the start), in f32
+        // elsewhere: two files, so machines of both kinds can share a models folder.
+        let precision = match precision {
+            Precision::Bf16 if crate::matmul::bf16::available() => Precision::Bf16,
+            _ => Precision::F32,
+        };
+        let (record, prepared) = (record_path(graph), prepared_path(graph, precision));
         let kept = stamp(&record).and_then(|s| cpu::CpuFaceNet::open(&prepared, s));
-        let mut net = match kept {
+        let net = match kept {
             Ok(net) => net,
             Err(e) => {
                 if prepared.exists() {
                     log::debug!("{}: {e}; preparing FaceNet again", prepared.display());
                 }
-                let net = cpu::CpuFaceNet::new(Self::load_net(graph, device)?);
+                let mut net = cpu::CpuFaceNet::new(Self::load_net(graph, device)?);
+                if precision == Precision::Bf16 {
+                    net.to_bf16();
+                }
                 if let Err(e) = stamp(&record).and_then(|s| net.save(&prepared, s)) {
                     log::debug!(
                         "cannot keep FaceNet prepared in {}: {e}",
@@ -115,10 +124,6 @@ impl Embedder {
                 net
             }
         };
-        // After it is kept: a file holds the f32 weights, whatever this CPU runs.
-        if precision == Precision::Bf16 {
-            net.to_bf16();
-        }
         Ok(Embedder {
             net: Net::Cpu(Box::new(net)),
             device: device.clone(),
@@ -251,9 +256,13 @@ pub fn record_path(graph: &Path) -> PathBuf {
     graph.with_file_name(format!("facenet-burn-v{RECORD_VERSION}.bpk"))
 }
 
-/// Where FaceNet prepared for the CPU is kept: beside the record it is packed from.
-pub fn prepared_path(graph: &Path) -> PathBuf {
-    graph.with_file_name("facenet-cpu.bin")
+/// Where FaceNet prepared for the CPU is kept, per precision it runs in: beside the record it is
+/// packed from.
+pub fn prepared_path(graph: &Path, precision: Precision) -> PathBuf {
+    graph.with_file_name(match precision {
+        Precision::F32 => "facenet-cpu.bin",
+        Precision::Bf16 => "facenet-cpu-bf16.bin",
+    })
 }
 
 /// What identifies the record a prepared network was packed from: its length and when it was

@@ -36,6 +36,11 @@ pub struct Packed {
 }
 
 impl Packed {
+    /// How many `u32` values a `k x n` matrix packs into.
+    pub fn len(k: usize, n: usize) -> usize {
+        n.div_ceil(NR) * k.div_ceil(2) * NR
+    }
+
     /// `b` (`k x n`, row-major) packed, or `None` where this CPU has no AVX-512 BF16.
     pub fn new(b: &[f32], k: usize, n: usize) -> Option<Self> {
         if !available() {
@@ -44,7 +49,7 @@ impl Packed {
         assert!(b.len() >= k * n, "a {k} x {n} matrix in {} values", b.len());
         let pairs = k.div_ceil(2);
         let panels = n.div_ceil(NR);
-        let mut values = vec![0u32; panels * pairs * NR];
+        let mut values = vec![0u32; Self::len(k, n)];
         for p in 0..panels {
             for q in 0..pairs {
                 let dst = &mut values[(p * pairs + q) * NR..][..NR];
@@ -66,6 +71,23 @@ impl Packed {
             k,
             n,
             pairs,
+            values,
+        })
+    }
+
+    /// The packed values, as [`Packed::from_values`] takes them back (to keep a packed network
+    /// in a file).
+    pub fn values(&self) -> &[u32] {
+        &self.values
+    }
+
+    /// A `k x n` matrix from the values [`Packed::values`] gave; `None` where this CPU has no
+    /// AVX-512 BF16 or there are not [`Packed::len`] of them.
+    pub fn from_values(values: Vec<u32>, k: usize, n: usize) -> Option<Self> {
+        (available() && values.len() == Self::len(k, n)).then(|| Packed {
+            k,
+            n,
+            pairs: k.div_ceil(2),
             values,
         })
     }
