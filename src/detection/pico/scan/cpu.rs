@@ -241,13 +241,6 @@ impl Offsets {
         }
     }
 
-    /// Offset of the sample at code offsets (dr, dc) from the centre pixel's index.
-    fn at(&self, dr: i32, dc: i32) -> i32 {
-        let r = (self.kc * dr - self.ks * dc) >> 16;
-        let c = (self.ks * dr + self.kc * dc) >> 16;
-        r * self.width + c
-    }
-
     /// The offsets of tree `t`'s inner nodes.
     #[inline(always)]
     fn tree(&self, cascade: &Cascade, t: usize) -> &[[i32; 2]] {
@@ -255,13 +248,20 @@ impl Offsets {
         let block = self.blocks[t / BLOCK_TREES].get_or_init(|| {
             let first = (t / BLOCK_TREES) * BLOCK_TREES;
             let last = (first + BLOCK_TREES).min(cascade.tree_count());
-            cascade.codes[first * nodes..last * nodes]
-                .iter()
-                .map(|&code| {
-                    let [r1, c1, r2, c2] = unpack_code(code);
-                    [self.at(r1, c1), self.at(r2, c2)]
-                })
-                .collect()
+            let codes = &cascade.codes[first * nodes..last * nodes];
+            // Each sample's offset from the centre pixel's index, in a plain loop over copies of
+            // the level's constants, which the compiler turns into vector code (tens of
+            // thousands of nodes a level, every level of every photo).
+            let (kc, ks, width) = (self.kc, self.ks, self.width);
+            let at = |dr: i32, dc: i32| {
+                ((kc * dr - ks * dc) >> 16) * width + ((ks * dr + kc * dc) >> 16)
+            };
+            let mut out = vec![[0i32; 2]; codes.len()].into_boxed_slice();
+            for (o, &code) in out.iter_mut().zip(codes) {
+                let [r1, c1, r2, c2] = unpack_code(code);
+                *o = [at(r1, c1), at(r2, c2)];
+            }
+            out
         });
         let start = (t % BLOCK_TREES) * nodes;
         &block[start..start + nodes]
