@@ -38,20 +38,35 @@ impl Padding {
     /// The pixel an image `w x h` gives at `(r, c)`, which may lie outside it.
     #[inline]
     pub fn fetch(self, px: &[u8], w: i32, h: i32, r: i32, c: i32) -> u8 {
-        let (mut r, mut c) = (r, c);
-        match self {
-            Padding::Constant(v) if r < 0 || r >= h || c < 0 || c >= w => return v,
-            Padding::Mirror => {
-                // In this order, as the shader does: a sample reflected past the far side
-                // is reflected again there.
-                r = if r < 0 { -r - 1 } else { r };
-                r = if r >= h { 2 * h - 1 - r } else { r };
-                c = if c < 0 { -c - 1 } else { c };
-                c = if c >= w { 2 * w - 1 - c } else { c };
-            }
-            _ => {}
+        match (self.source(r, h), self.source(c, w)) {
+            (Some(r), Some(c)) => px[(r * w + c) as usize],
+            _ => self.fill(),
         }
-        px[(r.clamp(0, h - 1) * w + c.clamp(0, w - 1)) as usize]
+    }
+
+    /// Which of `n` rows (or columns) a sample at row (or column) `i` reads, or `None` where it
+    /// reads [`Padding::fill`]. Rows and columns are mapped each on its own.
+    #[inline]
+    pub fn source(self, i: i32, n: i32) -> Option<i32> {
+        match self {
+            Padding::Constant(_) => (0..n).contains(&i).then_some(i),
+            // In this order, as the shader does: a sample reflected past the far side is
+            // reflected again there, then clamped.
+            Padding::Mirror => {
+                let i = if i < 0 { -i - 1 } else { i };
+                let i = if i >= n { 2 * n - 1 - i } else { i };
+                Some(i.clamp(0, n - 1))
+            }
+            Padding::Replicate => Some(i.clamp(0, n - 1)),
+        }
+    }
+
+    /// What a sample reads where [`Padding::source`] maps it to no pixel: the constant.
+    pub fn fill(self) -> u8 {
+        match self {
+            Padding::Constant(v) => v,
+            Padding::Replicate | Padding::Mirror => 0,
+        }
     }
 }
 
@@ -274,6 +289,43 @@ mod tests {
         assert_eq!(at(Padding::Constant(128), 0, 3), 128);
         assert_eq!(at(Padding::Constant(128), 1, 1), 5);
         assert_eq!(Padding::Constant(128).code(), 2 | 128 << 8);
+    }
+
+    #[test]
+    fn padding_maps_rows_and_columns_each_on_its_own() {
+        // The shader's reading, written out as it does it (both sides reflected, then both
+        // clamped), against `fetch` over a 7 x 5 image of distinct values read far outside it.
+        let shader = |p: Padding, px: &[u8], w: i32, h: i32, r: i32, c: i32| -> u8 {
+            let (mut r, mut c) = (r, c);
+            match p {
+                Padding::Constant(v) if r < 0 || r >= h || c < 0 || c >= w => return v,
+                Padding::Mirror => {
+                    r = if r < 0 { -r - 1 } else { r };
+                    r = if r >= h { 2 * h - 1 - r } else { r };
+                    c = if c < 0 { -c - 1 } else { c };
+                    c = if c >= w { 2 * w - 1 - c } else { c };
+                }
+                _ => {}
+            }
+            px[(r.clamp(0, h - 1) * w + c.clamp(0, w - 1)) as usize]
+        };
+        let (w, h) = (7, 5);
+        let px: Vec<u8> = (0..w * h).map(|v| v as u8).collect();
+        for p in [Padding::Replicate, Padding::Mirror, Padding::Constant(200)] {
+            for r in -12..h + 12 {
+                for c in -15..w + 15 {
+                    let want = shader(p, &px, w, h, r, c);
+                    assert_eq!(p.fetch(&px, w, h, r, c), want, "{p:?} ({r}, {c})");
+                }
+            }
+        }
+        assert_eq!(Padding::Mirror.source(-3, 5), Some(2));
+        assert_eq!(Padding::Mirror.source(6, 5), Some(3));
+        // Reflected twice, past the near side: clamped there.
+        assert_eq!(Padding::Mirror.source(-30, 5), Some(0));
+        assert_eq!(Padding::Replicate.source(-30, 5), Some(0));
+        assert_eq!(Padding::Constant(9).source(5, 5), None);
+        assert_eq!(Padding::Constant(9).fill(), 9);
     }
 
     #[test]

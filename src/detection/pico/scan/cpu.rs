@@ -31,22 +31,27 @@ impl Padded {
     fn new(input: &ScanInput) -> Self {
         let (w, h) = (input.width, input.height);
         let (pw, ph) = (w + 2 * MARGIN, h + 2 * MARGIN);
-        let m = MARGIN as i32;
+        let (m, wu) = (MARGIN as i32, w as usize);
         let padding = input.plan.padding;
+        let fill = padding.fill();
+        // Rows and columns are mapped each on its own: a padded row is its source row with the
+        // margins' columns looked up, or the fill.
+        let margins: Vec<Option<i32>> = (-m..0)
+            .chain(w as i32..w as i32 + m)
+            .map(|c| padding.source(c, w as i32))
+            .collect();
+        let (left, right) = margins.split_at(MARGIN as usize);
         let mut pixels = Vec::with_capacity(pw as usize * ph as usize);
         for r in -m..h as i32 + m {
-            if r < 0 || r >= h as i32 {
-                pixels.extend(
-                    (-m..w as i32 + m)
-                        .map(|c| padding.fetch(input.pixels, w as i32, h as i32, r, c)),
-                );
+            let Some(sr) = padding.source(r, h as i32) else {
+                pixels.resize(pixels.len() + pw as usize, fill);
                 continue;
-            }
-            let fetch = |c| padding.fetch(input.pixels, w as i32, h as i32, r, c);
-            pixels.extend((-m..0).map(fetch));
-            let row = r as usize * w as usize;
-            pixels.extend_from_slice(&input.pixels[row..row + w as usize]);
-            pixels.extend((w as i32..w as i32 + m).map(fetch));
+            };
+            let row = &input.pixels[sr as usize * wu..][..wu];
+            let pick = |c: &Option<i32>| c.map_or(fill, |c| row[c as usize]);
+            pixels.extend(left.iter().map(pick));
+            pixels.extend_from_slice(row);
+            pixels.extend(right.iter().map(pick));
         }
         Padded {
             pixels,
