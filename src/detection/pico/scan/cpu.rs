@@ -14,24 +14,52 @@ use super::{Hit, ScanInput, sort_hits};
 use crate::detection::pico::cascade::{Cascade, unpack_code};
 use crate::detection::pico::windows::Level;
 
-/// Samples out of the image are read from a copy of it padded by this many pixels on each side
-/// (filled as the plan's padding says), so the windows whose samples reach no farther take the
-/// fast path; the few larger windows that reach past it go through [`classify`].
-const MARGIN: u32 = 64;
+/// Samples out of the image are read from a copy of it padded on each side by as many pixels as
+/// the plan's windows reach past it, up to this many (filled as the plan's padding says), so those
+/// windows take the fast path; the few larger ones that reach farther go through [`classify`].
+/// (A window may overhang the border by up to 45% of its side: the largest on a 12 MP photo's
+/// detection image reach some 450 px past it, and a margin that wide would cost more to fill
+/// than their few windows cost.)
+const MAX_MARGIN: u32 = 256;
 
-/// The luminance image with [`MARGIN`] pixels around it, filled by the plan's padding: the same
+/// The luminance image with `margin` pixels around it, filled by the plan's padding: the same
 /// values [`classify`] would read there.
 struct Padded {
     pixels: Vec<u8>,
     width: u32,
     height: u32,
+    margin: u32,
 }
 
 impl Padded {
+    /// The margin the plan's windows need: how far their samples reach past the image, at most
+    /// [`MAX_MARGIN`].
+    fn margin(input: &ScanInput) -> u32 {
+        let (w, h) = (input.width as i32, input.height as i32);
+        let past = |level: &Level| {
+            let (rows, cols) = reach(level);
+            // The first and the last window centre.
+            let (row1, col1) = level.centre(0, 0);
+            let (row2, col2) = level.centre(level.rows - 1, level.cols - 1);
+            [
+                -(row1 as i32 + rows.0),
+                row2 as i32 + rows.1 - (h - 1),
+                -(col1 as i32 + cols.0),
+                col2 as i32 + cols.1 - (w - 1),
+            ]
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+        };
+        let most = input.plan.levels.iter().map(past).max().unwrap_or(0);
+        most.clamp(0, MAX_MARGIN as i32) as u32
+    }
+
     fn new(input: &ScanInput) -> Self {
+        let margin = Self::margin(input);
         let (w, h) = (input.width, input.height);
-        let (pw, ph) = (w + 2 * MARGIN, h + 2 * MARGIN);
-        let (m, wu) = (MARGIN as i32, w as usize);
+        let (pw, ph) = (w + 2 * margin, h + 2 * margin);
+        let (m, wu) = (margin as i32, w as usize);
         let padding = input.plan.padding;
         let fill = padding.fill();
         // Rows and columns are mapped each on its own: a padded row is its source row with the
@@ -40,7 +68,7 @@ impl Padded {
             .chain(w as i32..w as i32 + m)
             .map(|c| padding.source(c, w as i32))
             .collect();
-        let (left, right) = margins.split_at(MARGIN as usize);
+        let (left, right) = margins.split_at(margin as usize);
         let mut pixels = Vec::with_capacity(pw as usize * ph as usize);
         for r in -m..h as i32 + m {
             let Some(sr) = padding.source(r, h as i32) else {
@@ -57,6 +85,7 @@ impl Padded {
             pixels,
             width: pw,
             height: ph,
+            margin,
         }
     }
 }
@@ -120,12 +149,13 @@ fn scan_rows(
     table: &Offsets,
     rows: std::ops::Range<u32>,
 ) -> Vec<(u32, u32, f32)> {
+    let m = padded.margin;
     let mut out = Vec::new();
     let mut inside = Vec::with_capacity(rows.len() * level.cols as usize);
     for i in rows {
         for j in 0..level.cols {
             let (row, col) = level.centre(i, j);
-            if table.inside(row + MARGIN, col + MARGIN, padded.width, padded.height) {
+            if table.inside(row + m, col + m, padded.width, padded.height) {
                 inside.push((row, col));
             } else if let Some(score) = classify(cascade, input, level, row, col) {
                 out.push((row, col, score));
@@ -133,7 +163,7 @@ fn scan_rows(
         }
     }
     // A window centre's index in the padded image.
-    let at = |(row, col): (u32, u32)| ((row + MARGIN) * padded.width + col + MARGIN) as usize;
+    let at = |(row, col): (u32, u32)| ((row + m) * padded.width + col + m) as usize;
     let centres: Vec<usize> = inside.iter().map(|&w| at(w)).collect();
     let passed = walk(cascade, table, &padded.pixels, &centres);
     out.extend(passed.into_iter().map(|(k, score)| {
@@ -205,6 +235,21 @@ fn walk(cascade: &Cascade, table: &Offsets, px: &[u8], centres: &[usize]) -> Vec
     (0..n).map(|k| (id[k] as usize, sum[k] - last)).collect()
 }
 
+/// How far a level's samples reach from the window centre: the least and most row offset, and
+/// column offset. Every code is within [-128, 127]^2, so the reach of the whole cascade is that
+/// of the square's corners (rotation is linear and the shift is monotonic).
+fn reach(level: &Level) -> ((i32, i32), (i32, i32)) {
+    let s = level.size as i32;
+    let (kc, ks) = (s * level.qcos, s * level.qsin);
+    let (mut rows, mut cols) = ((0, 0), (0, 0));
+    for (dr, dc) in [(-128, -128), (-128, 127), (127, -128), (127, 127)] {
+        let (r, c) = ((kc * dr - ks * dc) >> 16, (ks * dr + kc * dc) >> 16);
+        rows = (rows.0.min(r), rows.1.max(r));
+        cols = (cols.0.min(c), cols.1.max(c));
+    }
+    (rows, cols)
+}
+
 /// Sample offsets are tabulated per level in blocks of this many trees, each block on first use:
 /// nearly every window dies in the first block, while the few that look like faces walk hundreds
 /// of trees, so small photos do not pay for tables they never read.
@@ -225,14 +270,7 @@ impl Offsets {
     fn new(cascade: &Cascade, level: &Level, width: i32) -> Self {
         let s = level.size as i32;
         let (kc, ks) = (s * level.qcos, s * level.qsin);
-        // Every code is within [-128, 127]^2, so the reach of the whole cascade is that of the
-        // square's corners (rotation is linear and the shift is monotonic).
-        let (mut rows, mut cols) = ((0, 0), (0, 0));
-        for (dr, dc) in [(-128, -128), (-128, 127), (127, -128), (127, 127)] {
-            let (r, c) = ((kc * dr - ks * dc) >> 16, (ks * dr + kc * dc) >> 16);
-            rows = (rows.0.min(r), rows.1.max(r));
-            cols = (cols.0.min(c), cols.1.max(c));
-        }
+        let (rows, cols) = reach(level);
         let blocks = (0..cascade.tree_count().div_ceil(BLOCK_TREES))
             .map(|_| OnceLock::new())
             .collect();
@@ -322,4 +360,77 @@ pub fn classify(
         }
     }
     Some(sum - cascade.thresholds[cascade.thresholds.len() - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detection::pico::windows::{Border, Padding, ScanPlan};
+
+    /// Whether every sample of every window of the plan lies inside the padded image.
+    fn all_inside(input: &ScanInput, padded: &Padded) -> bool {
+        let (m, pw, ph) = (
+            padded.margin as i32,
+            padded.width as i32,
+            padded.height as i32,
+        );
+        input.plan.levels.iter().all(|level| {
+            let (rows, cols) = reach(level);
+            (0..level.rows).all(|i| {
+                (0..level.cols).all(|j| {
+                    let (row, col) = level.centre(i, j);
+                    let (r, c) = (row as i32 + m, col as i32 + m);
+                    r + rows.0 >= 0 && r + rows.1 < ph && c + cols.0 >= 0 && c + cols.1 < pw
+                })
+            })
+        })
+    }
+
+    #[test]
+    fn the_margin_is_what_the_windows_reach_up_to_its_most() {
+        let border = Border {
+            overhang: 0.25,
+            padding: Padding::Replicate,
+        };
+        // A small photo: every window fits in a margin narrower than the most.
+        let (w, h) = (300, 240);
+        let pixels = vec![0u8; (w * h) as usize];
+        let plan = ScanPlan::with_border(w, h, 20, &[0.0, -20.0, 20.0], border);
+        let input = ScanInput {
+            pixels: &pixels,
+            width: w,
+            height: h,
+            plan: &plan,
+        };
+        let padded = Padded::new(&input);
+        assert!(padded.margin > 0 && padded.margin < MAX_MARGIN);
+        assert!(all_inside(&input, &padded));
+        assert_eq!(padded.pixels.len() as u32, padded.width * padded.height);
+        // One pixel less and some window reaches past it.
+        let narrower = Padded {
+            margin: padded.margin - 1,
+            width: padded.width - 2,
+            height: padded.height - 2,
+            pixels: Vec::new(),
+        };
+        assert!(!all_inside(&input, &narrower));
+        // Without overhang, upright windows stay inside the image.
+        let plain = ScanPlan::with_border(w, h, 20, &[0.0], Border::NONE);
+        let input = ScanInput {
+            plan: &plain,
+            ..input
+        };
+        assert_eq!(Padded::margin(&input), 0);
+        // A camera photo's largest windows reach farther than the most.
+        let (w, h) = (1280, 960);
+        let pixels = vec![0u8; (w * h) as usize];
+        let plan = ScanPlan::with_border(w, h, 50, &[0.0], border);
+        let input = ScanInput {
+            pixels: &pixels,
+            width: w,
+            height: h,
+            plan: &plan,
+        };
+        assert_eq!(Padded::margin(&input), MAX_MARGIN);
+    }
 }
