@@ -17,9 +17,9 @@ use crate::detection::pico::windows::Level;
 /// Samples out of the image are read from a copy of it padded on each side by as many pixels as
 /// the plan's windows reach past it, up to this many (filled as the plan's padding says), so those
 /// windows take the fast path; the few larger ones that reach farther go through [`classify`].
-/// (A window may overhang the border by up to 45% of its side: the largest on a 12 MP photo's
-/// detection image reach some 450 px past it, and a margin that wide would cost more to fill
-/// than their few windows cost.)
+/// (At the default border, 25% of a window's side, the largest windows on a 12 MP photo's
+/// detection image reach some 480 px past it: a margin that wide would cost more to fill than
+/// their few windows cost.)
 const MAX_MARGIN: u32 = 256;
 
 /// The luminance image with `margin` pixels around it, filled by the plan's padding: the same
