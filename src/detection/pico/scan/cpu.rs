@@ -4,7 +4,9 @@
 //! The windows of a band of rows walk the cascade together, tree by tree: all of them through tree
 //! `t`, then those still alive through `t + 1`, packed to the front of their list, eight walks
 //! interleaved. Every window meets the same tree at once, so that tree's offsets stay in the
-//! first-level cache, and a window's death is a count, not a branch the CPU mispredicts.
+//! first-level cache, and a window's death is a count, not a branch the CPU mispredicts. The
+//! samples are read from a copy of the image padded as far as the windows reach past it (up to
+//! [`MAX_MARGIN`]), with each level's sample offsets tabulated once, so a sample is one load.
 
 use std::sync::OnceLock;
 
