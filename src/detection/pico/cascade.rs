@@ -75,7 +75,7 @@ impl Cascade {
         Self::from_bytes(bytes)
     }
 
-    /// Parse the tree-list format: i32 version, i8 bbox[4], i32 depth, i32 ntrees, then per tree
+    /// Parse the tree-list format: i32 version, `i8 bbox[4]`, i32 depth, i32 ntrees, then per tree
     /// (2^depth - 1) i32 codes, 2^depth f32 leaves and one f32 threshold, all little-endian.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CascadeError> {
         let mut r = Reader { bytes, pos: 8 };

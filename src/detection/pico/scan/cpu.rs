@@ -6,7 +6,7 @@
 //! interleaved. Every window meets the same tree at once, so that tree's offsets stay in the
 //! first-level cache, and a window's death is a count, not a branch the CPU mispredicts. The
 //! samples are read from a copy of the image padded as far as the windows reach past it (up to
-//! [`MAX_MARGIN`]), with each level's sample offsets tabulated once, so a sample is one load.
+//! `MAX_MARGIN`), with each level's sample offsets tabulated once, so a sample is one load.
 
 use std::sync::OnceLock;
 
