@@ -369,20 +369,17 @@ mod tests {
     use super::*;
     use crate::detection::pico::windows::{Border, Padding, ScanPlan};
 
-    /// Whether every sample of every window of the plan lies inside the padded image.
+    /// Whether every window of the plan passes the scan's own check that all its samples lie
+    /// inside the padded image (`Offsets::inside`).
     fn all_inside(input: &ScanInput, padded: &Padded) -> bool {
-        let (m, pw, ph) = (
-            padded.margin as i32,
-            padded.width as i32,
-            padded.height as i32,
-        );
+        let cascade = Cascade::facefinder().unwrap();
+        let m = padded.margin;
         input.plan.levels.iter().all(|level| {
-            let (rows, cols) = reach(level);
+            let table = Offsets::new(&cascade, level, padded.width as i32);
             (0..level.rows).all(|i| {
                 (0..level.cols).all(|j| {
                     let (row, col) = level.centre(i, j);
-                    let (r, c) = (row as i32 + m, col as i32 + m);
-                    r + rows.0 >= 0 && r + rows.1 < ph && c + cols.0 >= 0 && c + cols.1 < pw
+                    table.inside(row + m, col + m, padded.width, padded.height)
                 })
             })
         })
