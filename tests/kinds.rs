@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use crate::common;
 use visage::config::{DeviceChoice, Settings};
 use visage::detection::FoundFace;
+use visage::geometry::Rect;
 use visage::models::Models;
 use visage::photo::heif::Origin;
-use visage::photo::{Kind, Photo, PhotoError, RawFormat, Reader, Unsupported, Want};
+use visage::photo::{Kind, Libjpeg, Photo, PhotoError, RawFormat, Reader, Unsupported, Want};
 use visage::pipeline::{Pipeline, StageTimes};
 
 /// The models folder of the tests (`$VISAGE_MODELS`): libheif is fetched into it as the weights
@@ -261,6 +262,47 @@ fn camera_size_jpegs_are_decoded_at_a_dct_scale_with_faces_in_place() {
         assert_same_faces(rel, &twin, &boxes(&found[0]), k, 0.6);
         // Faces under FaceNet's 160 px in the 1280 px image are cut from a finer decode.
         assert!(times.detail > 0.0, "{rel}: no finer part read");
+    }
+}
+
+#[test]
+fn the_systems_libjpeg_turbo_decodes_the_pixels_of_the_built_in_one() {
+    // Debian's libjpeg62-turbo (`.ci/run` installs it), with its SIMD routines.
+    let system = Libjpeg::system().unwrap_or_else(|e| panic!("no system libjpeg-turbo: {e}"));
+    let found = Reader::with_libheif(models(), Origin::Wheel);
+    assert!(found.libjpeg().is_system(), "{}", found.libjpeg());
+    let simd = Reader::with_libheif(models(), Origin::Wheel).with_libjpeg(system);
+    let built_in = Reader::with_libheif(models(), Origin::Wheel).with_libjpeg(Libjpeg::built_in());
+    for rel in [
+        "large/group-12mp.jpg",
+        "large/group-12mp-rot.jpg",
+        "large/group-48mp.jpg",
+    ] {
+        // Every DCT scale (8/8 is the image crate's decoder in both).
+        for n in 1..8 {
+            let want = Want::Fraction(n as f32 / 8.0);
+            let a = simd.scaled(&file(rel), want).unwrap();
+            let b = built_in.scaled(&file(rel), want).unwrap();
+            assert_eq!(a.rgb.dimensions(), b.rgb.dimensions(), "{rel} at {n}/8");
+            assert!(a.rgb == b.rgb, "{rel} at {n}/8: the pixels differ");
+        }
+        // The detection image, and a finer part of it (as a small face's is read).
+        let a = simd.open(&file(rel)).unwrap();
+        let b = built_in.open(&file(rel)).unwrap();
+        assert!(a.rgb == b.rgb, "{rel}: the detection images differ");
+        let region = Rect {
+            x: 500.0,
+            y: 300.0,
+            w: 120.0,
+            h: 150.0,
+        };
+        let (a, b) = (
+            a.detail(region, 3.0).unwrap(),
+            b.detail(region, 3.0).unwrap(),
+        );
+        assert!(a.rgb.width() >= 360, "{rel}: {:?}", a.rgb.dimensions());
+        assert_eq!((a.x, a.y, a.kx, a.ky), (b.x, b.y, b.kx, b.ky), "{rel}");
+        assert!(a.rgb == b.rgb, "{rel}: the finer parts differ");
     }
 }
 

@@ -1,8 +1,14 @@
-//! JPEG, decoded at the scale asked for: libjpeg's DCT scaling (n/8 of each side, 1 <= n <= 8,
-//! through mozjpeg, the libjpeg-turbo fork `mozjpeg-sys` builds from C with the C compiler
-//! alone) skips most of the inverse DCT, upsampling and colour conversion of pixels that would
-//! be thrown away, and the smallest n that still gives what was asked is taken. A JPEG wanted at
+//! JPEG, decoded at the scale asked for: libjpeg's DCT scaling (n/8 of each side, 1 <= n <= 8)
+//! skips most of the inverse DCT, upsampling and colour conversion of pixels that would be
+//! thrown away, and the smallest n that still gives what was asked is taken. A JPEG wanted at
 //! full size goes through the `image` crate's decoder (zune-jpeg, with SIMD), as before.
+//!
+//! The libjpeg is the system's libjpeg-turbo (`libjpeg.so.62`, loaded at run time, never
+//! linked), whose SIMD inverse DCTs, upsampling and colour conversion decode a 48 MP photo at
+//! 2/8 in three quarters of the time and a finer part at 8/8 in half; or, where the system has
+//! none that takes visage's structures (libjpeg 6.2's ABI), the one built in (mozjpeg's
+//! libjpeg-turbo, which `mozjpeg-sys` builds with the C compiler alone, without SIMD). Both give
+//! the same pixels, to the bit (see [`Libjpeg`]).
 //!
 //! [`decode_part`] reads one rectangle of a JPEG at a finer scale (libjpeg's scanline cropping
 //! and skipping), for faces too small in the detection image.
@@ -15,6 +21,7 @@
 //! libjpeg's own buffers (a progressive JPEG keeps every coefficient) by `max_memory_to_use`.
 
 use std::ffi::{c_int, c_long, c_ulong};
+use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
@@ -30,12 +37,164 @@ use super::{Decoded, MAX_DECODE_BYTES, MAX_SIDE, Part, PhotoError, Want, raster}
 /// 500: each scan is another pass over every coefficient, a denial of service).
 const MAX_SCANS: c_int = 500;
 
+/// The system's libjpeg-turbo, as its ABI 6.2 build is named (Debian's and Fedora's
+/// `libjpeg62-turbo` / `libjpeg-turbo`).
+const SYSTEM_LIBJPEG: &str = "libjpeg.so.62";
+
+/// The libjpeg calls visage makes, with the types `mozjpeg-sys` declares them with, taken from
+/// the built-in libjpeg or from a loaded one by name.
+macro_rules! calls {
+    ($($field:ident = $symbol:ident: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
+        /// One libjpeg's functions.
+        #[derive(Clone, Copy)]
+        struct Calls {
+            $($field: unsafe extern "C-unwind" fn($($arg),*) $(-> $ret)?,)*
+        }
+
+        impl Calls {
+            fn built_in() -> Self {
+                Calls { $($field: ffi::$symbol,)* }
+            }
+
+            /// # Safety
+            /// `library` must be a libjpeg whose functions have these types (libjpeg 6.2's API).
+            unsafe fn load(library: &libloading::Library) -> Result<Self, libloading::Error> {
+                // SAFETY: the caller's promise.
+                unsafe {
+                    Ok(Calls {
+                        $($field: *library.get::<unsafe extern "C-unwind" fn($($arg),*) $(-> $ret)?>(
+                            concat!(stringify!($symbol), "\0").as_bytes(),
+                        )?,)*
+                    })
+                }
+            }
+        }
+    };
+}
+
+calls! {
+    std_error = jpeg_std_error: fn(&mut ffi::jpeg_error_mgr) -> &mut ffi::jpeg_error_mgr;
+    create = jpeg_CreateDecompress: fn(*mut ffi::jpeg_decompress_struct, c_int, usize);
+    destroy = jpeg_destroy_decompress: fn(&mut ffi::jpeg_decompress_struct);
+    mem_src = jpeg_mem_src: fn(&mut ffi::jpeg_decompress_struct, *const u8, c_ulong);
+    read_header = jpeg_read_header: fn(&mut ffi::jpeg_decompress_struct, ffi::boolean) -> c_int;
+    calc_output_dimensions = jpeg_calc_output_dimensions: fn(&mut ffi::jpeg_decompress_struct);
+    start = jpeg_start_decompress: fn(&mut ffi::jpeg_decompress_struct) -> ffi::boolean;
+    read_scanlines = jpeg_read_scanlines:
+        fn(&mut ffi::jpeg_decompress_struct, ffi::JSAMPARRAY_MUT, ffi::JDIMENSION) -> ffi::JDIMENSION;
+    crop_scanline = jpeg_crop_scanline:
+        fn(&mut ffi::jpeg_decompress_struct, &mut ffi::JDIMENSION, &mut ffi::JDIMENSION);
+    skip_scanlines = jpeg_skip_scanlines:
+        fn(&mut ffi::jpeg_decompress_struct, ffi::JDIMENSION) -> ffi::JDIMENSION;
+    finish = jpeg_finish_decompress: fn(&mut ffi::jpeg_decompress_struct) -> ffi::boolean;
+    abort = jpeg_abort_decompress: fn(&mut ffi::jpeg_decompress_struct);
+}
+
+/// The libjpeg JPEGs are decoded with: the system's libjpeg-turbo ([`Libjpeg::system`]), or the
+/// one built in. libjpeg-turbo's SIMD routines give the same pixels as its C ones for the
+/// integer inverse DCTs, the upsampling and the colour conversion visage asks for, so the two
+/// decode alike to the bit (a test checks it on the real photos at every scale).
+pub struct Libjpeg {
+    calls: Calls,
+    /// Where it was loaded from (`None`: built in).
+    loaded: Option<String>,
+    /// Kept loaded while its calls are used.
+    _library: Option<libloading::Library>,
+}
+
+impl fmt::Debug for Libjpeg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for Libjpeg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.loaded {
+            Some(path) => write!(f, "the system's libjpeg-turbo ({path})"),
+            None => write!(
+                f,
+                "the built-in libjpeg (mozjpeg's libjpeg-turbo, without SIMD)"
+            ),
+        }
+    }
+}
+
+impl Libjpeg {
+    /// The libjpeg built into visage.
+    pub fn built_in() -> Self {
+        Libjpeg {
+            calls: Calls::built_in(),
+            loaded: None,
+            _library: None,
+        }
+    }
+
+    /// The system's libjpeg-turbo, where it has every call visage makes (libjpeg-turbo's
+    /// scanline cropping and skipping are not in IJG's libjpeg) and takes visage's structures:
+    /// creating a decompressor checks libjpeg's version (6.2) and the structure's size, and a
+    /// small JPEG must decode to the built-in libjpeg's pixels.
+    pub fn system() -> Result<Self, String> {
+        // SAFETY: loading runs the library's initialisers (libjpeg-turbo's only detect the
+        // CPU's SIMD), and the calls are checked below before any photo meets them.
+        let library = unsafe { libloading::Library::new(SYSTEM_LIBJPEG) }
+            .map_err(|e| format!("{SYSTEM_LIBJPEG}: {e}"))?;
+        // SAFETY: a library named libjpeg.so.62 has libjpeg 6.2's API; its version is checked
+        // by jpeg_CreateDecompress before anything else is called.
+        let calls =
+            unsafe { Calls::load(&library) }.map_err(|e| format!("{SYSTEM_LIBJPEG}: {e}"))?;
+        let loaded = Libjpeg {
+            calls,
+            loaded: Some(SYSTEM_LIBJPEG.to_string()),
+            _library: Some(library),
+        };
+        let sample = sample_jpeg();
+        let decode = |lib: &Libjpeg| Decompress::new(lib, &sample).and_then(|mut d| d.read(8));
+        let mine = decode(&loaded).map_err(|e| format!("{SYSTEM_LIBJPEG}: {e}"))?;
+        let built_in = decode(&Libjpeg::built_in()).map_err(|e| e.to_string())?;
+        if mine != built_in {
+            return Err(format!(
+                "{SYSTEM_LIBJPEG} decodes a JPEG differently from the built-in libjpeg"
+            ));
+        }
+        Ok(loaded)
+    }
+
+    /// The system's libjpeg-turbo, or else the built-in libjpeg (why is logged, quietly: the
+    /// built-in one decodes the same pixels, more slowly).
+    pub fn find() -> Self {
+        Self::system().unwrap_or_else(|why| {
+            log::debug!("JPEGs are decoded by the built-in libjpeg: {why}");
+            Self::built_in()
+        })
+    }
+
+    /// Whether this is the system's libjpeg.
+    pub fn is_system(&self) -> bool {
+        self.loaded.is_some()
+    }
+}
+
+/// A small JPEG of smooth colours and an edge, 4:2:0 (the image crate's encoder), to check a
+/// loaded libjpeg with.
+fn sample_jpeg() -> Vec<u8> {
+    let img = RgbImage::from_fn(48, 32, |x, y| {
+        let edge = if x + y > 40 { 90 } else { 0 };
+        image::Rgb([(x * 5) as u8 + edge, (y * 7) as u8, ((x ^ y) * 3) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&img)
+        .expect("a JPEG encodes into memory");
+    out
+}
+
 /// Decode a JPEG at the smallest DCT scale that gives `want`.
-pub(super) fn decode(bytes: &[u8], want: Want) -> Result<Decoded, PhotoError> {
+pub(super) fn decode(lib: &Libjpeg, bytes: &[u8], want: Want) -> Result<Decoded, PhotoError> {
     let layout = layout(bytes)?;
     let data = &bytes[..layout.end];
     let orientation = layout.orientation(bytes);
-    let mut d = Decompress::new(data)?;
+    let mut d = Decompress::new(lib, data)?;
     let full = d.size();
     check_side(full)?;
     let long = full.0.max(full.1);
@@ -59,6 +218,7 @@ pub(super) fn decode(bytes: &[u8], want: Want) -> Result<Decoded, PhotoError> {
 /// The pixels of `rect` (pixels of the original as shown, whose size is `shown`) at `fraction`
 /// of full size or more, as shown, and the part of the original they cover.
 pub(super) fn decode_part(
+    lib: &Libjpeg,
     bytes: &[u8],
     rect: Rect,
     shown: (u32, u32),
@@ -67,7 +227,7 @@ pub(super) fn decode_part(
     let layout = layout(bytes)?;
     let data = &bytes[..layout.end];
     let o = layout.orientation(bytes);
-    let mut d = Decompress::new(data)?;
+    let mut d = Decompress::new(lib, data)?;
     let full = d.size();
     check_side(full)?;
     if orientation::oriented_size(full, o) != shown || !d.converts_to_rgb() {
@@ -249,6 +409,7 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, PhotoError> {
 
 /// One JPEG being decompressed by libjpeg, its header read.
 struct Decompress<'a> {
+    lib: &'a Libjpeg,
     cinfo: Box<ffi::jpeg_decompress_struct>,
     err: Box<ErrorManager>,
     _progress: Box<ProgressManager>,
@@ -259,19 +420,19 @@ impl Drop for Decompress<'_> {
     fn drop(&mut self) {
         // SAFETY: cinfo was created by jpeg_create_decompress; destroying frees its memory in
         // any state (after an error too).
-        unsafe { ffi::jpeg_destroy_decompress(&mut self.cinfo) };
+        unsafe { (self.lib.calls.destroy)(&mut self.cinfo) };
     }
 }
 
 impl<'a> Decompress<'a> {
     /// Start on a JPEG's bytes and read its header.
-    fn new(data: &'a [u8]) -> Result<Self, PhotoError> {
+    fn new(lib: &'a Libjpeg, data: &'a [u8]) -> Result<Self, PhotoError> {
         // SAFETY: zeroed structs are what libjpeg's create functions expect to fill; the error
         // manager and progress monitor are boxed so their addresses stay put while libjpeg
         // holds them, and live as long as cinfo (dropped after it).
         let mut d = unsafe {
             let mut err: Box<ErrorManager> = Box::new(std::mem::zeroed());
-            ffi::jpeg_std_error(&mut err.mgr);
+            (lib.calls.std_error)(&mut err.mgr);
             err.mgr.error_exit = Some(error_exit);
             err.mgr.emit_message = Some(emit_message);
             let mut progress: Box<ProgressManager> = Box::new(std::mem::zeroed());
@@ -279,6 +440,7 @@ impl<'a> Decompress<'a> {
             let mut cinfo: Box<ffi::jpeg_decompress_struct> = Box::new(std::mem::zeroed());
             cinfo.common.err = &mut err.mgr;
             Decompress {
+                lib,
                 cinfo,
                 err,
                 _progress: progress,
@@ -287,14 +449,19 @@ impl<'a> Decompress<'a> {
         };
         let progress: *mut ffi::jpeg_progress_mgr = &mut d._progress.mgr;
         let cinfo = &mut *d.cinfo;
+        let lib = d.lib;
         guarded(|| {
             // SAFETY: cinfo is zeroed with a valid error manager; `data` outlives it ('a).
             unsafe {
-                ffi::jpeg_create_decompress(cinfo);
+                (lib.calls.create)(
+                    cinfo,
+                    ffi::JPEG_LIB_VERSION,
+                    std::mem::size_of::<ffi::jpeg_decompress_struct>(),
+                );
                 (*cinfo.common.mem).max_memory_to_use = MAX_DECODE_BYTES as c_long;
                 cinfo.common.progress = progress;
-                ffi::jpeg_mem_src(cinfo, data.as_ptr(), data.len() as c_ulong);
-                ffi::jpeg_read_header(cinfo, 1);
+                (lib.calls.mem_src)(cinfo, data.as_ptr(), data.len() as c_ulong);
+                (lib.calls.read_header)(cinfo, 1);
             }
         })?;
         Ok(d)
@@ -324,7 +491,7 @@ impl<'a> Decompress<'a> {
         cinfo.dct_method = ffi::J_DCT_METHOD::JDCT_ISLOW;
         cinfo.do_fancy_upsampling = 1;
         // SAFETY: the header was read; the scale and colour space are valid for it.
-        guarded(|| unsafe { ffi::jpeg_calc_output_dimensions(cinfo) })?;
+        guarded(|| unsafe { (self.lib.calls.calc_output_dimensions)(cinfo) })?;
         let (w, h) = (cinfo.output_width, cinfo.output_height);
         if w as u64 * h as u64 * 3 > MAX_DECODE_BYTES {
             return Err(PhotoError::TooLarge {
@@ -333,7 +500,7 @@ impl<'a> Decompress<'a> {
             });
         }
         // SAFETY: as above.
-        guarded(|| unsafe { ffi::jpeg_start_decompress(cinfo) })?;
+        guarded(|| unsafe { (self.lib.calls.start)(cinfo) })?;
         Ok((cinfo.output_width, cinfo.output_height))
     }
 
@@ -344,7 +511,7 @@ impl<'a> Decompress<'a> {
         self.read_rows(&mut out, w, h)?;
         let cinfo = &mut *self.cinfo;
         // SAFETY: every scanline was read.
-        guarded(|| unsafe { ffi::jpeg_finish_decompress(cinfo) })?;
+        guarded(|| unsafe { (self.lib.calls.finish)(cinfo) })?;
         self.check_warnings()?;
         Ok(RgbImage::from_raw(w, h, out).expect("buffer matches dimensions"))
     }
@@ -365,9 +532,9 @@ impl<'a> Decompress<'a> {
         let (mut xoff, mut width) = (x0, x1 - x0);
         // SAFETY: decompression started; the columns lie inside the output.
         guarded(|| unsafe {
-            ffi::jpeg_crop_scanline(cinfo, &mut xoff, &mut width);
+            (self.lib.calls.crop_scanline)(cinfo, &mut xoff, &mut width);
             if y0 > 0 {
-                ffi::jpeg_skip_scanlines(cinfo, y0);
+                (self.lib.calls.skip_scanlines)(cinfo, y0);
             }
         })?;
         let rows = y1 - y0;
@@ -376,7 +543,7 @@ impl<'a> Decompress<'a> {
         let cinfo = &mut *self.cinfo;
         // Not every scanline was read: abort rather than finish.
         // SAFETY: aborting is valid in any state after start.
-        guarded(|| unsafe { ffi::jpeg_abort_decompress(cinfo) })?;
+        guarded(|| unsafe { (self.lib.calls.abort)(cinfo) })?;
         self.check_warnings()?;
         let wide = RgbImage::from_raw(width, rows, wide).expect("buffer matches dimensions");
         let rgb = image::imageops::crop_imm(&wide, x0 - xoff, 0, x1 - x0, rows).to_image();
@@ -404,7 +571,7 @@ impl<'a> Decompress<'a> {
                     .collect();
                 // SAFETY: each pointer is a row of `stride` bytes inside `out`.
                 let got = unsafe {
-                    ffi::jpeg_read_scanlines(
+                    (self.lib.calls.read_scanlines)(
                         cinfo,
                         pointers.as_mut_ptr(),
                         pointers.len() as ffi::JDIMENSION,
@@ -469,37 +636,67 @@ mod tests {
         ));
     }
 
+    /// The two libjpegs: every test of a decode runs on both (the system's must be there: it is
+    /// Debian's libjpeg62-turbo, which `.ci/run` installs).
+    fn both() -> [Libjpeg; 2] {
+        let system = Libjpeg::system().unwrap_or_else(|e| panic!("no system libjpeg-turbo: {e}"));
+        assert!(system.is_system());
+        [system, Libjpeg::built_in()]
+    }
+
     #[test]
     fn scaled_and_part_decodes() {
         let jpeg = encoded(640, 480);
-        let d = decode(&jpeg, Want::Side(160)).unwrap();
-        assert_eq!(d.rgb.dimensions(), (160, 120));
-        assert_eq!(d.full, (640, 480));
-        let d = decode(&jpeg, Want::Side(200)).unwrap();
-        assert_eq!(d.rgb.dimensions(), (240, 180), "3/8 is the smallest >= 200");
-        // A part at half scale: the pixels under (100, 50, 200, 100) of the 640 x 480.
-        let rect = Rect {
-            x: 100.0,
-            y: 50.0,
-            w: 200.0,
-            h: 100.0,
-        };
-        let part = decode_part(&jpeg, rect, (640, 480), 0.5).unwrap();
-        assert!(part.covers.x <= 100.0 && part.covers.y <= 50.0);
-        assert!(part.covers.x + part.covers.w >= 300.0 && part.covers.y + part.covers.h >= 150.0);
-        assert_eq!(part.rgb.width() as f32, part.covers.w / 2.0);
-        assert_eq!(part.rgb.height() as f32, part.covers.h / 2.0);
-        // Its pixels are those of the whole image decoded at the same scale.
-        let whole = decode(&jpeg, Want::Fraction(0.5)).unwrap().rgb;
-        let (x, y) = ((part.covers.x / 2.0) as u32, (part.covers.y / 2.0) as u32);
-        for (px, py, p) in part.rgb.enumerate_pixels() {
-            let q = whole.get_pixel(x + px, y + py);
-            for c in 0..3 {
-                assert!(
-                    (p[c] as i32 - q[c] as i32).abs() <= 2,
-                    "{px},{py}: {p:?} {q:?}"
-                );
+        for lib in both() {
+            let d = decode(&lib, &jpeg, Want::Side(160)).unwrap();
+            assert_eq!(d.rgb.dimensions(), (160, 120));
+            assert_eq!(d.full, (640, 480));
+            let d = decode(&lib, &jpeg, Want::Side(200)).unwrap();
+            assert_eq!(d.rgb.dimensions(), (240, 180), "3/8 is the smallest >= 200");
+            // A part at half scale: the pixels under (100, 50, 200, 100) of the 640 x 480.
+            let rect = Rect {
+                x: 100.0,
+                y: 50.0,
+                w: 200.0,
+                h: 100.0,
+            };
+            let part = decode_part(&lib, &jpeg, rect, (640, 480), 0.5).unwrap();
+            assert!(part.covers.x <= 100.0 && part.covers.y <= 50.0);
+            assert!(
+                part.covers.x + part.covers.w >= 300.0 && part.covers.y + part.covers.h >= 150.0
+            );
+            assert_eq!(part.rgb.width() as f32, part.covers.w / 2.0);
+            assert_eq!(part.rgb.height() as f32, part.covers.h / 2.0);
+            // Its pixels are those of the whole image decoded at the same scale.
+            let whole = decode(&lib, &jpeg, Want::Fraction(0.5)).unwrap().rgb;
+            let (x, y) = ((part.covers.x / 2.0) as u32, (part.covers.y / 2.0) as u32);
+            for (px, py, p) in part.rgb.enumerate_pixels() {
+                let q = whole.get_pixel(x + px, y + py);
+                for c in 0..3 {
+                    assert!(
+                        (p[c] as i32 - q[c] as i32).abs() <= 2,
+                        "{lib}: {px},{py}: {p:?} {q:?}"
+                    );
+                }
             }
+        }
+    }
+
+    #[test]
+    fn the_two_libjpegs_give_the_same_parts() {
+        let jpeg = encoded(1000, 700);
+        let [system, built_in] = both();
+        let rect = Rect {
+            x: 333.0,
+            y: 401.0,
+            w: 250.0,
+            h: 180.0,
+        };
+        for fraction in [0.2, 0.5, 0.7, 1.0] {
+            let a = decode_part(&system, &jpeg, rect, (1000, 700), fraction).unwrap();
+            let b = decode_part(&built_in, &jpeg, rect, (1000, 700), fraction).unwrap();
+            assert_eq!(a.covers, b.covers, "{fraction}");
+            assert!(a.rgb == b.rgb, "{fraction}: the pixels differ");
         }
     }
 
@@ -509,7 +706,13 @@ mod tests {
         // Break the frame header's precision (SOF0's first byte after its length).
         let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
         jpeg[sof + 4] = 3;
-        let e = Decompress::new(&jpeg).err().expect("an error");
-        assert!(matches!(e, PhotoError::Jpeg(ref m) if !m.is_empty()), "{e}");
+        for lib in both() {
+            // The error unwinds out of this libjpeg's own frames.
+            let e = Decompress::new(&lib, &jpeg).err().expect("an error");
+            assert!(
+                matches!(e, PhotoError::Jpeg(ref m) if !m.is_empty()),
+                "{lib}: {e}"
+            );
+        }
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod heif;
 mod jpeg;
+pub use jpeg::Libjpeg;
 pub mod kind;
 mod orientation;
 mod raster;
@@ -199,6 +200,8 @@ struct ReaderInner {
     libheif: OnceLock<Result<heif::Libheif, Unsupported>>,
     /// Found (or fetched into `wheels`) on the first video, once.
     ffmpeg: OnceLock<Result<video::Ffmpeg, Unsupported>>,
+    /// Found on the first JPEG, once.
+    libjpeg: OnceLock<Libjpeg>,
     /// Held while a RAW is developed (one at a time: each takes up to a few GiB).
     developing: Mutex<()>,
     /// Bytes of decoded pixels its photos keep for [`Photo::detail`] (at most [`KEEP_BYTES`]).
@@ -228,10 +231,20 @@ impl Reader {
                 origin,
                 libheif: OnceLock::new(),
                 ffmpeg: OnceLock::new(),
+                libjpeg: OnceLock::new(),
                 developing: Mutex::new(()),
                 kept: Arc::new(AtomicU64::new(0)),
             }),
         }
+    }
+
+    /// This reader with its JPEGs decoded by `libjpeg` instead of the one it would find (to
+    /// compare the two).
+    pub fn with_libjpeg(self, libjpeg: Libjpeg) -> Self {
+        if self.inner.libjpeg.set(libjpeg).is_err() {
+            panic!("a reader's libjpeg is chosen before its first JPEG");
+        }
+        self
     }
 
     /// Decode, orient and downscale a photo file for detection.
@@ -316,6 +329,12 @@ impl Reader {
             .map_err(Clone::clone)
     }
 
+    /// The libjpeg this reader decodes JPEGs with (the system's libjpeg-turbo, or else the one
+    /// built in: see [`Libjpeg::find`]), found once.
+    pub fn libjpeg(&self) -> &Libjpeg {
+        self.inner.libjpeg.get_or_init(Libjpeg::find)
+    }
+
     fn ffmpeg_for(&self, kind: Kind) -> Result<&video::Ffmpeg, PhotoError> {
         self.ffmpeg()
             .map_err(|reason| PhotoError::Unsupported { kind, reason })
@@ -334,10 +353,12 @@ impl Reader {
             return Err(PhotoError::EmptyFile);
         }
         let decoded = match kind {
-            Kind::Jpeg => jpeg::decode(bytes, want)?,
+            Kind::Jpeg => jpeg::decode(self.libjpeg(), bytes, want)?,
             Kind::Png | Kind::WebP | Kind::Tiff | Kind::Bmp | Kind::Gif => raster::decode(bytes)?,
             Kind::Heif | Kind::Avif => heif::decode(self.libheif(kind)?, bytes, kind)?,
-            Kind::Raw(format) => raw::decode(bytes, format, want, &self.inner.developing)?,
+            Kind::Raw(format) => {
+                raw::decode(self.libjpeg(), bytes, format, want, &self.inner.developing)?
+            }
             Kind::Video(_) => {
                 // The first frame, as ffmpeg shows it (turned already), at the size asked for
                 // (a thumbnail's at most).
@@ -708,7 +729,7 @@ impl Source {
             return Err(PhotoError::Changed);
         }
         if self.kind == Kind::Jpeg {
-            return jpeg::decode_part(&bytes, rect, size, fraction);
+            return jpeg::decode_part(self.reader.libjpeg(), &bytes, rect, size, fraction);
         }
         // Other kinds decode whole (at the scale asked for, where they can), then crop.
         let decoded =

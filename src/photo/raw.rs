@@ -63,6 +63,7 @@ pub enum RawError {
 /// A RAW's faces image: its preview, or the RAW developed (holding `developing`: one RAW is
 /// developed at a time, each taking up to a few GiB).
 pub(super) fn decode(
+    libjpeg: &jpeg::Libjpeg,
     bytes: &[u8],
     format: RawFormat,
     want: Want,
@@ -80,7 +81,7 @@ pub(super) fn decode(
         .map_err(unreadable)?;
     let full = crop_size(&raw);
     let orientation = orientation(&raw);
-    if let Some((rgb, finest)) = embedded_jpeg(bytes, full, want) {
+    if let Some((rgb, finest)) = embedded_jpeg(libjpeg, bytes, full, want) {
         return Ok(Decoded {
             rgb,
             orientation,
@@ -113,7 +114,12 @@ pub(super) fn decode(
 /// The largest JPEG preview a TIFF-based RAW embeds that is usable (see [`usable`]), decoded at
 /// the DCT scale `want` needs, and whether that is its full size (`None`: none, or not a
 /// TIFF-based RAW).
-fn embedded_jpeg(bytes: &[u8], full: (u32, u32), want: Want) -> Option<(RgbImage, bool)> {
+fn embedded_jpeg(
+    libjpeg: &jpeg::Libjpeg,
+    bytes: &[u8],
+    full: (u32, u32),
+    want: Want,
+) -> Option<(RgbImage, bool)> {
     let mut found = tiff_jpegs(bytes);
     found.sort_by_key(|r| std::cmp::Reverse(r.len()));
     // A preview's decode is asked for against its own size: the whole preview for a finer part.
@@ -122,7 +128,7 @@ fn embedded_jpeg(bytes: &[u8], full: (u32, u32), want: Want) -> Option<(RgbImage
         Want::Fraction(_) => Want::Fraction(1.0),
     };
     found.into_iter().find_map(|range| {
-        let decoded = jpeg::decode(&bytes[range], want).ok()?;
+        let decoded = jpeg::decode(libjpeg, &bytes[range], want).ok()?;
         // Its size as stored, checked as rawler's preview is: the RAW's orientation applies
         // to both, never the preview's own EXIF.
         let ((w, h), (fw, fh)) = (decoded.full, full);

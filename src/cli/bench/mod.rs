@@ -174,6 +174,8 @@ struct IndexLine {
     photos_per_s: f64,
     faces_per_s: f64,
     stages: crate::index::Stages,
+    /// The libjpeg that decoded the JPEGs (the system's libjpeg-turbo, or the built-in one).
+    libjpeg: String,
 }
 
 #[derive(Serialize)]
@@ -217,6 +219,7 @@ fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::R
         photos_per_s: report.indexed as f64 / report.seconds,
         faces_per_s: report.faces as f64 / report.seconds,
         stages: report.stages,
+        libjpeg: reader.libjpeg().to_string(),
     };
     println!("{}", serde_json::to_string(&line)?);
     Ok(super::exit_code(report.failed))
