@@ -4,11 +4,15 @@
 //! activations as they are; the others go through one im2col copy), with weights packed once as
 //! `[kh * kw * cin, cout]` (the products through [`crate::matmul`]); max pooling. A packed
 //! convolution can be written to a file and read back ([`Conv::write`], [`Conv::read`]), so that
-//! a network is packed once rather than at every start.
+//! a network is packed once rather than at every start; read from a file mapped in memory
+//! ([`Mapped`]), the weights packed for bf16 products are used where they lie in it, not copied.
 //!
 //! Kernels only: no network's shape or weights live here.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -153,7 +157,90 @@ pub struct Unpack<R> {
     r: R,
 }
 
-impl<R: Read> Unpack<R> {
+/// Where [`Unpack`] reads from: a reader, which copies values out, or a file mapped in memory
+/// ([`Mapped`]), which lends them in place.
+pub trait Source: Read {
+    /// The next `bytes` bytes, consumed and left in place (the map, and where they start), where
+    /// this is a mapped file and they start at a multiple of `align`.
+    fn lend(&mut self, bytes: usize, align: usize) -> Option<(Arc<memmap2::Mmap>, usize)> {
+        let _ = (bytes, align);
+        None
+    }
+}
+
+impl<R: Read> Source for BufReader<R> {}
+impl Source for &[u8] {}
+
+/// A file mapped in memory, read from its start.
+pub struct Mapped {
+    map: Arc<memmap2::Mmap>,
+    at: usize,
+}
+
+impl Mapped {
+    /// Map `file`.
+    ///
+    /// # Safety
+    /// The file must not change while it is mapped (memmap2's condition): visage's packed
+    /// networks are only ever replaced whole, written beside and renamed ([`crate::atomic`]),
+    /// never written in place.
+    pub unsafe fn new(file: &std::fs::File) -> io::Result<Self> {
+        // SAFETY: the caller's promise.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(Mapped {
+            map: Arc::new(map),
+            at: 0,
+        })
+    }
+}
+
+impl Read for Mapped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = &self.map[self.at..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl Source for Mapped {
+    fn lend(&mut self, bytes: usize, align: usize) -> Option<(Arc<memmap2::Mmap>, usize)> {
+        let start = self.at;
+        let aligned = (self.map.as_ptr() as usize + start).is_multiple_of(align);
+        (aligned && bytes <= self.map.len() - start).then(|| {
+            self.at += bytes;
+            (self.map.clone(), start)
+        })
+    }
+}
+
+/// Values read back by [`Unpack`]: copied out, or lent in place by a mapped file (which stays
+/// mapped while they are used).
+pub enum Values<T> {
+    Owned(Vec<T>),
+    Lent {
+        map: Arc<memmap2::Mmap>,
+        start: usize,
+        len: usize,
+        _values: PhantomData<T>,
+    },
+}
+
+impl<T: bytemuck::Pod> Deref for Values<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            Values::Owned(v) => v,
+            Values::Lent {
+                map, start, len, ..
+            } => bytemuck::cast_slice(&map[*start..*start + len * size_of::<T>()]),
+        }
+    }
+}
+
+impl<R: Source> Unpack<R> {
     /// The most values one tensor may hold (64 MiB of floats).
     pub const MAX_FLOATS: usize = 1 << 24;
 
@@ -177,16 +264,34 @@ impl<R: Read> Unpack<R> {
         self.values(len)
     }
 
-    /// Exactly `len` `u32`s (at most [`Unpack::MAX_FLOATS`]).
-    pub fn words(&mut self, len: usize) -> io::Result<Vec<u32>> {
-        self.values(len)
+    /// Exactly `len` `u32`s (at most [`Unpack::MAX_FLOATS`]), left in place where the source
+    /// is a mapped file.
+    pub fn words(&mut self, len: usize) -> io::Result<Values<u32>> {
+        self.check_count(len)?;
+        let bytes = len * size_of::<u32>();
+        if let Some((map, start)) = self.r.lend(bytes, align_of::<u32>()) {
+            return Ok(Values::Lent {
+                map,
+                start,
+                len,
+                _values: PhantomData,
+            });
+        }
+        let mut v = vec![0u32; len];
+        self.r.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+        Ok(Values::Owned(v))
     }
 
-    fn values<T: bytemuck::Pod>(&mut self, len: usize) -> io::Result<Vec<T>> {
+    fn check_count(&mut self, len: usize) -> io::Result<()> {
         let n = self.count(Self::MAX_FLOATS)?;
         if n != len {
             return Err(invalid(&format!("{n} values where {len} belong")));
         }
+        Ok(())
+    }
+
+    fn values<T: bytemuck::Pod>(&mut self, len: usize) -> io::Result<Vec<T>> {
+        self.check_count(len)?;
         let mut v = vec![T::zeroed(); len];
         self.r.read_exact(bytemuck::cast_slice_mut(&mut v))?;
         Ok(v)
@@ -407,7 +512,7 @@ impl Conv {
     }
 
     /// A convolution written by [`Conv::write`], its shape checked against its values.
-    pub fn read(r: &mut Unpack<impl Read>) -> io::Result<Self> {
+    pub fn read(r: &mut Unpack<impl Source>) -> io::Result<Self> {
         let mut next = |max| r.count(max);
         let (kh, kw, stride, ph, pw) = (next(64)?, next(64)?, next(64)?, next(64)?, next(64)?);
         let (cin, cout) = (next(1 << 16)?, next(1 << 16)?);
@@ -785,6 +890,54 @@ mod tests {
         for cut in [0, 40, bytes.len() - 1] {
             assert!(
                 Conv::read(&mut Unpack::new(&bytes[..cut])).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+    /// Read from a mapped file, a convolution packed for bf16 products uses its weights where
+    /// they lie in the map (the same product), where they lie aligned; a file cut short is an
+    /// error, not a read past the map.
+    #[test]
+    fn a_mapped_file_lends_its_packed_weights_in_place() {
+        assert!(bf16::available(), "{}", bf16::REQUIRED);
+        let mut c = conv(Activation::None);
+        assert!(c.to_bf16());
+        let mut bytes = Vec::new();
+        c.write(&mut bytes).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let open = |bytes: &[u8]| {
+            let path = dir.path().join("conv");
+            std::fs::write(&path, bytes).unwrap();
+            // SAFETY: the file is not changed while mapped (each is written, then only read).
+            unsafe { Mapped::new(&std::fs::File::open(&path).unwrap()).unwrap() }
+        };
+        let mut r = Unpack::new(open(&bytes));
+        let map = r.r.map.clone();
+        let back = Conv::read(&mut r).unwrap();
+        r.end().unwrap();
+        let values = back.bf16.as_ref().unwrap().values();
+        assert!(
+            map.as_ptr_range().contains(&values.as_ptr().cast()),
+            "copied"
+        );
+        assert_eq!(values, c.bf16.as_ref().unwrap().values());
+        let a: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (mut want, mut got) = (vec![0f32; 12], vec![0f32; 12]);
+        c.multiply(4, &a, &mut want, 3, 0, 1.0);
+        back.multiply(4, &a, &mut got, 3, 0, 1.0);
+        assert_eq!(got, want);
+        // Not aligned (one byte ahead of them): copied out, the same values.
+        let mut shifted = vec![0u8];
+        shifted.extend(&bytes);
+        let mut r = Unpack::new(open(&shifted));
+        r.r.read_exact(&mut [0u8]).unwrap();
+        let back = Conv::read(&mut r).unwrap();
+        let values = back.bf16.as_ref().unwrap().values();
+        assert!(!r.r.map.as_ptr_range().contains(&values.as_ptr().cast()));
+        assert_eq!(values, c.bf16.as_ref().unwrap().values());
+        for cut in [40, bytes.len() - 30, bytes.len() - 1] {
+            assert!(
+                Conv::read(&mut Unpack::new(open(&bytes[..cut]))).is_err(),
                 "cut at {cut}"
             );
         }

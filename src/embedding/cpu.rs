@@ -8,13 +8,13 @@
 //! record and the GPU path); this is only a faster way to run it on the CPU. It must not change a
 //! result beyond float rounding (tests compare it with Burn's forward and OpenCV DNN).
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use super::facenet::{EMBEDDING_DIM, FaceNet, INPUT_SIDE, Reduction, Residual, Unit};
 use crate::cpu_conv::{
-    Act, Activation, Conv, Rounding, Unpack, Work, floats, invalid, max_pool, max_pool_into,
-    product, put_count, put_floats,
+    Act, Activation, Conv, Mapped, Rounding, Source, Unpack, Work, floats, invalid, max_pool,
+    max_pool_into, product, put_count, put_floats,
 };
 
 /// What a file of FaceNet prepared for the CPU starts with, then [`FORMAT`].
@@ -55,7 +55,7 @@ fn write_branches(out: &mut dyn Write, branches: &[Vec<Conv>]) -> io::Result<()>
     Ok(())
 }
 
-fn read_branches(r: &mut Unpack<impl Read>) -> io::Result<Vec<Vec<Conv>>> {
+fn read_branches(r: &mut Unpack<impl Source>) -> io::Result<Vec<Vec<Conv>>> {
     let n = r.count(MAX_PARTS)?;
     (0..n).map(|_| read_convs(r)).collect()
 }
@@ -66,7 +66,7 @@ fn write_convs(out: &mut dyn Write, convs: &[Conv]) -> io::Result<()> {
 }
 
 /// At least one convolution.
-fn read_convs(r: &mut Unpack<impl Read>) -> io::Result<Vec<Conv>> {
+fn read_convs(r: &mut Unpack<impl Source>) -> io::Result<Vec<Conv>> {
     match r.count(MAX_PARTS)? {
         0 => Err(invalid("a chain without a convolution")),
         n => (0..n).map(|_| Conv::read(r)).collect(),
@@ -97,7 +97,7 @@ impl Block {
         put_count(out, self.relu as usize)
     }
 
-    fn read(r: &mut Unpack<impl Read>) -> io::Result<Self> {
+    fn read(r: &mut Unpack<impl Source>) -> io::Result<Self> {
         Ok(Block {
             branches: read_branches(r)?,
             up: Conv::read(r)?,
@@ -182,7 +182,7 @@ impl Reduce {
         write_branches(out, &self.branches)
     }
 
-    fn read(r: &mut Unpack<impl Read>) -> io::Result<Self> {
+    fn read(r: &mut Unpack<impl Source>) -> io::Result<Self> {
         Ok(Reduce {
             branches: read_branches(r)?,
         })
@@ -295,8 +295,14 @@ impl CpuFaceNet {
     /// The network [`CpuFaceNet::save`] kept in `path`, if it was packed from `source` in this
     /// file layout: anything else (another layout, other weights, a damaged file) is an error,
     /// and the caller packs it again.
+    ///
+    /// The file is mapped, not read: the weights packed for bf16 products are used where they
+    /// lie in it (the page cache's copy, shared by every visage process on the machine), so
+    /// opening costs no copy of them.
     pub fn open(path: &Path, source: [u64; 2]) -> io::Result<Self> {
-        let mut r = BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
+        // SAFETY: the file is only ever replaced whole (`save` writes it beside and renames it),
+        // never changed in place.
+        let mut r = unsafe { Mapped::new(&std::fs::File::open(path)?)? };
         let mut head = [0u8; 16];
         let mut format = [0u8; 4];
         let mut stamp = [0u64; 2];
@@ -333,7 +339,7 @@ impl CpuFaceNet {
         put_floats(out, &self.bottleneck.1)
     }
 
-    fn read(r: &mut Unpack<impl Read>) -> io::Result<Self> {
+    fn read(r: &mut Unpack<impl Source>) -> io::Result<Self> {
         let blocks = |r: &mut Unpack<_>| -> io::Result<Vec<Block>> {
             let n = r.count(MAX_PARTS)?;
             (0..n).map(|_| Block::read(r)).collect()

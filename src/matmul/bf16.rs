@@ -19,6 +19,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use crate::cpu_conv::Values;
+
 /// Columns of a packed panel: two 16-lane registers.
 const NR: usize = 32;
 /// Rows computed at once: 2 x 12 accumulators, 2 for the panel's values, 1 for the broadcast.
@@ -32,7 +34,7 @@ pub struct Packed {
     n: usize,
     /// Row pairs: `k` rounded up to even, halved.
     pairs: usize,
-    values: Vec<u32>,
+    values: Values<u32>,
 }
 
 impl Packed {
@@ -71,7 +73,7 @@ impl Packed {
             k,
             n,
             pairs,
-            values,
+            values: Values::Owned(values),
         })
     }
 
@@ -81,9 +83,10 @@ impl Packed {
         &self.values
     }
 
-    /// A `k x n` matrix from the values [`Packed::values`] gave; `None` where this CPU has no
-    /// AVX-512 BF16 or there are not [`Packed::len`] of them.
-    pub fn from_values(values: Vec<u32>, k: usize, n: usize) -> Option<Self> {
+    /// A `k x n` matrix from the values [`Packed::values`] gave (copied, or where they lie in a
+    /// mapped file); `None` where this CPU has no AVX-512 BF16 or there are not [`Packed::len`]
+    /// of them.
+    pub fn from_values(values: Values<u32>, k: usize, n: usize) -> Option<Self> {
         (available() && values.len() == Self::len(k, n)).then(|| Packed {
             k,
             n,
