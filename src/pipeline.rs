@@ -6,6 +6,7 @@
 //! This is the composition of the stages and nothing more: each stage's algorithm lives in its own
 //! module, and nothing here reads files or stores results.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use image::RgbImage;
@@ -121,13 +122,38 @@ impl Pipeline {
         let mut detect = DetectTimes::default();
         let candidates = self.detector.candidates(photos, &mut detect)?;
         let clock = Instant::now();
-        let mut detail = 0.0;
-        let crops = self.cut_all(photos, &candidates, &mut detail);
-        let embeddings = self.embedder.embed(&crops);
+        // The faces the detection image gives enough pixels are cut from it and embedded while
+        // the finer parts of the others are read (FaceNet's vector of a face does not depend on
+        // the faces it runs beside), then those are.
+        let (plain, finer): (Vec<usize>, Vec<usize>) =
+            (0..candidates.len()).partition(|&j| self.upscale(&candidates[j]) <= 1.0);
+        let (plain_embeddings, (finer_crops, detail)) = rayon::join(
+            || {
+                let crops: Vec<Vec<u8>> = plain
+                    .iter()
+                    .map(|&j| self.cut(&photos[candidates[j].photo].rgb, &candidates[j]))
+                    .collect();
+                self.embedder.embed(&crops)
+            },
+            || {
+                let clock = Instant::now();
+                let crops = self.cut_finer(photos, &candidates, &finer);
+                (crops, clock.elapsed().as_secs_f64())
+            },
+        );
+        let finer_embeddings = self.embedder.embed(&finer_crops);
+        let mut embeddings: Vec<Option<Embedding>> = vec![None; candidates.len()];
+        for (j, e) in plain
+            .into_iter()
+            .chain(finer)
+            .zip(plain_embeddings.into_iter().chain(finer_embeddings))
+        {
+            embeddings[j] = Some(e);
+        }
         let mut out: Vec<Vec<FoundFace>> = vec![Vec::new(); photos.len()];
         for (c, embedding) in candidates.into_iter().zip(embeddings) {
             let i = c.photo;
-            out[i].push(found(c, embedding, photos[i]));
+            out[i].push(found(c, embedding.expect("every face embedded"), photos[i]));
         }
         let times = StageTimes {
             detect: detect.pico,
@@ -154,28 +180,25 @@ impl Pipeline {
             .collect()
     }
 
-    /// The FaceNet inputs of a batch's faces. A face the detection image gives fewer pixels than
-    /// FaceNet's input (the crop would be upscaled) is cut, where the original has more, from a
-    /// finer decode of the part of its photo such faces cover (one per photo, at the scale the
-    /// smallest needs; cut from the photo's whole decode where it kept one, which is then
-    /// dropped): the same crop, from more pixels. `seconds` gets the time the finer decodes took.
-    fn cut_all(
+    /// The FaceNet inputs of the faces `faces` of a batch, each of which the detection image
+    /// gives fewer pixels than FaceNet's input (the crop would be upscaled): cut, where the
+    /// original has more, from a finer decode of the part of its photo such faces cover (one per
+    /// photo, at the scale the smallest needs; cut from the photo's whole decode where it kept
+    /// one, which is then dropped): the same crop, from more pixels.
+    fn cut_finer(
         &self,
         photos: &[&Photo],
         candidates: &[Candidate],
-        seconds: &mut f64,
+        faces: &[usize],
     ) -> Vec<Vec<u8>> {
-        let clock = Instant::now();
         let details: Vec<Option<(Detail, Vec<usize>)>> = photos
             .par_iter()
             .enumerate()
             .map(|(i, photo)| {
-                let small: Vec<(usize, f32)> = candidates
+                let small: Vec<(usize, f32)> = faces
                     .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.photo == i)
-                    .map(|(j, c)| (j, self.upscale(c)))
-                    .filter(|(_, k)| *k > 1.0)
+                    .filter(|&&j| candidates[j].photo == i)
+                    .map(|&j| (j, self.upscale(&candidates[j])))
                     .collect();
                 let k = small.iter().map(|(_, k)| *k).reduce(f32::max)?;
                 let cover = small
@@ -190,23 +213,25 @@ impl Pipeline {
         for photo in photos {
             photo.forget_finer();
         }
-        *seconds = clock.elapsed().as_secs_f64();
-        let mut crops: Vec<Option<Vec<u8>>> = vec![None; candidates.len()];
-        for (detail, faces) in details.iter().flatten() {
-            for &j in faces {
+        let mut crops: HashMap<usize, Vec<u8>> = HashMap::new();
+        for (detail, found) in details.iter().flatten() {
+            for &j in found {
                 let c = &candidates[j];
                 let mapped = Candidate {
                     region: detail.map(c.region),
                     landmarks: c.landmarks.map(|l| l.map(|p| detail.map_point(p))),
                     ..c.clone()
                 };
-                crops[j] = Some(self.cut(&detail.rgb, &mapped));
+                crops.insert(j, self.cut(&detail.rgb, &mapped));
             }
         }
-        candidates
+        faces
             .iter()
-            .zip(crops)
-            .map(|(c, crop)| crop.unwrap_or_else(|| self.cut(&photos[c.photo].rgb, c)))
+            .map(|&j| {
+                crops
+                    .remove(&j)
+                    .unwrap_or_else(|| self.cut(&photos[candidates[j].photo].rgb, &candidates[j]))
+            })
             .collect()
     }
 
