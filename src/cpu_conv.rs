@@ -187,6 +187,10 @@ impl Mapped {
     pub unsafe fn new(file: &std::fs::File) -> io::Result<Self> {
         // SAFETY: the caller's promise.
         let map = unsafe { memmap2::Mmap::map(file)? };
+        // All of it is read, and soon: where the file is not in the page cache (a cold start),
+        // the kernel reads it ahead in large requests rather than page fault by page fault.
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::WillNeed);
         Ok(Mapped {
             map: Arc::new(map),
             at: 0,
