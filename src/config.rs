@@ -103,6 +103,10 @@ pub struct Settings {
     #[arg(long, env = "VISAGE_FACENET_PRECISION", value_enum, default_value_t)]
     pub facenet_precision: Precision,
 
+    /// The libjpeg that decodes JPEGs (both give the same pixels)
+    #[arg(long, env = "VISAGE_LIBJPEG", value_enum, default_value_t)]
+    pub libjpeg: LibjpegChoice,
+
     /// Folder for model files [default: $XDG_CACHE_HOME/visage/models]
     #[arg(long, env = "VISAGE_MODELS", value_name = "DIR")]
     pub models: Option<std::path::PathBuf>,
@@ -130,6 +134,17 @@ pub enum Precision {
     Bf16,
     /// f32 throughout
     F32,
+}
+
+/// The libjpeg JPEGs are decoded with (see `photo::Libjpeg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
+pub enum LibjpegChoice {
+    /// The system's libjpeg-turbo (`libjpeg.so.62`, with SIMD) where it loads and takes visage's
+    /// structures, else the one built in
+    #[default]
+    Auto,
+    /// The one built into visage (libjpeg-turbo's C code, without SIMD)
+    BuiltIn,
 }
 
 /// How faces are cut for the embedding network.
@@ -250,6 +265,7 @@ mod tests {
         assert_eq!(d.face_border, DEFAULT_BORDER);
         assert_eq!(d.device, DeviceChoice::Auto);
         assert_eq!(d.facenet_precision, Precision::Bf16);
+        assert_eq!(d.libjpeg, LibjpegChoice::Auto);
         assert_eq!(d.models, None);
         let cli = Cli::try_parse_from(["visage"]).unwrap();
         // The model folder has no fixed default (it follows XDG_CACHE_HOME, or VISAGE_MODELS as

@@ -306,6 +306,48 @@ fn the_systems_libjpeg_turbo_decodes_the_pixels_of_the_built_in_one() {
     }
 }
 
+/// `--libjpeg` chooses the decoder (`bench index` says which), and camera-size JPEGs give the
+/// same faces with the same vectors through either.
+#[test]
+fn the_libjpeg_setting_chooses_the_decoder_and_not_the_faces() {
+    let photos = [
+        file("large/group-12mp-rot.jpg"),
+        file("large/group-48mp.jpg"),
+    ];
+    let photos: Vec<&str> = photos.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut found = Vec::new();
+    for (choice, says) in [("auto", "the system's"), ("built-in", "the built-in")] {
+        let run = |command: &[&str]| {
+            let mut args = command.to_vec();
+            args.extend(["--device", "cpu", "--libjpeg", choice]);
+            args.extend(&photos);
+            let out = common::visage(&args, &[]);
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            assert!(out.status.success(), "{choice}: {stdout}");
+            stdout
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(run(&["bench", "index"]).trim()).unwrap();
+        assert!(
+            line["libjpeg"].as_str().unwrap().starts_with(says),
+            "{choice}: {line}"
+        );
+        found.push(run(&["embed", "--json"]));
+    }
+    let faces = |out: &str| -> usize {
+        out.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["faces"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
+            .sum()
+    };
+    assert!(faces(&found[0]) >= 8, "{}", found[0]);
+    assert!(found[0] == found[1], "the faces or their vectors differ");
+}
+
 #[test]
 fn a_face_cut_from_a_finer_decode_embeds_like_its_twin() {
     let p = pipeline();

@@ -122,7 +122,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let (files, walk_failed) = super::photo_files(&args.paths);
-    let reader = Reader::new(Models::new(args.settings.models.clone()));
+    let reader = Reader::for_settings(&args.settings);
     failed += walk_failed;
     for chunk in files.chunks(BATCH) {
         let (ok, decode_failed) = super::decode(&reader, chunk);

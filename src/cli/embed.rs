@@ -64,7 +64,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let (files, mut failed) = super::photo_files(&args.paths);
-    let reader = Reader::new(Models::new(args.settings.models.clone()));
+    let reader = Reader::for_settings(&args.settings);
     for chunk in files.chunks(BATCH) {
         let (ok, decode_failed) = super::decode(&reader, chunk);
         failed += decode_failed;
@@ -110,7 +110,7 @@ fn run_aligned(args: EmbedArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let (files, mut failed) = super::photo_files(&args.paths);
-    let reader = Reader::new(Models::new(args.settings.models.clone()));
+    let reader = Reader::for_settings(&args.settings);
     for chunk in files.chunks(BATCH) {
         let (ok, decode_failed) = super::decode(&reader, chunk);
         failed += decode_failed;

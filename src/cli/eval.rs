@@ -21,7 +21,6 @@ use crate::device::Device;
 use crate::embedding::Standardisation;
 use crate::evaluation::{self, ClusterScores, Separation};
 use crate::graph::GraphBackend;
-use crate::models::Models;
 use crate::photo::Reader;
 use crate::pipeline::Pipeline;
 
@@ -159,7 +158,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         .context("cannot load the face pipeline")?;
     pipeline.embedder.standardisation = args.networks.standardisation;
     let (files, mut failed) = super::photo_files(std::slice::from_ref(&args.dir));
-    let reader = Reader::new(Models::new(args.settings.models.clone()));
+    let reader = Reader::for_settings(&args.settings);
     let mut people: BTreeMap<String, usize> = BTreeMap::new();
     let (mut labels, mut embeddings, mut eligible) = (Vec::new(), Vec::new(), Vec::new());
     let mut without_face = 0;

@@ -17,7 +17,6 @@ use crate::graph::GraphBackend;
 use crate::graph::partition_file::Origin;
 use crate::graph::parts::Split;
 use crate::index::{self, IndexOptions, IndexReport, Shard, ShardCount};
-use crate::models::Models;
 use crate::people::assign::{self, ClusterReport};
 use crate::photo::Reader;
 use crate::pipeline::Pipeline;
@@ -94,7 +93,7 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<i32> {
     // clustering, chosen when the first of them needs it.
     let device = OnceLock::new();
     let load = || Pipeline::on(&args.settings, true, chosen(&device, &args.settings)?);
-    let reader = Reader::new(Models::new(args.settings.models.clone()));
+    let reader = Reader::for_settings(&args.settings);
     let opts = IndexOptions::new(&args.settings, shard);
     let report = index::index(
         &mut store,

@@ -19,7 +19,6 @@ use super::export::read_sidecar;
 use crate::config::Settings;
 use crate::geometry::Rect;
 use crate::index::IndexError;
-use crate::models::Models;
 use crate::people;
 use crate::photo::Reader;
 use crate::pipeline::{Pipeline, PipelineError};
@@ -238,7 +237,7 @@ pub fn import(
     let mut created = Vec::new();
     if !to_create.is_empty() {
         let pipeline = load()?;
-        let reader = Reader::new(Models::new(settings.models.clone()));
+        let reader = Reader::for_settings(settings);
         for ToCreate {
             photo,
             info,

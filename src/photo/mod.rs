@@ -223,6 +223,16 @@ impl Reader {
         Self::with_libheif(wheels, heif::Origin::Any)
     }
 
+    /// The reader for these settings: models (and libheif, ffmpeg) fetched into their models
+    /// folder, JPEGs decoded by the libjpeg they choose.
+    pub fn for_settings(settings: &crate::config::Settings) -> Self {
+        let reader = Self::new(Models::new(settings.models.clone()));
+        match settings.libjpeg {
+            crate::config::LibjpegChoice::Auto => reader,
+            crate::config::LibjpegChoice::BuiltIn => reader.with_libjpeg(Libjpeg::built_in()),
+        }
+    }
+
     /// A reader that takes libheif from `origin` only.
     pub fn with_libheif(wheels: Models, origin: heif::Origin) -> Self {
         Reader {

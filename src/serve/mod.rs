@@ -153,9 +153,7 @@ impl App {
             auth: auth::Auth::new(token, addr, options.allow_remote),
             thumbs: thumbs::Thumbs::new(
                 options.thumbs.clone(),
-                crate::photo::Reader::new(crate::models::Models::new(
-                    options.settings.models.clone(),
-                )),
+                crate::photo::Reader::for_settings(&options.settings),
             )?,
             answers: Answers::default(),
         })

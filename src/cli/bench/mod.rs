@@ -198,7 +198,7 @@ fn run_index(paths: &[PathBuf], settings: &crate::config::Settings) -> anyhow::R
     let db = TempDb::new("index");
     let mut store = crate::store::Store::open_or_create(&db.0)?;
     let load = || crate::pipeline::Pipeline::new(settings, true);
-    let reader = crate::photo::Reader::new(crate::models::Models::new(settings.models.clone()));
+    let reader = crate::photo::Reader::for_settings(settings);
     let opts = crate::index::IndexOptions::new(settings, None);
     let report = crate::index::index(&mut store, load, &reader, paths, &opts, |path, why| {
         eprintln!("visage: {}: {why}", path.display())

@@ -165,8 +165,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<i32> {
         None => {
             let mut store = Store::open_or_create(&temp.0)?;
             let load = || crate::pipeline::Pipeline::new(settings, true);
-            let reader =
-                crate::photo::Reader::new(crate::models::Models::new(settings.models.clone()));
+            let reader = crate::photo::Reader::for_settings(settings);
             crate::index::index(
                 &mut store,
                 load,
