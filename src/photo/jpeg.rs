@@ -16,8 +16,9 @@
 //! The JPEG's own end is found by walking its markers and entropy-coded data to the
 //! end-of-image marker: a file that ends before it is truncated (the decoders would fill the
 //! rest with grey and say nothing); what follows it (the video of a motion photo) is not read.
-//! libjpeg's errors unwind out of its calls into a typed error (never a crash); its warnings
-//! are counted, not printed. Memory is bounded: the decoded pixels by the photo limits, and
+//! libjpeg's errors unwind out of its calls into a typed error (never a crash; through the
+//! system's library too, which x86-64 distributions build with unwind tables); its warnings are
+//! counted, not printed. Memory is bounded: the decoded pixels by the photo limits, and
 //! libjpeg's own buffers (a progressive JPEG keeps every coefficient) by `max_memory_to_use`.
 
 use std::ffi::{c_int, c_long, c_ulong};
