@@ -9,7 +9,7 @@
 //!
 //! Kernels only: no network's shape or weights live here.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -168,7 +168,6 @@ pub trait Source: Read {
     }
 }
 
-impl<R: Read> Source for BufReader<R> {}
 impl Source for &[u8] {}
 
 /// A file mapped in memory, read from its start.

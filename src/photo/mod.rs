@@ -18,13 +18,14 @@
 
 pub mod heif;
 mod jpeg;
-pub use jpeg::Libjpeg;
 pub mod kind;
 mod orientation;
 mod raster;
 pub mod raw;
 mod tiff;
 pub mod video;
+
+pub use jpeg::Libjpeg;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -248,8 +249,8 @@ impl Reader {
         }
     }
 
-    /// This reader with its JPEGs decoded by `libjpeg` instead of the one it would find (to
-    /// compare the two).
+    /// This reader with its JPEGs decoded by `libjpeg` instead of the one it would find
+    /// (`--libjpeg built-in`, and tests and benchmarks that compare the two).
     pub fn with_libjpeg(self, libjpeg: Libjpeg) -> Self {
         if self.inner.libjpeg.set(libjpeg).is_err() {
             panic!("a reader's libjpeg is chosen before its first JPEG");
