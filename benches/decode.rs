@@ -6,27 +6,16 @@
 //! `cargo bench --profile dev --bench decode`; photos come from `scripts/fetch-testdata`, the
 //! system's libjpeg-turbo from Debian's `libjpeg62-turbo`.
 
-use std::path::PathBuf;
+mod kit;
+
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use kit::testdata;
 use visage::geometry::Rect;
 use visage::models::Models;
 use visage::photo::heif::Origin;
 use visage::photo::{Libjpeg, Reader};
-
-fn testdata() -> PathBuf {
-    let root = std::env::var_os("VISAGE_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/visage/testdata")
-        });
-    assert!(
-        root.join(".complete-v1").exists(),
-        "run scripts/fetch-testdata first"
-    );
-    root
-}
 
 fn bench(c: &mut Criterion) {
     let system = Libjpeg::system().unwrap_or_else(|e| panic!("no system libjpeg-turbo: {e}"));

@@ -5,11 +5,14 @@
 //! runs on whatever adapter wgpu finds (lavapipe's figures are not GPU performance). The `mid_stage`
 //! group times Pigo's cascade against the same cascade without mid-stage rejection (issue 19).
 
+mod kit;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kit::testdata;
 use visage::config::{DeviceChoice, Settings};
 use visage::detection::pico::cascade::{Cascade, FACEFINDER_MID_STAGE_THRESHOLD};
 use visage::detection::pico::scan::gpu::GpuScanner;
@@ -17,19 +20,6 @@ use visage::detection::pico::{Backend, DetectParams, Pico};
 use visage::device::Device;
 use visage::gpu::Gpu;
 use visage::photo::Photo;
-
-fn testdata() -> PathBuf {
-    let root = std::env::var_os("VISAGE_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/visage/testdata")
-        });
-    assert!(
-        root.join(".complete-v1").exists(),
-        "run scripts/fetch-testdata first"
-    );
-    root
-}
 
 fn load(paths: &[PathBuf]) -> Vec<Photo> {
     paths.iter().map(|p| Photo::open(p).unwrap()).collect()

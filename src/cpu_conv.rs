@@ -868,6 +868,15 @@ mod tests {
         assert!(err.to_string().contains("values where"), "{err}");
     }
 
+    /// `a` and `b` give the same product: 4 rows of the 6 values a 3 x 1 x 2 patch holds.
+    fn assert_same_product(a: &Conv, b: &Conv) {
+        let x: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (mut want, mut got) = (vec![0f32; 12], vec![0f32; 12]);
+        b.multiply(4, &x, &mut want, 3, 0, 1.0);
+        a.multiply(4, &x, &mut got, 3, 0, 1.0);
+        assert_eq!(got, want);
+    }
+
     /// A convolution packed for bf16 products is written packed and read back packed, the same
     /// values (on a CPU with AVX-512 BF16, as CI's); cut short, it is an error.
     #[test]
@@ -884,12 +893,7 @@ mod tests {
         let values = |c: &Conv| c.bf16.as_ref().unwrap().values().to_vec();
         assert_eq!(values(&back), values(&c));
         assert_eq!((&back.b, &back.activation), (&c.b, &c.activation));
-        // The same product: 4 rows of the 6 values a 3 x 1 x 2 patch holds.
-        let a: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
-        let (mut want, mut got) = (vec![0f32; 12], vec![0f32; 12]);
-        c.multiply(4, &a, &mut want, 3, 0, 1.0);
-        back.multiply(4, &a, &mut got, 3, 0, 1.0);
-        assert_eq!(got, want);
+        assert_same_product(&back, &c);
         for cut in [0, 40, bytes.len() - 1] {
             assert!(
                 Conv::read(&mut Unpack::new(&bytes[..cut])).is_err(),
@@ -897,6 +901,7 @@ mod tests {
             );
         }
     }
+
     /// Read from a mapped file, a convolution packed for bf16 products uses its weights where
     /// they lie in the map (the same product), where they lie aligned; a file cut short is an
     /// error, not a read past the map.
@@ -924,11 +929,7 @@ mod tests {
             "copied"
         );
         assert_eq!(values, c.bf16.as_ref().unwrap().values());
-        let a: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
-        let (mut want, mut got) = (vec![0f32; 12], vec![0f32; 12]);
-        c.multiply(4, &a, &mut want, 3, 0, 1.0);
-        back.multiply(4, &a, &mut got, 3, 0, 1.0);
-        assert_eq!(got, want);
+        assert_same_product(&back, &c);
         // Not aligned (one byte ahead of them): copied out, the same values.
         let mut shifted = vec![0u8];
         shifted.extend(&bytes);
