@@ -868,6 +868,17 @@ mod tests {
         assert!(err.to_string().contains("values where"), "{err}");
     }
 
+    /// A test convolution packed for bf16 products (on a CPU with AVX-512 BF16, as CI's), and as
+    /// it is written.
+    fn packed_for_bf16(activation: Activation) -> (Conv, Vec<u8>) {
+        assert!(bf16::available(), "{}", bf16::REQUIRED);
+        let mut c = conv(activation);
+        assert!(c.to_bf16());
+        let mut bytes = Vec::new();
+        c.write(&mut bytes).unwrap();
+        (c, bytes)
+    }
+
     /// `a` and `b` give the same product: 4 rows of the 6 values a 3 x 1 x 2 patch holds.
     fn assert_same_product(a: &Conv, b: &Conv) {
         let x: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
@@ -881,11 +892,7 @@ mod tests {
     /// values (on a CPU with AVX-512 BF16, as CI's); cut short, it is an error.
     #[test]
     fn a_convolution_packed_for_bf16_is_read_back_packed() {
-        assert!(bf16::available(), "{}", bf16::REQUIRED);
-        let mut c = conv(Activation::Relu);
-        assert!(c.to_bf16());
-        let mut bytes = Vec::new();
-        c.write(&mut bytes).unwrap();
+        let (c, bytes) = packed_for_bf16(Activation::Relu);
         let mut r = Unpack::new(&bytes[..]);
         let back = Conv::read(&mut r).unwrap();
         r.end().unwrap();
@@ -907,11 +914,7 @@ mod tests {
     /// error, not a read past the map.
     #[test]
     fn a_mapped_file_lends_its_packed_weights_in_place() {
-        assert!(bf16::available(), "{}", bf16::REQUIRED);
-        let mut c = conv(Activation::None);
-        assert!(c.to_bf16());
-        let mut bytes = Vec::new();
-        c.write(&mut bytes).unwrap();
+        let (c, bytes) = packed_for_bf16(Activation::None);
         let dir = tempfile::tempdir().unwrap();
         let open = |bytes: &[u8]| {
             let path = dir.path().join("conv");
