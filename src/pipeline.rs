@@ -6,7 +6,6 @@
 //! This is the composition of the stages and nothing more: each stage's algorithm lives in its own
 //! module, and nothing here reads files or stores results.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use image::RgbImage;
@@ -125,8 +124,13 @@ impl Pipeline {
         // The faces the detection image gives enough pixels are cut from it and embedded while
         // the finer parts of the others are read (FaceNet's vector of a face does not depend on
         // the faces it runs beside), then those are.
-        let (plain, finer): (Vec<usize>, Vec<usize>) =
-            (0..candidates.len()).partition(|&j| self.upscale(&candidates[j]) <= 1.0);
+        let (mut plain, mut finer) = (Vec::new(), Vec::new());
+        for (j, c) in candidates.iter().enumerate() {
+            match self.upscale(c) {
+                k if k > 1.0 => finer.push((j, k)),
+                _ => plain.push(j),
+            }
+        }
         let (plain_embeddings, (finer_crops, detail)) = rayon::join(
             || {
                 let crops: Vec<Vec<u8>> = plain
@@ -145,7 +149,7 @@ impl Pipeline {
         let mut embeddings: Vec<Option<Embedding>> = vec![None; candidates.len()];
         for (j, e) in plain
             .into_iter()
-            .chain(finer)
+            .chain(finer.into_iter().map(|(j, _)| j))
             .zip(plain_embeddings.into_iter().chain(finer_embeddings))
         {
             embeddings[j] = Some(e);
@@ -180,8 +184,8 @@ impl Pipeline {
             .collect()
     }
 
-    /// The FaceNet inputs of the faces `faces` of a batch, each of which the detection image
-    /// gives fewer pixels than FaceNet's input (the crop would be upscaled): cut, where the
+    /// The FaceNet inputs of the faces `faces` of a batch, each with how much its cut magnifies
+    /// the detection image (`upscale`, above 1: the crop would be upscaled): cut, where the
     /// original has more, from a finer decode of the part of its photo such faces cover (one per
     /// photo, at the scale the smallest needs; cut from the photo's whole decode where it kept
     /// one, which is then dropped): the same crop, from more pixels.
@@ -189,7 +193,7 @@ impl Pipeline {
         &self,
         photos: &[&Photo],
         candidates: &[Candidate],
-        faces: &[usize],
+        faces: &[(usize, f32)],
     ) -> Vec<Vec<u8>> {
         let details: Vec<Option<(Detail, Vec<usize>)>> = photos
             .par_iter()
@@ -197,8 +201,8 @@ impl Pipeline {
             .map(|(i, photo)| {
                 let small: Vec<(usize, f32)> = faces
                     .iter()
-                    .filter(|&&j| candidates[j].photo == i)
-                    .map(|&j| (j, self.upscale(&candidates[j])))
+                    .filter(|(j, _)| candidates[*j].photo == i)
+                    .copied()
                     .collect();
                 let k = small.iter().map(|(_, k)| *k).reduce(f32::max)?;
                 let cover = small
@@ -213,7 +217,7 @@ impl Pipeline {
         for photo in photos {
             photo.forget_finer();
         }
-        let mut crops: HashMap<usize, Vec<u8>> = HashMap::new();
+        let mut crops: Vec<Option<Vec<u8>>> = vec![None; candidates.len()];
         for (detail, found) in details.iter().flatten() {
             for &j in found {
                 let c = &candidates[j];
@@ -222,14 +226,14 @@ impl Pipeline {
                     landmarks: c.landmarks.map(|l| l.map(|p| detail.map_point(p))),
                     ..c.clone()
                 };
-                crops.insert(j, self.cut(&detail.rgb, &mapped));
+                crops[j] = Some(self.cut(&detail.rgb, &mapped));
             }
         }
         faces
             .iter()
-            .map(|&j| {
-                crops
-                    .remove(&j)
+            .map(|&(j, _)| {
+                crops[j]
+                    .take()
                     .unwrap_or_else(|| self.cut(&photos[candidates[j].photo].rgb, &candidates[j]))
             })
             .collect()

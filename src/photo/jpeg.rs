@@ -4,8 +4,9 @@
 //! full size goes through the `image` crate's decoder (zune-jpeg, with SIMD), as before.
 //!
 //! The libjpeg is the system's libjpeg-turbo (`libjpeg.so.62`, loaded at run time, never
-//! linked), whose SIMD inverse DCTs, upsampling and colour conversion decode a 48 MP photo at
-//! 2/8 in three quarters of the time and a finer part at 8/8 in half; or, where the system has
+//! linked), whose SIMD inverse DCTs, upsampling and colour conversion read a 48 MP photo for
+//! detection (at 2/8) in about four fifths of the time (`benches/decode`; the rest is Huffman
+//! decoding, which SIMD does not speed up); or, where the system has
 //! none that takes visage's structures (libjpeg 6.2's ABI), the one built in (mozjpeg's
 //! libjpeg-turbo, which `mozjpeg-sys` builds with the C compiler alone, without SIMD). Both give
 //! the same pixels, to the bit (see [`Libjpeg`]).
