@@ -128,12 +128,26 @@ pub enum GraphChoice {
 /// The arithmetic of FaceNet's matrix products on the CPU (a GPU runs them in f32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
 pub enum Precision {
-    /// bf16 operands with f32 sums where the CPU has AVX-512 BF16 (twice the multiply-adds of
-    /// f32; vectors within about 0.001 of f32's, BENCHMARKS.md), f32 elsewhere
+    /// bf16 where the CPU has AVX-512 BF16 (twice the multiply-adds of f32; vectors within about
+    /// 0.001 of f32's, BENCHMARKS.md), f32 elsewhere
     #[default]
+    Auto,
+    /// bf16 operands with f32 sums on any CPU: without AVX-512 BF16 the same sums by f32
+    /// multiply-adds, slower than f32 there (for a library indexed on machines of both kinds)
     Bf16,
     /// f32 throughout
     F32,
+}
+
+impl Precision {
+    /// What this one means on this CPU: [`Precision::Bf16`] or [`Precision::F32`].
+    pub fn on_this_cpu(self) -> Precision {
+        match self {
+            Precision::Auto if crate::matmul::bf16::available() => Precision::Bf16,
+            Precision::Auto => Precision::F32,
+            p => p,
+        }
+    }
 }
 
 /// The libjpeg JPEGs are decoded with (see `photo::Libjpeg`).
@@ -264,7 +278,7 @@ mod tests {
         assert_eq!(d.face_verify, DEFAULT_VERIFY);
         assert_eq!(d.face_border, DEFAULT_BORDER);
         assert_eq!(d.device, DeviceChoice::Auto);
-        assert_eq!(d.facenet_precision, Precision::Bf16);
+        assert_eq!(d.facenet_precision, Precision::Auto);
         assert_eq!(d.libjpeg, LibjpegChoice::Auto);
         assert_eq!(d.models, None);
         let cli = Cli::try_parse_from(["visage"]).unwrap();

@@ -253,9 +253,9 @@ impl CpuFaceNet {
         }
     }
 
-    /// Run the convolutions' products in bf16 where the CPU has them (see
-    /// [`crate::matmul::bf16`]); the bottleneck stays f32. Returns whether they do.
-    pub fn to_bf16(&mut self) -> bool {
+    /// Run the convolutions' products in bf16 (see [`crate::matmul::bf16`]); the bottleneck
+    /// stays f32.
+    pub fn to_bf16(&mut self) {
         let mut convs: Vec<&mut Conv> = self.stem.iter_mut().collect();
         let blocks = self
             .blocks35
@@ -269,11 +269,7 @@ impl CpuFaceNet {
         for r in [&mut self.mixed_6a, &mut self.mixed_7a] {
             convs.extend(r.branches.iter_mut().flatten());
         }
-        // Every one or none: the CPU has the instructions or not.
-        convs
-            .into_iter()
-            .map(Conv::to_bf16)
-            .fold(true, |all, c| all & c)
+        convs.into_iter().for_each(Conv::to_bf16);
     }
 
     /// Whether the products run in bf16.

@@ -81,7 +81,7 @@ enum Net {
 impl Embedder {
     /// Load FaceNet from the cached Burn record next to `graph`, or import the graph and write
     /// that record for next time; on the CPU, from the network kept packed beside it, its
-    /// products in bf16 where the CPU has them ([`Precision::Bf16`]).
+    /// products in bf16 where the CPU has AVX-512 BF16 ([`Precision::Auto`]).
     pub fn load(graph: &Path, device: &InferenceDevice) -> Result<Self, WeightsError> {
         Self::load_with(graph, device, Precision::default())
     }
@@ -99,10 +99,7 @@ impl Embedder {
         // at every start (reading the record and reordering 90 MB) took a tenth of a second. In
         // bf16 where the CPU runs it so (half the bytes, nothing to pack at the start), in f32
         // elsewhere: two files, so machines of both kinds can share a models folder.
-        let precision = match precision {
-            Precision::Bf16 if crate::matmul::bf16::available() => Precision::Bf16,
-            _ => Precision::F32,
-        };
+        let precision = precision.on_this_cpu();
         let (record, prepared) = (record_path(graph), prepared_path(graph, precision));
         let kept = stamp(&record).and_then(|s| cpu::CpuFaceNet::open(&prepared, s));
         let net = match kept {
@@ -262,6 +259,7 @@ pub fn prepared_path(graph: &Path, precision: Precision) -> PathBuf {
     graph.with_file_name(match precision {
         Precision::F32 => "facenet-cpu.bin",
         Precision::Bf16 => "facenet-cpu-bf16.bin",
+        Precision::Auto => return prepared_path(graph, precision.on_this_cpu()),
     })
 }
 

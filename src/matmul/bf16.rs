@@ -1,5 +1,8 @@
-//! Matrix products in bfloat16 with f32 sums, on x86's AVX-512 BF16 (`vdpbf16ps`: two products
-//! of bf16 pairs added to an f32 in one instruction, twice the multiply-adds of an f32 FMA).
+//! Matrix products in bfloat16 with f32 sums: on x86's AVX-512 BF16 (`vdpbf16ps`: two products
+//! of bf16 pairs added to an f32 in one instruction, twice the multiply-adds of an f32 FMA), or,
+//! on a CPU without it, the same sums with f32 multiply-adds (the portable twin, which the tests
+//! hold the instruction to; visage runs FaceNet in bf16 only where the instruction is, as the
+//! twin is no faster than the f32 product).
 //!
 //! The right-hand matrix (a network's weights) is rounded to bf16 and packed once
 //! ([`Packed`]); the left-hand one (activations) is rounded a few rows at a time as the product
@@ -9,12 +12,6 @@
 //!
 //! Every row is computed the same way whatever the other rows are (the order of the sums
 //! depends on `k` alone), so a face's vector does not change with the batch it is in.
-//!
-//! On a CPU without AVX-512 BF16 (and on other architectures), [`Packed::new`] gives `None` and
-//! callers keep the f32 product.
-
-// Elsewhere only the f32 fallback's answer (`None`) is used.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused))]
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -43,11 +40,8 @@ impl Packed {
         n.div_ceil(NR) * k.div_ceil(2) * NR
     }
 
-    /// `b` (`k x n`, row-major) packed, or `None` where this CPU has no AVX-512 BF16.
-    pub fn new(b: &[f32], k: usize, n: usize) -> Option<Self> {
-        if !available() {
-            return None;
-        }
+    /// `b` (`k x n`, row-major) packed.
+    pub fn new(b: &[f32], k: usize, n: usize) -> Self {
         assert!(b.len() >= k * n, "a {k} x {n} matrix in {} values", b.len());
         let pairs = k.div_ceil(2);
         let panels = n.div_ceil(NR);
@@ -60,21 +54,22 @@ impl Packed {
                     true => &b[r * n + c0..][..cols],
                     false => &[][..],
                 };
+                let (lo, hi) = (row(2 * q), row(2 * q + 1));
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU has the instructions (checked above).
-                unsafe {
-                    pair_rows(row(2 * q), row(2 * q + 1), dst)
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                unreachable!("{:?}", (row(2 * q), dst));
+                if available() {
+                    // SAFETY: the CPU has the instructions (checked just above).
+                    unsafe { pair_rows(lo, hi, dst) };
+                    continue;
+                }
+                pair_rows_portable(lo, hi, dst, 0);
             }
         }
-        Some(Packed {
+        Packed {
             k,
             n,
             pairs,
             values: Values::Owned(values),
-        })
+        }
     }
 
     /// The packed values, as [`Packed::from_values`] takes them back (to keep a packed network
@@ -84,10 +79,9 @@ impl Packed {
     }
 
     /// A `k x n` matrix from the values [`Packed::values`] gave (copied, or where they lie in a
-    /// mapped file); `None` where this CPU has no AVX-512 BF16 or there are not [`Packed::len`]
-    /// of them.
+    /// mapped file); `None` where there are not [`Packed::len`] of them.
     pub fn from_values(values: Values<u32>, k: usize, n: usize) -> Option<Self> {
-        (available() && values.len() == Self::len(k, n)).then(|| Packed {
+        (values.len() == Self::len(k, n)).then(|| Packed {
             k,
             n,
             pairs: k.div_ceil(2),
@@ -96,10 +90,8 @@ impl Packed {
     }
 }
 
-/// What a test of the bf16 product says on a CPU that cannot run it.
-pub const REQUIRED: &str = "this test needs a CPU with AVX-512 BF16 (`avx512_bf16` in /proc/cpuinfo: AMD Zen 4 or later, Intel Cooper Lake or Sapphire Rapids or later), as CI's has; without it visage runs FaceNet in f32";
-
-/// Whether this CPU has what [`product`] runs on.
+/// Whether this CPU has AVX-512 BF16, which [`product`] runs on (elsewhere it runs its portable
+/// twin: the same sums, no faster than the f32 product).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     return is_x86_feature_detected!("avx512f")
@@ -149,18 +141,14 @@ pub fn product(
         "{m} rows of {n} values from column {col}, {ld} apart, in {} values",
         out.len()
     );
-    assert!(
-        available(),
-        "a bf16 product packed on a CPU that has no AVX-512 BF16"
-    );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the CPU has the instructions (checked above; `Packed` exists only where it does),
-    // and the asserts bound every value read from `a` and written to `out`.
-    unsafe {
-        product_avx512(a, m, lda, b, out, ld, col, scale)
+    if available() {
+        // SAFETY: the CPU has the instructions (checked just above), and the asserts bound every
+        // value read from `a` and written to `out`.
+        unsafe { product_avx512(a, m, lda, b, out, ld, col, scale) };
+        return;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("{:?}", (a, out, lda, scale))
+    portable::product(a, m, lda, b, out, ld, col, scale);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -260,7 +248,12 @@ fn pair_rows(lo: &[f32], hi: &[f32], dst: &mut [u32]) {
             }
         }
     }
-    for c in c..lo.len() {
+    pair_rows_portable(lo, hi, dst, c);
+}
+
+/// [`pair_rows`] from column `from` on, value by value.
+fn pair_rows_portable(lo: &[f32], hi: &[f32], dst: &mut [u32], from: usize) {
+    for c in from..lo.len() {
         dst[c] = bf16(lo[c]) as u32 | (hi.get(c).map_or(0, |&v| bf16(v)) as u32) << 16;
     }
 }
@@ -318,6 +311,109 @@ fn lanes(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
+/// [`product`] without AVX-512 BF16: the operands rounded and paired as for the instruction, and
+/// each pair's two products added as `vdpbf16ps` adds them (Intel's pseudocode: the odd row's
+/// first, each an f32 multiply-add rounded to nearest even, a result below f32's normal range
+/// flushed to zero), then scaled into `out` with one multiply-add, as the vector kernel does.
+mod portable {
+    use super::{NR, Packed};
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn product(
+        a: &[f32],
+        m: usize,
+        lda: usize,
+        b: &Packed,
+        out: &mut [f32],
+        ld: usize,
+        col: usize,
+        scale: f32,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the instructions this copy is compiled for.
+            unsafe { product_fma(a, m, lda, b, out, ld, col, scale) };
+            return;
+        }
+        sums(a, m, lda, b, out, ld, col, scale);
+    }
+
+    /// [`sums`] compiled for AVX2 and FMA (a multiply-add is one instruction, not a call).
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    fn product_fma(
+        a: &[f32],
+        m: usize,
+        lda: usize,
+        b: &Packed,
+        out: &mut [f32],
+        ld: usize,
+        col: usize,
+        scale: f32,
+    ) {
+        sums(a, m, lda, b, out, ld, col, scale);
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn sums(
+        a: &[f32],
+        m: usize,
+        lda: usize,
+        b: &Packed,
+        out: &mut [f32],
+        ld: usize,
+        col: usize,
+        scale: f32,
+    ) {
+        let (k, n, pairs) = (b.k, b.n, b.pairs);
+        let mut row = vec![0u32; pairs];
+        for i in 0..m {
+            let src = &a[i * lda..][..k];
+            for (q, pair) in row.iter_mut().enumerate() {
+                let hi = src.get(2 * q + 1).map_or(0, |&v| super::bf16(v));
+                *pair = super::bf16(src[2 * q]) as u32 | (hi as u32) << 16;
+            }
+            for p in 0..n.div_ceil(NR) {
+                let panel = &b.values[p * pairs * NR..(p + 1) * pairs * NR];
+                let mut acc = [0f32; NR];
+                for (&x, w) in row.iter().zip(panel.chunks_exact(NR)) {
+                    let (xl, xh) = halves(x);
+                    for (acc, &w) in acc.iter_mut().zip(w) {
+                        let (wl, wh) = halves(w);
+                        *acc = flushed(xh.mul_add(wh, *acc));
+                        *acc = flushed(xl.mul_add(wl, *acc));
+                    }
+                }
+                let cols = NR.min(n - p * NR);
+                let dst = &mut out[i * ld + col + p * NR..][..cols];
+                for (o, s) in dst.iter_mut().zip(acc) {
+                    *o = s.mul_add(scale, *o);
+                }
+            }
+        }
+    }
+
+    /// A pair's two bf16 values as f32: the low half's, then the high half's.
+    #[inline(always)]
+    fn halves(pair: u32) -> (f32, f32) {
+        (
+            f32::from_bits(pair << 16),
+            f32::from_bits(pair & 0xffff_0000),
+        )
+    }
+
+    /// `v`, or a zero of its sign where it is below f32's normal range.
+    #[inline(always)]
+    fn flushed(v: f32) -> f32 {
+        match v.abs() < f32::MIN_POSITIVE {
+            true => f32::from_bits(v.to_bits() & 0x8000_0000),
+            false => v,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,10 +433,10 @@ mod tests {
     /// Every shape the kernel cuts into tiles (rows past a multiple of 12, columns past a
     /// multiple of 32 and under 16, odd `k`, `k` past a multiple of 32 for the vector rounding),
     /// written from a column of wider rows and added to what was there, gives the sums of the
-    /// rounded operands to f32 precision.
+    /// rounded operands to f32 precision: the kernel this CPU runs, and the portable twin, which
+    /// gives what the AVX-512 BF16 kernel gives to the bit where the CPU has one.
     #[test]
     fn the_bf16_product_is_the_sum_of_the_rounded_operands() {
-        assert!(available(), "{REQUIRED}");
         for (m, k, n) in [
             (1, 1, 1),
             (13, 27, 10),
@@ -356,27 +452,60 @@ mod tests {
             let b: Vec<f32> = (0..k * n)
                 .map(|i| ((i * 104_729 % 197) as f32 - 98.0) / 91.0)
                 .collect();
-            let packed = Packed::new(&b, k, n).unwrap();
+            let packed = Packed::new(&b, k, n);
             let (ld, col, scale) = (n + 5, 2, 0.5f32);
-            let mut out: Vec<f32> = (0..m * ld).map(|i| i as f32).collect();
+            let before: Vec<f32> = (0..m * ld).map(|i| i as f32).collect();
+            let mut out = before.clone();
             product(&a, m, lda, &packed, &mut out, ld, col, scale);
+            let mut twin = before.clone();
+            portable::product(&a, m, lda, &packed, &mut twin, ld, col, scale);
             let want = reference(&a, m, lda, &b, k, n);
-            for i in 0..m {
-                for j in 0..ld {
-                    let before = (i * ld + j) as f64;
-                    let got = out[i * ld + j] as f64;
-                    let expected = match j >= col && j < col + n {
-                        true => before + scale as f64 * want[i * n + j - col],
-                        false => before,
-                    };
-                    let tol = 1e-5 * (1.0 + expected.abs() + k as f64);
-                    assert!(
-                        (got - expected).abs() <= tol,
-                        "{m}x{k}x{n} at ({i}, {j}): {got} for {expected}"
-                    );
+            for (got, kernel) in [(&out, "this CPU's"), (&twin, "the portable")] {
+                for i in 0..m {
+                    for j in 0..ld {
+                        let before = before[i * ld + j] as f64;
+                        let got = got[i * ld + j] as f64;
+                        let expected = match j >= col && j < col + n {
+                            true => before + scale as f64 * want[i * n + j - col],
+                            false => before,
+                        };
+                        let tol = 1e-5 * (1.0 + expected.abs() + k as f64);
+                        assert!(
+                            (got - expected).abs() <= tol,
+                            "{kernel} kernel, {m}x{k}x{n} at ({i}, {j}): {got} for {expected}"
+                        );
+                    }
                 }
             }
+            if available() {
+                assert_eq!(out, twin, "{m}x{k}x{n}: vdpbf16ps and its twin");
+            }
         }
+    }
+
+    /// The twin adds a pair's products in the instruction's order, each rounded: the odd row's
+    /// product first, then the even one's; and a sum below f32's normal range is flushed to
+    /// zero, as the instruction's sums are.
+    #[test]
+    fn the_portable_twin_adds_as_vdpbf16ps_does() {
+        let sum = |a: &[f32], before: f32| {
+            let packed = Packed::new(&vec![1.0; a.len()], a.len(), 1);
+            let mut out = [before];
+            portable::product(a, 1, a.len(), &packed, &mut out, 1, 0, 1.0);
+            out[0]
+        };
+        let big = 16_777_216.0; // 2^24: 2^24 + 1 rounds to 2^24 (ties to even).
+        // The first pair leaves 2^24; in the second, 1 (the odd row's) is added first and lost,
+        // then -2^24 gives 0. Added even row first, or in f64, it would be 1.
+        assert_eq!(sum(&[big, 0.0, -big, 1.0], 0.0), 0.0);
+        assert_eq!(sum(&[big, 0.0, 1.0, -big], 0.0), 1.0);
+        // 2^-70 is kept; squared, it is below f32's normal range: flushed.
+        let tiny = f32::from_bits(57 << 23);
+        assert_eq!(sum(&[tiny, 0.0], 0.0), tiny);
+        let packed = Packed::new(&[tiny, 0.0], 2, 1);
+        let mut out = [0.0f32];
+        portable::product(&[tiny, 0.0], 1, 2, &packed, &mut out, 1, 0, 1.0);
+        assert_eq!(out[0].to_bits(), 0);
     }
 
     #[test]
@@ -388,22 +517,28 @@ mod tests {
         assert_eq!(bf16(1.0 + 3.0 / 256.0), 0x3f82);
         assert_eq!(bf16(-2.0), 0xc000);
         assert_eq!(bf16(f32::from_bits(1)), 0);
-        assert!(available(), "{REQUIRED}");
+        // A row of awkward values: paired as `Packed` pairs them, and (where the CPU has the
+        // instructions) the vector rounding agrees with the scalar one.
+        let src: Vec<f32> = (0..64)
+            .map(|i| 1.0 + i as f32 / 256.0 - 0.1 * (i % 3) as f32)
+            .collect();
+        let want: Vec<u32> = (0..32)
+            .map(|q| bf16(src[2 * q]) as u32 | (bf16(src[2 * q + 1]) as u32) << 16)
+            .collect();
+        let mut paired = vec![0u32; 32];
+        pair_rows_portable(
+            &src.iter().step_by(2).copied().collect::<Vec<_>>(),
+            &src.iter().skip(1).step_by(2).copied().collect::<Vec<_>>(),
+            &mut paired,
+            0,
+        );
+        assert_eq!(paired, want);
         #[cfg(target_arch = "x86_64")]
-        {
-            // The vector rounding agrees with the scalar one on a row of awkward values.
-            let src: Vec<f32> = (0..64)
-                .map(|i| 1.0 + i as f32 / 256.0 - 0.1 * (i % 3) as f32)
-                .collect();
+        if available() {
             let mut dst = vec![0u32; 32];
             // SAFETY: the CPU has the instructions.
             unsafe { round_row(&src, &mut dst) };
-            for (q, d) in dst.iter().enumerate() {
-                assert_eq!(
-                    *d,
-                    bf16(src[2 * q]) as u32 | (bf16(src[2 * q + 1]) as u32) << 16
-                );
-            }
+            assert_eq!(dst, want);
         }
     }
 }
