@@ -21,6 +21,7 @@ use crate::cpu_conv::Values;
 /// Columns of a packed panel: two 16-lane registers.
 const NR: usize = 32;
 /// Rows computed at once: 2 x 12 accumulators, 2 for the panel's values, 1 for the broadcast.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const MR: usize = 12;
 
 /// A `k x n` matrix rounded to bf16 and packed for [`product`]: panels of [`NR`] columns (the
@@ -355,6 +356,7 @@ mod portable {
         sums(a, m, lda, b, out, ld, col, scale);
     }
 
+    /// The sums, row by row against each panel (inlined into the copy compiled for FMA).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn sums(
