@@ -528,10 +528,9 @@ impl Conv {
         let (w, bf16) = match r.count(1)? {
             0 => (r.floats(k * cout)?, None),
             _ => {
+                // `words` reads exactly that many (a count that says otherwise is an error).
                 let values = r.words(bf16::Packed::len(k, cout))?;
-                let packed = bf16::Packed::from_values(values, k, cout)
-                    .ok_or_else(|| invalid("weights packed for bf16 products of another shape"))?;
-                (Vec::new(), Some(packed))
+                (Vec::new(), Some(bf16::Packed::from_values(values, k, cout)))
             }
         };
         Ok(Conv {

@@ -79,15 +79,16 @@ impl Packed {
         &self.values
     }
 
-    /// A `k x n` matrix from the values [`Packed::values`] gave (copied, or where they lie in a
-    /// mapped file); `None` where there are not [`Packed::len`] of them.
-    pub fn from_values(values: Values<u32>, k: usize, n: usize) -> Option<Self> {
-        (values.len() == Self::len(k, n)).then(|| Packed {
+    /// A `k x n` matrix from the [`Packed::len`] values [`Packed::values`] gave (copied, or
+    /// where they lie in a mapped file).
+    pub fn from_values(values: Values<u32>, k: usize, n: usize) -> Self {
+        assert_eq!(values.len(), Self::len(k, n), "a {k} x {n} matrix packed");
+        Packed {
             k,
             n,
             pairs: k.div_ceil(2),
             values,
-        })
+        }
     }
 }
 
