@@ -15,16 +15,20 @@
 #            its full-size embedded preview, as cameras store one); visage only (the peer reads
 #            no RAW), to set a RAW preview's cost against a JPEG of the same size
 #   jpeg48/  the 4 group photos at 48 MP, JPEG quality 92
+#   jpeg12x5/, jpeg48x3/  jpeg12/ five times (60 photos) and jpeg48/ three times (12 photos), each
+#            copy with a few bytes of its own after the JPEG's end (which decoders do not read), so
+#            every file has its own content hash: a library large enough that the steady rate, not
+#            the start (the peer's Python imports and model loading take about 0.25 s), sets the time
 # Needs GNU time (/usr/bin/time, Debian's `time`).
 # Usage: benches/peers/compare_kinds.sh [RUNS] [KINDS]   (default 3 runs of "jpeg12 heic12 dng12
-# jpeg48"; 0 runs: make the library only). The library is kept in $LIBRARY (default: a temporary
-# folder) and reused if complete.
+# jpeg48 jpeg12x5 jpeg48x3"; 0 runs: make the library only). The library is kept in $LIBRARY
+# (default: a temporary folder) and reused if complete.
 # BEFORE: another visage binary (an earlier build) to run beside this one, first in each round.
 # PYTHON: a python3 with the peer's packages and pidng (benches/peers/requirements.txt, pidng).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-3}"
-kinds="${2:-jpeg12 heic12 dng12 jpeg48}"
+kinds="${2:-jpeg12 heic12 dng12 jpeg48 jpeg12x5 jpeg48x3}"
 py="${PYTHON:-python3}"
 data="${VISAGE_TESTDATA:-${XDG_CACHE_HOME:-$HOME/.cache}/visage/testdata}"
 visage="${CARGO_TARGET_DIR:-target}/debug/visage"
@@ -86,10 +90,24 @@ PY
   rm -rf "$work"
   touch "$lib/.complete"
 fi
+# The larger sets, made from the sets above (also in a library made before they were added).
+for set in "jpeg12 5" "jpeg48 3"; do
+  read -r base copies <<<"$set"
+  big="$lib/${base}x$copies"
+  [ -f "$big/.complete" ] && continue
+  mkdir -p "$big"
+  for c in $(seq 1 "$copies"); do
+    for f in "$lib/$base"/*.jpg; do
+      cp "$f" "$big/c$c-$(basename "$f")"
+      printf 'copy %s' "$c" >>"$big/c$c-$(basename "$f")"
+    done
+  done
+  touch "$big/.complete"
+done
 [ "$runs" -gt 0 ] || exit 0
 cargo build --quiet
 for kind in $kinds; do
-  echo "$kind: $(find "$lib/$kind" -type f | wc -l) files, $(du -sh "$lib/$kind" | cut -f1)"
+  echo "$kind: $(find "$lib/$kind" -type f ! -name .complete | wc -l) files, $(du -sh "$lib/$kind" | cut -f1)"
 done
 # Each command's own JSON line, then GNU time's line for the whole process (wall and CPU seconds,
 # peak resident memory).
