@@ -103,12 +103,14 @@ fn heic_and_avif_find_the_faces_of_their_jpeg_twin() {
         "heif/group-grid.heic",
         "heif/group-irot.heic",
         "heif/group.avif",
+        "heif/group-10bit.heic",
+        "heif/group-10bit.avif",
         "heif/group-jpeg.heic",
     ] {
         let bytes = std::fs::read(file(rel)).unwrap();
         let kind = visage::photo::sniff(&bytes);
         let want = match rel {
-            "heif/group.avif" => Kind::Avif,
+            "heif/group.avif" | "heif/group-10bit.avif" => Kind::Avif,
             "heif/group-jpeg.heic" => Kind::Jpeg, // its content, not its name
             _ => Kind::Heif,
         };
@@ -154,8 +156,12 @@ fn the_systems_libheif_is_used_where_it_has_security_limits() {
         .unwrap();
     let expected = if limits { &description } else { &wheel };
     assert_eq!(&chosen, expected, "the system's is {version}");
-    // Both read the grid and the rotated HEIC alike.
-    for rel in ["heif/group-grid.heic", "heif/group-irot.heic"] {
+    // Both read the grid, the rotated and the 10-bit HEIC alike.
+    for rel in [
+        "heif/group-grid.heic",
+        "heif/group-irot.heic",
+        "heif/group-10bit.heic",
+    ] {
         let a = system.open(&file(rel)).unwrap();
         let b = reader().open(&file(rel)).unwrap();
         assert_eq!((a.width, a.height), (b.width, b.height), "{rel}");
