@@ -214,11 +214,14 @@ fn raw_photos_find_the_faces_of_their_jpeg_twin_in_their_own_pixels() {
     let p = pipeline();
     let twin = twin(&p);
     // Each DNG holds the photo at twice its size: boxes are in the RAW's pixels (2560 x 1772),
-    // whether the faces came from the 1280 px preview or the developed RAW.
+    // whether the faces came from the 1280 px preview or the developed RAW. A DNG whose raw data
+    // is broken but whose preview is whole is read from its preview: a DNG's frame is read from
+    // its tags, and its mosaic is never decoded where the preview serves.
     for rel in [
         "raw/group.dng",
         "raw/group-rot.dng",
         "raw/group-develop.dng",
+        "raw/broken-raw.dng",
     ] {
         let bytes = std::fs::read(file(rel)).unwrap();
         assert_eq!(
@@ -240,6 +243,72 @@ fn raw_photos_find_the_faces_of_their_jpeg_twin_in_their_own_pixels() {
     match reader().open(&file("raw/bad.dng")) {
         Err(e @ PhotoError::Raw(_)) => assert!(e.to_string().contains("DNG"), "{e}"),
         other => panic!("bad.dng: {other:?}"),
+    }
+}
+
+/// A DNG's size (its default crop, else its active area, else its raw image) and orientation as
+/// rawler reads them, decoding its mosaic.
+fn rawler_frame(bytes: &[u8]) -> ((u32, u32), u16) {
+    use rawler::decoders::RawDecodeParams;
+    let source = rawler::rawsource::RawSource::new_from_slice(bytes);
+    let decoder = rawler::get_decoder(&source).unwrap();
+    let raw = decoder
+        .raw_image(&source, &RawDecodeParams::default(), false)
+        .unwrap();
+    let area = raw.crop_area.as_ref().or(raw.active_area.as_ref());
+    let (w, h) = area.map_or((raw.width, raw.height), |r| (r.d.w, r.d.h));
+    ((w as u32, h as u32), raw.orientation.to_u16())
+}
+
+#[test]
+fn a_dngs_frame_is_read_from_its_tags_as_rawler_reads_it() {
+    use rawler::dng::convert::{ConvertParams, convert_raw_source};
+    use rawler::dng::{CropMode, DngCompression};
+    // The test DNGs (pidng: the raw image in IFD0), and each rewritten by rawler's converter
+    // (dnglab's engine) as Adobe's DNG Converter and phones write them: the raw image
+    // lossless-JPEG compressed in a SubIFD with a default crop, a preview in another, a thumbnail
+    // in IFD0.
+    for rel in [
+        "raw/group.dng",
+        "raw/group-rot.dng",
+        "raw/group-develop.dng",
+    ] {
+        let plain = std::fs::read(file(rel)).unwrap();
+        let params = ConvertParams {
+            embedded: false,
+            compression: DngCompression::Lossless,
+            crop: CropMode::Best,
+            ..Default::default()
+        };
+        let source = rawler::rawsource::RawSource::new_from_slice(&plain);
+        let mut lj92 = std::io::Cursor::new(Vec::new());
+        convert_raw_source(&source, &mut lj92, rel, &params).unwrap();
+        let lj92 = lj92.into_inner();
+        assert_ne!(lj92, plain, "{rel}");
+        for (what, bytes) in [("as made", &plain), ("lossless JPEG", &lj92)] {
+            let (full, orientation) = visage::photo::raw::dng_frame(bytes)
+                .unwrap_or_else(|| panic!("{rel} ({what}): no frame read from its tags"));
+            let (rawlers, rawlers_orientation) = rawler_frame(bytes);
+            assert_eq!(full, rawlers, "{rel} ({what})");
+            assert_eq!(
+                orientation.to_exif() as u16,
+                rawlers_orientation.max(1),
+                "{rel} ({what})"
+            );
+            // As stored: the turned one a quarter turn left, shown upright by its Orientation 6.
+            let stored = match rel {
+                "raw/group-rot.dng" => ((1772, 2560), 6),
+                _ => ((2560, 1772), 1),
+            };
+            assert_eq!((full, orientation.to_exif()), stored, "{rel} ({what})");
+        }
+    }
+    // Not a DNG's tags, or cut short: no frame, and no panic.
+    assert!(visage::photo::raw::dng_frame(b"\xFF\xD8\xFF\xE0").is_none());
+    let whole = std::fs::read(file("raw/group.dng")).unwrap();
+    let ifd0 = u32::from_le_bytes(whole[4..8].try_into().unwrap()) as usize;
+    for cut in [8, ifd0, ifd0 + 2, ifd0 + 100, whole.len() - 1] {
+        let _ = visage::photo::raw::dng_frame(&whole[..cut]);
     }
 }
 

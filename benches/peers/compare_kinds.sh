@@ -15,20 +15,22 @@
 #            its full-size embedded preview, as cameras store one); visage only (the peer reads
 #            no RAW), to set a RAW preview's cost against a JPEG of the same size
 #   jpeg48/  the 4 group photos at 48 MP, JPEG quality 92
+#   ldng12/  dng12/ as phones and Adobe's DNG Converter write DNGs: the raw image lossless-JPEG
+#            compressed (scripts/lj92-dng: rawler's converter, dnglab's engine), the same preview
 #   jpeg12x5/, jpeg48x3/  jpeg12/ five times (60 photos) and jpeg48/ three times (12 photos), each
 #            copy with a few bytes of its own after the JPEG's end (which decoders do not read), so
 #            every file has its own content hash: a library large enough that the steady rate, not
 #            the start (the peer's Python imports and model loading take about 0.25 s), sets the time
 # Needs GNU time (/usr/bin/time, Debian's `time`).
 # Usage: benches/peers/compare_kinds.sh [RUNS] [KINDS]   (default 3 runs of "jpeg12 heic12 dng12
-# jpeg48 jpeg12x5 jpeg48x3"; 0 runs: make the library only). The library is kept in $LIBRARY
+# ldng12 jpeg48 jpeg12x5 jpeg48x3"; 0 runs: make the library only). The library is kept in $LIBRARY
 # (default: a temporary folder) and reused if complete.
 # BEFORE: another visage binary (an earlier build) to run beside this one, first in each round.
 # PYTHON: a python3 with the peer's packages and pidng (benches/peers/requirements.txt, pidng).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-3}"
-kinds="${2:-jpeg12 heic12 dng12 jpeg48 jpeg12x5 jpeg48x3}"
+kinds="${2:-jpeg12 heic12 dng12 ldng12 jpeg48 jpeg12x5 jpeg48x3}"
 py="${PYTHON:-python3}"
 data="${VISAGE_TESTDATA:-${XDG_CACHE_HOME:-$HOME/.cache}/visage/testdata}"
 visage="${CARGO_TARGET_DIR:-target}/debug/visage"
@@ -90,6 +92,19 @@ PY
   rm -rf "$work"
   touch "$lib/.complete"
 fi
+# The lossless-JPEG DNGs, made from dng12/ (also in a library made before they were added).
+if [ ! -f "$lib/ldng12/.complete" ]; then
+  mkdir -p "$lib/ldng12"
+  target="${CARGO_TARGET_DIR:-$PWD/target}/lj92-dng"
+  cargo build --quiet --release --manifest-path scripts/lj92-dng/Cargo.toml --target-dir "$target"
+  for f in "$lib"/dng12/*.dng; do
+    name="$(basename "$f" .dng)"
+    "$target/release/lj92-dng" "$f" "$lib/ldng12/$name.dng"
+    PYTHONPATH=scripts "$py" -c 'import sys; from dng import add_preview; add_preview(*sys.argv[1:])' \
+      "$lib/ldng12/$name.dng" "$lib/jpeg12/$name.jpg"
+  done
+  touch "$lib/ldng12/.complete"
+fi
 # The larger sets, made from the sets above (also in a library made before they were added).
 for set in "jpeg12 5" "jpeg48 3"; do
   read -r base copies <<<"$set"
@@ -127,7 +142,7 @@ for run in $(seq 1 "$runs"); do
       timed "$BEFORE" bench index --device cpu "$lib/$kind"/*
     fi
     timed "$visage" bench index --device cpu "$lib/$kind"/*
-    if [ "$kind" != dng12 ]; then
+    if [ "$kind" != dng12 ] && [ "$kind" != ldng12 ]; then
       timed "$py" benches/peers/immich_pipeline.py --threads 2 "$lib/$kind"
     fi
   done

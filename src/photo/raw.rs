@@ -12,10 +12,13 @@
 //! A TIFF-based RAW's JPEG previews (DNG's preview IFDs, the JPEGInterchangeFormat of NEF, ARW,
 //! PEF, CR2 and others) are found by walking its IFDs here and decoded by [`super::jpeg`] at the
 //! DCT scale detection needs; rawler's own preview reader (a full-size decode through 16-bit
-//! samples) serves the rest.
+//! samples) serves the rest. A DNG's frame (size and orientation) is read from its tags here too
+//! ([`dng_frame`]): rawler 0.8 decodes a DNG's whole mosaic to give it, which for a phone's
+//! lossless-JPEG DNG costs several times the preview's decode.
 //!
 //! rawler's failures (and its panics on data it does not expect) become a [`RawError`].
 
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 
@@ -26,6 +29,7 @@ use rawler::decoders::{Decoder, RawDecodeParams};
 use rawler::imgop::develop::RawDevelop;
 use rawler::rawsource::RawSource;
 
+use super::tiff::Tiff;
 use super::{Decoded, MAX_DECODE_BYTES, MAX_SIDE, PhotoError, RawFormat, Want, jpeg};
 
 /// A preview whose long side is at least this is used instead of developing the RAW.
@@ -69,6 +73,18 @@ pub(super) fn decode(
     want: Want,
     developing: &Mutex<()>,
 ) -> Result<Decoded, PhotoError> {
+    // A DNG with a usable preview needs rawler for nothing.
+    if format == RawFormat::Dng
+        && let Some((full, orientation)) = dng_frame(bytes)
+        && let Some((rgb, finest)) = embedded_jpeg(libjpeg, bytes, full, want)
+    {
+        return Ok(Decoded {
+            rgb,
+            orientation,
+            full,
+            finest,
+        });
+    }
     let source = RawSource::new_from_slice(bytes);
     let unreadable = |message: String| RawError::Unreadable { format, message };
     let decoder = guarded(|| rawler::get_decoder(&source))
@@ -139,16 +155,14 @@ fn embedded_jpeg(
     })
 }
 
-/// The byte ranges of the JPEGs a TIFF file's IFDs point at: IFD0's chain and their SubIFDs,
-/// each a JPEGInterchangeFormat and its length, or a JPEG-compressed image in one strip.
-/// Bounded: at most 64 IFDs are read, each checked against the file's size.
-fn tiff_jpegs(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let Some(t) = super::tiff::Tiff::new(bytes) else {
-        return Vec::new();
-    };
+/// A TIFF's IFDs: IFD0's chain and their SubIFDs, each as its offset and its tags' values (SHORT,
+/// LONG and IFD; RATIONAL as rawler reads it, numerator over denominator in f32, truncated).
+/// Bounded: at most 64 IFDs, 1024 tags an IFD and 1024 values a tag, each checked against the
+/// file's size.
+fn ifds(t: &Tiff) -> Vec<(usize, Tags)> {
     let u16_at = |at: usize| t.u16_at(at).map(u32::from);
     let u32_at = |at: usize| t.u32_at(at);
-    // A tag's values (SHORT or LONG), inline or at their offset.
+    // A tag's values, inline or at their offset.
     let values = |entry: usize| -> Vec<u32> {
         let (Some(kind), Some(count)) = (u16_at(entry + 2), u32_at(entry + 4)) else {
             return Vec::new();
@@ -156,6 +170,7 @@ fn tiff_jpegs(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
         let size = match kind {
             3 => 2,
             4 | 13 => 4,
+            5 => 8,
             _ => return Vec::new(),
         };
         let count = count.min(1024) as usize;
@@ -168,31 +183,59 @@ fn tiff_jpegs(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
             }
         };
         (0..count)
-            .filter_map(|i| {
-                if size == 2 {
-                    u16_at(at + 2 * i)
-                } else {
-                    u32_at(at + 4 * i)
+            .filter_map(|i| match size {
+                2 => u16_at(at + 2 * i),
+                4 => u32_at(at + 4 * i),
+                _ => {
+                    let (n, d) = (u32_at(at + 8 * i)?, u32_at(at + 8 * i + 4)?);
+                    Some((n as f32 / d as f32) as u32)
                 }
             })
             .collect()
     };
     let mut out = Vec::new();
-    let mut todo: Vec<u32> = u32_at(4).into_iter().collect();
-    let mut seen = std::collections::HashSet::new();
+    let mut todo: Vec<u32> = t.first_ifd().map(|o| o as u32).into_iter().collect();
+    let mut seen = HashSet::new();
     while let Some(ifd) = todo.pop() {
         let ifd = ifd as usize;
         if ifd == 0 || seen.len() >= 64 || !seen.insert(ifd) {
             continue;
         }
         let Some(n) = u16_at(ifd) else { continue };
-        let mut tags = std::collections::HashMap::new();
+        let mut tags = Tags::new();
         for i in 0..n.min(1024) as usize {
             let entry = ifd + 2 + 12 * i;
-            let Some(tag) = u16_at(entry) else { break };
+            let Some(tag) = t.u16_at(entry) else { break };
             tags.insert(tag, values(entry));
         }
-        let one = |tag: u32| match tags.get(&tag).map(Vec::as_slice) {
+        todo.extend(tags.get(&SUB_IFDS).into_iter().flatten());
+        if let Some(next) = u32_at(ifd + 2 + 12 * n as usize) {
+            todo.push(next);
+        }
+        out.push((ifd, tags));
+    }
+    out
+}
+
+/// An IFD's tags and their values.
+type Tags = HashMap<u16, Vec<u32>>;
+
+const SUB_IFDS: u16 = 330;
+
+/// A tag's first value (rawler's `force_usize(0)`).
+fn first(tags: &Tags, tag: u16) -> Option<u32> {
+    tags.get(&tag).and_then(|v| v.first().copied())
+}
+
+/// The byte ranges of the JPEGs a TIFF file's IFDs point at: IFD0's chain and their SubIFDs,
+/// each a JPEGInterchangeFormat and its length, or a JPEG-compressed image in one strip.
+fn tiff_jpegs(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let Some(t) = Tiff::new(bytes) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (_, tags) in ifds(&t) {
+        let one = |tag: u16| match tags.get(&tag).map(Vec::as_slice) {
             Some(&[value]) => Some(value),
             _ => None,
         };
@@ -210,12 +253,90 @@ fn tiff_jpegs(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
         if matches!(one(259), Some(6 | 7)) {
             jpeg(one(273), one(279));
         }
-        todo.extend(tags.get(&330).into_iter().flatten());
-        if let Some(next) = u32_at(ifd + 2 + 12 * n as usize) {
-            todo.push(next);
-        }
     }
     out
+}
+
+/// A DNG's frame as rawler's `raw_image` gives it, read from the tags alone: the size of its
+/// default crop (DefaultCropSize, where DefaultCropOrigin is there too), else of its ActiveArea,
+/// else of its raw image; and IFD0's Orientation. The raw image is the one IFD that is not a
+/// reduced-resolution one (NewSubFileType bit 0) and has a compression rawler reads, as in rawler's
+/// `DngDecoder`. `None` wherever the tags leave a doubt (no such IFD or more than one, a tag
+/// rawler needs missing, a crop or area past the image): rawler is asked then.
+pub fn dng_frame(bytes: &[u8]) -> Option<((u32, u32), Orientation)> {
+    const NEW_SUBFILE_TYPE: u16 = 254;
+    const IMAGE_WIDTH: u16 = 256;
+    const IMAGE_LENGTH: u16 = 257;
+    const BITS_PER_SAMPLE: u16 = 258;
+    const COMPRESSION: u16 = 259;
+    const PHOTOMETRIC: u16 = 262;
+    const ORIENTATION: u16 = 274;
+    const SAMPLES_PER_PIXEL: u16 = 277;
+    const DEFAULT_CROP_ORIGIN: u16 = 50719;
+    const DEFAULT_CROP_SIZE: u16 = 50720;
+    const ACTIVE_AREA: u16 = 50829;
+    let t = Tiff::new(bytes)?;
+    let ifds = ifds(&t);
+    let raws: Vec<&Tags> = ifds
+        .iter()
+        .map(|(_, tags)| tags)
+        .filter(|tags| {
+            let reduced = first(tags, NEW_SUBFILE_TYPE).is_some_and(|v| v & 1 != 0);
+            let compression = first(tags, COMPRESSION);
+            !reduced && matches!(compression, Some(1 | 7 | 8 | 0x884c | 52546))
+        })
+        .collect();
+    let [raw] = raws[..] else { return None };
+    let (w, h) = (first(raw, IMAGE_WIDTH)?, first(raw, IMAGE_LENGTH)?);
+    first(raw, SAMPLES_PER_PIXEL)?;
+    first(raw, BITS_PER_SAMPLE)?;
+    if !matches!(first(raw, PHOTOMETRIC)?, 1 | 32803 | 34892) {
+        return None;
+    }
+    // ActiveArea is top, left, bottom, right.
+    let active = match raw.get(&ACTIVE_AREA).map(Vec::as_slice) {
+        None => None,
+        Some(&[top, left, bottom, right, ..])
+            if left <= right && top <= bottom && right <= w && bottom <= h =>
+        {
+            Some((left, top, right - left, bottom - top))
+        }
+        Some(_) => return None,
+    };
+    let crop = match (raw.get(&DEFAULT_CROP_ORIGIN), raw.get(&DEFAULT_CROP_SIZE)) {
+        (Some(origin), Some(size)) => {
+            let (&[x, y, ..], &[cw, ch, ..]) = (origin.as_slice(), size.as_slice()) else {
+                return None;
+            };
+            // The origin is within the active area.
+            let (dx, dy) = active.map_or((0, 0), |(left, top, _, _)| (left, top));
+            let (right, bottom) = (
+                x.checked_add(dx)?.checked_add(cw)?,
+                y.checked_add(dy)?.checked_add(ch)?,
+            );
+            if right > w || bottom > h {
+                return None;
+            }
+            Some((cw, ch))
+        }
+        _ => None,
+    };
+    let full = crop
+        .or(active.map(|(_, _, aw, ah)| (aw, ah)))
+        .unwrap_or((w, h));
+    // IFD0's Orientation, as rawler reads it (a value it does not know is upright).
+    let ifd0 = t.first_ifd()?;
+    let value = ifds
+        .iter()
+        .find(|(at, _)| *at == ifd0)
+        .and_then(|(_, tags)| first(tags, ORIENTATION))
+        .map_or(0, |v| v as u16);
+    let orientation = match value {
+        1..=8 => Orientation::from_exif(value as u8),
+        _ => None,
+    }
+    .unwrap_or(Orientation::NoTransforms);
+    Some((full, orientation))
 }
 
 /// A preview as RGB if it is large enough and shows the whole frame, else why not.

@@ -31,7 +31,7 @@ pub fn testdata() -> PathBuf {
                     });
                 cache.join("visage/testdata")
             });
-        if !root.join(".complete-v2").exists() {
+        if !root.join(".complete-v4").exists() {
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-testdata");
             let status = Command::new("bash")
                 .arg(&script)
