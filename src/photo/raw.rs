@@ -73,9 +73,12 @@ pub(super) fn decode(
     want: Want,
     developing: &Mutex<()>,
 ) -> Result<Decoded, PhotoError> {
-    // A DNG with a usable preview needs rawler for nothing.
-    if format == RawFormat::Dng
-        && let Some((full, orientation)) = dng_frame(bytes)
+    // A DNG's frame from its tags: one with a usable preview needs rawler for nothing.
+    let frame = match format {
+        RawFormat::Dng => dng_frame(bytes),
+        _ => None,
+    };
+    if let Some((full, orientation)) = frame
         && let Some((rgb, finest)) = embedded_jpeg(libjpeg, bytes, full, want)
     {
         return Ok(Decoded {
@@ -91,20 +94,25 @@ pub(super) fn decode(
         .and_then(|r| r.map_err(|e| e.to_string()))
         .map_err(unreadable)?;
     let params = RawDecodeParams::default();
-    // The RAW's size and orientation, without decoding its pixels.
-    let raw = guarded(|| decoder.raw_image(&source, &params, true))
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(unreadable)?;
-    let full = crop_size(&raw);
-    let orientation = orientation(&raw);
-    if let Some((rgb, finest)) = embedded_jpeg(libjpeg, bytes, full, want) {
-        return Ok(Decoded {
-            rgb,
-            orientation,
-            full,
-            finest,
-        });
-    }
+    let (full, orientation) = match frame {
+        Some(frame) => frame,
+        None => {
+            // The RAW's size and orientation, without decoding its pixels (a DNG's are decoded).
+            let raw = guarded(|| decoder.raw_image(&source, &params, true))
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map_err(unreadable)?;
+            let (full, orientation) = (crop_size(&raw), orientation(&raw));
+            if let Some((rgb, finest)) = embedded_jpeg(libjpeg, bytes, full, want) {
+                return Ok(Decoded {
+                    rgb,
+                    orientation,
+                    full,
+                    finest,
+                });
+            }
+            (full, orientation)
+        }
+    };
     let preview = match guarded(|| decoder.preview_image(&source, &params)) {
         Ok(Ok(Some(p))) => usable(p, full),
         Ok(Ok(None)) => Err("none".to_string()),
