@@ -267,10 +267,12 @@ fn tiff_jpegs(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
 
 /// A DNG's frame as rawler's `raw_image` gives it, read from the tags alone: the size of its
 /// default crop (DefaultCropSize, where DefaultCropOrigin is there too), else of its ActiveArea,
-/// else of its raw image; and IFD0's Orientation. The raw image is the one IFD that is not a
-/// reduced-resolution one (NewSubFileType bit 0) and has a compression rawler reads, as in rawler's
-/// `DngDecoder`. `None` wherever the tags leave a doubt (no such IFD or more than one, a tag
-/// rawler needs missing, a crop or area past the image): rawler is asked then.
+/// else of its raw image; and IFD0's Orientation. The raw image is the one main image
+/// (NewSubFileType 0 or none) among the IFDs rawler's `DngDecoder` takes it from (not reduced
+/// resolution, a compression rawler reads): a phone's DNG may also hold full-size masks or depth
+/// maps, of other NewSubFileTypes, after it. `None` wherever the tags leave a doubt (no main image
+/// or more than one, a tag rawler needs missing, a crop or area past the image): rawler is asked
+/// then.
 pub fn dng_frame(bytes: &[u8]) -> Option<((u32, u32), Orientation)> {
     const NEW_SUBFILE_TYPE: u16 = 254;
     const IMAGE_WIDTH: u16 = 256;
@@ -289,9 +291,9 @@ pub fn dng_frame(bytes: &[u8]) -> Option<((u32, u32), Orientation)> {
         .iter()
         .map(|(_, tags)| tags)
         .filter(|tags| {
-            let reduced = first(tags, NEW_SUBFILE_TYPE).is_some_and(|v| v & 1 != 0);
+            let main = first(tags, NEW_SUBFILE_TYPE).is_none_or(|v| v == 0);
             let compression = first(tags, COMPRESSION);
-            !reduced && matches!(compression, Some(1 | 7 | 8 | 0x884c | 52546))
+            main && matches!(compression, Some(1 | 7 | 8 | 0x884c | 52546))
         })
         .collect();
     let [raw] = raws[..] else { return None };
@@ -460,6 +462,100 @@ mod tests {
         b.resize(60, 0);
         b.extend([0xFF, 0xD8, 0xFF, 0xD9]);
         b
+    }
+
+    /// A tag and its LONG values.
+    type Entry = (u16, Vec<u32>);
+
+    fn e(tag: u16, values: &[u32]) -> Entry {
+        (tag, values.to_vec())
+    }
+
+    /// A little-endian TIFF: IFD0 with `ifd0`'s entries and SubIFDs pointing at one IFD for each
+    /// of `subs`; a tag's values stored after the IFDs where there is more than one.
+    fn dng(ifd0: &[Entry], subs: &[&[Entry]]) -> Vec<u8> {
+        let size = |n: usize| 2 + 12 * n + 4;
+        let mut starts = vec![8, 8 + size(ifd0.len() + 1)];
+        for s in subs {
+            starts.push(starts.last().unwrap() + size(s.len()));
+        }
+        let data_at = starts[subs.len() + 1];
+        let write = |b: &mut Vec<u8>, data: &mut Vec<u8>, entries: &[Entry]| {
+            b.extend((entries.len() as u16).to_le_bytes());
+            for (tag, values) in entries {
+                b.extend(tag.to_le_bytes());
+                b.extend(4u16.to_le_bytes()); // LONG
+                b.extend((values.len() as u32).to_le_bytes());
+                if let [one] = values[..] {
+                    b.extend(one.to_le_bytes());
+                } else {
+                    b.extend(((data_at + data.len()) as u32).to_le_bytes());
+                    data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+                }
+            }
+            b.extend(0u32.to_le_bytes());
+        };
+        let (mut b, mut data) = (b"II*\0".to_vec(), Vec::new());
+        b.extend(8u32.to_le_bytes());
+        let subs_at: Vec<u32> = starts[1..=subs.len()].iter().map(|&o| o as u32).collect();
+        let mut first = ifd0.to_vec();
+        first.push((SUB_IFDS, subs_at));
+        write(&mut b, &mut data, &first);
+        for s in subs {
+            write(&mut b, &mut data, s);
+        }
+        b.extend(data);
+        b
+    }
+
+    #[test]
+    fn a_dngs_main_image_gives_its_frame_beside_reduced_images_and_masks() {
+        // A raw image of 4000 x 3000 (CFA, lossless JPEG), with a reduced thumbnail in IFD0 that
+        // carries the Orientation.
+        let raw = |kind: u32| {
+            vec![
+                e(254, &[kind]),
+                e(256, &[4000]),
+                e(257, &[3000]),
+                e(258, &[16]),
+                e(259, &[7]),
+                e(262, &[32803]),
+                e(277, &[1]),
+            ]
+        };
+        let thumbnail = [
+            e(254, &[1]),
+            e(256, &[256]),
+            e(257, &[192]),
+            e(259, &[1]),
+            e(274, &[6]),
+        ];
+        let mask = [e(254, &[4]), e(256, &[4000]), e(257, &[3000]), e(259, &[8])];
+        let frame = Some(((4000, 3000), Orientation::Rotate90));
+        assert_eq!(dng_frame(&dng(&thumbnail, &[&raw(0)])), frame);
+        // A full-size mask after it (NewSubFileType 4): still the main image's frame.
+        assert_eq!(dng_frame(&dng(&thumbnail, &[&raw(0), &mask])), frame);
+        // Two main images, or none: rawler is asked.
+        assert_eq!(dng_frame(&dng(&thumbnail, &[&raw(0), &raw(0)])), None);
+        assert_eq!(dng_frame(&dng(&thumbnail, &[&mask])), None);
+        // The active area (top, left, bottom, right), and a default crop within it.
+        let framed = |crop: &[u32]| {
+            let mut tags = raw(0);
+            tags.extend([
+                e(50829, &[10, 20, 2990, 3980]),
+                e(50719, &[4, 6]),
+                e(50720, crop),
+            ]);
+            dng_frame(&dng(&thumbnail, &[&tags])).map(|(size, _)| size)
+        };
+        assert_eq!(framed(&[3900, 2900]), Some((3900, 2900)));
+        // A crop reaching past the image leaves a doubt.
+        assert_eq!(framed(&[3980, 2900]), None);
+        // Without a crop, the active area's size.
+        let mut active = raw(0);
+        active.push(e(50829, &[10, 20, 2990, 3980]));
+        let size = dng_frame(&dng(&thumbnail, &[&active])).map(|(size, _)| size);
+        assert_eq!(size, Some((3960, 2980)));
     }
 
     #[test]
