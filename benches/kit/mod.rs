@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// The test photos (`scripts/fetch-testdata`): `$VISAGE_TESTDATA`, or the cache it fills.
+/// The test photos (`scripts/fetch-testdata`, whose stamp `tests/common` checks too):
+/// `$VISAGE_TESTDATA`, or the cache it fills.
 pub fn testdata() -> PathBuf {
     let root = std::env::var_os("VISAGE_TESTDATA")
         .map(PathBuf::from)
@@ -10,7 +11,7 @@ pub fn testdata() -> PathBuf {
             PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/visage/testdata")
         });
     assert!(
-        root.join(".complete-v1").exists(),
+        root.join(".complete-v4").exists(),
         "run scripts/fetch-testdata first"
     );
     root

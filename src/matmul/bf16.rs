@@ -116,6 +116,14 @@ fn bf16(v: f32) -> u16 {
     (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16
 }
 
+/// Pair `q` of a row of f32 rounded to bf16: value `2q` in the low half, `2q + 1` (zero past the
+/// row's end) in the high half.
+#[inline(always)]
+fn pair(src: &[f32], q: usize) -> u32 {
+    let hi = src.get(2 * q + 1).map_or(0, |&v| bf16(v));
+    bf16(src[2 * q]) as u32 | (hi as u32) << 16
+}
+
 /// `out[i * ld + col + j] += scale * sum_k a[i * lda + k] * b(k, j)` for the `m` rows of `a`
 /// (as many values each as `b` has rows, rows `lda` apart), the operands rounded to bf16.
 #[allow(clippy::too_many_arguments)]
@@ -219,10 +227,8 @@ fn round_row(src: &[f32], dst: &mut [u32]) {
             _mm512_storeu_si512(dst.as_mut_ptr().add(16 * i).cast(), v);
         }
     }
-    for q in 16 * whole..dst.len() {
-        let lo = bf16(src[2 * q]) as u32;
-        let hi = src.get(2 * q + 1).map_or(0, |&v| bf16(v) as u32);
-        dst[q] = lo | hi << 16;
+    for (q, d) in dst.iter_mut().enumerate().skip(16 * whole) {
+        *d = pair(src, q);
     }
 }
 
@@ -374,9 +380,8 @@ mod portable {
         let mut row = vec![0u32; pairs];
         for i in 0..m {
             let src = &a[i * lda..][..k];
-            for (q, pair) in row.iter_mut().enumerate() {
-                let hi = src.get(2 * q + 1).map_or(0, |&v| super::bf16(v));
-                *pair = super::bf16(src[2 * q]) as u32 | (hi as u32) << 16;
+            for (q, p) in row.iter_mut().enumerate() {
+                *p = super::pair(src, q);
             }
             for p in 0..n.div_ceil(NR) {
                 let panel = &b.values[p * pairs * NR..(p + 1) * pairs * NR];
